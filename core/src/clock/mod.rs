@@ -1,0 +1,108 @@
+//! Monotonic clocks that every rampart component reads time through.
+//!
+//! A [`Clock`] answers one question: how much time has passed since the clock's origin.
+//! Instants are plain [`Duration`]s, so they are cheap to copy, compare and pass along: a layer
+//! that reads its clock once when a request arrives hands that instant to every window and
+//! algorithm it updates, instead of reading the clock again.
+//!
+//! | clock | source | cost here | use it for |
+//! | --- | --- | --- | --- |
+//! | [`SystemClock`] (default) | the CPU's invariant TSC, calibrated against the OS monotonic clock; the OS clock where no such TSC exists | ~10 ns | everything in production |
+//! | [`CoarseClock`] | a value a background thread refreshes every millisecond | ~1 ns | windows whose buckets are far wider than 1 ms |
+//! | [`ManualClock`] | a shared counter moved by hand | ~1 ns | deterministic unit tests |
+//! | `TokioClock` (feature `tokio`) | `tokio::time::Instant`, so it follows `tokio::time::pause()` | ~25 ns | simulations under paused time |
+//!
+//! # Monotonicity
+//!
+//! Instants from one clock (and its clones) never go backwards, with one deliberate exception:
+//! [`ManualClock::set`] may move a test clock back, to check that consumers survive it. Every
+//! consumer in rampart treats a later reading that is smaller than an earlier one as **zero
+//! elapsed time** ([`Duration::saturating_sub`]), never as a panic or a reset.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use rampart_core::{Clock, ManualClock};
+//!
+//! let clock = ManualClock::new();
+//! let start = clock.now();
+//! clock.advance(Duration::from_millis(250));
+//! assert_eq!(clock.now().saturating_sub(start), Duration::from_millis(250));
+//!
+//! // Stepping back reads as no time passing, not as a panic.
+//! let later = clock.now();
+//! clock.set(Duration::ZERO);
+//! assert_eq!(clock.now().saturating_sub(later), Duration::ZERO);
+//! ```
+
+mod coarse;
+mod manual;
+mod system;
+#[cfg(feature = "tokio")]
+mod tokio;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use self::coarse::CoarseClock;
+pub use self::manual::ManualClock;
+pub use self::system::SystemClock;
+#[cfg(feature = "tokio")]
+pub use self::tokio::TokioClock;
+
+/// A monotonic time source: the time elapsed since the clock's origin.
+///
+/// Implementations must be cheap to call and safe to share between threads. Instants from
+/// different clock *instances* are only comparable when the clock documents a shared origin
+/// ([`SystemClock`] and [`CoarseClock`] share one per process; clones of [`ManualClock`] and
+/// `TokioClock` share theirs).
+pub trait Clock: Send + Sync + 'static {
+    /// The time elapsed since this clock's origin.
+    fn now(&self) -> Duration;
+}
+
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    #[inline]
+    fn now(&self) -> Duration {
+        (**self).now()
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for Box<C> {
+    #[inline]
+    fn now(&self) -> Duration {
+        (**self).now()
+    }
+}
+
+/// Converts a duration to whole nanoseconds, saturating at `u64::MAX` (about 584 years).
+#[inline]
+pub(crate) const fn saturating_nanos(duration: Duration) -> u64 {
+    duration
+        .as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(duration.subsec_nanos() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saturating_nanos_is_exact_in_range_and_saturates_beyond() {
+        assert_eq!(saturating_nanos(Duration::from_nanos(1_234_567_891)), 1_234_567_891);
+        assert_eq!(saturating_nanos(Duration::MAX), u64::MAX);
+        assert_eq!(saturating_nanos(Duration::from_secs(u64::MAX / 1_000_000_000 + 1)), u64::MAX);
+    }
+
+    #[test]
+    fn shared_pointers_to_a_clock_read_the_clock() {
+        let clock = ManualClock::new();
+        let shared: Arc<dyn Clock> = Arc::new(clock.clone());
+        let boxed: Box<dyn Clock> = Box::new(clock.clone());
+        clock.advance(Duration::from_secs(3));
+        assert_eq!(shared.now(), Duration::from_secs(3));
+        assert_eq!(boxed.now(), Duration::from_secs(3));
+    }
+}

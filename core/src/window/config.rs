@@ -1,0 +1,187 @@
+use std::time::Duration;
+
+use super::{MAX_BUCKETS, RollingWindow};
+use crate::clock::saturating_nanos;
+use crate::error::check;
+use crate::{Clock, ConfigError, SystemClock};
+
+/// The shortest bucket a window accepts.
+pub(super) const MIN_BUCKET_DURATION: Duration = Duration::from_micros(1);
+
+/// The shape of a [`RollingWindow`]: `buckets` buckets of `bucket_duration` each.
+///
+/// The window spans `buckets × bucket_duration`. The default is 10 buckets of 100 ms (a 1 s
+/// window); the layer crates pick their own (the breaker 3 s in 10, the limiter 10 s in 100).
+///
+/// ```
+/// use std::time::Duration;
+/// use rampart_core::WindowConfig;
+///
+/// let config = WindowConfig::spanning(Duration::from_secs(3), 10);
+/// assert_eq!(config.bucket_duration, Duration::from_millis(300));
+/// let window = config.build()?;
+/// assert_eq!(window.window(), Duration::from_secs(3));
+/// # Ok::<(), rampart_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowConfig {
+    /// Number of buckets in the ring: 1 to 65 536.
+    pub buckets: usize,
+    /// Width of one bucket: at least 1 µs.
+    pub bucket_duration: Duration,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        Self::new(10, Duration::from_millis(100))
+    }
+}
+
+impl WindowConfig {
+    /// `buckets` buckets of `bucket_duration` each.
+    pub const fn new(buckets: usize, bucket_duration: Duration) -> Self {
+        Self {
+            buckets,
+            bucket_duration,
+        }
+    }
+
+    /// A window of length `window` cut into `buckets` buckets; each bucket is
+    /// `window / buckets`, rounded down to the nanosecond.
+    pub fn spanning(window: Duration, buckets: usize) -> Self {
+        let per_bucket = u32::try_from(buckets)
+            .ok()
+            .and_then(|buckets| window.checked_div(buckets))
+            // Zero or too many buckets: keep the count so that `validate` reports it.
+            .unwrap_or(window);
+        Self::new(buckets, per_bucket)
+    }
+
+    /// The span of the window: `buckets × bucket_duration` (saturating).
+    pub fn window(&self) -> Duration {
+        u32::try_from(self.buckets)
+            .ok()
+            .and_then(|buckets| self.bucket_duration.checked_mul(buckets))
+            .unwrap_or(Duration::MAX)
+    }
+
+    /// Checks every field.
+    ///
+    /// # Errors
+    ///
+    /// - `buckets` is 0 or more than 65 536;
+    /// - `bucket_duration` is zero or shorter than 1 µs;
+    /// - the window (`buckets × bucket_duration`) does not fit in 2⁶⁴ nanoseconds (about 584
+    ///   years).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check::at_least("buckets", self.buckets, 1)?;
+        check::at_most("buckets", self.buckets, MAX_BUCKETS)?;
+        check::positive("bucket_duration", self.bucket_duration)?;
+        if self.bucket_duration < MIN_BUCKET_DURATION {
+            return Err(
+                ConfigError::new("bucket_duration", "must be at least 1µs")
+                    .with_value(self.bucket_duration),
+            );
+        }
+        let bucket_nanos = saturating_nanos(self.bucket_duration);
+        if bucket_nanos == u64::MAX || bucket_nanos.checked_mul(self.buckets as u64).is_none() {
+            return Err(ConfigError::new(
+                "bucket_duration",
+                format!(
+                    "times {} buckets must fit in 2^64 nanoseconds (about 584 years)",
+                    self.buckets
+                ),
+            )
+            .with_value(self.bucket_duration));
+        }
+        Ok(())
+    }
+
+    /// Builds a window that reads [`SystemClock`].
+    ///
+    /// # Errors
+    ///
+    /// As [`validate`](Self::validate).
+    pub fn build(self) -> Result<RollingWindow, ConfigError> {
+        self.build_with_clock(SystemClock::new())
+    }
+
+    /// Builds a window that reads `clock`; its buckets are aligned to `clock.now()`.
+    ///
+    /// # Errors
+    ///
+    /// As [`validate`](Self::validate).
+    pub fn build_with_clock<C: Clock>(self, clock: C) -> Result<RollingWindow<C>, ConfigError> {
+        self.validate()?;
+        Ok(RollingWindow::from_valid_config(self, clock))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_buckets_is_rejected_not_a_division_by_zero() {
+        for config in [
+            WindowConfig::new(0, Duration::from_secs(1)),
+            WindowConfig::spanning(Duration::from_secs(1), 0),
+        ] {
+            let err = config.validate().unwrap_err();
+            assert_eq!(err.field(), "buckets");
+            assert_eq!(err.rule(), "must be at least 1");
+        }
+    }
+
+    #[test]
+    fn too_many_buckets_is_rejected() {
+        let err = WindowConfig::new(MAX_BUCKETS + 1, Duration::from_millis(1))
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.field(), "buckets");
+        assert_eq!(err.rule(), "must be at most 65536");
+        assert!(WindowConfig::new(MAX_BUCKETS, Duration::from_millis(1)).validate().is_ok());
+        let huge = WindowConfig::spanning(Duration::from_secs(1), usize::MAX);
+        assert_eq!(huge.validate().unwrap_err().field(), "buckets");
+    }
+
+    #[test]
+    fn zero_and_sub_microsecond_buckets_are_rejected() {
+        let zero = WindowConfig::new(10, Duration::ZERO).validate().unwrap_err();
+        assert_eq!(zero.field(), "bucket_duration");
+        assert_eq!(zero.rule(), "must be greater than zero");
+        let tiny = WindowConfig::new(10, Duration::from_nanos(999)).validate().unwrap_err();
+        assert_eq!(tiny.to_string(), "invalid `bucket_duration`: must be at least 1µs (got 999ns)");
+        // A window shorter than its bucket count in nanoseconds rounds its buckets to zero.
+        let rounded = WindowConfig::spanning(Duration::from_nanos(5), 10).validate().unwrap_err();
+        assert_eq!(rounded.field(), "bucket_duration");
+        assert!(WindowConfig::new(10, MIN_BUCKET_DURATION).validate().is_ok());
+    }
+
+    #[test]
+    fn an_overflowing_window_is_rejected() {
+        let century = Duration::from_secs(100 * 365 * 24 * 3600);
+        let err = WindowConfig::new(10, century).validate().unwrap_err();
+        assert_eq!(err.field(), "bucket_duration");
+        assert!(err.rule().contains("584 years"), "{err}");
+        assert!(WindowConfig::new(1, Duration::MAX).validate().is_err());
+        assert!(WindowConfig::new(5, century).validate().is_ok());
+    }
+
+    #[test]
+    fn spanning_divides_the_window_and_reports_it_back() {
+        let config = WindowConfig::spanning(Duration::from_secs(10), 100);
+        assert_eq!(config.bucket_duration, Duration::from_millis(100));
+        assert_eq!(config.window(), Duration::from_secs(10));
+        let uneven = WindowConfig::spanning(Duration::from_secs(1), 3);
+        assert_eq!(uneven.bucket_duration, Duration::from_nanos(333_333_333));
+        assert_eq!(WindowConfig::new(usize::MAX, Duration::from_secs(1)).window(), Duration::MAX);
+    }
+
+    #[test]
+    fn the_default_is_one_second_in_ten_buckets() {
+        let config = WindowConfig::default();
+        assert_eq!(config, WindowConfig::new(10, Duration::from_millis(100)));
+        assert_eq!(config.validate(), Ok(()));
+    }
+}
