@@ -161,7 +161,10 @@ mod tests {
     #[test]
     fn display_names_the_field_the_rule_and_the_value() {
         let err = ConfigError::new("k", "must be finite and at least 1").with_value(0.5);
-        assert_eq!(err.to_string(), "invalid `k`: must be finite and at least 1 (got 0.5)");
+        assert_eq!(
+            err.to_string(),
+            "invalid `k`: must be finite and at least 1 (got 0.5)"
+        );
         assert_eq!(err.field(), "k");
         assert_eq!(err.rule(), "must be finite and at least 1");
         assert_eq!(err.value(), Some("0.5"));
@@ -185,13 +188,17 @@ mod tests {
     fn bounds_accept_their_limits_and_reject_beyond() {
         assert_eq!(check::at_least("buckets", 1_u32, 1), Ok(1));
         assert_eq!(
-            check::at_least("buckets", 0_u32, 1).unwrap_err().to_string(),
+            check::at_least("buckets", 0_u32, 1)
+                .unwrap_err()
+                .to_string(),
             "invalid `buckets`: must be at least 1 (got 0)"
         );
         assert_eq!(check::at_most("buckets", 10_u32, 10), Ok(10));
         assert!(check::at_most("buckets", 11_u32, 10).is_err());
         assert_eq!(
-            check::positive("ttl", Duration::ZERO).unwrap_err().to_string(),
+            check::positive("ttl", Duration::ZERO)
+                .unwrap_err()
+                .to_string(),
             "invalid `ttl`: must be greater than zero (got 0ns)"
         );
     }

@@ -21,7 +21,11 @@ fn sums(window: &RollingWindow<ManualClock>, view: View) -> Vec<u64> {
 }
 
 fn counts(window: &RollingWindow<ManualClock>, view: View) -> Vec<u64> {
-    window.view(view).iter().map(|bucket| bucket.count).collect()
+    window
+        .view(view)
+        .iter()
+        .map(|bucket| bucket.count)
+        .collect()
 }
 
 #[test]
@@ -31,27 +35,57 @@ fn reproduces_the_aegis_rolling_counter_reference_vector() {
     let now = |clock: &ManualClock| format!("at {:?}", clock.now());
 
     window.record(1);
-    assert_eq!(sums(&window, View::IncludingCurrent), [0, 0, 1], "{}", now(&clock));
+    assert_eq!(
+        sums(&window, View::IncludingCurrent),
+        [0, 0, 1],
+        "{}",
+        now(&clock)
+    );
 
     clock.advance(SECOND);
     window.record(2);
     window.record(3);
-    assert_eq!(sums(&window, View::IncludingCurrent), [0, 1, 5], "{}", now(&clock));
+    assert_eq!(
+        sums(&window, View::IncludingCurrent),
+        [0, 1, 5],
+        "{}",
+        now(&clock)
+    );
 
     clock.advance(SECOND);
     for value in [4, 5, 6] {
         window.record(value);
     }
-    assert_eq!(sums(&window, View::IncludingCurrent), [1, 5, 15], "{}", now(&clock));
-    assert_eq!(counts(&window, View::IncludingCurrent), [1, 2, 3], "{}", now(&clock));
+    assert_eq!(
+        sums(&window, View::IncludingCurrent),
+        [1, 5, 15],
+        "{}",
+        now(&clock)
+    );
+    assert_eq!(
+        counts(&window, View::IncludingCurrent),
+        [1, 2, 3],
+        "{}",
+        now(&clock)
+    );
 
     clock.advance(SECOND);
     window.record(7);
-    assert_eq!(sums(&window, View::IncludingCurrent), [5, 15, 7], "{}", now(&clock));
+    assert_eq!(
+        sums(&window, View::IncludingCurrent),
+        [5, 15, 7],
+        "{}",
+        now(&clock)
+    );
     assert_eq!((window.sum(), window.count()), (27, 6));
 
     clock.advance(3 * SECOND);
-    assert_eq!(sums(&window, View::IncludingCurrent), [0, 0, 0], "{}", now(&clock));
+    assert_eq!(
+        sums(&window, View::IncludingCurrent),
+        [0, 0, 0],
+        "{}",
+        now(&clock)
+    );
     assert_eq!((window.sum(), window.count()), (0, 0));
 }
 
@@ -106,7 +140,11 @@ fn a_jump_of_exactly_one_window_empties_every_bucket() {
     }
     // Newest write at 2.5 s (bucket 2); 5.5 s is bucket 5, exactly three buckets later.
     clock.set(Duration::from_millis(5_500));
-    assert_eq!(window.count(), 0, "a read a full window later shows nothing");
+    assert_eq!(
+        window.count(),
+        0,
+        "a read a full window later shows nothing"
+    );
     window.record(4);
     assert_eq!(sums(&window, View::IncludingCurrent), [0, 0, 4]);
     assert_eq!((window.sum(), window.count()), (4, 1));
@@ -168,7 +206,10 @@ fn both_views_on_a_half_elapsed_bucket() {
     clock.set(450 * MS);
     assert_eq!(sums(&window, View::IncludingCurrent), [2, 3, 4, 0]);
     assert_eq!(sums(&window, View::Completed), [2, 3, 4]);
-    assert_eq!(window.view(View::Completed).totals(), BucketStats { sum: 9, count: 3 });
+    assert_eq!(
+        window.view(View::Completed).totals(),
+        BucketStats { sum: 9, count: 3 }
+    );
 }
 
 #[test]
@@ -178,7 +219,10 @@ fn a_one_bucket_window_has_no_completed_buckets() {
     assert_eq!(sums(&window, View::IncludingCurrent), [3]);
     let completed = window.view(View::Completed);
     assert!(completed.is_empty());
-    assert_eq!((completed.sum(), completed.count(), completed.iter().count()), (0, 0, 0));
+    assert_eq!(
+        (completed.sum(), completed.count(), completed.iter().count()),
+        (0, 0, 0)
+    );
     clock.advance(SECOND);
     assert_eq!(window.count(), 0);
 }
@@ -192,10 +236,25 @@ fn instants_passed_in_give_the_same_answers_as_the_clock() {
         window.record_at(now, step);
         other.set(now);
     }
-    assert_eq!(clock.now(), Duration::ZERO, "the window never read its clock");
-    let at = |now| window.view_at(now, View::IncludingCurrent).iter().collect::<Vec<_>>();
+    assert_eq!(
+        clock.now(),
+        Duration::ZERO,
+        "the window never read its clock"
+    );
+    let at = |now| {
+        window
+            .view_at(now, View::IncludingCurrent)
+            .iter()
+            .collect::<Vec<_>>()
+    };
     clock.set(other.now());
-    assert_eq!(at(other.now()), window.view(View::IncludingCurrent).iter().collect::<Vec<_>>());
+    assert_eq!(
+        at(other.now()),
+        window
+            .view(View::IncludingCurrent)
+            .iter()
+            .collect::<Vec<_>>()
+    );
     // Step s records s at 7·s ms; 273 ms is in bucket 27, so buckets 23..=27 are covered:
     // 231 and 238 ms (steps 33, 34), 245 (35), 252 and 259 (36, 37), 266 (38), 273 (39).
     let sums: Vec<u64> = at(other.now()).iter().map(|b| b.sum).collect();
@@ -205,7 +264,9 @@ fn instants_passed_in_give_the_same_answers_as_the_clock() {
 #[test]
 fn buckets_are_aligned_to_the_clock_reading_at_creation() {
     let clock = ManualClock::starting_at(Duration::from_millis(1_250));
-    let window = WindowConfig::new(2, SECOND).build_with_clock(clock.clone()).expect("valid");
+    let window = WindowConfig::new(2, SECOND)
+        .build_with_clock(clock.clone())
+        .expect("valid");
     window.record(1);
     clock.set(Duration::from_millis(2_200)); // 0.95 s after creation: same bucket
     window.record(2);
@@ -228,7 +289,10 @@ fn records_far_beyond_any_realistic_uptime_do_not_panic() {
     assert_eq!((window.sum(), window.count()), (5, 2));
     clock.set(Duration::MAX);
     window.record(4);
-    assert_eq!(window.view_at(Duration::MAX, View::IncludingCurrent).sum(), 9);
+    assert_eq!(
+        window.view_at(Duration::MAX, View::IncludingCurrent).sum(),
+        9
+    );
 }
 
 #[test]
@@ -256,12 +320,18 @@ fn invalid_shapes_are_config_errors_not_panics() {
     let cases = [
         (WindowConfig::new(0, SECOND), "buckets"),
         (WindowConfig::new(10, Duration::ZERO), "bucket_duration"),
-        (WindowConfig::new(10, Duration::from_secs(u64::MAX / 4)), "bucket_duration"),
+        (
+            WindowConfig::new(10, Duration::from_secs(u64::MAX / 4)),
+            "bucket_duration",
+        ),
         (WindowConfig::new(usize::MAX, SECOND), "buckets"),
     ];
     for (config, field) in cases {
         let err = RollingWindow::with_clock(config, clock.clone()).unwrap_err();
         assert_eq!(err.field(), field, "{config:?}: {err}");
     }
-    assert_eq!(RollingWindow::new(0, SECOND).unwrap_err().field(), "buckets");
+    assert_eq!(
+        RollingWindow::new(0, SECOND).unwrap_err().field(),
+        "buckets"
+    );
 }

@@ -114,8 +114,14 @@ mod tests {
     fn grpc_statuses_of_a_caller_error_are_successes() {
         // OK, CANCELLED, INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED,
         // FAILED_PRECONDITION, ABORTED, OUT_OF_RANGE, UNIMPLEMENTED, UNAUTHENTICATED, and junk.
-        for code in ["0", "1", "3", "5", "6", "7", "9", "10", "11", "12", "16", "140", "x", ""] {
-            assert_eq!(classify(200, Some(code)), Outcome::Success, "grpc-status {code:?}");
+        for code in [
+            "0", "1", "3", "5", "6", "7", "9", "10", "11", "12", "16", "140", "x", "",
+        ] {
+            assert_eq!(
+                classify(200, Some(code)),
+                Outcome::Success,
+                "grpc-status {code:?}"
+            );
         }
     }
 

@@ -67,7 +67,10 @@ fn start_ticker() {
     let clock = SystemClock::new();
     // Publish before the thread runs, so the very first read is already current. The
     // sentinel is larger than any reading, so the first store has to replace it, not max it.
-    COARSE_NANOS.store(saturating_nanos(clock.now()).min(NO_TICKER - 1), Ordering::Relaxed);
+    COARSE_NANOS.store(
+        saturating_nanos(clock.now()).min(NO_TICKER - 1),
+        Ordering::Relaxed,
+    );
     let spawned = std::thread::Builder::new()
         .name("rampart-coarse-clock".into())
         .spawn(move || {

@@ -91,9 +91,15 @@ mod tests {
 
     #[test]
     fn saturating_nanos_is_exact_in_range_and_saturates_beyond() {
-        assert_eq!(saturating_nanos(Duration::from_nanos(1_234_567_891)), 1_234_567_891);
+        assert_eq!(
+            saturating_nanos(Duration::from_nanos(1_234_567_891)),
+            1_234_567_891
+        );
         assert_eq!(saturating_nanos(Duration::MAX), u64::MAX);
-        assert_eq!(saturating_nanos(Duration::from_secs(u64::MAX / 1_000_000_000 + 1)), u64::MAX);
+        assert_eq!(
+            saturating_nanos(Duration::from_secs(u64::MAX / 1_000_000_000 + 1)),
+            u64::MAX
+        );
     }
 
     #[test]

@@ -110,13 +110,19 @@ mod tests {
         busy_wait(Duration::from_millis(5));
         let ours = clock.now().saturating_sub(ours_start);
         let outer = std_start.elapsed();
-        assert!(ours <= outer + slack(outer), "ours {ours:?} inside std {outer:?}");
+        assert!(
+            ours <= outer + slack(outer),
+            "ours {ours:?} inside std {outer:?}"
+        );
 
         let ours_start = clock.now();
         let std_start = std::time::Instant::now();
         busy_wait(Duration::from_millis(5));
         let inner = std_start.elapsed();
         let ours = clock.now().saturating_sub(ours_start);
-        assert!(ours + slack(inner) >= inner, "ours {ours:?} around std {inner:?}");
+        assert!(
+            ours + slack(inner) >= inner,
+            "ours {ours:?} around std {inner:?}"
+        );
     }
 }

@@ -78,10 +78,8 @@ impl WindowConfig {
         check::at_most("buckets", self.buckets, MAX_BUCKETS)?;
         check::positive("bucket_duration", self.bucket_duration)?;
         if self.bucket_duration < MIN_BUCKET_DURATION {
-            return Err(
-                ConfigError::new("bucket_duration", "must be at least 1µs")
-                    .with_value(self.bucket_duration),
-            );
+            return Err(ConfigError::new("bucket_duration", "must be at least 1µs")
+                .with_value(self.bucket_duration));
         }
         let bucket_nanos = saturating_nanos(self.bucket_duration);
         if bucket_nanos == u64::MAX || bucket_nanos.checked_mul(self.buckets as u64).is_none() {
@@ -140,22 +138,39 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.field(), "buckets");
         assert_eq!(err.rule(), "must be at most 65536");
-        assert!(WindowConfig::new(MAX_BUCKETS, Duration::from_millis(1)).validate().is_ok());
+        assert!(
+            WindowConfig::new(MAX_BUCKETS, Duration::from_millis(1))
+                .validate()
+                .is_ok()
+        );
         let huge = WindowConfig::spanning(Duration::from_secs(1), usize::MAX);
         assert_eq!(huge.validate().unwrap_err().field(), "buckets");
     }
 
     #[test]
     fn zero_and_sub_microsecond_buckets_are_rejected() {
-        let zero = WindowConfig::new(10, Duration::ZERO).validate().unwrap_err();
+        let zero = WindowConfig::new(10, Duration::ZERO)
+            .validate()
+            .unwrap_err();
         assert_eq!(zero.field(), "bucket_duration");
         assert_eq!(zero.rule(), "must be greater than zero");
-        let tiny = WindowConfig::new(10, Duration::from_nanos(999)).validate().unwrap_err();
-        assert_eq!(tiny.to_string(), "invalid `bucket_duration`: must be at least 1µs (got 999ns)");
+        let tiny = WindowConfig::new(10, Duration::from_nanos(999))
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            tiny.to_string(),
+            "invalid `bucket_duration`: must be at least 1µs (got 999ns)"
+        );
         // A window shorter than its bucket count in nanoseconds rounds its buckets to zero.
-        let rounded = WindowConfig::spanning(Duration::from_nanos(5), 10).validate().unwrap_err();
+        let rounded = WindowConfig::spanning(Duration::from_nanos(5), 10)
+            .validate()
+            .unwrap_err();
         assert_eq!(rounded.field(), "bucket_duration");
-        assert!(WindowConfig::new(10, MIN_BUCKET_DURATION).validate().is_ok());
+        assert!(
+            WindowConfig::new(10, MIN_BUCKET_DURATION)
+                .validate()
+                .is_ok()
+        );
     }
 
     #[test]
@@ -175,7 +190,10 @@ mod tests {
         assert_eq!(config.window(), Duration::from_secs(10));
         let uneven = WindowConfig::spanning(Duration::from_secs(1), 3);
         assert_eq!(uneven.bucket_duration, Duration::from_nanos(333_333_333));
-        assert_eq!(WindowConfig::new(usize::MAX, Duration::from_secs(1)).window(), Duration::MAX);
+        assert_eq!(
+            WindowConfig::new(usize::MAX, Duration::from_secs(1)).window(),
+            Duration::MAX
+        );
     }
 
     #[test]
