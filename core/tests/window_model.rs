@@ -12,7 +12,7 @@ enum Step {
     /// Move the clock forward.
     Advance(Duration),
     /// Move the clock backwards (saturating at zero).
-    StepBack(Duration),
+    Rewind(Duration),
     /// Record a value at the clock's time.
     Record(u64),
     /// Compare both views with the model.
@@ -26,7 +26,7 @@ fn step(bucket: Duration) -> impl Strategy<Value = Step> {
         3 => (0..bucket_us).prop_map(|us| Step::Advance(Duration::from_micros(us))),
         2 => (1..4 * bucket_us).prop_map(|us| Step::Advance(Duration::from_micros(us))),
         1 => (1..20_u64).prop_map(move |n| Step::Advance(bucket * n as u32)),
-        1 => (1..3 * bucket_us).prop_map(|us| Step::StepBack(Duration::from_micros(us))),
+        1 => (1..3 * bucket_us).prop_map(|us| Step::Rewind(Duration::from_micros(us))),
         6 => (0..1_000_u64).prop_map(Step::Record),
         3 => Just(Step::Read),
     ]
@@ -86,7 +86,7 @@ proptest! {
         buckets in 1..=6_usize,
         bucket_us in prop::sample::select(vec![1_u64, 7, 1_000, 100_000]),
         origin_ms in 0..5_000_u64,
-        steps in prop::collection::vec(step(Duration::from_micros(1_000)), 1..200),
+        steps in prop::collection::vec(step(Duration::from_millis(1)), 1..200),
     ) {
         let bucket = Duration::from_micros(bucket_us);
         // Rescale the generated moves (drawn for a 1 ms bucket) to this bucket width.
@@ -99,7 +99,7 @@ proptest! {
         for step in steps {
             match step {
                 Step::Advance(by) => clock.advance(scale(by)),
-                Step::StepBack(by) => clock.set(clock.now().saturating_sub(scale(by))),
+                Step::Rewind(by) => clock.set(clock.now().saturating_sub(scale(by))),
                 Step::Record(value) => {
                     window.record(value);
                     model.record(clock.now(), value);
