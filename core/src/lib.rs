@@ -65,4 +65,6 @@ pub use crate::classify::{Classify, DefaultClassifier, Outcome};
 pub use crate::clock::TokioClock;
 pub use crate::clock::{Clock, CoarseClock, ManualClock, SystemClock};
 pub use crate::error::{ConfigError, check};
-pub use crate::window::{BucketStats, Buckets, RollingWindow, View, WindowConfig, WindowView};
+pub use crate::window::{
+    BucketStats, Buckets, RollingWindow, Stripes, View, WindowConfig, WindowView,
+};

@@ -31,3 +31,47 @@ impl RotationLock {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
+
+/// A small number, distinct for each of the first threads that ask, in the order they first
+/// ask: it picks the thread's stripe of a window.
+#[cfg(not(rampart_loom))]
+#[inline]
+pub(crate) fn thread_stripe_hint() -> usize {
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicUsize;
+
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    std::thread_local! {
+        static HINT: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    HINT.with(|hint| match hint.get() {
+        usize::MAX => {
+            let assigned = NEXT.fetch_add(1, Ordering::Relaxed) & (usize::MAX >> 1);
+            hint.set(assigned);
+            assigned
+        }
+        assigned => assigned,
+    })
+}
+
+/// loom's version: numbered afresh in every execution of a model, so that each execution
+/// of the same schedule touches the same stripes.
+#[cfg(rampart_loom)]
+pub(crate) fn thread_stripe_hint() -> usize {
+    use std::cell::Cell;
+
+    loom::lazy_static! {
+        static ref NEXT: loom::sync::atomic::AtomicUsize = loom::sync::atomic::AtomicUsize::new(0);
+    }
+    loom::thread_local! {
+        static HINT: Cell<usize> = Cell::new(usize::MAX);
+    }
+    HINT.with(|hint| match hint.get() {
+        usize::MAX => {
+            let assigned = NEXT.fetch_add(1, Ordering::Relaxed);
+            hint.set(assigned);
+            assigned
+        }
+        assigned => assigned,
+    })
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use loom::sync::Arc;
 use loom::thread;
-use rampart_core::{BucketStats, ManualClock, RollingWindow, View, WindowConfig};
+use rampart_core::{BucketStats, ManualClock, RollingWindow, Stripes, View, WindowConfig};
 
 const BUCKET: Duration = Duration::from_millis(1);
 
@@ -18,8 +18,14 @@ fn at(slot: u32) -> Duration {
     BUCKET * slot + BUCKET / 2
 }
 
+/// A window of `buckets` buckets of 1 ms, in two stripes: the model's threads are numbered
+/// afresh in each execution, so its writers alternate between the stripes.
 fn window(buckets: usize) -> Arc<RollingWindow<ManualClock>> {
-    let config = WindowConfig::new(buckets, BUCKET);
+    striped(buckets, 2)
+}
+
+fn striped(buckets: usize, stripes: usize) -> Arc<RollingWindow<ManualClock>> {
+    let config = WindowConfig::new(buckets, BUCKET).with_stripes(Stripes::Exactly(stripes));
     Arc::new(
         config
             .build_with_clock(ManualClock::new())
@@ -33,8 +39,14 @@ fn stats(sum: u64, count: u64) -> BucketStats {
 
 #[test]
 fn two_writers_racing_into_a_new_bucket_both_count() {
-    loom::model(|| {
-        let window = window(2);
+    for stripes in [1, 2] {
+        two_writers_race_into_a_new_bucket(stripes);
+    }
+}
+
+fn two_writers_race_into_a_new_bucket(stripes: usize) {
+    loom::model(move || {
+        let window = striped(2, stripes);
         window.record_at(at(0), 1);
         let writers: Vec<_> = [10, 100]
             .into_iter()
@@ -84,7 +96,14 @@ fn a_writer_in_the_old_bucket_racing_a_rotation_is_counted_once() {
 fn a_reader_racing_a_rotation_never_sees_the_expired_bucket() {
     loom::model(|| {
         let window = window(2);
-        window.record_at(at(0), 1); // expires when slot 2 begins
+        // Records that expire when slot 2 begins, in both stripes (this thread records first,
+        // so it takes stripe 0 and the next thread stripe 1): the rotation must empty both
+        // copies of their bucket.
+        window.record_at(at(0), 0);
+        let early = Arc::clone(&window);
+        thread::spawn(move || early.record_at(at(0), 1))
+            .join()
+            .expect("writer panicked");
         window.record_at(at(1), 2);
         let reader = {
             let window = Arc::clone(&window);

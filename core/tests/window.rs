@@ -309,7 +309,11 @@ fn reports_its_shape() {
     assert_eq!(window.buckets(), 10);
     assert_eq!(window.bucket_duration(), 300 * MS);
     assert_eq!(window.window(), 3 * SECOND);
-    assert_eq!(window.config(), WindowConfig::new(10, 300 * MS));
+    let stripes = rampart_core::Stripes::Exactly(window.stripes());
+    assert_eq!(
+        window.config(),
+        WindowConfig::new(10, 300 * MS).with_stripes(stripes)
+    );
     let debug = format!("{window:?}");
     assert!(debug.contains("buckets: 10"), "{debug}");
 }

@@ -4,14 +4,15 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use rampart_core::{ManualClock, RollingWindow, View, WindowConfig};
+use rampart_core::{ManualClock, RollingWindow, Stripes, View, WindowConfig};
 
 const THREADS: u64 = 4;
 const RECORDS_PER_THREAD: u64 = 100_000;
 
-fn window(buckets: usize, bucket: Duration) -> Arc<RollingWindow<ManualClock>> {
+fn window(buckets: usize, bucket: Duration, stripes: usize) -> Arc<RollingWindow<ManualClock>> {
     Arc::new(
         WindowConfig::new(buckets, bucket)
+            .with_stripes(Stripes::Exactly(stripes))
             .build_with_clock(ManualClock::new())
             .expect("a valid window"),
     )
@@ -19,10 +20,17 @@ fn window(buckets: usize, bucket: Duration) -> Arc<RollingWindow<ManualClock>> {
 
 #[test]
 fn threads_recording_across_hundreds_of_rotations_lose_nothing() {
+    // One stripe: every thread adds to the same counters. Four: each thread has its own.
+    for stripes in [1, 4] {
+        record_across_rotations(stripes);
+    }
+}
+
+fn record_across_rotations(stripes: usize) {
     // 1 000 buckets of 1 µs; every thread walks through 400 of them at its own pace, so
     // rotations (once per slot, by whichever thread gets there first) race with records
     // landing in the freshly emptied bucket. Nothing expires, so every record must be there.
-    let window = window(1_000, Duration::from_micros(1));
+    let window = window(1_000, Duration::from_micros(1), stripes);
     let start = Arc::new(Barrier::new(THREADS as usize));
     let workers: Vec<_> = (0..THREADS)
         .map(|thread| {
@@ -43,8 +51,16 @@ fn threads_recording_across_hundreds_of_rotations_lose_nothing() {
     let totals = window
         .view_at(Duration::from_micros(400), View::IncludingCurrent)
         .totals();
-    assert_eq!(totals.count, THREADS * RECORDS_PER_THREAD);
-    assert_eq!(totals.sum, (1..=THREADS).sum::<u64>() * RECORDS_PER_THREAD);
+    assert_eq!(
+        totals.count,
+        THREADS * RECORDS_PER_THREAD,
+        "{stripes} stripes"
+    );
+    assert_eq!(
+        totals.sum,
+        (1..=THREADS).sum::<u64>() * RECORDS_PER_THREAD,
+        "{stripes} stripes"
+    );
 }
 
 #[test]
@@ -55,7 +71,7 @@ fn every_bucket_holds_exactly_its_phase_while_the_ring_wraps() {
     const PHASES: u64 = 100;
     const PER_PHASE: u64 = 2_000;
     let bucket = Duration::from_millis(1);
-    let window = window(8, bucket);
+    let window = window(8, bucket, 2);
     let phase_start = Arc::new(Barrier::new(THREADS as usize + 1));
     let phase_end = Arc::new(Barrier::new(THREADS as usize + 1));
     let workers: Vec<_> = (0..THREADS)
@@ -112,7 +128,7 @@ fn readers_racing_rotations_see_at_most_one_slot_per_bucket() {
     const PER_SLOT: u64 = 100;
     const SLOTS: u64 = 1_000;
     let bucket = Duration::from_micros(10);
-    let window = window(4, bucket);
+    let window = window(4, bucket, 2);
     let writer = {
         let window = Arc::clone(&window);
         thread::spawn(move || {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use rampart_core::{BucketStats, Clock, ManualClock, View, WindowConfig};
+use rampart_core::{BucketStats, Clock, ManualClock, Stripes, View, WindowConfig};
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -86,6 +86,7 @@ proptest! {
         buckets in 1..=6_usize,
         bucket_us in prop::sample::select(vec![1_u64, 7, 1_000, 100_000]),
         origin_ms in 0..5_000_u64,
+        stripes in prop::sample::select(vec![1_usize, 2, 8]),
         steps in prop::collection::vec(step(Duration::from_millis(1)), 1..200),
     ) {
         let bucket = Duration::from_micros(bucket_us);
@@ -93,7 +94,10 @@ proptest! {
         let scale = |d: Duration| d.mul_f64(bucket_us as f64 / 1_000.0);
         let origin = Duration::from_millis(origin_ms);
         let clock = ManualClock::starting_at(origin);
-        let window = WindowConfig::new(buckets, bucket).build_with_clock(clock.clone()).unwrap();
+        let window = WindowConfig::new(buckets, bucket)
+            .with_stripes(Stripes::Exactly(stripes))
+            .build_with_clock(clock.clone())
+            .unwrap();
         let mut model = Model { origin, bucket, buckets: buckets as i64, newest: 0, records: vec![] };
 
         for step in steps {

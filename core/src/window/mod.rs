@@ -65,12 +65,14 @@
 //! ```
 
 mod config;
+mod ring;
 mod view;
 
 use std::fmt;
 use std::time::Duration;
 
-pub use self::config::WindowConfig;
+pub use self::config::{Stripes, WindowConfig};
+use self::ring::StripedRing;
 pub use self::view::{BucketStats, Buckets, View, WindowView};
 use crate::clock::saturating_nanos;
 use crate::sync::{AtomicU64, Ordering, RotationLock};
@@ -85,23 +87,6 @@ pub(crate) const MAX_BUCKETS: usize = 1 << INDEX_BITS;
 /// of 1 µs buckets reaches it after 8.9 years, one of 1 ms buckets after 8 900 years; beyond
 /// it, records stay in the last slot.
 const MAX_SLOT: u64 = (1 << (64 - INDEX_BITS)) - 1;
-
-/// One bucket: the sum and the number of the values recorded in its span.
-#[derive(Debug, Default)]
-struct Bucket {
-    sum: AtomicU64,
-    count: AtomicU64,
-}
-
-impl Bucket {
-    #[inline]
-    fn load(&self) -> BucketStats {
-        BucketStats {
-            sum: self.sum.load(Ordering::Relaxed),
-            count: self.count.load(Ordering::Relaxed),
-        }
-    }
-}
 
 /// A concurrent rolling window of `sum`/`count` buckets over the clock `C`.
 ///
@@ -131,7 +116,7 @@ pub struct RollingWindow<C = SystemClock> {
     /// `slot << INDEX_BITS | index`: the bucket number (since creation) of the newest bucket
     /// and its position in the ring. Only a rotation, under `rotation`, writes it.
     cursor: AtomicU64,
-    buckets: Box<[Bucket]>,
+    ring: StripedRing,
     bucket_nanos: u64,
     /// The clock's reading at creation, in nanoseconds: slot 0 starts here.
     origin_nanos: u64,
@@ -180,7 +165,7 @@ impl<C: Clock> RollingWindow<C> {
         let origin_nanos = saturating_nanos(clock.now());
         Self {
             cursor: AtomicU64::new(pack(0, 0)),
-            buckets: (0..config.buckets).map(|_| Bucket::default()).collect(),
+            ring: StripedRing::new(config.buckets, config.stripes.count()),
             bucket_nanos: saturating_nanos(config.bucket_duration),
             origin_nanos,
             rotation: RotationLock::default(),
@@ -210,10 +195,7 @@ impl<C: Clock> RollingWindow<C> {
         } else {
             self.rotate(elapsed)
         };
-        if let Some(bucket) = self.buckets.get(index) {
-            bucket.sum.fetch_add(value, Ordering::Relaxed);
-            bucket.count.fetch_add(1, Ordering::Relaxed);
-        }
+        self.ring.add(index, value);
     }
 
     /// Nanoseconds since creation at which bucket slot `slot` ends.
@@ -241,12 +223,10 @@ impl<C: Clock> RollingWindow<C> {
         if target <= slot {
             return index_of(cursor);
         }
-        let len = self.buckets.len() as u64;
+        let len = self.ring.len() as u64;
         let advance = target - slot;
         for step in 1..=advance.min(len) {
-            let bucket = &self.buckets[((index + step) % len) as usize];
-            bucket.sum.store(0, Ordering::Relaxed);
-            bucket.count.store(0, Ordering::Relaxed);
+            self.ring.reset(((index + step) % len) as usize);
         }
         let new_index = (index + advance % len) % len;
         // Release: a writer that sees the new cursor also sees the emptied buckets, so its
@@ -285,7 +265,7 @@ impl<C: Clock> RollingWindow<C> {
         } else {
             self.slot_at(elapsed).max(newest)
         };
-        WindowView::new(&self.buckets, newest, index_of(cursor), now_slot, which)
+        WindowView::new(&self.ring, newest, index_of(cursor), now_slot, which)
     }
 
     /// The window's clock.
@@ -295,7 +275,12 @@ impl<C: Clock> RollingWindow<C> {
 
     /// The number of buckets in the ring.
     pub fn buckets(&self) -> usize {
-        self.buckets.len()
+        self.ring.len()
+    }
+
+    /// The number of stripes concurrent writers spread over (see [`Stripes`]).
+    pub fn stripes(&self) -> usize {
+        self.ring.stripes()
     }
 
     /// The width of one bucket.
@@ -305,12 +290,15 @@ impl<C: Clock> RollingWindow<C> {
 
     /// The span of the window: `buckets × bucket_duration`.
     pub fn window(&self) -> Duration {
-        Duration::from_nanos(self.bucket_nanos * self.buckets.len() as u64)
+        Duration::from_nanos(self.bucket_nanos * self.ring.len() as u64)
     }
 
     /// The shape this window was built with.
     pub fn config(&self) -> WindowConfig {
-        WindowConfig::new(self.buckets(), self.bucket_duration())
+        WindowConfig {
+            stripes: Stripes::Exactly(self.stripes()),
+            ..WindowConfig::new(self.buckets(), self.bucket_duration())
+        }
     }
 }
 
@@ -318,7 +306,8 @@ impl<C: fmt::Debug> fmt::Debug for RollingWindow<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let cursor = self.cursor.load(Ordering::Relaxed);
         f.debug_struct("RollingWindow")
-            .field("buckets", &self.buckets.len())
+            .field("buckets", &self.ring.len())
+            .field("stripes", &self.ring.stripes())
             .field("bucket_duration", &Duration::from_nanos(self.bucket_nanos))
             .field("newest_slot", &slot_of(cursor))
             .field("clock", &self.clock)

@@ -1,6 +1,6 @@
 use std::iter::FusedIterator;
 
-use super::Bucket;
+use super::ring::StripedRing;
 
 /// Which buckets a read covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,7 +77,7 @@ impl std::ops::Add for BucketStats {
 /// choice of buckets but not a frozen copy of their contents.
 #[derive(Debug, Clone)]
 pub struct WindowView<'a> {
-    buckets: &'a [Bucket],
+    ring: &'a StripedRing,
     /// The oldest covered slot (negative before the window has existed for a whole span).
     first: i64,
     /// The number of covered slots.
@@ -91,26 +91,26 @@ pub struct WindowView<'a> {
 
 impl<'a> WindowView<'a> {
     pub(super) fn new(
-        buckets: &'a [Bucket],
+        ring: &'a StripedRing,
         newest: u64,
         newest_index: usize,
         now_slot: u64,
         which: View,
     ) -> Self {
-        let ring = buckets.len() as i64;
+        let ring_len = ring.len() as i64;
         let (newest, now_slot) = (newest as i64, now_slot as i64);
         let (last, len) = match which {
-            View::IncludingCurrent => (now_slot, ring),
-            View::Completed => (now_slot - 1, ring - 1),
+            View::IncludingCurrent => (now_slot, ring_len),
+            View::Completed => (now_slot - 1, ring_len - 1),
         };
         let first = last - len + 1;
         // The ring holds slots newest − ring + 1 ..= newest; slots before 0 never existed.
-        let data_first = first.max(newest - ring + 1).max(0);
+        let data_first = first.max(newest - ring_len + 1).max(0);
         let data_last = last.min(newest);
-        let behind_newest = (newest - data_first).clamp(0, ring - 1);
-        let data_first_index = (newest_index as i64 + ring - behind_newest) % ring;
+        let behind_newest = (newest - data_first).clamp(0, ring_len - 1);
+        let data_first_index = (newest_index as i64 + ring_len - behind_newest) % ring_len;
         Self {
-            buckets,
+            ring,
             first,
             len: len as usize,
             data_first,
@@ -130,34 +130,29 @@ impl<'a> WindowView<'a> {
         self.len == 0
     }
 
+    /// The covered buckets that hold data, in every stripe, as contiguous runs.
+    #[inline]
+    fn data_runs(&self) -> impl Iterator<Item = &'a [super::ring::Bucket]> {
+        let held = (self.data_last - self.data_first + 1).max(0) as usize;
+        self.ring.runs(self.data_first_index, held)
+    }
+
     /// The sums and counts of all covered buckets, added together in one pass.
     #[inline]
     pub fn totals(&self) -> BucketStats {
-        let mut total = BucketStats::default();
-        let mut index = self.data_first_index;
-        for _ in self.data_first..=self.data_last {
-            total = total + self.buckets[index].load();
-            index += 1;
-            if index == self.buckets.len() {
-                index = 0;
-            }
-        }
-        total
+        self.data_runs()
+            .flatten()
+            .fold(BucketStats::default(), |total, bucket| {
+                total + bucket.load()
+            })
     }
 
     /// The sum of the values recorded in the covered buckets.
     #[inline]
     pub fn sum(&self) -> u64 {
-        let mut sum = 0_u64;
-        let mut index = self.data_first_index;
-        for _ in self.data_first..=self.data_last {
-            sum = sum.wrapping_add(self.buckets[index].sum.load(super::Ordering::Relaxed));
-            index += 1;
-            if index == self.buckets.len() {
-                index = 0;
-            }
-        }
-        sum
+        self.data_runs().flatten().fold(0_u64, |sum, bucket| {
+            sum.wrapping_add(bucket.sum.load(super::Ordering::Relaxed))
+        })
     }
 
     /// The number of values recorded in the covered buckets.
@@ -170,7 +165,7 @@ impl<'a> WindowView<'a> {
     /// existence) read as empty.
     pub fn iter(&self) -> Buckets<'a> {
         Buckets {
-            ring: self.buckets,
+            ring: self.ring,
             next: self.first,
             end: self.first + self.len as i64,
             data_first: self.data_first,
@@ -192,7 +187,7 @@ impl<'a> IntoIterator for &WindowView<'a> {
 /// The buckets of a [`WindowView`], oldest first.
 #[derive(Debug, Clone)]
 pub struct Buckets<'a> {
-    ring: &'a [Bucket],
+    ring: &'a StripedRing,
     next: i64,
     end: i64,
     data_first: i64,
@@ -212,7 +207,7 @@ impl Iterator for Buckets<'_> {
         if slot < self.data_first || slot > self.data_last {
             return Some(BucketStats::default());
         }
-        let stats = self.ring[self.data_index].load();
+        let stats = self.ring.load(self.data_index);
         self.data_index += 1;
         if self.data_index == self.ring.len() {
             self.data_index = 0;

@@ -1,0 +1,140 @@
+//! Rolling-window benchmarks: recording on one thread and on two contending threads, and
+//! reading sums over 10 and 100 buckets, each beside its floors.
+//!
+//! Rows named `floor/...` are the baselines: the targets are a single-thread record at
+//! most 2× `floor/mutex_add`, a two-thread contended record at most 4× the single-thread one,
+//! a 10-bucket sum within 25 ns and a 100-bucket sum within 150 ns, and `system_clock` at most
+//! half of `std_instant_now`.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rampart_benches::{clocks, floors};
+use rampart_core::{
+    Clock, CoarseClock, ManualClock, RollingWindow, SystemClock, View, WindowConfig,
+};
+
+fn window_with<C: Clock>(buckets: usize, clock: C) -> RollingWindow<C> {
+    WindowConfig::new(buckets, Duration::from_millis(100))
+        .build_with_clock(clock)
+        .expect("a valid window")
+}
+
+fn record(c: &mut Criterion) {
+    let mut group = c.benchmark_group("record");
+    group.throughput(Throughput::Elements(1));
+    floors(&mut group);
+
+    let window = window_with(10, ManualClock::new());
+    let now = Duration::from_millis(50);
+    group.bench_function("record_at/given_instant", |b| {
+        b.iter(|| window.record_at(black_box(now), black_box(1)));
+    });
+
+    let system = window_with(10, SystemClock::new());
+    group.bench_function("record/system_clock", |b| {
+        b.iter(|| system.record(black_box(1)))
+    });
+    let coarse = window_with(10, CoarseClock::new());
+    group.bench_function("record/coarse_clock", |b| {
+        b.iter(|| coarse.record(black_box(1)))
+    });
+    group.finish();
+}
+
+/// Runs `op` `iters` times on each of two threads started together; returns the slower
+/// thread's time, so the row reads as the time of one operation while another thread does
+/// the same to the same memory.
+fn contended(iters: u64, op: impl Fn() + Send + Sync + 'static) -> Duration {
+    let op = Arc::new(op);
+    let start = Arc::new(Barrier::new(2));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (op, start) = (Arc::clone(&op), Arc::clone(&start));
+            thread::spawn(move || {
+                start.wait();
+                let began = Instant::now();
+                for _ in 0..iters {
+                    op();
+                }
+                began.elapsed()
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().expect("benchmark thread panicked"))
+        .max()
+        .unwrap_or_default()
+}
+
+fn record_contended(c: &mut Criterion) {
+    let mut group = c.benchmark_group("record_contended_2_threads");
+    group.throughput(Throughput::Elements(1));
+
+    let counter = Arc::new(AtomicU64::new(0));
+    group.bench_function("floor/atomic_fetch_add", |b| {
+        b.iter_custom(|iters| {
+            let counter = Arc::clone(&counter);
+            contended(iters, move || {
+                counter.fetch_add(black_box(1), Ordering::Relaxed);
+            })
+        });
+    });
+    let locked = Arc::new(parking_lot::Mutex::new(0_u64));
+    group.bench_function("floor/mutex_add", |b| {
+        b.iter_custom(|iters| {
+            let locked = Arc::clone(&locked);
+            contended(iters, move || *locked.lock() += black_box(1))
+        });
+    });
+    let window = Arc::new(window_with(10, ManualClock::new()));
+    let now = Duration::from_millis(50);
+    group.bench_function("record_at/given_instant", |b| {
+        b.iter_custom(|iters| {
+            let window = Arc::clone(&window);
+            contended(iters, move || {
+                window.record_at(black_box(now), black_box(1))
+            })
+        });
+    });
+    group.finish();
+}
+
+fn sum(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sum");
+    group.throughput(Throughput::Elements(1));
+    floors(&mut group);
+    for buckets in [10_usize, 100] {
+        let clock = ManualClock::new();
+        let window = window_with(buckets, clock.clone());
+        // Fill every bucket, then read half-way through the newest one.
+        for _ in 0..buckets {
+            for value in 0..10 {
+                window.record(value);
+            }
+            clock.advance(Duration::from_millis(100));
+        }
+        let now = clock.now() - Duration::from_millis(50);
+        group.bench_function(format!("sum_at/{buckets}_buckets"), |b| {
+            b.iter(|| window.view_at(black_box(now), View::IncludingCurrent).sum());
+        });
+        group.bench_function(format!("totals_at/{buckets}_buckets"), |b| {
+            b.iter(|| window.view_at(black_box(now), View::Completed).totals());
+        });
+    }
+    group.finish();
+}
+
+fn clock(c: &mut Criterion) {
+    let mut group = c.benchmark_group("clock");
+    clocks(&mut group, "now");
+    group.finish();
+}
+
+criterion_group!(benches, record, record_contended, sum, clock);
+criterion_main!(benches);

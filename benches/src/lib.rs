@@ -1,0 +1,48 @@
+//! Shared pieces of rampart's criterion benchmarks.
+//!
+//! Every group that claims a speed measures its floors beside it, in the same run: the
+//! cheapest possible implementation of the same work (an `AtomicU64::fetch_add`, a
+//! `parking_lot::Mutex` add, each clock source) and, for the layers, a bare service and the
+//! tower equivalent. Compare rows of one run only; these machines are noisy.
+#![deny(missing_docs)]
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use criterion::BenchmarkGroup;
+use criterion::measurement::WallTime;
+use rampart_core::{Clock, CoarseClock, SystemClock, TokioClock};
+
+/// Adds the floor rows to `group`: one relaxed `fetch_add`, one `parking_lot::Mutex` add, and
+/// one read of every clock source.
+pub fn floors(group: &mut BenchmarkGroup<'_, WallTime>) {
+    let counter = AtomicU64::new(0);
+    group.bench_function("floor/atomic_fetch_add", |b| {
+        b.iter(|| counter.fetch_add(black_box(1), Ordering::Relaxed));
+    });
+    let locked = parking_lot::Mutex::new(0_u64);
+    group.bench_function("floor/mutex_add", |b| {
+        b.iter(|| *locked.lock() += black_box(1))
+    });
+    clocks(group, "floor/clock");
+}
+
+/// Adds one row per clock source, named `{prefix}/{source}`.
+pub fn clocks(group: &mut BenchmarkGroup<'_, WallTime>, prefix: &str) {
+    group.bench_function(format!("{prefix}/std_instant_now"), |b| {
+        b.iter(Instant::now)
+    });
+    let tsc = quanta::Clock::new();
+    group.bench_function(format!("{prefix}/quanta_tsc"), |b| b.iter(|| tsc.now()));
+    let system = SystemClock::new();
+    group.bench_function(format!("{prefix}/system_clock"), |b| {
+        b.iter(|| system.now())
+    });
+    let coarse = CoarseClock::new();
+    group.bench_function(format!("{prefix}/coarse_clock"), |b| {
+        b.iter(|| coarse.now())
+    });
+    let tokio = TokioClock::new();
+    group.bench_function(format!("{prefix}/tokio_clock"), |b| b.iter(|| tokio.now()));
+}

@@ -1,0 +1,214 @@
+//! The bucket storage of a window: one ring per stripe, so that threads recording at the
+//! same time mostly write to different cache lines.
+
+use std::sync::OnceLock;
+
+use super::view::BucketStats;
+use crate::sync::{AtomicU64, Ordering, thread_stripe_hint};
+
+/// Most stripes [`Stripes::Auto`](super::Stripes::Auto) chooses.
+const MAX_AUTO_STRIPES: usize = 8;
+/// Buckets per 128 bytes (two cache lines, the unit adjacent-line prefetchers pull in).
+const BUCKETS_PER_LINE_PAIR: usize = 128 / size_of::<Bucket>();
+
+/// One bucket of one stripe.
+#[derive(Debug, Default)]
+pub(super) struct Bucket {
+    pub(super) sum: AtomicU64,
+    pub(super) count: AtomicU64,
+}
+
+impl Bucket {
+    #[inline]
+    fn reset(&self) {
+        self.sum.store(0, Ordering::Relaxed);
+        self.count.store(0, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub(super) fn load(&self) -> BucketStats {
+        BucketStats {
+            sum: self.sum.load(Ordering::Relaxed),
+            count: self.count.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// `stripes` rings of `len` buckets, stripe-major, each ring padded to a multiple of 128
+/// bytes so that bucket `i` of two stripes never shares a cache line.
+#[derive(Debug)]
+pub(super) struct StripedRing {
+    buckets: Box<[Bucket]>,
+    len: usize,
+    stride: usize,
+    stripe_mask: usize,
+}
+
+impl StripedRing {
+    /// `stripes` must be a power of two.
+    pub(super) fn new(len: usize, stripes: usize) -> Self {
+        debug_assert!(stripes.is_power_of_two());
+        let stride = if stripes == 1 {
+            len
+        } else {
+            len.next_multiple_of(BUCKETS_PER_LINE_PAIR)
+        };
+        Self {
+            buckets: (0..stride * stripes).map(|_| Bucket::default()).collect(),
+            len,
+            stride,
+            stripe_mask: stripes - 1,
+        }
+    }
+
+    /// The number of buckets in each ring.
+    #[inline]
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The number of stripes.
+    pub(super) fn stripes(&self) -> usize {
+        self.stripe_mask + 1
+    }
+
+    /// Adds one value to bucket `index` of the calling thread's stripe.
+    #[inline]
+    pub(super) fn add(&self, index: usize, value: u64) {
+        self.add_to_stripe(thread_stripe_hint(), index, value);
+    }
+
+    /// Adds one value to bucket `index` of stripe `stripe` (modulo the stripe count).
+    #[inline]
+    fn add_to_stripe(&self, stripe: usize, index: usize, value: u64) {
+        let stripe = stripe & self.stripe_mask;
+        if let Some(bucket) = self.buckets.get(stripe * self.stride + index) {
+            bucket.sum.fetch_add(value, Ordering::Relaxed);
+            bucket.count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Empties bucket `index` of every stripe.
+    pub(super) fn reset(&self, index: usize) {
+        for stripe in self.buckets.chunks(self.stride) {
+            if let Some(bucket) = stripe.get(index) {
+                bucket.reset();
+            }
+        }
+    }
+
+    /// Bucket `index`, all stripes added together.
+    #[inline]
+    pub(super) fn load(&self, index: usize) -> BucketStats {
+        self.buckets
+            .chunks(self.stride)
+            .filter_map(|stripe| stripe.get(index))
+            .fold(BucketStats::default(), |total, bucket| {
+                total + bucket.load()
+            })
+    }
+
+    /// The `held` buckets from ring index `start` on (wrapping), in every stripe, as
+    /// contiguous runs: the fast way to add them all up.
+    #[inline]
+    pub(super) fn runs(&self, start: usize, held: usize) -> impl Iterator<Item = &[Bucket]> {
+        let first_run = held.min(self.len.saturating_sub(start));
+        let wrapped = held - first_run;
+        self.buckets.chunks(self.stride).flat_map(move |stripe| {
+            [
+                stripe.get(start..start + first_run).unwrap_or_default(),
+                stripe.get(..wrapped).unwrap_or_default(),
+            ]
+        })
+    }
+}
+
+/// The number of stripes `Stripes::Auto` picks: one per available CPU, rounded up to a power
+/// of two, at most 8 (reads add up every stripe, so more would slow them for little gain).
+pub(super) fn auto_stripes() -> usize {
+    static AUTO: OnceLock<usize> = OnceLock::new();
+    *AUTO.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .next_power_of_two()
+            .min(MAX_AUTO_STRIPES)
+    })
+}
+
+#[cfg(all(test, not(rampart_loom)))]
+mod tests {
+    use super::*;
+
+    /// A ring of 3 buckets in 4 stripes where bucket `i` of stripe `s` holds `10·s + i` once.
+    fn filled() -> StripedRing {
+        let ring = StripedRing::new(3, 4);
+        for stripe in 0..4 {
+            for index in 0..3 {
+                ring.add_to_stripe(stripe, index, 10 * stripe as u64 + index as u64);
+            }
+        }
+        ring
+    }
+
+    #[test]
+    fn a_load_adds_up_every_stripe() {
+        let ring = filled();
+        assert_eq!(
+            ring.load(1),
+            BucketStats {
+                sum: 1 + 11 + 21 + 31,
+                count: 4
+            }
+        );
+    }
+
+    #[test]
+    fn a_reset_empties_the_bucket_in_every_stripe_and_nothing_else() {
+        let ring = filled();
+        ring.reset(2);
+        assert_eq!(ring.load(2), BucketStats::default());
+        assert_eq!(ring.load(0), BucketStats { sum: 60, count: 4 });
+        assert_eq!(ring.load(1), BucketStats { sum: 64, count: 4 });
+    }
+
+    #[test]
+    fn runs_cover_the_wrapped_range_in_every_stripe() {
+        let ring = filled();
+        let total = |start, held| {
+            ring.runs(start, held)
+                .flatten()
+                .fold(BucketStats::default(), |total, bucket| {
+                    total + bucket.load()
+                })
+        };
+        // Buckets 2 and 0 (wrapping), in all four stripes: (2 + 0) · 4 + 10·(0+1+2+3) · 2.
+        assert_eq!(
+            total(2, 2),
+            BucketStats {
+                sum: 8 + 120,
+                count: 8
+            }
+        );
+        assert_eq!(total(0, 3).count, 12);
+        assert_eq!(total(1, 0).count, 0);
+    }
+
+    #[test]
+    fn stripes_of_one_bucket_sit_at_least_128_bytes_apart() {
+        let ring = StripedRing::new(3, 4);
+        assert_eq!(ring.stride, 8);
+        assert_eq!(ring.stripes(), 4);
+        let single = StripedRing::new(3, 1);
+        assert_eq!(single.stride, 3, "one stripe needs no padding");
+    }
+
+    #[test]
+    fn threads_get_distinct_hints_in_the_order_they_first_ask() {
+        let here = thread_stripe_hint();
+        assert_eq!(thread_stripe_hint(), here, "a thread keeps its hint");
+        let other = std::thread::spawn(thread_stripe_hint)
+            .join()
+            .expect("no panic");
+        assert_ne!(other, here);
+    }
+}
