@@ -37,11 +37,11 @@ fn record(c: &mut Criterion) {
 
     let system = window_with(10, SystemClock::new());
     group.bench_function("record/system_clock", |b| {
-        b.iter(|| system.record(black_box(1)))
+        b.iter(|| system.record(black_box(1)));
     });
     let coarse = window_with(10, CoarseClock::new());
     group.bench_function("record/coarse_clock", |b| {
-        b.iter(|| coarse.record(black_box(1)))
+        b.iter(|| coarse.record(black_box(1)));
     });
     group.finish();
 }
@@ -98,7 +98,7 @@ fn record_contended(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let window = Arc::clone(&window);
             contended(iters, move || {
-                window.record_at(black_box(now), black_box(1))
+                window.record_at(black_box(now), black_box(1));
             })
         });
     });
@@ -119,7 +119,7 @@ fn sum(c: &mut Criterion) {
             }
             clock.advance(Duration::from_millis(100));
         }
-        let now = clock.now() - Duration::from_millis(50);
+        let now = clock.now().checked_sub(Duration::from_millis(50)).unwrap();
         group.bench_function(format!("sum_at/{buckets}_buckets"), |b| {
             b.iter(|| window.view_at(black_box(now), View::IncludingCurrent).sum());
         });

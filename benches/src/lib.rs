@@ -23,7 +23,7 @@ pub fn floors(group: &mut BenchmarkGroup<'_, WallTime>) {
     });
     let locked = parking_lot::Mutex::new(0_u64);
     group.bench_function("floor/mutex_add", |b| {
-        b.iter(|| *locked.lock() += black_box(1))
+        b.iter(|| *locked.lock() += black_box(1));
     });
     clocks(group, "floor/clock");
 }
@@ -31,17 +31,17 @@ pub fn floors(group: &mut BenchmarkGroup<'_, WallTime>) {
 /// Adds one row per clock source, named `{prefix}/{source}`.
 pub fn clocks(group: &mut BenchmarkGroup<'_, WallTime>, prefix: &str) {
     group.bench_function(format!("{prefix}/std_instant_now"), |b| {
-        b.iter(Instant::now)
+        b.iter(Instant::now);
     });
     let tsc = quanta::Clock::new();
     group.bench_function(format!("{prefix}/quanta_tsc"), |b| b.iter(|| tsc.now()));
     let system = SystemClock::new();
     group.bench_function(format!("{prefix}/system_clock"), |b| {
-        b.iter(|| system.now())
+        b.iter(|| system.now());
     });
     let coarse = CoarseClock::new();
     group.bench_function(format!("{prefix}/coarse_clock"), |b| {
-        b.iter(|| coarse.now())
+        b.iter(|| coarse.now());
     });
     let tokio = TokioClock::new();
     group.bench_function(format!("{prefix}/tokio_clock"), |b| b.iter(|| tokio.now()));

@@ -134,8 +134,10 @@ impl WindowConfig {
             )
             .with_value(self.bucket_duration));
         }
-        if let Stripes::Exactly(stripes) = self.stripes {
-            if !stripes.is_power_of_two() || stripes > MAX_STRIPES {
+        if let Stripes::Exactly(stripes) = self.stripes
+            && (!stripes.is_power_of_two() || stripes > MAX_STRIPES)
+        {
+            {
                 return Err(
                     ConfigError::new("stripes", "must be a power of two from 1 to 64")
                         .with_value(stripes),
