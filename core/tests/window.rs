@@ -339,3 +339,11 @@ fn invalid_shapes_are_config_errors_not_panics() {
         "buckets"
     );
 }
+
+#[test]
+fn windows_and_views_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<RollingWindow>();
+    shareable::<RollingWindow<ManualClock>>();
+    shareable::<rampart_core::WindowView<'static>>();
+}

@@ -256,3 +256,12 @@ fn a_delay_outside_a_tokio_runtime_is_an_error_not_a_panic() {
         "the inner service was called; only the delay failed"
     );
 }
+
+#[test]
+fn services_layers_and_handles_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync + Clone>() {}
+    shareable::<FaultLayer>();
+    shareable::<Fault<Counting>>();
+    shareable::<rampart_fault::FaultHandle>();
+    shareable::<rampart_fault::SimBackend>();
+}
