@@ -15,11 +15,16 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rampart_benches::{clocks, floors};
 use rampart_core::{
-    Clock, CoarseClock, ManualClock, RollingWindow, SystemClock, View, WindowConfig,
+    Clock, CoarseClock, ManualClock, RollingWindow, Stripes, SystemClock, View, WindowConfig,
 };
 
 fn window_with<C: Clock>(buckets: usize, clock: C) -> RollingWindow<C> {
+    striped_window(buckets, Stripes::Auto, clock)
+}
+
+fn striped_window<C: Clock>(buckets: usize, stripes: Stripes, clock: C) -> RollingWindow<C> {
     WindowConfig::new(buckets, Duration::from_millis(100))
+        .with_stripes(stripes)
         .build_with_clock(clock)
         .expect("a valid window")
 }
@@ -33,6 +38,10 @@ fn record(c: &mut Criterion) {
     let now = Duration::from_millis(50);
     group.bench_function("record_at/given_instant", |b| {
         b.iter(|| window.record_at(black_box(now), black_box(1)));
+    });
+    let single = striped_window(10, Stripes::Exactly(1), ManualClock::new());
+    group.bench_function("record_at/given_instant/1_stripe", |b| {
+        b.iter(|| single.record_at(black_box(now), black_box(1)));
     });
 
     let system = window_with(10, SystemClock::new());
@@ -92,16 +101,21 @@ fn record_contended(c: &mut Criterion) {
             contended(iters, move || *locked.lock() += black_box(1))
         });
     });
-    let window = Arc::new(window_with(10, ManualClock::new()));
     let now = Duration::from_millis(50);
-    group.bench_function("record_at/given_instant", |b| {
-        b.iter_custom(|iters| {
-            let window = Arc::clone(&window);
-            contended(iters, move || {
-                window.record_at(black_box(now), black_box(1));
-            })
+    for (name, stripes) in [
+        ("given_instant", Stripes::Auto),
+        ("given_instant/1_stripe", Stripes::Exactly(1)),
+    ] {
+        let window = Arc::new(striped_window(10, stripes, ManualClock::new()));
+        group.bench_function(format!("record_at/{name}"), |b| {
+            b.iter_custom(|iters| {
+                let window = Arc::clone(&window);
+                contended(iters, move || {
+                    window.record_at(black_box(now), black_box(1));
+                })
+            });
         });
-    });
+    }
     group.finish();
 }
 
@@ -109,9 +123,14 @@ fn sum(c: &mut Criterion) {
     let mut group = c.benchmark_group("sum");
     group.throughput(Throughput::Elements(1));
     floors(&mut group);
-    for buckets in [10_usize, 100] {
+    for (buckets, stripes, label) in [
+        (10_usize, Stripes::Auto, ""),
+        (100, Stripes::Auto, ""),
+        (10, Stripes::Exactly(1), "/1_stripe"),
+        (100, Stripes::Exactly(1), "/1_stripe"),
+    ] {
         let clock = ManualClock::new();
-        let window = window_with(buckets, clock.clone());
+        let window = striped_window(buckets, stripes, clock.clone());
         // Fill every bucket, then read half-way through the newest one.
         for _ in 0..buckets {
             for value in 0..10 {
@@ -120,10 +139,10 @@ fn sum(c: &mut Criterion) {
             clock.advance(Duration::from_millis(100));
         }
         let now = clock.now().checked_sub(Duration::from_millis(50)).unwrap();
-        group.bench_function(format!("sum_at/{buckets}_buckets"), |b| {
+        group.bench_function(format!("sum_at/{buckets}_buckets{label}"), |b| {
             b.iter(|| window.view_at(black_box(now), View::IncludingCurrent).sum());
         });
-        group.bench_function(format!("totals_at/{buckets}_buckets"), |b| {
+        group.bench_function(format!("totals_at/{buckets}_buckets{label}"), |b| {
             b.iter(|| window.view_at(black_box(now), View::Completed).totals());
         });
     }

@@ -12,11 +12,13 @@ pub(super) const MIN_BUCKET_DURATION: Duration = Duration::from_micros(1);
 /// write to different cache lines.
 ///
 /// A record adds to the bucket copy of the calling thread's stripe (threads are numbered in
-/// the order they first record); a read adds up every stripe. Without stripes, two threads
-/// recording into one window at full speed bounce one cache line between their cores and
-/// each record costs about four times as much; with a stripe each they cost what one does
-/// alone. The price is memory (`buckets × stripes × 16` bytes, each stripe padded to 128
-/// bytes) and reads that visit every stripe.
+/// the order they first record); a read adds up every stripe. With one stripe, two threads
+/// recording into one window at full speed bounce one cache line between their cores: each
+/// record took 26 ns on our 2-vCPU benchmark machine, against 4.9 ns with a stripe each (the
+/// same as one thread alone). The price is memory (`buckets × stripes × 16` bytes, each stripe
+/// padded to 128 bytes) and reads that visit every stripe (a 100-bucket sum took 52 ns with
+/// two stripes, 32 ns with one). Choose [`Stripes::Exactly(1)`](Stripes::Exactly) for windows
+/// that are read far more often than written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Stripes {
     /// One stripe per available CPU, rounded up to a power of two, at most 8.

@@ -26,7 +26,10 @@
 //! # Concurrency
 //!
 //! Recording is lock-free on its fast path: one atomic load of the ring's cursor and two
-//! relaxed `fetch_add`s. Rotating, once per bucket, takes a mutex; it empties buckets *before*
+//! relaxed `fetch_add`s on the calling thread's copy of the bucket. Each bucket has one copy
+//! per [stripe](Stripes) (by default one per CPU, up to 8), each on its own cache line, so
+//! threads recording at the same time do not slow each other down; reads add the copies up.
+//! Rotating, once per bucket, takes a mutex; it empties buckets *before*
 //! publishing the new cursor, so no record that lands in a fresh bucket can be erased by the
 //! rotation that created it, and `N` threads recording `M` values each are always counted
 //! exactly `N × M` times. The only record a rotation can erase is one that was delayed past a

@@ -75,7 +75,12 @@ impl StripedRing {
     /// Adds one value to bucket `index` of the calling thread's stripe.
     #[inline]
     pub(super) fn add(&self, index: usize, value: u64) {
-        self.add_to_stripe(thread_stripe_hint(), index, value);
+        let stripe = if self.stripe_mask == 0 {
+            0
+        } else {
+            thread_stripe_hint()
+        };
+        self.add_to_stripe(stripe, index, value);
     }
 
     /// Adds one value to bucket `index` of stripe `stripe` (modulo the stripe count).
