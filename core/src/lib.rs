@@ -12,7 +12,8 @@
 //!   [`ManualClock`] for tests, and `TokioClock` (feature `tokio`) for simulations under
 //!   `tokio::time::pause()`.
 //! - [`RollingWindow`]: a lock-free ring of `sum`/`count` buckets with exact counts under
-//!   concurrency, two read views and per-bucket iteration. See the [`window`] module.
+//!   concurrency, two read views and per-bucket iteration, and [`PerBucketCache`] for
+//!   statistics computed once per bucket. See the [`window`] module.
 //! - [`Outcome`] and [`Classify`]: how a completed call counts (success, failure, or not at
 //!   all), with [`DefaultClassifier`] and, behind feature `http`, `HttpClassifier`.
 //! - [`ConfigError`] and [`check`]: the error every `build()` returns, naming the field and
@@ -66,5 +67,5 @@ pub use crate::clock::TokioClock;
 pub use crate::clock::{Clock, CoarseClock, ManualClock, SystemClock};
 pub use crate::error::{ConfigError, check};
 pub use crate::window::{
-    BucketStats, Buckets, RollingWindow, Stripes, View, WindowConfig, WindowView,
+    BucketStats, Buckets, PerBucketCache, RollingWindow, Stripes, View, WindowConfig, WindowView,
 };

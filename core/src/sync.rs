@@ -2,13 +2,14 @@
 //! crate is built with `--cfg rampart_loom` (see `tests/loom_window.rs`).
 
 #[cfg(rampart_loom)]
-pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicU64, Ordering, fence};
 #[cfg(not(rampart_loom))]
-pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{AtomicU64, Ordering, fence};
 
-/// A mutex guarding no data, serialising the rare slow path that rotates a window.
+/// A mutex guarding no data, serialising a rare slow path: rotating a window, refreshing a
+/// cache.
 #[derive(Debug, Default)]
-pub(crate) struct RotationLock {
+pub(crate) struct SlowPathLock {
     #[cfg(not(rampart_loom))]
     inner: parking_lot::Mutex<()>,
     #[cfg(rampart_loom)]
@@ -16,19 +17,27 @@ pub(crate) struct RotationLock {
 }
 
 #[cfg(not(rampart_loom))]
-impl RotationLock {
+impl SlowPathLock {
     pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, ()> {
         self.inner.lock()
+    }
+
+    pub(crate) fn try_lock(&self) -> Option<parking_lot::MutexGuard<'_, ()>> {
+        self.inner.try_lock()
     }
 }
 
 #[cfg(rampart_loom)]
-impl RotationLock {
+impl SlowPathLock {
     pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, ()> {
         // A loom mutex is only poisoned by a panicking model thread, which fails the model.
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn try_lock(&self) -> Option<loom::sync::MutexGuard<'_, ()>> {
+        self.inner.try_lock().ok()
     }
 }
 

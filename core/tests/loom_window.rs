@@ -126,3 +126,24 @@ fn a_reader_racing_a_rotation_never_sees_the_expired_bucket() {
         );
     });
 }
+
+#[test]
+fn a_reader_racing_a_cache_refresh_sees_one_bucket_or_the_other_never_a_mix() {
+    use rampart_core::PerBucketCache;
+
+    loom::model(|| {
+        let cache = Arc::new(PerBucketCache::<2>::new());
+        cache.get_or_refresh(1, || [1, 10]);
+        let writer = {
+            let cache = Arc::clone(&cache);
+            thread::spawn(move || cache.get_or_refresh(2, || [2, 20]))
+        };
+        // Whatever the interleaving, bucket 2's values are its own: cached or computed here.
+        let seen = cache.get_or_refresh(2, || [2, 20]);
+        assert_eq!(seen, [2, 20]);
+        // And bucket 1 is either still cached or recomputed, never torn.
+        let old = cache.get_or_refresh(1, || [1, 10]);
+        assert_eq!(old, [1, 10]);
+        assert_eq!(writer.join().expect("writer panicked"), [2, 20]);
+    });
+}

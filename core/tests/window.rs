@@ -347,3 +347,53 @@ fn windows_and_views_can_be_shared_across_threads() {
     shareable::<RollingWindow<ManualClock>>();
     shareable::<rampart_core::WindowView<'static>>();
 }
+
+#[test]
+fn the_current_bucket_and_its_number_follow_the_clock_not_the_writes() {
+    let (clock, window) = window(3, SECOND);
+    assert_eq!(window.current_at(clock.now()), (0, BucketStats::default()));
+    window.record(4);
+    window.record(5);
+    assert_eq!(
+        window.current_at(clock.now()),
+        (0, BucketStats { sum: 9, count: 2 })
+    );
+    clock.set(Duration::from_millis(2_500));
+    // No write yet in bucket 2: it is current, and empty.
+    assert_eq!(window.bucket_at(clock.now()), 2);
+    assert_eq!(window.current_at(clock.now()), (2, BucketStats::default()));
+    window.record(1);
+    assert_eq!(
+        window.current_at(clock.now()),
+        (2, BucketStats { sum: 1, count: 1 })
+    );
+    // An instant older than the newest bucket reads as the newest bucket.
+    assert_eq!(
+        window.current_at(Duration::ZERO),
+        (2, BucketStats { sum: 1, count: 1 })
+    );
+}
+
+#[test]
+fn cached_completed_totals_plus_the_current_bucket_equal_the_full_view() {
+    use rampart_core::PerBucketCache;
+
+    let (clock, window) = window(4, 100 * MS);
+    let cache = PerBucketCache::<2>::new();
+    for step in 0..50_u64 {
+        window.record(step);
+        clock.advance(Duration::from_millis(step % 7 * 20));
+        let now = clock.now();
+        let [sum, count] = cache.get_or_refresh(window.bucket_at(now), || {
+            let completed = window.view_at(now, View::Completed).totals();
+            [completed.sum, completed.count]
+        });
+        let (_, current) = window.current_at(now);
+        let full = window.view_at(now, View::IncludingCurrent).totals();
+        assert_eq!(
+            (sum + current.sum, count + current.count),
+            (full.sum, full.count),
+            "step {step}"
+        );
+    }
+}

@@ -67,6 +67,7 @@
 //! # Ok::<(), rampart_core::ConfigError>(())
 //! ```
 
+mod cache;
 mod config;
 mod ring;
 mod view;
@@ -74,11 +75,12 @@ mod view;
 use std::fmt;
 use std::time::Duration;
 
+pub use self::cache::PerBucketCache;
 pub use self::config::{Stripes, WindowConfig};
 use self::ring::StripedRing;
 pub use self::view::{BucketStats, Buckets, View, WindowView};
 use crate::clock::saturating_nanos;
-use crate::sync::{AtomicU64, Ordering, RotationLock};
+use crate::sync::{AtomicU64, Ordering, SlowPathLock};
 use crate::{Clock, ConfigError, SystemClock};
 
 /// Bits of the cursor that hold the ring index of the newest bucket.
@@ -123,7 +125,7 @@ pub struct RollingWindow<C = SystemClock> {
     bucket_nanos: u64,
     /// The clock's reading at creation, in nanoseconds: slot 0 starts here.
     origin_nanos: u64,
-    rotation: RotationLock,
+    rotation: SlowPathLock,
     clock: C,
 }
 
@@ -171,7 +173,7 @@ impl<C: Clock> RollingWindow<C> {
             ring: StripedRing::new(config.buckets, config.stripes.count()),
             bucket_nanos: saturating_nanos(config.bucket_duration),
             origin_nanos,
-            rotation: RotationLock::default(),
+            rotation: SlowPathLock::default(),
             clock,
         }
     }
@@ -260,6 +262,42 @@ impl<C: Clock> RollingWindow<C> {
     /// The window's buckets as of instant `now` (read from the window's clock). An instant
     /// older than the newest bucket reads as the newest bucket's.
     pub fn view_at(&self, now: Duration, which: View) -> WindowView<'_> {
+        let (cursor, now_slot) = self.locate(now);
+        WindowView::new(
+            &self.ring,
+            slot_of(cursor),
+            index_of(cursor),
+            now_slot,
+            which,
+        )
+    }
+
+    /// The number of the bucket instant `now` falls in, counting from 0 at the window's
+    /// creation (and never less than the newest bucket written). It changes once per
+    /// `bucket_duration`, so it keys statistics computed once per bucket: see
+    /// [`PerBucketCache`].
+    #[inline]
+    pub fn bucket_at(&self, now: Duration) -> u64 {
+        self.locate(now).1
+    }
+
+    /// The bucket instant `now` falls in: its number (as [`bucket_at`](Self::bucket_at)) and
+    /// what it holds so far. Together with a cached total of the completed buckets, this
+    /// gives the [`View::IncludingCurrent`] totals without adding up the whole window.
+    #[inline]
+    pub fn current_at(&self, now: Duration) -> (u64, BucketStats) {
+        let (cursor, now_slot) = self.locate(now);
+        let stats = if now_slot == slot_of(cursor) {
+            self.ring.load(index_of(cursor))
+        } else {
+            BucketStats::default()
+        };
+        (now_slot, stats)
+    }
+
+    /// The cursor, and the slot of `now` (never older than the cursor's).
+    #[inline]
+    fn locate(&self, now: Duration) -> (u64, u64) {
         let elapsed = saturating_nanos(now).saturating_sub(self.origin_nanos);
         let cursor = self.cursor.load(Ordering::Acquire);
         let newest = slot_of(cursor);
@@ -268,7 +306,7 @@ impl<C: Clock> RollingWindow<C> {
         } else {
             self.slot_at(elapsed).max(newest)
         };
-        WindowView::new(&self.ring, newest, index_of(cursor), now_slot, which)
+        (cursor, now_slot)
     }
 
     /// The window's clock.
