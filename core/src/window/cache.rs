@@ -126,7 +126,7 @@ impl<const N: usize> fmt::Debug for PerBucketCache<N> {
                 "values",
                 &array::from_fn::<u64, N, _>(|i| self.values[i].load(Ordering::Relaxed)),
             )
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
