@@ -308,7 +308,10 @@ impl<C: Clock> RollingWindow<C> {
         };
         (cursor, now_slot)
     }
+}
 
+/// # Shape
+impl<C> RollingWindow<C> {
     /// The window's clock.
     pub fn clock(&self) -> &C {
         &self.clock

@@ -1,0 +1,113 @@
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use rampart_core::{Classify, Clock, ConfigError, DefaultClassifier, SystemClock};
+use tower::{BoxError, Service};
+
+use crate::future::{Completion, ResponseFuture};
+use crate::{BreakerConfig, BreakerLayer, SreBreaker};
+
+/// A service that throttles calls to `S` with an [`SreBreaker`].
+///
+/// Each call first asks the breaker: a rejected call resolves at once to
+/// [`Rejected`](crate::Rejected) (boxed) without calling `S`; an admitted one is called, and
+/// its outcome, as the classifier `L` judges it, is recorded when its response completes. A
+/// response future dropped before completing counts as the config's `on_cancel` (by default not
+/// at all); one whose inner service panicked counts as a failure.
+///
+/// Readiness is the inner service's: the breaker decides in `call`, never in `poll_ready`, so
+/// a throttled client is never "not ready". Inner errors pass through untouched.
+///
+/// Build it with [`BreakerLayer`] or [`Breaker::new`].
+#[derive(Debug)]
+pub struct Breaker<S, C = SystemClock, L = DefaultClassifier> {
+    inner: S,
+    breaker: Arc<SreBreaker<C>>,
+    classifier: L,
+}
+
+impl<S: Clone, C, L: Clone> Clone for Breaker<S, C, L> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            breaker: Arc::clone(&self.breaker),
+            classifier: self.classifier.clone(),
+        }
+    }
+}
+
+impl<S> Breaker<S> {
+    /// Wraps `inner` with a new breaker built from `config`.
+    ///
+    /// # Errors
+    ///
+    /// If `config` is invalid (see [`BreakerConfig::validate`]).
+    pub fn new(inner: S, config: BreakerConfig) -> Result<Self, ConfigError> {
+        BreakerLayer::new(config).map(|layer| tower::Layer::layer(&layer, inner))
+    }
+
+    /// A [`BreakerLayer`] built from `config`.
+    ///
+    /// # Errors
+    ///
+    /// If `config` is invalid (see [`BreakerConfig::validate`]).
+    pub fn layer(config: BreakerConfig) -> Result<BreakerLayer, ConfigError> {
+        BreakerLayer::new(config)
+    }
+}
+
+impl<S, C, L> Breaker<S, C, L> {
+    pub(crate) fn from_parts(inner: S, breaker: Arc<SreBreaker<C>>, classifier: L) -> Self {
+        Self {
+            inner,
+            breaker,
+            classifier,
+        }
+    }
+
+    /// The breaker this service shares with its clones.
+    pub fn breaker(&self) -> &Arc<SreBreaker<C>> {
+        &self.breaker
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, C, L, Req> Service<Req> for Breaker<S, C, L>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    C: Clock,
+    L: Classify<S::Response, S::Error> + Clone,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, C, L>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let now = self.breaker.clock().now();
+        if let Err(rejected) = self.breaker.allow_at(now) {
+            return ResponseFuture::rejected(rejected);
+        }
+        // Armed before the inner call: if `call` itself panics, the guard records a failure.
+        let completion = Completion::new(Arc::clone(&self.breaker), self.classifier.clone());
+        ResponseFuture::admitted(self.inner.call(request), completion)
+    }
+}

@@ -1,0 +1,332 @@
+//! [`SreBreaker`]: the adaptive-throttling algorithm, with no tower types.
+
+use std::fmt;
+use std::time::Duration;
+
+use rampart_core::{
+    BucketStats, Clock, ConfigError, Outcome, PerBucketCache, RollingWindow, SystemClock, View,
+};
+
+use crate::draw::Draws;
+use crate::metrics::BreakerMetrics;
+use crate::{BreakerConfig, Rejected};
+
+/// The part of a bucket's `sum` that counts rejected calls: the low 32 bits count accepts.
+///
+/// One window holds all three counts: a success adds 1, a failure 0 and a local rejection
+/// 2³² to the sum, and each adds 1 to the count. So `accepts = sum mod 2³²`,
+/// `rejected = sum / 2³²` and `admitted = count − rejected`, and one write per event and one
+/// read per decision serve all three. (A window would need four billion accepts to carry into
+/// the rejected half.)
+const REJECTED: u64 = 1 << 32;
+const ACCEPTS_MASK: u64 = REJECTED - 1;
+
+/// The counts of one window, unpacked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Counts {
+    admitted: u64,
+    accepts: u64,
+    rejected: u64,
+}
+
+impl Counts {
+    fn unpack(stats: BucketStats) -> Self {
+        let rejected = stats.sum >> 32;
+        Self {
+            admitted: stats.count.saturating_sub(rejected),
+            accepts: stats.sum & ACCEPTS_MASK,
+            rejected,
+        }
+    }
+}
+
+/// Whether a breaker is rejecting calls.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BreakerState {
+    /// The drop probability is zero: every call goes through.
+    Closed,
+    /// Calls are rejected with this probability (in (0, 1)).
+    Throttling {
+        /// The probability that the next call is rejected.
+        drop_probability: f64,
+    },
+}
+
+/// What a breaker's window holds and what it decides from it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BreakerSnapshot {
+    /// Calls that reached the backend and completed (counted by their outcome).
+    pub admitted: u64,
+    /// Admitted calls the backend accepted (successes).
+    pub accepts: u64,
+    /// Calls the breaker rejected itself.
+    pub rejected: u64,
+    /// The weight of rejected calls in `requests` (see [`Rejections`](crate::Rejections)).
+    pub rejection_weight: f64,
+    /// `admitted + rejection_weight × rejected`.
+    pub requests: f64,
+    /// The probability that the next call is rejected.
+    pub drop_probability: f64,
+    /// [`BreakerState::Closed`] when `drop_probability` is zero.
+    pub state: BreakerState,
+}
+
+/// Client-side adaptive throttling (Google SRE book, "Handling Overload"), without tower.
+///
+/// Over a rolling window it counts the calls that reached the backend (`admitted`), those the
+/// backend accepted (`accepts`) and those it rejected itself (`rejected`). Before each call,
+/// with `requests = admitted + w·rejected` (`w` set by [`Rejections`](crate::Rejections)):
+///
+/// - if the window holds fewer than `min_requests` calls, or `requests ≤ k·accepts`, the call
+///   goes through;
+/// - otherwise it is rejected with probability `(requests − k·accepts) / (requests + 1)`.
+///
+/// So a healthy backend never sees a rejection, and a failing one receives about `k` calls per
+/// success: enough to notice its recovery, few enough to let it recover.
+///
+/// ```
+/// use rampart_breaker::{BreakerConfig, BreakerState, Rejected};
+/// use rampart_core::{ManualClock, Outcome};
+///
+/// let breaker = BreakerConfig::default().with_seed(1).build_with_clock(ManualClock::new())?;
+/// breaker.allow()?; // a fresh breaker lets everything through
+/// for _ in 0..100 {
+///     breaker.record(Outcome::Failure);
+/// }
+/// // 100 failures and no success: reject with probability 100/101.
+/// let snapshot = breaker.snapshot();
+/// assert!((snapshot.drop_probability - 100.0 / 101.0).abs() < 1e-12);
+/// assert!(matches!(breaker.state(), BreakerState::Throttling { .. }));
+/// let rejections = (0..1_000).filter(|_| breaker.allow() == Err(Rejected::new())).count();
+/// assert!(rejections > 950);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Cost
+///
+/// A decision reads the current bucket and a cached total of the completed buckets (refreshed
+/// once per bucket), never the whole window; a record is one lock-free window write.
+///
+/// # Clock
+///
+/// `allow` and `record` read the clock once each; `allow_at` and `record_at` take the
+/// instant from a caller that has already read the same clock (see [`clock`](Self::clock)).
+pub struct SreBreaker<C = SystemClock> {
+    config: BreakerConfig,
+    window: RollingWindow<C>,
+    /// `[sum, count]` of the completed buckets, for the bucket they were computed in.
+    completed: PerBucketCache<2>,
+    draws: Draws,
+    metrics: BreakerMetrics,
+}
+
+/// # Construction
+impl<C: Clock> SreBreaker<C> {
+    pub(crate) fn new(config: BreakerConfig, clock: C) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let window = config.window_config().build_with_clock(clock)?;
+        Ok(Self {
+            draws: Draws::new(config.seed),
+            metrics: BreakerMetrics::new(&config.name),
+            completed: PerBucketCache::new(),
+            window,
+            config,
+        })
+    }
+}
+
+/// # Deciding and recording
+impl<C: Clock> SreBreaker<C> {
+    /// Decides whether a call may go ahead now; a rejection counts as a rejected request.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] when the call is rejected (never with `enforce = false`).
+    #[inline]
+    pub fn allow(&self) -> Result<(), Rejected> {
+        self.allow_at(self.window.clock().now())
+    }
+
+    /// Decides whether a call may go ahead at instant `now` (read from [`clock`](Self::clock)).
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] when the call is rejected (never with `enforce = false`).
+    #[inline]
+    pub fn allow_at(&self, now: Duration) -> Result<(), Rejected> {
+        let probability = self.drop_probability_at(now);
+        if probability == 0.0 {
+            return Ok(());
+        }
+        self.reject_if(now, self.draws.next_unit() < probability)
+    }
+
+    /// As [`allow_at`](Self::allow_at), with the uniform draw in [0, 1) supplied by the
+    /// caller: the call is rejected when `draw < drop probability`. For deterministic tests
+    /// and simulations.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] when the call is rejected (never with `enforce = false`).
+    pub fn allow_at_with_draw(&self, now: Duration, draw: f64) -> Result<(), Rejected> {
+        let probability = self.drop_probability_at(now);
+        self.reject_if(now, probability > 0.0 && draw < probability)
+    }
+
+    fn reject_if(&self, now: Duration, reject: bool) -> Result<(), Rejected> {
+        if !reject {
+            return Ok(());
+        }
+        self.metrics.rejected();
+        if self.config.enforce {
+            self.window.record_at(now, REJECTED);
+            Err(Rejected::new())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Records the outcome of an admitted call now.
+    #[inline]
+    pub fn record(&self, outcome: Outcome) {
+        self.record_at(self.window.clock().now(), outcome);
+    }
+
+    /// Records the outcome of an admitted call at instant `now` (read from
+    /// [`clock`](Self::clock)). [`Outcome::Ignore`] records nothing.
+    #[inline]
+    pub fn record_at(&self, now: Duration, outcome: Outcome) {
+        match outcome {
+            Outcome::Success => {
+                self.window.record_at(now, 1);
+                self.metrics.success();
+            }
+            Outcome::Failure => {
+                self.window.record_at(now, 0);
+                self.metrics.failure();
+            }
+            Outcome::Ignore => {}
+        }
+    }
+
+    /// The probability that a call at `now` is rejected (also published as the
+    /// `rampart_breaker_drop_probability` gauge).
+    #[inline]
+    pub fn drop_probability_at(&self, now: Duration) -> f64 {
+        let counts = self.counts_at(now);
+        let probability = self.decide(counts).2;
+        self.metrics.drop_probability(probability);
+        probability
+    }
+
+    /// The window's counts at `now`: the cached completed buckets plus the current one.
+    #[inline]
+    fn counts_at(&self, now: Duration) -> Counts {
+        let (bucket, current) = self.window.current_at(now);
+        let [sum, count] = self.completed.get_or_refresh(bucket, || {
+            let completed = self.window.view_at(now, View::Completed).totals();
+            [completed.sum, completed.count]
+        });
+        Counts::unpack(current + BucketStats { sum, count })
+    }
+
+    /// `(rejection weight, requests, drop probability)` for the given counts.
+    #[inline]
+    fn decide(&self, counts: Counts) -> (f64, f64, f64) {
+        let Counts {
+            admitted,
+            accepts,
+            rejected,
+        } = counts;
+        let k = self.config.k;
+        let weight = self.config.rejections.weight(accepts, admitted, k);
+        let requests = admitted as f64 + weight * rejected as f64;
+        let accepted = k * accepts as f64;
+        let probability = if admitted + rejected < self.config.min_requests || requests <= accepted
+        {
+            0.0
+        } else {
+            ((requests - accepted) / (requests + 1.0)).clamp(0.0, 1.0)
+        };
+        (weight, requests, probability)
+    }
+}
+
+/// # Observing
+impl<C: Clock> SreBreaker<C> {
+    /// The window's counts and the decision they lead to, now.
+    pub fn snapshot(&self) -> BreakerSnapshot {
+        self.snapshot_at(self.window.clock().now())
+    }
+
+    /// The window's counts and the decision they lead to, at `now`.
+    pub fn snapshot_at(&self, now: Duration) -> BreakerSnapshot {
+        // Exact: the whole window, not the per-bucket cache.
+        let counts = Counts::unpack(self.window.view_at(now, View::IncludingCurrent).totals());
+        let (rejection_weight, requests, drop_probability) = self.decide(counts);
+        BreakerSnapshot {
+            admitted: counts.admitted,
+            accepts: counts.accepts,
+            rejected: counts.rejected,
+            rejection_weight,
+            requests,
+            drop_probability,
+            state: state_of(drop_probability),
+        }
+    }
+
+    /// Whether the breaker is rejecting calls now.
+    pub fn state(&self) -> BreakerState {
+        state_of(self.drop_probability_at(self.window.clock().now()))
+    }
+}
+
+impl<C> SreBreaker<C> {
+    /// The configuration the breaker was built with.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.config
+    }
+
+    /// The breaker's clock: instants passed to `allow_at` and `record_at` must come from it.
+    pub fn clock(&self) -> &C {
+        self.window.clock()
+    }
+}
+
+fn state_of(drop_probability: f64) -> BreakerState {
+    if drop_probability > 0.0 {
+        BreakerState::Throttling { drop_probability }
+    } else {
+        BreakerState::Closed
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for SreBreaker<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SreBreaker")
+            .field("config", &self.config)
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_packing_keeps_three_counts_apart() {
+        let stats = BucketStats {
+            sum: 3 * REJECTED + 7,
+            count: 3 + 10,
+        };
+        assert_eq!(
+            Counts::unpack(stats),
+            Counts {
+                admitted: 10,
+                accepts: 7,
+                rejected: 3
+            }
+        );
+    }
+}
