@@ -2,10 +2,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The SplitMix64 increment (the golden ratio in 64-bit fixed point).
+/// The `SplitMix64` increment (the golden ratio in 64-bit fixed point).
 const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
-/// A SplitMix64 generator whose state is one atomic counter: each draw is one `fetch_add`, so
+/// A `SplitMix64` generator whose state is one atomic counter: each draw is one `fetch_add`, so
 /// threads never wait for each other, and a seeded breaker used from one thread draws the
 /// same sequence every run.
 #[derive(Debug)]

@@ -22,7 +22,7 @@ use crate::{BreakerConfig, BreakerLayer, SreBreaker};
 #[derive(Debug)]
 pub struct Breaker<S, C = SystemClock, L = DefaultClassifier> {
     inner: S,
-    breaker: Arc<SreBreaker<C>>,
+    shared: Arc<SreBreaker<C>>,
     classifier: L,
 }
 
@@ -30,7 +30,7 @@ impl<S: Clone, C, L: Clone> Clone for Breaker<S, C, L> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            breaker: Arc::clone(&self.breaker),
+            shared: Arc::clone(&self.shared),
             classifier: self.classifier.clone(),
         }
     }
@@ -60,14 +60,14 @@ impl<S, C, L> Breaker<S, C, L> {
     pub(crate) fn from_parts(inner: S, breaker: Arc<SreBreaker<C>>, classifier: L) -> Self {
         Self {
             inner,
-            breaker,
+            shared: breaker,
             classifier,
         }
     }
 
     /// The breaker this service shares with its clones.
     pub fn breaker(&self) -> &Arc<SreBreaker<C>> {
-        &self.breaker
+        &self.shared
     }
 
     /// The inner service.
@@ -102,12 +102,12 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let now = self.breaker.clock().now();
-        if let Err(rejected) = self.breaker.allow_at(now) {
+        let now = self.shared.clock().now();
+        if let Err(rejected) = self.shared.allow_at(now) {
             return ResponseFuture::rejected(rejected);
         }
         // Armed before the inner call: if `call` itself panics, the guard records a failure.
-        let completion = Completion::new(Arc::clone(&self.breaker), self.classifier.clone());
+        let completion = Completion::new(Arc::clone(&self.shared), self.classifier.clone());
         ResponseFuture::admitted(self.inner.call(request), completion)
     }
 }

@@ -1,6 +1,7 @@
 //! [`SreBreaker`]: the adaptive-throttling algorithm, with no tower types.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rampart_core::{
@@ -9,7 +10,7 @@ use rampart_core::{
 
 use crate::draw::Draws;
 use crate::metrics::BreakerMetrics;
-use crate::{BreakerConfig, Rejected};
+use crate::{BreakerConfig, Rejected, Rejections};
 
 /// The part of a bucket's `sum` that counts rejected calls: the low 32 bits count accepts.
 ///
@@ -21,7 +22,7 @@ use crate::{BreakerConfig, Rejected};
 const REJECTED: u64 = 1 << 32;
 const ACCEPTS_MASK: u64 = REJECTED - 1;
 
-/// The counts of one window, unpacked.
+/// The counts of a span of buckets, unpacked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Counts {
     admitted: u64,
@@ -38,6 +39,14 @@ impl Counts {
             rejected,
         }
     }
+}
+
+/// What a decision looks at: the whole window, and its two newest buckets (the current one
+/// and the last completed one), whose success ratio sets the `Adaptive` weight.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Evidence {
+    window: Counts,
+    recent: Counts,
 }
 
 /// Whether a breaker is rejecting calls.
@@ -114,8 +123,11 @@ pub struct BreakerSnapshot {
 pub struct SreBreaker<C = SystemClock> {
     config: BreakerConfig,
     window: RollingWindow<C>,
-    /// `[sum, count]` of the completed buckets, for the bucket they were computed in.
-    completed: PerBucketCache<2>,
+    /// `[sum, count]` of the completed buckets and `[sum, count]` of the newest completed
+    /// bucket, for the bucket they were computed in.
+    completed: PerBucketCache<4>,
+    /// `Adaptive` only: one more than the bucket in which the last probe was let through.
+    probed: AtomicU64,
     draws: Draws,
     metrics: BreakerMetrics,
 }
@@ -126,6 +138,7 @@ impl<C: Clock> SreBreaker<C> {
         config.validate()?;
         let window = config.window_config().build_with_clock(clock)?;
         Ok(Self {
+            probed: AtomicU64::new(0),
             draws: Draws::new(config.seed),
             metrics: BreakerMetrics::new(&config.name),
             completed: PerBucketCache::new(),
@@ -154,11 +167,12 @@ impl<C: Clock> SreBreaker<C> {
     /// [`Rejected`] when the call is rejected (never with `enforce = false`).
     #[inline]
     pub fn allow_at(&self, now: Duration) -> Result<(), Rejected> {
-        let probability = self.drop_probability_at(now);
+        let (bucket, evidence) = self.evidence_at(now);
+        let probability = self.publish(self.decide(evidence).2);
         if probability == 0.0 {
             return Ok(());
         }
-        self.reject_if(now, self.draws.next_unit() < probability)
+        self.reject_if(now, bucket, self.draws.next_unit() < probability)
     }
 
     /// As [`allow_at`](Self::allow_at), with the uniform draw in [0, 1) supplied by the
@@ -169,12 +183,13 @@ impl<C: Clock> SreBreaker<C> {
     ///
     /// [`Rejected`] when the call is rejected (never with `enforce = false`).
     pub fn allow_at_with_draw(&self, now: Duration, draw: f64) -> Result<(), Rejected> {
-        let probability = self.drop_probability_at(now);
-        self.reject_if(now, probability > 0.0 && draw < probability)
+        let (bucket, evidence) = self.evidence_at(now);
+        let probability = self.publish(self.decide(evidence).2);
+        self.reject_if(now, bucket, probability > 0.0 && draw < probability)
     }
 
-    fn reject_if(&self, now: Duration, reject: bool) -> Result<(), Rejected> {
-        if !reject {
+    fn reject_if(&self, now: Duration, bucket: u64, reject: bool) -> Result<(), Rejected> {
+        if !reject || self.probe(bucket) {
             return Ok(());
         }
         self.metrics.rejected();
@@ -209,37 +224,78 @@ impl<C: Clock> SreBreaker<C> {
         }
     }
 
+    /// `Adaptive` only: whether this would-be rejection is the bucket's probe, let through
+    /// so that a recovered backend is noticed within a bucket.
+    #[inline]
+    fn probe(&self, bucket: u64) -> bool {
+        if self.config.rejections != Rejections::Adaptive {
+            return false;
+        }
+        let probed = self.probed.load(Ordering::Relaxed);
+        probed <= bucket
+            && self
+                .probed
+                .compare_exchange(probed, bucket + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
     /// The probability that a call at `now` is rejected (also published as the
     /// `rampart_breaker_drop_probability` gauge).
     #[inline]
     pub fn drop_probability_at(&self, now: Duration) -> f64 {
-        let counts = self.counts_at(now);
-        let probability = self.decide(counts).2;
+        let (_, evidence) = self.evidence_at(now);
+        self.publish(self.decide(evidence).2)
+    }
+
+    #[inline]
+    fn publish(&self, probability: f64) -> f64 {
         self.metrics.drop_probability(probability);
         probability
     }
 
-    /// The window's counts at `now`: the cached completed buckets plus the current one.
+    /// The bucket of `now`, and the counts a decision at `now` rests on: the cached completed
+    /// buckets plus the current one.
     #[inline]
-    fn counts_at(&self, now: Duration) -> Counts {
+    fn evidence_at(&self, now: Duration) -> (u64, Evidence) {
         let (bucket, current) = self.window.current_at(now);
-        let [sum, count] = self.completed.get_or_refresh(bucket, || {
-            let completed = self.window.view_at(now, View::Completed).totals();
-            [completed.sum, completed.count]
+        let [sum, count, last_sum, last_count] = self.completed.get_or_refresh(bucket, || {
+            let completed = self.window.view_at(now, View::Completed);
+            let totals = completed.totals();
+            let last = completed.iter().last().unwrap_or_default();
+            [totals.sum, totals.count, last.sum, last.count]
         });
-        Counts::unpack(current + BucketStats { sum, count })
+        let evidence = Evidence {
+            window: Counts::unpack(current + BucketStats { sum, count }),
+            recent: Counts::unpack(
+                current
+                    + BucketStats {
+                        sum: last_sum,
+                        count: last_count,
+                    },
+            ),
+        };
+        (bucket, evidence)
     }
 
-    /// `(rejection weight, requests, drop probability)` for the given counts.
+    /// `(rejection weight, requests, drop probability)` for the given evidence.
     #[inline]
-    fn decide(&self, counts: Counts) -> (f64, f64, f64) {
+    fn decide(&self, evidence: Evidence) -> (f64, f64, f64) {
         let Counts {
             admitted,
             accepts,
             rejected,
-        } = counts;
+        } = evidence.window;
         let k = self.config.k;
-        let weight = self.config.rejections.weight(accepts, admitted, k);
+        // `Adaptive` judges the backend by its newest outcomes when there are any.
+        let judged = if evidence.recent.admitted > 0 {
+            evidence.recent
+        } else {
+            evidence.window
+        };
+        let weight = self
+            .config
+            .rejections
+            .weight(judged.accepts, judged.admitted, k);
         let requests = admitted as f64 + weight * rejected as f64;
         let accepted = k * accepts as f64;
         let probability = if admitted + rejected < self.config.min_requests || requests <= accepted
@@ -261,9 +317,18 @@ impl<C: Clock> SreBreaker<C> {
 
     /// The window's counts and the decision they lead to, at `now`.
     pub fn snapshot_at(&self, now: Duration) -> BreakerSnapshot {
-        // Exact: the whole window, not the per-bucket cache.
-        let counts = Counts::unpack(self.window.view_at(now, View::IncludingCurrent).totals());
-        let (rejection_weight, requests, drop_probability) = self.decide(counts);
+        // Exact: the whole window read afresh, not the per-bucket cache.
+        let view = self.window.view_at(now, View::IncludingCurrent);
+        let recent = view
+            .iter()
+            .skip(view.len().saturating_sub(2))
+            .fold(BucketStats::default(), |total, bucket| total + bucket);
+        let counts = Counts::unpack(view.totals());
+        let evidence = Evidence {
+            window: counts,
+            recent: Counts::unpack(recent),
+        };
+        let (rejection_weight, requests, drop_probability) = self.decide(evidence);
         BreakerSnapshot {
             admitted: counts.admitted,
             accepts: counts.accepts,

@@ -57,7 +57,7 @@ fn reproduces_the_reference_probabilities() {
 
 #[test]
 fn below_min_requests_nothing_is_rejected_even_at_total_failure() {
-    let (clock, breaker) = breaker(BreakerConfig::default());
+    let (clock, breaker) = breaker(BreakerConfig::default().with_rejections(Rejections::Sre));
     for failures in 1..20 {
         breaker.record(Outcome::Failure);
         // A draw of 0 rejects whenever the probability is above zero.
@@ -117,6 +117,10 @@ fn each_mode_weighs_rejections_as_specified() {
     for (mode, weight, requests, p) in expected {
         let (clock, breaker) = breaker(BreakerConfig::default().with_rejections(mode));
         record(&breaker, 0, 40);
+        if mode == Rejections::Adaptive {
+            // The bucket's first would-be rejection goes through as its probe.
+            assert_eq!(breaker.allow_at_with_draw(clock.now(), 0.0), Ok(()));
+        }
         for _ in 0..50 {
             assert_eq!(
                 breaker.allow_at_with_draw(clock.now(), 0.0),
@@ -141,6 +145,56 @@ fn each_mode_weighs_rejections_as_specified() {
         );
         assert!((snapshot.drop_probability - p).abs() < 1e-12, "{mode:?}");
     }
+}
+
+#[test]
+fn adaptive_lets_one_probe_per_bucket_through_while_throttling() {
+    let (clock, adaptive) = breaker(BreakerConfig::default());
+    record(&adaptive, 0, 100);
+    for bucket in 0..5 {
+        let outcomes: Vec<_> = (0..50)
+            .map(|_| adaptive.allow_at_with_draw(clock.now(), 0.0))
+            .collect();
+        assert_eq!(outcomes[0], Ok(()), "bucket {bucket}: the probe");
+        assert!(
+            outcomes[1..].iter().all(Result::is_err),
+            "bucket {bucket}: only one probe"
+        );
+        clock.advance(300 * MS);
+    }
+    // Sre and Ignore have no probes: a zero draw always rejects.
+    let (clock, sre) = breaker(BreakerConfig::default().with_rejections(Rejections::Sre));
+    record(&sre, 0, 100);
+    assert_eq!(
+        sre.allow_at_with_draw(clock.now(), 0.0),
+        Err(Rejected::new())
+    );
+}
+
+#[test]
+fn adaptive_judges_by_the_newest_buckets_and_reopens_once_they_succeed() {
+    let (clock, breaker) = breaker(BreakerConfig::default());
+    // An outage: 100 failures and 1 000 rejections spread over the window.
+    for _ in 0..10 {
+        record(&breaker, 0, 10);
+        for _ in 0..100 {
+            let _ = breaker.allow_at_with_draw(clock.now(), 0.0);
+        }
+        clock.advance(300 * MS);
+    }
+    let throttled = breaker.snapshot();
+    assert_eq!(throttled.rejection_weight, 1.0);
+    assert!(throttled.drop_probability > 0.99, "{throttled:?}");
+    // The backend recovers: the last bucket and the current one hold only successes. The
+    // older failures still fill the window, but the rejections no longer count.
+    // 70 failures remain in the window; 80 successes outweigh them (150 ≤ 2 × 80).
+    clock.advance(300 * MS);
+    record(&breaker, 40, 0);
+    clock.advance(300 * MS);
+    record(&breaker, 40, 0);
+    let recovering = breaker.snapshot();
+    assert_eq!(recovering.rejection_weight, 0.0, "{recovering:?}");
+    assert_eq!(breaker.state(), BreakerState::Closed, "{recovering:?}");
 }
 
 #[test]

@@ -1,6 +1,4 @@
 //! `SimBackend`: capacity, queueing, rejection, abandoned work and utilisation, on paused time.
-// Utilisations are ratios of whole nanoseconds: the fractions checked here are exact.
-#![allow(clippy::float_cmp)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
