@@ -1,4 +1,6 @@
 //! The breaker's metrics, registered once when it is built.
+//!
+//! The handles bind to the recorder installed when the breaker is built: install yours first.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -17,26 +19,38 @@ pub(crate) struct BreakerMetrics {
 }
 
 impl BreakerMetrics {
-    pub(crate) fn new(name: &str) -> Self {
+    /// Registers the metrics of the breaker `name`; a member of a keyed group also carries
+    /// its `key` label.
+    pub(crate) fn new(name: &str, key: Option<&str>) -> Self {
+        let mut labels = vec![metrics::Label::new("name", name.to_owned())];
+        if let Some(key) = key {
+            labels.push(metrics::Label::new("key", key.to_owned()));
+        }
         let requests = |outcome: &'static str| {
-            metrics::counter!(
-                "rampart_breaker_requests_total",
-                "name" => name.to_owned(),
-                "outcome" => outcome
-            )
+            let mut labels = labels.clone();
+            labels.push(metrics::Label::new("outcome", outcome));
+            metrics::counter!("rampart_breaker_requests_total", labels)
         };
         let metrics = Self {
             success: requests("success"),
             failure: requests("failure"),
             rejected: requests("rejected"),
-            drop_probability: metrics::gauge!(
-                "rampart_breaker_drop_probability",
-                "name" => name.to_owned()
-            ),
+            drop_probability: metrics::gauge!("rampart_breaker_drop_probability", labels.clone()),
             published: AtomicU64::new(0.0_f64.to_bits()),
         };
         metrics.drop_probability.set(0.0);
         metrics
+    }
+
+    /// Handles that record nothing.
+    pub(crate) fn noop() -> Self {
+        Self {
+            success: Counter::noop(),
+            failure: Counter::noop(),
+            rejected: Counter::noop(),
+            drop_probability: Gauge::noop(),
+            published: AtomicU64::new(0.0_f64.to_bits()),
+        }
     }
 
     #[inline]

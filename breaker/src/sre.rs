@@ -135,12 +135,34 @@ pub struct SreBreaker<C = SystemClock> {
 /// # Construction
 impl<C: Clock> SreBreaker<C> {
     pub(crate) fn new(config: BreakerConfig, clock: C) -> Result<Self, ConfigError> {
+        Self::with_key(config, clock, None)
+    }
+
+    /// A breaker whose metrics also carry a `key` label (a member of a keyed group).
+    pub(crate) fn with_key(
+        config: BreakerConfig,
+        clock: C,
+        key: Option<&str>,
+    ) -> Result<Self, ConfigError> {
+        Self::with_metrics(config, clock, |name| BreakerMetrics::new(name, key))
+    }
+
+    /// A breaker that reports no metrics.
+    pub(crate) fn unreported(config: BreakerConfig, clock: C) -> Result<Self, ConfigError> {
+        Self::with_metrics(config, clock, |_| BreakerMetrics::noop())
+    }
+
+    fn with_metrics(
+        config: BreakerConfig,
+        clock: C,
+        metrics: impl FnOnce(&str) -> BreakerMetrics,
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
         let window = config.window_config().build_with_clock(clock)?;
         Ok(Self {
             probed: AtomicU64::new(0),
             draws: Draws::new(config.seed),
-            metrics: BreakerMetrics::new(&config.name),
+            metrics: metrics(&config.name),
             completed: PerBucketCache::new(),
             window,
             config,
