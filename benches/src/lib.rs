@@ -6,8 +6,11 @@
 //! tower equivalent. Compare rows of one run only; these machines are noisy.
 #![deny(missing_docs)]
 
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use criterion::BenchmarkGroup;
@@ -45,4 +48,27 @@ pub fn clocks(group: &mut BenchmarkGroup<'_, WallTime>, prefix: &str) {
     });
     let tokio = TokioClock::new();
     group.bench_function(format!("{prefix}/tokio_clock"), |b| b.iter(|| tokio.now()));
+}
+
+/// Drives one request through `service` without a runtime: `poll_ready`, `call`, and one poll
+/// of the response future, all of which must complete at once (benchmarked services answer
+/// immediately). Returns whether the response was `Ok`.
+///
+/// Every row of a layer benchmark goes through this, so rows differ only by the layer.
+#[inline]
+pub fn call_ready<S, Req>(service: &mut S, request: Req) -> bool
+where
+    S: tower::Service<Req>,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    match service.poll_ready(&mut cx) {
+        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Err(_)) => return false,
+        Poll::Pending => panic!("benchmarked services are always ready"),
+    }
+    let future = pin!(service.call(request));
+    match future.poll(&mut cx) {
+        Poll::Ready(result) => black_box(result.is_ok()),
+        Poll::Pending => panic!("benchmarked services answer at once"),
+    }
 }

@@ -2,6 +2,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use pin_project::pin_project;
 use rampart_core::{Classify, Clock, DefaultClassifier, Outcome, SystemClock};
@@ -11,23 +12,29 @@ use crate::{Rejected, SreBreaker};
 
 /// Records an admitted call's outcome exactly once: when its response completes, or when it
 /// is dropped without completing (cancelled, or unwinding from a panic).
+///
+/// It records at the instant the call was admitted, so that a request reads the clock once:
+/// the breaker moved its window to that instant when admitting the call, and an instant older
+/// than the window's newest bucket counts in the newest bucket.
 #[derive(Debug)]
 pub(crate) struct Completion<C, L> {
     breaker: Arc<SreBreaker<C>>,
     classifier: L,
+    admitted_at: Duration,
     recorded: bool,
-    /// `SreBreaker::record` for this clock type, captured where `C: Clock` is known, so that
-    /// `Drop` (which cannot add that bound) can record too.
-    record_now: fn(&SreBreaker<C>, Outcome),
+    /// `SreBreaker::record_at` for this clock type, captured where `C: Clock` is known, so
+    /// that `Drop` (which cannot add that bound) can record too.
+    record_at: fn(&SreBreaker<C>, Duration, Outcome),
 }
 
 impl<C: Clock, L> Completion<C, L> {
-    pub(crate) fn new(breaker: Arc<SreBreaker<C>>, classifier: L) -> Self {
+    pub(crate) fn new(breaker: Arc<SreBreaker<C>>, classifier: L, admitted_at: Duration) -> Self {
         Self {
             breaker,
             classifier,
+            admitted_at,
             recorded: false,
-            record_now: SreBreaker::<C>::record,
+            record_at: SreBreaker::<C>::record_at,
         }
     }
 
@@ -42,7 +49,7 @@ impl<C: Clock, L> Completion<C, L> {
     fn record(&mut self, outcome: Outcome) {
         if !self.recorded {
             self.recorded = true;
-            (self.record_now)(&self.breaker, outcome);
+            (self.record_at)(&self.breaker, self.admitted_at, outcome);
         }
     }
 }
@@ -57,7 +64,7 @@ impl<C, L> Drop for Completion<C, L> {
                 self.breaker.config().on_cancel
             };
             if outcome != Outcome::Ignore {
-                (self.record_now)(&self.breaker, outcome);
+                (self.record_at)(&self.breaker, self.admitted_at, outcome);
             }
         }
     }

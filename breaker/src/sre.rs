@@ -120,6 +120,8 @@ pub struct BreakerSnapshot {
 ///
 /// `allow` and `record` read the clock once each; `allow_at` and `record_at` take the
 /// instant from a caller that has already read the same clock (see [`clock`](Self::clock)).
+/// The [`Breaker`](crate::Breaker) layer reads it once per request: it records each outcome at
+/// the instant the call was admitted, which lands in the window's newest bucket.
 pub struct SreBreaker<C = SystemClock> {
     config: BreakerConfig,
     window: RollingWindow<C>,
@@ -190,7 +192,7 @@ impl<C: Clock> SreBreaker<C> {
     #[inline]
     pub fn allow_at(&self, now: Duration) -> Result<(), Rejected> {
         let (bucket, evidence) = self.evidence_at(now);
-        let probability = self.publish(self.decide(evidence).2);
+        let probability = self.publish(self.decide(evidence));
         if probability == 0.0 {
             return Ok(());
         }
@@ -206,7 +208,7 @@ impl<C: Clock> SreBreaker<C> {
     /// [`Rejected`] when the call is rejected (never with `enforce = false`).
     pub fn allow_at_with_draw(&self, now: Duration, draw: f64) -> Result<(), Rejected> {
         let (bucket, evidence) = self.evidence_at(now);
-        let probability = self.publish(self.decide(evidence).2);
+        let probability = self.publish(self.decide(evidence));
         self.reject_if(now, bucket, probability > 0.0 && draw < probability)
     }
 
@@ -231,6 +233,10 @@ impl<C: Clock> SreBreaker<C> {
 
     /// Records the outcome of an admitted call at instant `now` (read from
     /// [`clock`](Self::clock)). [`Outcome::Ignore`] records nothing.
+    ///
+    /// `now` may be the instant the call was admitted (`allow_at`'s): an instant older than
+    /// the window's newest bucket counts in the newest bucket, so a layer can read the clock
+    /// once per request.
     #[inline]
     pub fn record_at(&self, now: Duration, outcome: Outcome) {
         match outcome {
@@ -266,7 +272,7 @@ impl<C: Clock> SreBreaker<C> {
     #[inline]
     pub fn drop_probability_at(&self, now: Duration) -> f64 {
         let (_, evidence) = self.evidence_at(now);
-        self.publish(self.decide(evidence).2)
+        self.publish(self.decide(evidence))
     }
 
     #[inline]
@@ -277,8 +283,13 @@ impl<C: Clock> SreBreaker<C> {
 
     /// The bucket of `now`, and the counts a decision at `now` rests on: the cached completed
     /// buckets plus the current one.
+    ///
+    /// It first moves the window to `now`, so that an outcome recorded later at this same
+    /// instant (a layer records at the admission instant, to read the clock once per request)
+    /// lands in the newest bucket rather than in one that has since expired.
     #[inline]
     fn evidence_at(&self, now: Duration) -> (u64, Evidence) {
+        self.window.advance_to(now);
         let (bucket, current) = self.window.current_at(now);
         let [sum, count, last_sum, last_count] = self.completed.get_or_refresh(bucket, || {
             let completed = self.window.view_at(now, View::Completed);
@@ -299,15 +310,27 @@ impl<C: Clock> SreBreaker<C> {
         (bucket, evidence)
     }
 
-    /// `(rejection weight, requests, drop probability)` for the given evidence.
+    /// The drop probability for the given evidence: the hot path, which skips the weight
+    /// (two divisions) whenever it cannot matter.
     #[inline]
-    fn decide(&self, evidence: Evidence) -> (f64, f64, f64) {
+    fn decide(&self, evidence: Evidence) -> f64 {
         let Counts {
             admitted,
             accepts,
             rejected,
         } = evidence.window;
-        let k = self.config.k;
+        if admitted + rejected < self.config.min_requests {
+            return 0.0;
+        }
+        let accepted = self.config.k * accepts as f64;
+        if rejected == 0 {
+            return probability(admitted as f64, accepted);
+        }
+        probability(self.requests(evidence).1, accepted)
+    }
+
+    /// `(rejection weight, requests)` for the given evidence.
+    fn requests(&self, evidence: Evidence) -> (f64, f64) {
         // `Adaptive` judges the backend by its newest outcomes when there are any.
         let judged = if evidence.recent.admitted > 0 {
             evidence.recent
@@ -317,16 +340,22 @@ impl<C: Clock> SreBreaker<C> {
         let weight = self
             .config
             .rejections
-            .weight(judged.accepts, judged.admitted, k);
-        let requests = admitted as f64 + weight * rejected as f64;
-        let accepted = k * accepts as f64;
-        let probability = if admitted + rejected < self.config.min_requests || requests <= accepted
-        {
-            0.0
-        } else {
-            ((requests - accepted) / (requests + 1.0)).clamp(0.0, 1.0)
-        };
-        (weight, requests, probability)
+            .weight(judged.accepts, judged.admitted, self.config.k);
+        let window = evidence.window;
+        (
+            weight,
+            window.admitted as f64 + weight * window.rejected as f64,
+        )
+    }
+}
+
+/// `max(0, (requests − accepted) / (requests + 1))`, with `accepted = k · accepts`.
+#[inline]
+fn probability(requests: f64, accepted: f64) -> f64 {
+    if requests <= accepted {
+        0.0
+    } else {
+        ((requests - accepted) / (requests + 1.0)).clamp(0.0, 1.0)
     }
 }
 
@@ -350,7 +379,8 @@ impl<C: Clock> SreBreaker<C> {
             window: counts,
             recent: Counts::unpack(recent),
         };
-        let (rejection_weight, requests, drop_probability) = self.decide(evidence);
+        let (rejection_weight, requests) = self.requests(evidence);
+        let drop_probability = self.decide(evidence);
         BreakerSnapshot {
             admitted: counts.admitted,
             accepts: counts.accepts,

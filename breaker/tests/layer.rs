@@ -319,3 +319,24 @@ fn layers_services_and_futures_are_send_and_sync() {
     send_sync::<Breaker<Backend>>();
     send_sync::<rampart_breaker::ResponseFuture<std::future::Ready<Result<(), Infallible>>>>();
 }
+
+#[tokio::test(start_paused = true)]
+async fn slow_failures_count_when_they_arrive_not_when_the_calls_began() {
+    // Every call hangs for 10 s, then times out: its outcome belongs in the window when it
+    // arrives, although the layer recorded its instant (one clock read) on admission.
+    let shared = breaker(BreakerConfig::default());
+    let timing_out = service_fn(|()| async {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        Err::<(), _>(std::io::Error::other("deadline exceeded"))
+    });
+    let service = BreakerLayer::from_breaker(Arc::clone(&shared)).layer(timing_out);
+    for _ in 0..1_500 {
+        drop(tokio::spawn(service.clone().oneshot(())));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // 15 s in: the calls of the first 5 s have failed, all within the last 5 s.
+    let snapshot = shared.snapshot();
+    assert!(snapshot.admitted > 100, "{snapshot:?}");
+    assert_eq!(snapshot.accepts, 0);
+    assert!(snapshot.drop_probability > 0.9, "{snapshot:?}");
+}

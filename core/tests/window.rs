@@ -397,3 +397,21 @@ fn cached_completed_totals_plus_the_current_bucket_equal_the_full_view() {
         );
     }
 }
+
+#[test]
+fn advancing_without_a_record_moves_late_records_into_the_newest_bucket() {
+    let (clock, window) = window(3, SECOND);
+    let admitted_at = clock.now();
+    clock.set(Duration::from_millis(5_500));
+    // Without an advance, a record at the old instant would land in bucket 0, long expired.
+    window.advance_to(clock.now());
+    assert_eq!(window.count(), 0, "advancing records nothing");
+    window.record_at(admitted_at, 7);
+    assert_eq!(sums(&window, View::IncludingCurrent), [0, 0, 7]);
+    // Advancing to an older instant changes nothing.
+    window.advance_to(Duration::ZERO);
+    assert_eq!(
+        window.current_at(clock.now()),
+        (5, BucketStats { sum: 7, count: 1 })
+    );
+}

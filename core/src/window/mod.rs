@@ -203,6 +203,23 @@ impl<C: Clock> RollingWindow<C> {
         self.ring.add(index, value);
     }
 
+    /// Moves the ring forward to the bucket of `now`, as a record at `now` would, without
+    /// recording anything.
+    ///
+    /// A layer that reads the clock once per request (when admitting it) and records the
+    /// outcome at that same instant when the response arrives calls this on admission: late
+    /// outcomes then land in the newest bucket (an instant older than the newest bucket reads
+    /// as the newest bucket) instead of the bucket of their admission, which may have expired
+    /// by the time a slow call fails.
+    #[inline]
+    pub fn advance_to(&self, now: Duration) {
+        let elapsed = saturating_nanos(now).saturating_sub(self.origin_nanos);
+        let cursor = self.cursor.load(Ordering::Acquire);
+        if elapsed >= self.end_of_slot(slot_of(cursor)) {
+            self.rotate(elapsed);
+        }
+    }
+
     /// Nanoseconds since creation at which bucket slot `slot` ends.
     #[inline]
     fn end_of_slot(&self, slot: u64) -> u64 {
