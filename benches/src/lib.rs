@@ -55,6 +55,11 @@ pub fn clocks(group: &mut BenchmarkGroup<'_, WallTime>, prefix: &str) {
 /// immediately). Returns whether the response was `Ok`.
 ///
 /// Every row of a layer benchmark goes through this, so rows differ only by the layer.
+///
+/// # Panics
+///
+/// If the service is not ready at once or its response is not ready at once: such a service
+/// cannot be measured this way.
 #[inline]
 pub fn call_ready<S, Req>(service: &mut S, request: Req) -> bool
 where

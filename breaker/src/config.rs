@@ -8,16 +8,8 @@ use crate::SreBreaker;
 /// How much the calls a breaker rejected itself count as requests in its decision.
 ///
 /// The decision compares `requests` with `k × accepts`, where
-/// `requests = admitted + w × rejected`. The weight `w` is what the three modes differ in.
-///
-/// | mode | `w` | during an outage | recovery after it | backend load at 10× overload |
-/// | --- | --- | --- | --- | --- |
-/// | [`Sre`](Self::Sre) | 1 | a trickle | slow: 13–20 s | ~2× capacity |
-/// | [`Ignore`](Self::Ignore) | 0 | ~sqrt(rate/window) calls per second | ~1 s | ~4.5× capacity |
-/// | [`Adaptive`](Self::Adaptive) | 1 while admitted calls fail, 0 once they succeed | a trickle | 1–5 s | ~2× capacity |
-///
-/// (Figures from a simulation with a 3 s window and `k = 2`; the crate documentation has this
-/// crate's own measurements.)
+/// `requests = admitted + w × rejected`. The weight `w` is what the three modes differ in;
+/// the crate documentation has their measured behaviour in an outage and under overload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Rejections {
     /// `w = 1`: the SRE book's and Kratos's rule: every call the application attempts is a
@@ -30,10 +22,15 @@ pub enum Rejections {
     /// overloaded one several times its capacity.
     Ignore,
     /// `w = clamp((1 − s) / (1 − 1/k), 0, 1)`, with `s = accepts / admitted` the success ratio of
-    /// the calls that got through (`w = 1` when nothing got through). While admitted calls fail
-    /// at the rate the throttling settles at (`s ≤ 1/k`) it is exactly `Sre`; as soon as the
-    /// trickle starts succeeding, rejections stop counting and traffic returns at once. The
-    /// default.
+    /// the newest calls that got through: those of the current bucket and the last completed
+    /// one (the whole window if they hold none; `w = 1` when nothing got through). While
+    /// admitted calls fail at the rate the throttling settles at (`s ≤ 1/k`) it is exactly
+    /// `Sre`; as soon as they succeed, rejections stop counting and traffic returns.
+    ///
+    /// While throttling, the first call of each bucket that the draw would reject goes through
+    /// instead, as a probe (3.3 per second with the default 300 ms buckets): a recovered backend
+    /// is noticed within a bucket, instead of after waiting for a random call to slip through
+    /// (about one per window at full throttle). The default.
     #[default]
     Adaptive,
 }

@@ -1,4 +1,113 @@
 //! Client-side adaptive throttling for tower: the breaker from Google's SRE book.
+//!
+//! When a backend stops accepting requests, retrying clients and eager callers keep sending
+//! them, and the backend spends what capacity it has left turning them away. This crate's
+//! [`Breaker`] rejects calls **locally**, before they leave the client, with probability
+//!
+//! ```text
+//! p = max(0, (requests − k · accepts) / (requests + 1))
+//! ```
+//!
+//! over a rolling window (3 s by default): `requests` is what the client attempted, `accepts`
+//! what the backend served. A healthy backend never sees a rejection; a failing one receives
+//! about `k` calls per success, enough to notice its recovery and few enough to let it recover.
+//! There is no open/closed state machine and no timer to tune: throttling follows the backend's
+//! acceptance rate continuously (source: Google, *Site Reliability Engineering*, chapter
+//! "Handling Overload"; Kratos's `sre` breaker is the best-known implementation).
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tower::BoxError> {
+//! use rampart_breaker::{BreakerConfig, BreakerLayer, Rejected};
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! let client = ServiceBuilder::new()
+//!     .layer(BreakerLayer::new(BreakerConfig::default().with_name("inventory"))?)
+//!     .service_fn(|sku: u32| async move {
+//!         if sku == 0 { Err("backend unavailable".into()) } else { Ok::<_, tower::BoxError>(sku * 2) }
+//!     });
+//!
+//! assert_eq!(client.clone().oneshot(21).await?, 42);
+//!
+//! // The backend keeps failing: after `min_requests` calls the breaker starts rejecting
+//! // locally, without calling it.
+//! let mut rejected = 0;
+//! for _ in 0..200 {
+//!     if let Err(err) = client.clone().oneshot(0).await {
+//!         rejected += u32::from(err.is::<Rejected>());
+//!     }
+//! }
+//! assert!(rejected > 100);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Rejected calls and recovery: [`Rejections`]
+//!
+//! How much the calls the breaker rejected itself count as requests decides how hard it
+//! protects and how fast it recovers. Measured by this crate's simulations (`tests/simulation.rs`:
+//! paused time, a 3 s window, `k = 2`; the outage at 1 000 requests per second over ten seeds,
+//! the overload against a backend that serves 200 requests per second and rejects the rest at
+//! once):
+//!
+//! | `rejections` | backend calls per request during a total outage | full traffic after recovery | backend load offered 3× / 10× its capacity |
+//! | --- | --- | --- | --- |
+//! | `Sre` (the book, Kratos) | 0.006–0.05 % | 10.5–18.5 s | 1.84× / 1.68× |
+//! | `Ignore` (go-zero) | 1.6–1.8 % | 0.1–0.3 s | 2.42× / 4.40× |
+//! | `Adaptive` (default) | 0.34–0.38 % | 0.3 s | 1.87× / 1.74× |
+//!
+//! `Adaptive` counts rejections fully while the calls that get through fail, and not at all
+//! once they succeed: it judges by the two newest buckets (the current one and the last
+//! completed one), and while throttling it lets one call per bucket through as a probe, so a
+//! recovered backend is noticed within a bucket rather than after a random wait for the next
+//! call to slip through.
+//!
+//! # Differences from Kratos's `sre` breaker
+//!
+//! - The decision never adds up the window: it reads the current bucket and a total of the
+//!   completed buckets cached once per bucket (Kratos re-sums ten buckets on every call).
+//! - A call's outcome is classified by a [`Classify`](rampart_core::Classify) implementation:
+//!   `Err` is a failure by default; `HttpClassifier` (feature `http`) also counts 5xx, 429 and
+//!   failing gRPC statuses. Kratos treats a 429 from a shedding server as a success.
+//! - A call the client cancelled counts as nothing (`on_cancel`), not as a failure.
+//! - `enforce = false` is a dry run: decisions are computed and reported, never applied.
+//! - [`BreakerGroup`] creates each key's breaker exactly once, and bounds the group.
+//!
+//! # Configuration
+//!
+//! [`BreakerConfig`]: `k` 2.0, `min_requests` 20, a 3 s window in 10 buckets,
+//! `rejections` [`Rejections::Adaptive`], `enforce` true, `on_cancel` ignored, an optional
+//! seed, a metrics `name`. `build()` validates every field and returns a
+//! [`ConfigError`](rampart_core::ConfigError) naming the one at fault.
+//!
+//! # Errors
+//!
+//! A rejected call resolves to [`Rejected`], boxed in `tower::BoxError`; errors of the inner
+//! service pass through untouched.
+//!
+//! # Metrics
+//!
+//! Registered once when a breaker is built (install your recorder first), labelled `name`
+//! (and `key` in a group):
+//!
+//! - `rampart_breaker_requests_total{outcome="success"|"failure"|"rejected"}`: calls by
+//!   outcome; in a dry run, `rejected` counts the calls that would have been rejected;
+//! - `rampart_breaker_drop_probability`: the probability of the latest decision.
+//!
+//! # Cost
+//!
+//! On our 2-vCPU benchmark machine (`benches/benches/breaker.rs`, medians): a decision and
+//! a record take 9.6 ns given the instant; the layer adds 23 ns to a call, one TSC clock read
+//! (9.6 ns) included; on [`CoarseClock`](rampart_core::CoarseClock) 16 ns, the same as tower's
+//! `ConcurrencyLimit`. The `failsafe` crate's breaker adds 71 ns, `tower-resilience`'s 205 ns.
+//! The layer reads the clock once per request: outcomes are recorded at the instant the call
+//! was admitted, which counts in the window's newest bucket.
+//!
+//! # Feature flags
+//!
+//! - `http`: re-exports `HttpClassifier`, for `http::Response`s.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -23,3 +132,6 @@ pub use crate::group_layer::{BreakerGroupLayer, KeyedBreaker};
 pub use crate::layer::BreakerLayer;
 pub use crate::service::Breaker;
 pub use crate::sre::{BreakerSnapshot, BreakerState, SreBreaker};
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use rampart_core::HttpClassifier;

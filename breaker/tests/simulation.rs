@@ -95,42 +95,48 @@ async fn outage(mode: Rejections, seed: u64) -> Outage {
     }
 }
 
-/// Three seeds: the bounds hold for the algorithm, not for one lucky sequence of draws.
-const SEEDS: [u64; 3] = [42, 7, 1_234];
+/// Ten seeds: the bounds hold for the algorithm, not for one lucky sequence of draws (the
+/// ranges quoted in the crate documentation are these runs').
+const SEEDS: std::ops::RangeInclusive<u64> = 1..=10;
 
 #[tokio::test(start_paused = true)]
-async fn during_an_outage_sre_and_adaptive_let_through_under_one_percent() {
+async fn outage_sre_and_adaptive_leak_under_1_percent_adaptive_and_ignore_recover_within_3s() {
     for seed in SEEDS {
-        for mode in [Rejections::Sre, Rejections::Adaptive] {
-            let leak = outage(mode, seed).await.leak_after_first_window;
-            assert!(leak <= 0.01, "{mode:?}, seed {seed}: {leak:.4}");
+        let sre = outage(Rejections::Sre, seed).await;
+        let adaptive = outage(Rejections::Adaptive, seed).await;
+        let ignore = outage(Rejections::Ignore, seed).await;
+        // During the outage, after its first window.
+        for (mode, run) in [("Sre", &sre), ("Adaptive", &adaptive)] {
+            let leak = run.leak_after_first_window;
+            assert!(
+                leak <= 0.01,
+                "{mode}, seed {seed}: {leak:.4} of requests reach the backend"
+            );
         }
-        // Ignore keeps probing the dead backend much harder.
-        let leak = outage(Rejections::Ignore, seed)
-            .await
-            .leak_after_first_window;
-        assert!(leak > 0.01, "Ignore, seed {seed}: {leak:.4}");
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn after_an_outage_adaptive_and_ignore_recover_within_3s_and_sre_is_slower() {
-    for seed in SEEDS {
-        let adaptive = outage(Rejections::Adaptive, seed).await.recovery;
-        let ignore = outage(Rejections::Ignore, seed).await.recovery;
-        let sre = outage(Rejections::Sre, seed).await.recovery;
         assert!(
-            adaptive <= 3 * SECOND,
-            "Adaptive, seed {seed}: {adaptive:?}"
+            ignore.leak_after_first_window > 0.01,
+            "Ignore probes harder, seed {seed}"
         );
-        assert!(ignore <= 3 * SECOND, "Ignore, seed {seed}: {ignore:?}");
+        // After recovery.
         assert!(
-            sre >= adaptive + 3 * SECOND,
-            "seed {seed}: Sre {sre:?}, Adaptive {adaptive:?}"
+            adaptive.recovery <= 3 * SECOND,
+            "Adaptive, seed {seed}: {:?}",
+            adaptive.recovery
         );
         assert!(
-            sre < AFTER.saturating_sub(SECOND),
-            "Sre recovers within the run, seed {seed}: {sre:?}"
+            ignore.recovery <= 3 * SECOND,
+            "Ignore, seed {seed}: {:?}",
+            ignore.recovery
+        );
+        assert!(
+            sre.recovery >= adaptive.recovery + 3 * SECOND,
+            "seed {seed}: Sre {:?} is not measurably slower than Adaptive {:?}",
+            sre.recovery,
+            adaptive.recovery
+        );
+        assert!(
+            sre.recovery < AFTER.saturating_sub(SECOND),
+            "Sre recovers within the run, seed {seed}"
         );
     }
 }
