@@ -18,6 +18,8 @@
 //!   all), with [`DefaultClassifier`] and, behind feature `http`, `HttpClassifier`.
 //! - [`ConfigError`] and [`check`]: the error every `build()` returns, naming the field and
 //!   the rule.
+//! - [`KeyedGroup`]: one value per key (a breaker or limiter per route), created once,
+//!   bounded, idle-evicted.
 //!
 //! # Example
 //!
@@ -56,6 +58,7 @@
 mod classify;
 pub mod clock;
 mod error;
+mod group;
 mod sync;
 pub mod window;
 
@@ -66,6 +69,7 @@ pub use crate::classify::{Classify, DefaultClassifier, Outcome};
 pub use crate::clock::TokioClock;
 pub use crate::clock::{Clock, CoarseClock, ManualClock, SystemClock};
 pub use crate::error::{ConfigError, check};
+pub use crate::group::KeyedGroup;
 pub use crate::window::{
     BucketStats, Buckets, PerBucketCache, RollingWindow, Stripes, View, WindowConfig, WindowView,
 };

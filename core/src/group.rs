@@ -1,0 +1,281 @@
+//! [`KeyedGroup`]: one shared value per key, created on first use, bounded, idle-evicted.
+
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::RwLock;
+
+use crate::clock::saturating_nanos;
+use crate::{ConfigError, check};
+
+/// Most shards a group splits its keys over, to keep threads looking up different keys from
+/// contending on one lock.
+const MAX_SHARDS: usize = 8;
+/// How often a member's last-use time is refreshed: finer would make every lookup write to a
+/// shared cache line; idle timeouts are minutes.
+const LAST_USE_RESOLUTION: Duration = Duration::from_secs(1);
+
+/// One shard: some of the keys, behind their own lock.
+type Shard<K, V> = RwLock<HashMap<K, Member<V>>>;
+
+struct Member<V> {
+    value: Arc<V>,
+    /// When the key was last used, in nanoseconds of the caller's clock.
+    last_used: AtomicU64,
+}
+
+/// One value per key (a breaker or a limiter per route, operation or peer), created the first
+/// time its key is used, exactly once however many threads ask at the same time.
+///
+/// The group holds at most `max_keys` values. Adding one more first evicts the values unused
+/// for `idle_timeout`, and if none is that idle, the least recently used one. Keys are spread
+/// over up to 8 shards, each with its own lock and an equal share of `max_keys`, so a group
+/// may evict before it holds `max_keys` values when the keys hash unevenly.
+///
+/// Instants are the caller's (`now` from any one [`Clock`](crate::Clock)): the group reads no
+/// clock itself.
+///
+/// ```
+/// use std::time::Duration;
+/// use rampart_core::KeyedGroup;
+///
+/// let group = KeyedGroup::<&str, String>::new(100, Duration::from_secs(600))?;
+/// let now = Duration::ZERO;
+/// let a = group.get_or_insert_with(&"a", now, |key| format!("made for {key}").into());
+/// let again = group.get_or_insert_with(&"a", now, |_| unreachable!("made once"));
+/// assert!(std::sync::Arc::ptr_eq(&a, &again));
+/// # Ok::<(), rampart_core::ConfigError>(())
+/// ```
+pub struct KeyedGroup<K, V> {
+    shards: Box<[Shard<K, V>]>,
+    per_shard: usize,
+    idle_timeout: Duration,
+    hasher: RandomState,
+}
+
+impl<K, V> KeyedGroup<K, V> {
+    /// An empty group of at most `max_keys` values, evicting values idle for `idle_timeout`
+    /// when it needs room.
+    ///
+    /// # Errors
+    ///
+    /// `max_keys` is zero, or `idle_timeout` is zero.
+    pub fn new(max_keys: usize, idle_timeout: Duration) -> Result<Self, ConfigError> {
+        check::at_least("max_keys", max_keys, 1)?;
+        check::positive("idle_timeout", idle_timeout)?;
+        // A power of two no larger than `max_keys`, so the shards' shares add up to at most it.
+        let shards = MAX_SHARDS.min(1 << max_keys.ilog2());
+        Ok(Self {
+            shards: (0..shards).map(|_| RwLock::new(HashMap::new())).collect(),
+            per_shard: max_keys / shards,
+            idle_timeout,
+            hasher: RandomState::new(),
+        })
+    }
+
+    /// The most values the group holds.
+    pub fn max_keys(&self) -> usize {
+        self.per_shard * self.shards.len()
+    }
+
+    /// How long a value may go unused before it is the first to be evicted.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// The number of values the group holds now.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|shard| shard.read().len()).sum()
+    }
+
+    /// Whether the group holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes the values unused for `idle_timeout` as of `now`; returns how many.
+    pub fn evict_idle(&self, now: Duration) -> usize {
+        let (now, idle) = (saturating_nanos(now), saturating_nanos(self.idle_timeout));
+        self.shards
+            .iter()
+            .map(|shard| {
+                let mut members = shard.write();
+                let before = members.len();
+                members.retain(|_, member| now.saturating_sub(member.last_used()) < idle);
+                before - members.len()
+            })
+            .sum()
+    }
+}
+
+impl<K: Hash + Eq + Clone, V> KeyedGroup<K, V> {
+    /// The value of `key`, made by `make(key)` if the group has none, as of instant `now`.
+    pub fn get_or_insert_with(
+        &self,
+        key: &K,
+        now: Duration,
+        make: impl FnOnce(&K) -> Arc<V>,
+    ) -> Arc<V> {
+        let now = saturating_nanos(now);
+        let shard = &self.shards[self.shard_of(key)];
+        if let Some(member) = shard.read().get(key) {
+            member.touch(now);
+            return Arc::clone(&member.value);
+        }
+        let mut members = shard.write();
+        // Another thread may have made it between the two locks: it is made only once.
+        if let Some(member) = members.get(key) {
+            member.touch(now);
+            return Arc::clone(&member.value);
+        }
+        if members.len() >= self.per_shard {
+            self.make_room(&mut members, now);
+        }
+        let value = make(key);
+        let member = Member {
+            value: Arc::clone(&value),
+            last_used: AtomicU64::new(now),
+        };
+        members.insert(key.clone(), member);
+        value
+    }
+
+    /// A hash of `key`, stable for the life of the group (to derive per-key seeds).
+    pub fn hash_of(&self, key: &K) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn shard_of(&self, key: &K) -> usize {
+        (self.hash_of(key) as usize) & (self.shards.len() - 1)
+    }
+
+    /// Evicts the idle members of a full shard, or else its least recently used one.
+    fn make_room(&self, members: &mut HashMap<K, Member<V>>, now: u64) {
+        let idle = saturating_nanos(self.idle_timeout);
+        members.retain(|_, member| now.saturating_sub(member.last_used()) < idle);
+        if members.len() >= self.per_shard {
+            let oldest = members
+                .iter()
+                .min_by_key(|(_, member)| member.last_used())
+                .map(|(key, _)| key.clone());
+            if let Some(key) = oldest {
+                members.remove(&key);
+            }
+        }
+    }
+}
+
+impl<V> Member<V> {
+    fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
+    }
+
+    /// Refreshes the last use, at most once per [`LAST_USE_RESOLUTION`].
+    fn touch(&self, now: u64) {
+        if now.saturating_sub(self.last_used()) >= saturating_nanos(LAST_USE_RESOLUTION) {
+            self.last_used.store(now, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for KeyedGroup<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedGroup")
+            .field("len", &self.len())
+            .field("max_keys", &self.max_keys())
+            .field("idle_timeout", &self.idle_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Barrier;
+
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_key_asked_for_by_many_threads_at_once_is_made_once() {
+        for _ in 0..20 {
+            let group = Arc::new(KeyedGroup::<u32, AtomicU64>::new(64, SECOND).expect("valid"));
+            let made = Arc::new(AtomicU64::new(0));
+            let start = Arc::new(Barrier::new(8));
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    let (group, made, start) =
+                        (Arc::clone(&group), Arc::clone(&made), Arc::clone(&start));
+                    std::thread::spawn(move || {
+                        start.wait();
+                        group.get_or_insert_with(&7, Duration::ZERO, |_| {
+                            made.fetch_add(1, Ordering::Relaxed);
+                            Arc::new(AtomicU64::new(0))
+                        })
+                    })
+                })
+                .collect();
+            let values: Vec<_> = threads
+                .into_iter()
+                .map(|t| t.join().expect("no panic"))
+                .collect();
+            assert_eq!(made.load(Ordering::Relaxed), 1);
+            assert!(values.iter().all(|v| Arc::ptr_eq(v, &values[0])));
+        }
+    }
+
+    #[test]
+    fn never_holds_more_than_max_keys() {
+        for max_keys in [1, 3, 16, 100] {
+            let group = KeyedGroup::<u32, ()>::new(max_keys, SECOND).expect("valid");
+            for key in 0..1_000 {
+                group.get_or_insert_with(&key, Duration::ZERO, |_| Arc::new(()));
+                assert!(group.len() <= max_keys, "{} > {max_keys}", group.len());
+            }
+            assert!(group.max_keys() <= max_keys && group.max_keys() * 2 > max_keys);
+        }
+    }
+
+    #[test]
+    fn a_full_group_evicts_the_idle_then_the_least_recently_used() {
+        let group = KeyedGroup::<&str, u32>::new(1, Duration::from_secs(60)).expect("valid");
+        let first = group.get_or_insert_with(&"a", Duration::ZERO, |_| Arc::new(1));
+        group.get_or_insert_with(&"b", 5 * SECOND, |_| Arc::new(2));
+        assert_eq!(group.len(), 1);
+        let again = group.get_or_insert_with(&"a", 6 * SECOND, |_| Arc::new(3));
+        assert!(
+            !Arc::ptr_eq(&first, &again),
+            "`a` was evicted and made anew"
+        );
+        assert_eq!(*again, 3);
+    }
+
+    #[test]
+    fn idle_values_are_evicted_on_request() {
+        let group = KeyedGroup::<&str, ()>::new(64, Duration::from_secs(60)).expect("valid");
+        group.get_or_insert_with(&"old", Duration::ZERO, |_| Arc::new(()));
+        group.get_or_insert_with(&"recent", 30 * SECOND, |_| Arc::new(()));
+        assert_eq!(group.evict_idle(61 * SECOND), 1);
+        assert_eq!(group.evict_idle(121 * SECOND), 1);
+        assert!(group.is_empty());
+    }
+
+    #[test]
+    fn zero_bounds_are_config_errors() {
+        assert_eq!(
+            KeyedGroup::<u8, ()>::new(0, SECOND).unwrap_err().field(),
+            "max_keys"
+        );
+        assert_eq!(
+            KeyedGroup::<u8, ()>::new(1, Duration::ZERO)
+                .unwrap_err()
+                .field(),
+            "idle_timeout"
+        );
+    }
+}
