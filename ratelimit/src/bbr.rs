@@ -1,0 +1,492 @@
+//! [`BbrLimiter`]: the BBR-style adaptive limiter, with no tower types.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rampart_core::{Clock, ConfigError, PerBucketCache, RollingWindow, SystemClock, View};
+
+use crate::cpu::CpuUsage;
+use crate::metrics::LimiterMetrics;
+use crate::{BbrConfig, Gate, Overloaded, SystemCpu};
+
+/// Drops are remembered at this resolution: finer would make every shed request write to a
+/// shared cache line.
+const DROP_RESOLUTION_NANOS: u64 = 1_000_000;
+
+/// The statistics of the completed buckets, computed once per bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Stats {
+    /// The most completions in one completed bucket (at least 1).
+    max_pass: u64,
+    /// The lowest mean response time of a completed bucket, in µs (at least 1).
+    min_rt_us: f64,
+    /// `floor(max_pass × min_rt × buckets per second)`: Little's law on the best bucket.
+    max_inflight: u64,
+    /// The mean response time of the newest completed bucket, in µs (0 when empty).
+    last_rt_us: f64,
+}
+
+impl Stats {
+    fn pack(self) -> [u64; 4] {
+        [
+            self.max_pass,
+            self.min_rt_us.to_bits(),
+            self.max_inflight,
+            self.last_rt_us.to_bits(),
+        ]
+    }
+
+    fn unpack([max_pass, min_rt, max_inflight, last_rt]: [u64; 4]) -> Self {
+        Self {
+            max_pass,
+            min_rt_us: f64::from_bits(min_rt),
+            max_inflight,
+            last_rt_us: f64::from_bits(last_rt),
+        }
+    }
+}
+
+/// What a limiter sees and decides, at one instant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BbrSnapshot {
+    /// The CPU usage the limiter reads (0 for a gate that never reads it).
+    pub cpu: f64,
+    /// Requests admitted and not yet completed.
+    pub inflight: u64,
+    /// The most requests the service has proven it can carry: `max_pass × min_rt`.
+    pub max_inflight: u64,
+    /// The most completions in one completed bucket of the window.
+    pub max_pass: u64,
+    /// The lowest mean response time of a completed bucket of the window.
+    pub min_rt: Duration,
+    /// The mean response time of the newest completed bucket (zero when it is empty).
+    pub last_rt: Duration,
+    /// Whether the gate says the service is overloaded.
+    pub overloaded: bool,
+    /// Whether a drop happened less than `cooldown` ago.
+    pub cooling_down: bool,
+}
+
+/// A server-side limiter that admits everything until the service runs hot, then sheds the
+/// requests beyond what it has proven it can carry (Kratos's BBR, after TCP BBR).
+///
+/// Over a rolling window (10 s in 100 buckets) it counts completions per bucket and their
+/// response times. The best bucket's throughput and the lowest bucket-mean latency give, by
+/// Little's law, the concurrency the service sustains without queueing:
+/// `max_inflight = floor(max_pass × min_rt × buckets per second)`. A request is shed when
+///
+/// - more than one request is in flight, and more than `max_inflight`; and
+/// - the [`Gate`] says the service is overloaded (by default: the smoothed CPU usage is at or
+///   above 80 %), or the last drop was less than `cooldown` (1 s) ago.
+///
+/// ```
+/// use rampart_core::ManualClock;
+/// use rampart_ratelimit::{BbrConfig, ManualCpu, Overloaded};
+///
+/// let cpu = ManualCpu::new(0.2);
+/// let limiter = BbrConfig::default().build_with(ManualClock::new(), cpu.clone())?;
+/// let first = limiter.acquire().expect("a cool service admits everything");
+/// let second = limiter.acquire().expect("a cool service admits everything");
+/// cpu.set(0.95); // hot, and nothing has completed yet: the proven capacity is tiny
+/// assert_eq!(limiter.acquire().unwrap_err(), Overloaded::new());
+/// drop((first, second)); // permits record their completion when dropped
+/// # Ok::<(), rampart_core::ConfigError>(())
+/// ```
+///
+/// # Cost
+///
+/// While the service is cool an admission is three atomic loads and an increment; the
+/// window's statistics are computed at most once per bucket, into a cache read without a
+/// lock. A completion is one window record and a decrement.
+///
+/// # Clock
+///
+/// `acquire` and a permit's completion read the clock once each (the response time needs
+/// both ends); `acquire_at` and [`Permit::complete_at`] take instants from a caller that has
+/// read the same clock.
+pub struct BbrLimiter<C = SystemClock, U = SystemCpu> {
+    config: BbrConfig,
+    /// Per bucket: the sum of response times in µs, and the number of completions.
+    window: RollingWindow<C>,
+    stats: PerBucketCache<4>,
+    inflight: AtomicU64,
+    /// One more than the nanosecond instant of the most recent drop; 0 before any.
+    last_drop: AtomicU64,
+    /// One more than the bucket whose gauges were last published.
+    published: AtomicU64,
+    buckets_per_second: f64,
+    cpu: U,
+    metrics: LimiterMetrics,
+}
+
+/// # Construction
+impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
+    pub(crate) fn new(config: BbrConfig, clock: C, cpu: U) -> Result<Self, ConfigError> {
+        Self::with_metrics(config, clock, cpu, |name| LimiterMetrics::new(name, None))
+    }
+
+    pub(crate) fn with_key(
+        config: BbrConfig,
+        clock: C,
+        cpu: U,
+        key: &str,
+    ) -> Result<Self, ConfigError> {
+        Self::with_metrics(config, clock, cpu, |name| {
+            LimiterMetrics::new(name, Some(key))
+        })
+    }
+
+    pub(crate) fn unreported(config: BbrConfig, clock: C, cpu: U) -> Result<Self, ConfigError> {
+        Self::with_metrics(config, clock, cpu, |_| LimiterMetrics::noop())
+    }
+
+    fn with_metrics(
+        config: BbrConfig,
+        clock: C,
+        cpu: U,
+        metrics: impl FnOnce(&str) -> LimiterMetrics,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let window = config.window_config().build_with_clock(clock)?;
+        let buckets_per_second = 1.0 / window.bucket_duration().as_secs_f64();
+        Ok(Self {
+            metrics: metrics(&config.name),
+            window,
+            stats: PerBucketCache::new(),
+            inflight: AtomicU64::new(0),
+            last_drop: AtomicU64::new(0),
+            published: AtomicU64::new(0),
+            buckets_per_second,
+            cpu,
+            config,
+        })
+    }
+}
+
+/// # Admission
+impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
+    /// Admits a request now, or sheds it.
+    ///
+    /// # Errors
+    ///
+    /// [`Overloaded`] when the request is shed (never with `enforce = false`).
+    #[inline]
+    pub fn acquire(&self) -> Result<Permit<'_, C, U>, Overloaded> {
+        self.acquire_at(self.window.clock().now())
+    }
+
+    /// Admits a request at instant `now` (read from [`clock`](Self::clock)), or sheds it.
+    ///
+    /// # Errors
+    ///
+    /// [`Overloaded`] when the request is shed (never with `enforce = false`).
+    #[inline]
+    pub fn acquire_at(&self, now: Duration) -> Result<Permit<'_, C, U>, Overloaded> {
+        self.admit(now)?;
+        Ok(Permit {
+            limiter: self,
+            started: now,
+            done: false,
+            release_now: Self::release_now,
+        })
+    }
+
+    /// As [`acquire`](Self::acquire), with a permit that owns a handle to the limiter (for a
+    /// response future that must be `'static`).
+    ///
+    /// # Errors
+    ///
+    /// [`Overloaded`] when the request is shed (never with `enforce = false`).
+    #[inline]
+    pub fn acquire_owned(self: &Arc<Self>) -> Result<OwnedPermit<C, U>, Overloaded> {
+        self.acquire_owned_at(self.window.clock().now())
+    }
+
+    /// As [`acquire_at`](Self::acquire_at), with a permit that owns a handle to the limiter.
+    ///
+    /// # Errors
+    ///
+    /// [`Overloaded`] when the request is shed (never with `enforce = false`).
+    #[inline]
+    pub fn acquire_owned_at(
+        self: &Arc<Self>,
+        now: Duration,
+    ) -> Result<OwnedPermit<C, U>, Overloaded> {
+        self.admit(now)?;
+        Ok(OwnedPermit {
+            limiter: Arc::clone(self),
+            started: now,
+            done: false,
+            release_now: Self::release_now,
+        })
+    }
+
+    /// Decides; on admission counts the request in flight.
+    #[inline]
+    fn admit(&self, now: Duration) -> Result<(), Overloaded> {
+        let inflight = self.inflight.load(Ordering::Relaxed);
+        self.publish_once_per_bucket(now, inflight);
+        if inflight > 1 && self.should_drop(now, inflight) {
+            self.metrics.shed();
+            if self.config.enforce {
+                return Err(Overloaded::new());
+            }
+        }
+        self.inflight.fetch_add(1, Ordering::Relaxed);
+        self.metrics.admitted();
+        Ok(())
+    }
+
+    /// Whether a request arriving at `now` with `inflight` requests in flight is shed.
+    fn should_drop(&self, now: Duration, inflight: u64) -> bool {
+        if !self.overloaded(now) && !self.cooling_down(now) {
+            return false;
+        }
+        if inflight <= self.stats_at(now).max_inflight {
+            return false;
+        }
+        self.remember_drop(now);
+        true
+    }
+
+    fn overloaded(&self, now: Duration) -> bool {
+        let cpu_hot = || self.cpu.usage() >= self.config.cpu_threshold;
+        let latency_hot = |inflation: f64| {
+            let stats = self.stats_at(now);
+            stats.last_rt_us > inflation * stats.min_rt_us
+        };
+        match self.config.gate {
+            Gate::Cpu => cpu_hot(),
+            Gate::Latency { inflation } => latency_hot(inflation),
+            Gate::Either { inflation } => cpu_hot() || latency_hot(inflation),
+        }
+    }
+
+    fn cooling_down(&self, now: Duration) -> bool {
+        let last = self.last_drop.load(Ordering::Relaxed);
+        last != 0 && nanos(now) < (last - 1).saturating_add(nanos(self.config.cooldown))
+    }
+
+    /// Remembers the most recent drop: the cooldown runs from it.
+    fn remember_drop(&self, now: Duration) {
+        let now = nanos(now).saturating_add(1);
+        let last = self.last_drop.load(Ordering::Relaxed);
+        if now >= last.saturating_add(DROP_RESOLUTION_NANOS) {
+            self.last_drop.fetch_max(now, Ordering::Relaxed);
+        }
+    }
+
+    /// Records a completion now.
+    fn release_now(&self, started: Duration) {
+        self.release(started, self.window.clock().now());
+    }
+
+    /// Records a completion: the response time in µs (at least 1) and one pass.
+    fn release(&self, started: Duration, now: Duration) {
+        let rt = now.saturating_sub(started);
+        let rt_us = rt.as_nanos().div_ceil(1_000).clamp(1, u128::from(u64::MAX)) as u64;
+        self.window.record_at(now, rt_us);
+        self.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The statistics of the completed buckets at `now`, from the per-bucket cache.
+    fn stats_at(&self, now: Duration) -> Stats {
+        let bucket = self.window.bucket_at(now);
+        Stats::unpack(
+            self.stats
+                .get_or_refresh(bucket, || self.compute_stats(now).pack()),
+        )
+    }
+
+    fn compute_stats(&self, now: Duration) -> Stats {
+        let completed = self.window.view_at(now, View::Completed);
+        let (mut max_pass, mut min_rt_us, mut last_rt_us) = (1, f64::INFINITY, 0.0);
+        for bucket in &completed {
+            max_pass = max_pass.max(bucket.count);
+            if let Some(mean) = bucket.mean() {
+                min_rt_us = min_rt_us.min(mean);
+            }
+            last_rt_us = bucket.mean().unwrap_or(0.0);
+        }
+        let min_rt_us = if min_rt_us.is_finite() {
+            min_rt_us.max(1.0)
+        } else {
+            1.0
+        };
+        let max_inflight =
+            (max_pass as f64 * min_rt_us * self.buckets_per_second / 1e6).floor() as u64;
+        Stats {
+            max_pass,
+            min_rt_us,
+            max_inflight,
+            last_rt_us,
+        }
+    }
+
+    /// Publishes the gauges once per bucket, from whichever request arrives first in it.
+    #[inline]
+    fn publish_once_per_bucket(&self, now: Duration, inflight: u64) {
+        let bucket = self.window.bucket_at(now).saturating_add(1);
+        let published = self.published.load(Ordering::Relaxed);
+        if bucket > published
+            && self
+                .published
+                .compare_exchange(published, bucket, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.metrics.inflight.set(inflight as f64);
+            self.metrics.cpu.set(self.cpu.usage());
+            self.metrics
+                .max_inflight
+                .set(self.stats_at(now).max_inflight as f64);
+        }
+    }
+}
+
+/// # Observing
+impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
+    /// What the limiter sees and decides, now.
+    pub fn snapshot(&self) -> BbrSnapshot {
+        self.snapshot_at(self.window.clock().now())
+    }
+
+    /// What the limiter sees and decides, at `now`.
+    pub fn snapshot_at(&self, now: Duration) -> BbrSnapshot {
+        let stats = self.compute_stats(now);
+        BbrSnapshot {
+            cpu: if self.config.gate.uses_cpu() {
+                self.cpu.usage()
+            } else {
+                0.0
+            },
+            inflight: self.inflight.load(Ordering::Relaxed),
+            max_inflight: stats.max_inflight,
+            max_pass: stats.max_pass,
+            min_rt: Duration::from_secs_f64(stats.min_rt_us / 1e6),
+            last_rt: Duration::from_secs_f64(stats.last_rt_us / 1e6),
+            overloaded: self.overloaded(now),
+            cooling_down: self.cooling_down(now),
+        }
+    }
+}
+
+impl<C, U> BbrLimiter<C, U> {
+    /// The configuration the limiter was built with.
+    pub fn config(&self) -> &BbrConfig {
+        &self.config
+    }
+
+    /// The limiter's clock: instants passed to `acquire_at` and `complete_at` must come from it.
+    pub fn clock(&self) -> &C {
+        self.window.clock()
+    }
+
+    /// The limiter's CPU signal.
+    pub fn cpu(&self) -> &U {
+        &self.cpu
+    }
+}
+
+impl<C: fmt::Debug, U: fmt::Debug> fmt::Debug for BbrLimiter<C, U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BbrLimiter")
+            .field("config", &self.config)
+            .field("inflight", &self.inflight.load(Ordering::Relaxed))
+            .field("cpu", &self.cpu)
+            .finish_non_exhaustive()
+    }
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// An admitted request: counted in flight until it completes or is dropped, whichever comes
+/// first; either way its response time and its pass are recorded exactly once.
+///
+/// Dropping it (the request finished, failed, panicked or was cancelled) records the
+/// completion now; [`complete_at`](Self::complete_at) records it at a given instant.
+#[must_use = "a permit records the request's completion when it is dropped"]
+pub struct Permit<'a, C = SystemClock, U = SystemCpu> {
+    limiter: &'a BbrLimiter<C, U>,
+    started: Duration,
+    done: bool,
+    /// `BbrLimiter::release_now` for these types, captured where their bounds are known, so
+    /// that `Drop` (which cannot add bounds) can call it.
+    release_now: fn(&BbrLimiter<C, U>, Duration),
+}
+
+impl<C: Clock, U: CpuUsage> Permit<'_, C, U> {
+    /// Records the completion at `now` (read from the limiter's clock).
+    pub fn complete_at(mut self, now: Duration) {
+        self.done = true;
+        self.limiter.release(self.started, now);
+    }
+}
+
+impl<C, U> Permit<'_, C, U> {
+    /// The instant the request was admitted.
+    pub fn started(&self) -> Duration {
+        self.started
+    }
+}
+
+impl<C, U> Drop for Permit<'_, C, U> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.done = true;
+            (self.release_now)(self.limiter, self.started);
+        }
+    }
+}
+
+impl<C, U> fmt::Debug for Permit<'_, C, U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("started", &self.started)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`Permit`] that owns a handle to its limiter, for `'static` response futures.
+#[must_use = "a permit records the request's completion when it is dropped"]
+pub struct OwnedPermit<C = SystemClock, U = SystemCpu> {
+    limiter: Arc<BbrLimiter<C, U>>,
+    started: Duration,
+    done: bool,
+    release_now: fn(&BbrLimiter<C, U>, Duration),
+}
+
+impl<C: Clock, U: CpuUsage> OwnedPermit<C, U> {
+    /// Records the completion at `now` (read from the limiter's clock).
+    pub fn complete_at(mut self, now: Duration) {
+        self.done = true;
+        self.limiter.release(self.started, now);
+    }
+}
+
+impl<C, U> OwnedPermit<C, U> {
+    /// The instant the request was admitted.
+    pub fn started(&self) -> Duration {
+        self.started
+    }
+}
+
+impl<C, U> Drop for OwnedPermit<C, U> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.done = true;
+            (self.release_now)(&self.limiter, self.started);
+        }
+    }
+}
+
+impl<C, U> fmt::Debug for OwnedPermit<C, U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedPermit")
+            .field("started", &self.started)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,286 @@
+use std::borrow::Cow;
+use std::time::Duration;
+
+use rampart_core::{Clock, ConfigError, SystemClock, WindowConfig, check};
+
+use crate::cpu::CpuUsage;
+use crate::{BbrLimiter, SystemCpu};
+
+/// What says the service is overloaded, so that the limiter starts shedding.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Gate {
+    /// The smoothed CPU usage is at or above `cpu_threshold` (Kratos's rule). The default.
+    Cpu,
+    /// The mean response time of the last completed bucket exceeds `inflation` × the window's
+    /// minimum: queues are growing. For services whose overload never shows on the CPU
+    /// (workers waiting on a pool or a downstream). After a downstream slows down for good, it
+    /// sheds until the window has learned the new minimum (up to one window), so it is opt-in.
+    Latency {
+        /// How much slower than the best bucket the last bucket must be: from 1 to 100;
+        /// 2.0 is a good start (1.5 to 3 behave alike in our simulation).
+        inflation: f64,
+    },
+    /// Either condition.
+    Either {
+        /// As in [`Gate::Latency`].
+        inflation: f64,
+    },
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::Cpu
+    }
+}
+
+impl Gate {
+    /// `Latency` with the default inflation, 2.0.
+    pub const LATENCY: Self = Self::Latency { inflation: 2.0 };
+    /// `Either` with the default inflation, 2.0.
+    pub const EITHER: Self = Self::Either { inflation: 2.0 };
+
+    pub(crate) fn uses_cpu(self) -> bool {
+        matches!(self, Self::Cpu | Self::Either { .. })
+    }
+
+    pub(crate) fn inflation(self) -> Option<f64> {
+        match self {
+            Self::Cpu => None,
+            Self::Latency { inflation } | Self::Either { inflation } => Some(inflation),
+        }
+    }
+}
+
+/// The configuration of a [`BbrLimiter`].
+///
+/// | field | default | rule |
+/// | --- | --- | --- |
+/// | `window` | 10 s | at least 1 µs per bucket |
+/// | `buckets` | 100 | 2 to 65 536 |
+/// | `cpu_threshold` | 0.8 | in [0, 1] |
+/// | `cooldown` | 1 s | any (zero: none) |
+/// | `gate` | [`Gate::Cpu`] | inflation finite, from 1 to 100 |
+/// | `enforce` | true | |
+/// | `name` | `"default"` | not empty |
+///
+/// ```
+/// use std::time::Duration;
+/// use rampart_ratelimit::{BbrConfig, Gate, ManualCpu};
+/// use rampart_core::SystemClock;
+///
+/// let limiter = BbrConfig::default()
+///     .with_gate(Gate::LATENCY)
+///     .with_name("search")
+///     .build_with(SystemClock::new(), ManualCpu::new(0.0))?;
+/// assert_eq!(limiter.config().cooldown, Duration::from_secs(1));
+/// # Ok::<(), rampart_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct BbrConfig {
+    /// The span of history the statistics come from.
+    pub window: Duration,
+    /// The number of buckets `window` is cut into: statistics are per bucket, so a bucket should
+    /// hold many completions.
+    pub buckets: usize,
+    /// The CPU usage, in [0, 1], at which the `Cpu` gate opens.
+    pub cpu_threshold: f64,
+    /// How long after the most recent drop the limiter keeps shedding above its limit, even
+    /// when the gate has closed: the CPU oscillates around the threshold once shedding starts,
+    /// and a dip must not release a flood.
+    pub cooldown: Duration,
+    /// What says the service is overloaded.
+    pub gate: Gate,
+    /// `false` for a dry run: every decision is computed and reported but nothing is shed.
+    pub enforce: bool,
+    /// The `name` label of the limiter's metrics.
+    pub name: Cow<'static, str>,
+}
+
+impl Default for BbrConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(10),
+            buckets: 100,
+            cpu_threshold: 0.8,
+            cooldown: Duration::from_secs(1),
+            gate: Gate::Cpu,
+            enforce: true,
+            name: Cow::Borrowed("default"),
+        }
+    }
+}
+
+impl BbrConfig {
+    /// This configuration with a `window` cut into `buckets` buckets.
+    #[must_use]
+    pub fn with_window(self, window: Duration, buckets: usize) -> Self {
+        Self {
+            window,
+            buckets,
+            ..self
+        }
+    }
+
+    /// This configuration with the given CPU threshold.
+    #[must_use]
+    pub fn with_cpu_threshold(self, cpu_threshold: f64) -> Self {
+        Self {
+            cpu_threshold,
+            ..self
+        }
+    }
+
+    /// This configuration with the given cooldown.
+    #[must_use]
+    pub fn with_cooldown(self, cooldown: Duration) -> Self {
+        Self { cooldown, ..self }
+    }
+
+    /// This configuration with the given gate.
+    #[must_use]
+    pub fn with_gate(self, gate: Gate) -> Self {
+        Self { gate, ..self }
+    }
+
+    /// This configuration as a dry run (`enforce = false`) or not.
+    #[must_use]
+    pub fn with_enforce(self, enforce: bool) -> Self {
+        Self { enforce, ..self }
+    }
+
+    /// This configuration with the given metrics name.
+    #[must_use]
+    pub fn with_name(self, name: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            name: name.into(),
+            ..self
+        }
+    }
+
+    /// The shape of the limiter's rolling window.
+    pub fn window_config(&self) -> WindowConfig {
+        WindowConfig::spanning(self.window, self.buckets)
+    }
+
+    /// Checks every field.
+    ///
+    /// # Errors
+    ///
+    /// A zero `window`; `buckets` below 2 (the statistics need a completed bucket) or above
+    /// 65 536; a bucket shorter than 1 µs; `cpu_threshold` not in [0, 1]; an inflation not in
+    /// [1, 100]; an empty `name`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check::positive("window", self.window)?;
+        check::at_least("buckets", self.buckets, 2)?;
+        self.window_config()
+            .validate()
+            .map_err(|err| match err.field() {
+                "bucket_duration" => ConfigError::new(
+                    "window",
+                    format!(
+                        "divided into {} buckets must give buckets of at least 1µs",
+                        self.buckets
+                    ),
+                )
+                .with_value(self.window),
+                _ => err,
+            })?;
+        check::finite_in("cpu_threshold", self.cpu_threshold, 0.0..=1.0)?;
+        if let Some(inflation) = self.gate.inflation() {
+            check::finite_in("gate", inflation, 1.0..=100.0).map_err(|_| {
+                ConfigError::new("gate", "inflation must be finite and in [1, 100]")
+                    .with_value(inflation)
+            })?;
+        }
+        if self.name.is_empty() {
+            return Err(ConfigError::new("name", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    /// Builds a limiter reading [`SystemClock`] and [`SystemCpu`].
+    ///
+    /// # Errors
+    ///
+    /// As [`validate`](Self::validate); and, with the `Cpu` or `Either` gate, field `cpu` when
+    /// no CPU usage can be read on this system (naming why).
+    pub fn build(self) -> Result<BbrLimiter, ConfigError> {
+        let cpu = if self.gate.uses_cpu() {
+            SystemCpu::new().map_err(|err| {
+                ConfigError::new("cpu", format!("needs a readable CPU usage: {err}"))
+            })?
+        } else {
+            // The latency gate never reads the CPU: do not start a sampler for it.
+            SystemCpu::unused()
+        };
+        self.build_with(SystemClock::new(), cpu)
+    }
+
+    /// Builds a limiter reading `clock` and `cpu`.
+    ///
+    /// # Errors
+    ///
+    /// As [`validate`](Self::validate).
+    pub fn build_with<C: Clock, U: CpuUsage>(
+        self,
+        clock: C,
+        cpu: U,
+    ) -> Result<BbrLimiter<C, U>, ConfigError> {
+        BbrLimiter::new(self, clock, cpu)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_is_krato_s() {
+        let config = BbrConfig::default();
+        assert_eq!(
+            config.window_config(),
+            WindowConfig::new(100, Duration::from_millis(100))
+        );
+        assert_eq!(
+            (config.cpu_threshold, config.cooldown, config.gate),
+            (0.8, Duration::from_secs(1), Gate::Cpu)
+        );
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn every_invalid_field_is_named() {
+        let base = BbrConfig::default();
+        let cases = [
+            (base.clone().with_window(Duration::ZERO, 10), "window"),
+            (
+                base.clone().with_window(Duration::from_secs(1), 1),
+                "buckets",
+            ),
+            (
+                base.clone().with_window(Duration::from_secs(1), 100_000),
+                "buckets",
+            ),
+            (
+                base.clone().with_window(Duration::from_nanos(50), 100),
+                "window",
+            ),
+            (base.clone().with_cpu_threshold(1.2), "cpu_threshold"),
+            (base.clone().with_cpu_threshold(f64::NAN), "cpu_threshold"),
+            (
+                base.clone().with_gate(Gate::Latency { inflation: 0.5 }),
+                "gate",
+            ),
+            (
+                base.clone().with_gate(Gate::Either {
+                    inflation: f64::INFINITY,
+                }),
+                "gate",
+            ),
+            (base.clone().with_name(""), "name"),
+        ];
+        for (config, field) in cases {
+            assert_eq!(config.validate().unwrap_err().field(), field, "{config:?}");
+        }
+    }
+}

@@ -1,0 +1,77 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use pin_project::pin_project;
+use rampart_core::SystemClock;
+use tower::BoxError;
+
+use crate::{Overloaded, OwnedPermit, SystemCpu};
+
+/// The response future of [`RateLimit`](crate::RateLimit) and
+/// [`KeyedRateLimit`](crate::KeyedRateLimit).
+///
+/// # Cancellation
+///
+/// Dropping it before it completes drops the inner future and releases the permit: the
+/// request leaves the in-flight count and its time so far is recorded.
+#[pin_project]
+#[derive(Debug)]
+pub struct ResponseFuture<F, C = SystemClock, U = SystemCpu> {
+    #[pin]
+    state: State<F, C, U>,
+}
+
+#[pin_project(project = StateProj)]
+#[derive(Debug)]
+enum State<F, C, U> {
+    /// Admitted: waiting for the inner service; the permit is released on completion.
+    Admitted {
+        #[pin]
+        future: F,
+        permit: Option<OwnedPermit<C, U>>,
+    },
+    /// Shed; the inner service was not called.
+    Shed,
+    /// The output has been returned.
+    Done,
+}
+
+impl<F, C, U> ResponseFuture<F, C, U> {
+    pub(crate) fn admitted(future: F, permit: OwnedPermit<C, U>) -> Self {
+        Self {
+            state: State::Admitted {
+                future,
+                permit: Some(permit),
+            },
+        }
+    }
+
+    pub(crate) fn shed(_overloaded: Overloaded) -> Self {
+        Self { state: State::Shed }
+    }
+}
+
+impl<F, C, U, T, E> Future for ResponseFuture<F, C, U>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        let output = match state.as_mut().project() {
+            StateProj::Admitted { future, permit } => {
+                let result = ready!(future.poll(cx));
+                // Released at completion, whatever the outcome.
+                drop(permit.take());
+                result.map_err(Into::into)
+            }
+            StateProj::Shed => Err(Overloaded::new().into()),
+            StateProj::Done => return Poll::Pending,
+        };
+        state.set(State::Done);
+        Poll::Ready(output)
+    }
+}

@@ -1,0 +1,319 @@
+//! [`LimiterGroup`], [`LimiterGroupLayer`] and [`KeyedRateLimit`]: a limiter per key (route).
+
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rampart_core::{Clock, ConfigError, KeyedGroup, SystemClock};
+use tower::{BoxError, Layer, Service};
+
+use crate::cpu::CpuUsage;
+use crate::future::ResponseFuture;
+use crate::{BbrConfig, BbrLimiter, SystemCpu};
+
+/// The default bound on the number of limiters in a group.
+const MAX_KEYS: usize = 1_024;
+/// The default time after which an unused limiter is the first to go.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Labels a key for metrics: the `key` label of its limiter's metrics.
+type KeyLabel<K> = Arc<dyn Fn(&K) -> String + Send + Sync>;
+
+/// One [`BbrLimiter`] per key (route, RPC method), each built from the same configuration the
+/// first time its key is used, sharing one clock and one CPU signal.
+///
+/// A limiter per route keeps a cheap route's proven capacity from being judged by a slow
+/// route's latency. Bounded like [`KeyedGroup`] (1 024 keys, 10 minutes idle by default); every
+/// member reports under the group's `name` with a `key` label (the key's `Debug` form, or
+/// [`with_key_label`](Self::with_key_label)'s).
+///
+/// ```
+/// use rampart_core::SystemClock;
+/// use rampart_ratelimit::{BbrConfig, LimiterGroup, ManualCpu};
+///
+/// let group = LimiterGroup::with(BbrConfig::default(), SystemClock::new(), ManualCpu::new(0.1))?;
+/// let search = group.get(&"/search");
+/// let _permit = search.acquire()?;
+/// assert_eq!(group.get(&"/search").snapshot().inflight, 1);
+/// assert_eq!(group.get(&"/checkout").snapshot().inflight, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct LimiterGroup<K, C = SystemClock, U = SystemCpu> {
+    config: BbrConfig,
+    clock: C,
+    cpu: U,
+    members: KeyedGroup<K, BbrLimiter<C, U>>,
+    /// Built (without metrics) with the group, proving members can be built; handed out only
+    /// if building one ever failed, instead of panicking.
+    prototype: Arc<BbrLimiter<C, U>>,
+    key_label: KeyLabel<K>,
+}
+
+impl<K: fmt::Debug> LimiterGroup<K> {
+    /// A group whose members are built from `config`, reading [`SystemClock`] and
+    /// [`SystemCpu`].
+    ///
+    /// # Errors
+    ///
+    /// As [`BbrConfig::build`].
+    pub fn new(config: BbrConfig) -> Result<Self, ConfigError> {
+        let cpu = crate::SystemCpu::new()
+            .map_err(|err| ConfigError::new("cpu", format!("needs a readable CPU usage: {err}")))?;
+        Self::with(config, SystemClock::new(), cpu)
+    }
+}
+
+impl<K: fmt::Debug, C: Clock + Clone, U: CpuUsage + Clone> LimiterGroup<K, C, U> {
+    /// A group whose members are built from `config` and read `clock` and `cpu`.
+    ///
+    /// # Errors
+    ///
+    /// If `config` is invalid (see [`BbrConfig::validate`]).
+    pub fn with(config: BbrConfig, clock: C, cpu: U) -> Result<Self, ConfigError> {
+        let prototype = Arc::new(BbrLimiter::unreported(
+            config.clone(),
+            clock.clone(),
+            cpu.clone(),
+        )?);
+        Ok(Self {
+            config,
+            clock,
+            cpu,
+            members: KeyedGroup::new(MAX_KEYS, IDLE_TIMEOUT)?,
+            prototype,
+            key_label: Arc::new(|key: &K| format!("{key:?}")),
+        })
+    }
+}
+
+impl<K, C, U> LimiterGroup<K, C, U> {
+    /// The same group holding at most `max_keys` limiters and evicting those unused for
+    /// `idle_timeout` first (call before first use).
+    ///
+    /// # Errors
+    ///
+    /// `max_keys` or `idle_timeout` is zero.
+    pub fn with_bounds(
+        mut self,
+        max_keys: usize,
+        idle_timeout: Duration,
+    ) -> Result<Self, ConfigError> {
+        self.members = KeyedGroup::new(max_keys, idle_timeout)?;
+        Ok(self)
+    }
+
+    /// The same group labelling each member's metrics with `label(key)`.
+    #[must_use]
+    pub fn with_key_label(mut self, label: impl Fn(&K) -> String + Send + Sync + 'static) -> Self {
+        self.key_label = Arc::new(label);
+        self
+    }
+
+    /// The configuration every member is built from.
+    pub fn config(&self) -> &BbrConfig {
+        &self.config
+    }
+
+    /// The clock every member reads.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// The number of limiters the group holds now.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether the group holds no limiter.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+}
+
+impl<K, C, U> LimiterGroup<K, C, U>
+where
+    K: Hash + Eq + Clone,
+    C: Clock + Clone,
+    U: CpuUsage + Clone,
+{
+    /// The limiter of `key`, created if the group has none.
+    pub fn get(&self, key: &K) -> Arc<BbrLimiter<C, U>> {
+        self.get_at(key, self.clock.now())
+    }
+
+    /// The limiter of `key` at instant `now` (read from the group's clock).
+    pub fn get_at(&self, key: &K, now: Duration) -> Arc<BbrLimiter<C, U>> {
+        self.members.get_or_insert_with(key, now, |key| {
+            let label = (self.key_label)(key);
+            match BbrLimiter::with_key(
+                self.config.clone(),
+                self.clock.clone(),
+                self.cpu.clone(),
+                &label,
+            ) {
+                Ok(limiter) => Arc::new(limiter),
+                Err(_) => Arc::clone(&self.prototype),
+            }
+        })
+    }
+
+    /// Removes the limiters unused for the idle timeout; returns how many.
+    pub fn evict_idle(&self) -> usize {
+        self.members.evict_idle(self.clock.now())
+    }
+}
+
+impl<K, C, U> fmt::Debug for LimiterGroup<K, C, U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LimiterGroup")
+            .field("config", &self.config)
+            .field("members", &self.members)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wraps services in a [`KeyedRateLimit`]: each request is limited by the limiter of its key,
+/// as `key_of(&request)` names it.
+///
+/// ```
+/// use rampart_core::SystemClock;
+/// use rampart_ratelimit::{BbrConfig, LimiterGroup, LimiterGroupLayer, ManualCpu};
+/// use tower::ServiceBuilder;
+///
+/// let group: LimiterGroup<String, _, _> =
+///     LimiterGroup::with(BbrConfig::default(), SystemClock::new(), ManualCpu::new(0.1))?;
+/// let server = ServiceBuilder::new()
+///     .layer(LimiterGroupLayer::new(group, |path: &String| path.clone()))
+///     .service_fn(|path: String| async move { Ok::<_, std::io::Error>(path.len()) });
+/// # let _ = server;
+/// # Ok::<(), rampart_core::ConfigError>(())
+/// ```
+pub struct LimiterGroupLayer<K, F, C = SystemClock, U = SystemCpu> {
+    group: Arc<LimiterGroup<K, C, U>>,
+    key_of: F,
+}
+
+impl<K, F> LimiterGroupLayer<K, F> {
+    /// A layer limiting each request with `group`'s limiter for `key_of(&request)`.
+    pub fn new<C, U>(group: LimiterGroup<K, C, U>, key_of: F) -> LimiterGroupLayer<K, F, C, U> {
+        LimiterGroupLayer {
+            group: Arc::new(group),
+            key_of,
+        }
+    }
+}
+
+impl<K, F, C, U> LimiterGroupLayer<K, F, C, U> {
+    /// The group the layer's services share.
+    pub fn group(&self) -> &Arc<LimiterGroup<K, C, U>> {
+        &self.group
+    }
+}
+
+impl<K, F: Clone, C, U> Clone for LimiterGroupLayer<K, F, C, U> {
+    fn clone(&self) -> Self {
+        Self {
+            group: Arc::clone(&self.group),
+            key_of: self.key_of.clone(),
+        }
+    }
+}
+
+impl<K, F, C, U> fmt::Debug for LimiterGroupLayer<K, F, C, U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LimiterGroupLayer")
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, K, F: Clone, C, U> Layer<S> for LimiterGroupLayer<K, F, C, U> {
+    type Service = KeyedRateLimit<S, K, F, C, U>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        KeyedRateLimit {
+            inner,
+            group: Arc::clone(&self.group),
+            key_of: self.key_of.clone(),
+        }
+    }
+}
+
+/// A service that limits each request to `S` with the limiter of the request's key; see
+/// [`LimiterGroupLayer`].
+pub struct KeyedRateLimit<S, K, F, C = SystemClock, U = SystemCpu> {
+    inner: S,
+    group: Arc<LimiterGroup<K, C, U>>,
+    key_of: F,
+}
+
+impl<S, K, F, C, U> KeyedRateLimit<S, K, F, C, U> {
+    /// The group this service shares with its clones.
+    pub fn group(&self) -> &Arc<LimiterGroup<K, C, U>> {
+        &self.group
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, K, F: Clone, C, U> Clone for KeyedRateLimit<S, K, F, C, U> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            group: Arc::clone(&self.group),
+            key_of: self.key_of.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, K, F, C, U> fmt::Debug for KeyedRateLimit<S, K, F, C, U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedRateLimit")
+            .field("inner", &self.inner)
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, K, F, C, U, Req> Service<Req> for KeyedRateLimit<S, K, F, C, U>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    K: Hash + Eq + Clone,
+    F: Fn(&Req) -> K,
+    C: Clock + Clone,
+    U: CpuUsage + Clone,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, C, U>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let key = (self.key_of)(&request);
+        let now = self.group.clock().now();
+        let limiter = self.group.get_at(&key, now);
+        match limiter.acquire_owned_at(now) {
+            Ok(permit) => ResponseFuture::admitted(self.inner.call(request), permit),
+            Err(overloaded) => ResponseFuture::shed(overloaded),
+        }
+    }
+}

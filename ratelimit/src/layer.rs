@@ -1,0 +1,58 @@
+use std::sync::Arc;
+
+use rampart_core::{ConfigError, SystemClock};
+use tower::Layer;
+
+use crate::{BbrConfig, BbrLimiter, RateLimit, SystemCpu};
+
+/// Wraps services in a [`RateLimit`] that sheds requests while the server is overloaded.
+///
+/// # Sharing
+///
+/// Every service this layer builds, and every clone of those (a server clones its service per
+/// connection), shares the layer's one [`BbrLimiter`]: the limit is the whole server's. For one
+/// limiter per route, see [`LimiterGroupLayer`](crate::LimiterGroupLayer).
+#[derive(Debug)]
+pub struct RateLimitLayer<C = SystemClock, U = SystemCpu> {
+    limiter: Arc<BbrLimiter<C, U>>,
+}
+
+impl<C, U> Clone for RateLimitLayer<C, U> {
+    fn clone(&self) -> Self {
+        Self {
+            limiter: Arc::clone(&self.limiter),
+        }
+    }
+}
+
+impl RateLimitLayer {
+    /// A layer with a new limiter built from `config`, reading [`SystemClock`] and
+    /// [`SystemCpu`].
+    ///
+    /// # Errors
+    ///
+    /// As [`BbrConfig::build`]: an invalid field, or no readable CPU usage for a CPU gate.
+    pub fn new(config: BbrConfig) -> Result<Self, ConfigError> {
+        Ok(Self::from_limiter(Arc::new(config.build()?)))
+    }
+}
+
+impl<C, U> RateLimitLayer<C, U> {
+    /// A layer around an existing limiter (which may read any clock and CPU signal).
+    pub fn from_limiter(limiter: Arc<BbrLimiter<C, U>>) -> Self {
+        Self { limiter }
+    }
+
+    /// The limiter every service of this layer shares.
+    pub fn limiter(&self) -> &Arc<BbrLimiter<C, U>> {
+        &self.limiter
+    }
+}
+
+impl<S, C, U> Layer<S> for RateLimitLayer<C, U> {
+    type Service = RateLimit<S, C, U>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimit::from_limiter(inner, Arc::clone(&self.limiter))
+    }
+}

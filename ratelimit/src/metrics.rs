@@ -1,0 +1,60 @@
+//! The limiter's metrics, registered once when it is built.
+//!
+//! The handles bind to the recorder installed when the limiter is built: install yours first.
+
+use metrics::{Counter, Gauge, Label};
+
+/// `rampart_ratelimit_requests_total{name, outcome}`, `rampart_ratelimit_inflight{name}`,
+/// `rampart_ratelimit_max_inflight{name}` and `rampart_ratelimit_cpu_ratio{name}`.
+#[derive(Debug)]
+pub(crate) struct LimiterMetrics {
+    admitted: Counter,
+    shed: Counter,
+    pub(crate) inflight: Gauge,
+    pub(crate) max_inflight: Gauge,
+    pub(crate) cpu: Gauge,
+}
+
+impl LimiterMetrics {
+    /// Registers the metrics of the limiter `name`; a member of a keyed group also carries its
+    /// `key` label.
+    pub(crate) fn new(name: &str, key: Option<&str>) -> Self {
+        let mut labels = vec![Label::new("name", name.to_owned())];
+        if let Some(key) = key {
+            labels.push(Label::new("key", key.to_owned()));
+        }
+        let requests = |outcome: &'static str| {
+            let mut labels = labels.clone();
+            labels.push(Label::new("outcome", outcome));
+            metrics::counter!("rampart_ratelimit_requests_total", labels)
+        };
+        Self {
+            admitted: requests("admitted"),
+            shed: requests("shed"),
+            inflight: metrics::gauge!("rampart_ratelimit_inflight", labels.clone()),
+            max_inflight: metrics::gauge!("rampart_ratelimit_max_inflight", labels.clone()),
+            cpu: metrics::gauge!("rampart_ratelimit_cpu_ratio", labels),
+        }
+    }
+
+    /// Handles that record nothing.
+    pub(crate) fn noop() -> Self {
+        Self {
+            admitted: Counter::noop(),
+            shed: Counter::noop(),
+            inflight: Gauge::noop(),
+            max_inflight: Gauge::noop(),
+            cpu: Gauge::noop(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn admitted(&self) {
+        self.admitted.increment(1);
+    }
+
+    #[inline]
+    pub(crate) fn shed(&self) {
+        self.shed.increment(1);
+    }
+}

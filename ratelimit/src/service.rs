@@ -1,0 +1,100 @@
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use rampart_core::{Clock, ConfigError, SystemClock};
+use tower::{BoxError, Service};
+
+use crate::cpu::CpuUsage;
+use crate::future::ResponseFuture;
+use crate::{BbrConfig, BbrLimiter, RateLimitLayer, SystemCpu};
+
+/// A service that sheds requests to `S` while the server is overloaded, with a [`BbrLimiter`].
+///
+/// A shed request resolves at once to [`Overloaded`](crate::Overloaded) (boxed) without
+/// calling `S`. An admitted one holds a permit until its response completes, fails, panics or
+/// is dropped: the response time and the in-flight count are recorded exactly once, whatever
+/// happens. Readiness is the inner service's; inner errors pass through untouched.
+#[derive(Debug)]
+pub struct RateLimit<S, C = SystemClock, U = SystemCpu> {
+    inner: S,
+    limiter: Arc<BbrLimiter<C, U>>,
+}
+
+impl<S: Clone, C, U> Clone for RateLimit<S, C, U> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            limiter: Arc::clone(&self.limiter),
+        }
+    }
+}
+
+impl<S> RateLimit<S> {
+    /// Wraps `inner` with a new limiter built from `config`.
+    ///
+    /// # Errors
+    ///
+    /// As [`BbrConfig::build`].
+    pub fn new(inner: S, config: BbrConfig) -> Result<Self, ConfigError> {
+        RateLimitLayer::new(config).map(|layer| tower::Layer::layer(&layer, inner))
+    }
+
+    /// A [`RateLimitLayer`] built from `config`.
+    ///
+    /// # Errors
+    ///
+    /// As [`BbrConfig::build`].
+    pub fn layer(config: BbrConfig) -> Result<RateLimitLayer, ConfigError> {
+        RateLimitLayer::new(config)
+    }
+}
+
+impl<S, C, U> RateLimit<S, C, U> {
+    pub(crate) fn from_limiter(inner: S, limiter: Arc<BbrLimiter<C, U>>) -> Self {
+        Self { inner, limiter }
+    }
+
+    /// The limiter this service shares with its clones.
+    pub fn limiter(&self) -> &Arc<BbrLimiter<C, U>> {
+        &self.limiter
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, C, U, Req> Service<Req> for RateLimit<S, C, U>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    C: Clock,
+    U: CpuUsage,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, C, U>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        match self.limiter.acquire_owned() {
+            // The permit exists before the inner call: if `call` panics, it is released.
+            Ok(permit) => ResponseFuture::admitted(self.inner.call(request), permit),
+            Err(overloaded) => ResponseFuture::shed(overloaded),
+        }
+    }
+}
