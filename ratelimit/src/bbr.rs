@@ -273,7 +273,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     fn remember_drop(&self, now: Duration) {
         let now = nanos(now).saturating_add(1);
         let last = self.last_drop.load(Ordering::Relaxed);
-        if now >= last.saturating_add(DROP_RESOLUTION_NANOS) {
+        if last == 0 || now >= last.saturating_add(DROP_RESOLUTION_NANOS) {
             self.last_drop.fetch_max(now, Ordering::Relaxed);
         }
     }

@@ -7,9 +7,10 @@ use crate::cpu::CpuUsage;
 use crate::{BbrLimiter, SystemCpu};
 
 /// What says the service is overloaded, so that the limiter starts shedding.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Gate {
     /// The smoothed CPU usage is at or above `cpu_threshold` (Kratos's rule). The default.
+    #[default]
     Cpu,
     /// The mean response time of the last completed bucket exceeds `inflation` × the window's
     /// minimum: queues are growing. For services whose overload never shows on the CPU
@@ -25,12 +26,6 @@ pub enum Gate {
         /// As in [`Gate::Latency`].
         inflation: f64,
     },
-}
-
-impl Default for Gate {
-    fn default() -> Self {
-        Self::Cpu
-    }
 }
 
 impl Gate {

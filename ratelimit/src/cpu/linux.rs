@@ -355,21 +355,13 @@ fn parse_cpu_max(text: &str) -> Option<f64> {
 
 /// The number of CPUs in a list such as `0-3,5,7-8`.
 fn count_cpus(list: &str) -> Option<f64> {
-    let mut count = 0_u32;
+    let mut total = 0_u32;
     for range in list.trim().split(',').filter(|range| !range.is_empty()) {
-        let (first, last) = match range.split_once('-') {
-            Some((first, last)) => (
-                first.trim().parse::<u32>().ok()?,
-                last.trim().parse::<u32>().ok()?,
-            ),
-            None => {
-                let cpu = range.trim().parse::<u32>().ok()?;
-                (cpu, cpu)
-            }
-        };
-        count += last.checked_sub(first)? + 1;
+        let (low, high) = range.split_once('-').unwrap_or((range, range));
+        let (low, high): (u32, u32) = (low.trim().parse().ok()?, high.trim().parse().ok()?);
+        total += high.checked_sub(low)? + 1;
     }
-    (count > 0).then_some(f64::from(count))
+    (total > 0).then_some(f64::from(total))
 }
 
 fn read_number(path: &Path) -> Option<f64> {
