@@ -210,9 +210,12 @@ fn v1(memberships: &str, root: &Path, host_cores: Option<f64>) -> Result<(Meter,
                 .then(|| path.to_owned())
         })
     };
+    // `cpu` and `cpuacct` are usually co-mounted; `cpuset` always has its own mount.
     let mount_of = |controller: &str| {
-        ["cpu,cpuacct", "cpuacct,cpu", controller]
+        let combined: &[&str] = if controller == "cpuset" { &[] } else { &["cpu,cpuacct", "cpuacct,cpu"] };
+        combined
             .iter()
+            .chain(std::iter::once(&controller))
             .map(|name| root.join(name))
             .find(|mount| mount.is_dir())
     };
