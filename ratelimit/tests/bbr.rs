@@ -13,18 +13,26 @@ const BUCKET: Duration = Duration::from_millis(100);
 fn limiter() -> (ManualClock, ManualCpu, BbrLimiter<ManualClock, ManualCpu>) {
     let (clock, cpu) = (ManualClock::new(), ManualCpu::new(0.0));
     let config = BbrConfig::default().with_window(Duration::from_secs(1), 10);
-    let limiter = config.build_with(clock.clone(), cpu.clone()).expect("valid");
+    let limiter = config
+        .build_with(clock.clone(), cpu.clone())
+        .expect("valid");
     (clock, cpu, limiter)
 }
 
 /// Completes `passes(i)` requests in bucket i (i = 0..10), whose response times cycle through
 /// 10i+1 ..= 10i+10 ms (bucket mean 10i + 5.5 ms), leaving the clock in bucket 9.
-fn fill(clock: &ManualClock, limiter: &BbrLimiter<ManualClock, ManualCpu>, passes: impl Fn(u32) -> u32) {
+fn fill(
+    clock: &ManualClock,
+    limiter: &BbrLimiter<ManualClock, ManualCpu>,
+    passes: impl Fn(u32) -> u32,
+) {
     for bucket in 0..10_u32 {
         let end = BUCKET * bucket + BUCKET / 2;
         for j in 0..passes(bucket) {
             let rt = MS * (10 * bucket + 1 + j % 10);
-            let permit = limiter.acquire_at(end.saturating_sub(rt)).expect("cool: admitted");
+            let permit = limiter
+                .acquire_at(end.saturating_sub(rt))
+                .expect("cool: admitted");
             permit.complete_at(end);
         }
     }
@@ -35,14 +43,25 @@ fn fill(clock: &ManualClock, limiter: &BbrLimiter<ManualClock, ManualCpu>, passe
 fn max_pass_is_the_best_completed_bucket() {
     // Kratos TestBBRMaxPass: i × 100 passes in bucket i (i = 1..=10), then one bucket later.
     let (clock, _, limiter) = limiter();
-    assert_eq!(limiter.snapshot().max_pass, 1, "a fresh limiter: at least 1");
+    assert_eq!(
+        limiter.snapshot().max_pass,
+        1,
+        "a fresh limiter: at least 1"
+    );
     for i in 1..=10_u32 {
         clock.set(BUCKET * (i - 1) + BUCKET / 2);
         for _ in 0..i * 100 {
-            limiter.acquire().expect("admitted").complete_at(clock.now());
+            limiter
+                .acquire()
+                .expect("admitted")
+                .complete_at(clock.now());
         }
     }
-    assert_eq!(limiter.snapshot().max_pass, 900, "the 1000-pass bucket is still current");
+    assert_eq!(
+        limiter.snapshot().max_pass,
+        900,
+        "the 1000-pass bucket is still current"
+    );
     clock.advance(BUCKET);
     assert_eq!(limiter.snapshot().max_pass, 1_000);
 }
@@ -51,7 +70,11 @@ fn max_pass_is_the_best_completed_bucket() {
 fn min_rt_is_the_lowest_bucket_mean_in_microseconds() {
     // Kratos TestBBRMinRt: Kratos rounds 5.5 ms up to 6; we keep microseconds.
     let (clock, _, limiter) = limiter();
-    assert_eq!(limiter.snapshot().min_rt, Duration::from_micros(1), "no data: 1 µs");
+    assert_eq!(
+        limiter.snapshot().min_rt,
+        Duration::from_micros(1),
+        "no data: 1 µs"
+    );
     fill(&clock, &limiter, |_| 10);
     assert_eq!(limiter.snapshot().min_rt, Duration::from_micros(5_500));
 }
@@ -63,15 +86,24 @@ fn max_inflight_is_littles_law_on_the_best_bucket() {
     let (clock, _, limiter) = limiter();
     fill(&clock, &limiter, |i| (i + 1) * 100);
     let snapshot = limiter.snapshot();
-    assert_eq!((snapshot.max_pass, snapshot.min_rt), (900, Duration::from_micros(5_500)));
+    assert_eq!(
+        (snapshot.max_pass, snapshot.min_rt),
+        (900, Duration::from_micros(5_500))
+    );
     assert_eq!(snapshot.max_inflight, 49);
 }
 
 /// Holds `n` requests in flight (admitted while the CPU is cool).
-fn hold<'a>(limiter: &'a BbrLimiter<ManualClock, ManualCpu>, cpu: &ManualCpu, n: usize) -> Vec<Permit<'a, ManualClock, ManualCpu>> {
+fn hold<'a>(
+    limiter: &'a BbrLimiter<ManualClock, ManualCpu>,
+    cpu: &ManualCpu,
+    n: usize,
+) -> Vec<Permit<'a, ManualClock, ManualCpu>> {
     let before = cpu_usage(cpu);
     cpu.set(0.0);
-    let permits = (0..n).map(|_| limiter.acquire().expect("cool: admitted")).collect();
+    let permits = (0..n)
+        .map(|_| limiter.acquire().expect("cool: admitted"))
+        .collect();
     cpu.set(before);
     permits
 }
@@ -89,17 +121,30 @@ fn the_drop_rule_needs_a_hot_cpu_and_more_in_flight_than_proven() {
 
     cpu.set(0.8);
     let fifty = hold(&limiter, &cpu, 50);
-    assert!(limiter.acquire().is_ok(), "cpu 0.8, inflight 50 ≤ 55: admitted");
+    assert!(
+        limiter.acquire().is_ok(),
+        "cpu 0.8, inflight 50 ≤ 55: admitted"
+    );
     let eighty = hold(&limiter, &cpu, 30);
-    assert_eq!(limiter.acquire().unwrap_err(), Overloaded::new(), "cpu 0.8, inflight 80 > 55: shed");
+    assert_eq!(
+        limiter.acquire().unwrap_err(),
+        Overloaded::new(),
+        "cpu 0.8, inflight 80 > 55: shed"
+    );
 
     // Within the cooldown a cooler CPU does not release the flood (Kratos: cpu 0.7 → drop).
     cpu.set(0.7);
-    assert!(limiter.acquire().is_err(), "cpu 0.7, just after the drop: still shedding");
+    assert!(
+        limiter.acquire().is_err(),
+        "cpu 0.7, just after the drop: still shedding"
+    );
     // Two seconds later the cooldown is over and the cool CPU admits again.
     clock.advance(2 * Duration::from_secs(1));
     assert!(limiter.snapshot().inflight >= 80);
-    assert!(limiter.acquire().is_ok(), "cpu 0.7, cooldown over: admitted");
+    assert!(
+        limiter.acquire().is_ok(),
+        "cpu 0.7, cooldown over: admitted"
+    );
     drop((fifty, eighty));
 }
 
@@ -113,11 +158,20 @@ fn the_cooldown_runs_from_the_most_recent_drop() {
     assert!(limiter.acquire().is_err(), "hot: shed (drop at 0 s)");
     cpu.set(0.1);
     clock.advance(500 * MS);
-    assert!(limiter.acquire().is_err(), "0.5 s after the drop: shed (a new drop)");
+    assert!(
+        limiter.acquire().is_err(),
+        "0.5 s after the drop: shed (a new drop)"
+    );
     clock.advance(900 * MS);
-    assert!(limiter.acquire().is_err(), "1.4 s after the first drop, 0.9 s after the last: shed");
+    assert!(
+        limiter.acquire().is_err(),
+        "1.4 s after the first drop, 0.9 s after the last: shed"
+    );
     clock.advance(1_100 * MS);
-    assert!(limiter.acquire().is_ok(), "1.1 s after the last drop: admitted");
+    assert!(
+        limiter.acquire().is_ok(),
+        "1.1 s after the last drop: admitted"
+    );
     drop(held);
 }
 
@@ -136,14 +190,19 @@ fn never_sheds_with_one_request_or_fewer_in_flight() {
 #[test]
 fn the_latency_gate_sheds_when_the_last_bucket_is_slower_than_inflation_times_the_best() {
     let (clock, cpu) = (ManualClock::new(), ManualCpu::new(0.0));
-    let config = BbrConfig::default().with_window(Duration::from_secs(1), 10).with_gate(Gate::LATENCY);
+    let config = BbrConfig::default()
+        .with_window(Duration::from_secs(1), 10)
+        .with_gate(Gate::LATENCY);
     let limiter = config.build_with(clock.clone(), cpu).expect("valid");
     // Eight buckets at 10 ms, then one at 25 ms: 25 > 2 × 10.
     for bucket in 0..9_u32 {
         let end = BUCKET * bucket + BUCKET / 2;
         let rt = if bucket == 8 { 25 * MS } else { 10 * MS };
         for _ in 0..100 {
-            limiter.acquire_at(end - rt).expect("admitted").complete_at(end);
+            limiter
+                .acquire_at(end - rt)
+                .expect("admitted")
+                .complete_at(end);
         }
     }
     clock.set(BUCKET * 9 + BUCKET / 2);
@@ -152,12 +211,19 @@ fn the_latency_gate_sheds_when_the_last_bucket_is_slower_than_inflation_times_th
     // max_inflight = 100 × 10 ms × 10 = 10.
     assert_eq!(snapshot.max_inflight, 10);
     let held: Vec<_> = (0..11).map(|_| limiter.acquire()).collect();
-    assert_eq!(held.iter().filter(|p| p.is_err()).count(), 0, "up to inflight 10 admitted, 11th sees 10");
+    assert_eq!(
+        held.iter().filter(|p| p.is_err()).count(),
+        0,
+        "up to inflight 10 admitted, 11th sees 10"
+    );
     assert!(limiter.acquire().is_err(), "inflight 11 > 10: shed");
     // One bucket later the newest completed bucket (9) is empty: nothing says overloaded.
     clock.advance(BUCKET);
     let later = limiter.snapshot();
-    assert!(!later.overloaded && later.last_rt == Duration::ZERO, "{later:?}");
+    assert!(
+        !later.overloaded && later.last_rt == Duration::ZERO,
+        "{later:?}"
+    );
     drop(held);
 }
 
@@ -166,9 +232,14 @@ fn a_dry_run_reports_but_never_sheds() {
     let (clock, cpu) = (ManualClock::new(), ManualCpu::new(1.0));
     let config = BbrConfig::default().with_enforce(false);
     let limiter = config.build_with(clock, cpu).expect("valid");
-    let permits: Vec<_> = (0..100).map(|_| limiter.acquire().expect("a dry run admits")).collect();
+    let permits: Vec<_> = (0..100)
+        .map(|_| limiter.acquire().expect("a dry run admits"))
+        .collect();
     assert_eq!(limiter.snapshot().inflight, 100);
-    assert!(limiter.snapshot().cooling_down, "the would-be drops are remembered");
+    assert!(
+        limiter.snapshot().cooling_down,
+        "the would-be drops are remembered"
+    );
     drop(permits);
 }
 
@@ -210,6 +281,9 @@ fn concurrent_permits_leave_nothing_in_flight() {
 
 #[test]
 fn invalid_configs_are_errors_not_panics() {
-    let err = BbrConfig::default().with_cpu_threshold(2.0).build_with(ManualClock::new(), ManualCpu::new(0.0)).unwrap_err();
+    let err = BbrConfig::default()
+        .with_cpu_threshold(2.0)
+        .build_with(ManualClock::new(), ManualCpu::new(0.0))
+        .unwrap_err();
     assert_eq!(err.field(), "cpu_threshold");
 }

@@ -7,19 +7,32 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rampart_core::{ManualClock, TokioClock};
-use rampart_ratelimit::{BbrConfig, BbrLimiter, LimiterGroup, LimiterGroupLayer, ManualCpu, Overloaded, RateLimitLayer};
+use rampart_ratelimit::{
+    BbrConfig, BbrLimiter, LimiterGroup, LimiterGroupLayer, ManualCpu, Overloaded, RateLimitLayer,
+};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 const BUCKET: Duration = Duration::from_millis(100);
 
-fn limiter(cpu: f64) -> (ManualClock, ManualCpu, Arc<BbrLimiter<ManualClock, ManualCpu>>) {
+fn limiter(
+    cpu: f64,
+) -> (
+    ManualClock,
+    ManualCpu,
+    Arc<BbrLimiter<ManualClock, ManualCpu>>,
+) {
     let (clock, cpu) = (ManualClock::new(), ManualCpu::new(cpu));
-    let limiter = BbrConfig::default().build_with(clock.clone(), cpu.clone()).expect("valid");
+    let limiter = BbrConfig::default()
+        .build_with(clock.clone(), cpu.clone())
+        .expect("valid");
     (clock, cpu, Arc::new(limiter))
 }
 
 /// Passes counted in the bucket the clock was in, read two buckets later.
-fn passes_in_current_bucket(clock: &ManualClock, limiter: &BbrLimiter<ManualClock, ManualCpu>) -> u64 {
+fn passes_in_current_bucket(
+    clock: &ManualClock,
+    limiter: &BbrLimiter<ManualClock, ManualCpu>,
+) -> u64 {
     clock.advance(BUCKET * 2);
     limiter.snapshot().max_pass
 }
@@ -43,7 +56,11 @@ async fn a_shed_request_never_reaches_the_service() {
     assert!(err.is::<Overloaded>(), "{err}");
     assert_eq!(calls.load(Ordering::Relaxed), 2);
     drop(held);
-    assert_eq!(limiter.snapshot().inflight, 0, "dropped responses leave the in-flight count");
+    assert_eq!(
+        limiter.snapshot().inflight,
+        0,
+        "dropped responses leave the in-flight count"
+    );
 }
 
 #[tokio::test]
@@ -51,12 +68,21 @@ async fn cancelled_failed_and_successful_requests_each_count_once() {
     let (clock, _, limiter) = limiter(0.0);
     let layer = RateLimitLayer::from_limiter(Arc::clone(&limiter));
     let ok = layer.layer(service_fn(|()| async { Ok::<_, Infallible>(()) }));
-    let failing = layer.layer(service_fn(|()| async { Err::<(), _>(std::io::Error::other("boom")) }));
-    let slow = layer.layer(service_fn(|()| std::future::pending::<Result<(), Infallible>>()));
+    let failing = layer.layer(service_fn(|()| async {
+        Err::<(), _>(std::io::Error::other("boom"))
+    }));
+    let slow = layer.layer(service_fn(|()| {
+        std::future::pending::<Result<(), Infallible>>()
+    }));
 
     ok.oneshot(()).await.expect("served");
     let err = failing.oneshot(()).await.unwrap_err();
-    assert_eq!(err.downcast_ref::<std::io::Error>().expect("the inner error").to_string(), "boom");
+    assert_eq!(
+        err.downcast_ref::<std::io::Error>()
+            .expect("the inner error")
+            .to_string(),
+        "boom"
+    );
     let mut slow = slow;
     drop(slow.call(())); // cancelled before completing
     assert_eq!(limiter.snapshot().inflight, 0);
@@ -66,12 +92,13 @@ async fn cancelled_failed_and_successful_requests_each_count_once() {
 #[tokio::test]
 async fn a_panicking_request_leaves_the_in_flight_count_and_counts_once() {
     let (clock, _, limiter) = limiter(0.0);
-    let service = RateLimitLayer::from_limiter(Arc::clone(&limiter)).layer(service_fn(|()| async {
-        tokio::task::yield_now().await;
-        panic!("handler bug");
-        #[allow(unreachable_code)]
-        Ok::<(), Infallible>(())
-    }));
+    let service =
+        RateLimitLayer::from_limiter(Arc::clone(&limiter)).layer(service_fn(|()| async {
+            tokio::task::yield_now().await;
+            panic!("handler bug");
+            #[allow(unreachable_code)]
+            Ok::<(), Infallible>(())
+        }));
     let joined = tokio::spawn(service.oneshot(())).await;
     assert!(joined.unwrap_err().is_panic());
     assert_eq!(limiter.snapshot().inflight, 0);
@@ -100,7 +127,12 @@ impl Service<()> for PanicsInCall {
 async fn a_panic_in_the_inner_call_leaves_the_in_flight_count() {
     let (clock, _, limiter) = limiter(0.0);
     let service = RateLimitLayer::from_limiter(Arc::clone(&limiter)).layer(PanicsInCall);
-    assert!(tokio::spawn(service.oneshot(())).await.unwrap_err().is_panic());
+    assert!(
+        tokio::spawn(service.oneshot(()))
+            .await
+            .unwrap_err()
+            .is_panic()
+    );
     assert_eq!(limiter.snapshot().inflight, 0);
     assert_eq!(passes_in_current_bucket(&clock, &limiter), 1);
 }
@@ -108,7 +140,9 @@ async fn a_panic_in_the_inner_call_leaves_the_in_flight_count() {
 #[tokio::test]
 async fn clones_share_one_limiter() {
     let (_, _, limiter) = limiter(0.0);
-    let service = RateLimitLayer::from_limiter(limiter).layer(service_fn(|()| std::future::pending::<Result<(), Infallible>>()));
+    let service = RateLimitLayer::from_limiter(limiter).layer(service_fn(|()| {
+        std::future::pending::<Result<(), Infallible>>()
+    }));
     let (mut a, mut b) = (service.clone(), service.clone());
     let held = (a.call(()), b.call(()));
     assert!(Arc::ptr_eq(a.limiter(), b.limiter()));
@@ -119,14 +153,28 @@ async fn clones_share_one_limiter() {
 #[tokio::test(start_paused = true)]
 async fn each_route_has_its_own_limiter() {
     let group: LimiterGroup<&'static str, _, _> =
-        LimiterGroup::with(BbrConfig::default(), TokioClock::new(), ManualCpu::new(1.0)).expect("valid");
+        LimiterGroup::with(BbrConfig::default(), TokioClock::new(), ManualCpu::new(1.0))
+            .expect("valid");
     let layer = LimiterGroupLayer::new(group, |path: &&'static str| *path);
-    let service = layer.layer(service_fn(|_: &'static str| std::future::pending::<Result<(), Infallible>>()));
+    let service = layer.layer(service_fn(|_: &'static str| {
+        std::future::pending::<Result<(), Infallible>>()
+    }));
     // Two held on /slow: the hot server sheds a third there, but /fast is untouched.
     let held: Vec<_> = (0..2).map(|_| service.clone().call("/slow")).collect();
-    assert!(service.clone().oneshot("/slow").await.unwrap_err().is::<Overloaded>());
-    let fast = tokio::time::timeout(Duration::from_millis(10), service.clone().oneshot("/fast")).await;
-    assert!(fast.is_err(), "/fast was admitted (it then waits on the pending handler)");
+    assert!(
+        service
+            .clone()
+            .oneshot("/slow")
+            .await
+            .unwrap_err()
+            .is::<Overloaded>()
+    );
+    let fast =
+        tokio::time::timeout(Duration::from_millis(10), service.clone().oneshot("/fast")).await;
+    assert!(
+        fast.is_err(),
+        "/fast was admitted (it then waits on the pending handler)"
+    );
     assert_eq!(layer.group().len(), 2);
     drop(held);
 }
@@ -135,6 +183,7 @@ async fn each_route_has_its_own_limiter() {
 fn layers_services_and_futures_are_send_and_sync() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<RateLimitLayer>();
-    send_sync::<rampart_ratelimit::RateLimit<tower::util::BoxCloneSyncService<(), (), Infallible>>>();
+    send_sync::<rampart_ratelimit::RateLimit<tower::util::BoxCloneSyncService<(), (), Infallible>>>(
+    );
     send_sync::<rampart_ratelimit::ResponseFuture<std::future::Ready<Result<(), Infallible>>>>();
 }

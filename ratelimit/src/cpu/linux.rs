@@ -212,7 +212,11 @@ fn v1(memberships: &str, root: &Path, host_cores: Option<f64>) -> Result<(Meter,
     };
     // `cpu` and `cpuacct` are usually co-mounted; `cpuset` always has its own mount.
     let mount_of = |controller: &str| {
-        let combined: &[&str] = if controller == "cpuset" { &[] } else { &["cpu,cpuacct", "cpuacct,cpu"] };
+        let combined: &[&str] = if controller == "cpuset" {
+            &[]
+        } else {
+            &["cpu,cpuacct", "cpuacct,cpu"]
+        };
         combined
             .iter()
             .chain(std::iter::once(&controller))
