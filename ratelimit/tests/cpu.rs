@@ -32,10 +32,9 @@ impl Fixture {
 
     /// A host with `cpus` CPUs and the given busy/idle jiffies.
     fn host(&self, cpus: usize, busy: u64, idle: u64) -> &Self {
+        let per_cpu = (0..cpus).map(|cpu| format!("cpu{cpu} 1 0 0 1 0 0 0 0 0 0\n"));
         let mut stat = format!("cpu  {busy} 0 0 {idle} 0 0 0 0 0 0\n");
-        for cpu in 0..cpus {
-            stat.push_str(&format!("cpu{cpu} 1 0 0 1 0 0 0 0 0 0\n"));
-        }
+        stat.extend(per_cpu);
         stat.push_str("intr 1\nctxt 2\n");
         self.write("proc/stat", &stat)
     }

@@ -134,7 +134,7 @@ async fn run(protection: Protection, seed: u64) -> Report {
         let load = if at < LOW {
             0.5
         } else if at < LOW + RAMP {
-            0.5 + 2.5 * (at - LOW).as_secs_f64() / RAMP.as_secs_f64()
+            0.5 + 2.5 * at.saturating_sub(LOW).as_secs_f64() / RAMP.as_secs_f64()
         } else {
             3.0
         };
