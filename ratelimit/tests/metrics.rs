@@ -1,0 +1,68 @@
+//! The limiter's metrics, read from a `metrics-util` debugging recorder.
+
+use std::time::Duration;
+
+use metrics_util::CompositeKey;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use rampart_core::ManualClock;
+use rampart_ratelimit::{BbrConfig, ManualCpu};
+
+/// Taking a snapshot resets the counters: each test takes one.
+fn value<'a>(
+    metrics: &'a [(CompositeKey, DebugValue)],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<&'a DebugValue> {
+    metrics.iter().find_map(|(key, value)| {
+        let key = key.key();
+        let matches = key.name() == name
+            && labels.iter().all(|(k, v)| {
+                key.labels()
+                    .any(|label| label.key() == *k && label.value() == *v)
+            });
+        matches.then_some(value)
+    })
+}
+
+#[test]
+fn requests_are_counted_by_outcome_and_gauges_follow_once_per_bucket() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let (clock, cpu) = (ManualClock::new(), ManualCpu::new(1.0));
+    let limiter = metrics::with_local_recorder(&recorder, || {
+        BbrConfig::default()
+            .with_name("api")
+            .build_with(clock.clone(), cpu.clone())
+            .expect("valid")
+    });
+    // A hot server with no proven capacity: two admitted, then everything shed.
+    let held: Vec<_> = (0..10).filter_map(|_| limiter.acquire().ok()).collect();
+    assert_eq!(held.len(), 2);
+    // The first request of the next bucket publishes the gauges.
+    clock.advance(Duration::from_millis(100));
+    let _ = limiter.acquire();
+
+    let metrics: Vec<_> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(k, _, _, v)| (k, v))
+        .collect();
+    let requests = |outcome| {
+        value(
+            &metrics,
+            "rampart_ratelimit_requests_total",
+            &[("name", "api"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(requests("admitted"), Some(&DebugValue::Counter(2)));
+    assert_eq!(requests("shed"), Some(&DebugValue::Counter(9)));
+    let gauge = |name| match value(&metrics, name, &[("name", "api")]) {
+        Some(DebugValue::Gauge(value)) => value.into_inner(),
+        other => panic!("{name}: {other:?}"),
+    };
+    assert_eq!(gauge("rampart_ratelimit_inflight"), 2.0);
+    assert_eq!(gauge("rampart_ratelimit_cpu_ratio"), 1.0);
+    assert_eq!(gauge("rampart_ratelimit_max_inflight"), 0.0);
+    drop(held);
+}
