@@ -50,7 +50,7 @@ fn ratelimit(c: &mut Criterion) {
 
     let mut bare = backend();
     group.bench_function("floor/bare_service", |b| {
-        b.iter(|| call_ready(&mut bare, black_box(1)))
+        b.iter(|| call_ready(&mut bare, black_box(1)));
     });
 
     let mut limited = ConcurrencyLimitLayer::new(1_000).layer(backend());
