@@ -75,16 +75,16 @@ fn ratelimit(c: &mut Criterion) {
 
     let now = Duration::from_millis(150);
     for (name, cpu) in [("low_cpu", 0.1), ("high_cpu", 0.9)] {
-        let limiter = proven(cpu);
+        let warm = proven(cpu);
         // Two held: past the `inflight ≤ 1` shortcut, so a hot CPU reads the statistics.
         let held: Vec<_> = (0..2)
-            .map(|_| limiter.acquire_at(now).expect("admitted"))
+            .map(|_| warm.acquire_at(now).expect("admitted"))
             .collect();
         group.bench_function(
             format!("rampart/acquire_release/{name}/given_instants"),
             |b| {
                 b.iter(|| {
-                    if let Ok(permit) = limiter.acquire_at(black_box(now)) {
+                    if let Ok(permit) = warm.acquire_at(black_box(now)) {
                         permit.complete_at(now);
                     }
                 });
