@@ -59,6 +59,7 @@ mod classify;
 pub mod clock;
 mod error;
 mod group;
+mod rejected;
 mod sync;
 pub mod window;
 
@@ -70,6 +71,7 @@ pub use crate::clock::TokioClock;
 pub use crate::clock::{Clock, CoarseClock, ManualClock, SystemClock};
 pub use crate::error::{ConfigError, check};
 pub use crate::group::KeyedGroup;
+pub use crate::rejected::Rejected;
 pub use crate::window::{
     BucketStats, Buckets, PerBucketCache, RollingWindow, Stripes, View, WindowConfig, WindowView,
 };

@@ -1,0 +1,263 @@
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rampart_core::{
+    BucketStats, Clock, ConfigError, PerBucketCache, RollingWindow, SystemClock, View,
+    WindowConfig, check,
+};
+
+use super::{Budget, BudgetSnapshot};
+
+/// Fixed-point units per retry: ratios are exact to the millionth.
+const UNIT: u128 = 1_000_000;
+/// A withdrawal adds this to a bucket's sum; a deposit adds 1. Sums below 2³² are deposits.
+const WITHDRAWAL: u64 = 1 << 32;
+const DEPOSITS: u64 = WITHDRAWAL - 1;
+/// Buckets of the budget's window, as in Finagle and tower.
+const BUCKETS: usize = 10;
+
+/// The configuration of a [`RatioBudget`].
+///
+/// | field | default | rule |
+/// | --- | --- | --- |
+/// | `ttl` | 10 s | 1 to 60 s |
+/// | `ratio` | 0.2 | finite, 0 to 1 000 (to the millionth) |
+/// | `min_per_sec` | 10 | at most 1 000 000 |
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RatioConfig {
+    /// How long a deposit (and a withdrawal) counts.
+    pub ttl: Duration,
+    /// Retries allowed per deposit: 0.2 allows one retry for every five requests.
+    pub ratio: f64,
+    /// Retries allowed per second of `ttl` regardless of traffic, so that a quiet client can
+    /// still retry: a standing reserve of `min_per_sec × ttl` retries within any `ttl`.
+    pub min_per_sec: u32,
+}
+
+impl Default for RatioConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(10),
+            ratio: 0.2,
+            min_per_sec: 10,
+        }
+    }
+}
+
+impl RatioConfig {
+    /// Checks every field.
+    ///
+    /// # Errors
+    ///
+    /// `ttl` outside 1–60 s; `ratio` NaN, infinite or outside 0–1 000; `min_per_sec` above
+    /// 1 000 000.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.ttl < Duration::from_secs(1) || self.ttl > Duration::from_secs(60) {
+            return Err(ConfigError::new("ttl", "must be from 1 s to 60 s").with_value(self.ttl));
+        }
+        check::finite_in("ratio", self.ratio, 0.0..=1_000.0)?;
+        check::at_most("min_per_sec", self.min_per_sec, 1_000_000)?;
+        Ok(())
+    }
+
+    /// Builds a budget reading [`SystemClock`].
+    ///
+    /// # Errors
+    ///
+    /// As [`validate`](Self::validate).
+    pub fn build(self) -> Result<RatioBudget, ConfigError> {
+        self.build_with_clock(SystemClock::new())
+    }
+
+    /// Builds a budget reading `clock`.
+    ///
+    /// # Errors
+    ///
+    /// As [`validate`](Self::validate).
+    pub fn build_with_clock<C: Clock>(self, clock: C) -> Result<RatioBudget<C>, ConfigError> {
+        RatioBudget::new(self, clock)
+    }
+}
+
+/// A retry budget that allows `ratio` retries per request plus a standing reserve, over a
+/// rolling `ttl` (Finagle's `RetryBudget`, tower's `TpsBudget`).
+///
+/// Within any `ttl` (10 s), withdrawals never exceed `ratio × deposits + min_per_sec × ttl`.
+/// Accounting is exact in millionths of a retry: a ratio of 0.6 allows 60 retries per 100
+/// deposits, where tower's integer accounting allows 100 (tower issue #857).
+///
+/// ```
+/// use rampart_retry::{Budget, RatioConfig};
+///
+/// let budget = RatioConfig { ratio: 0.6, min_per_sec: 0, ..RatioConfig::default() }.build()?;
+/// for _ in 0..100 {
+///     budget.deposit();
+/// }
+/// let retries = (0..1_000).filter(|_| budget.withdraw()).count();
+/// assert_eq!(retries, 60);
+/// # Ok::<(), rampart_core::ConfigError>(())
+/// ```
+///
+/// # Concurrency
+///
+/// Deposits are lock-free window writes. Withdrawals take a short lock, so that two threads
+/// can never both spend the last retry: the budget is never overdrawn.
+#[derive(Debug)]
+pub struct RatioBudget<C = SystemClock> {
+    config: RatioConfig,
+    /// Per bucket: deposits in the low 32 bits of the sum, withdrawals above them.
+    window: RollingWindow<C>,
+    /// `[sum, count]` of the completed buckets, for the bucket they were computed in.
+    completed: PerBucketCache<2>,
+    deposit_units: u128,
+    reserve_units: u128,
+    withdrawing: Mutex<()>,
+}
+
+impl<C: Clock> RatioBudget<C> {
+    fn new(config: RatioConfig, clock: C) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let window = WindowConfig::spanning(config.ttl, BUCKETS).build_with_clock(clock)?;
+        Ok(Self {
+            deposit_units: (config.ratio * UNIT as f64).round() as u128,
+            reserve_units: (f64::from(config.min_per_sec) * config.ttl.as_secs_f64() * UNIT as f64)
+                .round() as u128,
+            window,
+            completed: PerBucketCache::new(),
+            withdrawing: Mutex::new(()),
+            config,
+        })
+    }
+
+    /// Records a deposit at `now` (read from [`clock`](Self::clock)).
+    #[inline]
+    pub fn deposit_at(&self, now: Duration) {
+        self.window.record_at(now, 1);
+    }
+
+    /// Asks for one retry at `now`; `true` spends it.
+    pub fn withdraw_at(&self, now: Duration) -> bool {
+        let _one_at_a_time = self.withdrawing.lock();
+        // Withdrawals land in the newest bucket, which the next one's totals include.
+        self.window.advance_to(now);
+        if self.balance_at(now) < UNIT {
+            return false;
+        }
+        self.window.record_at(now, WITHDRAWAL);
+        true
+    }
+
+    /// `(deposits, withdrawals)` in the window at `now`.
+    pub fn counts_at(&self, now: Duration) -> (u64, u64) {
+        let (bucket, current) = self.window.current_at(now);
+        let [sum, count] = self.completed.get_or_refresh(bucket, || {
+            let totals = self.window.view_at(now, View::Completed).totals();
+            [totals.sum, totals.count]
+        });
+        let total = current + BucketStats { sum, count };
+        (total.sum & DEPOSITS, total.sum >> 32)
+    }
+
+    /// The balance in millionths of a retry (negative never: withdrawals need a whole unit).
+    fn balance_at(&self, now: Duration) -> u128 {
+        let (deposits, withdrawals) = self.counts_at(now);
+        (self.reserve_units + u128::from(deposits) * self.deposit_units)
+            .saturating_sub(u128::from(withdrawals) * UNIT)
+    }
+
+    /// The configuration the budget was built with.
+    pub fn config(&self) -> &RatioConfig {
+        &self.config
+    }
+
+    /// The budget's clock.
+    pub fn clock(&self) -> &C {
+        self.window.clock()
+    }
+}
+
+impl<C: Clock> Budget for RatioBudget<C> {
+    #[inline]
+    fn deposit(&self) {
+        self.deposit_at(self.window.clock().now());
+    }
+
+    fn withdraw(&self) -> bool {
+        self.withdraw_at(self.window.clock().now())
+    }
+
+    fn snapshot(&self) -> BudgetSnapshot {
+        let balance = self.balance_at(self.window.clock().now());
+        BudgetSnapshot {
+            remaining: (balance / UNIT) as f64,
+        }
+    }
+}
+
+impl<C: Clock> tower::retry::budget::Budget for RatioBudget<C> {
+    fn deposit(&self) {
+        Budget::deposit(self);
+    }
+
+    fn withdraw(&self) -> bool {
+        Budget::withdraw(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_invalid_field_is_named() {
+        let base = RatioConfig::default();
+        let cases = [
+            (
+                RatioConfig {
+                    ttl: Duration::from_millis(999),
+                    ..base
+                },
+                "ttl",
+            ),
+            (
+                RatioConfig {
+                    ttl: Duration::from_secs(61),
+                    ..base
+                },
+                "ttl",
+            ),
+            (
+                RatioConfig {
+                    ratio: -0.1,
+                    ..base
+                },
+                "ratio",
+            ),
+            (
+                RatioConfig {
+                    ratio: f64::NAN,
+                    ..base
+                },
+                "ratio",
+            ),
+            (
+                RatioConfig {
+                    ratio: 1_000.5,
+                    ..base
+                },
+                "ratio",
+            ),
+            (
+                RatioConfig {
+                    min_per_sec: 2_000_000,
+                    ..base
+                },
+                "min_per_sec",
+            ),
+        ];
+        for (config, field) in cases {
+            assert_eq!(config.validate().unwrap_err().field(), field, "{config:?}");
+        }
+        assert_eq!(base.validate(), Ok(()));
+    }
+}

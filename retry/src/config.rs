@@ -1,0 +1,115 @@
+use std::borrow::Cow;
+use std::time::Duration;
+
+use rampart_core::{ConfigError, check};
+
+use crate::Backoff;
+
+/// How a [`Retry`](crate::Retry) layer retries.
+///
+/// | field | default | rule |
+/// | --- | --- | --- |
+/// | `max_attempts` | 3 (the first included) | 1 to 100 |
+/// | `backoff` | exponential, 25 ms doubling to 1 s, full jitter | see [`Backoff`] |
+/// | `attempt_timeout` | none | above zero |
+/// | `seed` | none (entropy) | |
+/// | `name` | `"default"` | not empty |
+///
+/// ```
+/// use std::time::Duration;
+/// use rampart_retry::RetryConfig;
+///
+/// let config = RetryConfig::default()
+///     .with_max_attempts(4)
+///     .with_attempt_timeout(Duration::from_millis(300));
+/// assert!(config.validate().is_ok());
+/// assert_eq!(RetryConfig::default().with_max_attempts(0).validate().unwrap_err().field(), "max_attempts");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryConfig {
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+    /// The wait before each retry.
+    pub backoff: Backoff,
+    /// A deadline for each attempt; an attempt past it fails with
+    /// [`AttemptTimedOut`](crate::AttemptTimedOut) (and may be retried).
+    pub attempt_timeout: Option<Duration>,
+    /// Seed of the jitter draws, for reproducible tests.
+    pub seed: Option<u64>,
+    /// The `name` label of the layer's metrics.
+    pub name: Cow<'static, str>,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            backoff: Backoff::default(),
+            attempt_timeout: None,
+            seed: None,
+            name: Cow::Borrowed("default"),
+        }
+    }
+}
+
+impl RetryConfig {
+    /// This configuration with `max_attempts` attempts per request.
+    #[must_use]
+    pub fn with_max_attempts(self, max_attempts: u32) -> Self {
+        Self {
+            max_attempts,
+            ..self
+        }
+    }
+
+    /// This configuration with the given backoff.
+    #[must_use]
+    pub fn with_backoff(self, backoff: Backoff) -> Self {
+        Self { backoff, ..self }
+    }
+
+    /// This configuration with a deadline per attempt.
+    #[must_use]
+    pub fn with_attempt_timeout(self, timeout: Duration) -> Self {
+        Self {
+            attempt_timeout: Some(timeout),
+            ..self
+        }
+    }
+
+    /// This configuration with a fixed seed.
+    #[must_use]
+    pub fn with_seed(self, seed: u64) -> Self {
+        Self {
+            seed: Some(seed),
+            ..self
+        }
+    }
+
+    /// This configuration with the given metrics name.
+    #[must_use]
+    pub fn with_name(self, name: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            name: name.into(),
+            ..self
+        }
+    }
+
+    /// Checks every field.
+    ///
+    /// # Errors
+    ///
+    /// `max_attempts` outside 1–100, an invalid backoff, a zero attempt timeout, an empty name.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check::at_least("max_attempts", self.max_attempts, 1)?;
+        check::at_most("max_attempts", self.max_attempts, 100)?;
+        self.backoff.validate()?;
+        if let Some(timeout) = self.attempt_timeout {
+            check::positive("attempt_timeout", timeout)?;
+        }
+        if self.name.is_empty() {
+            return Err(ConfigError::new("name", "must not be empty"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,46 @@
+//! The retry layer's metrics, registered once when it is built.
+
+use metrics::{Counter, Label};
+
+/// `rampart_retry_attempts_total{name, kind}` and `rampart_retry_budget_exhausted_total{name}`.
+#[derive(Debug)]
+pub(crate) struct RetryMetrics {
+    first: Counter,
+    retry: Counter,
+    exhausted: Counter,
+}
+
+impl RetryMetrics {
+    pub(crate) fn new(name: &str) -> Self {
+        let name = Label::new("name", name.to_owned());
+        let attempts = |kind: &'static str| {
+            metrics::counter!(
+                "rampart_retry_attempts_total",
+                vec![name.clone(), Label::new("kind", kind)]
+            )
+        };
+        Self {
+            first: attempts("first"),
+            retry: attempts("retry"),
+            exhausted: metrics::counter!(
+                "rampart_retry_budget_exhausted_total",
+                vec![name.clone()]
+            ),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn first(&self) {
+        self.first.increment(1);
+    }
+
+    #[inline]
+    pub(crate) fn retry(&self) {
+        self.retry.increment(1);
+    }
+
+    #[inline]
+    pub(crate) fn exhausted(&self) {
+        self.exhausted.increment(1);
+    }
+}
