@@ -77,3 +77,34 @@ where
         Poll::Pending => panic!("benchmarked services answer at once"),
     }
 }
+
+/// Runs `op` `iters` times on each of two threads started together; returns the slower
+/// thread's time, so that a row reads as the time of one operation while another thread does
+/// the same to the same state.
+///
+/// # Panics
+///
+/// If a benchmark thread panics.
+pub fn contended(iters: u64, op: impl Fn() + Send + Sync + 'static) -> std::time::Duration {
+    use std::sync::{Arc, Barrier};
+    let op = Arc::new(op);
+    let start = Arc::new(Barrier::new(2));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (op, start) = (Arc::clone(&op), Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                let began = Instant::now();
+                for _ in 0..iters {
+                    op();
+                }
+                began.elapsed()
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().expect("benchmark thread panicked"))
+        .max()
+        .unwrap_or_default()
+}

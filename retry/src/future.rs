@@ -152,7 +152,9 @@ where
                 }
                 StateProj::Waiting { sleep, .. } => {
                     ready!(sleep.poll(cx));
-                    if let StateOwned::Waiting { request, .. } = this.state.as_mut().project_replace(State::Done) {
+                    if let StateOwned::Waiting { request, .. } =
+                        this.state.as_mut().project_replace(State::Done)
+                    {
                         this.state.set(State::Ready { request });
                     }
                 }
@@ -161,7 +163,9 @@ where
                         this.state.set(State::Done);
                         return Poll::Ready(Err(error.into()));
                     }
-                    let StateOwned::Ready { request } = this.state.as_mut().project_replace(State::Done) else {
+                    let StateOwned::Ready { request } =
+                        this.state.as_mut().project_replace(State::Done)
+                    else {
                         continue;
                     };
                     *this.next = this.policy.clone_request(&request);

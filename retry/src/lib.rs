@@ -1,4 +1,90 @@
 //! Budgeted retries for tower: retries that cannot become a retry storm.
+//!
+//! A retry rescues a request from a single failure, and multiplies the load on a backend that
+//! fails every request: three attempts per request triple the traffic to a service exactly
+//! when it can least take it, and the outage feeds itself. This crate's [`Retry`] layer only
+//! retries what a [`Budget`] allows, and its budgets are a bounded share of real traffic:
+//!
+//! - [`RatioBudget`] (Finagle's and tower's semantics, with exact fractional accounting):
+//!   within any `ttl` (10 s), retries ≤ `ratio` (0.2) × requests + `min_per_sec` (10) × `ttl`;
+//! - [`TokenBudget`] (gRPC's retry throttling, proposal A6): failures drain a token bucket,
+//!   successes refill it, and retries stop while it is half empty.
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), tower::BoxError> {
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use rampart_retry::{RatioConfig, RetryConfig, RetryLayer};
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! // A backend whose first call fails.
+//! let calls = Arc::new(AtomicU32::new(0));
+//! let counter = Arc::clone(&calls);
+//! let client = ServiceBuilder::new()
+//!     .layer(RetryLayer::new(RetryConfig::default(), RatioConfig::default().build()?)?)
+//!     .service_fn(move |sku: u32| {
+//!         let call = counter.fetch_add(1, Ordering::Relaxed);
+//!         async move { if call == 0 { Err("connection reset".into()) } else { Ok::<_, tower::BoxError>(sku) } }
+//!     });
+//!
+//! assert_eq!(client.oneshot(7).await?, 7); // rescued by one retry
+//! assert_eq!(calls.load(Ordering::Relaxed), 2);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What a budget buys
+//!
+//! Measured in `tests/layer.rs` (paused time, a `rampart-fault` backend):
+//!
+//! - **Storm**: 1 000 requests over 10 s to a backend failing every call: tower-style naive
+//!   3-attempt retries send it 3 000 calls; the default [`RatioBudget`] sends exactly 1 300, its
+//!   bound (1 + 0.2) × 1 000 + 10/s × 10 s.
+//! - **Isolated failures**: at 10 % independent failures, success rises from 90.0 % without
+//!   retries to 99.9 % with the default `RatioBudget` (three attempts, 25 ms full-jitter
+//!   backoff).
+//! - [`TokenBudget`] with gRPC's defaults (10 tokens, 0.1 per success) does **not** rescue
+//!   steady 10 % failures: each attempt drifts the bucket by 0.9 × 0.1 − 0.1 × 1 = −0.01 token,
+//!   so it drains to its threshold and retries stop (91.7 % success, 184 retries for 10 000
+//!   requests). It is an outage brake: choose it when retries must stop early.
+//!
+//! # The policy
+//!
+//! [`Policy`] (the default) retries attempts the classifier calls failures (`Err` by default;
+//! `HttpClassifier` also counts 5xx and 429), and **never** retries a local rejection
+//! ([`rampart_core::Rejected`], returned by `rampart-breaker`) or an error a
+//! [`never_retry`](Policy::never_retry) check recognises. Requests are copied with `Clone`, or
+//! by [`with_cloner`](Policy::with_cloner)'s function, which may refuse (`None`) a request whose
+//! body cannot be replayed: such a request is not retried. A custom [`RetryPolicy`] can ask for
+//! a specific wait ([`Decision::RetryAfter`]: server pushback).
+//!
+//! Each request deposits once; each attempt's outcome is reported to the budget; each retry
+//! withdraws first, then waits the [`Backoff`] (exponential from 25 ms, doubling to 1 s, full
+//! jitter, seedable). `max_attempts` (3, the first included) and an optional per-attempt
+//! timeout ([`AttemptTimedOut`]) bound the rest. Dropping the response future stops the retries.
+//!
+//! # Differences from tower's `Retry` and `TpsBudget`
+//!
+//! - Exact ratios: tower withdraws `1 / ratio` rounded down, so a 0.6 ratio allows 100 % (tower
+//!   issue #857); ours allows 60 %.
+//! - A budget that cannot be overdrawn by concurrent withdrawals, and no lock on deposits.
+//! - Configuration errors instead of `assert!` panics.
+//! - Both budgets also implement `tower::retry::budget::Budget`, for tower's own `Retry`.
+//!
+//! # Metrics
+//!
+//! Registered once when the layer is built (install your recorder first), labelled `name`:
+//! `rampart_retry_attempts_total{kind="first"|"retry"}` and
+//! `rampart_retry_budget_exhausted_total` (retries the budget refused).
+//!
+//! # Cost
+//!
+//! Medians on our 2-vCPU benchmark machine (`benches/benches/retry.rs`): a deposit and a
+//! withdrawal take 26 ns on `RatioBudget` (12 ns on `CoarseClock`), 6 ns on `TokenBudget`,
+//! 74 ns on tower's `TpsBudget`. The layer's success path costs 31 ns (tower's `Retry`: 32 ns).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

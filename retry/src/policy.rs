@@ -136,7 +136,7 @@ impl<L, K> Policy<L, K> {
     /// The same policy, never retrying errors of type `E` (or wrapping one).
     #[must_use]
     pub fn never_retry_type<E: std::error::Error + 'static>(self) -> Self {
-        self.never_retry(|error| error.is::<E>())
+        self.never_retry(<dyn std::error::Error + 'static>::is::<E>)
     }
 
     fn is_final(&self, error: &BoxError) -> bool {

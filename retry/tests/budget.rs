@@ -9,8 +9,15 @@ use rampart_retry::{Budget, RatioBudget, RatioConfig, TokenConfig};
 
 fn ratio_budget(ratio: f64, min_per_sec: u32) -> (ManualClock, RatioBudget<ManualClock>) {
     let clock = ManualClock::new();
-    let config = RatioConfig { ratio, min_per_sec, ..RatioConfig::default() };
-    (clock.clone(), config.build_with_clock(clock).expect("valid"))
+    let config = RatioConfig {
+        ratio,
+        min_per_sec,
+        ..RatioConfig::default()
+    };
+    (
+        clock.clone(),
+        config.build_with_clock(clock).expect("valid"),
+    )
 }
 
 fn drain(budget: &impl Budget) -> usize {
@@ -20,7 +27,13 @@ fn drain(budget: &impl Budget) -> usize {
 #[test]
 fn each_ratio_allows_exactly_its_share_of_a_steady_deposit_stream() {
     // 1 000 deposits over 5 s (inside the 10 s ttl), then retries until refused.
-    for (ratio, expected) in [(0.1, 100), (0.2, 200), (0.6, 600), (1.0, 1_000), (2.0, 2_000)] {
+    for (ratio, expected) in [
+        (0.1, 100),
+        (0.2, 200),
+        (0.6, 600),
+        (1.0, 1_000),
+        (2.0, 2_000),
+    ] {
         let (clock, budget) = ratio_budget(ratio, 0);
         for _ in 0..1_000 {
             budget.deposit();
@@ -44,7 +57,9 @@ fn a_ratio_of_0_6_is_not_rounded_to_1_as_towers_is() {
     for _ in 0..100 {
         tower::retry::budget::Budget::deposit(&tower_budget);
     }
-    let tower_retries = (0..1_000).take_while(|_| tower::retry::budget::Budget::withdraw(&tower_budget)).count();
+    let tower_retries = (0..1_000)
+        .take_while(|_| tower::retry::budget::Budget::withdraw(&tower_budget))
+        .count();
     assert_eq!(tower_retries, 100, "the bug this budget fixes");
 }
 
@@ -78,7 +93,10 @@ fn deposits_expire_after_the_ttl() {
     assert_eq!(budget.counts_at(clock.now()), (0, 0));
     budget.deposit();
     budget.deposit();
-    assert!(budget.withdraw() && !budget.withdraw(), "two fresh deposits at 0.5: one retry");
+    assert!(
+        budget.withdraw() && !budget.withdraw(),
+        "two fresh deposits at 0.5: one retry"
+    );
 }
 
 #[test]
@@ -95,7 +113,10 @@ fn concurrent_withdrawals_never_overdraw() {
             std::thread::spawn(move || (0..1_000).filter(|_| budget.withdraw()).count())
         })
         .collect();
-    let spent: usize = threads.into_iter().map(|t| t.join().expect("no panic")).sum();
+    let spent: usize = threads
+        .into_iter()
+        .map(|t| t.join().expect("no panic"))
+        .sum();
     assert_eq!(spent, 400);
 }
 
@@ -116,9 +137,19 @@ fn concurrent_deposits_and_withdrawals_stay_within_the_ratio() {
             })
         })
         .collect();
-    let spent: usize = threads.into_iter().map(|t| t.join().expect("no panic")).sum();
-    assert!(spent <= 10_000, "at most a quarter of 40 000 deposits: {spent}");
-    assert_eq!(spent + drain(&*budget), 10_000, "and every earned retry can be spent");
+    let spent: usize = threads
+        .into_iter()
+        .map(|t| t.join().expect("no panic"))
+        .sum();
+    assert!(
+        spent <= 10_000,
+        "at most a quarter of 40 000 deposits: {spent}"
+    );
+    assert_eq!(
+        spent + drain(&*budget),
+        10_000,
+        "and every earned retry can be spent"
+    );
 }
 
 #[test]
@@ -158,6 +189,12 @@ fn both_budgets_plug_into_towers_budget_trait() {
     let (_, ratio) = ratio_budget(1.0, 0);
     assert!(tower_budget(&ratio));
     let tokens = TokenConfig::default().build().expect("valid");
-    assert!(tower_budget(&tokens), "a success then a failure: 9.1 tokens");
-    assert!((tokens.tokens() - 9.0).abs() < 1e-9, "capped at 10, then −1");
+    assert!(
+        tower_budget(&tokens),
+        "a success then a failure: 9.1 tokens"
+    );
+    assert!(
+        (tokens.tokens() - 9.0).abs() < 1e-9,
+        "capped at 10, then −1"
+    );
 }

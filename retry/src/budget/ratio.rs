@@ -100,8 +100,9 @@ impl RatioConfig {
 ///
 /// # Concurrency
 ///
-/// Deposits are lock-free window writes. Withdrawals take a short lock, so that two threads
-/// can never both spend the last retry: the budget is never overdrawn.
+/// Deposits are lock-free window writes, and so are refused withdrawals. A granted withdrawal
+/// takes a short lock and checks again, so that two threads can never both spend the last
+/// retry: the budget is never overdrawn.
 #[derive(Debug)]
 pub struct RatioBudget<C = SystemClock> {
     config: RatioConfig,
@@ -111,8 +112,14 @@ pub struct RatioBudget<C = SystemClock> {
     completed: PerBucketCache<2>,
     deposit_units: u128,
     reserve_units: u128,
-    withdrawing: Mutex<()>,
+    withdrawing: OwnLine<Mutex<()>>,
 }
+
+/// Keeps a value on cache lines of its own: the withdrawal lock is written by every granted
+/// withdrawal and must not evict the window's read-mostly cursor from other cores' caches.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct OwnLine<T>(T);
 
 impl<C: Clock> RatioBudget<C> {
     fn new(config: RatioConfig, clock: C) -> Result<Self, ConfigError> {
@@ -124,7 +131,7 @@ impl<C: Clock> RatioBudget<C> {
                 .round() as u128,
             window,
             completed: PerBucketCache::new(),
-            withdrawing: Mutex::new(()),
+            withdrawing: OwnLine(Mutex::new(())),
             config,
         })
     }
@@ -137,7 +144,12 @@ impl<C: Clock> RatioBudget<C> {
 
     /// Asks for one retry at `now`; `true` spends it.
     pub fn withdraw_at(&self, now: Duration) -> bool {
-        let _one_at_a_time = self.withdrawing.lock();
+        // Refusing needs no lock: only withdrawals lower the balance (besides time), and they
+        // are serialised below, so a balance seen short now cannot have been enough.
+        if self.balance_at(now) < UNIT {
+            return false;
+        }
+        let _one_at_a_time = self.withdrawing.0.lock();
         // Withdrawals land in the newest bucket, which the next one's totals include.
         self.window.advance_to(now);
         if self.balance_at(now) < UNIT {

@@ -1,0 +1,133 @@
+//! Retry budgets and the retry layer, against tower's `TpsBudget` and `Retry`.
+//!
+//! Budget rows time one deposit and one withdrawal through tower's `Budget` trait (which
+//! rampart's budgets implement), on one thread and on two threads sharing the budget. Layer
+//! rows time a request that succeeds at once, through `poll_ready`, `call` and one poll.
+//! The targets: budgets at most 0.5× tower's single-threaded and 0.25× contended; the
+//! layer's success path no slower than tower's `Retry` with `TpsBudget`.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rampart_benches::{call_ready, contended};
+use rampart_core::CoarseClock;
+use rampart_retry::{RatioConfig, RetryConfig, RetryLayer, TokenConfig};
+use tower::Layer;
+use tower::retry::budget::{Budget, TpsBudget};
+use tower::service_fn;
+
+fn backend() -> impl tower::Service<u32, Response = u32, Error = Infallible, Future: Send> + Clone {
+    service_fn(|request: u32| std::future::ready(Ok::<_, Infallible>(request)))
+}
+
+/// The three budgets, as tower's `Budget` trait objects.
+fn budgets() -> Vec<(&'static str, Arc<dyn Budget + Send + Sync>)> {
+    vec![
+        ("tower/tps_budget", Arc::new(TpsBudget::default())),
+        (
+            "rampart/ratio_budget",
+            Arc::new(RatioConfig::default().build().expect("valid")),
+        ),
+        (
+            "rampart/ratio_budget/coarse_clock",
+            Arc::new(
+                RatioConfig::default()
+                    .build_with_clock(CoarseClock::new())
+                    .expect("valid"),
+            ),
+        ),
+        (
+            "rampart/token_budget",
+            Arc::new(TokenConfig::default().build().expect("valid")),
+        ),
+    ]
+}
+
+fn budget(c: &mut Criterion) {
+    let mut group = c.benchmark_group("retry_budget/deposit_withdraw");
+    group.throughput(Throughput::Elements(1));
+    for (name, budget) in budgets() {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                budget.deposit();
+                black_box(budget.withdraw())
+            });
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("retry_budget/deposit_withdraw_2_threads");
+    group.throughput(Throughput::Elements(1));
+    for (name, budget) in budgets() {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let budget = Arc::clone(&budget);
+                contended(iters, move || {
+                    budget.deposit();
+                    black_box(budget.withdraw());
+                })
+            });
+        });
+    }
+    group.finish();
+}
+
+/// tower's example policy: deposit on success, withdraw before each retry.
+#[derive(Clone)]
+struct TowerPolicy(Arc<TpsBudget>);
+
+impl<E> tower::retry::Policy<u32, u32, E> for TowerPolicy {
+    type Future = std::future::Ready<()>;
+
+    fn retry(&mut self, _: &mut u32, result: &mut Result<u32, E>) -> Option<Self::Future> {
+        match result {
+            Ok(_) => {
+                self.0.deposit();
+                None
+            }
+            Err(_) => self.0.withdraw().then(|| std::future::ready(())),
+        }
+    }
+
+    fn clone_request(&mut self, request: &u32) -> Option<u32> {
+        Some(*request)
+    }
+}
+
+fn layer(c: &mut Criterion) {
+    let mut group = c.benchmark_group("retry_layer/success");
+    group.throughput(Throughput::Elements(1));
+
+    let mut bare = backend();
+    group.bench_function("floor/bare_service", |b| {
+        b.iter(|| call_ready(&mut bare, black_box(1)));
+    });
+
+    let mut tower_retry =
+        tower::retry::RetryLayer::new(TowerPolicy(Arc::new(TpsBudget::default()))).layer(backend());
+    group.bench_function("tower/retry_tps_budget", |b| {
+        b.iter(|| call_ready(&mut tower_retry, black_box(1)));
+    });
+
+    let ratio = RatioConfig::default().build().expect("valid");
+    let mut ours = RetryLayer::new(RetryConfig::default(), ratio)
+        .expect("valid")
+        .layer(backend());
+    group.bench_function("rampart/retry_ratio_budget", |b| {
+        b.iter(|| call_ready(&mut ours, black_box(1)));
+    });
+
+    let tokens = TokenConfig::default().build().expect("valid");
+    let mut token_retry = RetryLayer::new(RetryConfig::default(), tokens)
+        .expect("valid")
+        .layer(backend());
+    group.bench_function("rampart/retry_token_budget", |b| {
+        b.iter(|| call_ready(&mut token_retry, black_box(1)));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, budget, layer);
+criterion_main!(benches);

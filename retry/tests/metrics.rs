@@ -1,0 +1,57 @@
+//! The retry layer's metrics, read from a `metrics-util` debugging recorder.
+
+use std::convert::Infallible;
+
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use rampart_retry::{Backoff, RatioConfig, RetryConfig, RetryLayer};
+use tower::{BoxError, Layer, ServiceExt, service_fn};
+
+#[tokio::test(start_paused = true)]
+async fn attempts_are_counted_by_kind_and_exhaustion_is_counted() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    // No reserve, ratio 0.5: two failing requests earn one retry.
+    let budget = RatioConfig {
+        ratio: 0.5,
+        min_per_sec: 0,
+        ..RatioConfig::default()
+    }
+    .build()
+    .expect("valid");
+    let config = RetryConfig::default()
+        .with_name("inventory")
+        .with_backoff(Backoff::Constant(std::time::Duration::ZERO));
+    let layer = metrics::with_local_recorder(&recorder, || {
+        RetryLayer::new(config, budget).expect("valid")
+    });
+    let failing = layer.layer(service_fn(|()| async {
+        Err::<(), BoxError>("down".into())
+    }));
+    let ok = layer.layer(service_fn(|()| async { Ok::<(), Infallible>(()) }));
+    ok.oneshot(()).await.expect("served"); // deposit: 0.5 retries
+    failing.oneshot(()).await.unwrap_err(); // deposit: 1.0; one retry, then refused
+
+    let metrics: Vec<_> = snapshotter.snapshot().into_vec();
+    let find = |name: &str, kind: Option<&str>| {
+        metrics.iter().find_map(|(key, _, _, value)| {
+            let key = key.key();
+            let labelled = |k: &str, v: &str| key.labels().any(|l| l.key() == k && l.value() == v);
+            (key.name() == name
+                && labelled("name", "inventory")
+                && kind.is_none_or(|kind| labelled("kind", kind)))
+            .then_some(value)
+        })
+    };
+    assert_eq!(
+        find("rampart_retry_attempts_total", Some("first")),
+        Some(&DebugValue::Counter(2))
+    );
+    assert_eq!(
+        find("rampart_retry_attempts_total", Some("retry")),
+        Some(&DebugValue::Counter(1))
+    );
+    assert_eq!(
+        find("rampart_retry_budget_exhausted_total", None),
+        Some(&DebugValue::Counter(1))
+    );
+}
