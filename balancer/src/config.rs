@@ -1,0 +1,103 @@
+use std::borrow::Cow;
+use std::time::Duration;
+
+use rampart_core::{ConfigError, check};
+
+/// What the balancer does when no endpoint is ready (none discovered yet, or all busy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenEmpty {
+    /// `poll_ready` stays pending until an endpoint is ready: tower's `Balance` semantics.
+    Wait,
+    /// Wait up to `after` (or not at all), then fail the next request with
+    /// [`NoEndpoints`](crate::NoEndpoints); the balancer itself stays usable.
+    FailFast {
+        /// How long to wait for an endpoint first.
+        after: Option<Duration>,
+    },
+}
+
+impl Default for WhenEmpty {
+    /// Wait up to a second for an endpoint, then fail the request.
+    fn default() -> Self {
+        Self::FailFast {
+            after: Some(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// The configuration of a [`P2c`](crate::P2c) balancer.
+///
+/// | field | default | rule |
+/// | --- | --- | --- |
+/// | `tau` | 600 ms | above zero: the EWMAs' time constant |
+/// | `force_pick_after` | 3 s | above zero: an endpoint unpicked this long is picked once |
+/// | `when_empty` | fail after 1 s | |
+/// | `seed` | none (entropy) | |
+/// | `name` | `"default"` | not empty |
+#[derive(Debug, Clone, PartialEq)]
+pub struct P2cConfig {
+    /// The time constant of the latency and success EWMAs: a completion Δt after the previous
+    /// one keeps `e^(−Δt/τ)` of the old estimate.
+    pub tau: Duration,
+    /// An endpoint that loses every draw for this long is picked once anyway, so that its
+    /// statistics cannot go stale.
+    pub force_pick_after: Duration,
+    /// What to do when no endpoint is ready.
+    pub when_empty: WhenEmpty,
+    /// Seed of the candidate draws, for reproducible tests.
+    pub seed: Option<u64>,
+    /// The `name` label of the balancer's metrics.
+    pub name: Cow<'static, str>,
+}
+
+impl Default for P2cConfig {
+    fn default() -> Self {
+        Self {
+            tau: Duration::from_millis(600),
+            force_pick_after: Duration::from_secs(3),
+            when_empty: WhenEmpty::default(),
+            seed: None,
+            name: Cow::Borrowed("default"),
+        }
+    }
+}
+
+impl P2cConfig {
+    /// This configuration with the given empty-set behaviour.
+    #[must_use]
+    pub fn with_when_empty(self, when_empty: WhenEmpty) -> Self {
+        Self { when_empty, ..self }
+    }
+
+    /// This configuration with a fixed seed.
+    #[must_use]
+    pub fn with_seed(self, seed: u64) -> Self {
+        Self {
+            seed: Some(seed),
+            ..self
+        }
+    }
+
+    /// This configuration with the given metrics name.
+    #[must_use]
+    pub fn with_name(self, name: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            name: name.into(),
+            ..self
+        }
+    }
+
+    /// Checks every field.
+    ///
+    /// # Errors
+    ///
+    /// A zero `tau` or `force_pick_after`, an empty `name`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check::positive("tau", self.tau)?;
+        check::positive("force_pick_after", self.force_pick_after)?;
+        if self.name.is_empty() {
+            return Err(ConfigError::new("name", "must not be empty"));
+        }
+        Ok(())
+    }
+}

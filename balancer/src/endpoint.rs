@@ -1,0 +1,295 @@
+//! The statistics of one endpoint: EWMA latency and success, and its in-flight requests.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rampart_core::Outcome;
+
+/// Marks a free slot of the in-flight table.
+const FREE: u64 = u64::MAX;
+
+/// The EWMA state, updated under the endpoint's lock.
+#[derive(Debug)]
+struct Ewma {
+    /// Latency in nanoseconds (0: nothing known).
+    lag_ns: f64,
+    /// Outcomes: 1 succeeding, 0 failing.
+    success: f64,
+    /// The previous completion; `None` until the first, whose sample sets the value.
+    stamp: Option<Duration>,
+    /// Start instants (ns) of the requests in flight, `FREE` for unused slots.
+    starts: Vec<u64>,
+    /// Unused slots of `starts`.
+    free: Vec<usize>,
+}
+
+/// One endpoint's statistics, shared by the balancer (which reads them to choose) and the
+/// response futures of the requests sent to it (which record their completions).
+///
+/// Readers never lock: the latency and success are published as atomics after each update,
+/// and the in-flight count is an atomic. The lock is taken to start tracking a request, to
+/// record its completion, and to predict the latency from old in-flight requests.
+#[derive(Debug)]
+pub(crate) struct EndpointStats {
+    ewma: Mutex<Ewma>,
+    lag_ns: AtomicU64,
+    success: AtomicU64,
+    inflight: AtomicU64,
+    /// One more than the nanosecond instant of the last pick; 0 before any.
+    last_pick: AtomicU64,
+    picks: AtomicU64,
+    weight: AtomicU64,
+    /// The decay time constant, in nanoseconds.
+    tau_ns: f64,
+}
+
+/// A request in flight on an endpoint: its slot in the in-flight table.
+#[derive(Debug)]
+pub(crate) struct Ticket {
+    slot: usize,
+    started: Duration,
+}
+
+impl EndpointStats {
+    /// Statistics starting from `prior_lag` (the median of warm peers, or zero).
+    pub(crate) fn new(prior_lag: Duration, tau: Duration) -> Self {
+        let lag_ns = prior_lag.as_nanos() as f64;
+        Self {
+            ewma: Mutex::new(Ewma {
+                lag_ns,
+                success: 1.0,
+                stamp: None,
+                starts: Vec::new(),
+                free: Vec::new(),
+            }),
+            lag_ns: AtomicU64::new(lag_ns.to_bits()),
+            success: AtomicU64::new(1.0_f64.to_bits()),
+            inflight: AtomicU64::new(0),
+            last_pick: AtomicU64::new(0),
+            picks: AtomicU64::new(0),
+            weight: AtomicU64::new(1.0_f64.to_bits()),
+            tau_ns: tau.as_nanos() as f64,
+        }
+    }
+
+    /// Starts tracking a request sent at `now`.
+    pub(crate) fn begin(&self, now: Duration) -> Ticket {
+        let start = nanos(now).min(FREE - 1);
+        let slot = {
+            let mut ewma = self.ewma.lock();
+            match ewma.free.pop() {
+                Some(slot) => {
+                    ewma.starts[slot] = start;
+                    slot
+                }
+                None => {
+                    ewma.starts.push(start);
+                    ewma.starts.len() - 1
+                }
+            }
+        };
+        self.inflight.fetch_add(1, Ordering::Relaxed);
+        self.last_pick.store(start + 1, Ordering::Relaxed);
+        self.picks.fetch_add(1, Ordering::Relaxed);
+        Ticket { slot, started: now }
+    }
+
+    /// Records the end of a request at `now`: `Some(outcome)` when it completed (`Ignore`
+    /// updates the latency only), `None` when it was cancelled (nothing but the in-flight
+    /// count changes: a client giving up says nothing about the endpoint).
+    pub(crate) fn end(&self, ticket: &Ticket, now: Duration, outcome: Option<Outcome>) {
+        {
+            let mut ewma = self.ewma.lock();
+            if let Some(start) = ewma.starts.get_mut(ticket.slot) {
+                *start = FREE;
+                ewma.free.push(ticket.slot);
+            }
+            if let Some(outcome) = outcome {
+                let sample = now.saturating_sub(ticket.started).as_nanos() as f64;
+                let weight = match ewma.stamp {
+                    Some(stamp) => {
+                        (-(now.saturating_sub(stamp).as_nanos() as f64) / self.tau_ns).exp()
+                    }
+                    None => 0.0,
+                };
+                ewma.stamp = Some(now.max(ewma.stamp.unwrap_or_default()));
+                // Peak-sensitive: a slower sample replaces the estimate at once.
+                ewma.lag_ns = if sample > ewma.lag_ns {
+                    sample
+                } else {
+                    ewma.lag_ns * weight + sample * (1.0 - weight)
+                };
+                let success = match outcome {
+                    Outcome::Success => Some(1.0),
+                    Outcome::Failure => Some(0.0),
+                    Outcome::Ignore => None,
+                };
+                if let Some(success) = success {
+                    ewma.success = ewma.success * weight + success * (1.0 - weight);
+                }
+                self.lag_ns.store(ewma.lag_ns.to_bits(), Ordering::Relaxed);
+                self.success
+                    .store(ewma.success.to_bits(), Ordering::Relaxed);
+            }
+        }
+        self.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The latency to expect at `now`: the EWMA, or the mean age of the in-flight requests
+    /// older than it when they are the majority (a stalled endpoint looks slow before any of
+    /// its requests completes).
+    pub(crate) fn effective_lag_ns(&self, now: Duration) -> f64 {
+        let lag = self.lag_ns();
+        if self.inflight() == 0 {
+            return lag;
+        }
+        let now = nanos(now);
+        let ewma = self.ewma.lock();
+        let (mut total, mut slow, mut slow_age) = (0_u64, 0_u64, 0.0);
+        for &start in ewma.starts.iter().filter(|start| **start != FREE) {
+            total += 1;
+            let age = now.saturating_sub(start) as f64;
+            if age > lag {
+                slow += 1;
+                slow_age += age;
+            }
+        }
+        if slow >= total / 2 + 1 {
+            lag.max(slow_age / slow as f64)
+        } else {
+            lag
+        }
+    }
+
+    pub(crate) fn lag_ns(&self) -> f64 {
+        f64::from_bits(self.lag_ns.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn success(&self) -> f64 {
+        f64::from_bits(self.success.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn inflight(&self) -> u64 {
+        self.inflight.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn picks(&self) -> u64 {
+        self.picks.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn weight(&self) -> f64 {
+        f64::from_bits(self.weight.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_weight(&self, weight: f64) {
+        self.weight.store(weight.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Counts `now` as the last pick (without a request): the clock of the force-pick starts.
+    pub(crate) fn touch(&self, now: Duration) {
+        self.last_pick
+            .store(nanos(now).min(FREE - 1) + 1, Ordering::Relaxed);
+    }
+
+    /// Whether the endpoint has gone unpicked for `longer_than` as of `now`.
+    pub(crate) fn unpicked_for(&self, now: Duration, longer_than: Duration) -> bool {
+        let last = self.last_pick.load(Ordering::Relaxed);
+        last != 0 && nanos(now).saturating_sub(last - 1) > nanos(longer_than)
+    }
+
+    /// Whether any completion has been recorded.
+    pub(crate) fn is_warm(&self) -> bool {
+        self.ewma.lock().stamp.is_some()
+    }
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+    const TAU: Duration = Duration::from_millis(600);
+
+    fn complete(stats: &EndpointStats, at: Duration, latency: Duration, outcome: Outcome) {
+        let ticket = stats.begin(at.saturating_sub(latency));
+        stats.end(&ticket, at, Some(outcome));
+    }
+
+    #[test]
+    fn the_first_sample_sets_the_value_and_later_ones_decay_in_with_time() {
+        let stats = EndpointStats::new(Duration::ZERO, TAU);
+        complete(&stats, 100 * MS, 10 * MS, Outcome::Success);
+        assert_eq!(stats.lag_ns(), 10e6);
+        // 600 ms later (one τ) a 4 ms sample: w = e⁻¹.
+        complete(&stats, 700 * MS, 4 * MS, Outcome::Success);
+        let w = (-1.0_f64).exp();
+        assert!(
+            (stats.lag_ns() - (10e6 * w + 4e6 * (1.0 - w))).abs() < 1.0,
+            "{}",
+            stats.lag_ns()
+        );
+        // A slower sample replaces the estimate at once.
+        complete(&stats, 701 * MS, 30 * MS, Outcome::Success);
+        assert_eq!(stats.lag_ns(), 30e6);
+    }
+
+    #[test]
+    fn success_decays_with_the_same_weight_and_ignored_outcomes_leave_it() {
+        let stats = EndpointStats::new(Duration::ZERO, TAU);
+        complete(&stats, 10 * MS, MS, Outcome::Failure);
+        assert_eq!(stats.success(), 0.0, "the first sample sets it");
+        complete(&stats, 610 * MS, MS, Outcome::Success);
+        assert!((stats.success() - (1.0 - (-1.0_f64).exp())).abs() < 1e-12);
+        let before = stats.success();
+        complete(&stats, 1_210 * MS, MS, Outcome::Ignore);
+        assert_eq!(stats.success(), before);
+    }
+
+    #[test]
+    fn a_cancelled_request_changes_nothing_but_the_in_flight_count() {
+        let stats = EndpointStats::new(Duration::ZERO, TAU);
+        complete(&stats, 10 * MS, MS, Outcome::Success);
+        let ticket = stats.begin(20 * MS);
+        assert_eq!(stats.inflight(), 1);
+        stats.end(&ticket, 900 * MS, None);
+        assert_eq!(
+            (stats.inflight(), stats.success(), stats.lag_ns()),
+            (0, 1.0, 1e6)
+        );
+    }
+
+    #[test]
+    fn old_in_flight_requests_raise_the_effective_latency_when_they_are_the_majority() {
+        let stats = EndpointStats::new(Duration::ZERO, TAU);
+        complete(&stats, 10 * MS, 10 * MS, Outcome::Success); // lag 10 ms
+        let old = [stats.begin(20 * MS), stats.begin(20 * MS)];
+        let young = stats.begin(115 * MS);
+        // At 120 ms: two requests aged 100 ms (older than 10 ms), one aged 5 ms.
+        assert_eq!(stats.effective_lag_ns(120 * MS), 100e6);
+        let more_young = [stats.begin(119 * MS), stats.begin(119 * MS)];
+        assert_eq!(
+            stats.effective_lag_ns(120 * MS),
+            10e6,
+            "2 of 5 old: no longer a majority"
+        );
+        for ticket in old.iter().chain(&more_young).chain([&young]) {
+            stats.end(ticket, 130 * MS, None);
+        }
+        assert_eq!(stats.inflight(), 0);
+    }
+
+    #[test]
+    fn slots_are_reused() {
+        let stats = EndpointStats::new(Duration::ZERO, TAU);
+        for _ in 0..100 {
+            let ticket = stats.begin(MS);
+            stats.end(&ticket, 2 * MS, Some(Outcome::Success));
+        }
+        assert_eq!(stats.ewma.lock().starts.len(), 1);
+    }
+}
