@@ -78,15 +78,12 @@ impl EndpointStats {
         let start = nanos(now).min(FREE - 1);
         let slot = {
             let mut ewma = self.ewma.lock();
-            match ewma.free.pop() {
-                Some(slot) => {
-                    ewma.starts[slot] = start;
-                    slot
-                }
-                None => {
-                    ewma.starts.push(start);
-                    ewma.starts.len() - 1
-                }
+            if let Some(slot) = ewma.free.pop() {
+                ewma.starts[slot] = start;
+                slot
+            } else {
+                ewma.starts.push(start);
+                ewma.starts.len() - 1
             }
         };
         self.inflight.fetch_add(1, Ordering::Relaxed);
@@ -155,7 +152,7 @@ impl EndpointStats {
                 slow_age += age;
             }
         }
-        if slow >= total / 2 + 1 {
+        if slow > total / 2 {
             lag.max(slow_age / slow as f64)
         } else {
             lag
@@ -291,5 +288,32 @@ mod tests {
             stats.end(&ticket, 2 * MS, Some(Outcome::Success));
         }
         assert_eq!(stats.ewma.lock().starts.len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod ratchet {
+    use super::*;
+
+    #[test]
+    fn rare_errors_do_not_ratchet_success_down() {
+        // Kratos's integer success EWMA, at 1 000 completions per second with 0.1 % errors,
+        // decays to 0.399 in 1 000 s; the true average is 0.999.
+        let stats = EndpointStats::new(Duration::ZERO, Duration::from_millis(600));
+        let mut lowest = 1.0_f64;
+        for n in 1..=1_000_000_u64 {
+            let now = Duration::from_millis(n);
+            let ticket = stats.begin(now.saturating_sub(Duration::from_micros(500)));
+            let outcome = if n % 1_000 == 0 {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            };
+            stats.end(&ticket, now, Some(outcome));
+            lowest = lowest.min(stats.success());
+        }
+        // The last completion was one of the errors: a dip of 1 − e^(−1/600) ≈ 0.0017.
+        assert!(stats.success() > 0.997, "{}", stats.success());
+        assert!(lowest >= 0.99, "never below 0.99: {lowest}");
     }
 }

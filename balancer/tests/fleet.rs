@@ -1,0 +1,440 @@
+//! P2C over a fleet of `rampart-fault` endpoints, on paused time: 1 000 requests per second,
+//! 10 ms log-normal latency (p99 20 ms), one endpoint misbehaving.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rampart_balancer::{P2c, P2cConfig, PeakSuccess};
+use rampart_core::TokioClock;
+use rampart_fault::{Distribution, Fault, FaultConfig, FaultHandle, FaultLayer};
+use tokio::time::Instant;
+use tower::discover::Change;
+use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
+
+const SECOND: Duration = Duration::from_secs(1);
+/// The last millisecond of a 30 s run.
+const END: Duration = Duration::from_millis(29_999);
+type Backend =
+    Fault<tower::util::ServiceFn<fn(u32) -> std::future::Ready<Result<u32, Infallible>>>>;
+
+fn healthy() -> FaultConfig {
+    FaultConfig::default().with_latency(Distribution::log_normal_p99(
+        Duration::from_millis(10),
+        Duration::from_millis(20),
+    ))
+}
+
+fn endpoint(seed: u64) -> (Backend, FaultHandle) {
+    let (layer, handle) = FaultLayer::pair(healthy().with_seed(seed)).expect("valid");
+    let answer: fn(u32) -> std::future::Ready<Result<u32, Infallible>> =
+        |n| std::future::ready(Ok(n));
+    (layer.layer(service_fn(answer)), handle)
+}
+
+/// `n` endpoints keyed 0..n, and their handles.
+fn fleet(n: usize) -> (Vec<(usize, Backend)>, Vec<FaultHandle>) {
+    (0..n)
+        .map(|i| {
+            let (service, handle) = endpoint(100 + i as u64);
+            ((i, service), handle)
+        })
+        .unzip()
+}
+
+/// One request's fate: when it was sent, its latency, whether it succeeded.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    at: Duration,
+    latency: Duration,
+    ok: bool,
+}
+
+/// Sends 1 000 requests per second for `duration` through `balancer`, calling `script` with
+/// the elapsed time before each; returns every request's fate.
+async fn drive<B>(
+    mut balancer: B,
+    duration: Duration,
+    mut script: impl FnMut(Duration),
+) -> Vec<Sent>
+where
+    B: Service<u32, Response = u32, Error = BoxError>,
+    B::Future: Send + 'static,
+{
+    let start = Instant::now();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for n in 0..(duration.as_millis() as u32) {
+        let at = Duration::from_millis(u64::from(n));
+        tokio::time::sleep_until(start + at).await;
+        script(at);
+        let call = balancer
+            .ready()
+            .await
+            .expect("the balancer stays ready")
+            .call(n);
+        let sent = Arc::clone(&sent);
+        tasks.push(tokio::spawn(async move {
+            let result = call.await;
+            sent.lock().push(Sent {
+                at,
+                latency: start.elapsed().saturating_sub(at),
+                ok: result.is_ok(),
+            });
+        }));
+    }
+    for task in tasks {
+        task.await.expect("no panic");
+    }
+    let mut sent = Arc::try_unwrap(sent).expect("all tasks done").into_inner();
+    sent.sort_by_key(|s| s.at);
+    sent
+}
+
+fn p99(sent: &[Sent], from: Duration) -> Duration {
+    let mut latencies: Vec<Duration> = sent
+        .iter()
+        .filter(|s| s.at >= from)
+        .map(|s| s.latency)
+        .collect();
+    latencies.sort();
+    latencies[latencies.len() * 99 / 100]
+}
+
+/// The share of requests sent between two instants that `handle`'s endpoint received, from
+/// request counts taken at those instants.
+fn share(before: u64, after: u64, total: u64) -> f64 {
+    (after - before) as f64 / total as f64
+}
+
+fn rampart(
+    endpoints: Vec<(usize, Backend)>,
+    seed: u64,
+) -> P2c<
+    impl tower::discover::Discover<Key = usize, Service = Backend, Error = Infallible>,
+    u32,
+    TokioClock,
+> {
+    let discover = tokio_stream::iter(
+        endpoints
+            .into_iter()
+            .map(|(k, s)| Ok::<_, Infallible>(Change::Insert(k, s))),
+    );
+    P2c::with_parts(
+        discover,
+        P2cConfig::default().with_seed(seed),
+        TokioClock::new(),
+        PeakSuccess,
+    )
+    .expect("valid")
+}
+
+/// Each endpoint's request count, at one instant.
+type Tally = (Duration, Vec<u64>);
+
+/// Counts each endpoint's requests at the instants the script sees.
+#[derive(Clone, Default)]
+struct Counts(Arc<Mutex<Vec<Tally>>>);
+
+impl Counts {
+    fn take(&self, at: Duration, handles: &[FaultHandle]) {
+        self.0
+            .lock()
+            .push((at, handles.iter().map(|h| h.stats().requests).collect()));
+    }
+
+    fn at(&self, at: Duration) -> Vec<u64> {
+        self.0
+            .lock()
+            .iter()
+            .find(|(t, _)| *t == at)
+            .map(|(_, c)| c.clone())
+            .expect("counted")
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_10x_slower_endpoint_gets_under_1_percent_and_p99_stays_within_20_percent() {
+    let (endpoints, _) = fleet(5);
+    let baseline = drive(rampart(endpoints, 1), 30 * SECOND, |_| {}).await;
+
+    let (endpoints, handles) = fleet(5);
+    let counts = Counts::default();
+    let (script_counts, script_handles) = (counts.clone(), handles.clone());
+    let slow = healthy().with_latency(Distribution::log_normal_p99(
+        Duration::from_millis(100),
+        Duration::from_millis(200),
+    ));
+    let sent = drive(rampart(endpoints, 1), 30 * SECOND, move |at| {
+        if at == 10 * SECOND {
+            script_handles[4].set(slow.clone()).expect("valid");
+        }
+        if at == 12 * SECOND || at == END {
+            script_counts.take(at, &script_handles);
+        }
+    })
+    .await;
+    let (before, after) = (counts.at(12 * SECOND)[4], counts.at(END)[4]);
+    let slow_share = share(before, after, 18_000);
+    assert!(
+        slow_share <= 0.01,
+        "the slow endpoint got {:.2} %",
+        slow_share * 100.0
+    );
+    let (healthy_p99, p99) = (p99(&baseline, 12 * SECOND), p99(&sent, 12 * SECOND));
+    assert!(
+        p99 <= healthy_p99.mul_f64(1.2),
+        "p99 {p99:?} against {healthy_p99:?} healthy"
+    );
+}
+
+/// A seeded generator for tower's `Balance`.
+struct Seeded(fastrand::Rng);
+
+impl tower::util::rng::Rng for Seeded {
+    fn next_u64(&mut self) -> u64 {
+        self.0.u64(..)
+    }
+}
+
+/// tower's `Balance` over `PeakEwma` (its usual pairing), on the same endpoints.
+fn tower_peak_ewma(
+    endpoints: Vec<(usize, Backend)>,
+) -> impl Service<u32, Response = u32, Error = BoxError, Future: Send + 'static> {
+    let discover = tokio_stream::iter(
+        endpoints
+            .into_iter()
+            .map(|(k, s)| Ok::<_, Infallible>(Change::Insert(k, s))),
+    );
+    let load = tower::load::PeakEwmaDiscover::new(
+        discover,
+        Duration::from_millis(10),
+        Duration::from_millis(600),
+        tower::load::CompleteOnResponse::default(),
+    );
+    tower::balance::p2c::Balance::from_rng(load, Seeded(fastrand::Rng::with_seed(2)))
+}
+
+/// Runs `n` endpoints for `duration`, applying `change` to endpoint 4 at 10 s; returns the
+/// share of requests endpoint 4 got from 12 s on, and the fates.
+async fn misbehaving_endpoint<B>(
+    balancer: impl FnOnce(Vec<(usize, Backend)>) -> B,
+    change: FaultConfig,
+) -> (f64, Vec<Sent>)
+where
+    B: Service<u32, Response = u32, Error = BoxError>,
+    B::Future: Send + 'static,
+{
+    let (endpoints, handles) = fleet(5);
+    let counts = Counts::default();
+    let (script_counts, script_handles) = (counts.clone(), handles.clone());
+    let sent = drive(balancer(endpoints), 30 * SECOND, move |at| {
+        if at == 10 * SECOND {
+            script_handles[4].set(change.clone()).expect("valid");
+        }
+        if at == 12 * SECOND || at == END {
+            script_counts.take(at, &script_handles);
+        }
+    })
+    .await;
+    (
+        share(counts.at(12 * SECOND)[4], counts.at(END)[4], 18_000),
+        sent,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_endpoint_failing_fast_is_avoided_where_towers_peak_ewma_feeds_it() {
+    // 1 ms errors: fast, so a latency-only cost finds it the best endpoint.
+    let black_hole = FaultConfig::default()
+        .with_delay(Duration::from_millis(1))
+        .with_error_rate(1.0);
+    let (ours, sent) = misbehaving_endpoint(|e| rampart(e, 2), black_hole.clone()).await;
+    assert!(ours <= 0.005, "PeakSuccess sent it {:.2} %", ours * 100.0);
+    let errors = sent.iter().filter(|s| s.at >= 12 * SECOND && !s.ok).count();
+    assert!(errors <= 90, "clients saw {errors} errors of 18 000");
+    let (towers, _) = misbehaving_endpoint(tower_peak_ewma, black_hole).await;
+    assert!(
+        towers >= 0.2,
+        "tower's PeakEwma sent it only {:.1} %",
+        towers * 100.0
+    );
+    eprintln!(
+        "failing fast: rampart PeakSuccess {:.3} %, tower PeakEwma {:.1} %",
+        ours * 100.0,
+        towers * 100.0
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_endpoint_failing_every_call_is_avoided_and_regains_traffic_after_recovery() {
+    let (endpoints, handles) = fleet(5);
+    let counts = Counts::default();
+    let (script_counts, script_handles) = (counts.clone(), handles.clone());
+    let failing = healthy().with_error_rate(1.0);
+    drive(rampart(endpoints, 3), 40 * SECOND, move |at| {
+        if at == 5 * SECOND {
+            script_handles[4].set(failing.clone()).expect("valid");
+        }
+        if at == 25 * SECOND {
+            script_handles[4].set(healthy()).expect("valid");
+        }
+        if at.subsec_millis() == 0 {
+            script_counts.take(at, &script_handles);
+        }
+    })
+    .await;
+    let second = |s: u32| {
+        let (a, b) = (counts.at(s * SECOND)[4], counts.at((s + 1) * SECOND)[4]);
+        share(a, b, 1_000)
+    };
+    let failing_share = share(counts.at(10 * SECOND)[4], counts.at(25 * SECOND)[4], 15_000);
+    assert!(
+        failing_share <= 0.02,
+        "failing: {:.2} %",
+        failing_share * 100.0
+    );
+    let regained = (25..30).any(|s| second(s) >= 0.10);
+    assert!(
+        regained,
+        "no second within 5 s of recovery reached half its fair share: {:?}",
+        (25..31).map(second).collect::<Vec<_>>()
+    );
+    eprintln!(
+        "failing 100 %: {:.2} %; after recovery: {:?}",
+        failing_share * 100.0,
+        (25..31).map(second).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn three_identical_endpoints_share_evenly() {
+    let (endpoints, handles) = fleet(3);
+    drive(rampart(endpoints, 4), 30 * SECOND, |_| {}).await;
+    for handle in &handles {
+        let share = handle.stats().requests as f64 / 30_000.0;
+        assert!((share - 1.0 / 3.0).abs() <= 0.03, "{share:.3}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_endpoint_keeps_the_others_statistics_and_reaches_its_share_within_5s() {
+    let (mut endpoints, mut handles) = fleet(5);
+    let (new_endpoint, new_handle) = endpoints.pop().zip(handles.pop()).expect("five");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    for (key, service) in endpoints {
+        tx.send(Ok::<_, Infallible>(Change::Insert(key, service)))
+            .expect("open");
+    }
+    let discover = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
+    let mut balancer = P2c::with_parts(
+        discover,
+        P2cConfig::default().with_seed(5),
+        TokioClock::new(),
+        PeakSuccess,
+    )
+    .expect("valid");
+    // Warm the four up by hand, then add the fifth and keep going.
+    let start = Instant::now();
+    let mut calls = Vec::new();
+    let mut per_second = Vec::new();
+    let mut before = None;
+    for n in 0..20_000_u32 {
+        let at = Duration::from_millis(u64::from(n));
+        tokio::time::sleep_until(start + at).await;
+        if at == 10 * SECOND {
+            before = Some(balancer.snapshot());
+            tx.send(Ok(Change::Insert(new_endpoint.0, new_endpoint.1.clone())))
+                .expect("open");
+        }
+        if at >= 10 * SECOND && at.subsec_millis() == 0 {
+            per_second.push(new_handle.stats().requests);
+        }
+        calls.push(tokio::spawn(balancer.ready().await.expect("ready").call(n)));
+        if at == 10 * SECOND {
+            let after = balancer.snapshot();
+            // Kratos rebuilds every node on a membership change; here the four keep their
+            // statistics (one of them took the request just placed).
+            let mut placed = 0;
+            for old in before.as_ref().expect("taken") {
+                let kept = after
+                    .iter()
+                    .find(|e| e.key == old.key)
+                    .expect("still there");
+                assert_eq!(
+                    (kept.lag, kept.success),
+                    (old.lag, old.success),
+                    "{:?}",
+                    kept.key
+                );
+                placed += kept.picks - old.picks;
+            }
+            assert_eq!(after.len(), 5);
+            assert_eq!(
+                placed + after.iter().find(|e| e.key == 4).expect("new").picks,
+                1
+            );
+        }
+    }
+    for call in calls {
+        call.await.expect("no panic").expect("ok");
+    }
+    let seconds: Vec<u64> = per_second.windows(2).map(|w| w[1] - w[0]).collect();
+    eprintln!(
+        "new endpoint, requests per second after joining: {:?}",
+        &seconds[..6]
+    );
+    assert!(
+        seconds[..5].iter().any(|&n| n >= 150),
+        "the new endpoint's first seconds: {seconds:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelled_requests_do_not_lower_success() {
+    let (endpoints, _) = fleet(2);
+    let mut balancer = rampart(endpoints, 6);
+    for n in 0..100 {
+        let call = balancer.ready().await.expect("ready").call(n);
+        drop(call); // the client gives up before any answer
+    }
+    tokio::time::sleep(SECOND).await;
+    for endpoint in balancer.snapshot() {
+        assert_eq!(
+            (endpoint.success, endpoint.inflight),
+            (1.0, 0),
+            "{endpoint:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn removing_an_endpoint_loses_none_of_its_requests_in_flight() {
+    let (endpoints, handles) = fleet(1);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    for (key, service) in endpoints {
+        tx.send(Ok::<_, Infallible>(Change::Insert(key, service)))
+            .expect("open");
+    }
+    let discover = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
+    let mut balancer = P2c::new(discover, P2cConfig::default().with_seed(7)).expect("valid");
+    let calls: Vec<_> = {
+        let mut calls = Vec::new();
+        for n in 0..10 {
+            calls.push(tokio::spawn(balancer.ready().await.expect("ready").call(n)));
+        }
+        calls
+    };
+    tx.send(Ok(Change::Remove(0))).expect("open");
+    // The removal is applied on the next poll_ready: nothing is left, so it fails fast.
+    let err = tokio::time::timeout(5 * SECOND, async { balancer.ready().await?.call(99).await })
+        .await
+        .expect("fails within the wait")
+        .unwrap_err();
+    assert!(err.is::<rampart_balancer::NoEndpoints>(), "{err}");
+    for (n, call) in (0..).zip(calls) {
+        assert_eq!(call.await.expect("no panic").expect("answered"), n);
+    }
+    assert_eq!(handles[0].stats().requests, 10);
+}

@@ -1,0 +1,62 @@
+//! The balancer's metrics, read from a `metrics-util` debugging recorder.
+
+use std::convert::Infallible;
+
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use rampart_balancer::{P2c, P2cConfig};
+use tower::{Service, ServiceExt, service_fn};
+
+#[tokio::test]
+async fn endpoints_picks_and_scores_are_reported_per_endpoint() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let services = (0..2).map(|_| service_fn(|n: u32| async move { Ok::<_, Infallible>(n) }));
+    let mut balancer = metrics::with_local_recorder(&recorder, || {
+        P2c::from_services(
+            services,
+            P2cConfig::default().with_name("users").with_seed(1),
+        )
+        .expect("valid")
+    });
+    // Endpoint handles register when discovery inserts them: inside the recorder too.
+    for n in 0..10 {
+        metrics::with_local_recorder(&recorder, || {
+            let waker = std::task::Waker::noop();
+            let _ = balancer.poll_ready(&mut std::task::Context::from_waker(waker));
+        });
+        balancer
+            .ready()
+            .await
+            .expect("ready")
+            .call(n)
+            .await
+            .expect("ok");
+    }
+    let metrics = snapshotter.snapshot().into_vec();
+    let value = |name: &str, endpoint: Option<&str>| {
+        metrics.iter().find_map(|(key, _, _, value)| {
+            let key = key.key();
+            let has = |k: &str, v: &str| key.labels().any(|l| l.key() == k && l.value() == v);
+            (key.name() == name
+                && has("name", "users")
+                && endpoint.is_none_or(|e| has("endpoint", e)))
+            .then_some(value)
+        })
+    };
+    assert_eq!(
+        value("rampart_balancer_endpoints", None),
+        Some(&DebugValue::Gauge(2.0.into()))
+    );
+    let picks: u64 = ["0", "1"]
+        .iter()
+        .map(|e| match value("rampart_balancer_picks_total", Some(e)) {
+            Some(DebugValue::Counter(n)) => *n,
+            other => panic!("picks of {e}: {other:?}"),
+        })
+        .sum();
+    assert_eq!(picks, 10);
+    assert!(matches!(
+        value("rampart_balancer_endpoint_score", Some("0")),
+        Some(DebugValue::Gauge(_))
+    ));
+}

@@ -1,0 +1,62 @@
+//! The balancers' cost per request over N ready endpoints: tower's `Balance` with `PeakEwma`
+//! and with `PendingRequests`, and rampart's `P2c` (`PeakSuccess`).
+//!
+//! Each row drives one request through `poll_ready`, `call` and one poll of the response, over
+//! endpoints that answer at once. The targets: `P2c` at most 0.5× tower's
+//! `Balance` + `PeakEwma` and no slower than `Balance` + `PendingRequests`, at every N.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use rampart_balancer::{P2c, P2cConfig};
+use rampart_benches::call_ready;
+use tower::balance::p2c::Balance;
+use tower::discover::ServiceList;
+use tower::load::{CompleteOnResponse, PeakEwmaDiscover, PendingRequestsDiscover};
+use tower::service_fn;
+
+type Endpoint = tower::util::ServiceFn<fn(u32) -> std::future::Ready<Result<u32, Infallible>>>;
+
+fn endpoints(n: usize) -> Vec<Endpoint> {
+    let answer: fn(u32) -> std::future::Ready<Result<u32, Infallible>> =
+        |request| std::future::ready(Ok(request));
+    (0..n).map(|_| service_fn(answer)).collect()
+}
+
+fn balancers(c: &mut Criterion) {
+    let mut group = c.benchmark_group("balancer");
+    group.throughput(Throughput::Elements(1));
+    for n in [2, 10, 100] {
+        let peak = PeakEwmaDiscover::new(
+            ServiceList::new::<u32>(endpoints(n)),
+            Duration::from_millis(10),
+            Duration::from_millis(600),
+            CompleteOnResponse::default(),
+        );
+        let mut tower_peak = Balance::new(peak);
+        group.bench_function(BenchmarkId::new("tower/balance_peak_ewma", n), |b| {
+            b.iter(|| call_ready(&mut tower_peak, black_box(1)));
+        });
+
+        let pending = PendingRequestsDiscover::new(
+            ServiceList::new::<u32>(endpoints(n)),
+            CompleteOnResponse::default(),
+        );
+        let mut tower_pending = Balance::new(pending);
+        group.bench_function(BenchmarkId::new("tower/balance_pending_requests", n), |b| {
+            b.iter(|| call_ready(&mut tower_pending, black_box(1)));
+        });
+
+        let mut ours =
+            P2c::from_services(endpoints(n), P2cConfig::default().with_seed(1)).expect("valid");
+        group.bench_function(BenchmarkId::new("rampart/p2c_peak_success", n), |b| {
+            b.iter(|| call_ready(&mut ours, black_box(1)));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, balancers);
+criterion_main!(benches);
