@@ -1,0 +1,174 @@
+//! The self-contained HTML report: a summary of the checks, then per scenario its description,
+//! a chart (an inline SVG drawn by `plotters`, one line per stack) and its figures.
+//!
+//! The page is also well-formed XML, so tools (and the lab's tests) can parse it.
+
+use std::fmt::Write as _;
+
+use plotters::prelude::*;
+
+use crate::report::{LabReport, ScenarioReport};
+use crate::table;
+
+const CHART_SIZE: (u32, u32) = (960, 380);
+/// Line colours, one per stack (rampart's stacks come last in each scenario).
+const COLOURS: [RGBColor; 6] = [
+    RGBColor(150, 150, 150),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+    RGBColor(0, 114, 178),
+    RGBColor(204, 121, 167),
+    RGBColor(0, 158, 115),
+];
+
+/// Escapes text for HTML (and XML).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A scenario's chart, as an SVG document: its chart series over time, one line per stack.
+///
+/// # Errors
+///
+/// If `plotters` fails to draw (it does not, into a string).
+pub fn chart(scenario: &ScenarioReport) -> Result<String, Box<dyn std::error::Error>> {
+    let lines: Vec<(&str, Vec<(f64, f64)>)> = scenario
+        .stacks
+        .iter()
+        .map(|stack| {
+            let values = stack
+                .series
+                .get(&scenario.chart.series)
+                .map_or(&[][..], Vec::as_slice);
+            let points = values
+                .iter()
+                .enumerate()
+                .map(|(bin, &value)| ((bin as f64 + 0.5) * scenario.bin_s, value))
+                .filter(|(_, value)| value.is_finite())
+                .collect();
+            (stack.name.as_str(), points)
+        })
+        .collect();
+    let highest = lines
+        .iter()
+        .flat_map(|(_, points)| points.iter().map(|&(_, y)| y))
+        .fold(0.0_f64, f64::max);
+    let top = if highest <= 0.0 { 1.0 } else { highest * 1.1 };
+
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, CHART_SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&scenario.name, ("sans-serif", 24))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..scenario.duration_s, 0.0..top)?;
+        chart
+            .configure_mesh()
+            .x_desc("simulated time (s)")
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
+            .y_desc(scenario.chart.y_label.as_str())
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        for (index, (name, points)) in lines.into_iter().enumerate() {
+            let colour = COLOURS[index % COLOURS.len()];
+            let width = if name.starts_with("rampart") { 3 } else { 2 };
+            chart
+                .draw_series(LineSeries::new(points, colour.stroke_width(width)))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .label_font(("sans-serif", 14))
+            .draw()?;
+        root.present()?;
+    }
+    Ok(svg)
+}
+
+/// The whole report as one HTML page.
+///
+/// # Errors
+///
+/// If a chart fails to draw.
+pub fn page(report: &LabReport) -> Result<String, Box<dyn std::error::Error>> {
+    let mut out = String::new();
+    out.push_str("<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n");
+    out.push_str("<title>rampart lab report</title>\n<style>\n");
+    out.push_str(STYLE);
+    out.push_str("</style>\n</head>\n<body>\n");
+    let _ = writeln!(
+        out,
+        "<h1>rampart lab report</h1>\n<p>Seed {}. Every stack of a scenario receives the same arrivals; goodput counts successes within the client's deadline.</p>",
+        report.seed
+    );
+    out.push_str("<h2>Thresholds</h2>\n<table>\n<tr><th>scenario</th><th>stack</th><th>figure</th><th>value</th><th>threshold</th></tr>\n");
+    for scenario in &report.scenarios {
+        for check in &scenario.checks {
+            let class = if check.passed { "ok" } else { "missed" };
+            let _ = writeln!(
+                out,
+                "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&scenario.name),
+                escape(&check.stack),
+                escape(&check.figure),
+                table::number(check.value),
+                escape(&table::bound(check)),
+            );
+        }
+    }
+    out.push_str("</table>\n");
+    for scenario in &report.scenarios {
+        let _ = writeln!(
+            out,
+            "<section id=\"{}\">\n<h2>{}</h2>\n<p>{}</p>",
+            escape(&scenario.name),
+            escape(&scenario.name),
+            escape(&scenario.description)
+        );
+        out.push_str("<figure>\n");
+        out.push_str(&chart(scenario)?);
+        out.push_str("\n</figure>\n<table>\n");
+        for (index, row) in table::cells(scenario).iter().enumerate() {
+            let tag = if index == 0 { "th" } else { "td" };
+            out.push_str("<tr>");
+            for cell in row {
+                let _ = write!(out, "<{tag}>{}</{tag}>", escape(cell));
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</table>\n</section>\n");
+    }
+    out.push_str("</body>\n</html>\n");
+    Ok(out)
+}
+
+const STYLE: &str =
+    "body { font-family: sans-serif; max-width: 1000px; margin: 2em auto; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+tr.ok td:last-child { color: #0a7d3b; }
+tr.missed td:last-child { color: #b00020; font-weight: bold; }
+figure { margin: 0; }
+";

@@ -1,0 +1,144 @@
+//! `rampart-lab`: runs the scenarios, prints their tables, writes `report.json` and
+//! `report.html`, and exits non-zero if a rampart result misses its threshold.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use rampart_lab::{LabReport, Options, Scenario, html, scenarios, table};
+
+/// Fault-injection scenarios comparing rampart's layers with the unprotected stack and tower's
+/// built-ins, on simulated traffic.
+#[derive(Debug, Parser)]
+#[command(name = "rampart-lab", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Seed of every random draw: the same seed gives the same report.
+    #[arg(long, default_value_t = 1, global = true)]
+    seed: u64,
+    /// Where to write report.json and report.html.
+    #[arg(long, default_value = "target/rampart-lab", global = true)]
+    out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Lists the scenarios.
+    List,
+    /// Runs one scenario.
+    Run {
+        /// The scenario's name (see `list`).
+        name: String,
+        /// Simulated seconds (the phases scale with it); the scenario's default otherwise.
+        #[arg(long)]
+        duration: Option<f64>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (chosen, scale) = match cli.command {
+        Some(Command::List) => {
+            for scenario in scenarios::all() {
+                println!(
+                    "{:<14} {:>4} s  {}",
+                    scenario.name,
+                    scenario.duration.as_secs(),
+                    scenario.description
+                );
+            }
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Run { name, duration }) => {
+            let Some(scenario) = scenarios::find(&name) else {
+                eprintln!("no scenario named {name:?}; `rampart-lab list` shows them");
+                return ExitCode::from(2);
+            };
+            let scale = match duration {
+                None => 1.0,
+                Some(seconds) if seconds.is_finite() && seconds > 0.0 => {
+                    seconds / scenario.duration.as_secs_f64()
+                }
+                Some(seconds) => {
+                    eprintln!("--duration must be a positive number of seconds, not {seconds}");
+                    return ExitCode::from(2);
+                }
+            };
+            (vec![scenario], scale)
+        }
+        None => (scenarios::all().to_vec(), 1.0),
+    };
+    let options = Options {
+        seed: cli.seed,
+        scale,
+    };
+    let started = Instant::now();
+    let report = run_with_progress(&chosen, options);
+    for scenario in &report.scenarios {
+        println!("{}", table::scenario(scenario));
+    }
+    print!("{}", table::summary(&report));
+    match write(&report, &cli.out) {
+        Ok(()) => println!(
+            "report: {} and {} ({:.1} s)",
+            cli.out.join("report.json").display(),
+            cli.out.join("report.html").display(),
+            started.elapsed().as_secs_f64()
+        ),
+        Err(error) => {
+            eprintln!(
+                "could not write the report to {}: {error}",
+                cli.out.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("a rampart result missed its threshold (marked MISSED above)");
+        ExitCode::FAILURE
+    }
+}
+
+/// Runs the scenarios with a progress bar each, counting their stacks.
+fn run_with_progress(chosen: &[Scenario], options: Options) -> LabReport {
+    let style = ProgressStyle::with_template("{prefix:>14} [{bar:24}] {pos}/{len} {msg}")
+        .expect("a valid template")
+        .progress_chars("=> ");
+    let mut reports = Vec::new();
+    for scenario in chosen {
+        let bar = ProgressBar::new(scenario.stacks.len() as u64)
+            .with_style(style.clone())
+            .with_prefix(scenario.name);
+        bar.enable_steady_tick(Duration::from_millis(200));
+        let mut started = false;
+        let one = rampart_lab::run(std::slice::from_ref(scenario), options, |_, stack| {
+            if started {
+                bar.inc(1);
+            }
+            started = true;
+            bar.set_message(stack.to_owned());
+        });
+        bar.inc(1);
+        bar.finish_with_message("done");
+        reports.extend(one.scenarios);
+    }
+    LabReport {
+        seed: options.seed,
+        scenarios: reports,
+    }
+}
+
+fn write(report: &LabReport, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(out)?;
+    std::fs::write(
+        out.join("report.json"),
+        serde_json::to_string_pretty(report)?,
+    )?;
+    std::fs::write(out.join("report.html"), html::page(report)?)?;
+    Ok(())
+}

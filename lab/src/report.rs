@@ -1,0 +1,174 @@
+//! The results of a lab run: per scenario, per stack, summary figures and time series, and the
+//! checks against the thresholds.
+
+use std::collections::BTreeMap;
+
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+/// Everything one run of the lab measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct LabReport {
+    /// The seed every scenario drew from.
+    pub seed: u64,
+    /// The scenarios, in the order they ran.
+    pub scenarios: Vec<ScenarioReport>,
+}
+
+/// One scenario's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioReport {
+    /// The scenario's name (`rampart-lab run NAME`).
+    pub name: String,
+    /// What happens in it.
+    pub description: String,
+    /// Simulated seconds.
+    pub duration_s: f64,
+    /// Width of a series bin, in seconds.
+    pub bin_s: f64,
+    /// The series the chart shows, and its unit.
+    pub chart: Chart,
+    /// Each stack's results, in the order they ran.
+    pub stacks: Vec<StackReport>,
+    /// The thresholds rampart's stacks are held to.
+    pub checks: Vec<Check>,
+}
+
+/// Which series a scenario's chart draws.
+#[derive(Debug, Clone, Serialize)]
+pub struct Chart {
+    /// The series' name in every stack.
+    pub series: String,
+    /// The y axis's label.
+    pub y_label: String,
+}
+
+/// One stack's results in a scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackReport {
+    /// The stack's name.
+    pub name: String,
+    /// Summary figures, by name, in the order the scenario reports them (NaN, `null` in
+    /// JSON, when there is nothing to measure: the p99 of no successes).
+    #[serde(serialize_with = "in_order")]
+    pub figures: Vec<(String, f64)>,
+    /// Time series, one value per bin, by name.
+    pub series: BTreeMap<String, Vec<f64>>,
+}
+
+impl StackReport {
+    /// An empty report for `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            figures: Vec::new(),
+            series: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a figure (or replaces the one of that name).
+    #[must_use]
+    pub fn figure(mut self, name: &str, value: f64) -> Self {
+        self.set(name, value);
+        self
+    }
+
+    /// Sets a figure.
+    pub fn set(&mut self, name: &str, value: f64) {
+        match self.figures.iter_mut().find(|(figure, _)| figure == name) {
+            Some((_, old)) => *old = value,
+            None => self.figures.push((name.to_owned(), value)),
+        }
+    }
+
+    /// Adds a series.
+    #[must_use]
+    pub fn series(mut self, name: &str, values: Vec<f64>) -> Self {
+        self.series.insert(name.to_owned(), values);
+        self
+    }
+
+    /// A figure's value (NaN when missing).
+    pub fn get(&self, name: &str) -> f64 {
+        self.figures
+            .iter()
+            .find(|(figure, _)| figure == name)
+            .map_or(f64::NAN, |&(_, value)| value)
+    }
+}
+
+/// A threshold a stack's figure must meet.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// The stack held to it.
+    pub stack: String,
+    /// The figure checked.
+    pub figure: String,
+    /// `"<="` or `">="`.
+    pub op: String,
+    /// The bound.
+    pub threshold: f64,
+    /// The measured value.
+    pub value: f64,
+    /// Whether the value meets the bound.
+    pub passed: bool,
+}
+
+impl Check {
+    /// `stack`'s `figure` must be at least `threshold`.
+    pub fn at_least(stacks: &[StackReport], stack: &str, figure: &str, threshold: f64) -> Self {
+        Self::new(stacks, stack, figure, ">=", threshold)
+    }
+
+    /// `stack`'s `figure` must be at most `threshold`.
+    pub fn at_most(stacks: &[StackReport], stack: &str, figure: &str, threshold: f64) -> Self {
+        Self::new(stacks, stack, figure, "<=", threshold)
+    }
+
+    fn new(stacks: &[StackReport], stack: &str, figure: &str, op: &str, threshold: f64) -> Self {
+        let value = stacks
+            .iter()
+            .find(|s| s.name == stack)
+            .map_or(f64::NAN, |s| s.get(figure));
+        let passed = match op {
+            ">=" => value >= threshold,
+            _ => value <= threshold,
+        };
+        Self {
+            stack: stack.to_owned(),
+            figure: figure.to_owned(),
+            op: op.to_owned(),
+            threshold,
+            value,
+            passed,
+        }
+    }
+}
+
+impl LabReport {
+    /// Whether every scenario met every threshold.
+    pub fn passed(&self) -> bool {
+        self.scenarios.iter().all(ScenarioReport::passed)
+    }
+}
+
+impl ScenarioReport {
+    /// Whether every check passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|check| check.passed)
+    }
+
+    /// The stack named `name`.
+    pub fn stack(&self, name: &str) -> Option<&StackReport> {
+        self.stacks.iter().find(|stack| stack.name == name)
+    }
+}
+
+/// Serialises figures as a JSON object whose keys keep their order.
+fn in_order<S: Serializer>(figures: &[(String, f64)], serializer: S) -> Result<S::Ok, S::Error> {
+    let mut map = serializer.serialize_map(Some(figures.len()))?;
+    for (name, value) in figures {
+        map.serialize_entry(name, value)?;
+    }
+    map.end()
+}

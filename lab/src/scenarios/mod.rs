@@ -1,0 +1,67 @@
+//! The scenarios, each comparing stacks on the same arrivals.
+
+mod balancing;
+mod full_stack;
+mod outage;
+mod overload;
+mod retry_storm;
+
+use std::time::Duration;
+
+use crate::report::ScenarioReport;
+
+/// What a run is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// The seed of every draw (arrivals, service times, faults, balancer and breaker draws).
+    pub seed: u64,
+    /// Simulated duration as a multiple of the scenario's default (phases scale with it).
+    pub scale: f64,
+}
+
+impl Options {
+    /// `duration` scaled.
+    pub fn scaled(&self, duration: Duration) -> Duration {
+        duration.mul_f64(self.scale)
+    }
+}
+
+/// Told each stack's name as a scenario starts it.
+pub type Progress<'a> = &'a mut dyn FnMut(&str);
+
+/// Runs a scenario.
+pub type Run = fn(&Options, Progress<'_>) -> ScenarioReport;
+
+/// A scenario: its name, what it shows, how long it runs by default, and the run itself,
+/// which reports each stack's name to `progress` as it starts it.
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    /// The name (`rampart-lab run NAME`).
+    pub name: &'static str,
+    /// One line on what happens.
+    pub description: &'static str,
+    /// The simulated duration at scale 1.
+    pub duration: Duration,
+    /// The stacks compared, in order.
+    pub stacks: &'static [&'static str],
+    /// Runs it.
+    pub run: Run,
+}
+
+/// Every scenario, in the order the lab runs them.
+pub fn all() -> [Scenario; 7] {
+    [
+        overload::OVERLOAD,
+        overload::OVERLOAD_IO,
+        outage::OUTAGE,
+        retry_storm::RETRY_STORM,
+        balancing::SLOW_ENDPOINT,
+        balancing::BLACK_HOLE,
+        full_stack::FULL_STACK,
+    ]
+}
+
+/// The scenario named `name`.
+pub fn find(name: &str) -> Option<Scenario> {
+    all().into_iter().find(|scenario| scenario.name == name)
+}

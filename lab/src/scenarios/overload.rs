@@ -1,0 +1,237 @@
+//! `overload` and `overload-io`: offered load ramps from half a server's capacity to three
+//! times it, holds, and falls back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rampart_core::TokioClock;
+use rampart_fault::{Distribution, SimBackend, SimConfig};
+use rampart_ratelimit::{BbrConfig, CpuUsage, Gate, ManualCpu, RateLimitLayer, spawn_sampler};
+use tower::{Layer, ServiceBuilder};
+
+use super::{Options, Scenario};
+use crate::report::{Chart, Check, ScenarioReport, StackReport};
+use crate::sim::{self, Call, Fate, Record, arrivals, between, drive, quantile_ms, simulate};
+use crate::thresholds;
+
+const LOW: Duration = Duration::from_secs(10);
+const RAMP: Duration = Duration::from_secs(10);
+const HIGH: Duration = Duration::from_secs(30);
+const FALL: Duration = Duration::from_secs(10);
+const WORKERS: usize = 8;
+/// The clients' deadline: 10× the unloaded p99 (20 ms).
+const DEADLINE: Duration = Duration::from_millis(200);
+const BIN: Duration = Duration::from_secs(1);
+
+pub(super) const OVERLOAD: Scenario = Scenario {
+    name: "overload",
+    description: "offered load ramps 0.5× → 3× a server's capacity (8 workers, 10 ms), holds 30 s, falls back",
+    duration: Duration::from_secs(60),
+    stacks: &[
+        "none",
+        "tower CL+LS W/2",
+        "tower CL+LS 2W",
+        "tower CL+LS 10W",
+        "rampart BBR",
+    ],
+    run: |options, progress| run(options, progress, false),
+};
+
+pub(super) const OVERLOAD_IO: Scenario = Scenario {
+    name: "overload-io",
+    description: "the same ramp on an I/O-bound server whose CPU stays at 30 %",
+    duration: Duration::from_secs(60),
+    stacks: &[
+        "none",
+        "rampart BBR Cpu",
+        "rampart BBR Latency",
+        "rampart BBR Either",
+    ],
+    run: |options, progress| run(options, progress, true),
+};
+
+/// A stack in front of the simulated server.
+#[derive(Debug, Clone, Copy)]
+enum Stack {
+    None,
+    /// tower's `LoadShed` over `ConcurrencyLimit` at this limit.
+    Tower(usize),
+    /// rampart's BBR with this gate; the CPU is the server's smoothed utilisation, or pinned.
+    Bbr(Gate, Option<f64>),
+}
+
+fn run(options: &Options, progress: &mut dyn FnMut(&str), io_bound: bool) -> ScenarioReport {
+    let (low, ramp, high, fall) = (
+        options.scaled(LOW),
+        options.scaled(RAMP),
+        options.scaled(HIGH),
+        options.scaled(FALL),
+    );
+    let duration = low + ramp + high + fall;
+    let config = SimConfig::default()
+        .with_workers(WORKERS)
+        .with_service_time(Distribution::log_normal_p99(
+            Duration::from_millis(10),
+            Duration::from_micros(19_500),
+        ))
+        .with_queue_capacity(1_000)
+        .with_seed(options.seed);
+    let capacity = config.capacity();
+    let load = move |at: Duration| {
+        let factor = if at < low {
+            0.5
+        } else if at < low + ramp {
+            0.5 + 2.5 * at.saturating_sub(low).as_secs_f64() / ramp.as_secs_f64()
+        } else if at < low + ramp + high {
+            3.0
+        } else {
+            0.5
+        };
+        factor * capacity
+    };
+    let arrivals = arrivals(options.seed, duration, load);
+    let scenario = if io_bound { OVERLOAD_IO } else { OVERLOAD };
+    let stacks: Vec<Stack> = if io_bound {
+        vec![
+            Stack::None,
+            Stack::Bbr(Gate::Cpu, Some(0.3)),
+            Stack::Bbr(Gate::LATENCY, Some(0.3)),
+            Stack::Bbr(Gate::EITHER, Some(0.3)),
+        ]
+    } else {
+        vec![
+            Stack::None,
+            Stack::Tower(WORKERS / 2),
+            Stack::Tower(2 * WORKERS),
+            Stack::Tower(10 * WORKERS),
+            Stack::Bbr(Gate::Cpu, None),
+        ]
+    };
+
+    let mut reports = Vec::new();
+    for (name, stack) in scenario.stacks.iter().zip(stacks) {
+        progress(name);
+        let records = simulate(run_stack(stack, config.clone(), &arrivals));
+        reports.push(summarise(
+            name,
+            &records,
+            low,
+            low + ramp,
+            high,
+            duration,
+            capacity,
+        ));
+    }
+
+    let (held, goodput) = if io_bound {
+        ("rampart BBR Latency", thresholds::OVERLOAD_IO_GOODPUT)
+    } else {
+        ("rampart BBR", thresholds::OVERLOAD_GOODPUT)
+    };
+    let checks = vec![
+        Check::at_least(&reports, held, "goodput", goodput),
+        Check::at_most(
+            &reports,
+            held,
+            "p99_vs_unloaded",
+            thresholds::OVERLOAD_P99_RATIO,
+        ),
+    ];
+    ScenarioReport {
+        name: scenario.name.to_owned(),
+        description: scenario.description.to_owned(),
+        duration_s: duration.as_secs_f64(),
+        bin_s: BIN.as_secs_f64(),
+        chart: Chart {
+            series: "goodput".to_owned(),
+            y_label: "goodput (share of capacity)".to_owned(),
+        },
+        stacks: reports,
+        checks,
+    }
+}
+
+async fn run_stack(stack: Stack, config: SimConfig, arrivals: &[Duration]) -> Vec<Record> {
+    let backend = SimBackend::new(config).expect("a valid simulated server");
+    let send: Box<dyn Fn() -> Call> = match stack {
+        Stack::None => Box::new(move || sim::call(&backend)),
+        Stack::Tower(limit) => {
+            let service = ServiceBuilder::new()
+                .load_shed()
+                .concurrency_limit(limit)
+                .service(backend);
+            Box::new(move || sim::call(&service))
+        }
+        Stack::Bbr(gate, pinned) => {
+            let cpu: Arc<dyn CpuUsage> = if let Some(usage) = pinned {
+                Arc::new(ManualCpu::new(usage))
+            } else {
+                let server = backend.clone();
+                Arc::new(
+                    spawn_sampler(
+                        move || server.utilization(),
+                        Duration::from_millis(250),
+                        0.8,
+                    )
+                    .expect("valid sampling"),
+                )
+            };
+            let limiter = BbrConfig::default()
+                .with_gate(gate)
+                .build_with(TokioClock::new(), cpu)
+                .expect("a valid limiter");
+            let service = RateLimitLayer::from_limiter(Arc::new(limiter)).layer(backend);
+            Box::new(move || sim::call(&service))
+        }
+    };
+    drive(arrivals, DEADLINE, async |_, _| send(), |_| {}).await
+}
+
+#[allow(clippy::too_many_arguments)]
+fn summarise(
+    name: &str,
+    records: &[Record],
+    ramp_start: Duration,
+    high_start: Duration,
+    high: Duration,
+    duration: Duration,
+    capacity: f64,
+) -> StackReport {
+    let unloaded_p99 = quantile_ms(
+        sim::success_latencies(between(records, Duration::ZERO, ramp_start)),
+        0.99,
+    );
+    let high_end = high_start + high;
+    let in_high: Vec<&Record> = between(records, high_start, high_end).collect();
+    let served = in_high.iter().filter(|r| r.is_good()).count() as f64;
+    let shed = in_high.iter().filter(|r| r.fate == Fate::Refused).count() as f64;
+    let successes = sim::success_latencies(in_high.iter().copied());
+    let p99 = quantile_ms(successes.clone(), 0.99);
+    let bin_s = BIN.as_secs_f64();
+    StackReport::new(name)
+        .figure("goodput", served / high.as_secs_f64() / capacity)
+        .figure("p50_ms", quantile_ms(successes, 0.5))
+        .figure("p99_ms", p99)
+        .figure("unloaded_p99_ms", unloaded_p99)
+        .figure("p99_vs_unloaded", p99 / unloaded_p99)
+        .figure("shed", shed / (in_high.len() as f64).max(1.0))
+        .series(
+            "goodput",
+            sim::series(records, duration, BIN, |bin| {
+                bin.iter().filter(|r| r.is_good()).count() as f64 / bin_s / capacity
+            }),
+        )
+        .series(
+            "p99_ms",
+            sim::series(records, duration, BIN, |bin| {
+                quantile_ms(sim::success_latencies(bin.iter().copied()), 0.99)
+            }),
+        )
+        .series(
+            "shed",
+            sim::series(records, duration, BIN, |bin| {
+                bin.iter().filter(|r| r.fate == Fate::Refused).count() as f64
+                    / (bin.len() as f64).max(1.0)
+            }),
+        )
+}

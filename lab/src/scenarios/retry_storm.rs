@@ -1,0 +1,269 @@
+//! `retry-storm`: a backend fails every call for 30 s, then 10 % of them for 30 s; naive
+//! retries against tower's and rampart's budgets.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rampart_core::TokioClock;
+use rampart_fault::{FaultConfig, FaultLayer};
+use rampart_retry::{Budget, BudgetSnapshot, RatioConfig, RetryConfig, RetryLayer, TokenConfig};
+use tower::retry::budget::TpsBudget;
+use tower::{BoxError, Layer, service_fn};
+
+use super::{Options, Scenario};
+use crate::report::{Chart, Check, ScenarioReport, StackReport};
+use crate::sim::{self, Call, Record, Samples, arrivals, between, drive, simulate};
+use crate::thresholds;
+
+const DOWN: Duration = Duration::from_secs(30);
+const PARTIAL: Duration = Duration::from_secs(30);
+const RATE: f64 = 1_000.0;
+const DEADLINE: Duration = Duration::from_secs(2);
+const BIN: Duration = Duration::from_secs(1);
+/// rampart's default budget's `min_per_sec`.
+const MIN_PER_SEC: f64 = 10.0;
+
+pub(super) const RETRY_STORM: Scenario = Scenario {
+    name: "retry-storm",
+    description: "a backend fails 100 % for 30 s, then 10 % for 30 s; 1 000 requests per second, 3 attempts each",
+    duration: Duration::from_secs(60),
+    stacks: &[
+        "naive 3 attempts",
+        "tower Retry+TpsBudget",
+        "rampart RatioBudget",
+        "rampart TokenBudget",
+    ],
+    run,
+};
+
+#[derive(Debug, Clone, Copy)]
+enum Stack {
+    Naive,
+    Tower,
+    Ratio,
+    Token,
+}
+
+/// A budget that always allows a retry.
+#[derive(Debug)]
+struct Unlimited;
+
+impl Budget for Unlimited {
+    fn deposit(&self) {}
+
+    fn withdraw(&self) -> bool {
+        true
+    }
+
+    fn snapshot(&self) -> BudgetSnapshot {
+        BudgetSnapshot {
+            remaining: f64::INFINITY,
+        }
+    }
+}
+
+/// tower's usual policy: deposit on success, withdraw before each retry, three attempts,
+/// waiting 25 ms before a retry (rampart's backoff averages about that).
+#[derive(Clone)]
+struct TowerPolicy {
+    budget: Arc<TpsBudget>,
+    attempts: u32,
+}
+
+impl<E> tower::retry::Policy<(), (), E> for TowerPolicy {
+    type Future = Pin<Box<tokio::time::Sleep>>;
+
+    fn retry(&mut self, (): &mut (), result: &mut Result<(), E>) -> Option<Self::Future> {
+        use tower::retry::budget::Budget as _;
+        match result {
+            Ok(()) => {
+                self.budget.deposit();
+                None
+            }
+            Err(_) if self.attempts < 3 && self.budget.withdraw() => {
+                self.attempts += 1;
+                Some(Box::pin(tokio::time::sleep(Duration::from_millis(25))))
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn clone_request(&mut self, (): &()) -> Option<()> {
+        Some(())
+    }
+}
+
+fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> ScenarioReport {
+    let (down, partial) = (options.scaled(DOWN), options.scaled(PARTIAL));
+    let duration = down + partial;
+    let arrivals = arrivals(options.seed, duration, |_| RATE);
+    let mut reports = Vec::new();
+    for (name, stack) in
+        RETRY_STORM
+            .stacks
+            .iter()
+            .zip([Stack::Naive, Stack::Tower, Stack::Ratio, Stack::Token])
+    {
+        progress(name);
+        let (records, calls) = simulate(run_stack(stack, options.seed, &arrivals, down, duration));
+        let amplification = |from: Duration, to: Duration| {
+            let requests = between(&records, from, to).count() as f64;
+            let backend = calls.at(to)[0].saturating_sub(calls.at(from)[0]) as f64;
+            backend / requests.max(1.0)
+        };
+        let in_partial: Vec<&Record> = between(&records, down, duration).collect();
+        let per_second = sample_seconds(&calls, duration);
+        reports.push(
+            StackReport::new(*name)
+                .figure("amplification_down", amplification(Duration::ZERO, down))
+                .figure("amplification_partial", amplification(down, duration))
+                .figure(
+                    "success_partial",
+                    in_partial.iter().filter(|r| r.is_good()).count() as f64
+                        / (in_partial.len() as f64).max(1.0),
+                )
+                .series(
+                    "amplification",
+                    per_second_amplification(&records, &per_second, duration),
+                ),
+        );
+    }
+    let ratio = "rampart RatioBudget";
+    let checks = vec![
+        Check::at_most(
+            &reports,
+            ratio,
+            "amplification_down",
+            thresholds::STORM_AMPLIFICATION + MIN_PER_SEC / RATE,
+        ),
+        Check::at_least(
+            &reports,
+            ratio,
+            "success_partial",
+            thresholds::STORM_SUCCESS,
+        ),
+    ];
+    ScenarioReport {
+        name: RETRY_STORM.name.to_owned(),
+        description: RETRY_STORM.description.to_owned(),
+        duration_s: duration.as_secs_f64(),
+        bin_s: BIN.as_secs_f64(),
+        chart: Chart {
+            series: "amplification".to_owned(),
+            y_label: "backend calls per client request".to_owned(),
+        },
+        stacks: reports,
+        checks,
+    }
+}
+
+/// The backend's count at the start of every bin, and at the end of the run.
+fn sample_seconds(calls: &Samples, duration: Duration) -> Vec<u64> {
+    let bins = (duration.as_secs_f64() / BIN.as_secs_f64()).ceil() as u32;
+    (0..=bins)
+        .map(|bin| {
+            calls
+                .at((BIN * bin).min(duration))
+                .first()
+                .copied()
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+fn per_second_amplification(records: &[Record], calls: &[u64], duration: Duration) -> Vec<f64> {
+    let requests = sim::series(records, duration, BIN, |bin| bin.len() as f64);
+    requests
+        .iter()
+        .enumerate()
+        .map(|(second, &sent)| {
+            let backend = calls
+                .get(second + 1)
+                .zip(calls.get(second))
+                .map_or(0, |(after, before)| after - before);
+            backend as f64 / sent.max(1.0)
+        })
+        .collect()
+}
+
+/// Runs one stack; returns the records and the backend's call count each second.
+async fn run_stack(
+    stack: Stack,
+    seed: u64,
+    arrivals: &[Duration],
+    down: Duration,
+    duration: Duration,
+) -> (Vec<Record>, Samples) {
+    let faults = FaultConfig::default()
+        .with_delay(Duration::from_millis(1))
+        .with_error_rate(1.0)
+        .with_seed(seed);
+    let (faults, handle) = FaultLayer::pair(faults).expect("valid faults");
+    let backend = faults.layer(service_fn(|()| async { Ok::<_, Infallible>(()) }));
+    let config = RetryConfig::default().with_seed(seed);
+    let next_call: Box<dyn Fn() -> Call> = match stack {
+        Stack::Naive => boxed(
+            RetryLayer::new(config, Unlimited)
+                .expect("valid")
+                .layer(backend),
+        ),
+        Stack::Ratio => {
+            let budget = RatioConfig::default()
+                .build_with_clock(TokioClock::new())
+                .expect("valid");
+            boxed(
+                RetryLayer::new(config, budget)
+                    .expect("valid")
+                    .layer(backend),
+            )
+        }
+        Stack::Token => boxed(
+            RetryLayer::new(config, TokenConfig::default().build().expect("valid"))
+                .expect("valid")
+                .layer(backend),
+        ),
+        Stack::Tower => {
+            let policy = TowerPolicy {
+                budget: Arc::new(TpsBudget::default()),
+                attempts: 1,
+            };
+            boxed(tower::retry::RetryLayer::new(policy).layer(backend))
+        }
+    };
+    let samples = Samples::default();
+    let (tick_samples, mut second, mut partial) = (samples.clone(), 0_u64, false);
+    let records = drive(
+        arrivals,
+        DEADLINE,
+        async |_, _| next_call(),
+        |at| {
+            if at >= down && !partial {
+                partial = true;
+                handle
+                    .update(|config| config.error_rate = 0.1)
+                    .expect("a valid rate");
+            }
+            while Duration::from_secs(second) <= at {
+                tick_samples.take(Duration::from_secs(second), vec![handle.stats().requests]);
+                second += 1;
+            }
+            if at >= down && tick_samples.at(down).is_empty() {
+                tick_samples.take(down, vec![handle.stats().requests]);
+            }
+        },
+    )
+    .await;
+    // The last count, once every retry has been made, closes the run.
+    samples.take(duration, vec![handle.stats().requests]);
+    (records, samples)
+}
+
+fn boxed<S>(service: S) -> Box<dyn Fn() -> Call>
+where
+    S: tower::Service<(), Response = (), Error = BoxError> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    Box::new(move || sim::call(&service))
+}

@@ -1,0 +1,29 @@
+//! Every threshold the lab holds rampart's stacks to, in one place. The tables print each one
+//! beside the figure it bounds; `rampart-lab` exits non-zero if one is missed.
+
+/// overload: BBR's goodput in the 3× phase, as a share of capacity.
+pub const OVERLOAD_GOODPUT: f64 = 0.90;
+/// overload and overload-io: p99 of successes in the 3× phase, as a multiple of the unloaded p99.
+pub const OVERLOAD_P99_RATIO: f64 = 1.5;
+/// overload-io: the `Latency` gate's goodput in the 3× phase, as a share of capacity.
+pub const OVERLOAD_IO_GOODPUT: f64 = 0.90;
+/// outage (`Adaptive`): backend calls per client request during the outage, after its first
+/// window.
+pub const OUTAGE_LEAK: f64 = 0.01;
+/// outage (`Adaptive`): seconds from recovery until ≥ 99 % of requests are admitted again.
+pub const OUTAGE_RECOVERY_S: f64 = 3.0;
+/// retry-storm (`RatioBudget`): backend calls per client request in the 100 % phase, before the
+/// `min_per_sec / rate` allowance is added.
+pub const STORM_AMPLIFICATION: f64 = 1.25;
+/// retry-storm (`RatioBudget`): success rate in the 10 % phase.
+pub const STORM_SUCCESS: f64 = 0.99;
+/// slow-endpoint (`PeakSuccess`): the slow endpoint's share of requests.
+pub const SLOW_SHARE: f64 = 0.01;
+/// slow-endpoint (`PeakSuccess`): p99 as a multiple of tower P2C + `PeakEwma`'s.
+pub const SLOW_P99_RATIO: f64 = 1.2;
+/// black-hole (`PeakSuccess`): the error rate clients see.
+pub const BLACK_HOLE_ERRORS: f64 = 0.01;
+/// full-stack: rampart's goodput in the overload phase, as a share of the fleet's capacity.
+pub const FULL_STACK_GOODPUT: f64 = 0.70;
+/// full-stack: rampart's goodput as a multiple of the unprotected stack's.
+pub const FULL_STACK_VS_NONE: f64 = 2.0;

@@ -1,0 +1,118 @@
+//! Every scenario at half its default duration meets its thresholds, and shows the contrast it
+//! exists to show.
+
+use rampart_lab::report::ScenarioReport;
+use rampart_lab::{Options, scenarios};
+
+const OPTIONS: Options = Options {
+    seed: 1,
+    scale: 0.5,
+};
+
+fn run(name: &str) -> ScenarioReport {
+    let scenario = scenarios::find(name).expect("a known scenario");
+    let report = rampart_lab::run(&[scenario], OPTIONS, |_, _| {})
+        .scenarios
+        .remove(0);
+    let missed: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|check| !check.passed)
+        .map(|check| {
+            format!(
+                "{} {} = {} (must be {} {})",
+                check.stack, check.figure, check.value, check.op, check.threshold
+            )
+        })
+        .collect();
+    assert!(!report.checks.is_empty(), "{name} checks nothing");
+    assert!(missed.is_empty(), "{name} missed: {missed:?}");
+    assert_eq!(report.stacks.len(), scenario.stacks.len());
+    report
+}
+
+fn figure(report: &ScenarioReport, stack: &str, figure: &str) -> f64 {
+    report
+        .stack(stack)
+        .unwrap_or_else(|| panic!("no stack {stack}"))
+        .get(figure)
+}
+
+#[test]
+fn overload_bbr_keeps_goodput_where_the_unprotected_server_collapses() {
+    let report = run("overload");
+    assert!(
+        figure(&report, "none", "goodput") < 0.1,
+        "the unprotected server should collapse"
+    );
+    // A concurrency limit set too low wastes capacity; one set too high lets latency grow.
+    assert!(figure(&report, "tower CL+LS W/2", "goodput") < 0.6);
+    assert!(figure(&report, "tower CL+LS 10W", "p99_vs_unloaded") > 3.0);
+}
+
+#[test]
+fn overload_io_needs_the_latency_gate_when_cpu_stays_cool() {
+    let report = run("overload-io");
+    assert!(
+        figure(&report, "rampart BBR Cpu", "goodput") < 0.1,
+        "a CPU gate never opens at 30 % CPU"
+    );
+    assert!(figure(&report, "rampart BBR Either", "goodput") >= 0.9);
+}
+
+#[test]
+fn outage_adaptive_breaker_stops_the_calls_and_readmits_quickly() {
+    let report = run("outage");
+    assert!(
+        figure(&report, "none", "leak") > 0.99,
+        "without a breaker every request reaches the backend"
+    );
+    assert!(
+        figure(&report, "rampart breaker Sre", "recovery_s") > 5.0,
+        "the SRE formula recovers slowly"
+    );
+}
+
+#[test]
+fn retry_storm_budget_bounds_amplification() {
+    let report = run("retry-storm");
+    assert!(
+        figure(&report, "naive 3 attempts", "amplification_down") > 2.9,
+        "naive retries triple the load"
+    );
+    assert!(
+        figure(&report, "rampart TokenBudget", "success_partial") < 0.99,
+        "gRPC's token budget stops retrying at 10 %"
+    );
+}
+
+#[test]
+fn slow_endpoint_p2c_avoids_the_slow_one() {
+    let report = run("slow-endpoint");
+    let round_robin = figure(&report, "round robin", "share");
+    assert!(
+        (0.18..0.22).contains(&round_robin),
+        "round robin sends it a fifth, got {round_robin}"
+    );
+    assert!(figure(&report, "round robin", "p99_ms") > 100.0);
+}
+
+#[test]
+fn black_hole_success_aware_cost_avoids_fast_failures() {
+    let report = run("black-hole");
+    assert!(
+        figure(&report, "tower P2C+PeakEwma", "error_rate") > 0.2,
+        "a latency-only cost prefers the fast failures"
+    );
+    assert!(figure(&report, "round robin", "error_rate") > 0.15);
+}
+
+#[test]
+fn full_stack_keeps_the_fleet_serving_through_overload_and_degradation() {
+    let report = run("full-stack");
+    assert!(figure(&report, "none", "goodput") < 0.2);
+    assert!(
+        figure(&report, "rampart", "attempts_per_request") < 1.25,
+        "retries stay within the budget"
+    );
+}
