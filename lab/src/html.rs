@@ -64,7 +64,8 @@ pub fn chart(scenario: &ScenarioReport) -> Result<String, Box<dyn std::error::Er
         .iter()
         .flat_map(|(_, points)| points.iter().map(|&(_, y)| y))
         .fold(0.0_f64, f64::max);
-    let top = if highest <= 0.0 { 1.0 } else { highest * 1.1 };
+    // Headroom above the highest line for the legend.
+    let top = if highest <= 0.0 { 1.0 } else { highest * 1.45 };
 
     let mut svg = String::new();
     {

@@ -1,5 +1,6 @@
-//! `rampart-lab`: runs the scenarios, prints their tables, writes `report.json` and
-//! `report.html`, and exits non-zero if a rampart result misses its threshold.
+//! `rampart-lab`: runs the scenarios, prints their tables, writes `report.json`,
+//! `report.html` and each scenario's chart as `NAME.svg`, and exits non-zero if a rampart
+//! result misses its threshold.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,7 +20,7 @@ struct Cli {
     /// Seed of every random draw: the same seed gives the same report.
     #[arg(long, default_value_t = 1, global = true)]
     seed: u64,
-    /// Where to write report.json and report.html.
+    /// Where to write report.json, report.html and the charts.
     #[arg(long, default_value = "target/rampart-lab", global = true)]
     out: PathBuf,
 }
@@ -78,16 +79,16 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let report = run_with_progress(&chosen, options);
     for scenario in &report.scenarios {
-        println!("{}", table::scenario(scenario));
+        print_out(&format!("{}\n", table::scenario(scenario)));
     }
-    print!("{}", table::summary(&report));
+    print_out(&table::summary(&report));
     match write(&report, &cli.out) {
-        Ok(()) => println!(
-            "report: {} and {} ({:.1} s)",
-            cli.out.join("report.json").display(),
+        Ok(()) => print_out(&format!(
+            "report: {} ({:.1} s); the figures and every series in {}, a chart per scenario beside them\n",
             cli.out.join("report.html").display(),
-            started.elapsed().as_secs_f64()
-        ),
+            started.elapsed().as_secs_f64(),
+            cli.out.join("report.json").display(),
+        )),
         Err(error) => {
             eprintln!(
                 "could not write the report to {}: {error}",
@@ -133,6 +134,12 @@ fn run_with_progress(chosen: &[Scenario], options: Options) -> LabReport {
     }
 }
 
+/// Prints to stdout; a closed pipe (`rampart-lab | head`) is not an error worth a panic.
+fn print_out(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 fn write(report: &LabReport, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(out)?;
     std::fs::write(
@@ -140,5 +147,11 @@ fn write(report: &LabReport, out: &Path) -> Result<(), Box<dyn std::error::Error
         serde_json::to_string_pretty(report)?,
     )?;
     std::fs::write(out.join("report.html"), html::page(report)?)?;
+    for scenario in &report.scenarios {
+        std::fs::write(
+            out.join(format!("{}.svg", scenario.name)),
+            html::chart(scenario)?,
+        )?;
+    }
     Ok(())
 }
