@@ -111,9 +111,8 @@ fn stacks(c: &mut Criterion) {
         RatioConfig::default().build().expect("valid"),
     )
     .expect("valid");
-    let rampart_stack = retry.layer(
-        BreakerLayer::from_breaker(Arc::new(breaker)).layer(Buffer::new(balancer, BUFFER)),
-    );
+    let rampart_stack = retry
+        .layer(BreakerLayer::from_breaker(Arc::new(breaker)).layer(Buffer::new(balancer, BUFFER)));
     group.bench_function("rampart/retry_breaker_p2c", |b| {
         b.iter(|| send(&runtime, &rampart_stack, black_box(1)));
     });
