@@ -1,5 +1,5 @@
 //! The self-contained HTML report: a summary of the checks, then per scenario its description,
-//! a chart (an inline SVG drawn by `plotters`, one line per stack) and its figures.
+//! its charts (inline SVGs drawn by `plotters`, one line per stack) and its figures.
 //!
 //! The page is also well-formed XML, so tools (and the lab's tests) can parse it.
 
@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use plotters::prelude::*;
 
-use crate::report::{LabReport, ScenarioReport};
+use crate::report::{Chart, LabReport, ScenarioReport};
 use crate::table;
 
 const CHART_SIZE: (u32, u32) = (960, 380);
@@ -37,19 +37,23 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// A scenario's chart, as an SVG document: its chart series over time, one line per stack.
+/// One of a scenario's charts, as an SVG document: the chart's series over time, one line per
+/// stack.
 ///
 /// # Errors
 ///
 /// If `plotters` fails to draw (it does not, into a string).
-pub fn chart(scenario: &ScenarioReport) -> Result<String, Box<dyn std::error::Error>> {
+pub fn chart(
+    scenario: &ScenarioReport,
+    chart: &Chart,
+) -> Result<String, Box<dyn std::error::Error>> {
     let lines: Vec<(&str, Vec<(f64, f64)>)> = scenario
         .stacks
         .iter()
         .map(|stack| {
             let values = stack
                 .series
-                .get(&scenario.chart.series)
+                .get(&chart.series)
                 .map_or(&[][..], Vec::as_slice);
             let points = values
                 .iter()
@@ -71,32 +75,29 @@ pub fn chart(scenario: &ScenarioReport) -> Result<String, Box<dyn std::error::Er
     {
         let root = SVGBackend::with_string(&mut svg, CHART_SIZE).into_drawing_area();
         root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
+        let mut plot = ChartBuilder::on(&root)
             .caption(&scenario.name, ("sans-serif", 24))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(70)
             .build_cartesian_2d(0.0..scenario.duration_s, 0.0..top)?;
-        chart
-            .configure_mesh()
+        plot.configure_mesh()
             .x_desc("simulated time (s)")
             .label_style(("sans-serif", 14))
             .axis_desc_style(("sans-serif", 15))
-            .y_desc(scenario.chart.y_label.as_str())
+            .y_desc(chart.y_label.as_str())
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
         for (index, (name, points)) in lines.into_iter().enumerate() {
             let colour = COLOURS[index % COLOURS.len()];
             let width = if name.starts_with("rampart") { 3 } else { 2 };
-            chart
-                .draw_series(LineSeries::new(points, colour.stroke_width(width)))?
+            plot.draw_series(LineSeries::new(points, colour.stroke_width(width)))?
                 .label(name)
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
                 });
         }
-        chart
-            .configure_series_labels()
+        plot.configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.3))
@@ -147,9 +148,12 @@ pub fn page(report: &LabReport) -> Result<String, Box<dyn std::error::Error>> {
             escape(&scenario.name),
             escape(&scenario.description)
         );
-        out.push_str("<figure>\n");
-        out.push_str(&chart(scenario)?);
-        out.push_str("\n</figure>\n<table>\n");
+        for one in &scenario.charts {
+            out.push_str("<figure>\n");
+            out.push_str(&chart(scenario, one)?);
+            out.push_str("\n</figure>\n");
+        }
+        out.push_str("<table>\n");
         for (index, row) in table::cells(scenario).iter().enumerate() {
             let tag = if index == 0 { "th" } else { "td" };
             out.push_str("<tr>");

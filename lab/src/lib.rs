@@ -5,7 +5,7 @@
 //! faulty endpoints, fed by an open-loop Poisson load generator, so a minute of traffic takes a
 //! fraction of a second and the same seed gives the same numbers. The binary (`cargo run
 //! --release -p rampart-lab`) prints a table per scenario and writes `report.json` and a
-//! self-contained `report.html` with a chart per scenario.
+//! self-contained `report.html` with charts of every scenario.
 //!
 //! ```no_run
 //! use rampart_lab::{Options, run, scenarios};

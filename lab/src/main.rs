@@ -1,6 +1,6 @@
 //! `rampart-lab`: runs the scenarios, prints their tables, writes `report.json`,
-//! `report.html` and each scenario's chart as `NAME.svg`, and exits non-zero if a rampart
-//! result misses its threshold.
+//! `report.html` and each scenario's charts (`NAME.svg`, the headline, and `NAME-SERIES.svg`),
+//! and exits non-zero if a rampart result misses its threshold.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -84,7 +84,7 @@ fn main() -> ExitCode {
     print_out(&table::summary(&report));
     match write(&report, &cli.out) {
         Ok(()) => print_out(&format!(
-            "report: {} ({:.1} s); the figures and every series in {}, a chart per scenario beside them\n",
+            "report: {} ({:.1} s); the figures and every series in {}, the charts beside them\n",
             cli.out.join("report.html").display(),
             started.elapsed().as_secs_f64(),
             cli.out.join("report.json").display(),
@@ -148,10 +148,14 @@ fn write(report: &LabReport, out: &Path) -> Result<(), Box<dyn std::error::Error
     )?;
     std::fs::write(out.join("report.html"), html::page(report)?)?;
     for scenario in &report.scenarios {
-        std::fs::write(
-            out.join(format!("{}.svg", scenario.name)),
-            html::chart(scenario)?,
-        )?;
+        for (index, chart) in scenario.charts.iter().enumerate() {
+            let name = if index == 0 {
+                format!("{}.svg", scenario.name)
+            } else {
+                format!("{}-{}.svg", scenario.name, chart.series)
+            };
+            std::fs::write(out.join(name), html::chart(scenario, chart)?)?;
+        }
     }
     Ok(())
 }

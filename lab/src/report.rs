@@ -26,21 +26,31 @@ pub struct ScenarioReport {
     pub duration_s: f64,
     /// Width of a series bin, in seconds.
     pub bin_s: f64,
-    /// The series the chart shows, and its unit.
-    pub chart: Chart,
+    /// The charts of the report, the headline first: each draws one series of every stack.
+    pub charts: Vec<Chart>,
     /// Each stack's results, in the order they ran.
     pub stacks: Vec<StackReport>,
     /// The thresholds rampart's stacks are held to.
     pub checks: Vec<Check>,
 }
 
-/// Which series a scenario's chart draws.
+/// Which series a chart draws.
 #[derive(Debug, Clone, Serialize)]
 pub struct Chart {
     /// The series' name in every stack.
     pub series: String,
     /// The y axis's label.
     pub y_label: String,
+}
+
+impl Chart {
+    /// A chart of `series`, its y axis labelled `y_label`.
+    pub fn new(series: &str, y_label: &str) -> Self {
+        Self {
+            series: series.to_owned(),
+            y_label: y_label.to_owned(),
+        }
+    }
 }
 
 /// One stack's results in a scenario.

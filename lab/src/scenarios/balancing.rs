@@ -158,10 +158,15 @@ fn run(
         description: scenario.description.to_owned(),
         duration_s: duration.as_secs_f64(),
         bin_s: BIN.as_secs_f64(),
-        chart: Chart {
-            series: "share".to_owned(),
-            y_label: "the bad endpoint's share of requests".to_owned(),
-        },
+        charts: vec![
+            Chart::new("share", "the bad endpoint's share of requests"),
+            match misbehaviour {
+                Misbehaviour::Slow => Chart::new("p99_ms", "p99 of successes (ms)"),
+                Misbehaviour::BlackHole => {
+                    Chart::new("error_rate", "errors seen by clients (share)")
+                }
+            },
+        ],
         stacks: reports,
         checks,
     }

@@ -154,10 +154,10 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> ScenarioReport {
         description: FULL_STACK.description.to_owned(),
         duration_s: phases.end.as_secs_f64(),
         bin_s: BIN.as_secs_f64(),
-        chart: Chart {
-            series: "goodput".to_owned(),
-            y_label: "goodput (share of the fleet's current capacity)".to_owned(),
-        },
+        charts: vec![
+            Chart::new("goodput", "goodput (share of the fleet's current capacity)"),
+            Chart::new("p99_ms", "p99 of successes (ms)"),
+        ],
         stacks: reports,
         checks,
     }

@@ -90,10 +90,7 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> ScenarioReport {
         description: OUTAGE.description.to_owned(),
         duration_s: duration.as_secs_f64(),
         bin_s: BIN.as_secs_f64(),
-        chart: Chart {
-            series: "admitted".to_owned(),
-            y_label: "requests admitted (share)".to_owned(),
-        },
+        charts: vec![Chart::new("admitted", "requests admitted (share)")],
         stacks: reports,
         checks,
     }

@@ -142,10 +142,11 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str), io_bound: bool) -> Sce
         description: scenario.description.to_owned(),
         duration_s: duration.as_secs_f64(),
         bin_s: BIN.as_secs_f64(),
-        chart: Chart {
-            series: "goodput".to_owned(),
-            y_label: "goodput (share of capacity)".to_owned(),
-        },
+        charts: vec![
+            Chart::new("goodput", "goodput (share of capacity)"),
+            Chart::new("p99_ms", "p99 of successes (ms)"),
+            Chart::new("shed", "requests shed (share)"),
+        ],
         stacks: reports,
         checks,
     }

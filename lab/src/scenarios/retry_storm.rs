@@ -127,6 +127,13 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> ScenarioReport {
                 .series(
                     "amplification",
                     per_second_amplification(&records, &per_second, duration),
+                )
+                .series(
+                    "success",
+                    sim::series(&records, duration, BIN, |bin| {
+                        bin.iter().filter(|r| r.is_good()).count() as f64
+                            / (bin.len() as f64).max(1.0)
+                    }),
                 ),
         );
     }
@@ -150,10 +157,10 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> ScenarioReport {
         description: RETRY_STORM.description.to_owned(),
         duration_s: duration.as_secs_f64(),
         bin_s: BIN.as_secs_f64(),
-        chart: Chart {
-            series: "amplification".to_owned(),
-            y_label: "backend calls per client request".to_owned(),
-        },
+        charts: vec![
+            Chart::new("amplification", "backend calls per client request"),
+            Chart::new("success", "requests that succeeded (share)"),
+        ],
         stacks: reports,
         checks,
     }
