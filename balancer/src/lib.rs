@@ -104,6 +104,7 @@
 mod config;
 mod endpoint;
 mod error;
+mod events;
 mod future;
 mod metrics;
 mod p2c;

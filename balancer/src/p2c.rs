@@ -37,6 +37,9 @@ struct Endpoint<K, S> {
     slot: Slot,
     metrics: EndpointMetrics,
     score_published: Option<Duration>,
+    /// Whether its cost has crossed into avoidance (reported with feature `tracing`).
+    #[cfg(feature = "tracing")]
+    avoided: bool,
 }
 
 /// What a balancer sees of one endpoint.
@@ -350,6 +353,8 @@ where
             stats,
             slot: Slot::Pending(0),
             score_published: None,
+            #[cfg(feature = "tracing")]
+            avoided: false,
         });
         self.index.insert(key, at);
         self.attach_pending(at);
@@ -402,6 +407,11 @@ where
             self.cost_of(&self.endpoints[b].stats, now),
         );
         let (better, worse) = if a_cost <= b_cost { (a, b) } else { (b, a) };
+        #[cfg(feature = "tracing")]
+        {
+            self.note_avoidance(a, a_cost, b_cost);
+            self.note_avoidance(b, b_cost, a_cost);
+        }
         if self.endpoints[worse]
             .stats
             .unpicked_for(now, self.config.force_pick_after)
@@ -409,6 +419,17 @@ where
             worse
         } else {
             better
+        }
+    }
+
+    /// Reports endpoint `at` entering or leaving avoidance, from a pick in which it cost
+    /// `cost` against a rival's `rival`.
+    #[cfg(feature = "tracing")]
+    fn note_avoidance(&mut self, at: usize, cost: f64, rival: f64) {
+        let endpoint = &mut self.endpoints[at];
+        if let Some(avoided) = crate::events::crossed(&mut endpoint.avoided, cost, rival) {
+            let label = (self.label)(&endpoint.key);
+            crate::events::report(&self.config.name, &label, avoided, cost, rival);
         }
     }
 

@@ -115,6 +115,7 @@
 
 mod config;
 mod draw;
+mod events;
 mod future;
 mod group;
 mod group_layer;

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use metrics::{Counter, Gauge};
 
+use crate::events::Transitions;
+
 /// `rampart_breaker_requests_total{name, outcome}` and `rampart_breaker_drop_probability{name}`.
 #[derive(Debug)]
 pub(crate) struct BreakerMetrics {
@@ -16,6 +18,7 @@ pub(crate) struct BreakerMetrics {
     /// The last probability set on the gauge, as `f64` bits, so that the gauge is only
     /// touched when the probability changes.
     published: AtomicU64,
+    transitions: Transitions,
 }
 
 impl BreakerMetrics {
@@ -37,6 +40,7 @@ impl BreakerMetrics {
             rejected: requests("rejected"),
             drop_probability: metrics::gauge!("rampart_breaker_drop_probability", labels.clone()),
             published: AtomicU64::new(0.0_f64.to_bits()),
+            transitions: Transitions::new(name, key),
         };
         metrics.drop_probability.set(0.0);
         metrics
@@ -50,6 +54,7 @@ impl BreakerMetrics {
             rejected: Counter::noop(),
             drop_probability: Gauge::noop(),
             published: AtomicU64::new(0.0_f64.to_bits()),
+            transitions: Transitions::default(),
         }
     }
 
@@ -73,8 +78,13 @@ impl BreakerMetrics {
         // A read in the steady state, so that threads do not fight over the cache line.
         let bits = probability.to_bits();
         if self.published.load(Ordering::Relaxed) != bits {
-            self.published.store(bits, Ordering::Relaxed);
-            self.drop_probability.set(probability);
+            // The swap tells exactly one thread what the probability was before it.
+            let before = self.published.swap(bits, Ordering::Relaxed);
+            if before != bits {
+                self.drop_probability.set(probability);
+                self.transitions
+                    .probability_changed(f64::from_bits(before), probability);
+            }
         }
     }
 }

@@ -230,6 +230,9 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         self.publish_once_per_bucket(now, inflight);
         if inflight > 1 && self.should_drop(now, inflight) {
             self.metrics.shed();
+            self.metrics
+                .transitions
+                .shed(|| self.stats_at(now).max_inflight);
             if self.config.enforce {
                 return Err(Overloaded::new());
             }
@@ -341,6 +344,9 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
             self.metrics
                 .max_inflight
                 .set(self.stats_at(now).max_inflight as f64);
+            self.metrics
+                .transitions
+                .bucket_began(|| self.cooling_down(now));
         }
     }
 }

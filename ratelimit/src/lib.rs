@@ -123,6 +123,7 @@ mod bbr;
 mod config;
 pub mod cpu;
 mod error;
+mod events;
 mod future;
 mod group;
 mod layer;

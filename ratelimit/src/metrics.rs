@@ -4,6 +4,8 @@
 
 use metrics::{Counter, Gauge, Label};
 
+use crate::events::Transitions;
+
 /// `rampart_ratelimit_requests_total{name, outcome}`, `rampart_ratelimit_inflight{name}`,
 /// `rampart_ratelimit_max_inflight{name}` and `rampart_ratelimit_cpu_ratio{name}`.
 #[derive(Debug)]
@@ -13,6 +15,7 @@ pub(crate) struct LimiterMetrics {
     pub(crate) inflight: Gauge,
     pub(crate) max_inflight: Gauge,
     pub(crate) cpu: Gauge,
+    pub(crate) transitions: Transitions,
 }
 
 impl LimiterMetrics {
@@ -34,6 +37,7 @@ impl LimiterMetrics {
             inflight: metrics::gauge!("rampart_ratelimit_inflight", labels.clone()),
             max_inflight: metrics::gauge!("rampart_ratelimit_max_inflight", labels.clone()),
             cpu: metrics::gauge!("rampart_ratelimit_cpu_ratio", labels),
+            transitions: Transitions::new(name, key),
         }
     }
 
@@ -45,6 +49,7 @@ impl LimiterMetrics {
             inflight: Gauge::noop(),
             max_inflight: Gauge::noop(),
             cpu: Gauge::noop(),
+            transitions: Transitions::default(),
         }
     }
 

@@ -132,6 +132,7 @@ where
                         this.state.set(State::Done);
                         return Poll::Ready(result);
                     }
+                    shared.metrics.granted();
                     let rng = this.rng.get_or_insert_with(|| {
                         let seed = shared
                             .seeds

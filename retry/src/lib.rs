@@ -94,6 +94,7 @@ mod backoff;
 pub mod budget;
 mod config;
 mod error;
+mod events;
 mod future;
 mod layer;
 mod metrics;

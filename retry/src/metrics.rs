@@ -2,12 +2,15 @@
 
 use metrics::{Counter, Label};
 
+use crate::events::Transitions;
+
 /// `rampart_retry_attempts_total{name, kind}` and `rampart_retry_budget_exhausted_total{name}`.
 #[derive(Debug)]
 pub(crate) struct RetryMetrics {
     first: Counter,
     retry: Counter,
     exhausted: Counter,
+    transitions: Transitions,
 }
 
 impl RetryMetrics {
@@ -26,6 +29,7 @@ impl RetryMetrics {
                 "rampart_retry_budget_exhausted_total",
                 vec![name.clone()]
             ),
+            transitions: Transitions::new(name.value()),
         }
     }
 
@@ -39,8 +43,16 @@ impl RetryMetrics {
         self.retry.increment(1);
     }
 
+    /// The budget refused a retry.
     #[inline]
     pub(crate) fn exhausted(&self) {
         self.exhausted.increment(1);
+        self.transitions.refused();
+    }
+
+    /// The budget granted a retry.
+    #[inline]
+    pub(crate) fn granted(&self) {
+        self.transitions.granted();
     }
 }

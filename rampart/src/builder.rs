@@ -1,0 +1,121 @@
+//! `ServiceBuilder` extensions, so that a rampart stack reads as one chain.
+//!
+//! ```
+//! # fn main() -> Result<(), tower::BoxError> {
+//! use rampart::ServiceBuilderExt;
+//! use rampart::breaker::BreakerConfig;
+//! use rampart::retry::{RatioConfig, RetryConfig};
+//! use tower::ServiceBuilder;
+//!
+//! let client = ServiceBuilder::new()
+//!     .budgeted_retry(RetryConfig::default(), RatioConfig::default().build()?)?
+//!     .sre_breaker(BreakerConfig::default().with_name("inventory"))?
+//!     .service_fn(|sku: u32| async move { Ok::<_, tower::BoxError>(sku) });
+//! # let _ = client;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Each method validates its configuration and returns the builder, or the
+//! [`ConfigError`](rampart_core::ConfigError) naming the field that is wrong.
+
+use rampart_core::ConfigError;
+use tower::ServiceBuilder;
+use tower::layer::util::Stack;
+
+#[cfg(feature = "breaker")]
+use rampart_breaker::{BreakerConfig, BreakerLayer};
+#[cfg(feature = "ratelimit")]
+use rampart_ratelimit::{BbrConfig, RateLimitLayer};
+#[cfg(feature = "retry")]
+use rampart_retry::{Budget, RetryConfig, RetryLayer};
+
+/// A `ServiceBuilder` with `Outer` added over its layers `L`, or the configuration error.
+pub type Extended<Outer, L> = Result<ServiceBuilder<Stack<Outer, L>>, ConfigError>;
+
+mod sealed {
+    pub trait Sealed {}
+    impl<L> Sealed for tower::ServiceBuilder<L> {}
+}
+
+/// rampart's layers as `ServiceBuilder` methods.
+///
+/// Layers run in the order they are added: the first added sees a request first. A client
+/// stack puts the retry outside the breaker (each attempt is one call the breaker judges), and
+/// both outside the balancer.
+pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
+    /// Adds the SRE adaptive-throttling breaker built from `config`.
+    ///
+    /// # Errors
+    ///
+    /// If `config` is invalid (see [`BreakerConfig::validate`]).
+    #[cfg(feature = "breaker")]
+    fn sre_breaker(self, config: BreakerConfig) -> Extended<BreakerLayer, L>;
+
+    /// Adds the BBR-style adaptive limiter built from `config` (reading the machine's CPU).
+    ///
+    /// # Errors
+    ///
+    /// If `config` is invalid (see [`BbrConfig::validate`]), or if no CPU usage can be read
+    /// on this machine (the error's field is `cpu`).
+    #[cfg(feature = "ratelimit")]
+    fn bbr_limit(self, config: BbrConfig) -> Extended<RateLimitLayer, L>;
+
+    /// Adds retries of failed requests, as `config` says (attempts, backoff, per-attempt
+    /// timeout), within `budget`, with the default [`Policy`](rampart_retry::Policy).
+    ///
+    /// # Errors
+    ///
+    /// If `config` is invalid (see [`RetryConfig::validate`]).
+    #[cfg(feature = "retry")]
+    fn budgeted_retry<B: Budget>(
+        self,
+        config: RetryConfig,
+        budget: B,
+    ) -> Extended<RetryLayer<B>, L>;
+
+    /// Adds retries as [`budgeted_retry`](Self::budgeted_retry) does, deciding what to retry
+    /// with `policy` (for example `Policy::new().with_classifier(HttpClassifier)`).
+    ///
+    /// # Errors
+    ///
+    /// If `config` is invalid (see [`RetryConfig::validate`]).
+    #[cfg(feature = "retry")]
+    fn budgeted_retry_with<B: Budget, P>(
+        self,
+        config: RetryConfig,
+        budget: B,
+        policy: P,
+    ) -> Extended<RetryLayer<B, P>, L>;
+}
+
+impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
+    #[cfg(feature = "breaker")]
+    fn sre_breaker(self, config: BreakerConfig) -> Extended<BreakerLayer, L> {
+        Ok(self.layer(BreakerLayer::new(config)?))
+    }
+
+    #[cfg(feature = "ratelimit")]
+    fn bbr_limit(self, config: BbrConfig) -> Extended<RateLimitLayer, L> {
+        Ok(self.layer(RateLimitLayer::new(config)?))
+    }
+
+    #[cfg(feature = "retry")]
+    fn budgeted_retry<B: Budget>(
+        self,
+        config: RetryConfig,
+        budget: B,
+    ) -> Extended<RetryLayer<B>, L> {
+        Ok(self.layer(RetryLayer::new(config, budget)?))
+    }
+
+    #[cfg(feature = "retry")]
+    fn budgeted_retry_with<B: Budget, P>(
+        self,
+        config: RetryConfig,
+        budget: B,
+        policy: P,
+    ) -> Extended<RetryLayer<B, P>, L> {
+        Ok(self.layer(RetryLayer::new(config, budget)?.with_policy(policy)))
+    }
+}

@@ -1,0 +1,73 @@
+//! State transitions as `tracing` events (feature `tracing`): the limiter starting to shed and
+//! stopping, each reported once per transition, never per request.
+//!
+//! Shedding starts with the first request shed and stops once a cooldown has passed without
+//! one (checked once per bucket). Events carry the target `rampart::ratelimit` and the
+//! limiter's `name` (and `key`, in a keyed group). Without the feature this is an empty type
+//! and costs nothing.
+
+#[cfg(feature = "tracing")]
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Reports a limiter's transitions.
+#[derive(Debug, Default)]
+pub(crate) struct Transitions {
+    #[cfg(feature = "tracing")]
+    labels: Option<(Box<str>, Option<Box<str>>)>,
+    #[cfg(feature = "tracing")]
+    shedding: AtomicBool,
+}
+
+impl Transitions {
+    /// Reports the transitions of the limiter `name` (`key` in a group).
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn new(name: &str, key: Option<&str>) -> Self {
+        Self {
+            #[cfg(feature = "tracing")]
+            labels: Some((name.into(), key.map(Into::into))),
+            #[cfg(feature = "tracing")]
+            shedding: AtomicBool::new(false),
+        }
+    }
+
+    /// A request was shed (or, in a dry run, would have been); `max_inflight` is the limit
+    /// it exceeded.
+    #[inline]
+    pub(crate) fn shed(&self, max_inflight: impl FnOnce() -> u64) {
+        #[cfg(feature = "tracing")]
+        if let Some((name, key)) = &self.labels
+            && !self.shedding.load(Ordering::Relaxed)
+            && !self.shedding.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                target: "rampart::ratelimit",
+                name = &**name,
+                key = key.as_deref().unwrap_or(""),
+                max_inflight = max_inflight(),
+                "limiter started shedding: the server is overloaded"
+            );
+        }
+        #[cfg(not(feature = "tracing"))]
+        let _ = max_inflight;
+    }
+
+    /// A new bucket began; `cooling_down` tells whether the last shed is within the cooldown.
+    #[inline]
+    pub(crate) fn bucket_began(&self, cooling_down: impl FnOnce() -> bool) {
+        #[cfg(feature = "tracing")]
+        if let Some((name, key)) = &self.labels
+            && self.shedding.load(Ordering::Relaxed)
+            && !cooling_down()
+            && self.shedding.swap(false, Ordering::Relaxed)
+        {
+            tracing::info!(
+                target: "rampart::ratelimit",
+                name = &**name,
+                key = key.as_deref().unwrap_or(""),
+                "limiter stopped shedding"
+            );
+        }
+        #[cfg(not(feature = "tracing"))]
+        let _ = cooling_down;
+    }
+}

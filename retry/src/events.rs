@@ -1,0 +1,57 @@
+//! State transitions as `tracing` events (feature `tracing`): a retry budget running dry (the
+//! first retry it refuses) and recovering (the first retry it grants after that), each reported
+//! once per transition, never per request.
+//!
+//! Events carry the target `rampart::retry` and the layer's `name`. Without the feature this is
+//! an empty type and costs nothing.
+
+#[cfg(feature = "tracing")]
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Reports a retry layer's budget transitions.
+#[derive(Debug)]
+pub(crate) struct Transitions {
+    #[cfg(feature = "tracing")]
+    name: Box<str>,
+    #[cfg(feature = "tracing")]
+    dry: AtomicBool,
+}
+
+impl Transitions {
+    /// Reports the transitions of the retry layer `name`.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn new(name: &str) -> Self {
+        Self {
+            #[cfg(feature = "tracing")]
+            name: name.into(),
+            #[cfg(feature = "tracing")]
+            dry: AtomicBool::new(false),
+        }
+    }
+
+    /// The budget refused a retry.
+    #[inline]
+    pub(crate) fn refused(&self) {
+        #[cfg(feature = "tracing")]
+        if !self.dry.load(Ordering::Relaxed) && !self.dry.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                target: "rampart::retry",
+                name = &*self.name,
+                "retry budget exhausted: failed requests are no longer retried"
+            );
+        }
+    }
+
+    /// The budget granted a retry.
+    #[inline]
+    pub(crate) fn granted(&self) {
+        #[cfg(feature = "tracing")]
+        if self.dry.load(Ordering::Relaxed) && self.dry.swap(false, Ordering::Relaxed) {
+            tracing::info!(
+                target: "rampart::retry",
+                name = &*self.name,
+                "retry budget recovered"
+            );
+        }
+    }
+}
