@@ -1,0 +1,205 @@
+//! The client and server stacks on real sockets: three servers on 127.0.0.1 (one failing half
+//! its requests slowly), a bounded burst of HTTP requests through rampart's client stack, and
+//! the metrics the servers expose.
+
+#[path = "../examples/support/mod.rs"]
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use support::chaos::{Fleet, burst};
+use support::client::{Body, Endpoint, RoundRobin, rampart_stack};
+use tower::ServiceExt;
+
+const REQUESTS: u64 = 1_000;
+const RATE: f64 = 500.0;
+
+/// Every metric of DESIGN.md section 8, with the labels each must carry.
+const METRICS: &[(&str, &[&str])] = &[
+    ("rampart_breaker_requests_total", &["name", "outcome"]),
+    ("rampart_breaker_drop_probability", &["name"]),
+    ("rampart_ratelimit_requests_total", &["name", "outcome"]),
+    ("rampart_ratelimit_inflight", &["name"]),
+    ("rampart_ratelimit_max_inflight", &["name"]),
+    ("rampart_ratelimit_cpu_ratio", &["name"]),
+    ("rampart_retry_attempts_total", &["name", "kind"]),
+    ("rampart_retry_budget_exhausted_total", &["name"]),
+    ("rampart_balancer_endpoints", &["name"]),
+    ("rampart_balancer_picks_total", &["name", "endpoint"]),
+    ("rampart_balancer_endpoint_score", &["name", "endpoint"]),
+];
+
+/// One exposition line: `name{label="value",...} value`.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+fn parse(exposition: &str) -> Vec<Sample> {
+    exposition
+        .lines()
+        .filter(|line| line.starts_with("rampart_"))
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').expect("name and value");
+            let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
+            let labels = labels
+                .trim_end_matches('}')
+                .split(',')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (key, value) = pair.split_once('=').expect("key=value");
+                    (key.to_owned(), value.trim_matches('"').to_owned())
+                })
+                .collect();
+            Sample {
+                name: name.to_owned(),
+                labels,
+                value: value.parse().expect("a number"),
+            }
+        })
+        .collect()
+}
+
+fn total(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_stack_avoids_the_failing_server_and_accounts_for_every_request() {
+    let fleet = Fleet::start().await.expect("servers start");
+    let addrs = fleet.addrs();
+
+    let unprotected = burst(
+        &fleet,
+        "round robin",
+        RoundRobin::new(&addrs),
+        REQUESTS,
+        RATE,
+    )
+    .await;
+    let stack = rampart_stack(&addrs, "client").expect("valid stack");
+    let protected = burst(&fleet, "rampart", stack, REQUESTS, RATE).await;
+    println!(
+        "{}",
+        support::chaos::table(&[unprotected.clone(), protected.clone()])
+    );
+
+    for tally in [&unprotected, &protected] {
+        assert_eq!(
+            tally.succeeded + tally.rejected + tally.failed,
+            tally.sent,
+            "{}: a request is unaccounted for",
+            tally.stack
+        );
+    }
+    // Round robin feeds the failing server its third and loses half of that.
+    assert!(
+        (0.30..0.37).contains(&unprotected.bad_share.1),
+        "{:?}",
+        unprotected.bad_share
+    );
+    assert!(unprotected.success_rate() < 0.9);
+    // rampart's balancer learns to avoid it: a shrinking share, and nearly every request served.
+    let (early, late) = protected.bad_share;
+    assert!(
+        late < early && late <= 0.01,
+        "the failing server's share went {early} → {late}"
+    );
+    assert!(
+        protected.success_rate() >= 0.99,
+        "success {}",
+        protected.success_rate()
+    );
+
+    // Scraped over HTTP, as Prometheus would.
+    let request = hyper::Request::get("/metrics")
+        .body(Body::default())
+        .expect("valid");
+    let response = tokio::time::timeout(
+        Duration::from_secs(5),
+        Endpoint::each(&addrs[..1]).remove(0).oneshot(request),
+    )
+    .await
+    .expect("in time")
+    .expect("answered");
+    assert!(response.status().is_success());
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a body")
+        .to_bytes();
+    let samples = parse(std::str::from_utf8(&body).expect("UTF-8"));
+    for (name, labels) in METRICS {
+        let expected: BTreeSet<&str> = labels.iter().copied().collect();
+        assert!(
+            samples.iter().any(|s| s.name == *name
+                && s.labels.keys().map(String::as_str).collect::<BTreeSet<_>>() == expected),
+            "{name} with labels {labels:?} is not exposed"
+        );
+    }
+
+    // The layers' counts agree: every request made a first attempt; every attempt was judged
+    // by the breaker; every attempt it let through reached exactly one server's limiter, as
+    // did each of round robin's requests (a limiter on a busy machine may shed some: the
+    // client then retries them elsewhere).
+    let client = [("name", "client")];
+    let first = total(
+        &samples,
+        "rampart_retry_attempts_total",
+        &[("name", "client"), ("kind", "first")],
+    );
+    let retries = total(
+        &samples,
+        "rampart_retry_attempts_total",
+        &[("name", "client"), ("kind", "retry")],
+    );
+    let judged = total(&samples, "rampart_breaker_requests_total", &client);
+    let rejected = total(
+        &samples,
+        "rampart_breaker_requests_total",
+        &[("name", "client"), ("outcome", "rejected")],
+    );
+    let picks = total(&samples, "rampart_balancer_picks_total", &client);
+    assert_eq!(first, REQUESTS as f64);
+    assert_eq!(judged, first + retries);
+    assert_eq!(picks, judged - rejected);
+    let arrived: f64 = (0..addrs.len())
+        .map(|at| {
+            total(
+                &samples,
+                "rampart_ratelimit_requests_total",
+                &[("name", &format!("server-{at}"))],
+            )
+        })
+        .sum();
+    assert_eq!(arrived, unprotected.sent as f64 + picks);
+    let shed: f64 = (0..addrs.len())
+        .map(|at| {
+            total(
+                &samples,
+                "rampart_ratelimit_requests_total",
+                &[("name", &format!("server-{at}")), ("outcome", "shed")],
+            )
+        })
+        .sum();
+    let handled: u64 = unprotected.received.iter().chain(&protected.received).sum();
+    assert_eq!(
+        handled as f64,
+        arrived - shed,
+        "what the limiters admitted reached the handlers"
+    );
+}
