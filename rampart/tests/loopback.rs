@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use http_body_util::BodyExt;
-use support::chaos::{Fleet, burst};
+use support::chaos::{Fleet, Tally, burst};
 use support::client::{Body, Endpoint, RoundRobin, rampart_stack};
 use tower::ServiceExt;
 
@@ -124,7 +124,14 @@ async fn the_client_stack_avoids_the_failing_server_and_accounts_for_every_reque
         protected.success_rate()
     );
 
-    // Scraped over HTTP, as Prometheus would.
+    let samples = scrape(&fleet).await;
+    assert_every_metric_is_exposed(&samples);
+    assert_the_layers_agree(&samples, &fleet, &unprotected, &protected);
+}
+
+/// The first server's `/metrics`, scraped over HTTP as Prometheus would.
+async fn scrape(fleet: &Fleet) -> Vec<Sample> {
+    let addrs = fleet.addrs();
     let request = hyper::Request::get("/metrics")
         .body(Body::default())
         .expect("valid");
@@ -142,7 +149,10 @@ async fn the_client_stack_avoids_the_failing_server_and_accounts_for_every_reque
         .await
         .expect("a body")
         .to_bytes();
-    let samples = parse(std::str::from_utf8(&body).expect("UTF-8"));
+    parse(std::str::from_utf8(&body).expect("UTF-8"))
+}
+
+fn assert_every_metric_is_exposed(samples: &[Sample]) {
     for (name, labels) in METRICS {
         let expected: BTreeSet<&str> = labels.iter().copied().collect();
         assert!(
@@ -151,36 +161,44 @@ async fn the_client_stack_avoids_the_failing_server_and_accounts_for_every_reque
             "{name} with labels {labels:?} is not exposed"
         );
     }
+}
 
+fn assert_the_layers_agree(
+    samples: &[Sample],
+    fleet: &Fleet,
+    unprotected: &Tally,
+    protected: &Tally,
+) {
+    let addrs = fleet.addrs();
     // The layers' counts agree: every request made a first attempt; every attempt was judged
     // by the breaker; every attempt it let through reached exactly one server's limiter, as
     // did each of round robin's requests (a limiter on a busy machine may shed some: the
     // client then retries them elsewhere).
     let client = [("name", "client")];
     let first = total(
-        &samples,
+        samples,
         "rampart_retry_attempts_total",
         &[("name", "client"), ("kind", "first")],
     );
     let retries = total(
-        &samples,
+        samples,
         "rampart_retry_attempts_total",
         &[("name", "client"), ("kind", "retry")],
     );
-    let judged = total(&samples, "rampart_breaker_requests_total", &client);
+    let judged = total(samples, "rampart_breaker_requests_total", &client);
     let rejected = total(
-        &samples,
+        samples,
         "rampart_breaker_requests_total",
         &[("name", "client"), ("outcome", "rejected")],
     );
-    let picks = total(&samples, "rampart_balancer_picks_total", &client);
+    let picks = total(samples, "rampart_balancer_picks_total", &client);
     assert_eq!(first, REQUESTS as f64);
     assert_eq!(judged, first + retries);
     assert_eq!(picks, judged - rejected);
     let arrived: f64 = (0..addrs.len())
         .map(|at| {
             total(
-                &samples,
+                samples,
                 "rampart_ratelimit_requests_total",
                 &[("name", &format!("server-{at}"))],
             )
@@ -190,7 +208,7 @@ async fn the_client_stack_avoids_the_failing_server_and_accounts_for_every_reque
     let shed: f64 = (0..addrs.len())
         .map(|at| {
             total(
-                &samples,
+                samples,
                 "rampart_ratelimit_requests_total",
                 &[("name", &format!("server-{at}")), ("outcome", "shed")],
             )

@@ -70,13 +70,13 @@ impl Service<Request<Body>> for Endpoint {
 }
 
 /// Copies a request for a retry.
-pub fn copy(request: &Request<Body>) -> Option<Request<Body>> {
+pub fn copy(request: &Request<Body>) -> Request<Body> {
     let mut copy = Request::new(request.body().clone());
     *copy.method_mut() = request.method().clone();
     *copy.uri_mut() = request.uri().clone();
     *copy.version_mut() = request.version();
     *copy.headers_mut() = request.headers().clone();
-    Some(copy)
+    copy
 }
 
 /// rampart's client stack over `addrs`, named `name` in its metrics: retries within a
@@ -102,7 +102,7 @@ pub fn rampart_stack(
     .with_classifier(HttpClassifier);
     let policy = Policy::new()
         .with_classifier(HttpClassifier)
-        .with_cloner(copy as fn(&Request<Body>) -> Option<Request<Body>>);
+        .with_cloner((|request: &Request<Body>| Some(copy(request))) as fn(&_) -> _);
     let breaker = BreakerLayer::new(BreakerConfig::default().with_name(name.to_owned()))?
         .with_classifier(HttpClassifier);
     Ok(ServiceBuilder::new()
