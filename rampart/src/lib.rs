@@ -90,3 +90,8 @@ pub use rampart_balancer as balancer;
 /// Fault injection and a simulated capacity-bound server.
 #[cfg(feature = "fault")]
 pub use rampart_fault as fault;
+
+/// The README's Rust snippets, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeSnippets;

@@ -19,6 +19,7 @@ use rampart::HttpClassifier;
 use rampart::ServiceBuilderExt;
 use rampart::balancer::{P2c, P2cConfig};
 use rampart::breaker::{BreakerConfig, BreakerLayer};
+use rampart::http::clone_request;
 use rampart::retry::{Policy, RatioConfig, RetryConfig};
 use tower::discover::ServiceList;
 use tower::{BoxError, Service, ServiceBuilder};
@@ -69,16 +70,6 @@ impl Service<Request<Body>> for Endpoint {
     }
 }
 
-/// Copies a request for a retry.
-pub fn copy(request: &Request<Body>) -> Request<Body> {
-    let mut copy = Request::new(request.body().clone());
-    *copy.method_mut() = request.method().clone();
-    *copy.uri_mut() = request.uri().clone();
-    *copy.version_mut() = request.version();
-    *copy.headers_mut() = request.headers().clone();
-    copy
-}
-
 /// rampart's client stack over `addrs`, named `name` in its metrics: retries within a
 /// `RatioBudget`, the SRE breaker and P2C (`PeakSuccess`), each counting 5xx and 429 responses
 /// as failures. The balancer's endpoints are labelled by their position in `addrs`.
@@ -102,7 +93,7 @@ pub fn rampart_stack(
     .with_classifier(HttpClassifier);
     let policy = Policy::new()
         .with_classifier(HttpClassifier)
-        .with_cloner((|request: &Request<Body>| Some(copy(request))) as fn(&_) -> _);
+        .with_cloner(clone_request::<Body>);
     let breaker = BreakerLayer::new(BreakerConfig::default().with_name(name.to_owned()))?
         .with_classifier(HttpClassifier);
     Ok(ServiceBuilder::new()

@@ -1,33 +1,4 @@
-//! HTTP statuses for rampart's errors, for servers that turn a layer's refusal into a response
-//! (with axum's `HandleErrorLayer`, for example).
-//!
-//! | error | status | `Retry-After` |
-//! | --- | --- | --- |
-//! | [`Overloaded`](rampart_ratelimit::Overloaded) (the server sheds) | 503, or 429 with [`ErrorStatus::with_overloaded`] | the configured delay (1 s) |
-//! | [`Rejected`](rampart_core::Rejected) (the client's breaker throttles) | 503 | the configured delay |
-//! | [`NoEndpoints`](rampart_balancer::NoEndpoints) (no backend ready) | 503 | the configured delay |
-//! | [`AttemptTimedOut`](rampart_retry::AttemptTimedOut) (an attempt ran out of time) | 504 | none |
-//!
-//! Each error is also found when another error wraps it (through `source()`). Other errors
-//! are the application's: [`ErrorStatus::of`] returns `None` for them.
-//!
-//! ```
-//! use http::StatusCode;
-//! use rampart::http::ErrorStatus;
-//! use rampart::ratelimit::Overloaded;
-//!
-//! let shed: tower::BoxError = Overloaded::new().into();
-//! let mapped = ErrorStatus::default().of(&*shed).unwrap();
-//! assert_eq!(mapped.status, StatusCode::SERVICE_UNAVAILABLE);
-//! assert_eq!(mapped.retry_after, Some(std::time::Duration::from_secs(1)));
-//!
-//! // A public API that asks clients to slow down rather than report an outage:
-//! let polite = ErrorStatus::default().with_overloaded(StatusCode::TOO_MANY_REQUESTS);
-//! assert_eq!(polite.of(&*shed).unwrap().status, StatusCode::TOO_MANY_REQUESTS);
-//!
-//! let other: tower::BoxError = "database unreachable".into();
-//! assert!(ErrorStatus::default().of(&*other).is_none());
-//! ```
+//! How rampart's errors map to HTTP statuses.
 
 use std::error::Error;
 use std::time::Duration;
