@@ -394,7 +394,12 @@ where
     fn pick(&mut self, now: Duration) -> usize {
         let candidates = self.ready.len();
         if candidates == 1 {
-            return self.ready[0];
+            let only = self.ready[0];
+            if self.score_due(only, now) {
+                let cost = self.cost_of(&self.endpoints[only].stats, now);
+                self.publish_score(only, cost, now);
+            }
+            return only;
         }
         let first = self.rng.usize(..candidates);
         let mut second = self.rng.usize(..candidates - 1);
@@ -406,6 +411,13 @@ where
             self.cost_of(&self.endpoints[a].stats, now),
             self.cost_of(&self.endpoints[b].stats, now),
         );
+        // Both candidates' costs are published, so that an endpoint the balancer avoids shows
+        // the cost it is avoided for, not the one it had when last picked.
+        for (at, cost) in [(a, a_cost), (b, b_cost)] {
+            if self.score_due(at, now) {
+                self.publish_score(at, cost, now);
+            }
+        }
         let (better, worse) = if a_cost <= b_cost { (a, b) } else { (b, a) };
         #[cfg(feature = "tracing")]
         {
@@ -420,6 +432,20 @@ where
         } else {
             better
         }
+    }
+
+    /// Whether endpoint `at`'s score gauge was last set `SCORE_PUBLISH_INTERVAL` or more ago.
+    fn score_due(&self, at: usize, now: Duration) -> bool {
+        self.endpoints[at]
+            .score_published
+            .is_none_or(|last| now.saturating_sub(last) >= SCORE_PUBLISH_INTERVAL)
+    }
+
+    /// Sets endpoint `at`'s score gauge to `cost`.
+    fn publish_score(&mut self, at: usize, cost: f64, now: Duration) {
+        let endpoint = &mut self.endpoints[at];
+        endpoint.score_published = Some(now);
+        endpoint.metrics.score.set(cost);
     }
 
     /// Reports endpoint `at` entering or leaving avoidance, from a pick in which it cost
@@ -538,19 +564,6 @@ where
             self.classifier.clone(),
         );
         endpoint.metrics.picks.increment(1);
-        if endpoint
-            .score_published
-            .is_none_or(|last| now.saturating_sub(last) >= SCORE_PUBLISH_INTERVAL)
-        {
-            endpoint.score_published = Some(now);
-            let cost = self.score.cost(&Load {
-                lag_ms: endpoint.stats.lag_ns() / 1e6,
-                inflight: endpoint.stats.inflight(),
-                success: endpoint.stats.success(),
-                weight: endpoint.stats.weight(),
-            });
-            endpoint.metrics.score.set(cost);
-        }
         ResponseFuture::sent(endpoint.service.call(request), completion)
     }
 }

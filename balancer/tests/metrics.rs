@@ -1,10 +1,13 @@
 //! The balancer's metrics, read from a `metrics-util` debugging recorder.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use rampart_balancer::{P2c, P2cConfig};
-use tower::{Service, ServiceExt, service_fn};
+use rampart_balancer::{P2c, P2cConfig, PeakSuccess};
+use rampart_core::ManualClock;
+use tower::discover::ServiceList;
+use tower::{BoxError, Service, ServiceExt, service_fn};
 
 #[tokio::test]
 async fn endpoints_picks_and_scores_are_reported_per_endpoint() {
@@ -59,4 +62,70 @@ async fn endpoints_picks_and_scores_are_reported_per_endpoint() {
         value("rampart_balancer_endpoint_score", Some("0")),
         Some(DebugValue::Gauge(_))
     ));
+}
+
+#[tokio::test]
+async fn an_avoided_endpoint_shows_the_cost_it_is_avoided_for() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let clock = ManualClock::new();
+    // Endpoint "2" fails every call; the other two answer.
+    let services = (0..3).map(|at| {
+        service_fn(move |n: u32| async move {
+            if at == 2 {
+                Err::<u32, BoxError>("refused".into())
+            } else {
+                Ok(n)
+            }
+        })
+    });
+    let mut balancer = metrics::with_local_recorder(&recorder, || {
+        P2c::with_parts(
+            ServiceList::new::<u32>(services.collect::<Vec<_>>()),
+            P2cConfig::default().with_name("users").with_seed(7),
+            clock.clone(),
+            PeakSuccess,
+        )
+        .expect("valid")
+    });
+    for n in 0..300 {
+        metrics::with_local_recorder(&recorder, || {
+            let waker = std::task::Waker::noop();
+            let _ = balancer.poll_ready(&mut std::task::Context::from_waker(waker));
+        });
+        let _ = balancer.ready().await.expect("ready").call(n).await;
+        clock.advance(Duration::from_millis(10));
+    }
+    let metrics = snapshotter.snapshot().into_vec();
+    let gauge = |name: &str, endpoint: &str| {
+        metrics.iter().find_map(|(key, _, _, value)| {
+            let key = key.key();
+            let has = |k: &str, v: &str| key.labels().any(|l| l.key() == k && l.value() == v);
+            (key.name() == name && has("endpoint", endpoint)).then_some(value)
+        })
+    };
+    let picks = |endpoint| match gauge("rampart_balancer_picks_total", endpoint) {
+        Some(DebugValue::Counter(n)) => *n,
+        other => panic!("picks of {endpoint}: {other:?}"),
+    };
+    let score = |endpoint| match gauge("rampart_balancer_endpoint_score", endpoint) {
+        Some(DebugValue::Gauge(cost)) => cost.into_inner(),
+        other => panic!("score of {endpoint}: {other:?}"),
+    };
+    // Picked rarely, after its first failures ...
+    assert!(
+        picks("2") < 10,
+        "the failing endpoint was picked {}",
+        picks("2")
+    );
+    // ... yet its gauge follows it: the failing endpoint shows the highest cost, far above
+    // both healthy ones (not the cost it had when first, and last, picked).
+    for healthy in ["0", "1"] {
+        assert!(
+            score("2") > 10.0 * score(healthy),
+            "endpoint 2 costs {} against endpoint {healthy}'s {}",
+            score("2"),
+            score(healthy)
+        );
+    }
 }

@@ -291,7 +291,11 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         let rt = now.saturating_sub(started);
         let rt_us = rt.as_nanos().div_ceil(1_000).clamp(1, u128::from(u64::MAX)) as u64;
         self.window.record_at(now, rt_us);
-        self.inflight.fetch_sub(1, Ordering::Relaxed);
+        if self.inflight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            // The gauge is otherwise published by arrivals, once per bucket: without this, a
+            // server whose traffic stopped would show the last sample's requests in flight.
+            self.metrics.inflight.set(0.0);
+        }
     }
 
     /// The statistics of the completed buckets at `now`, from the per-bucket cache.

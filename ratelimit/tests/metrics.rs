@@ -66,3 +66,38 @@ fn requests_are_counted_by_outcome_and_gauges_follow_once_per_bucket() {
     assert_eq!(gauge("rampart_ratelimit_max_inflight"), 0.0);
     drop(held);
 }
+
+#[test]
+fn the_inflight_gauge_reads_zero_once_the_last_request_completes() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let (clock, cpu) = (ManualClock::new(), ManualCpu::new(0.0));
+    let limiter = metrics::with_local_recorder(&recorder, || {
+        BbrConfig::default()
+            .with_name("api")
+            .build_with(clock.clone(), cpu)
+            .expect("valid")
+    });
+    let inflight = || {
+        let metrics: Vec<_> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(k, _, _, v)| (k, v))
+            .collect();
+        match value(&metrics, "rampart_ratelimit_inflight", &[("name", "api")]) {
+            Some(DebugValue::Gauge(value)) => value.into_inner(),
+            other => panic!("rampart_ratelimit_inflight: {other:?}"),
+        }
+    };
+    let mut held: Vec<_> = (0..3).map(|_| limiter.acquire().expect("cool")).collect();
+    // A burst in the next bucket: its first arrival samples the three in flight.
+    clock.advance(Duration::from_millis(100));
+    held.extend((0..2).map(|_| limiter.acquire().expect("cool")));
+    // Then traffic stops and the burst completes: the last completion leaves the server
+    // showing none in flight, not the arrival's stale sample of three. (The debugging
+    // recorder resets gauges when read, so the gauge is read once, at the end.)
+    clock.advance(Duration::from_millis(5));
+    drop(held);
+    assert_eq!(inflight(), 0.0);
+}
