@@ -20,6 +20,8 @@
 //! [`ConfigError`](rampart_core::ConfigError) naming the field that is wrong.
 
 use rampart_core::ConfigError;
+#[cfg(feature = "breaker")]
+use rampart_core::SystemClock;
 use tower::ServiceBuilder;
 use tower::layer::util::Stack;
 
@@ -51,6 +53,20 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
     /// If `config` is invalid (see [`BreakerConfig::validate`]).
     #[cfg(feature = "breaker")]
     fn sre_breaker(self, config: BreakerConfig) -> Extended<BreakerLayer, L>;
+
+    /// Adds the breaker as [`sre_breaker`](Self::sre_breaker) does, judging each call with
+    /// `classifier` (for example `HttpClassifier`, so that 5xx and 429 answers count as
+    /// rejections by the backend).
+    ///
+    /// # Errors
+    ///
+    /// If `config` is invalid (see [`BreakerConfig::validate`]).
+    #[cfg(feature = "breaker")]
+    fn sre_breaker_with<K>(
+        self,
+        config: BreakerConfig,
+        classifier: K,
+    ) -> Extended<BreakerLayer<SystemClock, K>, L>;
 
     /// Adds the BBR-style adaptive limiter built from `config` (reading the machine's CPU).
     ///
@@ -93,6 +109,15 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     #[cfg(feature = "breaker")]
     fn sre_breaker(self, config: BreakerConfig) -> Extended<BreakerLayer, L> {
         Ok(self.layer(BreakerLayer::new(config)?))
+    }
+
+    #[cfg(feature = "breaker")]
+    fn sre_breaker_with<K>(
+        self,
+        config: BreakerConfig,
+        classifier: K,
+    ) -> Extended<BreakerLayer<SystemClock, K>, L> {
+        Ok(self.layer(BreakerLayer::new(config)?.with_classifier(classifier)))
     }
 
     #[cfg(feature = "ratelimit")]

@@ -18,7 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use rampart::HttpClassifier;
 use rampart::ServiceBuilderExt;
 use rampart::balancer::{P2c, P2cConfig};
-use rampart::breaker::{BreakerConfig, BreakerLayer};
+use rampart::breaker::BreakerConfig;
 use rampart::http::clone_request;
 use rampart::retry::{Policy, RatioConfig, RetryConfig};
 use tower::discover::ServiceList;
@@ -94,15 +94,16 @@ pub fn rampart_stack(
     let policy = Policy::new()
         .with_classifier(HttpClassifier)
         .with_cloner(clone_request::<Body>);
-    let breaker = BreakerLayer::new(BreakerConfig::default().with_name(name.to_owned()))?
-        .with_classifier(HttpClassifier);
     Ok(ServiceBuilder::new()
         .budgeted_retry_with(
             RetryConfig::default().with_name(name.to_owned()),
             RatioConfig::default().build()?,
             policy,
         )?
-        .layer(breaker)
+        .sre_breaker_with(
+            BreakerConfig::default().with_name(name.to_owned()),
+            HttpClassifier,
+        )?
         .buffer(1_024)
         .service(balancer))
 }
