@@ -11,7 +11,7 @@ use rampart::{Outcome, Rejected, ServiceBuilderExt};
 use tower::{BoxError, ServiceBuilder, ServiceExt, service_fn};
 
 /// Answers every request with status 503: a successful call carrying a refusal.
-async fn unavailable(_: ()) -> Result<u16, BoxError> {
+async fn unavailable((): ()) -> Result<u16, BoxError> {
     Ok(503)
 }
 
