@@ -16,7 +16,7 @@ use tower::ServiceExt;
 const REQUESTS: u64 = 1_000;
 const RATE: f64 = 500.0;
 
-/// Every metric of DESIGN.md section 8, with the labels each must carry.
+/// Every metric rampart reports (the README lists them), with the labels each must carry.
 const METRICS: &[(&str, &[&str])] = &[
     ("rampart_breaker_requests_total", &["name", "outcome"]),
     ("rampart_breaker_drop_probability", &["name"]),
