@@ -9,12 +9,8 @@
 
 mod support;
 
-use std::time::Duration;
-
-use http_body_util::BodyExt;
-use support::chaos::{Fleet, burst, table};
-use support::client::{Body, Endpoint, RoundRobin, rampart_stack};
-use tower::{BoxError, ServiceExt};
+use support::chaos::{Fleet, compare, scrape, table};
+use tower::BoxError;
 
 const REQUESTS: u64 = 3_000;
 const RATE: f64 = 1_000.0;
@@ -24,38 +20,16 @@ const SUCCESS_BOUND: f64 = 0.99;
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let fleet = Fleet::start().await?;
-    let addrs = fleet.addrs();
-    let unprotected = burst(
-        &fleet,
-        "round robin",
-        RoundRobin::new(&addrs),
-        REQUESTS,
-        RATE,
-    )
-    .await;
-    let protected = burst(
-        &fleet,
-        "rampart",
-        rampart_stack(&addrs, "client")?,
-        REQUESTS,
-        RATE,
-    )
-    .await;
+    let [unprotected, protected] = compare(&fleet, REQUESTS, RATE).await?;
     println!(
         "{REQUESTS} requests at {RATE} per second; server 2 fails half its requests after 20–80 ms\n"
     );
     print!("{}", table(&[unprotected, protected.clone()]));
 
-    // The metrics, scraped over HTTP as Prometheus would.
-    let request = hyper::Request::get("/metrics").body(Body::default())?;
-    let response = tokio::time::timeout(
-        Duration::from_secs(5),
-        Endpoint::each(&addrs[..1]).remove(0).oneshot(request),
-    )
-    .await??;
-    let body = response.into_body().collect().await?.to_bytes();
-    println!("\nscraped from http://{}/metrics:", addrs[0]);
-    for line in String::from_utf8_lossy(&body)
+    let first = fleet.addrs()[0];
+    println!("\nscraped from http://{first}/metrics:");
+    for line in scrape(first)
+        .await?
         .lines()
         .filter(|l| l.starts_with("rampart_"))
     {

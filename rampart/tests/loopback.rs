@@ -6,12 +6,8 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
-use http_body_util::BodyExt;
-use support::chaos::{Fleet, Tally, burst};
-use support::client::{Body, Endpoint, RoundRobin, rampart_stack};
-use tower::ServiceExt;
+use support::chaos::{Fleet, Tally, compare, scrape};
 
 const REQUESTS: u64 = 1_000;
 const RATE: f64 = 500.0;
@@ -80,18 +76,7 @@ fn total(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_stack_avoids_the_failing_server_and_accounts_for_every_request() {
     let fleet = Fleet::start().await.expect("servers start");
-    let addrs = fleet.addrs();
-
-    let unprotected = burst(
-        &fleet,
-        "round robin",
-        RoundRobin::new(&addrs),
-        REQUESTS,
-        RATE,
-    )
-    .await;
-    let stack = rampart_stack(&addrs, "client").expect("valid stack");
-    let protected = burst(&fleet, "rampart", stack, REQUESTS, RATE).await;
+    let [unprotected, protected] = compare(&fleet, REQUESTS, RATE).await.expect("valid stacks");
     println!(
         "{}",
         support::chaos::table(&[unprotected.clone(), protected.clone()])
@@ -124,32 +109,14 @@ async fn the_client_stack_avoids_the_failing_server_and_accounts_for_every_reque
         protected.success_rate()
     );
 
-    let samples = scrape(&fleet).await;
+    let samples = scrape_first(&fleet).await;
     assert_every_metric_is_exposed(&samples);
     assert_the_layers_agree(&samples, &fleet, &unprotected, &protected);
 }
 
 /// The first server's `/metrics`, scraped over HTTP as Prometheus would.
-async fn scrape(fleet: &Fleet) -> Vec<Sample> {
-    let addrs = fleet.addrs();
-    let request = hyper::Request::get("/metrics")
-        .body(Body::default())
-        .expect("valid");
-    let response = tokio::time::timeout(
-        Duration::from_secs(5),
-        Endpoint::each(&addrs[..1]).remove(0).oneshot(request),
-    )
-    .await
-    .expect("in time")
-    .expect("answered");
-    assert!(response.status().is_success());
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("a body")
-        .to_bytes();
-    parse(std::str::from_utf8(&body).expect("UTF-8"))
+async fn scrape_first(fleet: &Fleet) -> Vec<Sample> {
+    parse(&scrape(fleet.addrs()[0]).await.expect("scraped"))
 }
 
 fn assert_every_metric_is_exposed(samples: &[Sample]) {

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use metrics_util::CompositeKey;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use rampart_core::ManualClock;
-use rampart_ratelimit::{BbrConfig, ManualCpu};
+use rampart_ratelimit::{BbrConfig, BbrLimiter, ManualCpu};
 
 /// Taking a snapshot resets the counters: each test takes one.
 fn value<'a>(
@@ -24,17 +24,36 @@ fn value<'a>(
     })
 }
 
+/// A limiter named `api` reporting into `recorder`.
+fn limiter_into(
+    recorder: &DebuggingRecorder,
+    clock: &ManualClock,
+    cpu: ManualCpu,
+) -> BbrLimiter<ManualClock, ManualCpu> {
+    metrics::with_local_recorder(recorder, || {
+        BbrConfig::default()
+            .with_name("api")
+            .build_with(clock.clone(), cpu)
+            .expect("valid")
+    })
+}
+
+/// Everything recorded (resetting counters and gauges: read once per test).
+fn read(snapshotter: &Snapshotter) -> Vec<(CompositeKey, DebugValue)> {
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(k, _, _, v)| (k, v))
+        .collect()
+}
+
 #[test]
 fn requests_are_counted_by_outcome_and_gauges_follow_once_per_bucket() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
-    let (clock, cpu) = (ManualClock::new(), ManualCpu::new(1.0));
-    let limiter = metrics::with_local_recorder(&recorder, || {
-        BbrConfig::default()
-            .with_name("api")
-            .build_with(clock.clone(), cpu.clone())
-            .expect("valid")
-    });
+    let clock = ManualClock::new();
+    let limiter = limiter_into(&recorder, &clock, ManualCpu::new(1.0));
     // A hot server with no proven capacity: two admitted, then everything shed.
     let held: Vec<_> = (0..10).filter_map(|_| limiter.acquire().ok()).collect();
     assert_eq!(held.len(), 2);
@@ -42,12 +61,7 @@ fn requests_are_counted_by_outcome_and_gauges_follow_once_per_bucket() {
     clock.advance(Duration::from_millis(100));
     let _ = limiter.acquire();
 
-    let metrics: Vec<_> = snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(k, _, _, v)| (k, v))
-        .collect();
+    let metrics = read(&snapshotter);
     let requests = |outcome| {
         value(
             &metrics,
@@ -71,20 +85,10 @@ fn requests_are_counted_by_outcome_and_gauges_follow_once_per_bucket() {
 fn the_inflight_gauge_reads_zero_once_the_last_request_completes() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
-    let (clock, cpu) = (ManualClock::new(), ManualCpu::new(0.0));
-    let limiter = metrics::with_local_recorder(&recorder, || {
-        BbrConfig::default()
-            .with_name("api")
-            .build_with(clock.clone(), cpu)
-            .expect("valid")
-    });
+    let clock = ManualClock::new();
+    let limiter = limiter_into(&recorder, &clock, ManualCpu::new(0.0));
     let inflight = || {
-        let metrics: Vec<_> = snapshotter
-            .snapshot()
-            .into_vec()
-            .into_iter()
-            .map(|(k, _, _, v)| (k, v))
-            .collect();
+        let metrics = read(&snapshotter);
         match value(&metrics, "rampart_ratelimit_inflight", &[("name", "api")]) {
             Some(DebugValue::Gauge(value)) => value.into_inner(),
             other => panic!("rampart_ratelimit_inflight: {other:?}"),

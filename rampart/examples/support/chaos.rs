@@ -2,10 +2,11 @@
 //! a bounded burst of real HTTP traffic through a client stack, and its tally.
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -13,7 +14,7 @@ use rampart::fault::{Distribution, FaultConfig};
 use tokio::time::Instant;
 use tower::{BoxError, Service, ServiceExt};
 
-use super::client::Body;
+use super::client::{Body, Endpoint, RoundRobin, rampart_stack};
 use super::server::{self, Server};
 
 /// The server that misbehaves.
@@ -211,12 +212,41 @@ pub fn table(tallies: &[Tally]) -> String {
     out
 }
 
-/// The `rampart_*` lines of the metrics exposition.
-pub fn rampart_metrics(metrics: &PrometheusHandle) -> Vec<String> {
-    metrics
-        .render()
-        .lines()
-        .filter(|line| line.starts_with("rampart_"))
-        .map(str::to_owned)
-        .collect()
+/// Sends `requests` at `rate` per second through an unprotected round robin over the fleet,
+/// then through rampart's client stack (named `client` in the metrics): their tallies, in
+/// that order.
+///
+/// # Errors
+///
+/// If rampart's stack cannot be built.
+pub async fn compare(fleet: &Fleet, requests: u64, rate: f64) -> Result<[Tally; 2], BoxError> {
+    let addrs = fleet.addrs();
+    let unprotected = burst(
+        fleet,
+        "round robin",
+        RoundRobin::new(&addrs),
+        requests,
+        rate,
+    )
+    .await;
+    let stack = rampart_stack(&addrs, "client")?;
+    let protected = burst(fleet, "rampart", stack, requests, rate).await;
+    Ok([unprotected, protected])
+}
+
+/// The metrics exposition of the server at `addr`, fetched over HTTP as Prometheus would.
+///
+/// # Errors
+///
+/// If the server does not answer 200 within 5 s, or its body is not UTF-8.
+pub async fn scrape(addr: SocketAddr) -> Result<String, BoxError> {
+    let request = Request::get("/metrics").body(Body::default())?;
+    let endpoint = Endpoint::each(&[addr]).remove(0);
+    let response =
+        tokio::time::timeout(Duration::from_secs(5), endpoint.oneshot(request)).await??;
+    if !response.status().is_success() {
+        return Err(format!("/metrics answered {}", response.status()).into());
+    }
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok(String::from_utf8(body.to_vec())?)
 }
