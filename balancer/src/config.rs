@@ -95,9 +95,7 @@ impl P2cConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         check::positive("tau", self.tau)?;
         check::positive("force_pick_after", self.force_pick_after)?;
-        if self.name.is_empty() {
-            return Err(ConfigError::new("name", "must not be empty"));
-        }
+        check::not_empty("name", &self.name)?;
         Ok(())
     }
 }

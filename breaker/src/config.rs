@@ -210,22 +210,8 @@ impl BreakerConfig {
     /// bucket (`window / buckets`) shorter than 1 µs; an empty `name`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check::finite_in("k", self.k, 1.0..=1000.0)?;
-        check::positive("window", self.window)?;
-        let window = self.window_config();
-        window.validate().map_err(|err| match err.field() {
-            "bucket_duration" => ConfigError::new(
-                "window",
-                format!(
-                    "divided into {} buckets must give buckets of at least 1µs",
-                    self.buckets
-                ),
-            )
-            .with_value(self.window),
-            _ => err,
-        })?;
-        if self.name.is_empty() {
-            return Err(ConfigError::new("name", "must not be empty"));
-        }
+        WindowConfig::spanning_checked(self.window, self.buckets)?;
+        check::not_empty("name", &self.name)?;
         Ok(())
     }
 

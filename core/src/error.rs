@@ -140,6 +140,19 @@ pub mod check {
         }
     }
 
+    /// `value` must not be empty (a metrics name, for example).
+    ///
+    /// # Errors
+    ///
+    /// When `value` is empty.
+    pub fn not_empty<'a>(field: &'static str, value: &'a str) -> Result<&'a str, ConfigError> {
+        if value.is_empty() {
+            Err(ConfigError::new(field, "must not be empty"))
+        } else {
+            Ok(value)
+        }
+    }
+
     /// `value` must be longer than zero.
     ///
     /// # Errors
@@ -168,7 +181,8 @@ mod tests {
         assert_eq!(err.field(), "k");
         assert_eq!(err.rule(), "must be finite and at least 1");
         assert_eq!(err.value(), Some("0.5"));
-        let bare = ConfigError::new("name", "must not be empty");
+        assert_eq!(check::not_empty("name", "api"), Ok("api"));
+        let bare = check::not_empty("name", "").unwrap_err();
         assert_eq!(bare.to_string(), "invalid `name`: must not be empty");
         assert_eq!(bare.value(), None);
     }

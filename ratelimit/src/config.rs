@@ -167,19 +167,7 @@ impl BbrConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         check::positive("window", self.window)?;
         check::at_least("buckets", self.buckets, 2)?;
-        self.window_config()
-            .validate()
-            .map_err(|err| match err.field() {
-                "bucket_duration" => ConfigError::new(
-                    "window",
-                    format!(
-                        "divided into {} buckets must give buckets of at least 1µs",
-                        self.buckets
-                    ),
-                )
-                .with_value(self.window),
-                _ => err,
-            })?;
+        WindowConfig::spanning_checked(self.window, self.buckets)?;
         check::finite_in("cpu_threshold", self.cpu_threshold, 0.0..=1.0)?;
         if let Some(inflation) = self.gate.inflation() {
             check::finite_in("gate", inflation, 1.0..=100.0).map_err(|_| {
@@ -187,9 +175,7 @@ impl BbrConfig {
                     .with_value(inflation)
             })?;
         }
-        if self.name.is_empty() {
-            return Err(ConfigError::new("name", "must not be empty"));
-        }
+        check::not_empty("name", &self.name)?;
         Ok(())
     }
 

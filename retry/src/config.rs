@@ -107,9 +107,7 @@ impl RetryConfig {
         if let Some(timeout) = self.attempt_timeout {
             check::positive("attempt_timeout", timeout)?;
         }
-        if self.name.is_empty() {
-            return Err(ConfigError::new("name", "must not be empty"));
-        }
+        check::not_empty("name", &self.name)?;
         Ok(())
     }
 }

@@ -100,6 +100,32 @@ impl WindowConfig {
         Self::new(buckets, per_bucket)
     }
 
+    /// [`spanning`](Self::spanning), validated as a layer's configuration states it: problems
+    /// are reported against its `window` and `buckets` fields, not against the bucket duration
+    /// derived from them.
+    ///
+    /// # Errors
+    ///
+    /// A zero `window`; `buckets` zero or above 65 536; a `window` too short to give each
+    /// bucket 1 µs, or too long for 2⁶⁴ nanoseconds.
+    pub fn spanning_checked(window: Duration, buckets: usize) -> Result<Self, ConfigError> {
+        check::positive("window", window)?;
+        let config = Self::spanning(window, buckets);
+        config.validate().map_err(|err| match err.field() {
+            "bucket_duration" if config.bucket_duration < MIN_BUCKET_DURATION => ConfigError::new(
+                "window",
+                format!("divided into {buckets} buckets must give buckets of at least 1µs"),
+            )
+            .with_value(window),
+            "bucket_duration" => {
+                ConfigError::new("window", "must fit in 2^64 nanoseconds (about 584 years)")
+                    .with_value(window)
+            }
+            _ => err,
+        })?;
+        Ok(config)
+    }
+
     /// The span of the window: `buckets × bucket_duration` (saturating).
     pub fn window(&self) -> Duration {
         u32::try_from(self.buckets)
@@ -248,6 +274,37 @@ mod tests {
             WindowConfig::new(usize::MAX, Duration::from_secs(1)).window(),
             Duration::MAX
         );
+    }
+
+    #[test]
+    fn spanning_checked_reports_against_the_window_and_its_buckets() {
+        let fields = |window, buckets| {
+            WindowConfig::spanning_checked(window, buckets)
+                .map(|_| ())
+                .map_err(|err| (err.field(), err.rule().to_owned()))
+        };
+        assert_eq!(
+            fields(Duration::ZERO, 10),
+            Err(("window", "must be greater than zero".to_owned()))
+        );
+        assert_eq!(
+            fields(Duration::from_nanos(5), 10),
+            Err((
+                "window",
+                "divided into 10 buckets must give buckets of at least 1µs".to_owned()
+            ))
+        );
+        let millennium = Duration::from_secs(1_000 * 365 * 24 * 3600);
+        assert_eq!(
+            fields(millennium, 1),
+            Err((
+                "window",
+                "must fit in 2^64 nanoseconds (about 584 years)".to_owned()
+            ))
+        );
+        assert_eq!(fields(Duration::from_secs(1), 0).unwrap_err().0, "buckets");
+        let config = WindowConfig::spanning_checked(Duration::from_secs(3), 10).expect("valid");
+        assert_eq!(config, WindowConfig::spanning(Duration::from_secs(3), 10));
     }
 
     #[test]
