@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rampart_core::Outcome;
+use rampart_core::clock::saturating_nanos;
 
 /// Marks a free slot of the in-flight table.
 const FREE: u64 = u64::MAX;
@@ -75,7 +76,7 @@ impl EndpointStats {
 
     /// Starts tracking a request sent at `now`.
     pub(crate) fn begin(&self, now: Duration) -> Ticket {
-        let start = nanos(now).min(FREE - 1);
+        let start = saturating_nanos(now).min(FREE - 1);
         let slot = {
             let mut ewma = self.ewma.lock();
             if let Some(slot) = ewma.free.pop() {
@@ -141,7 +142,7 @@ impl EndpointStats {
         if self.inflight() == 0 {
             return lag;
         }
-        let now = nanos(now);
+        let now = saturating_nanos(now);
         let ewma = self.ewma.lock();
         let (mut total, mut slow, mut slow_age) = (0_u64, 0_u64, 0.0);
         for &start in ewma.starts.iter().filter(|start| **start != FREE) {
@@ -186,23 +187,19 @@ impl EndpointStats {
     /// Counts `now` as the last pick (without a request): the clock of the force-pick starts.
     pub(crate) fn touch(&self, now: Duration) {
         self.last_pick
-            .store(nanos(now).min(FREE - 1) + 1, Ordering::Relaxed);
+            .store(saturating_nanos(now).min(FREE - 1) + 1, Ordering::Relaxed);
     }
 
     /// Whether the endpoint has gone unpicked for `longer_than` as of `now`.
     pub(crate) fn unpicked_for(&self, now: Duration, longer_than: Duration) -> bool {
         let last = self.last_pick.load(Ordering::Relaxed);
-        last != 0 && nanos(now).saturating_sub(last - 1) > nanos(longer_than)
+        last != 0 && saturating_nanos(now).saturating_sub(last - 1) > saturating_nanos(longer_than)
     }
 
     /// Whether any completion has been recorded.
     pub(crate) fn is_warm(&self) -> bool {
         self.ewma.lock().stamp.is_some()
     }
-}
-
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -329,7 +329,6 @@ where
                 }
             }
         }
-        self.metrics.endpoints.set(self.endpoints.len() as f64);
         Ok(())
     }
 
@@ -358,6 +357,7 @@ where
         });
         self.index.insert(key, at);
         self.attach_pending(at);
+        self.metrics.endpoints.set(self.endpoints.len() as f64);
     }
 
     /// The median EWMA latency of the endpoints that have completed requests.
@@ -489,6 +489,7 @@ where
         let last = self.endpoints.len() - 1;
         let removed = self.endpoints.swap_remove(at);
         self.index.remove(&removed.key);
+        self.metrics.endpoints.set(self.endpoints.len() as f64);
         if at != last {
             // The endpoint that was last now lives at `at`: repoint its list entry and index.
             self.index.insert(self.endpoints[at].key.clone(), at);

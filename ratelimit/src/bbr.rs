@@ -1,10 +1,12 @@
 //! [`BbrLimiter`]: the BBR-style adaptive limiter, with no tower types.
 
+use std::cell::OnceCell;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use rampart_core::clock::saturating_nanos;
 use rampart_core::{Clock, ConfigError, PerBucketCache, RollingWindow, SystemClock, View};
 
 use crate::cpu::CpuUsage;
@@ -215,24 +217,41 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         now: Duration,
     ) -> Result<OwnedPermit<C, U>, Overloaded> {
         self.admit(now)?;
-        Ok(OwnedPermit {
-            limiter: Arc::clone(self),
-            started: now,
+        Ok(Self::owned_permit(Arc::clone(self), now))
+    }
+
+    /// As [`acquire_owned_at`](Self::acquire_owned_at), moving `limiter` into the permit
+    /// rather than cloning it (a keyed group hands out its own handle).
+    #[inline]
+    pub(crate) fn acquire_into_at(
+        limiter: Arc<Self>,
+        now: Duration,
+    ) -> Result<OwnedPermit<C, U>, Overloaded> {
+        limiter.admit(now)?;
+        Ok(Self::owned_permit(limiter, now))
+    }
+
+    fn owned_permit(limiter: Arc<Self>, started: Duration) -> OwnedPermit<C, U> {
+        OwnedPermit {
+            limiter,
+            started,
             done: false,
             release_now: Self::release_now,
-        })
+        }
     }
 
     /// Decides; on admission counts the request in flight.
     #[inline]
     fn admit(&self, now: Duration) -> Result<(), Overloaded> {
         let inflight = self.inflight.load(Ordering::Relaxed);
-        self.publish_once_per_bucket(now, inflight);
-        if inflight > 1 && self.should_drop(now, inflight) {
+        let bucket = self.window.bucket_at(now);
+        // Read from the per-bucket cache at most once per decision, and only if needed.
+        let stats = OnceCell::new();
+        let stats = || *stats.get_or_init(|| self.stats_in(bucket, now));
+        self.publish_once_per_bucket(bucket, now, inflight, &stats);
+        if inflight > 1 && self.should_drop(now, inflight, &stats) {
             self.metrics.shed();
-            self.metrics
-                .transitions
-                .shed(|| self.stats_at(now).max_inflight);
+            self.metrics.transitions.shed(|| stats().max_inflight);
             if self.config.enforce {
                 return Err(Overloaded::new());
             }
@@ -243,21 +262,21 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     }
 
     /// Whether a request arriving at `now` with `inflight` requests in flight is shed.
-    fn should_drop(&self, now: Duration, inflight: u64) -> bool {
-        if !self.overloaded(now) && !self.cooling_down(now) {
+    fn should_drop(&self, now: Duration, inflight: u64, stats: &impl Fn() -> Stats) -> bool {
+        if !self.overloaded(stats) && !self.cooling_down(now) {
             return false;
         }
-        if inflight <= self.stats_at(now).max_inflight {
+        if inflight <= stats().max_inflight {
             return false;
         }
         self.remember_drop(now);
         true
     }
 
-    fn overloaded(&self, now: Duration) -> bool {
+    fn overloaded(&self, stats: &impl Fn() -> Stats) -> bool {
         let cpu_hot = || self.cpu.usage() >= self.config.cpu_threshold;
         let latency_hot = |inflation: f64| {
-            let stats = self.stats_at(now);
+            let stats = stats();
             stats.last_rt_us > inflation * stats.min_rt_us
         };
         match self.config.gate {
@@ -269,12 +288,14 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
 
     fn cooling_down(&self, now: Duration) -> bool {
         let last = self.last_drop.load(Ordering::Relaxed);
-        last != 0 && nanos(now) < (last - 1).saturating_add(nanos(self.config.cooldown))
+        last != 0
+            && saturating_nanos(now)
+                < (last - 1).saturating_add(saturating_nanos(self.config.cooldown))
     }
 
     /// Remembers the most recent drop: the cooldown runs from it.
     fn remember_drop(&self, now: Duration) {
-        let now = nanos(now).saturating_add(1);
+        let now = saturating_nanos(now).saturating_add(1);
         let last = self.last_drop.load(Ordering::Relaxed);
         if last == 0 || now >= last.saturating_add(DROP_RESOLUTION_NANOS) {
             self.last_drop.fetch_max(now, Ordering::Relaxed);
@@ -298,9 +319,9 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         }
     }
 
-    /// The statistics of the completed buckets at `now`, from the per-bucket cache.
-    fn stats_at(&self, now: Duration) -> Stats {
-        let bucket = self.window.bucket_at(now);
+    /// The statistics of the completed buckets before `bucket` (the one `now` is in), from the
+    /// per-bucket cache.
+    fn stats_in(&self, bucket: u64, now: Duration) -> Stats {
         Stats::unpack(
             self.stats
                 .get_or_refresh(bucket, || self.compute_stats(now).pack()),
@@ -334,8 +355,14 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
 
     /// Publishes the gauges once per bucket, from whichever request arrives first in it.
     #[inline]
-    fn publish_once_per_bucket(&self, now: Duration, inflight: u64) {
-        let bucket = self.window.bucket_at(now).saturating_add(1);
+    fn publish_once_per_bucket(
+        &self,
+        bucket: u64,
+        now: Duration,
+        inflight: u64,
+        stats: &impl Fn() -> Stats,
+    ) {
+        let bucket = bucket.saturating_add(1);
         let published = self.published.load(Ordering::Relaxed);
         if bucket > published
             && self
@@ -345,9 +372,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         {
             self.metrics.inflight.set(inflight as f64);
             self.metrics.cpu.set(self.cpu.usage());
-            self.metrics
-                .max_inflight
-                .set(self.stats_at(now).max_inflight as f64);
+            self.metrics.max_inflight.set(stats().max_inflight as f64);
             self.metrics
                 .transitions
                 .bucket_began(|| self.cooling_down(now));
@@ -376,7 +401,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
             max_pass: stats.max_pass,
             min_rt: Duration::from_secs_f64(stats.min_rt_us / 1e6),
             last_rt: Duration::from_secs_f64(stats.last_rt_us / 1e6),
-            overloaded: self.overloaded(now),
+            overloaded: self.overloaded(&|| self.stats_in(self.window.bucket_at(now), now)),
             cooling_down: self.cooling_down(now),
         }
     }
@@ -407,10 +432,6 @@ impl<C: fmt::Debug, U: fmt::Debug> fmt::Debug for BbrLimiter<C, U> {
             .field("cpu", &self.cpu)
             .finish_non_exhaustive()
     }
-}
-
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// An admitted request: counted in flight until it completes or is dropped, whichever comes

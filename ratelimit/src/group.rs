@@ -311,7 +311,7 @@ where
         let key = (self.key_of)(&request);
         let now = self.group.clock().now();
         let limiter = self.group.get_at(&key, now);
-        match limiter.acquire_owned_at(now) {
+        match BbrLimiter::acquire_into_at(limiter, now) {
             Ok(permit) => ResponseFuture::admitted(self.inner.call(request), permit),
             Err(overloaded) => ResponseFuture::shed(overloaded),
         }

@@ -109,30 +109,18 @@ where
                     let shared = &**this.shared;
                     let outcome = this.policy.classify(result.as_ref());
                     shared.budget.record(outcome);
-                    let wait = match this.policy.decide(outcome, result.as_ref()) {
-                        Decision::Stop => None,
-                        Decision::Retry => Some(None),
-                        Decision::RetryAfter(wait) => Some(Some(wait)),
+                    let (wait, copy) = match this.policy.decide(outcome, result.as_ref()) {
+                        Decision::Stop => (None, None),
+                        _ if !shared.allows_another_after(*this.attempts) => (None, None),
+                        // `None` if the request could not be copied: it cannot be retried.
+                        Decision::Retry => (None, this.next.take()),
+                        Decision::RetryAfter(wait) => (Some(wait), this.next.take()),
                     };
-                    let Some(wait) = wait else {
-                        this.state.set(State::Done);
-                        return Poll::Ready(result);
-                    };
-                    if *this.attempts >= shared.config.max_attempts {
-                        this.state.set(State::Done);
-                        return Poll::Ready(result);
-                    }
-                    let Some(request) = this.next.take() else {
-                        // The request could not be copied: it cannot be retried.
+                    // The budget is asked last, only for a retry that would otherwise happen.
+                    let Some(request) = copy.filter(|_| shared.withdraw()) else {
                         this.state.set(State::Done);
                         return Poll::Ready(result);
                     };
-                    if !shared.budget.withdraw() {
-                        shared.metrics.exhausted();
-                        this.state.set(State::Done);
-                        return Poll::Ready(result);
-                    }
-                    shared.metrics.granted();
                     let rng = this.rng.get_or_insert_with(|| {
                         let seed = shared
                             .seeds
@@ -169,8 +157,13 @@ where
                     else {
                         continue;
                     };
-                    *this.next = this.policy.clone_request(&request);
                     *this.attempts += 1;
+                    // A copy only if a retry can follow the attempt about to be made.
+                    *this.next = if this.shared.allows_another_after(*this.attempts) {
+                        this.policy.clone_request(&request)
+                    } else {
+                        None
+                    };
                     this.shared.metrics.retry();
                     let future = this.service.call(request);
                     let deadline = this.shared.config.attempt_timeout.map(tokio::time::sleep);

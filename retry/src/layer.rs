@@ -17,6 +17,24 @@ pub(crate) struct Shared<B> {
     pub(crate) seeds: AtomicU64,
 }
 
+impl<B: Budget> Shared<B> {
+    /// Whether a request that has made `attempts` attempts may make another.
+    pub(crate) fn allows_another_after(&self, attempts: u32) -> bool {
+        attempts < self.config.max_attempts
+    }
+
+    /// Takes a retry from the budget, counting a refusal.
+    pub(crate) fn withdraw(&self) -> bool {
+        let granted = self.budget.withdraw();
+        if granted {
+            self.metrics.granted();
+        } else {
+            self.metrics.exhausted();
+        }
+        granted
+    }
+}
+
 /// Wraps services in a [`Retry`] that retries failed attempts within a budget.
 ///
 /// ```

@@ -82,7 +82,8 @@ where
     fn call(&mut self, request: Req) -> Self::Future {
         self.shared.budget.deposit();
         self.shared.metrics.first();
-        let copy = if self.shared.config.max_attempts > 1 {
+        // A copy only if a retry can follow this first attempt.
+        let copy = if self.shared.allows_another_after(1) {
             self.policy.clone_request(&request)
         } else {
             None

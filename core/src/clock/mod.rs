@@ -76,9 +76,18 @@ impl<C: Clock + ?Sized> Clock for Box<C> {
     }
 }
 
-/// Converts a duration to whole nanoseconds, saturating at `u64::MAX` (about 584 years).
+/// Converts a duration to whole nanoseconds, saturating at `u64::MAX` (about 584 years): the
+/// form instants take in atomics.
+///
+/// ```
+/// use std::time::Duration;
+/// use rampart_core::clock::saturating_nanos;
+///
+/// assert_eq!(saturating_nanos(Duration::from_micros(3)), 3_000);
+/// assert_eq!(saturating_nanos(Duration::MAX), u64::MAX);
+/// ```
 #[inline]
-pub(crate) const fn saturating_nanos(duration: Duration) -> u64 {
+pub const fn saturating_nanos(duration: Duration) -> u64 {
     duration
         .as_secs()
         .saturating_mul(1_000_000_000)

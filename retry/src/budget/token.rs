@@ -116,11 +116,12 @@ impl TokenBudget {
     }
 
     fn change(&self, change: impl Fn(u64) -> u64) {
-        // `fetch_update` never fails here: the closure always returns `Some`.
+        // No write when nothing changes (a healthy client at `max`, an empty budget failing):
+        // the common case then only reads the shared line. `Err` means exactly that.
         let _ = self
             .tokens
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |tokens| {
-                Some(change(tokens))
+                Some(change(tokens)).filter(|&changed| changed != tokens)
             });
     }
 }
