@@ -87,6 +87,26 @@ fn retry_storm_budget_bounds_amplification() {
 }
 
 #[test]
+fn retry_storm_measures_the_outage_to_its_end_when_it_ends_mid_second() {
+    // At three quarters of its length the outage ends at 22.5 s: the backend's count must be
+    // read there, not at the last whole second (which would leave half a second of retries
+    // out and understate the amplification).
+    let scenario = scenarios::find("retry-storm").expect("a known scenario");
+    let options = Options {
+        seed: 1,
+        scale: 0.75,
+    };
+    let report = rampart_lab::run(&[scenario], options, |_, _| {})
+        .scenarios
+        .remove(0);
+    assert!(
+        figure(&report, "naive 3 attempts", "amplification_down") > 2.95,
+        "naive retries triple the load: {}",
+        figure(&report, "naive 3 attempts", "amplification_down")
+    );
+}
+
+#[test]
 fn slow_endpoint_p2c_avoids_the_slow_one() {
     let report = run("slow-endpoint");
     let round_robin = figure(&report, "round robin", "share");

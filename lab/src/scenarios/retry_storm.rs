@@ -246,18 +246,17 @@ async fn run_stack(
         DEADLINE,
         async |_, _| next_call(),
         |at| {
-            if at >= down && !partial {
-                partial = true;
-                handle
-                    .update(|config| config.error_rate = 0.1)
-                    .expect("a valid rate");
-            }
             while Duration::from_secs(second) <= at {
                 tick_samples.take(Duration::from_secs(second), vec![handle.stats().requests]);
                 second += 1;
             }
-            if at >= down && tick_samples.at(down).is_empty() {
+            if at >= down && !partial {
+                // The count when the backend recovers (`down` need not be a whole second).
+                partial = true;
                 tick_samples.take(down, vec![handle.stats().requests]);
+                handle
+                    .update(|config| config.error_rate = 0.1)
+                    .expect("a valid rate");
             }
         },
     )
