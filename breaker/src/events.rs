@@ -4,6 +4,9 @@
 //! Events carry the target `rampart::breaker` and the breaker's `name` (and `key`, in a keyed
 //! group). Without the feature this is an empty type and costs nothing.
 
+// Without the feature the methods are empty and ignore `self`.
+#![cfg_attr(not(feature = "tracing"), allow(clippy::unused_self))]
+
 /// Reports a breaker's transitions.
 #[derive(Debug, Default)]
 pub(crate) struct Transitions {

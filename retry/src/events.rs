@@ -5,6 +5,9 @@
 //! Events carry the target `rampart::retry` and the layer's `name`. Without the feature this is
 //! an empty type and costs nothing.
 
+// Without the feature the methods are empty and ignore `self`.
+#![cfg_attr(not(feature = "tracing"), allow(clippy::unused_self))]
+
 #[cfg(feature = "tracing")]
 use std::sync::atomic::{AtomicBool, Ordering};
 
