@@ -7,13 +7,12 @@
 //! half of `std_instant_now`.
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rampart_benches::{clocks, floors};
+use rampart_benches::{clocks, contended, floors};
 use rampart_core::{
     Clock, CoarseClock, ManualClock, RollingWindow, Stripes, SystemClock, View, WindowConfig,
 };
@@ -53,32 +52,6 @@ fn record(c: &mut Criterion) {
         b.iter(|| coarse.record(black_box(1)));
     });
     group.finish();
-}
-
-/// Runs `op` `iters` times on each of two threads started together; returns the slower
-/// thread's time, so the row reads as the time of one operation while another thread does
-/// the same to the same memory.
-fn contended(iters: u64, op: impl Fn() + Send + Sync + 'static) -> Duration {
-    let op = Arc::new(op);
-    let start = Arc::new(Barrier::new(2));
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            let (op, start) = (Arc::clone(&op), Arc::clone(&start));
-            thread::spawn(move || {
-                start.wait();
-                let began = Instant::now();
-                for _ in 0..iters {
-                    op();
-                }
-                began.elapsed()
-            })
-        })
-        .collect();
-    threads
-        .into_iter()
-        .map(|t| t.join().expect("benchmark thread panicked"))
-        .max()
-        .unwrap_or_default()
 }
 
 fn record_contended(c: &mut Criterion) {

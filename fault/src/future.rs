@@ -8,7 +8,6 @@ use tokio::time::Sleep;
 use tower::BoxError;
 
 use crate::error::in_runtime;
-use crate::handle::Fate;
 use crate::{InjectedError, MissingRuntime};
 
 /// The response future of [`Fault`](crate::Fault).
@@ -52,21 +51,20 @@ enum State<F> {
 
 /// What follows the added latency.
 #[derive(Debug)]
-enum Next<F> {
+pub(crate) enum Next<F> {
+    /// The inner service's future (created, not yet polled).
     Proceed(F),
-    Inject(Fate),
+    /// Fail with `InjectedError`.
+    Fail,
+    /// Never complete.
+    Hang,
+    /// Panic when polled.
+    Panic,
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn proceed(future: F, delay: Duration) -> Self {
-        Self::after(delay, Next::Proceed(future))
-    }
-
-    pub(crate) fn inject(fate: Fate, delay: Duration) -> Self {
-        Self::after(delay, Next::Inject(fate))
-    }
-
-    fn after(delay: Duration, next: Next<F>) -> Self {
+    /// A future that waits `delay`, then goes on as `next` says.
+    pub(crate) fn after(delay: Duration, next: Next<F>) -> Self {
         let state = if delay.is_zero() {
             State::from_next(next)
         } else if in_runtime() {
@@ -85,10 +83,9 @@ impl<F> State<F> {
     fn from_next(next: Next<F>) -> Self {
         match next {
             Next::Proceed(future) => Self::Inner { future },
-            // `inject` is never called with `Proceed`; treat it as a failure, not a panic.
-            Next::Inject(Fate::Fail | Fate::Proceed) => Self::Failing,
-            Next::Inject(Fate::Hang) => Self::Hanging,
-            Next::Inject(Fate::Panic) => Self::Panicking,
+            Next::Fail => Self::Failing,
+            Next::Hang => Self::Hanging,
+            Next::Panic => Self::Panicking,
         }
     }
 }

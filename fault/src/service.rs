@@ -4,6 +4,7 @@ use std::task::{Context, Poll};
 use rampart_core::ConfigError;
 use tower::{BoxError, Service};
 
+use crate::future::Next;
 use crate::handle::{Fate, Shared};
 use crate::{FaultConfig, FaultHandle, FaultLayer, ResponseFuture};
 
@@ -72,9 +73,12 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let (delay, fate) = self.shared.decide();
-        match fate {
-            Fate::Proceed => ResponseFuture::proceed(self.inner.call(request), delay),
-            fault => ResponseFuture::inject(fault, delay),
-        }
+        let next = match fate {
+            Fate::Proceed => Next::Proceed(self.inner.call(request)),
+            Fate::Fail => Next::Fail,
+            Fate::Hang => Next::Hang,
+            Fate::Panic => Next::Panic,
+        };
+        ResponseFuture::after(delay, next)
     }
 }

@@ -100,7 +100,7 @@ pub fn simulate<F: Future>(simulation: F) -> F::Output {
 }
 
 /// Sends a request at every arrival, open loop (a slow answer never delays the next
-/// request), through `send`, which returns the call for request `n` at offset `at` (after
+/// request), through `send`, which returns the call for the `n`th request (after
 /// waiting for a balancer's readiness, if it has one); `tick` is called before each request (to
 /// change a backend mid-run, or to sample it). Each call is awaited in its own task, up to
 /// `deadline`.
@@ -109,7 +109,7 @@ pub fn simulate<F: Future>(simulation: F) -> F::Output {
 pub async fn drive(
     arrivals: &[Duration],
     deadline: Duration,
-    mut send: impl AsyncFnMut(usize, Duration) -> Call,
+    mut send: impl AsyncFnMut(usize) -> Call,
     mut tick: impl FnMut(Duration),
 ) -> Vec<Record> {
     let start = Instant::now();
@@ -118,7 +118,7 @@ pub async fn drive(
     for (n, &at) in arrivals.iter().enumerate() {
         tokio::time::sleep_until(start + at).await;
         tick(at);
-        let call = send(n, at).await;
+        let call = send(n).await;
         let records = Arc::clone(&records);
         tasks.push(tokio::spawn(async move {
             let (fate, latency) = match tokio::time::timeout(deadline, call.0).await {
@@ -213,15 +213,12 @@ impl Samples {
     }
 }
 
-/// Maps a stack's result to an [`Outcome`]: errors that `refused` recognises are local
+/// Maps a stack's result to an [`Outcome`]: errors [`is_refusal`] recognises are local
 /// refusals, other errors failures.
-pub fn outcome<T>(
-    result: &Result<T, tower::BoxError>,
-    refused: impl Fn(&tower::BoxError) -> bool,
-) -> Outcome {
+pub fn outcome<T>(result: &Result<T, tower::BoxError>) -> Outcome {
     match result {
         Ok(_) => Outcome::Ok,
-        Err(error) if refused(error) => Outcome::Refused,
+        Err(error) if is_refusal(error) => Outcome::Refused,
         Err(_) => Outcome::Err,
     }
 }
@@ -243,7 +240,16 @@ where
 {
     use tower::ServiceExt as _;
     let call = service.clone().oneshot(());
-    Call::new(async move { outcome(&call.await, is_refusal) })
+    Call::new(async move { outcome(&call.await) })
+}
+
+/// [`call`] through `service`, boxed: for scenarios that choose each stack at run time.
+pub fn caller<S, Res>(service: S) -> Box<dyn Fn() -> Call>
+where
+    S: tower::Service<(), Response = Res, Error = tower::BoxError> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    Box::new(move || call(&service))
 }
 
 #[cfg(test)]
@@ -311,7 +317,7 @@ mod tests {
         let records = simulate(drive(
             &sent,
             deadline,
-            async |n, _| -> Call {
+            async |n| -> Call {
                 // 0: a quick success; 1: an error; 2: a refusal; 3: a success after the
                 // deadline (the client has stopped waiting: timed out); 4: no answer ever.
                 match n {
@@ -363,7 +369,8 @@ mod tests {
         let shed: tower::BoxError = tower::load_shed::error::Overloaded::new().into();
         let failed: tower::BoxError = "boom".into();
         assert!(is_refusal(&refused) && is_refusal(&shed) && !is_refusal(&failed));
-        assert_eq!(outcome::<()>(&Err(failed), is_refusal), Outcome::Err);
-        assert_eq!(outcome(&Ok(()), is_refusal), Outcome::Ok);
+        assert_eq!(outcome::<()>(&Err(refused)), Outcome::Refused);
+        assert_eq!(outcome::<()>(&Err(failed)), Outcome::Err);
+        assert_eq!(outcome(&Ok(())), Outcome::Ok);
     }
 }

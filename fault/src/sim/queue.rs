@@ -88,14 +88,16 @@ impl Queue {
             self.rejected += 1;
             return None;
         }
-        let Some(Reverse(free)) = self.free_at.pop() else {
+        let Some(mut worker) = self.free_at.peek_mut() else {
             // Unreachable: the heap always holds one entry per worker (at least one).
             self.rejected += 1;
             return None;
         };
-        let start = free.max(now);
+        // The earliest-free worker takes the request: its entry moves to when it finishes.
+        let start = worker.0.max(now);
         let finish = start + self.service_time.sample(&mut self.rng);
-        self.free_at.push(Reverse(finish));
+        worker.0 = finish;
+        drop(worker);
         if start > now {
             self.waiting.push_back(start);
         }

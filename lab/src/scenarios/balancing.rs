@@ -15,8 +15,7 @@ use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
 use super::{Options, Scenario};
 use crate::report::{Chart, Check, ScenarioReport, StackReport};
 use crate::sim::{
-    self, Call, Fate, Outcome, Record, Samples, arrivals, between, drive, outcome, quantile_ms,
-    simulate,
+    self, Call, Fate, Record, Samples, arrivals, between, drive, outcome, quantile_ms, simulate,
 };
 use crate::thresholds;
 
@@ -318,21 +317,15 @@ where
     drive(
         arrivals,
         DEADLINE,
-        async |_, _| -> Call {
+        async |_| -> Call {
             match balancer.ready().await {
                 Ok(ready) => {
                     let call = ready.call(());
-                    Call::new(async move { outcome(&call.await, sim::is_refusal) })
+                    Call::new(async move { outcome(&call.await) })
                 }
                 Err(error) => {
-                    let refused = sim::is_refusal(&error);
-                    Call::new(async move {
-                        if refused {
-                            Outcome::Refused
-                        } else {
-                            Outcome::Err
-                        }
-                    })
+                    let outcome = outcome::<()>(&Err(error));
+                    Call::new(async move { outcome })
                 }
             }
         },

@@ -253,7 +253,7 @@ async fn run_stack(
         drive(
             arrivals,
             DEADLINE,
-            async |n, _| sim::call(&clients[n % CLIENTS]),
+            async |n| sim::call(&clients[n % CLIENTS]),
             tick,
         )
         .await
@@ -266,7 +266,7 @@ async fn run_stack(
         drive(
             arrivals,
             DEADLINE,
-            async |n, _| sim::call(&servers[n % SERVERS]),
+            async |n| sim::call(&servers[n % SERVERS]),
             tick,
         )
         .await

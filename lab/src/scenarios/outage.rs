@@ -122,10 +122,10 @@ async fn run_stack(
         ))
     });
     let next_call: Box<dyn Fn() -> Call> = match breaker {
-        None => Box::new(move || sim::call(&backend)),
+        None => sim::caller(backend),
         Some(layer) => {
             let service = layer.layer(backend);
-            Box::new(move || sim::call(&service))
+            sim::caller(service)
         }
     };
     let samples = Samples::default();
@@ -136,7 +136,7 @@ async fn run_stack(
     let records = drive(
         arrivals,
         DEADLINE,
-        async |_, _| next_call(),
+        async |_| next_call(),
         |at| {
             let should_fail = at >= healthy && at < healthy + down;
             if should_fail != failing {

@@ -155,13 +155,13 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str), io_bound: bool) -> Sce
 async fn run_stack(stack: Stack, config: SimConfig, arrivals: &[Duration]) -> Vec<Record> {
     let backend = SimBackend::new(config).expect("a valid simulated server");
     let send: Box<dyn Fn() -> Call> = match stack {
-        Stack::None => Box::new(move || sim::call(&backend)),
+        Stack::None => sim::caller(backend),
         Stack::Tower(limit) => {
             let service = ServiceBuilder::new()
                 .load_shed()
                 .concurrency_limit(limit)
                 .service(backend);
-            Box::new(move || sim::call(&service))
+            sim::caller(service)
         }
         Stack::Bbr(gate, pinned) => {
             let cpu: Arc<dyn CpuUsage> = if let Some(usage) = pinned {
@@ -182,10 +182,10 @@ async fn run_stack(stack: Stack, config: SimConfig, arrivals: &[Duration]) -> Ve
                 .build_with(TokioClock::new(), cpu)
                 .expect("a valid limiter");
             let service = RateLimitLayer::from_limiter(Arc::new(limiter)).layer(backend);
-            Box::new(move || sim::call(&service))
+            sim::caller(service)
         }
     };
-    drive(arrivals, DEADLINE, async |_, _| send(), |_| {}).await
+    drive(arrivals, DEADLINE, async |_| send(), |_| {}).await
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -10,7 +10,7 @@ use rampart_core::TokioClock;
 use rampart_fault::{FaultConfig, FaultLayer};
 use rampart_retry::{Budget, BudgetSnapshot, RatioConfig, RetryConfig, RetryLayer, TokenConfig};
 use tower::retry::budget::TpsBudget;
-use tower::{BoxError, Layer, service_fn};
+use tower::{Layer, service_fn};
 
 use super::{Options, Scenario};
 use crate::report::{Chart, Check, ScenarioReport, StackReport};
@@ -211,7 +211,7 @@ async fn run_stack(
     let backend = faults.layer(service_fn(|()| async { Ok::<_, Infallible>(()) }));
     let config = RetryConfig::default().with_seed(seed);
     let next_call: Box<dyn Fn() -> Call> = match stack {
-        Stack::Naive => boxed(
+        Stack::Naive => sim::caller(
             RetryLayer::new(config, Unlimited)
                 .expect("valid")
                 .layer(backend),
@@ -220,13 +220,13 @@ async fn run_stack(
             let budget = RatioConfig::default()
                 .build_with_clock(TokioClock::new())
                 .expect("valid");
-            boxed(
+            sim::caller(
                 RetryLayer::new(config, budget)
                     .expect("valid")
                     .layer(backend),
             )
         }
-        Stack::Token => boxed(
+        Stack::Token => sim::caller(
             RetryLayer::new(config, TokenConfig::default().build().expect("valid"))
                 .expect("valid")
                 .layer(backend),
@@ -236,7 +236,7 @@ async fn run_stack(
                 budget: Arc::new(TpsBudget::default()),
                 attempts: 1,
             };
-            boxed(tower::retry::RetryLayer::new(policy).layer(backend))
+            sim::caller(tower::retry::RetryLayer::new(policy).layer(backend))
         }
     };
     let samples = Samples::default();
@@ -244,7 +244,7 @@ async fn run_stack(
     let records = drive(
         arrivals,
         DEADLINE,
-        async |_, _| next_call(),
+        async |_| next_call(),
         |at| {
             while Duration::from_secs(second) <= at {
                 tick_samples.take(Duration::from_secs(second), vec![handle.stats().requests]);
@@ -264,12 +264,4 @@ async fn run_stack(
     // The last count, once every retry has been made, closes the run.
     samples.take(duration, vec![handle.stats().requests]);
     (records, samples)
-}
-
-fn boxed<S>(service: S) -> Box<dyn Fn() -> Call>
-where
-    S: tower::Service<(), Response = (), Error = BoxError> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    Box::new(move || sim::call(&service))
 }
