@@ -186,15 +186,20 @@ impl BbrConfig {
     /// As [`validate`](Self::validate); and, with the `Cpu` or `Either` gate, field `cpu` when
     /// no CPU usage can be read on this system (naming why).
     pub fn build(self) -> Result<BbrLimiter, ConfigError> {
-        let cpu = if self.gate.uses_cpu() {
+        let cpu = self.system_cpu()?;
+        self.build_with(SystemClock::new(), cpu)
+    }
+
+    /// The machine's CPU usage as this configuration's gate needs it: sampled for the `Cpu`
+    /// and `Either` gates, never read (no sampler started) for the `Latency` gate.
+    pub(crate) fn system_cpu(&self) -> Result<SystemCpu, ConfigError> {
+        if self.gate.uses_cpu() {
             SystemCpu::new().map_err(|err| {
                 ConfigError::new("cpu", format!("needs a readable CPU usage: {err}"))
-            })?
+            })
         } else {
-            // The latency gate never reads the CPU: do not start a sampler for it.
-            SystemCpu::unused()
-        };
-        self.build_with(SystemClock::new(), cpu)
+            Ok(SystemCpu::unused())
+        }
     }
 
     /// Builds a limiter reading `clock` and `cpu`.

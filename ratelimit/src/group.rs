@@ -59,8 +59,7 @@ impl<K: fmt::Debug> LimiterGroup<K> {
     ///
     /// As [`BbrConfig::build`].
     pub fn new(config: BbrConfig) -> Result<Self, ConfigError> {
-        let cpu = crate::SystemCpu::new()
-            .map_err(|err| ConfigError::new("cpu", format!("needs a readable CPU usage: {err}")))?;
+        let cpu = config.system_cpu()?;
         Self::with(config, SystemClock::new(), cpu)
     }
 }
