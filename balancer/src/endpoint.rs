@@ -37,9 +37,6 @@ pub(crate) struct EndpointStats {
     lag_ns: AtomicU64,
     success: AtomicU64,
     inflight: AtomicU64,
-    /// One more than the nanosecond instant of the last pick; 0 before any.
-    last_pick: AtomicU64,
-    picks: AtomicU64,
     weight: AtomicU64,
     /// The decay time constant, in nanoseconds.
     tau_ns: f64,
@@ -67,8 +64,6 @@ impl EndpointStats {
             lag_ns: AtomicU64::new(lag_ns.to_bits()),
             success: AtomicU64::new(1.0_f64.to_bits()),
             inflight: AtomicU64::new(0),
-            last_pick: AtomicU64::new(0),
-            picks: AtomicU64::new(0),
             weight: AtomicU64::new(1.0_f64.to_bits()),
             tau_ns: tau.as_nanos() as f64,
         }
@@ -88,8 +83,6 @@ impl EndpointStats {
             }
         };
         self.inflight.fetch_add(1, Ordering::Relaxed);
-        self.last_pick.store(start + 1, Ordering::Relaxed);
-        self.picks.fetch_add(1, Ordering::Relaxed);
         Ticket { slot, started: now }
     }
 
@@ -172,28 +165,12 @@ impl EndpointStats {
         self.inflight.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn picks(&self) -> u64 {
-        self.picks.load(Ordering::Relaxed)
-    }
-
     pub(crate) fn weight(&self) -> f64 {
         f64::from_bits(self.weight.load(Ordering::Relaxed))
     }
 
     pub(crate) fn set_weight(&self, weight: f64) {
         self.weight.store(weight.to_bits(), Ordering::Relaxed);
-    }
-
-    /// Counts `now` as the last pick (without a request): the clock of the force-pick starts.
-    pub(crate) fn touch(&self, now: Duration) {
-        self.last_pick
-            .store(saturating_nanos(now).min(FREE - 1) + 1, Ordering::Relaxed);
-    }
-
-    /// Whether the endpoint has gone unpicked for `longer_than` as of `now`.
-    pub(crate) fn unpicked_for(&self, now: Duration, longer_than: Duration) -> bool {
-        let last = self.last_pick.load(Ordering::Relaxed);
-        last != 0 && saturating_nanos(now).saturating_sub(last - 1) > saturating_nanos(longer_than)
     }
 
     /// Whether any completion has been recorded.

@@ -53,7 +53,6 @@ impl<C: Clock, L> Completion<C, L> {
 impl<C, L> Drop for Completion<C, L> {
     fn drop(&mut self) {
         if !self.done {
-            self.done = true;
             let outcome = std::thread::panicking().then_some(Outcome::Failure);
             self.stats
                 .end(&self.ticket, (self.now)(&self.clock), outcome);

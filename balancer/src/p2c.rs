@@ -37,6 +37,10 @@ struct Endpoint<K, S> {
     slot: Slot,
     metrics: EndpointMetrics,
     score_published: Option<Duration>,
+    /// Requests sent to it.
+    picks: u64,
+    /// When it was last picked (or added: the force-pick clock starts then).
+    last_pick: Duration,
     /// Whether its cost has crossed into avoidance (reported with feature `tracing`).
     #[cfg(feature = "tracing")]
     avoided: bool,
@@ -273,7 +277,7 @@ where
                 lag: Duration::from_secs_f64(endpoint.stats.lag_ns() / 1e9),
                 success: endpoint.stats.success(),
                 inflight: endpoint.stats.inflight(),
-                picks: endpoint.stats.picks(),
+                picks: endpoint.picks,
                 weight: endpoint.stats.weight(),
                 ready: matches!(endpoint.slot, Slot::Ready(_)),
             })
@@ -342,8 +346,8 @@ where
         }
         let now = self.clock.now();
         let stats = Arc::new(EndpointStats::new(self.median_warm_lag(), self.config.tau));
-        // As if just picked: it competes on its prior, and is forced in if it keeps losing.
-        stats.touch(now);
+        // As if just picked (`last_pick`): it competes on its prior, and is forced in if it
+        // keeps losing.
         let at = self.endpoints.len();
         self.endpoints.push(Endpoint {
             metrics: self.metrics.endpoint((self.label)(&key)),
@@ -352,6 +356,8 @@ where
             stats,
             slot: Slot::Pending(0),
             score_published: None,
+            picks: 0,
+            last_pick: now,
             #[cfg(feature = "tracing")]
             avoided: false,
         });
@@ -424,10 +430,7 @@ where
             self.note_avoidance(a, a_cost, b_cost);
             self.note_avoidance(b, b_cost, a_cost);
         }
-        if self.endpoints[worse]
-            .stats
-            .unpicked_for(now, self.config.force_pick_after)
-        {
+        if now.saturating_sub(self.endpoints[worse].last_pick) > self.config.force_pick_after {
             worse
         } else {
             better
@@ -564,6 +567,8 @@ where
             self.clock.clone(),
             self.classifier.clone(),
         );
+        endpoint.picks += 1;
+        endpoint.last_pick = now;
         endpoint.metrics.picks.increment(1);
         ResponseFuture::sent(endpoint.service.call(request), completion)
     }

@@ -57,7 +57,6 @@ impl<C: Clock, L> Completion<C, L> {
 impl<C, L> Drop for Completion<C, L> {
     fn drop(&mut self) {
         if !self.recorded {
-            self.recorded = true;
             let outcome = if std::thread::panicking() {
                 Outcome::Failure
             } else {

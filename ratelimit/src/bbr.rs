@@ -467,7 +467,6 @@ impl<C, U> Permit<'_, C, U> {
 impl<C, U> Drop for Permit<'_, C, U> {
     fn drop(&mut self) {
         if !self.done {
-            self.done = true;
             (self.release_now)(self.limiter, self.started);
         }
     }
@@ -508,7 +507,6 @@ impl<C, U> OwnedPermit<C, U> {
 impl<C, U> Drop for OwnedPermit<C, U> {
     fn drop(&mut self) {
         if !self.done {
-            self.done = true;
             (self.release_now)(&self.limiter, self.started);
         }
     }
