@@ -2,6 +2,7 @@
 //! checks against the thresholds.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -114,8 +115,8 @@ pub struct Check {
     pub stack: String,
     /// The figure checked.
     pub figure: String,
-    /// `"<="` or `">="`.
-    pub op: String,
+    /// How the value must compare with the bound.
+    pub op: Op,
     /// The bound.
     pub threshold: f64,
     /// The measured value.
@@ -127,32 +128,57 @@ pub struct Check {
 impl Check {
     /// `stack`'s `figure` must be at least `threshold`.
     pub fn at_least(stacks: &[StackReport], stack: &str, figure: &str, threshold: f64) -> Self {
-        Self::new(stacks, stack, figure, ">=", threshold)
+        Self::new(stacks, stack, figure, Op::AtLeast, threshold)
     }
 
     /// `stack`'s `figure` must be at most `threshold`.
     pub fn at_most(stacks: &[StackReport], stack: &str, figure: &str, threshold: f64) -> Self {
-        Self::new(stacks, stack, figure, "<=", threshold)
+        Self::new(stacks, stack, figure, Op::AtMost, threshold)
     }
 
-    fn new(stacks: &[StackReport], stack: &str, figure: &str, op: &str, threshold: f64) -> Self {
-        let value = stacks
-            .iter()
-            .find(|s| s.name == stack)
-            .map_or(f64::NAN, |s| s.get(figure));
+    fn new(stacks: &[StackReport], stack: &str, figure: &str, op: Op, threshold: f64) -> Self {
+        let value = self::figure(stacks, stack, figure);
         let passed = match op {
-            ">=" => value >= threshold,
-            _ => value <= threshold,
+            Op::AtLeast => value >= threshold,
+            Op::AtMost => value <= threshold,
         };
         Self {
             stack: stack.to_owned(),
             figure: figure.to_owned(),
-            op: op.to_owned(),
+            op,
             threshold,
             value,
             passed,
         }
     }
+}
+
+/// How a check's value must compare with its bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Op {
+    /// At least the bound.
+    #[serde(rename = ">=")]
+    AtLeast,
+    /// At most the bound.
+    #[serde(rename = "<=")]
+    AtMost,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::AtLeast => "≥",
+            Self::AtMost => "≤",
+        })
+    }
+}
+
+/// `stack`'s `figure` among `stacks` (NaN when either is missing).
+pub fn figure(stacks: &[StackReport], stack: &str, figure: &str) -> f64 {
+    stacks
+        .iter()
+        .find(|s| s.name == stack)
+        .map_or(f64::NAN, |s| s.get(figure))
 }
 
 impl LabReport {

@@ -25,9 +25,8 @@ pub fn number(value: f64) -> String {
 
 /// How a check reads beside its figure: `[≥ 0.900 ok]`.
 pub fn bound(check: &Check) -> String {
-    let op = if check.op == ">=" { "≥" } else { "≤" };
     let verdict = if check.passed { "ok" } else { "MISSED" };
-    format!("[{op} {} {verdict}]", number(check.threshold))
+    format!("[{} {} {verdict}]", check.op, number(check.threshold))
 }
 
 /// The figure names of a scenario, in the order its stacks first report them.

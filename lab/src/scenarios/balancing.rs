@@ -13,7 +13,7 @@ use tower::util::ServiceFn;
 use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
 
 use super::{Options, Scenario};
-use crate::report::{Chart, Check, ScenarioReport, StackReport};
+use crate::report::{self, Chart, Check, ScenarioReport, StackReport};
 use crate::sim::{
     self, Call, Fate, Record, Samples, arrivals, between, drive, outcome, quantile_ms, simulate,
 };
@@ -131,10 +131,7 @@ fn run(
     }
     let checks = match misbehaviour {
         Misbehaviour::Slow => {
-            let towers = reports
-                .iter()
-                .find(|r| r.name == TOWER)
-                .map_or(f64::NAN, |r| r.get("p99_ms"));
+            let towers = report::figure(&reports, TOWER, "p99_ms");
             vec![
                 Check::at_most(&reports, RAMPART, "share", thresholds::SLOW_SHARE),
                 Check::at_most(

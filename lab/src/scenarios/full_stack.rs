@@ -16,7 +16,7 @@ use tower::buffer::Buffer;
 use tower::discover::Change;
 
 use super::{Options, Scenario};
-use crate::report::{Chart, Check, ScenarioReport, StackReport};
+use crate::report::{self, Chart, Check, ScenarioReport, StackReport};
 use crate::sim::{self, Record, arrivals, between, drive, quantile_ms, simulate};
 use crate::thresholds;
 
@@ -36,13 +36,14 @@ const OVERLOAD_LOAD: f64 = 1.5;
 /// 10× the unloaded p99 (20 ms).
 const DEADLINE: Duration = Duration::from_millis(200);
 const BIN: Duration = Duration::from_secs(1);
+const NONE: &str = "none";
 const RAMPART: &str = "rampart";
 
 pub(super) const FULL_STACK: Scenario = Scenario {
     name: "full-stack",
     description: "10 clients → 3 servers (8 workers, 10 ms); load 0.6× → 1.5× the fleet for 30 s, one server 3× slower from 10 s into it",
     duration: Duration::from_secs(60),
-    stacks: &["none", RAMPART],
+    stacks: &[NONE, RAMPART],
     run,
 };
 
@@ -140,7 +141,7 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> ScenarioReport {
                 ),
         );
     }
-    let none = reports.first().map_or(f64::NAN, |r| r.get("goodput"));
+    let none = report::figure(&reports, NONE, "goodput");
     if let Some(rampart) = reports.iter_mut().find(|r| r.name == RAMPART) {
         let vs_none = rampart.get("goodput") / none.max(1e-9);
         rampart.set("vs_none", vs_none);
