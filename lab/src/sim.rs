@@ -213,6 +213,52 @@ impl Samples {
     }
 }
 
+/// Takes counts into [`Samples`] at chosen instants as a run passes them: call
+/// [`tick`](Self::tick) from [`drive`]'s `tick`.
+#[derive(Debug)]
+pub struct Sampler {
+    samples: Samples,
+    /// The instants to sample at, in order.
+    times: Vec<Duration>,
+    /// The first instant not yet sampled.
+    next: usize,
+}
+
+impl Sampler {
+    /// Samples into `samples` at each of `times`.
+    pub fn new(samples: Samples, mut times: Vec<Duration>) -> Self {
+        times.sort();
+        times.dedup();
+        Self {
+            samples,
+            times,
+            next: 0,
+        }
+    }
+
+    /// Takes `count()` (read once) for every instant up to `at` not yet sampled.
+    pub fn tick(&mut self, at: Duration, count: impl FnOnce() -> Vec<u64>) {
+        if self.times.get(self.next).is_none_or(|&time| time > at) {
+            return;
+        }
+        let counts = count();
+        while let Some(&time) = self.times.get(self.next)
+            && time <= at
+        {
+            self.samples.take(time, counts.clone());
+            self.next += 1;
+        }
+    }
+}
+
+/// The start of every `bin` of a run of `duration`.
+pub fn bin_starts(duration: Duration, bin: Duration) -> Vec<Duration> {
+    (0..)
+        .map(|n| bin * n)
+        .take_while(|start| *start <= duration)
+        .collect()
+}
+
 /// Maps a stack's result to an [`Outcome`]: errors [`is_refusal`] recognises are local
 /// refusals, other errors failures.
 pub fn outcome<T>(result: &Result<T, tower::BoxError>) -> Outcome {
@@ -372,5 +418,27 @@ mod tests {
         assert_eq!(outcome::<()>(&Err(refused)), Outcome::Refused);
         assert_eq!(outcome::<()>(&Err(failed)), Outcome::Err);
         assert_eq!(outcome(&Ok(())), Outcome::Ok);
+    }
+
+    #[test]
+    fn a_sampler_takes_every_instant_a_tick_passes_once() {
+        let samples = Samples::default();
+        let mut times = bin_starts(Duration::from_secs(3), Duration::from_secs(1));
+        times.push(Duration::from_millis(1_500));
+        let mut sampler = Sampler::new(samples.clone(), times);
+        let mut reads = 0;
+        for (at, count) in [(0, 10), (400, 11), (2_100, 20), (2_900, 21), (3_000, 30)] {
+            sampler.tick(Duration::from_millis(at), || {
+                reads += 1;
+                vec![count]
+            });
+        }
+        // 0 s at the first tick; 1 s, 1.5 s and 2 s at the tick of 2.1 s; 3 s at the last.
+        assert_eq!(reads, 3);
+        let at = |ms| samples.at(Duration::from_millis(ms));
+        assert_eq!(at(999), vec![10]);
+        assert_eq!(at(1_500), vec![20]);
+        assert_eq!(at(2_999), vec![20]);
+        assert_eq!(at(3_000), vec![30]);
     }
 }

@@ -15,7 +15,8 @@ use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
 use super::{Options, Scenario};
 use crate::report::{self, Chart, Check, ScenarioReport, StackReport};
 use crate::sim::{
-    self, Call, Fate, Record, Samples, arrivals, between, drive, outcome, quantile_ms, simulate,
+    self, Call, Fate, Record, Sampler, Samples, arrivals, between, drive, outcome, quantile_ms,
+    simulate,
 };
 use crate::thresholds;
 
@@ -256,24 +257,17 @@ async fn run_stack(
     let (endpoints, handles) = endpoints(seed);
     let samples = Samples::default();
     let bad = bad.with_seed(seed.wrapping_add(100 + BAD as u64));
-    let (mut changed, mut second, mut measuring) = (false, 0_u32, false);
-    let (tick_samples, final_handles) = (samples.clone(), handles.clone());
+    let mut changed = false;
+    let mut times = sim::bin_starts(duration, BIN);
+    times.push(from);
+    let mut sampler = Sampler::new(samples.clone(), times);
+    let final_handles = handles.clone();
     let tick = move |at: Duration| {
         if at >= before && !changed {
             changed = true;
             handles[BAD].set(bad.clone()).expect("valid faults");
         }
-        while BIN * second <= at {
-            tick_samples.take(
-                BIN * second,
-                handles.iter().map(|h| h.stats().requests).collect(),
-            );
-            second += 1;
-        }
-        if at >= from && !measuring {
-            measuring = true;
-            tick_samples.take(from, handles.iter().map(|h| h.stats().requests).collect());
-        }
+        sampler.tick(at, || handles.iter().map(|h| h.stats().requests).collect());
     };
     let records = match stack {
         Stack::RoundRobin => {

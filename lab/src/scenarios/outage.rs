@@ -12,7 +12,7 @@ use tower::{Layer, service_fn};
 
 use super::{Options, Scenario};
 use crate::report::{Chart, Check, ScenarioReport, StackReport};
-use crate::sim::{self, Call, Fate, Record, Samples, arrivals, between, drive, simulate};
+use crate::sim::{self, Call, Fate, Record, Sampler, Samples, arrivals, between, drive, simulate};
 use crate::thresholds;
 
 const HEALTHY: Duration = Duration::from_secs(10);
@@ -129,10 +129,9 @@ async fn run_stack(
         }
     };
     let samples = Samples::default();
-    let (tick_samples, mut failing) = (samples.clone(), false);
     let window = BreakerConfig::default().window;
-    let edges = [healthy + window, healthy + down];
-    let mut next_edge = 0;
+    let edges = vec![healthy + window, healthy + down];
+    let (mut sampler, mut failing) = (Sampler::new(samples.clone(), edges), false);
     let records = drive(
         arrivals,
         DEADLINE,
@@ -145,10 +144,7 @@ async fn run_stack(
                     .update(|config| config.error_rate = if failing { 1.0 } else { 0.0 })
                     .expect("a valid rate");
             }
-            while next_edge < edges.len() && at >= edges[next_edge] {
-                tick_samples.take(edges[next_edge], vec![handle.stats().requests]);
-                next_edge += 1;
-            }
+            sampler.tick(at, || vec![handle.stats().requests]);
         },
     )
     .await;

@@ -14,7 +14,7 @@ use tower::{Layer, service_fn};
 
 use super::{Options, Scenario};
 use crate::report::{Chart, Check, ScenarioReport, StackReport};
-use crate::sim::{self, Call, Record, Samples, arrivals, between, drive, simulate};
+use crate::sim::{self, Call, Record, Sampler, Samples, arrivals, between, drive, simulate};
 use crate::thresholds;
 
 const DOWN: Duration = Duration::from_secs(30);
@@ -240,20 +240,18 @@ async fn run_stack(
         }
     };
     let samples = Samples::default();
-    let (tick_samples, mut second, mut partial) = (samples.clone(), 0_u64, false);
+    // Counts at every bin and when the backend recovers (`down` need not be a whole second).
+    let mut times = sim::bin_starts(duration, BIN);
+    times.push(down);
+    let (mut sampler, mut partial) = (Sampler::new(samples.clone(), times), false);
     let records = drive(
         arrivals,
         DEADLINE,
         async |_| next_call(),
         |at| {
-            while Duration::from_secs(second) <= at {
-                tick_samples.take(Duration::from_secs(second), vec![handle.stats().requests]);
-                second += 1;
-            }
+            sampler.tick(at, || vec![handle.stats().requests]);
             if at >= down && !partial {
-                // The count when the backend recovers (`down` need not be a whole second).
                 partial = true;
-                tick_samples.take(down, vec![handle.stats().requests]);
                 handle
                     .update(|config| config.error_rate = 0.1)
                     .expect("a valid rate");
