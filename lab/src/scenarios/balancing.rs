@@ -260,14 +260,14 @@ async fn run_stack(
     let mut changed = false;
     let mut times = sim::bin_starts(duration, BIN);
     times.push(from);
-    let mut sampler = Sampler::new(samples.clone(), times);
+    let mut counter = Sampler::new(samples.clone(), times);
     let final_handles = handles.clone();
     let tick = move |at: Duration| {
         if at >= before && !changed {
             changed = true;
             handles[BAD].set(bad.clone()).expect("valid faults");
         }
-        sampler.tick(at, || handles.iter().map(|h| h.stats().requests).collect());
+        counter.tick(at, || handles.iter().map(|h| h.stats().requests).collect());
     };
     let records = match stack {
         Stack::RoundRobin => {

@@ -131,7 +131,7 @@ async fn run_stack(
     let samples = Samples::default();
     let window = BreakerConfig::default().window;
     let edges = vec![healthy + window, healthy + down];
-    let (mut sampler, mut failing) = (Sampler::new(samples.clone(), edges), false);
+    let (mut counter, mut failing) = (Sampler::new(samples.clone(), edges), false);
     let records = drive(
         arrivals,
         DEADLINE,
@@ -144,7 +144,7 @@ async fn run_stack(
                     .update(|config| config.error_rate = if failing { 1.0 } else { 0.0 })
                     .expect("a valid rate");
             }
-            sampler.tick(at, || vec![handle.stats().requests]);
+            counter.tick(at, || vec![handle.stats().requests]);
         },
     )
     .await;

@@ -243,13 +243,13 @@ async fn run_stack(
     // Counts at every bin and when the backend recovers (`down` need not be a whole second).
     let mut times = sim::bin_starts(duration, BIN);
     times.push(down);
-    let (mut sampler, mut partial) = (Sampler::new(samples.clone(), times), false);
+    let (mut counter, mut partial) = (Sampler::new(samples.clone(), times), false);
     let records = drive(
         arrivals,
         DEADLINE,
         async |_| next_call(),
         |at| {
-            sampler.tick(at, || vec![handle.stats().requests]);
+            counter.tick(at, || vec![handle.stats().requests]);
             if at >= down && !partial {
                 partial = true;
                 handle
