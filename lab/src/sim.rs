@@ -425,10 +425,10 @@ mod tests {
         let samples = Samples::default();
         let mut times = bin_starts(Duration::from_secs(3), Duration::from_secs(1));
         times.push(Duration::from_millis(1_500));
-        let mut sampler = Sampler::new(samples.clone(), times);
+        let mut counter = Sampler::new(samples.clone(), times);
         let mut reads = 0;
         for (at, count) in [(0, 10), (400, 11), (2_100, 20), (2_900, 21), (3_000, 30)] {
-            sampler.tick(Duration::from_millis(at), || {
+            counter.tick(Duration::from_millis(at), || {
                 reads += 1;
                 vec![count]
             });
