@@ -253,10 +253,8 @@ impl Sampler {
 
 /// The start of every `bin` of a run of `duration`.
 pub fn bin_starts(duration: Duration, bin: Duration) -> Vec<Duration> {
-    (0..)
-        .map(|n| bin * n)
-        .take_while(|start| *start <= duration)
-        .collect()
+    let bins = u32::try_from(duration.as_nanos() / bin.as_nanos().max(1)).unwrap_or(u32::MAX);
+    (0..=bins).map(|n| bin * n).collect()
 }
 
 /// Maps a stack's result to an [`Outcome`]: errors [`is_refusal`] recognises are local
