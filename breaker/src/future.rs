@@ -22,9 +22,6 @@ pub(crate) struct Completion<C, L> {
     classifier: L,
     admitted_at: Duration,
     recorded: bool,
-    /// `SreBreaker::record_at` for this clock type, captured where `C: Clock` is known, so
-    /// that `Drop` (which cannot add that bound) can record too.
-    record_at: fn(&SreBreaker<C>, Duration, Outcome),
 }
 
 impl<C: Clock, L> Completion<C, L> {
@@ -34,7 +31,6 @@ impl<C: Clock, L> Completion<C, L> {
             classifier,
             admitted_at,
             recorded: false,
-            record_at: SreBreaker::<C>::record_at,
         }
     }
 
@@ -49,7 +45,7 @@ impl<C: Clock, L> Completion<C, L> {
     fn record(&mut self, outcome: Outcome) {
         if !self.recorded {
             self.recorded = true;
-            (self.record_at)(&self.breaker, self.admitted_at, outcome);
+            self.breaker.record_at(self.admitted_at, outcome);
         }
     }
 }
@@ -63,7 +59,7 @@ impl<C, L> Drop for Completion<C, L> {
                 self.breaker.config().on_cancel
             };
             if outcome != Outcome::Ignore {
-                (self.record_at)(&self.breaker, self.admitted_at, outcome);
+                self.breaker.record_at(self.admitted_at, outcome);
             }
         }
     }

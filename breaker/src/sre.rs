@@ -231,27 +231,6 @@ impl<C: Clock> SreBreaker<C> {
         self.record_at(self.window.clock().now(), outcome);
     }
 
-    /// Records the outcome of an admitted call at instant `now` (read from
-    /// [`clock`](Self::clock)). [`Outcome::Ignore`] records nothing.
-    ///
-    /// `now` may be the instant the call was admitted (`allow_at`'s): an instant older than
-    /// the window's newest bucket counts in the newest bucket, so a layer can read the clock
-    /// once per request.
-    #[inline]
-    pub fn record_at(&self, now: Duration, outcome: Outcome) {
-        match outcome {
-            Outcome::Success => {
-                self.window.record_at(now, 1);
-                self.metrics.success();
-            }
-            Outcome::Failure => {
-                self.window.record_at(now, 0);
-                self.metrics.failure();
-            }
-            Outcome::Ignore => {}
-        }
-    }
-
     /// `Adaptive` only: whether this would-be rejection is the bucket's probe, let through
     /// so that a recovered backend is noticed within a bucket.
     #[inline]
@@ -399,6 +378,27 @@ impl<C: Clock> SreBreaker<C> {
 }
 
 impl<C> SreBreaker<C> {
+    /// Records the outcome of an admitted call at instant `now` (read from
+    /// [`clock`](Self::clock)). [`Outcome::Ignore`] records nothing.
+    ///
+    /// `now` may be the instant the call was admitted (`allow_at`'s): an instant older than
+    /// the window's newest bucket counts in the newest bucket, so a layer can read the clock
+    /// once per request.
+    #[inline]
+    pub fn record_at(&self, now: Duration, outcome: Outcome) {
+        match outcome {
+            Outcome::Success => {
+                self.window.record_at(now, 1);
+                self.metrics.success();
+            }
+            Outcome::Failure => {
+                self.window.record_at(now, 0);
+                self.metrics.failure();
+            }
+            Outcome::Ignore => {}
+        }
+    }
+
     /// The configuration the breaker was built with.
     pub fn config(&self) -> &BreakerConfig {
         &self.config

@@ -179,7 +179,7 @@ impl<C: Clock> RollingWindow<C> {
     }
 }
 
-/// # Recording
+/// # Recording and reading now
 impl<C: Clock> RollingWindow<C> {
     /// Adds `value` to the current bucket, reading the window's clock.
     #[inline]
@@ -187,6 +187,26 @@ impl<C: Clock> RollingWindow<C> {
         self.record_at(self.clock.now(), value);
     }
 
+    /// The sum of the values recorded in the window, current bucket included.
+    pub fn sum(&self) -> u64 {
+        self.view(View::IncludingCurrent).sum()
+    }
+
+    /// The number of values recorded in the window, current bucket included.
+    pub fn count(&self) -> u64 {
+        self.view(View::IncludingCurrent).count()
+    }
+
+    /// The window's buckets as of now, reading the window's clock.
+    pub fn view(&self, which: View) -> WindowView<'_> {
+        self.view_at(self.clock.now(), which)
+    }
+}
+
+/// # Recording at a given instant
+///
+/// These never read the clock, so they need no `Clock` bound: a guard's `Drop` can call them.
+impl<C> RollingWindow<C> {
     /// Adds `value` to the bucket of instant `now` (read from the window's clock), or to the
     /// newest bucket if `now` is older than it.
     ///
@@ -259,23 +279,8 @@ impl<C: Clock> RollingWindow<C> {
     }
 }
 
-/// # Reading
-impl<C: Clock> RollingWindow<C> {
-    /// The sum of the values recorded in the window, current bucket included.
-    pub fn sum(&self) -> u64 {
-        self.view(View::IncludingCurrent).sum()
-    }
-
-    /// The number of values recorded in the window, current bucket included.
-    pub fn count(&self) -> u64 {
-        self.view(View::IncludingCurrent).count()
-    }
-
-    /// The window's buckets as of now, reading the window's clock.
-    pub fn view(&self, which: View) -> WindowView<'_> {
-        self.view_at(self.clock.now(), which)
-    }
-
+/// # Reading at a given instant
+impl<C> RollingWindow<C> {
     /// The window's buckets as of instant `now` (read from the window's clock). An instant
     /// older than the newest bucket reads as the newest bucket's.
     pub fn view_at(&self, now: Duration, which: View) -> WindowView<'_> {
