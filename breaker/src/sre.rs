@@ -1,11 +1,11 @@
 //! [`SreBreaker`]: the adaptive-throttling algorithm, with no tower types.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rampart_core::{
-    BucketStats, Clock, ConfigError, Outcome, PerBucketCache, RollingWindow, SystemClock, View,
+    BucketStats, Clock, ConfigError, OncePerBucket, Outcome, PerBucketCache, RollingWindow,
+    SystemClock, View,
 };
 
 use crate::draw::Draws;
@@ -128,8 +128,8 @@ pub struct SreBreaker<C = SystemClock> {
     /// `[sum, count]` of the completed buckets and `[sum, count]` of the newest completed
     /// bucket, for the bucket they were computed in.
     completed: PerBucketCache<4>,
-    /// `Adaptive` only: one more than the bucket in which the last probe was let through.
-    probed: AtomicU64,
+    /// `Adaptive` only: claimed by the first would-be rejection of each bucket, the probe.
+    probed: OncePerBucket,
     draws: Draws,
     metrics: BreakerMetrics,
 }
@@ -162,7 +162,7 @@ impl<C: Clock> SreBreaker<C> {
         config.validate()?;
         let window = config.window_config().build_with_clock(clock)?;
         Ok(Self {
-            probed: AtomicU64::new(0),
+            probed: OncePerBucket::new(),
             draws: Draws::new(config.seed),
             metrics: metrics(&config.name),
             completed: PerBucketCache::new(),
@@ -238,12 +238,7 @@ impl<C: Clock> SreBreaker<C> {
         if self.config.rejections != Rejections::Adaptive {
             return false;
         }
-        let probed = self.probed.load(Ordering::Relaxed);
-        probed <= bucket
-            && self
-                .probed
-                .compare_exchange(probed, bucket + 1, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+        self.probed.claim(bucket)
     }
 
     /// The probability that a call at `now` is rejected (also published as the

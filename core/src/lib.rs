@@ -73,5 +73,6 @@ pub use crate::error::{ConfigError, check};
 pub use crate::group::KeyedGroup;
 pub use crate::rejected::Rejected;
 pub use crate::window::{
-    BucketStats, Buckets, PerBucketCache, RollingWindow, Stripes, View, WindowConfig, WindowView,
+    BucketStats, Buckets, OncePerBucket, PerBucketCache, RollingWindow, Stripes, View,
+    WindowConfig, WindowView,
 };

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rampart_core::clock::saturating_nanos;
-use rampart_core::{Clock, ConfigError, PerBucketCache, RollingWindow, SystemClock, View};
+use rampart_core::{
+    Clock, ConfigError, OncePerBucket, PerBucketCache, RollingWindow, SystemClock, View,
+};
 
 use crate::cpu::CpuUsage;
 use crate::metrics::LimiterMetrics;
@@ -116,8 +118,8 @@ pub struct BbrLimiter<C = SystemClock, U = SystemCpu> {
     inflight: AtomicU64,
     /// One more than the nanosecond instant of the most recent drop; 0 before any.
     last_drop: AtomicU64,
-    /// One more than the bucket whose gauges were last published.
-    published: AtomicU64,
+    /// Claimed by the first request of each bucket, which publishes the gauges.
+    published: OncePerBucket,
     buckets_per_second: f64,
     cpu: U,
     metrics: LimiterMetrics,
@@ -159,7 +161,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
             stats: PerBucketCache::new(),
             inflight: AtomicU64::new(0),
             last_drop: AtomicU64::new(0),
-            published: AtomicU64::new(0),
+            published: OncePerBucket::new(),
             buckets_per_second,
             cpu,
             config,
@@ -362,14 +364,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         inflight: u64,
         stats: &impl Fn() -> Stats,
     ) {
-        let bucket = bucket.saturating_add(1);
-        let published = self.published.load(Ordering::Relaxed);
-        if bucket > published
-            && self
-                .published
-                .compare_exchange(published, bucket, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if self.published.claim(bucket) {
             self.metrics.inflight.set(inflight as f64);
             self.metrics.cpu.set(self.cpu.usage());
             self.metrics.max_inflight.set(stats().max_inflight as f64);

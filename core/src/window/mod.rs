@@ -69,6 +69,7 @@
 
 mod cache;
 mod config;
+mod once;
 mod ring;
 mod view;
 
@@ -77,6 +78,7 @@ use std::time::Duration;
 
 pub use self::cache::PerBucketCache;
 pub use self::config::{Stripes, WindowConfig};
+pub use self::once::OncePerBucket;
 use self::ring::StripedRing;
 pub use self::view::{BucketStats, Buckets, View, WindowView};
 use crate::clock::saturating_nanos;
