@@ -8,39 +8,22 @@
 //! (`allow()` and `record()` read the clock once each; the layer reads it once per request),
 //! and the layer adding no more than `ConcurrencyLimit` does.
 
-use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use failsafe::futures::CircuitBreaker as _;
-use rampart_benches::call_ready;
+use rampart_benches::{backend, call_ready, layer_floors};
 use rampart_breaker::{BreakerConfig, BreakerLayer};
-use rampart_core::{Clock, CoarseClock, ManualClock, Outcome, SystemClock};
-use tower::limit::ConcurrencyLimitLayer;
+use rampart_core::{CoarseClock, ManualClock, Outcome};
 use tower::{Layer, service_fn};
-
-fn backend() -> impl tower::Service<u32, Response = u32, Error = Infallible, Future: Send> + Clone {
-    service_fn(|request: u32| std::future::ready(Ok::<_, Infallible>(request)))
-}
 
 fn breaker(c: &mut Criterion) {
     let mut group = c.benchmark_group("breaker");
     group.throughput(Throughput::Elements(1));
 
-    let clock = SystemClock::new();
-    group.bench_function("floor/system_clock_now", |b| b.iter(|| clock.now()));
-
-    let mut bare = backend();
-    group.bench_function("floor/bare_service", |b| {
-        b.iter(|| call_ready(&mut bare, black_box(1)));
-    });
-
-    let mut limited = ConcurrencyLimitLayer::new(1_000).layer(backend());
-    group.bench_function("tower/concurrency_limit", |b| {
-        b.iter(|| call_ready(&mut limited, black_box(1)));
-    });
+    layer_floors(&mut group);
 
     let mut protected = BreakerLayer::new(BreakerConfig::default())
         .expect("valid")

@@ -8,21 +8,15 @@
 //! per-bucket statistics. The target: fast-path acquire + release within 30 ns plus
 //! its two clock reads (one per event).
 
-use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rampart_benches::call_ready;
-use rampart_core::{Clock, ManualClock, SystemClock};
+use rampart_benches::{backend, call_ready, layer_floors};
+use rampart_core::{ManualClock, SystemClock};
 use rampart_ratelimit::{BbrConfig, BbrLimiter, ManualCpu, RateLimitLayer};
-use tower::limit::ConcurrencyLimitLayer;
-use tower::{Layer, service_fn};
-
-fn backend() -> impl tower::Service<u32, Response = u32, Error = Infallible, Future: Send> + Clone {
-    service_fn(|request: u32| std::future::ready(Ok::<_, Infallible>(request)))
-}
+use tower::Layer;
 
 /// A limiter on a manual clock whose window has proven a capacity of 100 in flight.
 fn proven(cpu: f64) -> BbrLimiter<ManualClock, ManualCpu> {
@@ -45,18 +39,7 @@ fn ratelimit(c: &mut Criterion) {
     let mut group = c.benchmark_group("ratelimit");
     group.throughput(Throughput::Elements(1));
 
-    let clock = SystemClock::new();
-    group.bench_function("floor/system_clock_now", |b| b.iter(|| clock.now()));
-
-    let mut bare = backend();
-    group.bench_function("floor/bare_service", |b| {
-        b.iter(|| call_ready(&mut bare, black_box(1)));
-    });
-
-    let mut limited = ConcurrencyLimitLayer::new(1_000).layer(backend());
-    group.bench_function("tower/concurrency_limit", |b| {
-        b.iter(|| call_ready(&mut limited, black_box(1)));
-    });
+    layer_floors(&mut group);
 
     let cool = BbrConfig::default()
         .build_with(SystemClock::new(), ManualCpu::new(0.1))

@@ -6,21 +6,15 @@
 //! The targets: budgets at most 0.5× tower's single-threaded and 0.25× contended; the
 //! layer's success path no slower than tower's `Retry` with `TpsBudget`.
 
-use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rampart_benches::{call_ready, contended};
+use rampart_benches::{backend, call_ready, contended};
 use rampart_core::CoarseClock;
 use rampart_retry::{RatioConfig, RetryConfig, RetryLayer, TokenConfig};
 use tower::Layer;
 use tower::retry::budget::{Budget, TpsBudget};
-use tower::service_fn;
-
-fn backend() -> impl tower::Service<u32, Response = u32, Error = Infallible, Future: Send> + Clone {
-    service_fn(|request: u32| std::future::ready(Ok::<_, Infallible>(request)))
-}
 
 /// The three budgets, as tower's `Budget` trait objects.
 fn budgets() -> Vec<(&'static str, Arc<dyn Budget + Send + Sync>)> {

@@ -6,6 +6,7 @@
 //! tower equivalent. Compare rows of one run only; these machines are noisy.
 #![deny(missing_docs)]
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
@@ -16,6 +17,8 @@ use std::time::Instant;
 use criterion::BenchmarkGroup;
 use criterion::measurement::WallTime;
 use rampart_core::{Clock, CoarseClock, SystemClock, TokioClock};
+use tower::Layer;
+use tower::limit::ConcurrencyLimitLayer;
 
 /// Adds the floor rows to `group`: one relaxed `fetch_add`, one `parking_lot::Mutex` add, and
 /// one read of every clock source.
@@ -29,6 +32,31 @@ pub fn floors(group: &mut BenchmarkGroup<'_, WallTime>) {
         b.iter(|| *locked.lock() += black_box(1));
     });
     clocks(group, "floor/clock");
+}
+
+/// A service that answers each request at once with the request itself: the inner service of
+/// every layer benchmark.
+pub fn backend()
+-> impl tower::Service<u32, Response = u32, Error = Infallible, Future: Send> + Clone {
+    tower::service_fn(|request: u32| std::future::ready(Ok::<_, Infallible>(request)))
+}
+
+/// Adds a layer benchmark's baselines to `group`: a [`SystemClock`] read
+/// (`floor/system_clock_now`), the bare [`backend`] (`floor/bare_service`) and tower's
+/// `ConcurrencyLimit` over it (`tower/concurrency_limit`).
+pub fn layer_floors(group: &mut BenchmarkGroup<'_, WallTime>) {
+    let clock = SystemClock::new();
+    group.bench_function("floor/system_clock_now", |b| b.iter(|| clock.now()));
+
+    let mut bare = backend();
+    group.bench_function("floor/bare_service", |b| {
+        b.iter(|| call_ready(&mut bare, black_box(1)));
+    });
+
+    let mut limited = ConcurrencyLimitLayer::new(1_000).layer(backend());
+    group.bench_function("tower/concurrency_limit", |b| {
+        b.iter(|| call_ready(&mut limited, black_box(1)));
+    });
 }
 
 /// Adds one row per clock source, named `{prefix}/{source}`.
