@@ -5,12 +5,21 @@ use rampart_core::ConfigError;
 use super::smoothed::check_interval;
 use super::{CpuSampler, CpuSource, SmoothedCpu};
 
+/// The longest wait of the sampler task: about 30 years, the longest tokio's own timers wait
+/// (`tokio::time::sleep` shortens longer durations to it).
+const LONGEST_WAIT: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
+
 /// Samples `source` every `interval` in a tokio task, smoothing with `decay`; returns the
 /// smoothed value a limiter reads.
 ///
 /// The task runs on tokio's clock, so under `tokio::time::pause()` a simulation's CPU signal
 /// is smoothed exactly as [`SystemCpu`](super::SystemCpu)'s is in production. It stops when
-/// every clone of the returned value has been dropped. Call it inside a tokio runtime.
+/// every clone of the returned value has been dropped (noticed at its next sample). Call it
+/// inside a tokio runtime.
+///
+/// Any positive `interval` works: one longer than about 30 years (up to `Duration::MAX`) is
+/// shortened to that, as tokio's own timers shorten their waits, so the task never overflows
+/// an instant; it simply takes no sample in the meantime.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -41,8 +50,16 @@ pub fn spawn_sampler(
     let mut sampler = CpuSampler::new(source, decay)?;
     let smoothed = sampler.smoothed();
     let alive = smoothed.weak();
+    // Waits longer than tokio's timers allow are shortened to their limit, so that no instant
+    // arithmetic can overflow: the first sample is then due in about 30 years.
+    let period = interval.min(LONGEST_WAIT);
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        let Some(first) = tokio::time::Instant::now().checked_add(period) else {
+            // Unreachable for a monotonic clock that started this millennium; no sample could
+            // ever be due, so there is nothing to do.
+            return;
+        };
+        let mut ticks = tokio::time::interval_at(first, period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
