@@ -1,66 +1,21 @@
-//! The CPU signal: cgroup v2 / v1 / `/proc/stat` detection and parsing from fixture trees, the
-//! error when nothing is readable, and smoothing on tokio's paused clock.
+//! The CPU signal: cgroup v2 / v1 / `/proc/stat` detection and parsing from fixture trees
+//! without a mount table (the usual layout under the cgroup root), the error when nothing is
+//! readable, and smoothing on tokio's paused clock. `cgroup_layouts.rs` covers trees described
+//! by a mount table.
 #![cfg(target_os = "linux")]
 
+mod support;
+
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rampart_ratelimit::cpu::{CgroupVersion, LinuxCpu};
 use rampart_ratelimit::{CpuUsage, spawn_sampler};
-
-/// A fixture tree (`proc/` and `cgroup/`) in a fresh temporary directory, removed on drop.
-struct Fixture {
-    root: PathBuf,
-}
-
-impl Fixture {
-    fn new(name: &str) -> Self {
-        let root = std::env::temp_dir().join(format!("rampart-cpu-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
-        fs::create_dir_all(root.join("proc/self")).expect("temp dir");
-        fs::create_dir_all(root.join("cgroup")).expect("temp dir");
-        Self { root }
-    }
-
-    fn write(&self, path: &str, text: &str) -> &Self {
-        let path = self.root.join(path);
-        fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
-        fs::write(path, text).expect("write");
-        self
-    }
-
-    /// A host with `cpus` CPUs and the given busy/idle jiffies.
-    fn host(&self, cpus: usize, busy: u64, idle: u64) -> &Self {
-        let per_cpu = (0..cpus).map(|cpu| format!("cpu{cpu} 1 0 0 1 0 0 0 0 0 0\n"));
-        let mut stat = format!("cpu  {busy} 0 0 {idle} 0 0 0 0 0 0\n");
-        stat.extend(per_cpu);
-        stat.push_str("intr 1\nctxt 2\n");
-        self.write("proc/stat", &stat)
-    }
-
-    fn detect(&self) -> Result<LinuxCpu, rampart_ratelimit::CpuError> {
-        LinuxCpu::detect_in(&self.root.join("proc"), &self.root.join("cgroup"))
-    }
-
-    fn path(&self, path: &str) -> PathBuf {
-        self.root.join(path)
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.root);
-    }
-}
-
-fn set(path: &Path, text: &str) {
-    fs::write(path, text).expect("write");
-}
+use support::{Tree, set};
 
 #[test]
 fn cgroup_v2_reads_the_own_cgroup_against_the_tightest_ancestor_quota() {
-    let fixture = Fixture::new("v2-quota");
+    let fixture = Tree::new("v2-quota");
     fixture
         .host(8, 100, 100)
         .write("proc/self/cgroup", "0::/kubepods/pod1/app\n")
@@ -92,7 +47,7 @@ fn cgroup_v2_reads_the_own_cgroup_against_the_tightest_ancestor_quota() {
 
 #[test]
 fn cgroup_v2_without_a_quota_uses_the_cpuset_then_the_host() {
-    let fixture = Fixture::new("v2-max");
+    let fixture = Tree::new("v2-max");
     fixture
         .host(8, 100, 100)
         .write("proc/self/cgroup", "0::/app\n")
@@ -112,7 +67,7 @@ fn cgroup_v2_without_a_quota_uses_the_cpuset_then_the_host() {
 #[test]
 fn cgroup_v2_falls_back_to_the_mount_root_inside_a_namespace() {
     // The container sees the host's path in /proc/self/cgroup but mounts only its own cgroup.
-    let fixture = Fixture::new("v2-ns");
+    let fixture = Tree::new("v2-ns");
     fixture
         .host(4, 100, 100)
         .write("proc/self/cgroup", "0::/system.slice/docker-abc.scope\n")
@@ -125,7 +80,7 @@ fn cgroup_v2_falls_back_to_the_mount_root_inside_a_namespace() {
 
 #[test]
 fn cgroup_v1_reads_cpuacct_against_the_cfs_quota() {
-    let fixture = Fixture::new("v1");
+    let fixture = Tree::new("v1");
     fixture
         .host(16, 100, 100)
         .write(
@@ -163,7 +118,7 @@ fn cgroup_v1_reads_cpuacct_against_the_cfs_quota() {
 
 #[test]
 fn without_cgroups_the_host_busy_fraction_is_read_from_proc_stat() {
-    let fixture = Fixture::new("host");
+    let fixture = Tree::new("host");
     fixture.host(2, 1_000, 3_000).write("proc/self/cgroup", "");
     let mut cpu = fixture.detect().expect("/proc/stat");
     assert_eq!((cpu.version(), cpu.cores()), (CgroupVersion::Host, 2.0));
@@ -176,7 +131,7 @@ fn without_cgroups_the_host_busy_fraction_is_read_from_proc_stat() {
 
 #[test]
 fn when_nothing_is_readable_the_error_names_every_source() {
-    let fixture = Fixture::new("none");
+    let fixture = Tree::new("none");
     let err = fixture.detect().unwrap_err();
     let reason = err.to_string();
     for source in ["cgroup v2", "cgroup v1", "/proc/stat"] {

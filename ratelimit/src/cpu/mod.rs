@@ -28,7 +28,7 @@ mod tokio;
 use std::fmt;
 
 #[cfg(target_os = "linux")]
-pub use self::linux::{CgroupVersion, LinuxCpu};
+pub use self::linux::{CgroupVersion, CpuLimit, LimitedBy, LinuxCpu};
 pub use self::smoothed::{CpuSampler, ManualCpu, SmoothedCpu};
 pub use self::system::{SystemCpu, SystemCpuError};
 #[cfg(feature = "tokio")]

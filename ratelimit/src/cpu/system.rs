@@ -1,5 +1,10 @@
+//! [`SystemCpu`]: the default CPU signal, one shared sampler thread per setting, and what it
+//! reports about its source (a `Display`, a `tracing` event when it starts, and the gauge
+//! `rampart_ratelimit_cpu_allowance_cores`).
+
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -13,27 +18,43 @@ pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_millis(250);
 /// The EWMA decay per sample of the default [`SystemCpu`].
 pub(crate) const DEFAULT_DECAY: f64 = 0.8;
 
-/// Shared samplers, one per `(interval, decay)` setting, each on its own thread.
-static SAMPLERS: OnceLock<Mutex<HashMap<(Duration, u64), SmoothedCpu>>> = OnceLock::new();
+/// The gauge of the CPUs the default source measures usage against, labelled `source` (the
+/// accounting read) and `limit` (the bound that set it).
+const ALLOWANCE_GAUGE: &str = "rampart_ratelimit_cpu_allowance_cores";
 
-/// The process's CPU usage (Linux: its cgroup), sampled every 250 ms by one shared background
-/// thread and smoothed with decay 0.8 per sample: the default CPU signal of a limiter.
+/// Shared samplers, one per `(interval, decay)` setting, each on its own thread.
+static SAMPLERS: OnceLock<Mutex<HashMap<(Duration, u64), SystemCpu>>> = OnceLock::new();
+
+/// The process's CPU usage (Linux: the cgroup that limits it), sampled every 250 ms by one
+/// shared background thread and smoothed with decay 0.8 per sample: the default CPU signal of
+/// a limiter.
 ///
 /// Every `SystemCpu` of the same settings in a process shares one sampler thread (named
 /// `rampart-cpu-sampler`) and one smoothed value; reading it is one atomic load. The source is
-/// [`LinuxCpu`](super::LinuxCpu): the process's own cgroup v2, then cgroup v1, then the host's
-/// `/proc/stat`.
+/// [`LinuxCpu`](super::LinuxCpu), whose module docs give the detection order. `Display` (and
+/// [`source`](Self::source)) says which source was chosen and why; the sampler emits it as a
+/// `tracing` event (info, feature `tracing`) when it starts, and each `SystemCpu` built
+/// publishes the gauge `rampart_ratelimit_cpu_allowance_cores{source, limit}`.
 ///
 /// ```no_run
 /// use rampart_ratelimit::{CpuUsage, SystemCpu};
 ///
 /// let cpu = SystemCpu::new()?;
-/// println!("{:.0} % of our CPU allowance", cpu.usage() * 100.0);
+/// println!("{:.0} % of our CPU allowance; {cpu}", cpu.usage() * 100.0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SystemCpu {
     smoothed: SmoothedCpu,
+    source: Arc<Source>,
+}
+
+/// What a [`SystemCpu`] reads, described once when its sampler starts.
+#[derive(Debug)]
+struct Source {
+    description: Box<str>,
+    /// The allowance in CPUs and the gauge's `source` and `limit` labels (none when unused).
+    allowance: Option<(f64, &'static str, &'static str)>,
 }
 
 /// Why a [`SystemCpu`] could not be built.
@@ -45,8 +66,8 @@ pub enum SystemCpuError {
     Unavailable(CpuError),
 }
 
-impl std::fmt::Display for SystemCpuError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for SystemCpuError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Config(err) => err.fmt(f),
             Self::Unavailable(err) => err.fmt(f),
@@ -75,20 +96,60 @@ impl SystemCpu {
         check_interval(interval).map_err(SystemCpuError::Config)?;
         check_decay(decay).map_err(SystemCpuError::Config)?;
         let mut samplers = SAMPLERS.get_or_init(Mutex::default).lock();
-        if let Some(smoothed) = samplers.get(&(interval, decay.to_bits())) {
-            return Ok(Self {
-                smoothed: smoothed.clone(),
-            });
+        let key = (interval, decay.to_bits());
+        let cpu = if let Some(cpu) = samplers.get(&key) {
+            cpu.clone()
+        } else {
+            let cpu = start(interval, decay).map_err(SystemCpuError::Unavailable)?;
+            samplers.insert(key, cpu.clone());
+            cpu
+        };
+        drop(samplers);
+        // Published by every instance: the recorder may have been installed after the sampler
+        // started.
+        cpu.publish();
+        Ok(cpu)
+    }
+
+    /// Which source this reads and why: the accounting, the cgroup, the allowance in CPUs and
+    /// the file each bound came from.
+    pub fn source(&self) -> &str {
+        &self.source.description
+    }
+
+    /// The CPUs the usage is measured against (`None` for a limiter whose gate reads no CPU).
+    pub fn cores(&self) -> Option<f64> {
+        self.source.allowance.map(|(cores, _, _)| cores)
+    }
+
+    /// Sets the allowance gauge in the current recorder.
+    fn publish(&self) {
+        if let Some((cores, source, limit)) = self.source.allowance {
+            metrics::gauge!(ALLOWANCE_GAUGE, "source" => source, "limit" => limit).set(cores);
         }
-        let smoothed = start(interval, decay).map_err(SystemCpuError::Unavailable)?;
-        samplers.insert((interval, decay.to_bits()), smoothed.clone());
-        Ok(Self { smoothed })
     }
 }
 
 #[cfg(target_os = "linux")]
-fn start(interval: Duration, decay: f64) -> Result<SmoothedCpu, CpuError> {
+fn start(interval: Duration, decay: f64) -> Result<SystemCpu, CpuError> {
     let source = super::LinuxCpu::detect()?;
+    #[cfg(feature = "tracing")]
+    tracing::info!(
+        target: "rampart::ratelimit",
+        source = source.version().as_str(),
+        cgroup = %source.cgroup().map_or_else(String::new, |cgroup| cgroup.display().to_string()),
+        cores = source.cores(),
+        limit = source.limited_by().as_str(),
+        "CPU usage source: {source}"
+    );
+    let described = Source {
+        description: source.to_string().into(),
+        allowance: Some((
+            source.cores(),
+            source.version().as_str(),
+            source.limited_by().as_str(),
+        )),
+    };
     let mut sampler =
         CpuSampler::new(source, decay).map_err(|err| CpuError::new(err.to_string()))?;
     let smoothed = sampler.smoothed();
@@ -101,11 +162,14 @@ fn start(interval: Duration, decay: f64) -> Result<SmoothedCpu, CpuError> {
             }
         })
         .map_err(|err| CpuError::new(format!("cannot start the sampler thread: {err}")))?;
-    Ok(smoothed)
+    Ok(SystemCpu {
+        smoothed,
+        source: Arc::new(described),
+    })
 }
 
 #[cfg(not(target_os = "linux"))]
-fn start(_interval: Duration, _decay: f64) -> Result<SmoothedCpu, CpuError> {
+fn start(_interval: Duration, _decay: f64) -> Result<SystemCpu, CpuError> {
     Err(CpuError::new(
         "only Linux is supported; pass a `CpuUsage` of your own (or `ManualCpu`)",
     ))
@@ -116,7 +180,27 @@ impl SystemCpu {
     pub(crate) fn unused() -> Self {
         Self {
             smoothed: SmoothedCpu::new(),
+            source: Arc::new(Source {
+                description: "none: the limiter's gate reads no CPU".into(),
+                allowance: None,
+            }),
         }
+    }
+}
+
+impl fmt::Display for SystemCpu {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.source())
+    }
+}
+
+impl fmt::Debug for SystemCpu {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SystemCpu")
+            .field("usage", &self.usage())
+            .field("cores", &self.cores())
+            .field("source", &self.source())
+            .finish()
     }
 }
 
@@ -141,6 +225,49 @@ mod tests {
         assert_eq!(b.usage(), 0.42);
         let other = SystemCpu::with_sampling(Duration::from_millis(100), 0.5).expect("linux");
         assert_ne!(other.usage(), 0.42);
+    }
+
+    #[test]
+    fn each_instance_publishes_the_allowance_gauge_naming_its_source() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+        let detected = super::super::LinuxCpu::detect().expect("linux");
+        // The shared sampler may already run: a later instance publishes into the new recorder.
+        let _first = SystemCpu::new().expect("linux");
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let cpu = metrics::with_local_recorder(&recorder, SystemCpu::new).expect("linux");
+        let gauges: Vec<_> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(key, ..)| key.key().name() == ALLOWANCE_GAUGE)
+            .collect();
+        assert_eq!(gauges.len(), 1, "{gauges:?}");
+        let (key, _, _, value) = &gauges[0];
+        let labels: Vec<_> = key
+            .key()
+            .labels()
+            .map(|label| (label.key(), label.value()))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("source", detected.version().as_str()),
+                ("limit", detected.limited_by().as_str())
+            ]
+        );
+        assert_eq!(*value, DebugValue::Gauge(detected.cores().into()));
+        assert_eq!(cpu.cores(), Some(detected.cores()));
+        assert_eq!(cpu.source(), detected.to_string(), "{cpu:?}");
+    }
+
+    #[test]
+    fn an_unused_reading_says_so_and_publishes_nothing() {
+        let cpu = SystemCpu::unused();
+        assert_eq!(cpu.cores(), None);
+        assert!(cpu.to_string().contains("reads no CPU"), "{cpu}");
+        assert!(format!("{cpu:?}").contains("usage: 0.0"), "{cpu:?}");
     }
 
     #[test]
