@@ -21,13 +21,15 @@ use crate::Distribution;
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimConfig {
-    /// Requests served in parallel: at least 1.
+    /// Requests served in parallel: at least 1, and any larger count works (workers are
+    /// created as requests first need them, so a huge count costs no memory up front).
     pub workers: usize,
     /// How long one request occupies a worker.
     pub service_time: Distribution,
     /// Requests that may wait for a worker; one more is rejected at once with
     /// [`QueueFull`](crate::QueueFull). Zero means no waiting: a request that finds every
-    /// worker busy is rejected.
+    /// worker busy is rejected. Any count works: the queue grows as requests wait
+    /// (`usize::MAX` is an unbounded queue).
     pub queue_capacity: usize,
     /// Seed of the service-time draws; `None` (the default) seeds from entropy.
     pub seed: Option<u64>,
@@ -86,11 +88,13 @@ impl SimConfig {
         self.workers as f64 / self.service_time.mean().as_secs_f64()
     }
 
-    /// Checks every field.
+    /// Checks every field. Any other value works: the worker count and queue capacity have no
+    /// upper bound, and a service time drawn beyond about 30 years (tokio's longest wait) is
+    /// shortened to it.
     ///
     /// # Errors
     ///
-    /// No workers, or an invalid service-time distribution.
+    /// No workers, or an invalid service-time distribution (see [`Distribution::validate`]).
     pub fn validate(&self) -> Result<(), ConfigError> {
         check::at_least("workers", self.workers, 1)?;
         self.service_time.validate("service_time")

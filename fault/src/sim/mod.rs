@@ -24,7 +24,8 @@ use crate::error::in_runtime;
 /// FIFO queue, on tokio's clock.
 ///
 /// Each request is booked on arrival onto the earliest free worker: it waits in the queue
-/// until then, occupies the worker for a service time drawn at arrival, and its response
+/// until then, occupies the worker for a service time drawn at arrival (at most about 30
+/// years, the longest tokio's timers wait), and its response
 /// future resolves when the service ends. So latency grows with queueing, throughput
 /// saturates at `workers / mean service time`, and a request arriving to a full queue fails at
 /// once with [`QueueFull`](crate::QueueFull), costing no worker time.
@@ -88,9 +89,9 @@ pub struct Served {
 }
 
 impl Served {
-    /// Time from arrival to response: queueing plus service.
+    /// Time from arrival to response: queueing plus service (saturating).
     pub fn latency(&self) -> Duration {
-        self.queued + self.service
+        self.queued.saturating_add(self.service)
     }
 }
 

@@ -4,6 +4,10 @@
 //! request starts when the earliest worker frees up (or at once), and keeps its booking
 //! whatever its caller does afterwards. Start times never decrease, so the requests still
 //! waiting are a prefix-ordered queue of start times.
+//!
+//! Workers are created as requests need them, so a backend of any size costs memory only for
+//! the workers its traffic has used. Every instant and duration saturates: a service time near
+//! `Duration::MAX` is shortened to tokio's longest wait (about 30 years), never an overflow.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -14,6 +18,10 @@ use tokio::time::Instant;
 
 use super::SimStats;
 use crate::Distribution;
+
+/// The longest service time: about 30 years, the longest tokio's timers wait (`tokio::time::sleep`
+/// shortens longer durations to it), so that a response future can always wait for its end.
+const LONGEST_SERVICE: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
 
 /// One accepted request's booking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +36,8 @@ pub(crate) struct Queue {
     pub(crate) service_time: Distribution,
     workers: usize,
     capacity: usize,
-    /// When each worker is next free.
+    /// When each worker that has served a request is next free; the others (`workers` minus
+    /// its length) have been free since construction, earlier than any of these.
     free_at: BinaryHeap<Reverse<Instant>>,
     /// Start times of accepted requests that have not started yet, earliest first.
     waiting: VecDeque<Instant>,
@@ -55,7 +64,7 @@ impl Queue {
             service_time,
             workers,
             capacity,
-            free_at: (0..workers).map(|_| Reverse(now)).collect(),
+            free_at: BinaryHeap::new(),
             waiting: VecDeque::new(),
             unfinished: BinaryHeap::new(),
             busy_since_read: Duration::ZERO,
@@ -77,7 +86,8 @@ impl Queue {
                 break;
             }
             self.unfinished.pop();
-            self.busy_since_read += finish.saturating_duration_since(start.max(self.last_read));
+            let busy = finish.saturating_duration_since(start.max(self.last_read));
+            self.busy_since_read = self.busy_since_read.saturating_add(busy);
         }
     }
 
@@ -88,16 +98,23 @@ impl Queue {
             self.rejected += 1;
             return None;
         }
-        let Some(mut worker) = self.free_at.peek_mut() else {
-            // Unreachable: the heap always holds one entry per worker (at least one).
-            self.rejected += 1;
-            return None;
+        let service = self.service_time.sample(&mut self.rng).min(LONGEST_SERVICE);
+        // The earliest-free worker takes the request: one never used yet if any (free since
+        // construction), else the used one that frees up first; it is then busy until `finish`.
+        let start = if self.free_at.len() < self.workers {
+            self.free_at.push(Reverse(later(now, service)));
+            now
+        } else {
+            let Some(mut worker) = self.free_at.peek_mut() else {
+                // Unreachable: a validated backend has at least one worker.
+                self.rejected += 1;
+                return None;
+            };
+            let start = worker.0.max(now);
+            worker.0 = later(start, service);
+            start
         };
-        // The earliest-free worker takes the request: its entry moves to when it finishes.
-        let start = worker.0.max(now);
-        let finish = start + self.service_time.sample(&mut self.rng);
-        worker.0 = finish;
-        drop(worker);
+        let finish = later(start, service);
         if start > now {
             self.waiting.push_back(start);
         }
@@ -108,7 +125,8 @@ impl Queue {
 
     /// Whether no worker is free at `now`.
     fn all_busy(&self, now: Instant) -> bool {
-        self.free_at.peek().is_some_and(|Reverse(free)| *free > now)
+        self.free_at.len() >= self.workers
+            && self.free_at.peek().is_some_and(|Reverse(free)| *free > now)
     }
 
     /// Busy worker time over `workers ×` the time since the previous read.
@@ -118,15 +136,14 @@ impl Queue {
         if elapsed.is_zero() {
             return self.last_utilization;
         }
-        let ongoing: Duration = self
+        let busy = self
             .unfinished
             .iter()
             .map(|Reverse((_, start))| now.saturating_duration_since((*start).max(self.last_read)))
-            .sum();
-        let busy = self.busy_since_read + ongoing;
+            .fold(self.busy_since_read, Duration::saturating_add);
         // Whole nanoseconds, so that simple fractions (a half, a quarter) come out exact.
-        let utilization =
-            busy.as_nanos() as f64 / (elapsed.as_nanos() * self.workers as u128) as f64;
+        let available = elapsed.as_nanos().saturating_mul(self.workers as u128);
+        let utilization = busy.as_nanos() as f64 / available as f64;
         self.busy_since_read = Duration::ZERO;
         self.last_read = now;
         self.last_utilization = utilization.min(1.0);
@@ -143,4 +160,10 @@ impl Queue {
             in_service: self.unfinished.len() as u64 - queued,
         }
     }
+}
+
+/// `instant + duration`, or `instant` itself in the (for a monotonic clock, unreachable) case
+/// that the sum overflows.
+fn later(instant: Instant, duration: Duration) -> Instant {
+    instant.checked_add(duration).unwrap_or(instant)
 }
