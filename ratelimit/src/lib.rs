@@ -70,12 +70,17 @@
 //!
 //! # The CPU signal
 //!
-//! [`SystemCpu`] (the default) reads the process's **own** cgroup: v2 at the path in
-//! `/proc/self/cgroup` against the tightest `cpu.max` of it and its ancestors, then v1, then
-//! the host's `/proc/stat`; one shared thread samples it every 250 ms into a floating-point
-//! moving average (decay 0.8). The [`cpu`] module explains the choice. Simulations use
-//! `spawn_sampler` (feature `tokio`) to smooth any [`CpuSource`] on tokio's clock, and tests
-//! [`ManualCpu`].
+//! [`SystemCpu`] (the default) reads the cgroup that actually limits the process, found from
+//! the mount table and `/proc/self/cgroup`: v2 where the unified hierarchy holds the cpu
+//! controller, else v1 (`cpuacct.usage`), measured against the tightest of the quota
+//! (`cpu.max` or `cpu.cfs_quota_us`, of the cgroup or any ancestor), its CPU set and the
+//! host's CPUs; else the host's `/proc/stat`. A hybrid host's unified mount without
+//! controllers does not hide a v1 quota. The source says what it chose (`Display`, an info
+//! event when it starts with feature `tracing`, and a gauge); the [`cpu`] module's `LinuxCpu`
+//! gives the detection order. One shared thread samples it every 250 ms into a
+//! floating-point moving average (decay 0.8). The [`cpu`] module explains the choice.
+//! Simulations use `spawn_sampler` (feature `tokio`) to smooth any [`CpuSource`] on tokio's
+//! clock, and tests [`ManualCpu`].
 //!
 //! # Differences from Kratos's BBR
 //!
@@ -103,6 +108,11 @@
 //! dry run, `shed` counts the requests that would have been shed);
 //! `rampart_ratelimit_inflight`, `rampart_ratelimit_max_inflight` and
 //! `rampart_ratelimit_cpu_ratio`, published once per bucket by the first request in it.
+//!
+//! Each limiter that reads the default [`SystemCpu`] also publishes, when built,
+//! `rampart_ratelimit_cpu_allowance_cores{source, limit}`: the CPUs the usage is measured
+//! against, with `source` the accounting read (`cgroup_v2`, `cgroup_v1` or `host`) and `limit`
+//! the bound that set it (`quota`, `cpuset`, `host`, or `unknown` when none could be read).
 //!
 //! # Cost
 //!

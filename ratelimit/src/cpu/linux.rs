@@ -1,36 +1,8 @@
 //! [`LinuxCpu`]: the CPU usage of the cgroup that actually limits this process, against its
 //! allowance; or the host's from `/proc/stat`.
 //!
-//! # Where the hierarchies are
-//!
-//! The cgroup filesystems are found in `/proc/self/mountinfo` (else `/proc/self/mounts`, else
-//! the usual layout under `/sys/fs/cgroup`): each v1 hierarchy with its controllers (`cpu` and
-//! `cpuacct` mounted apart or together as `cpu,cpuacct`, `cpuset`, ...), the unified v2
-//! hierarchy, and the path inside the hierarchy each mount shows. The process's cgroup in each
-//! hierarchy is its path in `/proc/self/cgroup` under that mount (less the mount's root, for a
-//! container given a bind mount of its own cgroup); when that directory does not exist (a
-//! cgroup namespace that shows `/`, a container that sees the host's path) the mount's root
-//! stands for it.
-//!
-//! # Which cgroup is read
-//!
-//! 1. **cgroup v2 with the cpu controller**: the unified hierarchy counts only when `cpu` is
-//!    listed in `cgroup.controllers` of the process's v2 cgroup or an ancestor. A kernel always
-//!    prints a `0::` line, and a hybrid host mounts a unified hierarchy (often at
-//!    `/sys/fs/cgroup/unified`) with no controllers while the quota sits in v1: there the `0::`
-//!    line says nothing about the CPU. Usage is `cpu.stat`'s `usage_usec`; the quota is the
-//!    tightest `cpu.max` of the cgroup and its ancestors.
-//! 2. **cgroup v1**: usage is `cpuacct.usage` of the process's cgroup in the hierarchy holding
-//!    `cpuacct`; the quota is the tightest `cpu.cfs_quota_us / cpu.cfs_period_us` of its cgroup
-//!    and ancestors in the hierarchy holding `cpu` (the same one when co-mounted).
-//! 3. **cgroup v2 without the cpu controller**: `cpu.stat` still counts the cgroup's usage;
-//!    there is no quota.
-//! 4. **`/proc/stat`**: the whole host's busy fraction.
-//!
-//! The allowance the usage is measured against is the tightest of the quota, the CPU set (v2
-//! `cpuset.cpus.effective`, else v1 `cpuset.effective_cpus` or `cpuset.cpus`, wherever the
-//! cpuset controller is) and the host's online CPUs (the `cpuN` lines of `/proc/stat`).
-//! [`LinuxCpu`]'s `Display` names the choice and each bound with the file it came from.
+//! The detection order is documented on [`LinuxCpu`]: `cgroups` finds the hierarchies and the
+//! process's directory in each, `limits` reads the bounds on its CPUs, `meter` the usage.
 
 mod cgroups;
 mod limits;
@@ -80,17 +52,46 @@ impl fmt::Display for CgroupVersion {
 
 /// The CPU usage of the cgroup that limits this process, as a fraction of the CPU it may use.
 ///
-/// The [module docs](self) give the detection order. Each [`sample`](CpuSource::sample) is
-/// the usage since the previous one (or since detection). `Display` says what was chosen:
+/// Each [`sample`](CpuSource::sample) is the usage since the previous one (or since
+/// detection). [`detect_in`](Self::detect_in) reads from other roots than `/proc` and
+/// `/sys/fs/cgroup`, for tests with fixture trees.
+///
+/// # Where the hierarchies are
+///
+/// The cgroup filesystems are found in `/proc/self/mountinfo` (else `/proc/self/mounts`, else
+/// the usual layout under `/sys/fs/cgroup`): each v1 hierarchy with its controllers (`cpu` and
+/// `cpuacct` mounted apart or together as `cpu,cpuacct`, `cpuset`, ...), the unified v2
+/// hierarchy, and the path inside the hierarchy each mount shows. The process's cgroup in each
+/// hierarchy is its path in `/proc/self/cgroup` under that mount (less the mount's root, for a
+/// container given a bind mount of its own cgroup); when that directory does not exist (a
+/// cgroup namespace that shows `/`, a container that sees the host's path) the mount's root
+/// stands for it.
+///
+/// # Which cgroup is read
+///
+/// 1. **cgroup v2 with the cpu controller**: the unified hierarchy counts only when `cpu` is
+///    listed in `cgroup.controllers` of the process's v2 cgroup or an ancestor. A kernel always
+///    prints a `0::` line, and a hybrid host mounts a unified hierarchy (often at
+///    `/sys/fs/cgroup/unified`) with no controllers while the quota sits in v1: there the `0::`
+///    line says nothing about the CPU. Usage is `cpu.stat`'s `usage_usec`; the quota is the
+///    tightest `cpu.max` of the cgroup and its ancestors.
+/// 2. **cgroup v1**: usage is `cpuacct.usage` of the process's cgroup in the hierarchy holding
+///    `cpuacct`; the quota is the tightest `cpu.cfs_quota_us / cpu.cfs_period_us` of its cgroup
+///    and ancestors in the hierarchy holding `cpu` (the same one when co-mounted).
+/// 3. **cgroup v2 without the cpu controller**: `cpu.stat` still counts the cgroup's usage;
+///    there is no quota.
+/// 4. **`/proc/stat`**: the whole host's busy fraction.
+///
+/// The allowance the usage is measured against is the tightest of the quota, the CPU set (v2
+/// `cpuset.cpus.effective`, else v1 `cpuset.effective_cpus` or `cpuset.cpus`, wherever the
+/// cpuset controller is) and the host's online CPUs (the `cpuN` lines of `/proc/stat`).
+/// `Display` names the choice and each bound with the file it came from:
 ///
 /// ```text
 /// cgroup v1 /sys/fs/cgroup/cpuacct/app (usage /sys/fs/cgroup/cpuacct/app/cpuacct.usage):
 /// 1 CPU allowed, limited by quota; quota 1 CPU (/sys/fs/cgroup/cpu/app/cpu.cfs_quota_us);
 /// cpuset 2 CPUs (/sys/fs/cgroup/cpuset/cpuset.effective_cpus); host 2 CPUs (/proc/stat)
 /// ```
-///
-/// [`detect_in`](Self::detect_in) reads from other roots than `/proc` and `/sys/fs/cgroup`,
-/// for tests with fixture trees.
 #[derive(Debug)]
 pub struct LinuxCpu {
     version: CgroupVersion,

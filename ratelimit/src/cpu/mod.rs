@@ -10,6 +10,15 @@
 //! `tokio`) runs it as a tokio task, so simulations under paused time smooth exactly as
 //! production does.
 //!
+//! # Which cgroup
+//!
+//! The CPU that counts is the one the process may use: [`LinuxCpu`] finds the cgroup that
+//! limits it (cgroup v2 where the unified hierarchy holds the cpu controller, else v1, with
+//! the tightest quota of the cgroup and its ancestors, the CPU set, the host's CPUs; the
+//! host's `/proc/stat` when no cgroup can be read) and its `Display` says which it chose and
+//! why. The type's docs give the order and the layouts it handles (v2, v1 co-mounted or
+//! separate, hybrid hosts whose unified mount holds no controller, cgroup namespaces).
+//!
 //! # Why decay 0.8 every 250 ms
 //!
 //! Kratos decays by 0.95 every 500 ms (a time constant near 10 s) in integer per-mille: a
