@@ -13,7 +13,7 @@ use rampart_core::{
 
 use crate::cpu::CpuUsage;
 use crate::metrics::LimiterMetrics;
-use crate::{BbrConfig, Gate, Overloaded, SystemCpu};
+use crate::{BbrConfig, Gate, Overloaded, SchedulingDelay, SystemCpu};
 
 /// Drops are remembered at this resolution: finer would make every shed request write to a
 /// shared cache line.
@@ -67,6 +67,9 @@ pub struct BbrSnapshot {
     pub min_rt: Duration,
     /// The mean response time of the newest completed bucket (zero when it is empty).
     pub last_rt: Duration,
+    /// The runtime's scheduling delay (zero without a delay source; see
+    /// [`SchedulingDelay`]).
+    pub delay: Duration,
     /// Whether the gate says the service is overloaded.
     pub overloaded: bool,
     /// Whether a drop happened less than `cooldown` ago.
@@ -121,7 +124,12 @@ pub struct BbrLimiter<C = SystemClock, U = SystemCpu> {
     /// Claimed by the first request of each bucket, which publishes the gauges.
     published: OncePerBucket,
     buckets_per_second: f64,
+    /// The lowest bucket-mean response time in use (µs, as `f64` bits): it may fall at any time
+    /// but rise only once the limiter has stopped shedding (see `hold_min_rt`).
+    held_min_rt_us: AtomicU64,
     cpu: U,
+    /// The runtime's scheduling delay, read when `config.max_delay` is set.
+    delay: Option<Arc<dyn SchedulingDelay>>,
     metrics: LimiterMetrics,
 }
 
@@ -163,9 +171,27 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
             last_drop: AtomicU64::new(0),
             published: OncePerBucket::new(),
             buckets_per_second,
+            held_min_rt_us: AtomicU64::new(f64::INFINITY.to_bits()),
             cpu,
+            delay: None,
             config,
         })
+    }
+
+    /// This limiter, reading the runtime's scheduling delay from `delay` (instants from the
+    /// limiter's clock) and shedding while it exceeds the configuration's `max_delay`.
+    #[must_use]
+    pub fn with_delay(self, delay: impl SchedulingDelay) -> Self {
+        self.with_shared_delay(Arc::new(delay))
+    }
+
+    /// As [`with_delay`](Self::with_delay), with a source other limiters share.
+    #[must_use]
+    pub(crate) fn with_shared_delay(self, delay: Arc<dyn SchedulingDelay>) -> Self {
+        Self {
+            delay: Some(delay),
+            ..self
+        }
     }
 }
 
@@ -193,7 +219,6 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
             limiter: self,
             started: now,
             done: false,
-            release_now: Self::release_now,
         })
     }
 
@@ -238,7 +263,6 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
             limiter,
             started,
             done: false,
-            release_now: Self::release_now,
         }
     }
 
@@ -251,7 +275,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         let stats = OnceCell::new();
         let stats = || *stats.get_or_init(|| self.stats_in(bucket, now));
         self.publish_once_per_bucket(bucket, now, inflight, &stats);
-        if inflight > 1 && self.should_drop(now, inflight, &stats) {
+        if self.runtime_late(now) || (inflight > 1 && self.should_drop(now, inflight, &stats)) {
             self.metrics.shed();
             self.metrics.transitions.shed(|| stats().max_inflight);
             if self.config.enforce {
@@ -261,6 +285,22 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         self.inflight.fetch_add(1, Ordering::Relaxed);
         self.metrics.admitted();
         Ok(())
+    }
+
+    /// Whether the runtime runs ready work later than `max_delay`: requests are queueing in
+    /// front of the limiter, where its in-flight count cannot see them. Shedding them all
+    /// until it catches up costs the runtime little (a refusal is cheap) and drains the queue;
+    /// the drop also starts the cooldown, so the in-flight limit holds meanwhile.
+    #[inline]
+    fn runtime_late(&self, now: Duration) -> bool {
+        let (Some(delay), Some(max_delay)) = (&self.delay, self.config.max_delay) else {
+            return false;
+        };
+        if delay.delay(now) <= max_delay {
+            return false;
+        }
+        self.remember_drop(now);
+        true
     }
 
     /// Whether a request arriving at `now` with `inflight` requests in flight is shed.
@@ -304,42 +344,73 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         }
     }
 
-    /// Records a completion now.
-    fn release_now(&self, started: Duration) {
-        self.release(started, self.window.clock().now());
-    }
-
-    /// Records a completion: the response time in µs (at least 1) and one pass.
-    fn release(&self, started: Duration, now: Duration) {
+    /// Records a completion: the response time in µs (at least 1) and one pass, and takes the
+    /// request out of flight.
+    fn complete(&self, started: Duration, now: Duration) {
         let rt = now.saturating_sub(started);
         let rt_us = rt.as_nanos().div_ceil(1_000).clamp(1, u128::from(u64::MAX)) as u64;
         self.window.record_at(now, rt_us);
+        self.leave();
+    }
+}
+
+impl<C, U> BbrLimiter<C, U> {
+    /// Takes a request out of flight: a completion, or a request that never completed
+    /// (cancelled, or unwinding from a panic), which records nothing: only real completions
+    /// count as throughput.
+    fn leave(&self) {
         if self.inflight.fetch_sub(1, Ordering::Relaxed) == 1 {
             // The gauge is otherwise published by arrivals, once per bucket: without this, a
             // server whose traffic stopped would show the last sample's requests in flight.
             self.metrics.inflight.set(0.0);
         }
     }
+}
 
+/// # Statistics
+impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     /// The statistics of the completed buckets before `bucket` (the one `now` is in), from the
-    /// per-bucket cache.
+    /// per-bucket cache; computing them also updates the held minimum response time.
     fn stats_in(&self, bucket: u64, now: Duration) -> Stats {
-        Stats::unpack(
-            self.stats
-                .get_or_refresh(bucket, || self.compute_stats(now).pack()),
-        )
+        Stats::unpack(self.stats.get_or_refresh(bucket, || {
+            let (stats, held) = self.compute_stats(now);
+            self.held_min_rt_us.store(held.to_bits(), Ordering::Relaxed);
+            stats.pack()
+        }))
     }
 
-    fn compute_stats(&self, now: Duration) -> Stats {
+    /// The statistics of the completed buckets at `now`, and the minimum response time to hold
+    /// from now on (µs; infinite while none has been seen).
+    ///
+    /// Under sustained overload, once the buckets from before it have left the window, the
+    /// lowest bucket-mean response time is that of requests that queued behind the limit
+    /// itself: a limit learned from it would justify itself, and keep the queue. So while the
+    /// limiter is shedding (a drop within `cooldown`), the minimum can fall but not rise; it
+    /// follows the window again once shedding has stopped. (TCP BBR drains its queue every
+    /// 10 s to re-measure; a shedder cannot drain without refusing work, and needs not: when
+    /// the service really has slowed down, the held limit keeps it below capacity, the
+    /// gate cools, shedding stops and the minimum is re-learned.)
+    fn compute_stats(&self, now: Duration) -> (Stats, f64) {
         let completed = self.window.view_at(now, View::Completed);
-        let (mut max_pass, mut min_rt_us, mut last_rt_us) = (1, f64::INFINITY, 0.0);
+        let (mut max_pass, mut window_min_rt_us, mut last_rt_us) = (1, f64::INFINITY, 0.0);
         for bucket in &completed {
             max_pass = max_pass.max(bucket.count);
             if let Some(mean) = bucket.mean() {
-                min_rt_us = min_rt_us.min(mean);
+                window_min_rt_us = window_min_rt_us.min(mean);
             }
             last_rt_us = bucket.mean().unwrap_or(0.0);
         }
+        let held = f64::from_bits(self.held_min_rt_us.load(Ordering::Relaxed));
+        let min_rt_us = if self.cooling_down(now) {
+            window_min_rt_us.min(held)
+        } else {
+            window_min_rt_us
+        };
+        let stats = self.stats_from(max_pass, min_rt_us, last_rt_us);
+        (stats, min_rt_us)
+    }
+
+    fn stats_from(&self, max_pass: u64, min_rt_us: f64, last_rt_us: f64) -> Stats {
         let min_rt_us = if min_rt_us.is_finite() {
             min_rt_us.max(1.0)
         } else {
@@ -384,7 +455,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
 
     /// What the limiter sees and decides, at `now`.
     pub fn snapshot_at(&self, now: Duration) -> BbrSnapshot {
-        let stats = self.compute_stats(now);
+        let (stats, _) = self.compute_stats(now);
         BbrSnapshot {
             cpu: if self.config.gate.uses_cpu() {
                 self.cpu.usage()
@@ -396,6 +467,10 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
             max_pass: stats.max_pass,
             min_rt: Duration::from_secs_f64(stats.min_rt_us / 1e6),
             last_rt: Duration::from_secs_f64(stats.last_rt_us / 1e6),
+            delay: self
+                .delay
+                .as_ref()
+                .map_or(Duration::ZERO, |delay| delay.delay(now)),
             overloaded: self.overloaded(&|| self.stats_in(self.window.bucket_at(now), now)),
             cooling_down: self.cooling_down(now),
         }
@@ -425,30 +500,51 @@ impl<C: fmt::Debug, U: fmt::Debug> fmt::Debug for BbrLimiter<C, U> {
             .field("config", &self.config)
             .field("inflight", &self.inflight.load(Ordering::Relaxed))
             .field("cpu", &self.cpu)
+            .field("reads_delay", &self.delay.is_some())
             .finish_non_exhaustive()
     }
 }
 
-/// An admitted request: counted in flight until it completes or is dropped, whichever comes
-/// first; either way its response time and its pass are recorded exactly once.
+/// An admitted request, counted in flight until it completes or is dropped.
 ///
-/// Dropping it (the request finished, failed, panicked or was cancelled) records the
-/// completion now; [`complete_at`](Self::complete_at) records it at a given instant.
-#[must_use = "a permit records the request's completion when it is dropped"]
+/// [`complete`](Self::complete) (or [`complete_at`](Self::complete_at)) records the request's
+/// response time and its pass: call it when the request has been served, whether the answer
+/// is a success or an error. Dropping the permit without completing it (the request was
+/// cancelled, or its handler panicked) only takes it out of flight: work nobody received is
+/// not throughput, and counting it would let a server that times its clients out believe it
+/// serves them.
+///
+/// ```
+/// use rampart_core::ManualClock;
+/// use rampart_ratelimit::{BbrConfig, ManualCpu};
+///
+/// let limiter = BbrConfig::default().build_with(ManualClock::new(), ManualCpu::new(0.0))?;
+/// let served = limiter.acquire()?;
+/// let cancelled = limiter.acquire()?;
+/// assert_eq!(limiter.snapshot().inflight, 2);
+/// served.complete(); // a pass and a response time
+/// drop(cancelled); // out of flight, nothing recorded
+/// assert_eq!(limiter.snapshot().inflight, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "a permit counts the request in flight until it completes or is dropped"]
 pub struct Permit<'a, C = SystemClock, U = SystemCpu> {
     limiter: &'a BbrLimiter<C, U>,
     started: Duration,
     done: bool,
-    /// `BbrLimiter::release_now` for these types, captured where their bounds are known, so
-    /// that `Drop` (which cannot add bounds) can call it.
-    release_now: fn(&BbrLimiter<C, U>, Duration),
 }
 
 impl<C: Clock, U: CpuUsage> Permit<'_, C, U> {
+    /// Records the completion now: one clock read.
+    pub fn complete(self) {
+        let now = self.limiter.clock().now();
+        self.complete_at(now);
+    }
+
     /// Records the completion at `now` (read from the limiter's clock).
     pub fn complete_at(mut self, now: Duration) {
         self.done = true;
-        self.limiter.release(self.started, now);
+        self.limiter.complete(self.started, now);
     }
 }
 
@@ -462,7 +558,7 @@ impl<C, U> Permit<'_, C, U> {
 impl<C, U> Drop for Permit<'_, C, U> {
     fn drop(&mut self) {
         if !self.done {
-            (self.release_now)(self.limiter, self.started);
+            self.limiter.leave();
         }
     }
 }
@@ -476,19 +572,24 @@ impl<C, U> fmt::Debug for Permit<'_, C, U> {
 }
 
 /// A [`Permit`] that owns a handle to its limiter, for `'static` response futures.
-#[must_use = "a permit records the request's completion when it is dropped"]
+#[must_use = "a permit counts the request in flight until it completes or is dropped"]
 pub struct OwnedPermit<C = SystemClock, U = SystemCpu> {
     limiter: Arc<BbrLimiter<C, U>>,
     started: Duration,
     done: bool,
-    release_now: fn(&BbrLimiter<C, U>, Duration),
 }
 
 impl<C: Clock, U: CpuUsage> OwnedPermit<C, U> {
+    /// Records the completion now: one clock read.
+    pub fn complete(self) {
+        let now = self.limiter.clock().now();
+        self.complete_at(now);
+    }
+
     /// Records the completion at `now` (read from the limiter's clock).
     pub fn complete_at(mut self, now: Duration) {
         self.done = true;
-        self.limiter.release(self.started, now);
+        self.limiter.complete(self.started, now);
     }
 }
 
@@ -502,7 +603,7 @@ impl<C, U> OwnedPermit<C, U> {
 impl<C, U> Drop for OwnedPermit<C, U> {
     fn drop(&mut self) {
         if !self.done {
-            (self.release_now)(&self.limiter, self.started);
+            self.limiter.leave();
         }
     }
 }

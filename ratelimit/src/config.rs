@@ -1,10 +1,11 @@
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_core::{Clock, ConfigError, SystemClock, WindowConfig, check};
 
 use crate::cpu::CpuUsage;
-use crate::{BbrLimiter, SystemCpu};
+use crate::{BbrLimiter, SchedulingDelay, SystemCpu};
 
 /// What says the service is overloaded, so that the limiter starts shedding.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -46,6 +47,12 @@ impl Gate {
     }
 }
 
+/// The default `max_delay`: well above the millisecond a healthy runtime's timer is late by,
+/// well below the hundreds of milliseconds clients wait.
+const DEFAULT_MAX_DELAY: Duration = Duration::from_millis(10);
+const MIN_MAX_DELAY: Duration = Duration::from_millis(1);
+const MAX_MAX_DELAY: Duration = Duration::from_secs(10);
+
 /// The configuration of a [`BbrLimiter`].
 ///
 /// | field | default | rule |
@@ -55,6 +62,7 @@ impl Gate {
 /// | `cpu_threshold` | 0.8 | in [0, 1] |
 /// | `cooldown` | 1 s | any (zero: none) |
 /// | `gate` | [`Gate::Cpu`] | inflation finite, from 1 to 100 |
+/// | `max_delay` | 10 ms | from 1 ms to 10 s, or `None` |
 /// | `enforce` | true | |
 /// | `name` | `"default"` | not empty |
 ///
@@ -85,6 +93,13 @@ pub struct BbrConfig {
     pub cooldown: Duration,
     /// What says the service is overloaded.
     pub gate: Gate,
+    /// Shed every request while the runtime runs ready work later than this (see
+    /// [`SchedulingDelay`](crate::SchedulingDelay)): the queue in front of the limiter, which its
+    /// in-flight count cannot see. `None`: never read a delay. A limiter built by
+    /// [`build`](Self::build) inside a tokio runtime (feature `tokio`) measures it with a
+    /// [`DelayProbe`](crate::DelayProbe); others only with a source given to
+    /// [`BbrLimiter::with_delay`].
+    pub max_delay: Option<Duration>,
     /// `false` for a dry run: every decision is computed and reported but nothing is shed.
     pub enforce: bool,
     /// The `name` label of the limiter's metrics.
@@ -99,6 +114,7 @@ impl Default for BbrConfig {
             cpu_threshold: 0.8,
             cooldown: Duration::from_secs(1),
             gate: Gate::Cpu,
+            max_delay: Some(DEFAULT_MAX_DELAY),
             enforce: true,
             name: Cow::Borrowed("default"),
         }
@@ -137,6 +153,12 @@ impl BbrConfig {
         Self { gate, ..self }
     }
 
+    /// This configuration with the given `max_delay` (`None`: no delay signal).
+    #[must_use]
+    pub fn with_max_delay(self, max_delay: Option<Duration>) -> Self {
+        Self { max_delay, ..self }
+    }
+
     /// This configuration as a dry run (`enforce = false`) or not.
     #[must_use]
     pub fn with_enforce(self, enforce: bool) -> Self {
@@ -163,7 +185,7 @@ impl BbrConfig {
     ///
     /// A zero `window`; `buckets` below 2 (the statistics need a completed bucket) or above
     /// 65 536; a bucket shorter than 1 µs; `cpu_threshold` not in [0, 1]; an inflation not in
-    /// [1, 100]; an empty `name`.
+    /// [1, 100]; a `max_delay` under 1 ms or over 10 s; an empty `name`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check::positive("window", self.window)?;
         check::at_least("buckets", self.buckets, 2)?;
@@ -175,6 +197,13 @@ impl BbrConfig {
                     .with_value(inflation)
             })?;
         }
+        if let Some(max_delay) = self.max_delay
+            && !(MIN_MAX_DELAY..=MAX_MAX_DELAY).contains(&max_delay)
+        {
+            return Err(
+                ConfigError::new("max_delay", "must be from 1 ms to 10 s").with_value(max_delay)
+            );
+        }
         check::not_empty("name", &self.name)?;
         Ok(())
     }
@@ -185,9 +214,19 @@ impl BbrConfig {
     ///
     /// As [`validate`](Self::validate); and, with the `Cpu` or `Either` gate, field `cpu` when
     /// no CPU usage can be read on this system (naming why).
+    ///
+    /// With a `max_delay`, inside a tokio runtime and with the `tokio` feature, the limiter
+    /// also reads the runtime's scheduling delay from a [`DelayProbe`](crate::DelayProbe)
+    /// started on that runtime; elsewhere it runs without one (a `tracing` event says so, with
+    /// the `tracing` feature) and sheds on its other signals only.
     pub fn build(self) -> Result<BbrLimiter, ConfigError> {
         let cpu = self.system_cpu()?;
-        self.build_with(SystemClock::new(), cpu)
+        let delay = self.runtime_delay();
+        let limiter = self.build_with(SystemClock::new(), cpu)?;
+        Ok(match delay {
+            Some(delay) => limiter.with_shared_delay(delay),
+            None => limiter,
+        })
     }
 
     /// The machine's CPU usage as this configuration's gate needs it: sampled for the `Cpu`
@@ -200,6 +239,15 @@ impl BbrConfig {
         } else {
             Ok(SystemCpu::unused())
         }
+    }
+
+    /// A probe of the current tokio runtime's scheduling delay, when this configuration reads
+    /// one and there is a runtime to probe (feature `tokio`).
+    pub(crate) fn runtime_delay(&self) -> Option<Arc<dyn SchedulingDelay>> {
+        let max_delay = self.max_delay?;
+        let probe = crate::delay::probe_current_runtime(max_delay);
+        crate::events::delay_probe(&self.name, probe.is_some());
+        probe
     }
 
     /// Builds a limiter reading `clock` and `cpu`.
@@ -221,7 +269,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_is_krato_s() {
+    fn the_default_is_krato_s_plus_a_delay_bound() {
         let config = BbrConfig::default();
         assert_eq!(
             config.window_config(),
@@ -231,6 +279,7 @@ mod tests {
             (config.cpu_threshold, config.cooldown, config.gate),
             (0.8, Duration::from_secs(1), Gate::Cpu)
         );
+        assert_eq!(config.max_delay, Some(Duration::from_millis(10)));
         assert_eq!(config.validate(), Ok(()));
     }
 
@@ -264,6 +313,15 @@ mod tests {
                 "gate",
             ),
             (base.clone().with_name(""), "name"),
+            (
+                base.clone()
+                    .with_max_delay(Some(Duration::from_micros(999))),
+                "max_delay",
+            ),
+            (
+                base.clone().with_max_delay(Some(Duration::MAX)),
+                "max_delay",
+            ),
         ];
         for (config, field) in cases {
             assert_eq!(config.validate().unwrap_err().field(), field, "{config:?}");

@@ -74,3 +74,24 @@ impl Transitions {
         let _ = cooling_down;
     }
 }
+
+/// Says whether a limiter built from a configuration with a `max_delay` found a runtime whose
+/// scheduling delay it can measure.
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+pub(crate) fn delay_probe(name: &str, started: bool) {
+    #[cfg(feature = "tracing")]
+    if started {
+        tracing::info!(
+            target: "rampart::ratelimit",
+            name,
+            "limiter reads the tokio runtime's scheduling delay"
+        );
+    } else {
+        tracing::warn!(
+            target: "rampart::ratelimit",
+            name,
+            "limiter built outside a tokio runtime (or without the `tokio` feature): \
+             it cannot see requests queued in the runtime, and sheds on its other signals only"
+        );
+    }
+}

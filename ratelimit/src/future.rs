@@ -3,18 +3,20 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use pin_project::pin_project;
-use rampart_core::SystemClock;
+use rampart_core::{Clock, SystemClock};
 use tower::BoxError;
 
-use crate::{Overloaded, OwnedPermit, SystemCpu};
+use crate::{CpuUsage, Overloaded, OwnedPermit, SystemCpu};
 
 /// The response future of [`RateLimit`](crate::RateLimit) and
 /// [`KeyedRateLimit`](crate::KeyedRateLimit).
 ///
 /// # Cancellation
 ///
-/// Dropping it before it completes drops the inner future and releases the permit: the
-/// request leaves the in-flight count and its time so far is recorded.
+/// Dropping it before it completes drops the inner future and takes the request out of
+/// flight, recording nothing: a cancelled request is not throughput. So is a request whose
+/// inner future panicked. A request completes when the inner future returns, with a response
+/// or an error.
 #[pin_project]
 #[derive(Debug)]
 pub struct ResponseFuture<F, C = SystemClock, U = SystemCpu> {
@@ -56,6 +58,8 @@ impl<F, C, U, T, E> Future for ResponseFuture<F, C, U>
 where
     F: Future<Output = Result<T, E>>,
     E: Into<BoxError>,
+    C: Clock,
+    U: CpuUsage,
 {
     type Output = Result<T, BoxError>;
 
@@ -64,8 +68,10 @@ where
         let output = match state.as_mut().project() {
             StateProj::Admitted { future, permit } => {
                 let result = ready!(future.poll(cx));
-                // Released at completion, whatever the outcome.
-                drop(permit.take());
+                // A completion, whatever the outcome.
+                if let Some(permit) = permit.take() {
+                    permit.complete();
+                }
                 result.map_err(Into::into)
             }
             StateProj::Shed => Err(Overloaded::new().into()),

@@ -11,7 +11,7 @@ use tower::{BoxError, Layer, Service};
 
 use crate::cpu::CpuUsage;
 use crate::future::ResponseFuture;
-use crate::{BbrConfig, BbrLimiter, SystemCpu};
+use crate::{BbrConfig, BbrLimiter, SchedulingDelay, SystemCpu};
 
 /// The default bound on the number of limiters in a group.
 const MAX_KEYS: usize = 1_024;
@@ -44,6 +44,8 @@ pub struct LimiterGroup<K, C = SystemClock, U = SystemCpu> {
     config: BbrConfig,
     clock: C,
     cpu: U,
+    /// The scheduling delay every member reads, if any.
+    delay: Option<Arc<dyn SchedulingDelay>>,
     members: KeyedGroup<K, BbrLimiter<C, U>>,
     /// Built (without metrics) with the group, proving members can be built; handed out only
     /// if building one ever failed, instead of panicking.
@@ -57,10 +59,14 @@ impl<K: fmt::Debug> LimiterGroup<K> {
     ///
     /// # Errors
     ///
-    /// As [`BbrConfig::build`].
+    /// As [`BbrConfig::build`]; likewise, inside a tokio runtime every member reads one probe
+    /// of its scheduling delay.
     pub fn new(config: BbrConfig) -> Result<Self, ConfigError> {
         let cpu = config.system_cpu()?;
-        Self::with(config, SystemClock::new(), cpu)
+        let delay = config.runtime_delay();
+        let mut group = Self::with(config, SystemClock::new(), cpu)?;
+        group.delay = delay;
+        Ok(group)
     }
 }
 
@@ -80,6 +86,7 @@ impl<K: fmt::Debug, C: Clock + Clone, U: CpuUsage + Clone> LimiterGroup<K, C, U>
             config,
             clock,
             cpu,
+            delay: None,
             members: KeyedGroup::new(MAX_KEYS, IDLE_TIMEOUT)?,
             prototype,
             key_label: Arc::new(|key: &K| format!("{key:?}")),
@@ -107,6 +114,14 @@ impl<K, C, U> LimiterGroup<K, C, U> {
     #[must_use]
     pub fn with_key_label(mut self, label: impl Fn(&K) -> String + Send + Sync + 'static) -> Self {
         self.key_label = Arc::new(label);
+        self
+    }
+
+    /// The same group, every member reading the runtime's scheduling delay from `delay` (as
+    /// [`BbrLimiter::with_delay`]; call before first use).
+    #[must_use]
+    pub fn with_delay(mut self, delay: impl SchedulingDelay) -> Self {
+        self.delay = Some(Arc::new(delay));
         self
     }
 
@@ -152,7 +167,10 @@ where
                 self.cpu.clone(),
                 &label,
             ) {
-                Ok(limiter) => Arc::new(limiter),
+                Ok(limiter) => Arc::new(match &self.delay {
+                    Some(delay) => limiter.with_shared_delay(Arc::clone(delay)),
+                    None => limiter,
+                }),
                 Err(_) => Arc::clone(&self.prototype),
             }
         })

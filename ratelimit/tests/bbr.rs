@@ -244,19 +244,98 @@ fn a_dry_run_reports_but_never_sheds() {
 }
 
 #[test]
-fn a_permit_records_exactly_once_however_it_ends() {
+fn a_completed_permit_records_once_and_a_dropped_one_only_leaves_flight() {
     let (clock, _, limiter) = limiter();
     let completed = limiter.acquire().expect("admitted");
     let dropped = limiter.acquire().expect("admitted");
     assert_eq!(limiter.snapshot().inflight, 2);
     clock.advance(30 * MS);
     completed.complete_at(clock.now());
-    drop(dropped); // cancelled: the time so far is recorded too
+    drop(dropped); // cancelled: out of flight, no pass, no response time
     assert_eq!(limiter.snapshot().inflight, 0);
     clock.advance(BUCKET * 2);
     let snapshot = limiter.snapshot();
-    assert_eq!(snapshot.max_pass, 2, "two passes, once each");
+    assert_eq!(snapshot.max_pass, 1, "one pass: the completed request");
     assert_eq!(snapshot.min_rt, 30 * MS);
+}
+
+#[test]
+fn cancelled_requests_do_not_count_as_throughput() {
+    // Clients that time out drop their requests: a limiter that counted them as passes
+    // learned a max_pass several times the real one while overloaded.
+    let (clock, _, limiter) = limiter();
+    for _ in 0..50 {
+        let served = limiter.acquire().expect("admitted");
+        let cancelled: Vec<_> = (0..4)
+            .map(|_| limiter.acquire().expect("admitted"))
+            .collect();
+        clock.advance(MS);
+        served.complete_at(clock.now());
+        drop(cancelled);
+    }
+    clock.advance(BUCKET);
+    let snapshot = limiter.snapshot();
+    assert_eq!(snapshot.inflight, 0);
+    assert_eq!(
+        snapshot.max_pass, 50,
+        "50 served in one bucket; 200 cancelled uncounted"
+    );
+}
+
+#[test]
+fn min_rt_cannot_drift_up_while_shedding() {
+    // The service answers in 2 ms; overloaded, requests queue behind the limit and take 8 ms.
+    // Once the 2 ms buckets have left the window, a limit learned from 8 ms would justify the
+    // queue that made it: while shedding, the minimum holds. (A dry run, so that the 8 ms
+    // requests are admitted while every decision is still computed and remembered.)
+    let (clock, cpu) = (ManualClock::new(), ManualCpu::new(0.0));
+    let limiter = BbrConfig::default()
+        .with_window(Duration::from_secs(1), 10)
+        .with_enforce(false)
+        .build_with(clock.clone(), cpu.clone())
+        .expect("valid");
+    let complete_in_bucket = |rt: Duration, n: u32| {
+        let end = clock.now() + BUCKET / 2;
+        for _ in 0..n {
+            limiter
+                .acquire_at(end.saturating_sub(rt))
+                .expect("a dry run admits")
+                .complete_at(end);
+        }
+        clock.advance(BUCKET);
+    };
+    for _ in 0..3 {
+        complete_in_bucket(2 * MS, 40);
+    }
+    assert_eq!(limiter.snapshot().min_rt, 2 * MS);
+    // Overload: a hot CPU and more in flight than proven.
+    cpu.set(1.0);
+    let held: Vec<_> = (0..10)
+        .map(|_| limiter.acquire().expect("admitted"))
+        .collect();
+    // Twelve buckets (more than the 1 s window) of 8 ms completions, shedding all along.
+    for _ in 0..12 {
+        drop(limiter.acquire());
+        assert!(limiter.snapshot().cooling_down, "shedding");
+        complete_in_bucket(8 * MS, 40);
+    }
+    assert_eq!(
+        limiter.snapshot().min_rt,
+        2 * MS,
+        "held while shedding, though no 2 ms bucket is left in the window"
+    );
+    // Cool down: shedding stops, and the minimum follows the window again.
+    cpu.set(0.0);
+    drop(held);
+    clock.advance(Duration::from_secs(2));
+    complete_in_bucket(8 * MS, 40);
+    complete_in_bucket(8 * MS, 40);
+    assert!(!limiter.snapshot().cooling_down);
+    assert_eq!(
+        limiter.snapshot().min_rt,
+        8 * MS,
+        "re-learned once shedding stopped"
+    );
 }
 
 #[test]

@@ -64,7 +64,7 @@ async fn a_shed_request_never_reaches_the_service() {
 }
 
 #[tokio::test]
-async fn cancelled_failed_and_successful_requests_each_count_once() {
+async fn successes_and_errors_count_as_completions_and_cancellations_do_not() {
     let (clock, _, limiter) = limiter(0.0);
     let layer = RateLimitLayer::from_limiter(Arc::clone(&limiter));
     let ok = layer.layer(service_fn(|()| async { Ok::<_, Infallible>(()) }));
@@ -84,13 +84,13 @@ async fn cancelled_failed_and_successful_requests_each_count_once() {
         "boom"
     );
     let mut slow = slow;
-    drop(slow.call(())); // cancelled before completing
+    drop(slow.call(())); // cancelled before completing: out of flight, not a pass
     assert_eq!(limiter.snapshot().inflight, 0);
-    assert_eq!(passes_in_current_bucket(&clock, &limiter), 3);
+    assert_eq!(passes_in_current_bucket(&clock, &limiter), 2);
 }
 
 #[tokio::test]
-async fn a_panicking_request_leaves_the_in_flight_count_and_counts_once() {
+async fn a_panicking_request_leaves_the_in_flight_count_and_is_not_a_pass() {
     let (clock, _, limiter) = limiter(0.0);
     let service =
         RateLimitLayer::from_limiter(Arc::clone(&limiter)).layer(service_fn(|()| async {
@@ -102,7 +102,14 @@ async fn a_panicking_request_leaves_the_in_flight_count_and_counts_once() {
     let joined = tokio::spawn(service.oneshot(())).await;
     assert!(joined.unwrap_err().is_panic());
     assert_eq!(limiter.snapshot().inflight, 0);
-    assert_eq!(passes_in_current_bucket(&clock, &limiter), 1);
+    let ok = RateLimitLayer::from_limiter(Arc::clone(&limiter))
+        .layer(service_fn(|()| async { Ok::<_, Infallible>(()) }));
+    ok.oneshot(()).await.expect("served");
+    assert_eq!(
+        passes_in_current_bucket(&clock, &limiter),
+        1,
+        "the served request only"
+    );
 }
 
 /// A service whose `call` panics.

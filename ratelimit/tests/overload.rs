@@ -223,6 +223,15 @@ fn assert_collapses(report: &Report, what: &str) {
     );
 }
 
+/// Far below what the limiter holds with its own smoothing (`assert_holds`: 90 %).
+fn assert_falls_short(report: &Report, what: &str) {
+    assert!(
+        report.goodput < 0.5,
+        "{what}: goodput {:.3} of capacity",
+        report.goodput
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn at_3x_capacity_bbr_keeps_goodput_and_latency_where_an_unprotected_server_collapses() {
     for seed in SEEDS {
@@ -248,9 +257,9 @@ async fn at_3x_capacity_bbr_keeps_goodput_and_latency_where_an_unprotected_serve
 }
 
 #[tokio::test(start_paused = true)]
-async fn kratos_cpu_smoothing_reacts_too_late_and_the_server_collapses() {
-    // Decay 0.95 every 500 ms: the CPU signal needs ~16 s to cross 80 %, the queue fills
-    // first, and the limiter learns its minimum latency from queued requests.
+async fn kratos_cpu_smoothing_reacts_too_late_and_the_server_falls_short() {
+    // Decay 0.95 every 500 ms: the CPU signal needs ~16 s to cross 80 %, and the queue fills
+    // first (20 % of capacity in the 3× phase, against 93–98 % with our smoothing).
     for seed in SEEDS {
         let report = run(
             Protection::Bbr {
@@ -260,7 +269,7 @@ async fn kratos_cpu_smoothing_reacts_too_late_and_the_server_collapses() {
             seed,
         )
         .await;
-        assert_collapses(&report, &format!("Kratos smoothing, seed {seed}"));
+        assert_falls_short(&report, &format!("Kratos smoothing, seed {seed}"));
     }
 }
 

@@ -1,0 +1,116 @@
+//! The scheduling-delay signal: how late the server's runtime runs work that is ready.
+//!
+//! On a tokio server, a request waits in the socket and in the runtime's run queue before any
+//! tower layer sees it. While it waits it is invisible to the limiter's in-flight count: with a
+//! handler that never yields (or a runtime whose few workers are saturated) the limiter sees one
+//! request in flight while hundreds queue in front of it and their clients time out. The CPU
+//! signal says the process is busy, but not that the busy-ness has turned into waiting.
+//!
+//! A [`SchedulingDelay`] measures that wait directly, as the Hodor overload detector of
+//! `LinkedIn` measures a thread's lag: a heartbeat task ([`DelayProbe`], feature `tokio`) asks the runtime to wake it at a given
+//! instant and notes how late it actually runs. Work that becomes ready now (a request whose
+//! bytes just arrived) waits about as long. The limiter reads the signal on every decision and
+//! sheds while it exceeds [`BbrConfig::max_delay`](crate::BbrConfig::max_delay): a shed request
+//! costs the runtime a few microseconds instead of a whole handler, so the queue drains.
+//!
+//! The reading is live: while the heartbeat is overdue, the delay is the time since it was due
+//! (it grows while the runtime is stuck, without waiting for the heartbeat to run); once it
+//! has run, the delay it measured holds until its next due instant.
+//!
+//! ```
+//! use std::time::Duration;
+//! use rampart_ratelimit::{ManualDelay, SchedulingDelay};
+//!
+//! let delay = ManualDelay::new();
+//! assert_eq!(delay.delay(Duration::from_secs(1)), Duration::ZERO);
+//! delay.set(Duration::from_millis(40));
+//! assert_eq!(delay.delay(Duration::from_secs(1)), Duration::from_millis(40));
+//! ```
+
+#[cfg(feature = "tokio")]
+mod probe;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rampart_core::clock::saturating_nanos;
+
+#[cfg(feature = "tokio")]
+pub use self::probe::DelayProbe;
+
+/// How late the runtime runs work that is ready, at an instant: read on every decision, so it
+/// must be cheap (a few atomic loads).
+pub trait SchedulingDelay: Send + Sync + 'static {
+    /// The delay at `now`, an instant of the clock the source and the limiter share.
+    fn delay(&self, now: Duration) -> Duration;
+}
+
+impl<D: SchedulingDelay + ?Sized> SchedulingDelay for Arc<D> {
+    #[inline]
+    fn delay(&self, now: Duration) -> Duration {
+        (**self).delay(now)
+    }
+}
+
+/// A delay set by hand, for tests and simulations; clones share the reading.
+#[derive(Clone, Default)]
+pub struct ManualDelay {
+    nanos: Arc<AtomicU64>,
+}
+
+impl ManualDelay {
+    /// A reading of zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the reading.
+    pub fn set(&self, delay: Duration) {
+        self.nanos.store(saturating_nanos(delay), Ordering::Relaxed);
+    }
+}
+
+impl SchedulingDelay for ManualDelay {
+    #[inline]
+    fn delay(&self, _now: Duration) -> Duration {
+        Duration::from_nanos(self.nanos.load(Ordering::Relaxed))
+    }
+}
+
+impl fmt::Debug for ManualDelay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ManualDelay")
+            .field(&Duration::from_nanos(self.nanos.load(Ordering::Relaxed)))
+            .finish()
+    }
+}
+
+/// A heartbeat on the current tokio runtime, beating twice per `max_delay` (from 1 ms to
+/// 50 ms), or `None` outside a runtime or without the `tokio` feature.
+pub(crate) fn probe_current_runtime(max_delay: Duration) -> Option<Arc<dyn SchedulingDelay>> {
+    #[cfg(feature = "tokio")]
+    {
+        let interval = (max_delay / 2).clamp(Duration::from_millis(1), Duration::from_millis(50));
+        DelayProbe::spawn(rampart_core::SystemClock::new(), interval)
+            .ok()
+            .map(|probe| Arc::new(probe) as Arc<dyn SchedulingDelay>)
+    }
+    #[cfg(not(feature = "tokio"))]
+    {
+        let _ = max_delay;
+        None
+    }
+}
+
+/// Any function of the instant: a simulated runtime's queue, for example.
+impl<F> SchedulingDelay for F
+where
+    F: Fn(Duration) -> Duration + Send + Sync + 'static,
+{
+    #[inline]
+    fn delay(&self, now: Duration) -> Duration {
+        self(now)
+    }
+}
