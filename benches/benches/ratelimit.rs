@@ -53,7 +53,11 @@ fn ratelimit(c: &mut Criterion) {
         .build_with(SystemClock::new(), ManualCpu::new(0.1))
         .expect("valid");
     group.bench_function("rampart/acquire_release/low_cpu/system_clock", |b| {
-        b.iter(|| drop(black_box(timed.acquire())));
+        b.iter(|| {
+            if let Ok(permit) = black_box(timed.acquire()) {
+                permit.complete();
+            }
+        });
     });
 
     let now = Duration::from_millis(150);
