@@ -20,6 +20,8 @@
 //!   the rule.
 //! - [`KeyedGroup`]: one value per key (a breaker or limiter per route), created once,
 //!   bounded, idle-evicted.
+//! - [`gauges`]: one shared background refresher that keeps the layers' gauges current when
+//!   traffic stops, so that a scrape of an idle process is never its last busy second.
 //!
 //! # Example
 //!
@@ -58,6 +60,7 @@
 mod classify;
 pub mod clock;
 mod error;
+pub mod gauges;
 mod group;
 mod rejected;
 mod sync;
