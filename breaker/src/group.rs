@@ -45,7 +45,9 @@ type KeyLabel<K> = Arc<dyn Fn(&K) -> String + Send + Sync>;
 ///
 /// Every member reports under the group's `name`, with a `key` label: the key's `Debug` form
 /// unless [`with_key_label`](Self::with_key_label) says otherwise. Keep the number of keys
-/// bounded (routes, not user ids) for the sake of your metrics backend.
+/// bounded (routes, not user ids) for the sake of your metrics backend. Each member's gauge is
+/// kept current while its key sees no call (see [`SreBreaker::keep_gauges_current`]) until
+/// the member is evicted and dropped.
 pub struct BreakerGroup<K, C = SystemClock> {
     config: BreakerConfig,
     clock: C,
@@ -172,7 +174,11 @@ where
         config.seed = config.seed.map(|seed| seed ^ self.members.hash_of(key));
         let label = (self.key_label)(key);
         match SreBreaker::with_key(config, self.clock.clone(), Some(&label)) {
-            Ok(breaker) => Arc::new(breaker),
+            Ok(breaker) => {
+                let breaker = Arc::new(breaker);
+                breaker.keep_gauges_current();
+                breaker
+            }
             Err(_) => Arc::clone(&self.prototype),
         }
     }

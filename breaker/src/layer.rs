@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use rampart_core::{ConfigError, DefaultClassifier, SystemClock};
+use rampart_core::{Clock, ConfigError, DefaultClassifier, SystemClock};
 use tower::Layer;
 
 use crate::{Breaker, BreakerConfig, SreBreaker};
@@ -52,9 +52,11 @@ impl BreakerLayer {
     }
 }
 
-impl<C> BreakerLayer<C> {
-    /// A layer around an existing breaker (which may read any clock).
+impl<C: Clock> BreakerLayer<C> {
+    /// A layer around an existing breaker (which may read any clock). The breaker's gauge is
+    /// kept current while no call arrives (see [`SreBreaker::keep_gauges_current`]).
     pub fn from_breaker(breaker: Arc<SreBreaker<C>>) -> Self {
+        breaker.keep_gauges_current();
         Self {
             breaker,
             classifier: DefaultClassifier,

@@ -94,7 +94,12 @@
 //!
 //! - `rampart_breaker_requests_total{outcome="success"|"failure"|"rejected"}`: calls by
 //!   outcome; in a dry run, `rejected` counts the calls that would have been rejected;
-//! - `rampart_breaker_drop_probability`: the probability of the latest decision.
+//! - `rampart_breaker_drop_probability`: the probability of the latest decision, and, while
+//!   no call arrives, of the window at the current instant: the layer and groups register
+//!   their breakers with the shared background refresher (`rampart_core::gauges`), which
+//!   republishes it once a second, so an idle process's scrape shows its throttling ending
+//!   rather than its last busy second. Requests pay nothing for it;
+//!   [`SreBreaker::publish_gauges`] publishes at once.
 //!
 //! # Cost
 //!

@@ -1,8 +1,11 @@
 //! The breaker's metrics, registered once when it is built.
 //!
 //! The handles bind to the recorder installed when the breaker is built: install yours first.
+//! Decisions set the drop-probability gauge; the shared background refresher
+//! (`rampart_core::gauges`) sets it too, once a second, so that it follows the window when no
+//! call arrives.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use metrics::{Counter, Gauge};
 
@@ -19,6 +22,9 @@ pub(crate) struct BreakerMetrics {
     /// touched when the probability changes.
     published: AtomicU64,
     transitions: Transitions,
+    /// Whether the gauge still awaits its registration with the background refresher: set
+    /// for reporting handles until registered, never for no-op ones.
+    unrefreshed: AtomicBool,
 }
 
 impl BreakerMetrics {
@@ -41,6 +47,7 @@ impl BreakerMetrics {
             drop_probability: metrics::gauge!("rampart_breaker_drop_probability", labels.clone()),
             published: AtomicU64::new(0.0_f64.to_bits()),
             transitions: Transitions::new(name, key),
+            unrefreshed: AtomicBool::new(true),
         };
         metrics.drop_probability.set(0.0);
         metrics
@@ -55,7 +62,14 @@ impl BreakerMetrics {
             drop_probability: Gauge::noop(),
             published: AtomicU64::new(0.0_f64.to_bits()),
             transitions: Transitions::default(),
+            unrefreshed: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the caller is the one to register these metrics with the background refresher:
+    /// true once for reporting handles, never for no-op ones.
+    pub(crate) fn claim_refresh(&self) -> bool {
+        self.unrefreshed.load(Ordering::Relaxed) && self.unrefreshed.swap(false, Ordering::Relaxed)
     }
 
     #[inline]
