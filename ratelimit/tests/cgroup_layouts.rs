@@ -3,13 +3,13 @@
 //! limits the process and measure usage against the tightest bound.
 #![cfg(target_os = "linux")]
 
-mod support;
+mod cgroup_tree;
 
 use std::fs;
 use std::time::Duration;
 
+use cgroup_tree::{Tree, set};
 use rampart_ratelimit::cpu::{CgroupVersion, CpuLimit, LimitedBy, LinuxCpu};
-use support::{Tree, set};
 
 const SECOND: Duration = Duration::from_secs(1);
 

@@ -4,14 +4,14 @@
 //! by a mount table.
 #![cfg(target_os = "linux")]
 
-mod support;
+mod cgroup_tree;
 
 use std::fs;
 use std::time::Duration;
 
+use cgroup_tree::{Tree, set};
 use rampart_ratelimit::cpu::{CgroupVersion, LinuxCpu};
 use rampart_ratelimit::{CpuUsage, spawn_sampler};
-use support::{Tree, set};
 
 #[test]
 fn cgroup_v2_reads_the_own_cgroup_against_the_tightest_ancestor_quota() {
