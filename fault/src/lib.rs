@@ -11,8 +11,12 @@
 //!   bounded queue. Latency grows with queueing, throughput saturates at its capacity, a full
 //!   queue rejects at once, abandoned requests still burn worker time, and
 //!   [`SimBackend::utilization`] reports busy worker time like a CPU counter.
+//! - [`SimRuntime`]: a server whose stack runs on the same workers as its handler, as on tokio.
+//!   Requests wait in the runtime's run queue before the stack sees them, so a handler that
+//!   never yields hides that queue from a limiter's in-flight count; the runtime reports its
+//!   CPU use and the scheduling delay a heartbeat task measures.
 //!
-//! Both wait on `tokio::time`, so under `tokio::time::pause()` a simulated minute runs in
+//! All three wait on `tokio::time`, so under `tokio::time::pause()` a simulated minute runs in
 //! milliseconds, deterministically for a fixed seed.
 //!
 //! # Example
@@ -74,4 +78,7 @@ pub use crate::future::ResponseFuture;
 pub use crate::handle::{FaultHandle, FaultStats};
 pub use crate::layer::FaultLayer;
 pub use crate::service::Fault;
-pub use crate::sim::{Served, SimBackend, SimConfig, SimFuture, SimStats};
+pub use crate::sim::{
+    Handler, HandlerFuture, NotOnWorker, RuntimeClock, RuntimeConfig, RuntimeFuture, RuntimeServer,
+    RuntimeStats, Served, SimBackend, SimConfig, SimFuture, SimRuntime, SimStats, Unanswered,
+};

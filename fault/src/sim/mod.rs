@@ -3,6 +3,7 @@
 mod config;
 mod future;
 mod queue;
+mod runtime;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -17,6 +18,10 @@ use tower::{BoxError, Service};
 pub use self::config::SimConfig;
 pub use self::future::SimFuture;
 use self::queue::Queue;
+pub use self::runtime::{
+    Handler, HandlerFuture, NotOnWorker, RuntimeClock, RuntimeConfig, RuntimeFuture, RuntimeServer,
+    RuntimeStats, SimRuntime, Unanswered,
+};
 use crate::Distribution;
 use crate::error::in_runtime;
 
