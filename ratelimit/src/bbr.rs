@@ -615,3 +615,69 @@ impl<C, U> fmt::Debug for OwnedPermit<C, U> {
             .finish_non_exhaustive()
     }
 }
+
+/// # Gauges on an idle process
+///
+/// The first request of each bucket sets the limiter's gauges; without requests they would
+/// keep the values of the last busy bucket. These methods set them from the limiter's state at
+/// the current instant.
+impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
+    /// Sets `rampart_ratelimit_inflight`, `rampart_ratelimit_max_inflight` and
+    /// `rampart_ratelimit_cpu_ratio` to their values at the clock's current instant, read
+    /// without changing the window or the cached statistics (as
+    /// [`snapshot`](Self::snapshot) does).
+    ///
+    /// The background refresher calls it once a second for every limiter registered with
+    /// [`keep_gauges_current`](Self::keep_gauges_current); call it yourself to publish at
+    /// once (a test on a `ManualClock`, say).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rampart_core::ManualClock;
+    /// use rampart_ratelimit::{BbrConfig, ManualCpu};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cpu = ManualCpu::new(0.9);
+    /// let limiter = BbrConfig::default().build_with(clock.clone(), cpu.clone())?;
+    /// let permit = limiter.acquire()?; // the first request of the bucket sets the gauges
+    /// cpu.set(0.1);
+    /// clock.advance(Duration::from_secs(10)); // then no request for a whole window
+    /// limiter.publish_gauges(); // the gauges read what a snapshot does:
+    /// let now = limiter.snapshot();
+    /// assert_eq!((now.inflight, now.max_inflight, now.cpu), (1, 0, 0.1));
+    /// # drop(permit);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn publish_gauges(&self) {
+        let now = self.window.clock().now();
+        let (stats, _) = self.compute_stats(now);
+        self.metrics
+            .inflight
+            .set(self.inflight.load(Ordering::Relaxed) as f64);
+        self.metrics.cpu.set(self.cpu.usage());
+        self.metrics.max_inflight.set(stats.max_inflight as f64);
+        self.metrics
+            .transitions
+            .bucket_began(|| self.cooling_down(now));
+    }
+
+    /// Registers this limiter with the shared background refresher
+    /// ([`rampart_core::gauges`]), which then calls [`publish_gauges`](Self::publish_gauges)
+    /// once a second for as long as the limiter lives (it holds a weak reference).
+    ///
+    /// [`RateLimitLayer`](crate::RateLimitLayer) and [`LimiterGroup`](crate::LimiterGroup)
+    /// call it for their limiters; call it for a limiter you share in an `Arc` and drive
+    /// yourself. A limiter is registered once however often this is called, and never if it
+    /// reports no metrics.
+    pub fn keep_gauges_current(self: &Arc<Self>) {
+        if self.metrics.claim_refresh() {
+            rampart_core::gauges::keep_current(self);
+        }
+    }
+}
+
+impl<C: Clock, U: CpuUsage> rampart_core::gauges::PublishGauges for BbrLimiter<C, U> {
+    fn publish_gauges(&self) {
+        BbrLimiter::publish_gauges(self);
+    }
+}

@@ -27,7 +27,8 @@ type KeyLabel<K> = Arc<dyn Fn(&K) -> String + Send + Sync>;
 /// A limiter per route keeps a cheap route's proven capacity from being judged by a slow
 /// route's latency. Bounded like [`KeyedGroup`] (1 024 keys, 10 minutes idle by default); every
 /// member reports under the group's `name` with a `key` label (the key's `Debug` form, or
-/// [`with_key_label`](Self::with_key_label)'s).
+/// [`with_key_label`](Self::with_key_label)'s), its gauges kept current while its key sees no
+/// request (see [`BbrLimiter::keep_gauges_current`]) until it is evicted and dropped.
 ///
 /// ```
 /// use rampart_core::SystemClock;
@@ -167,10 +168,14 @@ where
                 self.cpu.clone(),
                 &label,
             ) {
-                Ok(limiter) => Arc::new(match &self.delay {
-                    Some(delay) => limiter.with_shared_delay(Arc::clone(delay)),
-                    None => limiter,
-                }),
+                Ok(limiter) => {
+                    let limiter = Arc::new(match &self.delay {
+                        Some(delay) => limiter.with_shared_delay(Arc::clone(delay)),
+                        None => limiter,
+                    });
+                    limiter.keep_gauges_current();
+                    limiter
+                }
                 Err(_) => Arc::clone(&self.prototype),
             }
         })

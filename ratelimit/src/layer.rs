@@ -1,9 +1,9 @@
 use std::sync::Arc;
 
-use rampart_core::{ConfigError, SystemClock};
+use rampart_core::{Clock, ConfigError, SystemClock};
 use tower::Layer;
 
-use crate::{BbrConfig, BbrLimiter, RateLimit, SystemCpu};
+use crate::{BbrConfig, BbrLimiter, CpuUsage, RateLimit, SystemCpu};
 
 /// Wraps services in a [`RateLimit`] that sheds requests while the server is overloaded.
 ///
@@ -37,12 +37,17 @@ impl RateLimitLayer {
     }
 }
 
-impl<C, U> RateLimitLayer<C, U> {
-    /// A layer around an existing limiter (which may read any clock and CPU signal).
+impl<C: Clock, U: CpuUsage> RateLimitLayer<C, U> {
+    /// A layer around an existing limiter (which may read any clock and CPU signal). The
+    /// limiter's gauges are kept current while no request arrives (see
+    /// [`BbrLimiter::keep_gauges_current`]).
     pub fn from_limiter(limiter: Arc<BbrLimiter<C, U>>) -> Self {
+        limiter.keep_gauges_current();
         Self { limiter }
     }
+}
 
+impl<C, U> RateLimitLayer<C, U> {
     /// The limiter every service of this layer shares.
     pub fn limiter(&self) -> &Arc<BbrLimiter<C, U>> {
         &self.limiter

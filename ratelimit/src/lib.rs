@@ -118,7 +118,13 @@
 //! (and `key` in a group): `rampart_ratelimit_requests_total{outcome="admitted"|"shed"}` (in a
 //! dry run, `shed` counts the requests that would have been shed);
 //! `rampart_ratelimit_inflight`, `rampart_ratelimit_max_inflight` and
-//! `rampart_ratelimit_cpu_ratio`, published once per bucket by the first request in it.
+//! `rampart_ratelimit_cpu_ratio`, published once per bucket by the first request in it, and,
+//! while no request arrives, from the limiter's state at the current instant: the layer and
+//! groups register their limiters with the shared background refresher
+//! (`rampart_core::gauges`), which republishes them once a second, so an idle process's scrape
+//! shows no request in flight, the current CPU and the limit of the window as it is now, not
+//! its last busy second. Requests pay nothing for it; [`BbrLimiter::publish_gauges`]
+//! publishes at once.
 //!
 //! Each limiter that reads the default [`SystemCpu`] also publishes, when built,
 //! `rampart_ratelimit_cpu_allowance_cores{source, limit}`: the CPUs the usage is measured

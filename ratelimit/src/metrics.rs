@@ -1,6 +1,11 @@
 //! The limiter's metrics, registered once when it is built.
 //!
 //! The handles bind to the recorder installed when the limiter is built: install yours first.
+//! The first request of each bucket sets the gauges; the shared background refresher
+//! (`rampart_core::gauges`) sets them too, once a second, so that they follow the limiter's
+//! state when no request arrives.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use metrics::{Counter, Gauge, Label};
 
@@ -16,6 +21,9 @@ pub(crate) struct LimiterMetrics {
     pub(crate) max_inflight: Gauge,
     pub(crate) cpu: Gauge,
     pub(crate) transitions: Transitions,
+    /// Whether the gauges still await their registration with the background refresher: set
+    /// for reporting handles until registered, never for no-op ones.
+    unrefreshed: AtomicBool,
 }
 
 impl LimiterMetrics {
@@ -38,6 +46,7 @@ impl LimiterMetrics {
             max_inflight: metrics::gauge!("rampart_ratelimit_max_inflight", labels.clone()),
             cpu: metrics::gauge!("rampart_ratelimit_cpu_ratio", labels),
             transitions: Transitions::new(name, key),
+            unrefreshed: AtomicBool::new(true),
         }
     }
 
@@ -50,7 +59,14 @@ impl LimiterMetrics {
             max_inflight: Gauge::noop(),
             cpu: Gauge::noop(),
             transitions: Transitions::default(),
+            unrefreshed: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the caller is the one to register these metrics with the background refresher:
+    /// true once for reporting handles, never for no-op ones.
+    pub(crate) fn claim_refresh(&self) -> bool {
+        self.unrefreshed.load(Ordering::Relaxed) && self.unrefreshed.swap(false, Ordering::Relaxed)
     }
 
     #[inline]
