@@ -5,7 +5,8 @@
 //! faulty endpoints, fed by an open-loop Poisson load generator, so a minute of traffic takes a
 //! fraction of a second and the same seed gives the same numbers. The binary (`cargo run
 //! --release -p rampart-lab`) prints a table per scenario and writes `report.json` and a
-//! self-contained `report.html` with charts of every scenario.
+//! self-contained `report.html` with charts of every scenario. `rampart-lab live` runs the
+//! overload scenario on a real axum server instead, in real time (see [`live`]).
 //!
 //! ```no_run
 //! use rampart_lab::{Options, run, scenarios};
@@ -16,6 +17,7 @@
 //! ```
 
 pub mod html;
+pub mod live;
 pub mod report;
 pub mod scenarios;
 pub mod sim;

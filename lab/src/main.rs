@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use rampart_lab::{LabReport, Options, Scenario, html, scenarios, table};
+use rampart_lab::{LabReport, Options, Scenario, html, live, scenarios, table};
 
 /// Fault-injection scenarios comparing rampart's layers with the unprotected stack and tower's
 /// built-ins, on simulated traffic.
@@ -37,6 +37,9 @@ enum Command {
         #[arg(long)]
         duration: Option<f64>,
     },
+    /// The live mode's server: a stack in front of a CPU-burning handler.
+    #[command(hide = true)]
+    LiveServer(live::ServerArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
             (vec![scenario], scale)
         }
         None => (scenarios::all().to_vec(), 1.0),
+        Some(Command::LiveServer(args)) => return live::child_main(&args),
     };
     let options = Options {
         seed: cli.seed,
