@@ -4,8 +4,18 @@
 //! command), so that its CPU is its own: one tokio worker thread, a handler burning about
 //! 2 ms of CPU per request (yielding to the runtime three times, or never), behind one of the
 //! [`stacks`], and a `/stats` route beside them telling what the stack's limiter sees.
+//!
+//! The driver measures the unprotected server's capacity (closed loop), then loads each stack
+//! with the lab's own open-loop generator (a hyper client; Poisson arrivals from the lab's
+//! seeded generator, the same for every stack; a client timeout) on a [`script`] of load
+//! levels, watching the server once a second.
 
 pub mod child;
+pub mod aggregate;
+pub mod load;
+pub mod observe;
+pub mod run;
+pub mod script;
 pub mod server;
 pub mod stacks;
 pub mod stats;
