@@ -2,7 +2,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
 
 use pin_project::pin_project;
 use rampart_core::{Classify, Clock, DefaultClassifier, Outcome, SystemClock};
@@ -13,24 +12,26 @@ use crate::{Rejected, SreBreaker};
 /// Records an admitted call's outcome exactly once: when its response completes, or when it
 /// is dropped without completing (cancelled, or unwinding from a panic).
 ///
-/// It records at the instant the call was admitted, so that a request reads the clock once:
-/// the breaker moved its window to that instant when admitting the call, and an instant older
-/// than the window's newest bucket counts in the newest bucket.
+/// It records at the instant the outcome arrives (one clock read), never at the instant the
+/// call was admitted: a call that fails after a quiet spell longer than the window must count
+/// in the window when it fails, and the admission instant's bucket may have expired by then.
 #[derive(Debug)]
 pub(crate) struct Completion<C, L> {
     breaker: Arc<SreBreaker<C>>,
     classifier: L,
-    admitted_at: Duration,
     recorded: bool,
+    /// [`SreBreaker::record`] for this clock type, captured where the bound is known, for
+    /// `Drop` (which reads the clock too).
+    record_now: fn(&SreBreaker<C>, Outcome),
 }
 
 impl<C: Clock, L> Completion<C, L> {
-    pub(crate) fn new(breaker: Arc<SreBreaker<C>>, classifier: L, admitted_at: Duration) -> Self {
+    pub(crate) fn new(breaker: Arc<SreBreaker<C>>, classifier: L) -> Self {
         Self {
             breaker,
             classifier,
-            admitted_at,
             recorded: false,
+            record_now: SreBreaker::record,
         }
     }
 
@@ -38,14 +39,10 @@ impl<C: Clock, L> Completion<C, L> {
     where
         L: Classify<T, E>,
     {
-        let outcome = self.classifier.classify(result.as_ref());
-        self.record(outcome);
-    }
-
-    fn record(&mut self, outcome: Outcome) {
         if !self.recorded {
             self.recorded = true;
-            self.breaker.record_at(self.admitted_at, outcome);
+            let outcome = self.classifier.classify(result.as_ref());
+            self.breaker.record(outcome);
         }
     }
 }
@@ -59,7 +56,7 @@ impl<C, L> Drop for Completion<C, L> {
                 self.breaker.config().on_cancel
             };
             if outcome != Outcome::Ignore {
-                self.breaker.record_at(self.admitted_at, outcome);
+                (self.record_now)(&self.breaker, outcome);
             }
         }
     }

@@ -173,7 +173,7 @@ where
         if let Err(rejected) = breaker.allow_at(now) {
             return ResponseFuture::rejected(rejected);
         }
-        let completion = Completion::new(breaker, self.classifier.clone(), now);
+        let completion = Completion::new(breaker, self.classifier.clone());
         ResponseFuture::admitted(self.inner.call(request), completion)
     }
 }

@@ -107,8 +107,9 @@
 //! a record take 9.6 ns given the instant; the layer adds 23 ns to a call, one TSC clock read
 //! (9.6 ns) included; on [`CoarseClock`](rampart_core::CoarseClock) 16 ns, the same as tower's
 //! `ConcurrencyLimit`. The `failsafe` crate's breaker adds 71 ns, `tower-resilience`'s 205 ns.
-//! The layer reads the clock once per request: outcomes are recorded at the instant the call
-//! was admitted, which counts in the window's newest bucket.
+//! The layer reads the clock twice per request, when it admits the call and when the outcome
+//! arrives: an outcome counts in the bucket of its arrival, even after a quiet spell longer
+//! than the window.
 //!
 //! # Feature flags
 //!

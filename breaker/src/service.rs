@@ -107,7 +107,7 @@ where
             return ResponseFuture::rejected(rejected);
         }
         // Armed before the inner call: if `call` itself panics, the guard records a failure.
-        let completion = Completion::new(Arc::clone(&self.shared), self.classifier.clone(), now);
+        let completion = Completion::new(Arc::clone(&self.shared), self.classifier.clone());
         ResponseFuture::admitted(self.inner.call(request), completion)
     }
 }

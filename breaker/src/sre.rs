@@ -120,8 +120,8 @@ pub struct BreakerSnapshot {
 ///
 /// `allow` and `record` read the clock once each; `allow_at` and `record_at` take the
 /// instant from a caller that has already read the same clock (see [`clock`](Self::clock)).
-/// The [`Breaker`](crate::Breaker) layer reads it once per request: it records each outcome at
-/// the instant the call was admitted, which lands in the window's newest bucket.
+/// The [`Breaker`](crate::Breaker) layer reads it once per event: when it admits a call and
+/// when the call's outcome arrives, so that the outcome counts in the bucket of its arrival.
 pub struct SreBreaker<C = SystemClock> {
     config: BreakerConfig,
     window: RollingWindow<C>,
@@ -258,9 +258,8 @@ impl<C: Clock> SreBreaker<C> {
     /// The bucket of `now`, and the counts a decision at `now` rests on: the cached completed
     /// buckets plus the current one.
     ///
-    /// It first moves the window to `now`, so that an outcome recorded later at this same
-    /// instant (a layer records at the admission instant, to read the clock once per request)
-    /// lands in the newest bucket rather than in one that has since expired.
+    /// It first moves the window to `now`, so that an outcome a caller records later at this
+    /// same instant lands in the newest bucket rather than in one that has since expired.
     #[inline]
     fn evidence_at(&self, now: Duration) -> (u64, Evidence) {
         self.window.advance_to(now);
@@ -376,9 +375,11 @@ impl<C> SreBreaker<C> {
     /// Records the outcome of an admitted call at instant `now` (read from
     /// [`clock`](Self::clock)). [`Outcome::Ignore`] records nothing.
     ///
-    /// `now` may be the instant the call was admitted (`allow_at`'s): an instant older than
-    /// the window's newest bucket counts in the newest bucket, so a layer can read the clock
-    /// once per request.
+    /// `now` should be the instant the outcome arrived. An instant older than the window's
+    /// newest bucket (the clock stepped back) counts in the newest bucket; but an outcome
+    /// recorded at its call's admission instant, with no write since to move the window on,
+    /// lands in that instant's bucket, already expired if the call took longer than the
+    /// window: it would be lost.
     #[inline]
     pub fn record_at(&self, now: Duration, outcome: Outcome) {
         match outcome {
