@@ -12,13 +12,15 @@ use crate::table;
 
 const CHART_SIZE: (u32, u32) = (960, 380);
 /// Line colours, one per stack (rampart's stacks come last in each scenario).
-const COLOURS: [RGBColor; 6] = [
+const COLOURS: [RGBColor; 8] = [
     RGBColor(150, 150, 150),
     RGBColor(230, 159, 0),
     RGBColor(86, 180, 233),
     RGBColor(0, 114, 178),
     RGBColor(204, 121, 167),
     RGBColor(0, 158, 115),
+    RGBColor(213, 94, 0),
+    RGBColor(40, 40, 40),
 ];
 
 /// Escapes text for HTML (and XML).
@@ -82,7 +84,7 @@ pub fn chart(
             .y_label_area_size(70)
             .build_cartesian_2d(0.0..scenario.duration_s, 0.0..top)?;
         plot.configure_mesh()
-            .x_desc("simulated time (s)")
+            .x_desc(chart.x_label.as_deref().unwrap_or("simulated time (s)"))
             .label_style(("sans-serif", 14))
             .axis_desc_style(("sans-serif", 15))
             .y_desc(chart.y_label.as_str())

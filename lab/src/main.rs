@@ -1,6 +1,7 @@
 //! `rampart-lab`: runs the scenarios, prints their tables, writes `report.json`,
 //! `report.html` and each scenario's charts (`NAME.svg`, the headline, and `NAME-SERIES.svg`),
-//! and exits non-zero if a rampart result misses its threshold.
+//! and exits non-zero if a rampart result misses its threshold. `rampart-lab live` runs the
+//! overload scenario on a real server instead (see the library's `live` module).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -37,7 +38,10 @@ enum Command {
         #[arg(long)]
         duration: Option<f64>,
     },
-    /// The live mode's server: a stack in front of a CPU-burning handler.
+    /// The overload scenario on a real axum server in a child process, in real time (under
+    /// two minutes): every stack at 0.5, 1, 2 and 3× the server's capacity and on a ramp.
+    Live(live::LiveArgs),
+    /// The live mode's server (started by `live`).
     #[command(hide = true)]
     LiveServer(live::ServerArgs),
 }
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
             (vec![scenario], scale)
         }
         None => (scenarios::all().to_vec(), 1.0),
+        Some(Command::Live(args)) => return live::main(&args, cli.seed, &cli.out),
         Some(Command::LiveServer(args)) => return live::child_main(&args),
     };
     let options = Options {

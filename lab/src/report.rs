@@ -42,14 +42,27 @@ pub struct Chart {
     pub series: String,
     /// The y axis's label.
     pub y_label: String,
+    /// The x axis's label, when it is not simulated time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x_label: Option<String>,
 }
 
 impl Chart {
-    /// A chart of `series`, its y axis labelled `y_label`.
+    /// A chart of `series` over simulated time, its y axis labelled `y_label`.
     pub fn new(series: &str, y_label: &str) -> Self {
         Self {
             series: series.to_owned(),
             y_label: y_label.to_owned(),
+            x_label: None,
+        }
+    }
+
+    /// The chart, its x axis labelled `x_label`.
+    #[must_use]
+    pub fn with_x_label(self, x_label: &str) -> Self {
+        Self {
+            x_label: Some(x_label.to_owned()),
+            ..self
         }
     }
 }

@@ -27,3 +27,15 @@ pub const BLACK_HOLE_ERRORS: f64 = 0.01;
 pub const FULL_STACK_GOODPUT: f64 = 0.70;
 /// full-stack: rampart's goodput as a multiple of the unprotected stack's.
 pub const FULL_STACK_VS_NONE: f64 = 2.0;
+
+/// live (`rampart-lab live`): the default stack's goodput at 2× and 3× capacity, as a share of
+/// capacity, on a real server.
+pub const LIVE_GOODPUT: f64 = 0.90;
+/// live: the default stack's p99 of successes at 2× and 3×, as a multiple of its p99 at 0.5×.
+pub const LIVE_P99_RATIO: f64 = 3.0;
+/// live `--check` (CI, on shared machines): the default stack's goodput at 2× capacity.
+pub const LIVE_CHECK_GOODPUT: f64 = 0.80;
+/// live `--check`: the default stack's p99 at 2×, as a multiple of its p99 at 0.5×.
+pub const LIVE_CHECK_P99_RATIO: f64 = 10.0;
+/// live `--check`: the default stack's goodput at 2× as a multiple of the unprotected one's.
+pub const LIVE_CHECK_VS_NONE: f64 = 5.0;

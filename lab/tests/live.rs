@@ -1,0 +1,521 @@
+//! The live mode's deterministic parts (the script and its arrivals, the figures, the cgroup
+//! and `/proc` parsing), and its plumbing end to end on a loopback server in this process.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::StatusCode;
+use rampart_lab::live::aggregate::{self, Tally};
+use rampart_lab::live::cgroup::{Hierarchy, Mount, Plan, mounts, plan};
+use rampart_lab::live::load::{self, Sent, Target};
+use rampart_lab::live::observe::{Observation, cpu_seconds};
+use rampart_lab::live::report::{self, Setup};
+use rampart_lab::live::run::StackRun;
+use rampart_lab::live::script::Script;
+use rampart_lab::live::stacks::{self, Guard, STACKS};
+use rampart_lab::live::stats::{LimiterStats, Stats};
+use rampart_lab::live::work::{Handler, Work};
+use rampart_lab::live::{server, stacks::app};
+use rampart_lab::sim::{Fate, Record};
+
+const MS: Duration = Duration::from_millis(1);
+const S: Duration = Duration::from_secs(1);
+
+// The script and its arrivals.
+
+#[test]
+fn the_levels_script_holds_each_level_then_ramps_over_two_phases() {
+    let script = Script::levels(2.0).expect("a valid length");
+    let names: Vec<&str> = script.phases().iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["0.5×", "1×", "2×", "3×", "ramp 0.5→3×"]);
+    assert_eq!(script.duration(), 12 * S);
+    let spans: Vec<(Duration, Duration)> = script
+        .spans()
+        .iter()
+        .map(|&(_, from, to)| (from, to))
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            (Duration::ZERO, 2 * S),
+            (2 * S, 4 * S),
+            (4 * S, 6 * S),
+            (6 * S, 8 * S),
+            (8 * S, 12 * S)
+        ]
+    );
+    for (at, factor) in [
+        (Duration::ZERO, 0.5),
+        (1_999 * MS, 0.5),
+        (2 * S, 1.0),
+        (5 * S, 2.0),
+        (7 * S, 3.0),
+        (8 * S, 0.5),
+        (10 * S, 1.75),
+        (12 * S, 0.0),
+    ] {
+        assert!(
+            (script.factor(at) - factor).abs() < 1e-9,
+            "at {at:?}: {} instead of {factor}",
+            script.factor(at)
+        );
+    }
+}
+
+#[test]
+fn the_check_script_ramps_to_twice_capacity_and_holds_it() {
+    let script = Script::check(1.5).expect("a valid length");
+    let names: Vec<&str> = script.phases().iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["0.5×", "ramp 0.5→2×", "2×"]);
+    assert_eq!(script.duration(), 6 * S);
+    assert!((script.factor(2_250 * MS) - 1.25).abs() < 1e-9);
+    assert!((script.factor(5 * S) - 2.0).abs() < 1e-9);
+}
+
+#[test]
+fn a_phase_length_out_of_range_is_refused_by_its_field() {
+    for seconds in [0.0, -1.0, 0.05, 601.0, f64::NAN, f64::INFINITY] {
+        let error = Script::levels(seconds).expect_err("out of range");
+        assert_eq!(error.field(), "seconds_per_phase", "{seconds}");
+        assert_eq!(
+            Script::check(seconds).expect_err("out of range").field(),
+            "seconds_per_phase"
+        );
+    }
+}
+
+#[test]
+fn arrivals_are_reproducible_from_the_seed_and_follow_the_script() {
+    let script = Script::levels(2.0).expect("a valid length");
+    let arrivals = script.arrivals(7, 400.0);
+    assert_eq!(arrivals, script.arrivals(7, 400.0));
+    assert_ne!(arrivals, script.arrivals(8, 400.0));
+    assert!(arrivals.windows(2).all(|pair| pair[0] <= pair[1]));
+    // The expected counts: 400, 800, 1 600, 2 400 in the levels, 2 800 on the ramp.
+    let count = |from: Duration, to: Duration| {
+        arrivals.iter().filter(|&&at| at >= from && at < to).count() as f64
+    };
+    for ((from, to), expected) in [
+        ((Duration::ZERO, 2 * S), 400.0),
+        ((2 * S, 4 * S), 800.0),
+        ((4 * S, 6 * S), 1_600.0),
+        ((6 * S, 8 * S), 2_400.0),
+        ((8 * S, 12 * S), 2_800.0),
+    ] {
+        let seen = count(from, to);
+        assert!(
+            (seen - expected).abs() < 4.0 * expected.sqrt(),
+            "{seen} arrivals in {from:?}..{to:?}, expected about {expected}"
+        );
+    }
+}
+
+// The figures.
+
+fn record(at_ms: u32, latency_ms: u32, fate: Fate) -> Record {
+    Record {
+        at: MS * at_ms,
+        latency: MS * latency_ms,
+        fate,
+    }
+}
+
+/// In [1 s, 2 s): 80 successes taking 1..=80 ms, 10 shed, 6 timed out, 4 failed; one of
+/// each before and after, which the phase must not count.
+fn phase_records() -> Vec<Record> {
+    let mut records = vec![
+        record(999, 1, Fate::Served),
+        record(500, 200, Fate::TimedOut),
+    ];
+    for n in 0..100 {
+        let at = 1_000 + n * 10;
+        records.push(match n {
+            0..80 => record(at, n + 1, Fate::Served),
+            80..90 => record(at, 1, Fate::Refused),
+            90..96 => record(at, 200, Fate::TimedOut),
+            _ => record(at, 3, Fate::Failed),
+        });
+    }
+    records.push(record(2_000, 1, Fate::Refused));
+    records.sort_by_key(|record| record.at);
+    records
+}
+
+#[test]
+fn a_phase_counts_goodput_against_capacity_and_shares_of_what_was_sent() {
+    let records = phase_records();
+    let figures = aggregate::phase(&records, S, 2 * S, 100.0);
+    assert_eq!(figures.sent, 100);
+    assert!((figures.goodput - 0.8).abs() < 1e-9, "{figures:?}");
+    assert!((figures.shed - 0.10).abs() < 1e-9);
+    assert!((figures.timeouts - 0.06).abs() < 1e-9);
+    assert!((figures.errors - 0.04).abs() < 1e-9);
+    // Of the 80 successes (1..=80 ms): the 41st and the 80th.
+    assert!((figures.p50_ms - 41.0).abs() < 1e-9, "{figures:?}");
+    assert!((figures.p99_ms - 80.0).abs() < 1e-9, "{figures:?}");
+}
+
+#[test]
+fn a_phase_without_successes_has_no_percentiles_and_no_goodput() {
+    let records = [record(0, 200, Fate::TimedOut), record(10, 1, Fate::Refused)];
+    let figures = aggregate::phase(&records, Duration::ZERO, S, 50.0);
+    assert!(figures.p50_ms.is_nan() && figures.p99_ms.is_nan());
+    assert_eq!(figures.goodput, 0.0);
+    assert_eq!((figures.shed, figures.timeouts), (0.5, 0.5));
+}
+
+#[test]
+fn a_tally_counts_every_record_once() {
+    let records = phase_records();
+    let tally = Tally::of(&records);
+    assert_eq!(
+        tally,
+        Tally {
+            ok: 81,
+            shed: 11,
+            timeout: 7,
+            error: 4
+        }
+    );
+    assert_eq!(tally.total(), records.len() as u64);
+}
+
+#[test]
+fn answers_become_fates() {
+    let fate = |answer: Option<Result<StatusCode, ()>>| load::fate(answer.as_ref());
+    assert_eq!(fate(None), Fate::TimedOut);
+    assert_eq!(fate(Some(Ok(StatusCode::OK))), Fate::Served);
+    assert_eq!(
+        fate(Some(Ok(StatusCode::SERVICE_UNAVAILABLE))),
+        Fate::Refused
+    );
+    assert_eq!(
+        fate(Some(Ok(StatusCode::INTERNAL_SERVER_ERROR))),
+        Fate::Failed
+    );
+    assert_eq!(fate(Some(Err(()))), Fate::Failed);
+}
+
+fn look(at_ms: u32, cpu_seconds: f64, handled: u64, inflight: Option<u64>) -> Observation {
+    Observation {
+        at: MS * at_ms,
+        stats: Some(Stats {
+            handled,
+            limiter: inflight.map(|inflight| LimiterStats {
+                cpu: 0.5,
+                inflight,
+                max_inflight: 8,
+                max_pass: 40,
+                min_rt_ms: 2.0,
+                overloaded: false,
+                delay_ms: None,
+            }),
+        }),
+        cpu_seconds: Some(cpu_seconds),
+    }
+}
+
+#[test]
+fn a_second_shows_the_limiter_at_its_end_and_the_server_over_it() {
+    let seen = [
+        look(0, 10.0, 0, Some(1)),
+        look(1_000, 10.5, 200, Some(3)),
+        look(2_000, 11.5, 600, Some(7)),
+    ];
+    let series: std::collections::BTreeMap<_, _> = aggregate::server_series(&seen, 3 * S, 400.0)
+        .into_iter()
+        .collect();
+    let second = |name: &str, bin: usize| series[name][bin];
+    assert_eq!(series["inflight"].len(), 3);
+    assert_eq!((second("inflight", 0), second("inflight", 1)), (3.0, 7.0));
+    assert!(
+        second("inflight", 2).is_nan(),
+        "no look ends the last second"
+    );
+    assert!(
+        second("delay_ms", 0).is_nan(),
+        "this limiter reads no delay"
+    );
+    assert!((second("server_cpu", 0) - 0.5).abs() < 1e-9);
+    assert!((second("server_cpu", 1) - 1.0).abs() < 1e-9);
+    assert!((second("handled", 1) - 1.0).abs() < 1e-9);
+    let unguarded = [look(0, 0.0, 0, None), look(1_000, 0.2, 10, None)];
+    let series: std::collections::BTreeMap<_, _> = aggregate::server_series(&unguarded, S, 400.0)
+        .into_iter()
+        .collect();
+    assert!(series["cpu"][0].is_nan() && series["max_inflight"][0].is_nan());
+    assert!((series["server_cpu"][0] - 0.2).abs() < 1e-9);
+}
+
+// What the operating system tells.
+
+/// This kind of host: v1 controllers each on their own mount, and an empty unified mount.
+const HYBRID: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+/// A v2-only host (and a proc mount, with optional fields, that is not a cgroup).
+const UNIFIED: &str = "\
+22 1 0:21 / /proc rw,nosuid shared:5 - proc proc rw
+25 1 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate
+";
+
+/// `cgroup.controllers` files under /sys/fs/cgroup exist and are empty (no controller
+/// enabled in v2).
+fn no_controllers(path: &Path) -> Option<String> {
+    path.starts_with("/sys/fs/cgroup").then(String::new)
+}
+
+#[test]
+fn mountinfo_gives_each_hierarchy_and_its_controllers() {
+    let found = mounts(HYBRID);
+    let controllers: Vec<(&Path, &Hierarchy)> = found
+        .iter()
+        .map(|m| (m.point.as_path(), &m.hierarchy))
+        .collect();
+    let v1 = |names: &[&str]| Hierarchy::V1(names.iter().map(|&n| n.to_owned()).collect());
+    assert_eq!(
+        controllers,
+        [
+            (Path::new("/sys/fs/cgroup/cpu"), &v1(&["cpu"])),
+            (Path::new("/sys/fs/cgroup/cpuacct"), &v1(&["cpuacct"])),
+            (Path::new("/sys/fs/cgroup/cpuset"), &v1(&["cpuset"])),
+            (Path::new("/sys/fs/cgroup/systemd"), &v1(&[])),
+            (Path::new("/sys/fs/cgroup/unified"), &Hierarchy::V2),
+        ]
+    );
+    assert_eq!(
+        mounts(UNIFIED),
+        [Mount {
+            point: PathBuf::from("/sys/fs/cgroup"),
+            hierarchy: Hierarchy::V2
+        }]
+    );
+}
+
+#[test]
+fn mount_points_are_unescaped() {
+    let line = "50 31 0:40 / /mnt/my\\040cgroups rw - cgroup cgroup rw,cpu,cpuacct\n";
+    let found = mounts(line);
+    assert_eq!(found[0].point, PathBuf::from("/mnt/my cgroups"));
+    assert_eq!(
+        found[0].hierarchy,
+        Hierarchy::V1(vec!["cpu".to_owned(), "cpuacct".to_owned()])
+    );
+}
+
+#[test]
+fn on_a_hybrid_host_the_v1_cpu_controller_is_chosen_with_its_own_cpuacct() {
+    let chosen = plan(&mounts(HYBRID), no_controllers);
+    assert_eq!(
+        chosen,
+        Ok(Plan::V1 {
+            cpu: PathBuf::from("/sys/fs/cgroup/cpu"),
+            cpuacct: Some(PathBuf::from("/sys/fs/cgroup/cpuacct")),
+        })
+    );
+    let joint = "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n";
+    assert_eq!(
+        plan(&mounts(joint), no_controllers),
+        Ok(Plan::V1 {
+            cpu: PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"),
+            cpuacct: None,
+        })
+    );
+}
+
+#[test]
+fn v2_is_chosen_only_where_it_offers_the_cpu_controller() {
+    let offered = |path: &Path| {
+        (path == Path::new("/sys/fs/cgroup/cgroup.controllers"))
+            .then(|| "cpuset cpu io memory pids\n".to_owned())
+    };
+    assert_eq!(
+        plan(&mounts(UNIFIED), offered),
+        Ok(Plan::V2 {
+            root: PathBuf::from("/sys/fs/cgroup")
+        })
+    );
+    assert!(plan(&mounts(UNIFIED), no_controllers).is_err());
+    let only_memory = |_: &Path| Some("memory cpuset".to_owned());
+    assert!(plan(&mounts(UNIFIED), only_memory).is_err());
+    assert!(plan(&[], offered).is_err());
+}
+
+#[test]
+fn proc_stat_gives_user_and_system_seconds_past_an_awkward_name() {
+    let stat = "4242 (my (odd) server) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 50 0 0 20 0 \
+                3 0 12345 1000000 500 18446744073709551615";
+    assert_eq!(cpu_seconds(stat), Some(3.0));
+    assert_eq!(cpu_seconds("4242 (truncated) S 1 2"), None);
+    assert_eq!(cpu_seconds("no name here"), None);
+}
+
+// The stack table.
+
+#[test]
+fn every_stack_of_the_table_is_found_by_its_name() {
+    for stack in STACKS {
+        assert_eq!(stacks::find(stack.name).map(|s| s.guard), Some(stack.guard));
+    }
+    let chosen = stacks::chosen(&["rampart".to_owned(), " none".to_owned()]).expect("known");
+    assert_eq!(chosen[0].guard, Guard::Rampart(None));
+    assert_eq!(chosen[1].guard, Guard::None);
+    let unknown = stacks::chosen(&["tower-3".to_owned()]).expect_err("unknown");
+    assert!(
+        unknown.contains("tower-3") && unknown.contains("tower-16"),
+        "{unknown}"
+    );
+}
+
+// The plumbing, end to end.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_requests_to_a_loopback_server_are_each_accounted_for_once() {
+    let listener = server::bind(0).await.expect("a free port");
+    let addr = listener.local_addr().expect("bound");
+    let app = app(Guard::None, Work::new(10_000, Handler::Yielding)).expect("no limiter to build");
+    let serving = tokio::spawn(server::serve(listener, app));
+    let target = Target::new(addr);
+    let arrivals: Vec<Duration> = (0..50).map(|n| 10 * MS * n).collect();
+    // A timeout no loopback answer comes near: every request must succeed.
+    let sent = load::open_loop(&target, &arrivals, Duration::from_secs(10), 100).await;
+    let tally = Tally::of(&sent.records);
+    assert_eq!((sent.sent, sent.unsent), (50, 0));
+    assert_eq!(tally.total(), sent.sent, "{tally:?}");
+    assert_eq!(tally.ok, 50, "{tally:?}");
+    let ats: Vec<Duration> = sent.records.iter().map(|r| r.at).collect();
+    assert_eq!(ats, arrivals);
+    let stats = target.stats(Duration::from_secs(10)).await.expect("stats");
+    assert_eq!(stats.handled, 50);
+    assert_eq!(stats.limiter, None);
+    serving.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stats_route_answers_beside_rampart_s_limiter() {
+    let listener = server::bind(0).await.expect("a free port");
+    let addr = listener.local_addr().expect("bound");
+    let guard = Guard::Rampart(Some(rampart_ratelimit::Gate::LATENCY));
+    let app = app(guard, Work::new(10_000, Handler::Blocking)).expect("a latency gate");
+    let serving = tokio::spawn(server::serve(listener, app));
+    let target = Target::new(addr);
+    let sent = load::open_loop(&target, &[Duration::ZERO], Duration::from_secs(10), 1).await;
+    assert_eq!(Tally::of(&sent.records).ok, 1);
+    let stats = target.stats(Duration::from_secs(10)).await.expect("stats");
+    let limiter = stats.limiter.expect("rampart's stack has a limiter");
+    assert_eq!((stats.handled, limiter.inflight), (1, 0));
+    serving.abort();
+}
+
+// The report.
+
+/// A run of `stack` on the check's script (1 s phases, capacity 100/s): at 0.5× 50 successes
+/// taking `unloaded_ms`; at 2× (from 2 s to 4 s) `served` successes taking `loaded_ms`, the
+/// rest of 400 timed out.
+fn check_run(stack: &str, unloaded_ms: u32, served: u32, loaded_ms: u32) -> StackRun {
+    let mut records: Vec<Record> = (0..50)
+        .map(|n| record(n * 20, unloaded_ms, Fate::Served))
+        .collect();
+    records.extend((0..400).map(|n| {
+        let at = 2_000 + n * 5;
+        if n < served {
+            record(at, loaded_ms, Fate::Served)
+        } else {
+            record(at, 200, Fate::TimedOut)
+        }
+    }));
+    StackRun {
+        stack: stacks::find(stack).expect("a stack of the table"),
+        sent: Sent {
+            sent: records.len() as u64,
+            unsent: 0,
+            records,
+            lag_p99: Duration::ZERO,
+        },
+        seen: Vec::new(),
+    }
+}
+
+fn setup() -> Setup {
+    Setup {
+        capacity_rps: 100.0,
+        handler: Handler::Yielding,
+        work_ms: 2.0,
+        timeout_ms: 200.0,
+        cgroup: "the server ran NOT in a CPU-limited cgroup (a test)".to_owned(),
+        check: true,
+    }
+}
+
+#[test]
+fn the_check_holds_rampart_at_twice_capacity_to_goodput_latency_and_none() {
+    let script = Script::check(1.0).expect("a valid length");
+    let runs = [
+        check_run("none", 3, 10, 150),
+        check_run("rampart", 2, 180, 10),
+    ];
+    let live = report::build(setup(), 1, &script, &runs);
+    let names: Vec<&str> = live.lab.scenarios.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["live", "live-0.5×", "live-ramp 0.5→2×", "live-2×"]);
+    let twice = &live.lab.scenarios[3];
+    let rampart = twice.stack("rampart").expect("rampart's row");
+    assert!((rampart.get("goodput") - 0.9).abs() < 1e-9);
+    assert!((rampart.get("p99_vs_unloaded") - 5.0).abs() < 1e-9);
+    assert!((rampart.get("goodput_vs_none") - 18.0).abs() < 1e-9);
+    let checked: Vec<(&str, bool)> = twice
+        .checks
+        .iter()
+        .map(|c| (c.figure.as_str(), c.passed))
+        .collect();
+    assert_eq!(
+        checked,
+        [
+            ("goodput", true),
+            ("p99_vs_unloaded", true),
+            ("goodput_vs_none", true)
+        ]
+    );
+    assert!(live.passed());
+    // 150 of 200 requests a second is 75 % of capacity: short of 80 %.
+    let runs = [
+        check_run("none", 3, 10, 150),
+        check_run("rampart", 2, 150, 10),
+    ];
+    let live = report::build(setup(), 1, &script, &runs);
+    assert!(!live.passed());
+    // A p99 eleven times the unloaded one misses too.
+    let runs = [
+        check_run("none", 3, 10, 150),
+        check_run("rampart", 2, 180, 22),
+    ];
+    assert!(!report::build(setup(), 1, &script, &runs).passed());
+}
+
+#[test]
+fn the_overview_charts_every_series_of_every_stack() {
+    let script = Script::check(1.0).expect("a valid length");
+    let runs = [
+        check_run("none", 3, 10, 150),
+        check_run("rampart", 2, 180, 10),
+    ];
+    let live = report::build(setup(), 1, &script, &runs);
+    let overview = &live.lab.scenarios[0];
+    assert_eq!(overview.duration_s, 4.0);
+    for stack in &overview.stacks {
+        for chart in &overview.charts {
+            let series = &stack.series[&chart.series];
+            assert_eq!(series.len(), 4, "{} {}", stack.name, chart.series);
+        }
+        assert_eq!(stack.get("sent"), 450.0);
+    }
+    let json = serde_json::to_value(&live).expect("serialises");
+    assert_eq!(json["setup"]["capacity_rps"], 100.0);
+    assert_eq!(json["phases"][2]["name"], "2×");
+    assert_eq!(json["phases"][2]["start_s"], 2.0);
+}
