@@ -16,6 +16,12 @@
 //! [`publish_all`] runs a pass at once on the calling thread: tests driving a `ManualClock`
 //! call it instead of waiting for the thread.
 //!
+//! Each value reads its own clock on the refresher's thread. `TokioClock` under tokio's paused
+//! time is the exception: the paused clock belongs to its runtime, and another thread reads
+//! real time from it. A simulation that reads gauges under paused time publishes them from
+//! inside its runtime (`publish_gauges` on the layer's breaker or limiter, or
+//! [`publish_all`]) right before reading.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use std::sync::atomic::{AtomicU64, Ordering};
