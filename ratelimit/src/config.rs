@@ -97,7 +97,7 @@ pub struct BbrConfig {
     /// [`SchedulingDelay`](crate::SchedulingDelay)): the queue in front of the limiter, which its
     /// in-flight count cannot see. `None`: never read a delay. A limiter built by
     /// [`build`](Self::build) inside a tokio runtime (feature `tokio`) measures it with a
-    /// [`DelayProbe`](crate::DelayProbe); others only with a source given to
+    /// `DelayProbe` (feature `tokio`); others only with a source given to
     /// [`BbrLimiter::with_delay`].
     pub max_delay: Option<Duration>,
     /// `false` for a dry run: every decision is computed and reported but nothing is shed.
@@ -216,7 +216,7 @@ impl BbrConfig {
     /// no CPU usage can be read on this system (naming why).
     ///
     /// With a `max_delay`, inside a tokio runtime and with the `tokio` feature, the limiter
-    /// also reads the runtime's scheduling delay from a [`DelayProbe`](crate::DelayProbe)
+    /// also reads the runtime's scheduling delay from a `DelayProbe` (feature `tokio`)
     /// started on that runtime; elsewhere it runs without one (a `tracing` event says so, with
     /// the `tracing` feature) and sheds on its other signals only.
     pub fn build(self) -> Result<BbrLimiter, ConfigError> {

@@ -60,7 +60,7 @@
 //! than `max_delay` (10 ms): requests are then queueing in the runtime, in front of the
 //! limiter, where its in-flight count cannot see them (see [`delay`]). A limiter built by
 //! [`BbrConfig::build`] or [`RateLimitLayer::new`] inside a tokio runtime measures that delay
-//! with a heartbeat task ([`DelayProbe`], feature `tokio`).
+//! with a heartbeat task (`DelayProbe`, feature `tokio`).
 //!
 //! Only real completions count as throughput: a request whose response future is dropped
 //! (its client went away) or whose handler panicked leaves the in-flight count and records

@@ -7,8 +7,8 @@
 //! signal says the process is busy, but not that the busy-ness has turned into waiting.
 //!
 //! A [`SchedulingDelay`] measures that wait directly, as the Hodor overload detector of
-//! `LinkedIn` measures a thread's lag: a heartbeat task ([`DelayProbe`], feature `tokio`) asks the runtime to wake it at a given
-//! instant and notes how late it actually runs. Work that becomes ready now (a request whose
+//! `LinkedIn` measures a thread's lag: a heartbeat task (`DelayProbe`, feature `tokio`) asks
+//! the runtime to wake it at a given instant and notes how late it actually runs. Work that becomes ready now (a request whose
 //! bytes just arrived) waits about as long. The limiter reads the signal on every decision and
 //! sheds while it exceeds [`BbrConfig::max_delay`](crate::BbrConfig::max_delay): a shed request
 //! costs the runtime a few microseconds instead of a whole handler, so the queue drains.
