@@ -13,7 +13,8 @@ use crate::{BreakerConfig, BreakerLayer, SreBreaker};
 /// [`Rejected`](crate::Rejected) (boxed) without calling `S`; an admitted one is called, and
 /// its outcome, as the classifier `L` judges it, is recorded when its response completes. A
 /// response future dropped before completing counts as the config's `on_cancel` (by default not
-/// at all); one whose inner service panicked counts as a failure.
+/// at all); one whose inner service panicked (in `call` or in a poll of its future) counts as a
+/// failure, whether or not a caller caught the panic.
 ///
 /// Readiness is the inner service's: the breaker decides in `call`, never in `poll_ready`, so
 /// a throttled client is never "not ready". Inner errors pass through untouched.

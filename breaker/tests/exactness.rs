@@ -1,10 +1,13 @@
 //! Every admitted call's outcome counts exactly once, in the bucket of the instant it arrives:
-//! after a quiet spell longer than the window, and after a clock jump.
+//! after a quiet spell longer than the window, after a clock jump, and when the inner service
+//! panics, whether or not the caller catches the panic.
 //!
 //! The calls are polled by hand, on a [`ManualClock`], so each test decides exactly when each
 //! outcome arrives and what the clock reads then.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -20,6 +23,7 @@ use tower::{BoxError, Layer, Service, ServiceExt};
 const WAIT: u8 = 0;
 const FAIL: u8 = 1;
 const SUCCEED: u8 = 2;
+const PANIC: u8 = 3;
 
 /// A backend whose calls stay pending until the test decides how they all end.
 #[derive(Clone, Default)]
@@ -63,8 +67,26 @@ impl Future for Call {
             WAIT => Poll::Pending,
             FAIL => Poll::Ready(Err(std::io::Error::other("backend down"))),
             SUCCEED => Poll::Ready(Ok(())),
-            _ => unreachable!("no other verdict"),
+            _ => panic!("backend bug"),
         }
+    }
+}
+
+/// A backend whose `call` itself panics.
+#[derive(Clone)]
+struct PanicsInCall;
+
+impl Service<()> for PanicsInCall {
+    type Response = ();
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<(), Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, (): ()) -> Self::Future {
+        panic!("bug in call");
     }
 }
 
@@ -203,6 +225,85 @@ fn outcomes_arriving_after_the_clock_stepped_back_are_counted() {
 }
 
 #[test]
+fn a_panic_caught_around_poll_counts_as_a_failure_when_the_future_is_dropped_later() {
+    // Even with cancellations counted as successes: a panic is not a cancellation.
+    for on_cancel in [Outcome::Ignore, Outcome::Success] {
+        let (_, shared) = breaker(BreakerConfig::default().with_on_cancel(on_cancel));
+        let backend = Backend::default();
+        let mut service = BreakerLayer::from_breaker(Arc::clone(&shared)).layer(backend.clone());
+        let mut pending = call(&mut service);
+        assert!(poll_once(&mut pending).is_pending());
+        backend.decide(PANIC);
+        let caught = catch_unwind(AssertUnwindSafe(|| poll_once(&mut pending)));
+        assert!(caught.is_err(), "the backend panics");
+        let counts = |shared: &SreBreaker<ManualClock>| {
+            let snapshot = shared.snapshot();
+            (snapshot.admitted, snapshot.accepts)
+        };
+        assert_eq!(
+            counts(&shared),
+            (1, 0),
+            "on_cancel = {on_cancel:?}, as it panicked"
+        );
+        drop(pending); // later, not while unwinding
+        assert_eq!(
+            counts(&shared),
+            (1, 0),
+            "on_cancel = {on_cancel:?}, once dropped"
+        );
+    }
+}
+
+#[test]
+fn a_keyed_breaker_counts_a_panic_caught_around_poll_as_a_failure() {
+    let group = BreakerGroup::with_clock(BreakerConfig::default(), ManualClock::new())
+        .expect("a valid config");
+    let layer = BreakerGroupLayer::new(group, |(): &()| "/search");
+    let backend = Backend::default();
+    backend.decide(PANIC);
+    let mut service = layer.layer(backend);
+    let mut panicking = call(&mut service);
+    assert!(catch_unwind(AssertUnwindSafe(|| poll_once(&mut panicking))).is_err());
+    drop(panicking);
+    let snapshot = layer.group().get(&"/search").snapshot();
+    assert_eq!(
+        (snapshot.admitted, snapshot.accepts),
+        (1, 0),
+        "{snapshot:?}"
+    );
+}
+
+#[test]
+fn a_panic_caught_around_the_inner_call_counts_as_a_failure() {
+    let (_, shared) = breaker(BreakerConfig::default().with_on_cancel(Outcome::Success));
+    let mut service = BreakerLayer::from_breaker(Arc::clone(&shared)).layer(PanicsInCall);
+    let caught = catch_unwind(AssertUnwindSafe(|| call(&mut service)));
+    assert!(caught.is_err(), "the backend's call panics");
+    let snapshot = shared.snapshot();
+    assert_eq!(
+        (snapshot.admitted, snapshot.accepts),
+        (1, 0),
+        "{snapshot:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_uncaught_panic_in_a_spawned_task_counts_as_a_failure() {
+    let (_, shared) = breaker(BreakerConfig::default().with_on_cancel(Outcome::Success));
+    let backend = Backend::default();
+    backend.decide(PANIC);
+    let service = BreakerLayer::from_breaker(Arc::clone(&shared)).layer(backend);
+    let joined = tokio::spawn(service.oneshot(())).await;
+    assert!(joined.expect_err("the task panicked").is_panic());
+    let snapshot = shared.snapshot();
+    assert_eq!(
+        (snapshot.admitted, snapshot.accepts),
+        (1, 0),
+        "{snapshot:?}"
+    );
+}
+
+#[test]
 fn a_cancelled_call_counts_as_on_cancel_when_it_is_dropped() {
     for (on_cancel, admitted, accepts) in [
         (Outcome::Ignore, 0, 0),
@@ -223,4 +324,20 @@ fn a_cancelled_call_counts_as_on_cancel_when_it_is_dropped() {
             "on_cancel = {on_cancel:?}: {snapshot:?}"
         );
     }
+}
+
+#[test]
+fn a_panic_in_the_caller_while_a_call_is_pending_is_a_cancellation() {
+    // The backend did nothing wrong: the caller panicked while the call was in flight.
+    let (_, shared) = breaker(BreakerConfig::default());
+    let mut service = BreakerLayer::from_breaker(Arc::clone(&shared)).layer(Backend::default());
+    let mut pending = call(&mut service);
+    assert!(poll_once(&mut pending).is_pending());
+    let caught = catch_unwind(AssertUnwindSafe(move || {
+        let _in_flight = pending;
+        panic!("caller bug");
+    }));
+    assert!(caught.is_err());
+    let snapshot = shared.snapshot();
+    assert_eq!(snapshot.admitted, 0, "{snapshot:?}");
 }

@@ -1,0 +1,196 @@
+//! Every request's end counts exactly once on its endpoint: a panic in the endpoint (in its
+//! `call` or in a poll of its future) is a failure whether or not the caller catches it, and a
+//! cancellation changes nothing but the in-flight count.
+//!
+//! The requests are polled by hand, so each test decides exactly how and when each one ends.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use rampart_balancer::{EndpointSnapshot, P2c, P2cConfig, PeakSuccess};
+use rampart_core::{Clock, ManualClock};
+use tower::discover::ServiceList;
+use tower::{Service, ServiceExt};
+
+const WAIT: u8 = 0;
+const PANIC: u8 = 1;
+
+/// An endpoint whose requests stay pending until the test decides how they all end.
+#[derive(Clone, Default)]
+struct Endpoint {
+    verdict: Arc<AtomicU8>,
+}
+
+impl Endpoint {
+    /// From now on, every request of this endpoint ends as `verdict` when next polled.
+    fn decide(&self, verdict: u8) {
+        self.verdict.store(verdict, Ordering::Relaxed);
+    }
+}
+
+impl Service<()> for Endpoint {
+    type Response = ();
+    type Error = Infallible;
+    type Future = Request;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, (): ()) -> Request {
+        Request {
+            verdict: Arc::clone(&self.verdict),
+        }
+    }
+}
+
+/// One request to [`Endpoint`].
+struct Request {
+    verdict: Arc<AtomicU8>,
+}
+
+impl Future for Request {
+    type Output = Result<(), Infallible>;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.verdict.load(Ordering::Relaxed) {
+            WAIT => Poll::Pending,
+            _ => panic!("endpoint bug"),
+        }
+    }
+}
+
+/// An endpoint whose `call` itself panics.
+#[derive(Clone)]
+struct PanicsInCall;
+
+impl Service<()> for PanicsInCall {
+    type Response = ();
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<(), Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, (): ()) -> Self::Future {
+        panic!("bug in call");
+    }
+}
+
+type Balancer<S, C = ManualClock> = P2c<ServiceList<Vec<S>>, (), C, PeakSuccess>;
+
+/// A balancer over the one endpoint `service`, reading `clock`.
+fn balancer<S: Service<()>, C: Clock>(service: S, clock: C) -> Balancer<S, C> {
+    P2c::with_parts(
+        ServiceList::new::<()>(vec![service]),
+        P2cConfig::default().with_seed(9),
+        clock,
+        PeakSuccess,
+    )
+    .expect("a valid config")
+}
+
+/// Polls `future` once, with a waker that does nothing.
+fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+    Pin::new(future).poll(&mut Context::from_waker(Waker::noop()))
+}
+
+/// Sends one request through `balancer` once it is ready (its endpoint always is).
+fn call<S, C>(balancer: &mut Balancer<S, C>) -> <Balancer<S, C> as Service<()>>::Future
+where
+    S: Service<()>,
+    S::Error: Into<tower::BoxError>,
+    C: Clock + Clone,
+{
+    let ready = matches!(poll_once(&mut balancer.ready()), Poll::Ready(Ok(_)));
+    assert!(ready, "the endpoint is always ready");
+    balancer.call(())
+}
+
+/// The one endpoint's snapshot.
+fn endpoint<S: Service<()>, C: Clock>(balancer: &Balancer<S, C>) -> EndpointSnapshot<usize> {
+    let mut snapshot = balancer.snapshot();
+    assert_eq!(snapshot.len(), 1);
+    snapshot.remove(0)
+}
+
+#[test]
+fn a_panic_caught_around_poll_counts_as_a_failure_when_the_future_is_dropped_later() {
+    let clock = ManualClock::new();
+    let backend = Endpoint::default();
+    let mut balancer = balancer(backend.clone(), clock.clone());
+    let mut pending = call(&mut balancer);
+    assert!(poll_once(&mut pending).is_pending());
+    clock.advance(Duration::from_millis(40));
+    backend.decide(PANIC);
+    let caught = catch_unwind(AssertUnwindSafe(|| poll_once(&mut pending)));
+    assert!(caught.is_err(), "the endpoint panics");
+    clock.advance(Duration::from_secs(5));
+    drop(pending); // later, not while unwinding
+    let seen = endpoint(&balancer);
+    // The first completion sets the EWMAs: a failure after 40 ms.
+    assert_eq!(
+        (seen.success, seen.lag, seen.inflight),
+        (0.0, Duration::from_millis(40), 0),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn a_panic_caught_around_the_endpoints_call_counts_as_a_failure() {
+    let mut balancer = balancer(PanicsInCall, ManualClock::new());
+    let caught = catch_unwind(AssertUnwindSafe(|| call(&mut balancer)));
+    assert!(caught.is_err(), "the endpoint's call panics");
+    let seen = endpoint(&balancer);
+    assert_eq!((seen.success, seen.inflight), (0.0, 0), "{seen:?}");
+}
+
+#[tokio::test]
+async fn an_uncaught_panic_in_a_spawned_task_counts_as_a_failure() {
+    let backend = Endpoint::default();
+    backend.decide(PANIC);
+    let mut balancer = balancer(backend, ManualClock::new());
+    let joined = tokio::spawn(call(&mut balancer)).await;
+    assert!(joined.expect_err("the task panicked").is_panic());
+    let seen = endpoint(&balancer);
+    assert_eq!((seen.success, seen.inflight), (0.0, 0), "{seen:?}");
+}
+
+#[test]
+fn a_cancelled_request_changes_nothing_but_the_in_flight_count() {
+    let clock = ManualClock::new();
+    let mut balancer = balancer(Endpoint::default(), clock.clone());
+    let mut pending = call(&mut balancer);
+    assert!(poll_once(&mut pending).is_pending());
+    assert_eq!(endpoint(&balancer).inflight, 1);
+    clock.advance(Duration::from_secs(5));
+    drop(pending);
+    let seen = endpoint(&balancer);
+    assert_eq!(
+        (seen.success, seen.lag, seen.inflight),
+        (1.0, Duration::ZERO, 0),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn a_panic_in_the_caller_while_a_request_is_pending_is_a_cancellation() {
+    // The endpoint did nothing wrong: the caller panicked while the request was in flight.
+    let mut balancer = balancer(Endpoint::default(), ManualClock::new());
+    let mut pending = call(&mut balancer);
+    assert!(poll_once(&mut pending).is_pending());
+    let caught = catch_unwind(AssertUnwindSafe(move || {
+        let _in_flight = pending;
+        panic!("caller bug");
+    }));
+    assert!(caught.is_err());
+    let seen = endpoint(&balancer);
+    assert_eq!((seen.success, seen.inflight), (1.0, 0), "{seen:?}");
+}
