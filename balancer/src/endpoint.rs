@@ -157,6 +157,11 @@ impl EndpointStats {
         f64::from_bits(self.lag_ns.load(Ordering::Relaxed))
     }
 
+    /// The EWMA latency, saturating at [`Duration::MAX`].
+    pub(crate) fn lag(&self) -> Duration {
+        saturating_duration(self.lag_ns())
+    }
+
     pub(crate) fn success(&self) -> f64 {
         f64::from_bits(self.success.load(Ordering::Relaxed))
     }
@@ -177,6 +182,17 @@ impl EndpointStats {
     pub(crate) fn is_warm(&self) -> bool {
         self.ewma.lock().stamp.is_some()
     }
+}
+
+/// `nanos` nanoseconds as a [`Duration`], saturating: at [`Duration::MAX`] beyond its range
+/// (a latency measured on a clock near the end of that range, once rounded to `f64`), at zero
+/// for anything not positive.
+pub(crate) fn saturating_duration(nanos: f64) -> Duration {
+    Duration::try_from_secs_f64(nanos / 1e9).unwrap_or(if nanos > 0.0 {
+        Duration::MAX
+    } else {
+        Duration::ZERO
+    })
 }
 
 #[cfg(test)]
@@ -252,6 +268,18 @@ mod tests {
             stats.end(ticket, 130 * MS, None);
         }
         assert_eq!(stats.inflight(), 0);
+    }
+
+    #[test]
+    fn latencies_convert_to_durations_saturating() {
+        assert_eq!(saturating_duration(1.5e6), Duration::from_micros(1_500));
+        let max_nanos = Duration::MAX.as_nanos() as f64;
+        for beyond in [max_nanos, 2.0 * max_nanos, f64::MAX, f64::INFINITY] {
+            assert_eq!(saturating_duration(beyond), Duration::MAX, "{beyond}");
+        }
+        for nothing in [0.0, -1.0, f64::NEG_INFINITY, f64::NAN] {
+            assert_eq!(saturating_duration(nothing), Duration::ZERO, "{nothing}");
+        }
     }
 
     #[test]

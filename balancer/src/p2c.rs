@@ -14,7 +14,7 @@ use tokio::time::Sleep;
 use tower::discover::{Change, Discover, ServiceList};
 use tower::{BoxError, Service};
 
-use crate::endpoint::EndpointStats;
+use crate::endpoint::{EndpointStats, saturating_duration};
 use crate::future::{Completion, ResponseFuture};
 use crate::metrics::{BalancerMetrics, EndpointMetrics};
 use crate::score::{Load, PeakSuccess, Score};
@@ -274,7 +274,7 @@ where
             .map(|endpoint| EndpointSnapshot {
                 key: endpoint.key.clone(),
                 score: self.cost_of(&endpoint.stats, now),
-                lag: Duration::from_secs_f64(endpoint.stats.lag_ns() / 1e9),
+                lag: endpoint.stats.lag(),
                 success: endpoint.stats.success(),
                 inflight: endpoint.stats.inflight(),
                 picks: endpoint.picks,
@@ -378,7 +378,7 @@ where
             return Duration::ZERO;
         }
         lags.sort_by(f64::total_cmp);
-        Duration::from_nanos(lags[lags.len() / 2] as u64)
+        saturating_duration(lags[lags.len() / 2])
     }
 
     /// Polls every pending endpoint; ready ones become candidates, failed ones are dropped.

@@ -1,6 +1,7 @@
 //! Every request's end counts exactly once on its endpoint: a panic in the endpoint (in its
-//! `call` or in a poll of its future) is a failure whether or not the caller catches it, and a
-//! cancellation changes nothing but the in-flight count.
+//! `call` or in a poll of its future) is a failure whether or not the caller catches it, a
+//! cancellation changes nothing but the in-flight count, and observing an endpoint never
+//! panics, however far its clock has run.
 //!
 //! The requests are polled by hand, so each test decides exactly how and when each one ends.
 
@@ -9,7 +10,7 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -19,7 +20,8 @@ use tower::discover::ServiceList;
 use tower::{Service, ServiceExt};
 
 const WAIT: u8 = 0;
-const PANIC: u8 = 1;
+const SUCCEED: u8 = 1;
+const PANIC: u8 = 2;
 
 /// An endpoint whose requests stay pending until the test decides how they all end.
 #[derive(Clone, Default)]
@@ -61,6 +63,7 @@ impl Future for Request {
     fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
         match self.verdict.load(Ordering::Relaxed) {
             WAIT => Poll::Pending,
+            SUCCEED => Poll::Ready(Ok(())),
             _ => panic!("endpoint bug"),
         }
     }
@@ -193,4 +196,47 @@ fn a_panic_in_the_caller_while_a_request_is_pending_is_a_cancellation() {
     assert!(caught.is_err());
     let seen = endpoint(&balancer);
     assert_eq!((seen.success, seen.inflight), (1.0, 0), "{seen:?}");
+}
+
+/// A clock that reads zero until it is sent to the end of time.
+#[derive(Clone, Default)]
+struct EndOfTime {
+    ended: Arc<AtomicBool>,
+}
+
+impl Clock for EndOfTime {
+    fn now(&self) -> Duration {
+        if self.ended.load(Ordering::Relaxed) {
+            Duration::MAX
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
+#[test]
+fn the_snapshot_saturates_a_lag_beyond_durations_range() {
+    let clock = EndOfTime::default();
+    let backend = Endpoint::default();
+    let mut balancer = balancer(backend.clone(), clock.clone());
+    let mut slow = call(&mut balancer); // placed at zero
+    let mut stalled = call(&mut balancer); // still in flight at the end
+    clock.ended.store(true, Ordering::Relaxed);
+    assert_eq!(endpoint(&balancer).inflight, 2);
+    backend.decide(SUCCEED);
+    assert!(matches!(poll_once(&mut slow), Poll::Ready(Ok(()))));
+    // Its latency, `Duration::MAX`, is beyond what `Duration` holds once rounded to `f64`.
+    let seen = endpoint(&balancer);
+    assert_eq!((seen.lag, seen.inflight), (Duration::MAX, 1), "{seen:?}");
+    assert!(seen.score.is_finite() && seen.score > 0.0, "{seen:?}");
+    backend.decide(WAIT);
+    assert!(poll_once(&mut stalled).is_pending());
+    drop(stalled);
+    assert_eq!(endpoint(&balancer).inflight, 0);
+    // And the balancer goes on balancing.
+    backend.decide(SUCCEED);
+    assert!(matches!(
+        poll_once(&mut call(&mut balancer)),
+        Poll::Ready(Ok(()))
+    ));
 }
