@@ -445,6 +445,7 @@ fn check_run(stack: &str, unloaded_ms: u32, served: u32, loaded_ms: u32) -> Stac
 fn setup() -> Setup {
     Setup {
         capacity_rps: 100.0,
+        capacity_cpus: 1.0,
         handler: Handler::Yielding,
         work_ms: 2.0,
         timeout_ms: 200.0,

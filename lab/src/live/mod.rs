@@ -53,6 +53,9 @@ use crate::{html, table};
 
 /// The client's timeout.
 pub const TIMEOUT: Duration = Duration::from_millis(200);
+/// Below this many CPUs used by the server while its capacity is measured, the host is too
+/// busy for the figures to mean much (the server has one CPU's worth of threads).
+const BUSY_HOST_CPUS: f64 = 0.85;
 
 /// `rampart-lab live`'s options.
 #[derive(Debug, Clone, clap::Args)]
@@ -130,7 +133,8 @@ pub fn main(args: &LiveArgs, seed: u64, out: &Path) -> ExitCode {
         }
     };
     let setup = Setup {
-        capacity_rps: capacity,
+        capacity_rps: capacity.rps,
+        capacity_cpus: capacity.cpus,
         handler: args.handler,
         work_ms: WORK.as_secs_f64() * 1e3,
         timeout_ms: TIMEOUT.as_secs_f64() * 1e3,
@@ -205,21 +209,31 @@ fn place(mode: CgroupMode) -> Result<(Option<Cgroup>, String), String> {
 }
 
 /// The capacity, then every stack's run, telling progress on standard error.
-async fn measure(spec: &run::Spec) -> Result<(f64, Vec<StackRun>), String> {
+async fn measure(spec: &run::Spec) -> Result<(run::Capacity, Vec<StackRun>), String> {
     let total = spec.stacks.len();
     eprintln!("live: measuring the unprotected server's capacity (closed loop, 2.5 s)");
     let capacity = run::capacity(spec).await?;
     println!(
-        "live: capacity {capacity:.0} requests/s; {:.1} s of load per stack",
+        "live: capacity {:.0} requests/s, the server using {:.2} CPU; {:.1} s of load per stack",
+        capacity.rps,
+        capacity.cpus,
         spec.script.duration().as_secs_f64()
     );
-    if capacity < 10.0 {
+    if capacity.cpus < BUSY_HOST_CPUS {
+        println!(
+            "live: WARNING: the server had {:.2} of its CPU while its capacity was measured: \
+             the host is busy, and every figure of this run depends on what else runs on it",
+            capacity.cpus
+        );
+    }
+    if capacity.rps < 10.0 {
         return Err(format!(
-            "the server's capacity is implausible: {capacity:.1} requests/s"
+            "the server's capacity is implausible: {:.1} requests/s",
+            capacity.rps
         ));
     }
     let mut index = 0;
-    let runs = run::stacks(spec, capacity, |stack| {
+    let runs = run::stacks(spec, capacity.rps, |stack| {
         index += 1;
         eprintln!("live: [{index}/{total}] {} ({})", stack.name, stack.what);
     })

@@ -43,7 +43,7 @@ pub async fn watch(
 }
 
 /// CPU seconds (user and system) process `pid` has used, from `/proc/PID/stat`.
-fn process_cpu_seconds(pid: u32) -> Option<f64> {
+pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
     cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 

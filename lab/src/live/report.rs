@@ -21,6 +21,8 @@ pub const UNPROTECTED: &str = "none";
 pub struct Setup {
     /// The server's capacity as measured at the start, in requests per second.
     pub capacity_rps: f64,
+    /// The CPUs the server used while its capacity was measured (under one: a busy host).
+    pub capacity_cpus: f64,
     /// How the handler spent its CPU.
     pub handler: Handler,
     /// CPU per request, in milliseconds.
@@ -219,11 +221,12 @@ fn overview(
         name: "live".to_owned(),
         description: format!(
             "a real axum server in a child process (one tokio worker; a {} handler burning {} ms \
-             of CPU per request); capacity {:.0} requests/s; {}; open-loop Poisson arrivals, \
-             {} ms client timeout; phases {}",
+             of CPU per request); capacity {:.0} requests/s (the server using {:.2} CPU); {}; \
+             open-loop Poisson arrivals, {} ms client timeout; phases {}",
             setup.handler.name(),
             setup.work_ms,
             setup.capacity_rps,
+            setup.capacity_cpus,
             setup.cgroup,
             setup.timeout_ms,
             phases.join(", "),

@@ -48,23 +48,46 @@ pub struct Spec {
     pub join: Vec<PathBuf>,
 }
 
-/// Measures the capacity of the unprotected server, in requests per second: closed-loop
-/// clients for a few seconds.
+/// The unprotected server's capacity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Capacity {
+    /// Successes per second under closed-loop load.
+    pub rps: f64,
+    /// The CPUs the server process used meanwhile (NaN where `/proc` does not tell): under
+    /// one while it has a CPU of its own means the host's other work took part of it.
+    pub cpus: f64,
+}
+
+/// Measures the capacity of the unprotected server: closed-loop clients for a few seconds,
+/// and the server's CPU use meanwhile.
 ///
 /// # Errors
 ///
 /// If the server cannot be started.
-pub async fn capacity(spec: &Spec) -> Result<f64, String> {
+pub async fn capacity(spec: &Spec) -> Result<Capacity, String> {
     let unprotected = stacks::find("none").ok_or("the stack table has no 'none'")?;
     let child = start(spec, unprotected)?;
     let target = Target::new(child.addr());
-    Ok(load::capacity(
-        &target,
-        CAPACITY_CLIENTS,
-        CAPACITY_WARM_UP,
-        CAPACITY_MEASURE,
-    )
-    .await)
+    let pid = child.id();
+    let cpu_use = async {
+        tokio::time::sleep(CAPACITY_WARM_UP).await;
+        let before = observe::process_cpu_seconds(pid);
+        tokio::time::sleep(CAPACITY_MEASURE).await;
+        match (before, observe::process_cpu_seconds(pid)) {
+            (Some(before), Some(after)) => (after - before) / CAPACITY_MEASURE.as_secs_f64(),
+            _ => f64::NAN,
+        }
+    };
+    let (rps, cpus) = tokio::join!(
+        load::capacity(
+            &target,
+            CAPACITY_CLIENTS,
+            CAPACITY_WARM_UP,
+            CAPACITY_MEASURE
+        ),
+        cpu_use,
+    );
+    Ok(Capacity { rps, cpus })
 }
 
 /// Runs every stack of `spec` at `capacity`, telling `progress` each stack as it starts it.
