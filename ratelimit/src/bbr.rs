@@ -287,6 +287,13 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         Ok(())
     }
 
+    /// Sets the scheduling-delay gauge, for a limiter that reads a delay.
+    fn publish_delay(&self, now: Duration) {
+        if let (Some(delay), Some(_)) = (&self.delay, self.config.max_delay) {
+            self.metrics.delay.set(delay.delay(now).as_secs_f64());
+        }
+    }
+
     /// Whether the runtime runs ready work later than `max_delay`: requests are queueing in
     /// front of the limiter, where its in-flight count cannot see them. Shedding them all
     /// until it catches up costs the runtime little (a refusal is cheap) and drains the queue;
@@ -439,6 +446,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
             self.metrics.inflight.set(inflight as f64);
             self.metrics.cpu.set(self.cpu.usage());
             self.metrics.max_inflight.set(stats().max_inflight as f64);
+            self.publish_delay(now);
             self.metrics
                 .transitions
                 .bucket_began(|| self.cooling_down(now));
@@ -656,6 +664,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
             .set(self.inflight.load(Ordering::Relaxed) as f64);
         self.metrics.cpu.set(self.cpu.usage());
         self.metrics.max_inflight.set(stats.max_inflight as f64);
+        self.publish_delay(now);
         self.metrics
             .transitions
             .bucket_began(|| self.cooling_down(now));

@@ -117,8 +117,9 @@
 //! Registered once when a limiter is built (install your recorder first), labelled `name`
 //! (and `key` in a group): `rampart_ratelimit_requests_total{outcome="admitted"|"shed"}` (in a
 //! dry run, `shed` counts the requests that would have been shed);
-//! `rampart_ratelimit_inflight`, `rampart_ratelimit_max_inflight` and
-//! `rampart_ratelimit_cpu_ratio`, published once per bucket by the first request in it, and,
+//! `rampart_ratelimit_inflight`, `rampart_ratelimit_max_inflight`,
+//! `rampart_ratelimit_cpu_ratio` and (for a limiter that reads one)
+//! `rampart_ratelimit_delay_seconds`, the runtime's scheduling delay, published once per bucket by the first request in it, and,
 //! while no request arrives, from the limiter's state at the current instant: the layer and
 //! groups register their limiters with the shared background refresher
 //! (`rampart_core::gauges`), which republishes them once a second, so an idle process's scrape

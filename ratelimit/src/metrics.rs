@@ -20,6 +20,8 @@ pub(crate) struct LimiterMetrics {
     pub(crate) inflight: Gauge,
     pub(crate) max_inflight: Gauge,
     pub(crate) cpu: Gauge,
+    /// The runtime's scheduling delay, in seconds (set only by a limiter that reads one).
+    pub(crate) delay: Gauge,
     pub(crate) transitions: Transitions,
     /// Whether the gauges still await their registration with the background refresher: set
     /// for reporting handles until registered, never for no-op ones.
@@ -44,7 +46,8 @@ impl LimiterMetrics {
             shed: requests("shed"),
             inflight: metrics::gauge!("rampart_ratelimit_inflight", labels.clone()),
             max_inflight: metrics::gauge!("rampart_ratelimit_max_inflight", labels.clone()),
-            cpu: metrics::gauge!("rampart_ratelimit_cpu_ratio", labels),
+            cpu: metrics::gauge!("rampart_ratelimit_cpu_ratio", labels.clone()),
+            delay: metrics::gauge!("rampart_ratelimit_delay_seconds", labels),
             transitions: Transitions::new(name, key),
             unrefreshed: AtomicBool::new(true),
         }
@@ -58,6 +61,7 @@ impl LimiterMetrics {
             inflight: Gauge::noop(),
             max_inflight: Gauge::noop(),
             cpu: Gauge::noop(),
+            delay: Gauge::noop(),
             transitions: Transitions::default(),
             unrefreshed: AtomicBool::new(false),
         }

@@ -150,3 +150,27 @@ async fn build_inside_a_runtime_reads_the_runtime_delay() {
         "{without:?}"
     );
 }
+
+#[test]
+fn the_delay_gauge_follows_the_limiter_reading() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let delay = ManualDelay::new();
+    let limiter = metrics::with_local_recorder(&recorder, || {
+        BbrConfig::default()
+            .build_with(ManualClock::new(), ManualCpu::new(0.0))
+            .expect("valid")
+            .with_delay(delay.clone())
+    });
+    delay.set(4 * MS);
+    limiter.publish_gauges();
+    let gauge = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .find(|(key, ..)| key.key().name() == "rampart_ratelimit_delay_seconds")
+        .map(|(.., value)| value);
+    assert_eq!(gauge, Some(DebugValue::Gauge(0.004.into())));
+}
