@@ -520,3 +520,60 @@ fn the_overview_charts_every_series_of_every_stack() {
     assert_eq!(json["phases"][2]["name"], "2×");
     assert_eq!(json["phases"][2]["start_s"], 2.0);
 }
+
+// The command line.
+
+fn lab() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_rampart-lab"))
+}
+
+#[test]
+fn live_refuses_bad_options_before_starting_anything() {
+    for args in [
+        &["live", "--seconds-per-phase", "0"][..],
+        &["live", "--stacks", "none,tower-3"],
+        &["live", "--check", "--stacks", "rampart"],
+    ] {
+        let output = lab().args(args).output().expect("runs");
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            output.stdout.is_empty(),
+            "{args:?} started: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_child_tells_its_port_and_stops_when_its_input_closes() {
+    use std::io::BufRead as _;
+    let mut child = lab()
+        .args([
+            "live-server",
+            "--stack",
+            "rampart-latency",
+            "--work-us",
+            "100",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .expect("a line");
+    let port: u16 = line.trim().parse().expect("a port number");
+    let target = Target::new(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    let sent = load::open_loop(&target, &[Duration::ZERO], Duration::from_secs(10), 1).await;
+    assert_eq!(Tally::of(&sent.records).ok, 1);
+    let stats = target.stats(Duration::from_secs(10)).await.expect("stats");
+    assert_eq!(stats.handled, 1);
+    assert!(stats.limiter.is_some(), "rampart's stack shows its limiter");
+    drop(child.stdin.take());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("joined")
+        .expect("waited");
+    assert!(status.success(), "{status}");
+}
