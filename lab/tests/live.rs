@@ -571,9 +571,9 @@ async fn the_server_child_tells_its_port_and_stops_when_its_input_closes() {
     assert_eq!(stats.handled, 1);
     assert!(stats.limiter.is_some(), "rampart's stack shows its limiter");
     drop(child.stdin.take());
-    let status = tokio::task::spawn_blocking(move || child.wait())
+    let ended = tokio::task::spawn_blocking(move || child.wait())
         .await
         .expect("joined")
         .expect("waited");
-    assert!(status.success(), "{status}");
+    assert!(ended.success(), "{ended}");
 }
