@@ -15,7 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use proptest::strategy::Strategy;
-use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, RngSeed, TestCaseError, TestError, TestRunner};
 
 /// The message every injected panic starts with; other panics are reported as usual.
 pub(crate) const INJECTED: &str = "injected panic";
@@ -95,6 +95,8 @@ where
     let mut runner = TestRunner::new(Config {
         cases: settings.cases,
         rng_seed: RngSeed::Fixed(settings.seed),
+        // ChaCha, the default, takes most of a debug build's run.
+        rng_algorithm: RngAlgorithm::XorShift,
         failure_persistence: None,
         max_shrink_iters: 100_000,
         max_shrink_time: 120_000,
@@ -164,6 +166,30 @@ pub(crate) enum Polled<T> {
 /// Runs `f`, catching a panic.
 pub(crate) fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| message(&*payload))
+}
+
+/// How a request is cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cancellation {
+    /// Its response future is dropped.
+    Dropped,
+    /// Its response future is dropped while the caller unwinds from a panic of its own (not
+    /// the service's): still a cancellation.
+    Unwound,
+}
+
+/// Drops `value` as `how` says.
+pub(crate) fn cancel<T>(value: T, how: Cancellation) {
+    match how {
+        Cancellation::Dropped => drop(value),
+        Cancellation::Unwound => {
+            let unwound = caught(move || {
+                let _held = value;
+                panic!("{INJECTED} in the caller");
+            });
+            assert!(unwound.is_err(), "the caller's panic unwinds");
+        }
+    }
 }
 
 /// Polls `future` once with a waker that does nothing, catching a panic around the poll: the

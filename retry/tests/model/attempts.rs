@@ -1,0 +1,252 @@
+//! What polling a response future must give: an attempt's end, the budget's decision, the
+//! backoff's wait and the retry, as the model predicts them.
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+use rampart_core::{Clock, Outcome, Rejected};
+use rampart_retry::{AttemptTimedOut, Backoff};
+use tower::BoxError;
+
+use super::{Phase, Request, World};
+use crate::backend::{Attempt, Command};
+use crate::harness::{INJECTED, Polled, poll_catching, poll_unwinding};
+use crate::{
+    Catch, GRANTED, PANIC_CAUGHT, PANIC_UNWINDING, REFUSED, REJECTED, RETRY_CALL_PANIC, TIMED_OUT,
+    ms,
+};
+
+/// How an attempt's result counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Ok,
+    Failed,
+    Rejected,
+    TimedOut,
+}
+
+/// What the model expects of a poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Pending,
+    Ready(Ended),
+    Panic,
+}
+
+impl World<'_> {
+    pub(super) fn poll(&mut self, mut request: Request, catch: Catch) -> Result<(), TestCaseError> {
+        let attempts_before = self.attempts.len();
+        let future = request
+            .future
+            .take()
+            .expect("a live request has its future");
+        let (future, polled) = match catch {
+            Catch::Around => {
+                let mut future = future;
+                let polled = poll_catching(&mut future);
+                (Some(future), polled)
+            }
+            Catch::Unwinding => poll_unwinding(future),
+        };
+        request.polled = true;
+        // Whether a retry went ahead: a random backoff's wait is unknown to the model.
+        let retried = self.backend.attempts().len() > attempts_before
+            || matches!(polled, Polled::Panicked(_));
+        let expect = self.predict(&mut request, retried);
+        match (expect, polled) {
+            (Expect::Pending, Polled::Pending) => {
+                request.future = future;
+                self.requests.push(request);
+            }
+            (Expect::Ready(ended), Polled::Ready(result)) => {
+                check_result(request.id, ended, &result)?;
+            }
+            (Expect::Panic, Polled::Panicked(message)) => {
+                prop_assert!(
+                    message.starts_with(INJECTED),
+                    "unexpected panic: {}",
+                    message
+                );
+                if let Phase::Poisoned { attempt: Some(_) } = request.phase {
+                    let goal = match catch {
+                        Catch::Around => PANIC_CAUGHT,
+                        Catch::Unwinding => PANIC_UNWINDING,
+                    };
+                    self.coverage.hit(goal);
+                }
+                if let Some(future) = future {
+                    request.future = Some(future);
+                    self.requests.push(request);
+                } else if let Phase::Poisoned {
+                    attempt: Some(attempt),
+                } = request.phase
+                {
+                    // Dropped during the unwinding, with the attempt that panicked.
+                    self.attempts[attempt].0.live = false;
+                }
+            }
+            (expect, polled) => {
+                return Err(TestCaseError::fail(format!(
+                    "request {}: the model expects {expect:?}, the poll gave {polled:?}",
+                    request.id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// What polling `request` must give, and the model's state after it. `retried` says
+    /// whether the layer called the backend again in this poll.
+    fn predict(&mut self, request: &mut Request, retried: bool) -> Expect {
+        loop {
+            match request.phase {
+                Phase::Attempt { attempt, deadline } => {
+                    let ended = if deadline.is_some_and(|deadline| self.now >= deadline) {
+                        self.coverage.hit(TIMED_OUT);
+                        Ended::TimedOut
+                    } else {
+                        match self.attempts[attempt].1 {
+                            Command::Hold => return Expect::Pending,
+                            Command::Panic => {
+                                request.phase = Phase::Poisoned {
+                                    attempt: Some(attempt),
+                                };
+                                return Expect::Panic;
+                            }
+                            Command::Succeed => Ended::Ok,
+                            Command::Fail => Ended::Failed,
+                            Command::Reject => Ended::Rejected,
+                        }
+                    };
+                    self.attempts[attempt].0.live = false;
+                    if ended == Ended::Ok {
+                        self.calls.successes += 1;
+                        self.budget.record(Outcome::Success);
+                    } else {
+                        self.calls.failures += 1;
+                        self.budget.record(Outcome::Failure);
+                    }
+                    let attempts_left = request.attempts < self.max_attempts;
+                    if matches!(ended, Ended::Failed | Ended::TimedOut) && attempts_left {
+                        self.calls.withdrawals_asked += 1;
+                        if self.budget.withdraw(self.clock.now()) {
+                            self.calls.withdrawals_granted += 1;
+                            self.coverage.hit(GRANTED);
+                            let (shortest, longest) = wait_bounds(
+                                self.backoff,
+                                request.attempts,
+                                request.previous_longest,
+                            );
+                            request.previous_longest = longest;
+                            request.phase = Phase::Waiting {
+                                earliest: self.now + ceil_ms(shortest),
+                                latest: self.now + ceil_ms(longest),
+                            };
+                            continue;
+                        }
+                        self.coverage.hit(REFUSED);
+                    } else if ended == Ended::Rejected && attempts_left {
+                        self.coverage.hit(REJECTED);
+                    }
+                    return Expect::Ready(ended);
+                }
+                Phase::Waiting { earliest, latest } => {
+                    let over =
+                        self.now >= latest || (self.now >= earliest && self.ready && retried);
+                    if !over {
+                        return Expect::Pending;
+                    }
+                    request.phase = Phase::Ready;
+                }
+                Phase::Ready => {
+                    if !self.ready {
+                        return Expect::Pending;
+                    }
+                    request.attempts += 1;
+                    if std::mem::take(&mut self.panic_next_call) {
+                        self.coverage.hit(RETRY_CALL_PANIC);
+                        request.phase = Phase::Poisoned { attempt: None };
+                        return Expect::Panic;
+                    }
+                    self.attempts.push((
+                        Attempt {
+                            request: request.id,
+                            live: true,
+                        },
+                        Command::Hold,
+                    ));
+                    request.phase = Phase::Attempt {
+                        attempt: self.attempts.len() - 1,
+                        deadline: self.attempt_timeout.map(|timeout| self.now + timeout),
+                    };
+                }
+                Phase::Poisoned { .. } => return Expect::Pending,
+            }
+        }
+    }
+}
+
+/// Checks a response against the model's expectation.
+fn check_result(
+    id: u32,
+    ended: Ended,
+    result: &Result<u32, BoxError>,
+) -> Result<(), TestCaseError> {
+    let expected = match (ended, result) {
+        (Ended::Ok, Ok(value)) => *value == id,
+        (Ended::Failed, Err(error)) => error.is::<std::io::Error>(),
+        (Ended::Rejected, Err(error)) => error.is::<Rejected>(),
+        (Ended::TimedOut, Err(error)) => error.is::<AttemptTimedOut>(),
+        _ => false,
+    };
+    prop_assert!(
+        expected,
+        "request {}: expected {:?}, got {:?}",
+        id,
+        ended,
+        result
+    );
+    Ok(())
+}
+
+fn ceil_ms(wait: Duration) -> Duration {
+    ms(u64::try_from(wait.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX))
+}
+
+/// The shortest and longest wait the backoff may choose before retry number `retry`, given
+/// the longest the previous wait may have been.
+fn wait_bounds(backoff: Backoff, retry: u32, previous_longest: Duration) -> (Duration, Duration) {
+    let mut rng = fastrand::Rng::with_seed(0);
+    match backoff {
+        Backoff::Exponential {
+            base,
+            factor,
+            cap,
+            jitter: true,
+        } => {
+            let ceiling = Backoff::Exponential {
+                base,
+                factor,
+                cap,
+                jitter: false,
+            };
+            (
+                Duration::ZERO,
+                ceiling.delay(retry, Duration::ZERO, &mut rng),
+            )
+        }
+        Backoff::Decorrelated { base, cap } => (
+            base,
+            previous_longest
+                .max(base)
+                .saturating_mul(3)
+                .min(cap)
+                .max(base),
+        ),
+        exact => {
+            let wait = exact.delay(retry, previous_longest, &mut rng);
+            (wait, wait)
+        }
+    }
+}

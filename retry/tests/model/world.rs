@@ -1,0 +1,305 @@
+//! The `Retry` layer under test beside the model of what it must do: requests, their attempts
+//! and the budget's books, and the checks made after every operation.
+
+#[path = "attempts.rs"]
+mod attempts;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Waker};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use proptest::sample::Index;
+use proptest::test_runner::TestCaseError;
+use rampart_core::{Clock, ManualClock};
+use rampart_retry::{Backoff, Policy, ResponseFuture, Retry, RetryConfig, RetryLayer};
+use tower::{Layer, Service};
+
+use crate::backend::{Attempt, Backend, Command};
+use crate::budgets::{Calls, Choice, Model, Observed, Real};
+use crate::harness::{self, Cancellation, Coverage, INJECTED, caught};
+use crate::{
+    CALL_PANIC, CANCEL_FRESH, CANCEL_PENDING, CANCEL_READY, CANCEL_WAITING, Case, DROP_POISONED,
+    GOALS, Op, STEPPED_BACK, UNWOUND, YEAR, YEAR_JUMP,
+};
+
+/// The response future under test.
+type Response = ResponseFuture<Backend, u32, Arc<Observed>, Policy>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Attempt number `attempt` (backend order) is in flight, with its deadline.
+    Attempt {
+        attempt: usize,
+        deadline: Option<Duration>,
+    },
+    /// The backoff sleep ends between `earliest` and `latest` (equal unless the backoff
+    /// draws at random).
+    Waiting {
+        earliest: Duration,
+        latest: Duration,
+    },
+    /// Waiting for the backend to be ready for the retry.
+    Ready,
+    /// A poll panicked and the panic was caught: the future is kept (with the attempt that
+    /// panicked, if any) until it is dropped.
+    Poisoned { attempt: Option<usize> },
+}
+
+struct Request {
+    id: u32,
+    /// Taken while it is polled.
+    future: Option<Pin<Box<Response>>>,
+    phase: Phase,
+    /// Attempts started.
+    attempts: u32,
+    /// The longest the previous backoff wait may have been.
+    previous_longest: Duration,
+    polled: bool,
+}
+
+/// The layer under test beside the model of what it must do.
+pub(crate) struct World<'a> {
+    max_attempts: u32,
+    backoff: Backoff,
+    attempt_timeout: Option<Duration>,
+    service: Retry<Backend, Arc<Observed>, Policy>,
+    backend: Backend,
+    observed: Arc<Observed>,
+    clock: ManualClock,
+    coverage: &'a Coverage<{ GOALS.len() }>,
+    // The model.
+    /// Tokio's time since the runtime started.
+    now: Duration,
+    ready: bool,
+    panic_next_call: bool,
+    attempts: Vec<(Attempt, Command)>,
+    budget: Model,
+    calls: Calls<u64>,
+    requests: Vec<Request>,
+    next_id: u32,
+}
+
+impl<'a> World<'a> {
+    pub(crate) fn new(case: &Case, coverage: &'a Coverage<{ GOALS.len() }>) -> Self {
+        let start = match case.budget {
+            Choice::Ratio { start, .. } => start,
+            Choice::Token(_) => Duration::ZERO,
+        };
+        let clock = ManualClock::starting_at(start);
+        let observed = Arc::new(Observed::build(case.budget, &clock));
+        let config = RetryConfig::default()
+            .with_max_attempts(case.max_attempts)
+            .with_backoff(case.backoff)
+            .with_seed(1);
+        let config = match case.attempt_timeout {
+            Some(timeout) => config.with_attempt_timeout(timeout),
+            None => config,
+        };
+        let backend = Backend::new();
+        let layer = RetryLayer::new(config, Arc::clone(&observed)).expect("a valid config");
+        Self {
+            max_attempts: case.max_attempts,
+            backoff: case.backoff,
+            attempt_timeout: case.attempt_timeout,
+            service: layer.layer(backend.clone()),
+            backend,
+            observed,
+            clock,
+            coverage,
+            now: Duration::ZERO,
+            ready: true,
+            panic_next_call: false,
+            attempts: Vec::new(),
+            budget: Model::new(case.budget),
+            calls: Calls::default(),
+            requests: Vec::new(),
+            next_id: 0,
+        }
+    }
+
+    pub(crate) async fn step(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        let granted_before = self.calls.withdrawals_granted;
+        match *op {
+            Op::Call => self.call()?,
+            Op::ArmCallPanic => {
+                self.backend.arm_call_panic();
+                self.panic_next_call = true;
+            }
+            Op::Resolve(at, command) => self.resolve(at, command),
+            Op::Poll(at, catch) => {
+                if !self.requests.is_empty() {
+                    let request = self.requests.remove(at.index(self.requests.len()));
+                    if let Phase::Poisoned { .. } = request.phase {
+                        self.requests.push(request);
+                    } else {
+                        self.poll(request, catch)?;
+                    }
+                }
+            }
+            Op::Cancel(at, how) => {
+                if !self.requests.is_empty() {
+                    let request = self.requests.remove(at.index(self.requests.len()));
+                    self.cancel(request, how);
+                }
+            }
+            Op::SetReady(ready) => {
+                self.backend.set_ready(ready);
+                self.ready = ready;
+            }
+            Op::Advance(by) => {
+                tokio::time::advance(by).await;
+                self.clock.advance(by);
+                self.now += by;
+                if by >= YEAR {
+                    self.coverage.hit(YEAR_JUMP);
+                }
+            }
+            Op::StepBack(by) => {
+                self.clock.set(self.clock.now().saturating_sub(by));
+                self.coverage.hit(STEPPED_BACK);
+            }
+        }
+        self.check(granted_before)
+    }
+
+    fn call(&mut self) -> Result<(), TestCaseError> {
+        let ready = match caught(|| {
+            self.service
+                .poll_ready(&mut Context::from_waker(Waker::noop()))
+        }) {
+            Ok(poll) => poll.is_ready(),
+            Err(message) => {
+                return Err(TestCaseError::fail(format!(
+                    "poll_ready panicked: {message}"
+                )));
+            }
+        };
+        prop_assert_eq!(ready, self.ready, "poll_ready is the backend's readiness");
+        if !ready {
+            return Ok(());
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.calls.deposits += 1;
+        self.budget.deposit(self.clock.now());
+        let called = caught(|| self.service.call(id));
+        if std::mem::take(&mut self.panic_next_call) {
+            let Err(message) = called else {
+                return Err(TestCaseError::fail(
+                    "the backend's call panicked, not the layer's",
+                ));
+            };
+            prop_assert!(
+                message.starts_with(INJECTED),
+                "unexpected panic: {}",
+                message
+            );
+            self.coverage.hit(CALL_PANIC);
+            return Ok(());
+        }
+        let future =
+            called.map_err(|message| TestCaseError::fail(format!("call panicked: {message}")))?;
+        self.attempts.push((
+            Attempt {
+                request: id,
+                live: true,
+            },
+            Command::Hold,
+        ));
+        self.requests.push(Request {
+            id,
+            future: Some(Box::pin(future)),
+            phase: Phase::Attempt {
+                attempt: self.attempts.len() - 1,
+                deadline: self.attempt_timeout.map(|timeout| self.now + timeout),
+            },
+            attempts: 1,
+            previous_longest: Duration::ZERO,
+            polled: false,
+        });
+        Ok(())
+    }
+
+    fn resolve(&mut self, at: Index, command: Command) {
+        let pending: Vec<usize> = self
+            .requests
+            .iter()
+            .filter_map(|request| match request.phase {
+                Phase::Attempt { attempt, .. } if self.attempts[attempt].1 == Command::Hold => {
+                    Some(attempt)
+                }
+                _ => None,
+            })
+            .collect();
+        if !pending.is_empty() {
+            let attempt = pending[at.index(pending.len())];
+            self.attempts[attempt].1 = command;
+            self.backend.command(attempt, command);
+        }
+    }
+
+    fn cancel(&mut self, request: Request, how: Cancellation) {
+        if how == Cancellation::Unwound {
+            self.coverage.hit(UNWOUND);
+        }
+        let goal = match request.phase {
+            Phase::Attempt { .. } if !request.polled => CANCEL_FRESH,
+            Phase::Attempt { .. } => CANCEL_PENDING,
+            Phase::Waiting { .. } => CANCEL_WAITING,
+            Phase::Ready => CANCEL_READY,
+            Phase::Poisoned { .. } => DROP_POISONED,
+        };
+        self.coverage.hit(goal);
+        harness::cancel(request.future, how);
+        if let Phase::Attempt { attempt, .. }
+        | Phase::Poisoned {
+            attempt: Some(attempt),
+        } = request.phase
+        {
+            self.attempts[attempt].0.live = false;
+        }
+    }
+
+    fn check(&self, granted_before: u64) -> Result<(), TestCaseError> {
+        let seen = self.backend.attempts();
+        let mut made = vec![0_u32; self.next_id as usize];
+        for attempt in &seen {
+            made[attempt.request as usize] += 1;
+        }
+        if let Some(request) = made.iter().position(|made| *made > self.max_attempts) {
+            return Err(TestCaseError::fail(format!(
+                "request {request} made {} attempts",
+                made[request]
+            )));
+        }
+        let expected: Vec<Attempt> = self.attempts.iter().map(|(attempt, _)| *attempt).collect();
+        prop_assert_eq!(seen, expected, "the backend's attempts");
+        prop_assert_eq!(
+            self.observed.calls.load(),
+            self.calls,
+            "the layer's calls to the budget"
+        );
+        self.budget.check(&self.observed.real, &self.clock)?;
+        if let (Model::Ratio(model), Real::Ratio(budget)) = (&self.budget, &self.observed.real)
+            && self.calls.withdrawals_granted > granted_before
+        {
+            model.check_bound(budget, self.clock.now())?;
+        }
+        Ok(())
+    }
+
+    /// Cancels every request left, and checks that their attempts ended with them.
+    pub(crate) fn finish(&mut self) -> Result<(), TestCaseError> {
+        while let Some(request) = self.requests.pop() {
+            self.cancel(request, Cancellation::Dropped);
+        }
+        self.check(self.calls.withdrawals_granted)?;
+        prop_assert!(
+            self.backend.attempts().iter().all(|attempt| !attempt.live),
+            "every attempt ends with its request"
+        );
+        Ok(())
+    }
+}
