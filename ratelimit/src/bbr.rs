@@ -380,6 +380,9 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     /// per-bucket cache; computing them also updates the held minimum response time.
     fn stats_in(&self, bucket: u64, now: Duration) -> Stats {
         Stats::unpack(self.stats.get_or_refresh(bucket, || {
+            // Rotated first, so that a completion at an earlier instant recorded after this
+            // read lands in the newest bucket, never in one these statistics have summed.
+            self.window.advance_to(now);
             let (stats, held) = self.compute_stats(now);
             self.held_min_rt_us.store(held.to_bits(), Ordering::Relaxed);
             stats.pack()

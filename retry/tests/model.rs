@@ -253,7 +253,6 @@ fn retries_and_budgets_match_the_model() {
 
 /// The same, with the budget's clock also stepping back (by up to 15 s).
 #[test]
-#[ignore = "RatioBudget forgets withdrawals made after a read at a later instant (see the regression test below)"]
 fn retries_and_budgets_match_the_model_when_the_clock_steps_back() {
     run_model("retry model, clock stepping back", true);
 }
@@ -264,7 +263,6 @@ fn retries_and_budgets_match_the_model_when_the_clock_steps_back() {
 /// before a bucket boundary) lands in a bucket the cache has already totalled, and is missing
 /// from the balance when the clock is back in the read's bucket: the budget is overdrawn.
 #[test]
-#[ignore = "RatioBudget's cached totals miss withdrawals made after a read at a later instant"]
 fn ratio_budget_forgets_withdrawals_made_after_a_read_at_a_later_instant() {
     let clock = ManualClock::new();
     let budget = RatioConfig {

@@ -163,6 +163,10 @@ impl<C: Clock> RatioBudget<C> {
     pub fn counts_at(&self, now: Duration) -> (u64, u64) {
         let (bucket, current) = self.window.current_at(now);
         let [sum, count] = self.completed.get_or_refresh(bucket, || {
+            // Rotated first, so that a deposit or withdrawal at an earlier instant arriving
+            // after this read lands in the newest bucket (read live above), never in a bucket
+            // these cached totals have already summed.
+            self.window.advance_to(now);
             let totals = self.window.view_at(now, View::Completed).totals();
             [totals.sum, totals.count]
         });

@@ -197,6 +197,14 @@ impl Model {
         }
     }
 
+    /// A read of the budget at `now`: like a write, it moves the window to `now`'s bucket (a
+    /// clock stepping back afterwards reads the window as it was then, not as it once was).
+    pub(crate) fn observe(&mut self, now: Duration) {
+        if let Self::Ratio(model) = self {
+            model.write(now);
+        }
+    }
+
     /// Checks the real budget's balance against the model's, at the clock's instant.
     pub(crate) fn check(&self, real: &Real, clock: &ManualClock) -> Result<(), TestCaseError> {
         match (self, real) {
@@ -211,14 +219,14 @@ impl Model {
 /// `ttl / 10` aligned to the budget's creation; a withdrawal is granted when
 /// `ratio × deposits + min_per_sec × ttl − withdrawals` (in the window, in millionths) is at
 /// least one retry. A clock stepping back is no time passing: records then land in the newest
-/// bucket written.
+/// bucket any operation (a read included) has reached.
 #[derive(Debug)]
 pub(crate) struct RatioModel {
     per_deposit: u128,
     reserve: u128,
     origin: Duration,
     bucket_nanos: u128,
-    /// The newest bucket written.
+    /// The newest bucket reached (by a write or a read).
     newest: u64,
     /// `(deposits, withdrawals)` per bucket number.
     buckets: BTreeMap<u64, (u64, u64)>,

@@ -262,7 +262,7 @@ impl<'a> World<'a> {
         }
     }
 
-    fn check(&self, granted_before: u64) -> Result<(), TestCaseError> {
+    fn check(&mut self, granted_before: u64) -> Result<(), TestCaseError> {
         let seen = self.backend.attempts();
         let mut made = vec![0_u32; self.next_id as usize];
         for attempt in &seen {
@@ -281,6 +281,8 @@ impl<'a> World<'a> {
             self.calls,
             "the layer's calls to the budget"
         );
+        // Reading the budget moves its window to the clock's instant, as any operation does.
+        self.budget.observe(self.clock.now());
         self.budget.check(&self.observed.real, &self.clock)?;
         if let (Model::Ratio(model), Real::Ratio(budget)) = (&self.budget, &self.observed.real)
             && self.calls.withdrawals_granted > granted_before
