@@ -7,6 +7,20 @@ pub const OVERLOAD_GOODPUT: f64 = 0.90;
 pub const OVERLOAD_P99_RATIO: f64 = 1.5;
 /// overload-io: the `Latency` gate's goodput in the 3× phase, as a share of capacity.
 pub const OVERLOAD_IO_GOODPUT: f64 = 0.90;
+/// overload-runtime: the `Latency` gate's goodput in the 3× phase, as a share of capacity.
+pub const RUNTIME_LATENCY_GOODPUT: f64 = 0.90;
+/// overload-runtime: the default stack's (the delay signal's) goodput in the 3× phase, as a
+/// share of capacity.
+pub const RUNTIME_DEFAULT_GOODPUT: f64 = 0.90;
+/// overload-runtime: the default stack's p99 of successes in the 3× phase, as a multiple of the
+/// unloaded p99.
+pub const RUNTIME_DEFAULT_P99_RATIO: f64 = 1.5;
+/// overload-runtime-blocking (a handler that never yields): the default stack's goodput in the
+/// 3× phase, as a share of capacity.
+pub const RUNTIME_BLOCKING_GOODPUT: f64 = 0.70;
+/// overload-runtime-blocking: the default stack's p99 of successes in the 3× phase, as a
+/// multiple of the unloaded p99.
+pub const RUNTIME_BLOCKING_P99_RATIO: f64 = 3.0;
 /// outage (`Adaptive`): backend calls per client request during the outage, after its first
 /// window.
 pub const OUTAGE_LEAK: f64 = 0.01;

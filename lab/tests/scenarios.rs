@@ -136,3 +136,30 @@ fn full_stack_keeps_the_fleet_serving_through_overload_and_degradation() {
         "retries stay within the budget"
     );
 }
+
+#[test]
+fn overload_runtime_the_old_default_fails_on_a_host_cpu_gauge_and_the_delay_signal_holds() {
+    let report = run("overload-runtime");
+    assert!(figure(&report, "none", "goodput") < 0.05);
+    // The CPU gate reading the whole two-CPU host never opens for a one-worker runtime: the
+    // live failure (3 % at 2×, 2 % at 3×), here as bad as no limiter at all.
+    assert!(figure(&report, "rampart BBR Cpu (host)", "goodput") < 0.05);
+    assert_eq!(figure(&report, "rampart BBR Cpu (host)", "shed"), 0.0);
+    // Reading the worker's own CPU it holds, as it did live in a 1-CPU cgroup.
+    assert!(figure(&report, "rampart BBR Cpu", "goodput") >= 0.9);
+    // Without a limiter every request of the 3× phase is served after its client gave up.
+    assert!(figure(&report, "none", "wasted") > 0.99);
+    assert!(figure(&report, "rampart BBR default (host)", "wasted") < 0.01);
+}
+
+#[test]
+fn overload_runtime_blocking_only_the_delay_signal_sees_the_queue() {
+    let report = run("overload-runtime-blocking");
+    // A handler that never yields keeps one request in flight as the limiter counts it:
+    // neither the in-flight limit (whatever the gate) nor anything else sheds.
+    for stack in ["none", "rampart BBR Cpu", "rampart BBR Latency"] {
+        assert!(figure(&report, stack, "goodput") < 0.05, "{stack}");
+        assert_eq!(figure(&report, stack, "shed"), 0.0, "{stack}");
+    }
+    assert!(figure(&report, "rampart BBR default (host)", "shed") > 0.5);
+}

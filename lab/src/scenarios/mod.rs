@@ -4,6 +4,7 @@ mod balancing;
 mod full_stack;
 mod outage;
 mod overload;
+mod overload_runtime;
 mod retry_storm;
 
 use std::time::Duration;
@@ -49,10 +50,12 @@ pub struct Scenario {
 }
 
 /// Every scenario, in the order the lab runs them.
-pub fn all() -> [Scenario; 7] {
+pub fn all() -> [Scenario; 9] {
     [
         overload::OVERLOAD,
         overload::OVERLOAD_IO,
+        overload_runtime::OVERLOAD_RUNTIME,
+        overload_runtime::OVERLOAD_RUNTIME_BLOCKING,
         outage::OUTAGE,
         retry_storm::RETRY_STORM,
         balancing::SLOW_ENDPOINT,

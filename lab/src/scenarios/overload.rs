@@ -189,7 +189,7 @@ async fn run_stack(stack: Stack, config: SimConfig, arrivals: &[Duration]) -> Ve
 }
 
 #[allow(clippy::too_many_arguments)]
-fn summarise(
+pub(super) fn summarise(
     name: &str,
     records: &[Record],
     ramp_start: Duration,
