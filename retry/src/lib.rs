@@ -6,7 +6,8 @@
 //! retries what a [`Budget`] allows, and its budgets are a bounded share of real traffic:
 //!
 //! - [`RatioBudget`] (Finagle's and tower's semantics, with exact fractional accounting):
-//!   within any `ttl` (10 s), retries ≤ `ratio` (0.2) × requests + `min_per_sec` (10) × `ttl`;
+//!   a retry goes ahead only while, over the last `ttl` (10 s), retries ≤ `ratio` (0.2) ×
+//!   requests + `min_per_sec` (10) × `ttl`;
 //! - [`TokenBudget`] (gRPC's retry throttling, proposal A6): failures drain a token bucket,
 //!   successes refill it, and retries stop while it is half empty.
 //!

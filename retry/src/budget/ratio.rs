@@ -82,7 +82,10 @@ impl RatioConfig {
 /// A retry budget that allows `ratio` retries per request plus a standing reserve, over a
 /// rolling `ttl` (Finagle's `RetryBudget`, tower's `TpsBudget`).
 ///
-/// Within any `ttl` (10 s), withdrawals never exceed `ratio × deposits + min_per_sec × ttl`.
+/// A withdrawal is granted only while the window ending now (the last `ttl`, 10 s, in ten
+/// buckets) holds no more withdrawals than `ratio × deposits + min_per_sec × ttl`, counting
+/// it. (The bound holds at each withdrawal, over its window; a later window may hold a
+/// withdrawal whose deposits have expired.)
 /// Accounting is exact in millionths of a retry: a ratio of 0.6 allows 60 retries per 100
 /// deposits, where tower's integer accounting allows 100 (tower issue #857).
 ///
