@@ -63,7 +63,9 @@ use self::shared::Shared;
 ///   `rampart-ratelimit`'s probe does on tokio. Every `heartbeat` it asks to run (it joins the
 ///   back of the run queue, and costs no CPU) and notes how late it ran. The reading is how
 ///   long it has been overdue while it waits, and otherwise how late it ran the last time: how
-///   long work that became ready recently waited for a worker, not a forecast.
+///   long work that became ready recently waited for a worker, not a forecast. The model
+///   queues it at its due instant exactly; tokio's workers look at their timers between polls
+///   (every few dozen, or when idle), so a real heartbeat may queue, and read, a little later.
 /// - [`stats`](Self::stats): exact counts of what was served, refused and abandoned.
 ///
 /// ```
