@@ -1,0 +1,98 @@
+//! Model-based test of the `Breaker` layer: random sequences of calls, completions (success,
+//! failure), panics in `call` and in the response future (caught around the poll, or unwinding
+//! through the future's owner), cancellations before and after a poll, and clock moves (within
+//! a bucket, across buckets, past the window, backwards, a year ahead), applied to the layer
+//! and to a reference model of what its window must hold. After every step the breaker's
+//! snapshot (admitted, accepts, rejected, weight, drop probability), the backend's live calls
+//! and every rejection decision are checked against the model; at the end, the metrics.
+//!
+//! 256 cases of up to 840 operations run by default (at least 10⁵ operations, checked);
+//! `RAMPART_MODEL_CASES=<n>` runs `n` cases instead.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_util::debugging::DebuggingRecorder;
+use proptest::prelude::*;
+use rampart_breaker::{BreakerConfig, BreakerLayer, Rejections};
+use rampart_core::{ManualClock, Outcome};
+use tower::Layer;
+
+use support::backend::Backend;
+use support::driver::run_property;
+use support::harness::{Harness, Target};
+use support::ops::{Op, operations};
+
+/// Breakers of 1 to 5 buckets, some throttling after a single call, some in a dry run, some
+/// counting cancellations.
+fn config() -> impl Strategy<Value = BreakerConfig> {
+    let bucket = prop::sample::select(vec![1_u64, 10, 300]).prop_map(Duration::from_millis);
+    (
+        prop::sample::select(vec![1.0, 1.5, 2.0, 4.0]),
+        prop::sample::select(vec![0_u64, 1, 5, 20]),
+        (1..=5_u32, bucket),
+        prop::sample::select(vec![
+            Rejections::Sre,
+            Rejections::Ignore,
+            Rejections::Adaptive,
+        ]),
+        prop::bool::weighted(0.75),
+        prop::sample::select(vec![
+            Outcome::Ignore,
+            Outcome::Ignore,
+            Outcome::Failure,
+            Outcome::Success,
+        ]),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(k, min_requests, (buckets, bucket), rejections, enforce, on_cancel, seed)| {
+                BreakerConfig::default()
+                    .with_k(k)
+                    .with_min_requests(min_requests)
+                    .with_window(bucket * buckets, buckets as usize)
+                    .with_rejections(rejections)
+                    .with_enforce(enforce)
+                    .with_on_cancel(on_cancel)
+                    .with_seed(seed)
+            },
+        )
+}
+
+fn run(
+    config: BreakerConfig,
+    start: Duration,
+    ops: &[Op],
+    progress: &support::driver::Progress,
+) -> Result<(), TestCaseError> {
+    let recorder = DebuggingRecorder::new();
+    let clock = ManualClock::starting_at(start);
+    let breaker =
+        metrics::with_local_recorder(&recorder, || config.clone().build_with_clock(clock.clone()))
+            .expect("a valid config");
+    let breaker = Arc::new(breaker);
+    let backend = Backend::new();
+    let service = BreakerLayer::from_breaker(Arc::clone(&breaker)).layer(backend.clone());
+    Harness::new(
+        clock,
+        backend,
+        service,
+        config,
+        Target::Single(breaker),
+        recorder,
+    )
+    .run(ops, progress)
+}
+
+#[test]
+fn the_breaker_counts_every_outcome_as_its_model_does() {
+    run_property(
+        "breaker model",
+        || (config(), 0..10_000_u64, operations(1, false, 840)),
+        |(config, start_ms, ops), progress| {
+            run(config, Duration::from_millis(start_ms), &ops, progress)
+        },
+    );
+}

@@ -1,0 +1,11 @@
+//! The model tests' shared parts: a hand-driven backend, the operations, the reference models
+//! and the harness that applies one to the other.
+
+// The single-breaker test makes no groups; the group test uses everything.
+#![allow(dead_code, reason = "each test binary uses its part of the harness")]
+
+pub(crate) mod backend;
+pub(crate) mod driver;
+pub(crate) mod harness;
+pub(crate) mod model;
+pub(crate) mod ops;
