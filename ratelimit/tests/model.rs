@@ -1,0 +1,101 @@
+//! Model-based test of the `RateLimit` layer: random sequences of calls, completions (success,
+//! failure), panics in `call` and in the response future (caught around the poll, or unwinding
+//! through the future's owner), cancellations before and after a poll, CPU and scheduling-delay
+//! changes, and clock moves (within a bucket, across buckets, past the window, backwards, a
+//! year ahead), applied to the layer and to a reference model of what it must count. After
+//! every step the limiter's snapshot (requests in flight, the window's passes and response
+//! times, the cooldown, the gate) and the backend's live calls are checked against the model,
+//! and every decision (read from the `requests_total` metrics, so dry runs too) against what
+//! the model allows.
+//!
+//! 256 cases of up to 840 operations run by default (at least 10⁵ operations, checked);
+//! `RAMPART_MODEL_CASES=<n>` runs `n` cases instead.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_util::debugging::DebuggingRecorder;
+use proptest::prelude::*;
+use rampart_core::ManualClock;
+use rampart_ratelimit::{BbrConfig, Gate, ManualCpu, ManualDelay, RateLimitLayer};
+use tower::Layer;
+
+use support::backend::Backend;
+use support::driver::{Progress, run_property};
+use support::harness::{Harness, Sources, Target};
+use support::ops::{Op, operations};
+
+/// Limiters of 2 to 5 buckets, every gate, cooldowns from none to many windows, some in a dry
+/// run, all reading a scheduling delay.
+pub(crate) fn config() -> impl Strategy<Value = BbrConfig> {
+    let bucket = prop::sample::select(vec![1_u64, 10, 100]).prop_map(Duration::from_millis);
+    (
+        (2..=5_u32, bucket),
+        prop::sample::select(vec![0.0, 0.5, 0.8, 1.0]),
+        prop::sample::select(vec![0_u64, 1, 5, 100, 1_000]).prop_map(Duration::from_millis),
+        prop::sample::select(vec![
+            Gate::Cpu,
+            Gate::Cpu,
+            Gate::Latency { inflation: 1.0 },
+            Gate::LATENCY,
+            Gate::EITHER,
+        ]),
+        prop::bool::weighted(0.75),
+    )
+        .prop_map(
+            |((buckets, bucket), cpu_threshold, cooldown, gate, enforce)| {
+                BbrConfig::default()
+                    .with_window(bucket * buckets, buckets as usize)
+                    .with_cpu_threshold(cpu_threshold)
+                    .with_cooldown(cooldown)
+                    .with_gate(gate)
+                    .with_enforce(enforce)
+                    .with_max_delay(Some(Duration::from_millis(10)))
+            },
+        )
+}
+
+/// The CPU usage a case starts at.
+pub(crate) fn cpu() -> impl Strategy<Value = f64> {
+    prop::sample::select(vec![0.0, 0.5, 0.9])
+}
+
+fn run(
+    config: BbrConfig,
+    cpu: f64,
+    start: Duration,
+    ops: &[Op],
+    progress: &Progress,
+) -> Result<(), TestCaseError> {
+    let recorder = DebuggingRecorder::new();
+    let clock = ManualClock::starting_at(start);
+    let sources = Sources {
+        cpu: ManualCpu::new(cpu),
+        delay: ManualDelay::new(),
+    };
+    let limiter = metrics::with_local_recorder(&recorder, || {
+        config
+            .clone()
+            .build_with(clock.clone(), sources.cpu.clone())
+    })
+    .expect("a valid config")
+    .with_delay(sources.delay.clone());
+    let limiter = Arc::new(limiter);
+    let backend = Backend::new();
+    let service = RateLimitLayer::from_limiter(Arc::clone(&limiter)).layer(backend.clone());
+    let target = Target::Single(limiter);
+    Harness::new(clock, backend, service, config, target, sources, recorder).run(ops, progress)
+}
+
+#[test]
+fn the_limiter_counts_every_request_as_its_model_does() {
+    run_property(
+        "limiter model",
+        || (config(), cpu(), 0..10_000_u64, operations(1, false, 840)),
+        |(config, cpu, start_ms, ops), progress| {
+            run(config, cpu, Duration::from_millis(start_ms), &ops, progress)
+        },
+    );
+}
