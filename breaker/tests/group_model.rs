@@ -127,7 +127,6 @@ fn a_keyed_group_counts_every_outcome_in_its_key_s_breaker_as_the_model_does() {
 /// A call that runs longer than the idle timeout: its key is evicted as idle while the call is
 /// in flight, and its failure counts in a breaker the group no longer holds.
 #[test]
-#[ignore = "defect: a keyed group evicts a breaker whose calls are still in flight"]
 fn a_key_with_calls_in_flight_is_not_forgotten_as_idle() {
     use support::backend::Fate;
     use support::driver::{Polled, poll_caught};

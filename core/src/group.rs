@@ -33,7 +33,10 @@ struct Member<V> {
 /// time its key is used, exactly once however many threads ask at the same time.
 ///
 /// The group holds at most `max_keys` values. Adding one more first evicts the values unused
-/// for `idle_timeout`, and if none is that idle, the least recently used one. Keys are spread
+/// for `idle_timeout`, and if none is that idle, the least recently used one. A value in use
+/// (an `Arc` to it held outside the group: a request in flight holds its limiter or breaker)
+/// is never evicted, since its work would then be counted in a value the group has forgotten;
+/// a full shard whose every value is in use grows past its share until one is free. Keys are spread
 /// over up to 8 shards, each with its own lock and an equal share of `max_keys`, so a group
 /// may evict before it holds `max_keys` values when the keys hash unevenly.
 ///
@@ -98,7 +101,8 @@ impl<K, V> KeyedGroup<K, V> {
         self.len() == 0
     }
 
-    /// Removes the values unused for `idle_timeout` as of `now`; returns how many.
+    /// Removes the values unused for `idle_timeout` as of `now` and not in use; returns how
+    /// many.
     pub fn evict_idle(&self, now: Duration) -> usize {
         let (now, idle) = (saturating_nanos(now), saturating_nanos(self.idle_timeout));
         self.shards
@@ -106,7 +110,7 @@ impl<K, V> KeyedGroup<K, V> {
             .map(|shard| {
                 let mut members = shard.write();
                 let before = members.len();
-                members.retain(|_, member| now.saturating_sub(member.last_used()) < idle);
+                members.retain(|_, member| member.in_use() || !member.idle(now, idle));
                 before - members.len()
             })
             .sum()
@@ -157,10 +161,11 @@ impl<K: Hash + Eq + Clone, V> KeyedGroup<K, V> {
     /// Evicts the idle members of a full shard, or else its least recently used one.
     fn make_room(&self, members: &mut HashMap<K, Member<V>>, now: u64) {
         let idle = saturating_nanos(self.idle_timeout);
-        members.retain(|_, member| now.saturating_sub(member.last_used()) < idle);
+        members.retain(|_, member| member.in_use() || !member.idle(now, idle));
         if members.len() >= self.per_shard {
             let oldest = members
                 .iter()
+                .filter(|(_, member)| !member.in_use())
                 .min_by_key(|(_, member)| member.last_used())
                 .map(|(key, _)| key.clone());
             if let Some(key) = oldest {
@@ -173,6 +178,18 @@ impl<K: Hash + Eq + Clone, V> KeyedGroup<K, V> {
 impl<V> Member<V> {
     fn last_used(&self) -> u64 {
         self.last_used.load(Ordering::Relaxed)
+    }
+
+    /// Whether the value is unused for `idle` nanoseconds as of `now`.
+    fn idle(&self, now: u64, idle: u64) -> bool {
+        now.saturating_sub(self.last_used()) >= idle
+    }
+
+    /// Whether an `Arc` to the value is held outside the group. (Read under the shard's write
+    /// lock, so no new handle can be taken meanwhile; one dropped meanwhile only makes the
+    /// answer cautious.)
+    fn in_use(&self) -> bool {
+        Arc::strong_count(&self.value) > 1
     }
 
     /// Refreshes the last use, at most once per [`LAST_USE_RESOLUTION`].
@@ -244,15 +261,35 @@ mod tests {
     #[test]
     fn a_full_group_evicts_the_idle_then_the_least_recently_used() {
         let group = KeyedGroup::<&str, u32>::new(1, Duration::from_secs(60)).expect("valid");
-        let first = group.get_or_insert_with(&"a", Duration::ZERO, |_| Arc::new(1));
+        let first =
+            Arc::downgrade(&group.get_or_insert_with(&"a", Duration::ZERO, |_| Arc::new(1)));
         group.get_or_insert_with(&"b", 5 * SECOND, |_| Arc::new(2));
         assert_eq!(group.len(), 1);
+        assert!(first.upgrade().is_none(), "`a` was evicted");
         let again = group.get_or_insert_with(&"a", 6 * SECOND, |_| Arc::new(3));
-        assert!(
-            !Arc::ptr_eq(&first, &again),
-            "`a` was evicted and made anew"
+        assert_eq!(*again, 3, "and made anew");
+    }
+
+    #[test]
+    fn a_value_in_use_is_never_evicted() {
+        // A request in flight holds its key's value: evicting it would count the request's
+        // completion in a value the group has forgotten.
+        let group = KeyedGroup::<&str, u32>::new(1, Duration::from_secs(60)).expect("valid");
+        let busy = group.get_or_insert_with(&"a", Duration::ZERO, |_| Arc::new(1));
+        group.get_or_insert_with(&"b", 120 * SECOND, |_| Arc::new(2));
+        assert_eq!(
+            group.len(),
+            2,
+            "a full shard whose values are all in use grows"
         );
-        assert_eq!(*again, 3);
+        assert!(Arc::ptr_eq(
+            &busy,
+            &group.get_or_insert_with(&"a", 121 * SECOND, |_| Arc::new(3))
+        ));
+        assert_eq!(group.evict_idle(400 * SECOND), 1, "`b` only: `a` is in use");
+        drop(busy);
+        assert_eq!(group.evict_idle(400 * SECOND), 1, "`a`, once free");
+        assert!(group.is_empty());
     }
 
     #[test]

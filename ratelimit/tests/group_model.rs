@@ -128,7 +128,6 @@ fn a_keyed_group_counts_every_request_in_its_key_s_limiter_as_the_model_does() {
 /// A request that runs longer than the idle timeout: its key is evicted as idle while the
 /// request is in flight, and the key's next limiter starts from nothing in flight.
 #[test]
-#[ignore = "defect: a keyed group evicts a limiter whose requests are still in flight"]
 fn a_key_with_requests_in_flight_is_not_forgotten_as_idle() {
     let clock = ManualClock::new();
     let group = LimiterGroup::with(BbrConfig::default(), clock.clone(), ManualCpu::new(0.0))
