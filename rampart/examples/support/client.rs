@@ -86,8 +86,31 @@ pub fn rampart_stack(
     + use<>,
     BoxError,
 > {
+    rampart_stack_over(Endpoint::each(addrs), name)
+}
+
+/// rampart's client stack, as [`rampart_stack`] builds it, over the given endpoint services
+/// (labelled by their position), whatever their response bodies.
+///
+/// # Errors
+///
+/// If a configuration is invalid.
+pub fn rampart_stack_over<E, B>(
+    endpoints: Vec<E>,
+    name: &str,
+) -> Result<
+    impl Service<Request<Body>, Response = Response<B>, Error = BoxError, Future: Send>
+    + Clone
+    + use<E, B>,
+    BoxError,
+>
+where
+    E: Service<Request<Body>, Response = Response<B>, Error = BoxError> + Send + 'static,
+    E::Future: Send + 'static,
+    B: Send + 'static,
+{
     let balancer = P2c::new(
-        ServiceList::new::<Request<Body>>(Endpoint::each(addrs)),
+        ServiceList::new::<Request<Body>>(endpoints),
         P2cConfig::default().with_name(name.to_owned()),
     )?
     .with_classifier(HttpClassifier);
