@@ -2,9 +2,11 @@
 //! operations as `tests/model.rs` on requests of four keys, plus idle evictions, against a
 //! model of each key's limiter and of the group's membership (created on first use, a bound of
 //! one key or of more keys than are used, idle keys evicted on request and when room is
-//! needed). After every step: the group's size, each limiter in use against its model (a
-//! limiter evicted with requests in flight keeps counting them), the backend's live calls, and
-//! every decision, read from each key's `requests_total` metrics.
+//! needed, but never a key with requests in flight: a full group whose keys all have requests
+//! in flight grows past its bound). After every step: the group's size, that exactly the
+//! limiters the group holds or requests in flight hold are alive (the harness holds them
+//! weakly), each of them against its model, the backend's live calls, and every decision, read
+//! from each key's `requests_total` metrics.
 //!
 //! 256 cases of up to 840 operations run by default (at least 10⁵ operations, checked);
 //! `RAMPART_MODEL_CASES=<n>` runs `n` cases instead.
@@ -29,7 +31,9 @@ use support::ops::{Op, operations};
 /// The number of distinct keys requests carry.
 const KEYS: u8 = 4;
 
-/// A group's bounds: at most one key (every new key evicts the other), or room for all.
+/// A group's bounds: at most one key (a new key evicts the other, unless it has requests in
+/// flight), or room for all. (A group spreads its keys over up to 8 shards, each with its share
+/// of the bound: the model is exact for these two bounds only.)
 #[derive(Debug, Clone)]
 struct Bounds {
     max_keys: usize,
@@ -125,8 +129,8 @@ fn a_keyed_group_counts_every_request_in_its_key_s_limiter_as_the_model_does() {
     );
 }
 
-/// A request that runs longer than the idle timeout: its key is evicted as idle while the
-/// request is in flight, and the key's next limiter starts from nothing in flight.
+/// A request that runs longer than the idle timeout: its key was evicted as idle while the
+/// request was in flight, and the key's next limiter started from nothing in flight.
 #[test]
 fn a_key_with_requests_in_flight_is_not_forgotten_as_idle() {
     let clock = ManualClock::new();

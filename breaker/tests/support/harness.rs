@@ -2,7 +2,7 @@
 //! models side by side, and compares them after every step.
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -19,6 +19,8 @@ use super::ops::Op;
 
 /// The response future of every layer under test.
 pub(crate) type Response = ResponseFuture<BackendCall, ManualClock>;
+/// A breaker reading the harness's clock.
+pub(crate) type ManualBreaker = SreBreaker<ManualClock>;
 
 /// 365 days.
 const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -26,7 +28,7 @@ const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Where the layer under test finds a call's breaker.
 pub(crate) enum Target {
     /// One breaker for every call.
-    Single(Arc<SreBreaker<ManualClock>>),
+    Single(Arc<ManualBreaker>),
     /// A keyed group's breaker for the request's key.
     Group {
         /// The group the layer uses.
@@ -36,9 +38,11 @@ pub(crate) enum Target {
     },
 }
 
-/// A breaker the harness has seen, with its model.
+/// A breaker the harness has seen, with its model. The harness holds it weakly, as a
+/// group's caller does, so that the harness keeps no breaker in use: a breaker lives while
+/// its group (or the single breaker's layer) holds it, or a live response future does.
 struct Instance {
-    breaker: Arc<SreBreaker<ManualClock>>,
+    breaker: Weak<ManualBreaker>,
     model: BreakerModel,
     key: u8,
 }
@@ -53,6 +57,15 @@ struct Held {
     fate: Fate,
     /// An injected panic was caught around a poll: the future waits to be dropped.
     panicked: bool,
+}
+
+impl Held {
+    /// Whether the future holds its breaker: an admitted call's future does (its completion
+    /// guard) until it completes or is dropped, even after a panic caught around its poll; a
+    /// rejected call's holds nothing. (A completed future is no longer held.)
+    fn holds_breaker(&self) -> bool {
+        self.call.is_some()
+    }
 }
 
 /// A layer under test, its backend, and the models.
@@ -110,7 +123,7 @@ where
         if let Target::Single(breaker) = &harness.target {
             let model = BreakerModel::new(&harness.config, harness.clock.now());
             harness.instances.push(Instance {
-                breaker: Arc::clone(breaker),
+                breaker: Arc::downgrade(breaker),
                 model,
                 key: 0,
             });
@@ -170,9 +183,10 @@ where
                 .set(Duration::from_nanos(u64::MAX).saturating_sub(bucket(thousandths))),
             Op::State => self.observe_states()?,
             Op::EvictIdle => {
+                let busy = self.busy();
                 if let Target::Group { group, members } = &mut self.target {
                     let evicted = group.evict_idle();
-                    let expected = members.evict_idle(now);
+                    let expected = members.evict_idle(now, |index| busy.contains(&index));
                     ensure!(
                         evicted == expected,
                         "evict_idle removed {evicted} keys, the model {expected}"
@@ -204,15 +218,23 @@ where
             return Ok(());
         }
         let now = self.clock.now();
-        let existing = match &mut self.target {
-            Target::Single(_) => Some(0),
-            Target::Group { members, .. } => members.get(key, now),
-        };
+        // The breakers in use while the group looks the key up, before this call's future.
+        let busy = self.busy();
         let calls_before = self.backend.calls();
         self.backend.set_panic_in_call(panics);
         let (service, recorder) = (&mut self.service, &self.recorder);
         let future = catching(|| metrics::with_local_recorder(recorder, || service.call(key)));
         self.backend.set_panic_in_call(false);
+        let instances = &self.instances;
+        let existing = match &mut self.target {
+            Target::Single(_) => Some(0),
+            Target::Group { members, .. } => members.get(
+                key,
+                now,
+                |index| busy.contains(&index),
+                |index| instances[index].breaker.strong_count() == 0,
+            ),
+        };
         let instance = match existing {
             Some(instance) => instance,
             None => self.adopt(key, now)?,
@@ -246,18 +268,19 @@ where
         let Target::Group { group, members } = &mut self.target else {
             unreachable!("only groups make breakers");
         };
-        // At the instant of its creation: not a new use of the key.
+        // At the instant of its creation: not a new use of the key. (A weak reference keeps
+        // the allocation of a breaker that is gone, so a new one never has its address.)
         let breaker = group.get_at(&key, now);
         ensure!(
             self.instances
                 .iter()
-                .all(|instance| !Arc::ptr_eq(&instance.breaker, &breaker)),
+                .all(|instance| !std::ptr::eq(instance.breaker.as_ptr(), Arc::as_ptr(&breaker))),
             "key {key} was served by a breaker the group held before"
         );
         let index = self.instances.len();
         members.insert(key, index, now);
         self.instances.push(Instance {
-            breaker,
+            breaker: Arc::downgrade(&breaker),
             model: BreakerModel::new(&self.config, now),
             key,
         });
@@ -350,32 +373,67 @@ where
         }
     }
 
-    /// The breakers in use: those of live futures, and the single one or the group's.
-    fn in_use(&self) -> Result<Vec<usize>, String> {
-        let mut in_use: Vec<usize> = self.held.iter().map(|held| held.instance).collect();
-        match &self.target {
-            Target::Single(_) => in_use.push(0),
-            Target::Group { group, members } => {
-                ensure!(
-                    group.len() == members.len(),
-                    "the group holds {} keys, the model {}",
-                    group.len(),
-                    members.len()
-                );
-                in_use.extend(members.indices());
-            }
-        }
-        in_use.sort_unstable();
-        in_use.dedup();
-        Ok(in_use)
+    /// The breakers that live response futures hold.
+    fn busy(&self) -> Vec<usize> {
+        self.held
+            .iter()
+            .filter(|held| held.holds_breaker())
+            .map(|held| held.instance)
+            .collect()
     }
 
-    /// Asks each breaker in use for its state, which must follow the model's probability.
+    /// The breakers alive: the single one or those the group holds, and those live futures
+    /// hold; every other breaker must be gone (a group drops the breaker of a key it evicts,
+    /// and no call in flight may hold it).
+    fn alive(&self) -> Result<Vec<(usize, Arc<ManualBreaker>)>, String> {
+        let busy = self.busy();
+        let held_by_target = |index: usize| match &self.target {
+            Target::Single(_) => index == 0,
+            Target::Group { members, .. } => members.holds(index),
+        };
+        if let Target::Group { group, members } = &self.target {
+            ensure!(
+                group.len() == members.len(),
+                "the group holds {} keys, the model {}",
+                group.len(),
+                members.len()
+            );
+        }
+        let mut alive = Vec::new();
+        for (index, instance) in self.instances.iter().enumerate() {
+            let expected = held_by_target(index) || busy.contains(&index);
+            match instance.breaker.upgrade() {
+                Some(breaker) if expected => alive.push((index, breaker)),
+                Some(_) => {
+                    return Err(format!(
+                        "breaker {index} (key {}) lives on, though the model evicted it \
+                         and no call in flight holds it",
+                        instance.key
+                    ));
+                }
+                None if expected => {
+                    return Err(format!(
+                        "breaker {index} (key {}) is gone, though {}",
+                        instance.key,
+                        if held_by_target(index) {
+                            "the model holds it"
+                        } else {
+                            "a call in flight holds it"
+                        }
+                    ));
+                }
+                None => {}
+            }
+        }
+        Ok(alive)
+    }
+
+    /// Asks each breaker alive for its state, which must follow the model's probability.
     fn observe_states(&mut self) -> Result<(), String> {
         let now = self.clock.now();
-        for index in self.in_use()? {
+        for (index, breaker) in self.alive()? {
             let instance = &mut self.instances[index];
-            let state = instance.breaker.state();
+            let state = breaker.state();
             instance.model.advance(now);
             instance
                 .model
@@ -385,14 +443,14 @@ where
         Ok(())
     }
 
-    /// Compares every breaker in use with its model, and the backend with the calls.
+    /// Compares every breaker alive with its model, and the backend with the calls.
     fn check(&self) -> Result<(), String> {
         let now = self.clock.now();
-        for index in self.in_use()? {
+        for (index, breaker) in self.alive()? {
             let instance = &self.instances[index];
             instance
                 .model
-                .check(now, &instance.breaker.snapshot())
+                .check(now, &breaker.snapshot())
                 .map_err(|why| format!("breaker {index} (key {}): {why}", instance.key))?;
         }
         let alive = self.held.iter().filter(|held| held.call.is_some()).count();

@@ -41,7 +41,7 @@ pub(crate) enum Op {
     EndOfTime { thousandths: u32 },
     /// Evicts a keyed group's idle keys.
     EvictIdle,
-    /// Asks every breaker in use for its state (a decision's view of the window, which moves
+    /// Asks every breaker alive for its state (a decision's view of the window, which moves
     /// it to now).
     State,
 }

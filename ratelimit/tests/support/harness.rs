@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -50,9 +50,11 @@ pub(crate) struct Sources {
     pub(crate) delay: ManualDelay,
 }
 
-/// A limiter the harness has seen, with its model.
+/// A limiter the harness has seen, with its model. The harness holds it weakly, as a
+/// group's caller does, so that the harness keeps no limiter in use: a limiter lives while
+/// its group (or the single limiter's layer) holds it, or a live response future does.
 struct Instance {
-    limiter: Arc<Limiter>,
+    limiter: Weak<Limiter>,
     model: LimiterModel,
     key: u8,
 }
@@ -69,6 +71,15 @@ struct Held {
     fate: Fate,
     /// An injected panic was caught around a poll: the future waits to be dropped.
     panicked: bool,
+}
+
+impl Held {
+    /// Whether the future holds its limiter: an admitted request's future does (its permit)
+    /// until it completes or is dropped, even after a panic caught around its poll; a shed
+    /// request's holds nothing. (A completed future is no longer held.)
+    fn holds_limiter(&self) -> bool {
+        self.call.is_some()
+    }
 }
 
 /// A layer under test, its backend, its signals, and the models.
@@ -136,7 +147,7 @@ where
         if let Target::Single(limiter) = &harness.target {
             let model = LimiterModel::new(&harness.config, harness.clock.now());
             harness.instances.push(Instance {
-                limiter: Arc::clone(limiter),
+                limiter: Arc::downgrade(limiter),
                 model,
                 key: 0,
             });
@@ -194,9 +205,10 @@ where
                 .clock
                 .set(Duration::from_nanos(u64::MAX).saturating_sub(bucket(thousandths))),
             Op::EvictIdle => {
+                let busy = self.busy();
                 if let Target::Group { group, members } = &mut self.target {
                     let evicted = group.evict_idle();
-                    let expected = members.evict_idle(now);
+                    let expected = members.evict_idle(now, |index| busy.contains(&index));
                     ensure!(
                         evicted == expected,
                         "evict_idle removed {evicted} keys, the model {expected}"
@@ -236,15 +248,23 @@ where
             return Ok(());
         }
         let now = self.clock.now();
-        let existing = match &mut self.target {
-            Target::Single(_) => Some(0),
-            Target::Group { members, .. } => members.get(key, now),
-        };
+        // The limiters in use while the group looks the key up, before this request's future.
+        let busy = self.busy();
         let calls_before = self.backend.calls();
         self.backend.set_panic_in_call(panics);
         let (service, recorder) = (&mut self.service, &self.recorder);
         let future = catching(|| metrics::with_local_recorder(recorder, || service.call(key)));
         self.backend.set_panic_in_call(false);
+        let instances = &self.instances;
+        let existing = match &mut self.target {
+            Target::Single(_) => Some(0),
+            Target::Group { members, .. } => members.get(
+                key,
+                now,
+                |index| busy.contains(&index),
+                |index| instances[index].limiter.strong_count() == 0,
+            ),
+        };
         let instance = match existing {
             Some(instance) => instance,
             None => self.adopt(key, now)?,
@@ -328,18 +348,19 @@ where
         let Target::Group { group, members } = &mut self.target else {
             unreachable!("only groups make limiters");
         };
-        // At the instant of its creation: not a new use of the key.
+        // At the instant of its creation: not a new use of the key. (A weak reference keeps
+        // the allocation of a limiter that is gone, so a new one never has its address.)
         let limiter = group.get_at(&key, now);
         ensure!(
             self.instances
                 .iter()
-                .all(|instance| !Arc::ptr_eq(&instance.limiter, &limiter)),
+                .all(|instance| !std::ptr::eq(instance.limiter.as_ptr(), Arc::as_ptr(&limiter))),
             "key {key} was served by a limiter the group held before"
         );
         let index = self.instances.len();
         members.insert(key, index, now);
         self.instances.push(Instance {
-            limiter,
+            limiter: Arc::downgrade(&limiter),
             model: LimiterModel::new(&self.config, now),
             key,
         });
@@ -435,27 +456,67 @@ where
         }
     }
 
-    /// Compares every limiter in use with its model, and the backend with the calls.
-    fn check(&mut self) -> Result<(), String> {
-        let now = self.clock.now();
-        let mut in_use: Vec<usize> = self.held.iter().map(|held| held.instance).collect();
-        match &self.target {
-            Target::Single(_) => in_use.push(0),
-            Target::Group { group, members } => {
-                ensure!(
-                    group.len() == members.len(),
-                    "the group holds {} keys, the model {}",
-                    group.len(),
-                    members.len()
-                );
-                in_use.extend(members.indices());
+    /// The limiters that live response futures hold.
+    fn busy(&self) -> Vec<usize> {
+        self.held
+            .iter()
+            .filter(|held| held.holds_limiter())
+            .map(|held| held.instance)
+            .collect()
+    }
+
+    /// The limiters alive: the single one or those the group holds, and those live futures
+    /// hold; every other limiter must be gone (a group drops the limiter of a key it evicts,
+    /// and no request in flight may hold it).
+    fn alive(&self) -> Result<Vec<(usize, Arc<Limiter>)>, String> {
+        let busy = self.busy();
+        let held_by_target = |index: usize| match &self.target {
+            Target::Single(_) => index == 0,
+            Target::Group { members, .. } => members.holds(index),
+        };
+        if let Target::Group { group, members } = &self.target {
+            ensure!(
+                group.len() == members.len(),
+                "the group holds {} keys, the model {}",
+                group.len(),
+                members.len()
+            );
+        }
+        let mut alive = Vec::new();
+        for (index, instance) in self.instances.iter().enumerate() {
+            let expected = held_by_target(index) || busy.contains(&index);
+            match instance.limiter.upgrade() {
+                Some(limiter) if expected => alive.push((index, limiter)),
+                Some(_) => {
+                    return Err(format!(
+                        "limiter {index} (key {}) lives on, though the model evicted it \
+                         and no request in flight holds it",
+                        instance.key
+                    ));
+                }
+                None if expected => {
+                    return Err(format!(
+                        "limiter {index} (key {}) is gone, though {}",
+                        instance.key,
+                        if held_by_target(index) {
+                            "the model holds it"
+                        } else {
+                            "a request in flight holds it"
+                        }
+                    ));
+                }
+                None => {}
             }
         }
-        in_use.sort_unstable();
-        in_use.dedup();
-        for index in in_use {
+        Ok(alive)
+    }
+
+    /// Compares every limiter alive with its model, and the backend with the calls.
+    fn check(&mut self) -> Result<(), String> {
+        let now = self.clock.now();
+        for (index, limiter) in self.alive()? {
             let instance = &mut self.instances[index];
-            let snapshot = instance.limiter.snapshot();
+            let snapshot = limiter.snapshot();
             instance
                 .model
                 .check(now, &snapshot, self.signals)
