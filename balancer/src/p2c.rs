@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rampart_core::{Classify, Clock, ConfigError, DefaultClassifier, SystemClock, check};
+use rampart_core::{Classify, Clock, ConfigError, DefaultClassifier, SystemClock};
 use tokio::time::Sleep;
 use tower::discover::{Change, Discover, ServiceList};
 use tower::{BoxError, Service};
@@ -289,9 +289,16 @@ where
     ///
     /// # Errors
     ///
-    /// `weight` not finite or not above zero.
+    /// `weight` not finite, or not a normal positive number (zero, negative, or so small
+    /// that dividing a cost by it overflows).
     pub fn set_weight(&self, key: &D::Key, weight: f64) -> Result<bool, ConfigError> {
-        check::finite_in("weight", weight, f64::MIN_POSITIVE..=f64::MAX)?;
+        if !(weight.is_finite() && weight.is_normal() && weight > 0.0) {
+            return Err(ConfigError::new(
+                "weight",
+                "must be finite and positive, and not subnormal (at least 2.2e-308)",
+            )
+            .with_value(weight));
+        }
         Ok(self
             .index
             .get(key)

@@ -137,9 +137,13 @@ impl ManualCpu {
         cpu
     }
 
-    /// Sets the reading (clamped to [0, 1]).
+    /// Sets the reading (clamped to [0, 1]; NaN reads as 0).
     pub fn set(&self, usage: f64) {
-        self.value.set(usage.clamp(0.0, 1.0));
+        self.value.set(if usage.is_nan() {
+            0.0
+        } else {
+            usage.clamp(0.0, 1.0)
+        });
     }
 }
 
