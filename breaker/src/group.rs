@@ -46,8 +46,8 @@ type KeyLabel<K> = Arc<dyn Fn(&K) -> String + Send + Sync>;
 /// Every member reports under the group's `name`, with a `key` label: the key's `Debug` form
 /// unless [`with_key_label`](Self::with_key_label) says otherwise. Keep the number of keys
 /// bounded (routes, not user ids) for the sake of your metrics backend. Each member's gauge is
-/// kept current while its key sees no call (see [`SreBreaker::keep_gauges_current`]) until
-/// the member is evicted and dropped.
+/// kept current while its key sees no call (see [`keep_gauges_current`](Self::keep_gauges_current))
+/// until the member is evicted.
 pub struct BreakerGroup<K, C = SystemClock> {
     config: BreakerConfig,
     clock: C,
@@ -174,13 +174,35 @@ where
         config.seed = config.seed.map(|seed| seed ^ self.members.hash_of(key));
         let label = (self.key_label)(key);
         match SreBreaker::with_key(config, self.clock.clone(), Some(&label)) {
-            Ok(breaker) => {
-                let breaker = Arc::new(breaker);
-                breaker.keep_gauges_current();
-                breaker
-            }
+            Ok(breaker) => Arc::new(breaker),
             Err(_) => Arc::clone(&self.prototype),
         }
+    }
+}
+
+/// # Gauges
+impl<K: Send + Sync + 'static, C: Clock> BreakerGroup<K, C> {
+    /// Publishes every member's gauge at the current instant (see
+    /// [`SreBreaker::publish_gauges`]), holding no member: publishing never keeps one from
+    /// being evicted.
+    pub fn publish_gauges(&self) {
+        self.members.for_each(SreBreaker::publish_gauges);
+    }
+
+    /// Registers the group with the shared background refresher
+    /// ([`rampart_core::gauges`]), which then publishes every member's gauge once a second
+    /// while the group lives. [`BreakerGroupLayer::new`](crate::BreakerGroupLayer::new) calls
+    /// it; call it once for a group you share in an `Arc` and drive yourself.
+    pub fn keep_gauges_current(self: &Arc<Self>) {
+        rampart_core::gauges::keep_current(self);
+    }
+}
+
+impl<K: Send + Sync + 'static, C: Clock> rampart_core::gauges::PublishGauges
+    for BreakerGroup<K, C>
+{
+    fn publish_gauges(&self) {
+        BreakerGroup::publish_gauges(self);
     }
 }
 

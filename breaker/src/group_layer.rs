@@ -36,11 +36,15 @@ pub struct BreakerGroupLayer<K, F, C = SystemClock, L = DefaultClassifier> {
     classifier: L,
 }
 
-impl<K, F> BreakerGroupLayer<K, F> {
-    /// A layer throttling each request with `group`'s breaker for `key_of(&request)`.
-    pub fn new<C>(group: BreakerGroup<K, C>, key_of: F) -> BreakerGroupLayer<K, F, C> {
+impl<K: Send + Sync + 'static, F> BreakerGroupLayer<K, F> {
+    /// A layer throttling each request with `group`'s breaker for `key_of(&request)`. The
+    /// members' gauges are kept current while their keys see no call (see
+    /// [`BreakerGroup::keep_gauges_current`]).
+    pub fn new<C: Clock>(group: BreakerGroup<K, C>, key_of: F) -> BreakerGroupLayer<K, F, C> {
+        let group = Arc::new(group);
+        group.keep_gauges_current();
         BreakerGroupLayer {
-            group: Arc::new(group),
+            group,
             key_of,
             classifier: DefaultClassifier,
         }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use rampart_breaker::{BreakerConfig, BreakerGroup, BreakerLayer, BreakerState, SreBreaker};
+use rampart_breaker::{
+    BreakerConfig, BreakerGroup, BreakerGroupLayer, BreakerLayer, BreakerState, SreBreaker,
+};
 use rampart_core::{ManualClock, Outcome};
 
 /// The default window: a whole one without calls leaves nothing in it.
@@ -105,7 +107,7 @@ fn a_layers_breaker_is_registered_with_the_background_refresher() {
 }
 
 #[test]
-fn a_groups_members_are_registered_with_the_background_refresher() {
+fn a_group_layers_members_are_kept_current_by_the_background_refresher() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let clock = ManualClock::new();
@@ -114,6 +116,8 @@ fn a_groups_members_are_registered_with_the_background_refresher() {
             BreakerGroup::with_clock(config().with_name("api"), clock.clone())
                 .expect("valid")
                 .with_key_label(|route: &&str| (*route).to_owned());
+        let layer = BreakerGroupLayer::new(group, |route: &&'static str| *route);
+        let group = Arc::clone(layer.group());
         fail_and_decide(&group.get(&"/search"));
         group
     });

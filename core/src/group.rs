@@ -101,6 +101,17 @@ impl<K, V> KeyedGroup<K, V> {
         self.len() == 0
     }
 
+    /// Calls `f` on every value the group holds, shard by shard under the shard's read lock,
+    /// without taking a handle to any (so it never makes a value look in use). A key added
+    /// meanwhile to a shard already visited is not seen.
+    pub fn for_each(&self, mut f: impl FnMut(&V)) {
+        for shard in &*self.shards {
+            for member in shard.read().values() {
+                f(&member.value);
+            }
+        }
+    }
+
     /// Removes the values unused for `idle_timeout` as of `now` and not in use; returns how
     /// many.
     pub fn evict_idle(&self, now: Duration) -> usize {

@@ -28,7 +28,7 @@ type KeyLabel<K> = Arc<dyn Fn(&K) -> String + Send + Sync>;
 /// route's latency. Bounded like [`KeyedGroup`] (1 024 keys, 10 minutes idle by default); every
 /// member reports under the group's `name` with a `key` label (the key's `Debug` form, or
 /// [`with_key_label`](Self::with_key_label)'s), its gauges kept current while its key sees no
-/// request (see [`BbrLimiter::keep_gauges_current`]) until it is evicted and dropped.
+/// request (see [`keep_gauges_current`](Self::keep_gauges_current)) until it is evicted.
 ///
 /// ```
 /// use rampart_core::SystemClock;
@@ -173,7 +173,6 @@ where
                         Some(delay) => limiter.with_shared_delay(Arc::clone(delay)),
                         None => limiter,
                     });
-                    limiter.keep_gauges_current();
                     limiter
                 }
                 Err(_) => Arc::clone(&self.prototype),
@@ -184,6 +183,32 @@ where
     /// Removes the limiters unused for the idle timeout; returns how many.
     pub fn evict_idle(&self) -> usize {
         self.members.evict_idle(self.clock.now())
+    }
+}
+
+/// # Gauges
+impl<K: Send + Sync + 'static, C: Clock, U: CpuUsage> LimiterGroup<K, C, U> {
+    /// Publishes every member's gauges at the current instant (see
+    /// [`BbrLimiter::publish_gauges`]), holding no member: publishing never keeps one from
+    /// being evicted.
+    pub fn publish_gauges(&self) {
+        self.members.for_each(BbrLimiter::publish_gauges);
+    }
+
+    /// Registers the group with the shared background refresher
+    /// ([`rampart_core::gauges`]), which then publishes every member's gauges once a second
+    /// while the group lives. [`LimiterGroupLayer::new`] calls it; call it once for a group
+    /// you share in an `Arc` and drive yourself.
+    pub fn keep_gauges_current(self: &Arc<Self>) {
+        rampart_core::gauges::keep_current(self);
+    }
+}
+
+impl<K: Send + Sync + 'static, C: Clock, U: CpuUsage> rampart_core::gauges::PublishGauges
+    for LimiterGroup<K, C, U>
+{
+    fn publish_gauges(&self) {
+        LimiterGroup::publish_gauges(self);
     }
 }
 
@@ -217,13 +242,17 @@ pub struct LimiterGroupLayer<K, F, C = SystemClock, U = SystemCpu> {
     key_of: F,
 }
 
-impl<K, F> LimiterGroupLayer<K, F> {
-    /// A layer limiting each request with `group`'s limiter for `key_of(&request)`.
-    pub fn new<C, U>(group: LimiterGroup<K, C, U>, key_of: F) -> LimiterGroupLayer<K, F, C, U> {
-        LimiterGroupLayer {
-            group: Arc::new(group),
-            key_of,
-        }
+impl<K: Send + Sync + 'static, F> LimiterGroupLayer<K, F> {
+    /// A layer limiting each request with `group`'s limiter for `key_of(&request)`. The
+    /// members' gauges are kept current while their keys see no request (see
+    /// [`LimiterGroup::keep_gauges_current`]).
+    pub fn new<C: Clock, U: CpuUsage>(
+        group: LimiterGroup<K, C, U>,
+        key_of: F,
+    ) -> LimiterGroupLayer<K, F, C, U> {
+        let group = Arc::new(group);
+        group.keep_gauges_current();
+        LimiterGroupLayer { group, key_of }
     }
 }
 

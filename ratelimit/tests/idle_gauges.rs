@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use rampart_core::ManualClock;
-use rampart_ratelimit::{BbrConfig, BbrLimiter, LimiterGroup, ManualCpu, Permit, RateLimitLayer};
+use rampart_ratelimit::{
+    BbrConfig, BbrLimiter, LimiterGroup, LimiterGroupLayer, ManualCpu, Permit, RateLimitLayer,
+};
 
 const MS: Duration = Duration::from_millis(1);
 /// Later than a whole default window (10 s) after the traffic below.
@@ -128,13 +130,15 @@ fn a_layers_limiter_is_registered_with_the_background_refresher() {
 }
 
 #[test]
-fn a_groups_members_are_registered_with_the_background_refresher() {
+fn a_group_layers_members_are_kept_current_by_the_background_refresher() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let (clock, cpu) = (ManualClock::new(), ManualCpu::new(0.5));
     let group = LimiterGroup::with(config(), clock.clone(), cpu.clone())
         .expect("valid")
         .with_key_label(|route: &&str| (*route).to_owned());
+    let layer = LimiterGroupLayer::new(group, |route: &&'static str| *route);
+    let group = layer.group();
     // A member's handles bind to the recorder current when the member is created.
     let search =
         metrics::with_local_recorder(&recorder, || group.get_at(&"/search", Duration::ZERO));
