@@ -168,13 +168,10 @@ where
                 self.cpu.clone(),
                 &label,
             ) {
-                Ok(limiter) => {
-                    let limiter = Arc::new(match &self.delay {
-                        Some(delay) => limiter.with_shared_delay(Arc::clone(delay)),
-                        None => limiter,
-                    });
-                    limiter
-                }
+                Ok(limiter) => Arc::new(match &self.delay {
+                    Some(delay) => limiter.with_shared_delay(Arc::clone(delay)),
+                    None => limiter,
+                }),
                 Err(_) => Arc::clone(&self.prototype),
             }
         })
