@@ -356,6 +356,30 @@ fn proc_stat_gives_user_and_system_seconds_past_an_awkward_name() {
     assert_eq!(cpu_seconds("no name here"), None);
 }
 
+#[test]
+fn a_capacity_measured_short_of_cpu_is_scaled_to_a_whole_cpu() {
+    use rampart_lab::live::run::Capacity;
+    let whole = Capacity {
+        rps: 470.0,
+        cpus: 0.97,
+    };
+    assert!(!whole.is_short_of_cpu());
+    assert_eq!(whole.of_one_cpu(), 470.0);
+    let busy = Capacity {
+        rps: 300.0,
+        cpus: 0.6,
+    };
+    assert!(busy.is_short_of_cpu());
+    assert!((busy.of_one_cpu() - 500.0).abs() < 1e-9);
+    for unknown in [f64::NAN, 0.0] {
+        let unread = Capacity {
+            rps: 300.0,
+            cpus: unknown,
+        };
+        assert_eq!(unread.of_one_cpu(), 300.0, "{unknown}");
+    }
+}
+
 // The stack table.
 
 #[test]
@@ -445,6 +469,7 @@ fn check_run(stack: &str, unloaded_ms: u32, served: u32, loaded_ms: u32) -> Stac
 fn setup() -> Setup {
     Setup {
         capacity_rps: 100.0,
+        measured_rps: 100.0,
         capacity_cpus: 1.0,
         handler: Handler::Yielding,
         work_ms: 2.0,

@@ -7,7 +7,8 @@
 //! this process may create a cgroup (root on Linux), the child runs in one limited to one
 //! CPU, as in a pod with a 1-CPU limit; the report says whether it did.
 //!
-//! The driver first measures the unprotected server's capacity (closed loop, 2 s), then loads
+//! The driver first measures the unprotected server's capacity (closed loop, 2 s; scaled to a
+//! whole CPU when the server had less, on a busy host, and said so), then loads
 //! each stack with the lab's own open-loop generator (a hyper client; Poisson arrivals from
 //! the lab's seeded generator, the same for every stack; a 200 ms client timeout): 0.5×, 1×,
 //! 2× and 3× capacity for `--seconds-per-phase` each (2.5 s by default) and a ramp from 0.5×
@@ -53,9 +54,6 @@ use crate::{html, table};
 
 /// The client's timeout.
 pub const TIMEOUT: Duration = Duration::from_millis(200);
-/// Below this many CPUs used by the server while its capacity is measured, the host is too
-/// busy for the figures to mean much (the server has one CPU's worth of threads).
-const BUSY_HOST_CPUS: f64 = 0.85;
 
 /// `rampart-lab live`'s options.
 #[derive(Debug, Clone, clap::Args)]
@@ -133,7 +131,8 @@ pub fn main(args: &LiveArgs, seed: u64, out: &Path) -> ExitCode {
         }
     };
     let setup = Setup {
-        capacity_rps: capacity.rps,
+        capacity_rps: capacity.of_one_cpu(),
+        measured_rps: capacity.rps,
         capacity_cpus: capacity.cpus,
         handler: args.handler,
         work_ms: WORK.as_secs_f64() * 1e3,
@@ -214,26 +213,29 @@ async fn measure(spec: &run::Spec) -> Result<(run::Capacity, Vec<StackRun>), Str
     eprintln!("live: measuring the unprotected server's capacity (closed loop, 2.5 s)");
     let capacity = run::capacity(spec).await?;
     println!(
-        "live: capacity {:.0} requests/s, the server using {:.2} CPU; {:.1} s of load per stack",
+        "live: capacity {:.0} requests/s ({:.0} measured, the server using {:.2} CPU); {:.1} s \
+         of load per stack",
+        capacity.of_one_cpu(),
         capacity.rps,
         capacity.cpus,
         spec.script.duration().as_secs_f64()
     );
-    if capacity.cpus < BUSY_HOST_CPUS {
+    if capacity.is_short_of_cpu() {
         println!(
-            "live: WARNING: the server had {:.2} of its CPU while its capacity was measured: \
-             the host is busy, and every figure of this run depends on what else runs on it",
+            "live: WARNING: the server had {:.2} of its CPU while its capacity was measured, \
+             so its capacity is the measured one scaled to a whole CPU: the host is busy, and \
+             every figure of this run depends on what else runs on it",
             capacity.cpus
         );
     }
-    if capacity.rps < 10.0 {
+    if capacity.of_one_cpu() < 10.0 {
         return Err(format!(
             "the server's capacity is implausible: {:.1} requests/s",
-            capacity.rps
+            capacity.of_one_cpu()
         ));
     }
     let mut index = 0;
-    let runs = run::stacks(spec, capacity.rps, |stack| {
+    let runs = run::stacks(spec, capacity.of_one_cpu(), |stack| {
         index += 1;
         eprintln!("live: [{index}/{total}] {} ({})", stack.name, stack.what);
     })

@@ -19,9 +19,13 @@ pub const UNPROTECTED: &str = "none";
 /// How a run was set up.
 #[derive(Debug, Clone, Serialize)]
 pub struct Setup {
-    /// The server's capacity as measured at the start, in requests per second.
+    /// The server's capacity with its whole CPU, in requests per second: the offered loads
+    /// and the goodput are multiples of it.
     pub capacity_rps: f64,
-    /// The CPUs the server used while its capacity was measured (under one: a busy host).
+    /// The capacity as measured at the start (the same, unless the server had less than its
+    /// CPU meanwhile).
+    pub measured_rps: f64,
+    /// The CPUs the server used while its capacity was measured (under 0.9: a busy host).
     pub capacity_cpus: f64,
     /// How the handler spent its CPU.
     pub handler: Handler,
@@ -221,11 +225,12 @@ fn overview(
         name: "live".to_owned(),
         description: format!(
             "a real axum server in a child process (one tokio worker; a {} handler burning {} ms \
-             of CPU per request); capacity {:.0} requests/s (the server using {:.2} CPU); {}; \
-             open-loop Poisson arrivals, {} ms client timeout; phases {}",
+             of CPU per request); capacity {:.0} requests/s ({:.0} measured with the server \
+             using {:.2} CPU); {}; open-loop Poisson arrivals, {} ms client timeout; phases {}",
             setup.handler.name(),
             setup.work_ms,
             setup.capacity_rps,
+            setup.measured_rps,
             setup.capacity_cpus,
             setup.cgroup,
             setup.timeout_ms,

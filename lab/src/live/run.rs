@@ -58,6 +58,28 @@ pub struct Capacity {
     pub cpus: f64,
 }
 
+/// Below this many CPUs used while the capacity was measured, the server did not have its CPU
+/// (the host's other work, or a starved client, took it).
+pub const SHORT_OF_CPU: f64 = 0.9;
+
+impl Capacity {
+    /// The capacity of the server with its whole CPU, in requests per second: as measured
+    /// when it had at least [`SHORT_OF_CPU`], scaled to one CPU otherwise (the CPU one request
+    /// costs, measured, divides the CPU the server has: its threads can use one).
+    pub fn of_one_cpu(&self) -> f64 {
+        if self.is_short_of_cpu() {
+            self.rps / self.cpus
+        } else {
+            self.rps
+        }
+    }
+
+    /// Whether the server had less than its CPU while measured.
+    pub fn is_short_of_cpu(&self) -> bool {
+        self.cpus.is_finite() && self.cpus > 0.01 && self.cpus < SHORT_OF_CPU
+    }
+}
+
 /// Measures the capacity of the unprotected server: closed-loop clients for a few seconds,
 /// and the server's CPU use meanwhile.
 ///
