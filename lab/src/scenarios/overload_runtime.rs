@@ -35,11 +35,17 @@ const CPU_P99: Duration = Duration::from_millis(3);
 /// The clients' deadline, as the live runs' load generator's.
 const DEADLINE: Duration = Duration::from_millis(200);
 const BIN: Duration = Duration::from_secs(1);
-/// The heartbeat's interval: that of the probe `BbrConfig::build` starts for the default
-/// `max_delay` (half of it).
-const HEARTBEAT: Duration = Duration::from_millis(5);
 /// The CPUs of the host, for the stack whose CPU gauge reads the whole host.
 const HOST_CPUS: usize = 2;
+
+/// The heartbeat's interval: that of the probe `BbrConfig::build` starts for the default
+/// `max_delay`.
+fn heartbeat() -> Duration {
+    let max_delay = BbrConfig::default()
+        .max_delay
+        .unwrap_or(Duration::from_millis(10));
+    rampart_ratelimit::delay::probe_interval(max_delay)
+}
 
 const NONE: &str = "none";
 const CPU_OWN: &str = "rampart BBR Cpu";
@@ -121,7 +127,7 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str), slices: u32) -> Scenar
     let config = RuntimeConfig::default()
         .with_service_time(Distribution::log_normal_p99(CPU_MEDIAN, CPU_P99))
         .with_slices(slices)
-        .with_heartbeat(HEARTBEAT)
+        .with_heartbeat(heartbeat())
         .with_seed(options.seed);
     let capacity = config.capacity();
     let (low, ramp, high) = (phases.ramp_start, options.scaled(RAMP), phases.high);
