@@ -1,5 +1,6 @@
 //! The live mode's deterministic parts (the script and its arrivals, the figures, the cgroup
-//! and `/proc` parsing), and its plumbing end to end on a loopback server in this process.
+//! and `/proc` parsing, the signals' stamps, accumulators and figures), and its plumbing end to
+//! end on a loopback server in this process.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,8 +13,13 @@ use rampart_lab::live::observe::{Observation, cpu_seconds};
 use rampart_lab::live::report::{self, Setup};
 use rampart_lab::live::run::StackRun;
 use rampart_lab::live::script::Script;
-use rampart_lab::live::stacks::{self, Guard, STACKS};
-use rampart_lab::live::stats::{LimiterStats, Stats};
+use rampart_lab::live::signal_figures::{self, PhaseSignals};
+use rampart_lab::live::signals::{
+    self, Accumulator, REQUEST_START, Unstamped, request_age, request_start, request_start_value,
+};
+use rampart_lab::live::stacks::{self, Guard, MaxDelay, STACKS, Tuning};
+use rampart_lab::live::stats::{LimiterStats, Readings, SignalStats, Stats};
+use rampart_lab::live::terminal;
 use rampart_lab::live::work::{Handler, Work};
 use rampart_lab::live::{server, stacks::app};
 use rampart_lab::sim::{Fate, Record};
@@ -210,6 +216,7 @@ fn look(at_ms: u32, cpu_seconds: f64, handled: u64, inflight: Option<u64>) -> Ob
                 overloaded: false,
                 delay_ms: None,
             }),
+            signals: SignalStats::default(),
         }),
         cpu_seconds: Some(cpu_seconds),
     }
@@ -388,12 +395,353 @@ fn every_stack_of_the_table_is_found_by_its_name() {
         assert_eq!(stacks::find(stack.name).map(|s| s.guard), Some(stack.guard));
     }
     let chosen = stacks::chosen(&["rampart".to_owned(), " none".to_owned()]).expect("known");
-    assert_eq!(chosen[0].guard, Guard::Rampart(None));
+    assert_eq!(chosen[0].guard, Guard::Rampart(Tuning::DEFAULT));
     assert_eq!(chosen[1].guard, Guard::None);
     let unknown = stacks::chosen(&["tower-3".to_owned()]).expect_err("unknown");
     assert!(
         unknown.contains("tower-3") && unknown.contains("tower-16"),
         "{unknown}"
+    );
+}
+
+#[test]
+fn the_delay_rule_stacks_change_only_max_delay_and_run_only_when_named() {
+    let config = |name: &str| match stacks::find(name).map(|s| s.guard) {
+        Some(Guard::Rampart(tuning)) => tuning.config(),
+        other => panic!("{name} is not a rampart stack: {other:?}"),
+    };
+    let default = rampart_ratelimit::BbrConfig::default();
+    assert_eq!(config("rampart"), default);
+    assert_eq!(
+        config("rampart-no-delay"),
+        default.clone().with_max_delay(None)
+    );
+    assert_eq!(
+        config("rampart-delay-25"),
+        default.clone().with_max_delay(Some(25 * MS))
+    );
+    assert_eq!(
+        config("rampart-latency"),
+        default.with_gate(rampart_ratelimit::Gate::LATENCY)
+    );
+    assert_eq!(
+        Tuning::max_delay(MaxDelay::Off),
+        Tuning {
+            gate: None,
+            max_delay: MaxDelay::Off
+        }
+    );
+    let default_run: Vec<&str> = stacks::by_default().map(|s| s.name).collect();
+    assert_eq!(
+        default_run,
+        [
+            "none",
+            "tower-2",
+            "tower-16",
+            "rampart",
+            "rampart-cpu",
+            "rampart-latency",
+            "rampart-either"
+        ]
+    );
+    let named = stacks::chosen(&["rampart-no-delay".to_owned(), "rampart-delay-25".to_owned()])
+        .expect("selectable by name");
+    assert_eq!(named.len(), 2);
+}
+
+// The signals.
+
+fn value(text: &str) -> http::HeaderValue {
+    http::HeaderValue::from_str(text).expect("a valid header value")
+}
+
+#[test]
+fn a_request_start_stamp_is_t_and_microseconds_since_the_epoch() {
+    let arrived = Duration::from_micros(1_700_000_000_123_456);
+    let stamp = request_start_value(arrived).expect("digits make a header value");
+    assert_eq!(stamp, "t=1700000000123456");
+    assert_eq!(request_start(Some(&stamp)), Ok(arrived));
+    assert_eq!(
+        request_start(Some(&value(" t=42 "))),
+        Ok(42 * Duration::from_micros(1))
+    );
+    // Sub-microsecond parts are dropped, not rounded up into the future.
+    let stamp = request_start_value(Duration::from_nanos(1_999)).expect("a value");
+    assert_eq!(stamp, "t=1");
+}
+
+#[test]
+fn a_request_age_is_now_minus_its_stamp() {
+    let now = Duration::from_secs(1_700_000_000);
+    let stamp = request_start_value(now.saturating_sub(37 * MS)).expect("a value");
+    assert_eq!(request_age(Some(&stamp), now), Ok(37 * MS));
+}
+
+#[test]
+fn a_missing_request_start_is_told_apart_from_a_malformed_one() {
+    let now = Duration::from_secs(1_700_000_000);
+    assert_eq!(request_age(None, now), Err(Unstamped::Missing));
+    for text in [
+        "",
+        "t=",
+        "1700000000123456",
+        "t=abc",
+        "t=-5",
+        "t=+5",
+        "t=1.5",
+        "t=1700000000.123",
+        "t= 5",
+        "T=5",
+        "t=99999999999999999999999",
+    ] {
+        assert_eq!(
+            request_age(Some(&value(text)), now),
+            Err(Unstamped::Malformed),
+            "{text:?}"
+        );
+    }
+    let not_text = http::HeaderValue::from_bytes(b"t=\xff").expect("an opaque value");
+    assert_eq!(request_age(Some(&not_text), now), Err(Unstamped::Malformed));
+}
+
+#[test]
+fn a_request_start_in_the_future_is_an_age_of_zero() {
+    let now = Duration::from_secs(1_700_000_000);
+    let ahead = request_start_value(now + S).expect("a value");
+    assert_eq!(request_age(Some(&ahead), now), Ok(Duration::ZERO));
+    let last = value(&format!("t={}", u64::MAX));
+    assert_eq!(request_age(Some(&last), now), Ok(Duration::ZERO));
+}
+
+#[test]
+fn an_accumulator_gives_count_sum_and_max_since_its_last_take_and_starts_afresh() {
+    let accumulator = Accumulator::new();
+    assert_eq!(accumulator.take(), Readings::default());
+    for reading in [3, 9, 0, 4] {
+        accumulator.record(reading);
+    }
+    let taken = accumulator.take();
+    assert_eq!(
+        taken,
+        Readings {
+            count: 4,
+            sum: 16,
+            max: 9
+        }
+    );
+    assert_eq!((taken.mean(), taken.max()), (Some(4.0), Some(9.0)));
+    // Afresh: the old maximum does not linger.
+    assert_eq!(accumulator.take(), Readings::default());
+    accumulator.record(2);
+    assert_eq!(
+        accumulator.take(),
+        Readings {
+            count: 1,
+            sum: 2,
+            max: 2
+        }
+    );
+}
+
+#[test]
+fn an_accumulator_saturates_its_sum() {
+    let accumulator = Accumulator::new();
+    accumulator.record(u64::MAX);
+    accumulator.record(5);
+    assert_eq!(
+        accumulator.take(),
+        Readings {
+            count: 2,
+            sum: u64::MAX,
+            max: u64::MAX
+        }
+    );
+}
+
+#[test]
+fn an_accumulator_loses_no_reading_to_concurrent_takes() {
+    let accumulator = std::sync::Arc::new(Accumulator::new());
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let accumulator = std::sync::Arc::clone(&accumulator);
+            std::thread::spawn(move || (0..10_000).for_each(|_| accumulator.record(1)))
+        })
+        .collect();
+    let mut total = Readings::default();
+    while !writers.iter().all(std::thread::JoinHandle::is_finished) {
+        total = total.merged(accumulator.take());
+        std::thread::yield_now();
+    }
+    for writer in writers {
+        writer.join().expect("no panic");
+    }
+    total = total.merged(accumulator.take());
+    assert_eq!((total.count, total.sum, total.max), (20_000, 20_000, 1));
+}
+
+#[test]
+fn readings_without_a_reading_have_no_mean_and_merge_as_one() {
+    let none = Readings::default();
+    assert_eq!((none.mean(), none.max()), (None, None));
+    let a = Readings {
+        count: 2,
+        sum: 10,
+        max: 7,
+    };
+    let b = Readings {
+        count: 3,
+        sum: 5,
+        max: 4,
+    };
+    assert_eq!(
+        a.merged(b),
+        Readings {
+            count: 5,
+            sum: 15,
+            max: 7
+        }
+    );
+    assert_eq!(a.merged(none), a);
+}
+
+#[test]
+fn the_busy_share_is_busy_time_over_elapsed_time_per_worker() {
+    assert_eq!(signals::busy_share(750 * MS, S, 1), Some(0.75));
+    assert_eq!(signals::busy_share(S, S, 2), Some(0.5));
+    assert_eq!(signals::busy_share(S, Duration::ZERO, 1), None);
+    assert_eq!(signals::busy_share(S, S, 0), None);
+}
+
+/// A look at `at_ms` whose signals are `requests` requests with these delays, ages, global
+/// queue depths and alive tasks (all alike), in microseconds.
+fn signal_look(at_ms: u32, requests: u64, delay_us: u64, age_us: u64, busy: f64) -> Observation {
+    let alike = |value: u64| Readings {
+        count: requests,
+        sum: value * requests,
+        max: value,
+    };
+    Observation {
+        at: MS * at_ms,
+        stats: Some(Stats {
+            handled: 0,
+            limiter: None,
+            signals: SignalStats {
+                delay_us: alike(delay_us),
+                age_us: alike(age_us),
+                missing_stamp: 1,
+                malformed_stamp: 0,
+                global_queue: alike(2),
+                alive_tasks: alike(30),
+                busy: Some(busy),
+            },
+        }),
+        cpu_seconds: None,
+    }
+}
+
+#[test]
+fn a_second_s_signals_are_what_the_read_at_its_end_took() {
+    let seen = [
+        signal_look(0, 0, 0, 0, 0.0),
+        signal_look(1_000, 100, 500, 2_000, 0.5),
+        Observation {
+            at: 2_000 * MS,
+            stats: None,
+            cpu_seconds: None,
+        },
+        signal_look(3_000, 400, 20_000, 150_000, 1.0),
+    ];
+    let series: std::collections::BTreeMap<_, _> =
+        signal_figures::signal_series(&seen, 4 * S, 200.0)
+            .into_iter()
+            .collect();
+    let second = |name: &str, bin: usize| series[name][bin];
+    assert_eq!(series["delay_mean_ms"].len(), 4);
+    assert_eq!(second("reached", 0), 0.5);
+    assert_eq!(
+        (second("delay_mean_ms", 0), second("delay_max_ms", 0)),
+        (0.5, 0.5)
+    );
+    assert_eq!(
+        (second("age_mean_ms", 0), second("age_max_ms", 0)),
+        (2.0, 2.0)
+    );
+    assert_eq!(
+        (second("queue_mean", 0), second("tasks_max", 0)),
+        (2.0, 30.0)
+    );
+    assert_eq!((second("busy", 0), second("unstamped", 0)), (0.5, 1.0));
+    assert!(
+        second("age_mean_ms", 1).is_nan(),
+        "the read ending second 1 got no answer"
+    );
+    assert_eq!(second("age_max_ms", 2), 150.0);
+    assert!(
+        second("delay_mean_ms", 3).is_nan(),
+        "no read ends the last second"
+    );
+    let quiet = [
+        signal_look(0, 0, 0, 0, 0.0),
+        signal_look(1_000, 0, 0, 0, 0.1),
+    ];
+    let series: std::collections::BTreeMap<_, _> = signal_figures::signal_series(&quiet, S, 200.0)
+        .into_iter()
+        .collect();
+    assert_eq!(series["reached"][0], 0.0);
+    assert!(
+        series["delay_mean_ms"][0].is_nan() && series["queue_max"][0].is_nan(),
+        "no request, no reading"
+    );
+}
+
+#[test]
+fn a_phase_s_signals_come_from_the_seconds_wholly_inside_it() {
+    // Seconds 0, 1, 2 and 3 end with reads at 1, 2, 3 and 4 s.
+    let seen = [
+        signal_look(0, 0, 0, 0, 0.0),
+        signal_look(1_000, 100, 500, 1_000, 0.2),
+        signal_look(2_000, 300, 900, 3_000, 0.4),
+        signal_look(3_000, 100, 20_000, 150_000, 1.0),
+        signal_look(4_000, 100, 40_000, 190_000, 1.0),
+    ];
+    let figures = aggregate::PhaseFigures {
+        goodput: 1.0,
+        p50_ms: 2.0,
+        p99_ms: 7.0,
+        sent: 500,
+        shed: 0.0,
+        timeouts: 0.01,
+        errors: 0.0,
+    };
+    // From 0.5 s to 3 s: seconds 1 and 2 only.
+    let phase = signal_figures::phase_signals("none", "1×", (500 * MS, 3 * S), &seen, &figures);
+    assert_eq!(
+        phase,
+        PhaseSignals {
+            stack: "none".to_owned(),
+            phase: "1×".to_owned(),
+            seconds: 2,
+            requests: 400,
+            delay_mean_ms: (300.0 * 0.9 + 100.0 * 20.0) / 400.0,
+            delay_max_ms: 20.0,
+            age_mean_ms: (300.0 * 3.0 + 100.0 * 150.0) / 400.0,
+            age_max_ms: 150.0,
+            queue_mean: 2.0,
+            queue_max: 2.0,
+            tasks_mean: 30.0,
+            tasks_max: 30.0,
+            busy: 0.7,
+            unstamped: 2,
+            p99_ms: 7.0,
+            timeouts: 0.01,
+        }
+    );
+    let short = signal_figures::phase_signals("none", "2×", (500 * MS, S), &seen, &figures);
+    assert_eq!((short.seconds, short.requests), (0, 0));
+    assert!(short.delay_mean_ms.is_nan() && short.busy.is_nan());
+    assert_eq!(
+        short.p99_ms, 7.0,
+        "the clients' figures hold without seconds"
     );
 }
 
@@ -425,7 +773,7 @@ async fn fifty_requests_to_a_loopback_server_are_each_accounted_for_once() {
 async fn the_stats_route_answers_beside_rampart_s_limiter() {
     let listener = server::bind(0).await.expect("a free port");
     let addr = listener.local_addr().expect("bound");
-    let guard = Guard::Rampart(Some(rampart_ratelimit::Gate::LATENCY));
+    let guard = Guard::Rampart(Tuning::gate(rampart_ratelimit::Gate::LATENCY));
     let app = app(guard, Work::new(10_000, Handler::Blocking)).expect("a latency gate");
     let serving = tokio::spawn(server::serve(listener, app));
     let target = Target::new(addr);
@@ -434,6 +782,67 @@ async fn the_stats_route_answers_beside_rampart_s_limiter() {
     let stats = target.stats(Duration::from_secs(10)).await.expect("stats");
     let limiter = stats.limiter.expect("rampart's stack has a limiter");
     assert_eq!((stats.handled, limiter.inflight), (1, 0));
+    serving.abort();
+}
+
+/// Sends `GET /work` over a fresh connection with these extra header lines, and reads the
+/// answer's status line.
+async fn raw_get(addr: std::net::SocketAddr, headers: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let request =
+        format!("GET /work HTTP/1.1\r\nhost: loopback\r\n{headers}connection: close\r\n\r\n");
+    tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).expect("connects");
+        stream.write_all(request.as_bytes()).expect("sent");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("answered");
+        answer.lines().next().unwrap_or_default().to_owned()
+    })
+    .await
+    .expect("joined")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_request_reaching_the_stack_is_in_one_stats_read_with_its_stamp_counted() {
+    let listener = server::bind(0).await.expect("a free port");
+    let addr = listener.local_addr().expect("bound");
+    // The unprotected stack: signals are measured for every stack, and this one never sheds.
+    let app = app(Guard::None, Work::new(10_000, Handler::Yielding)).expect("no limiter");
+    let serving = tokio::spawn(server::serve(listener, app));
+    let target = Target::new(addr);
+    // What the server did before: nothing reached the stack.
+    let before = target.stats(Duration::from_secs(10)).await.expect("stats");
+    assert_eq!(before.signals.requests(), 0);
+    let arrivals: Vec<Duration> = (0..5).map(|n| 5 * MS * n).collect();
+    let sent = load::open_loop(&target, &arrivals, Duration::from_secs(10), 10).await;
+    assert_eq!(Tally::of(&sent.records).ok, 5);
+    assert!(raw_get(addr, "").await.ends_with("200 OK"));
+    let malformed = format!("{REQUEST_START}: t=soon\r\n");
+    assert!(raw_get(addr, &malformed).await.ends_with("200 OK"));
+    let signals = target
+        .stats(Duration::from_secs(10))
+        .await
+        .expect("stats")
+        .signals;
+    assert_eq!(signals.requests(), 7);
+    assert_eq!(signals.age_us.count, 5, "{signals:?}");
+    assert_eq!((signals.missing_stamp, signals.malformed_stamp), (1, 1));
+    assert_eq!(
+        (signals.global_queue.count, signals.alive_tasks.count),
+        (7, 7)
+    );
+    assert!(signals.alive_tasks.max >= 1, "{signals:?}");
+    assert!(signals.busy.is_some(), "time passed between the reads");
+    // Taken: the next read starts afresh.
+    let after = target
+        .stats(Duration::from_secs(10))
+        .await
+        .expect("stats")
+        .signals;
+    assert_eq!(
+        (after.requests(), after.age_us, after.missing_stamp),
+        (0, Readings::default(), 0)
+    );
     serving.abort();
 }
 
@@ -540,7 +949,34 @@ fn the_overview_charts_every_series_of_every_stack() {
         }
         assert_eq!(stack.get("sent"), 450.0);
     }
+    let rows: Vec<(&str, &str)> = live
+        .signals_by_phase
+        .iter()
+        .map(|row| (row.stack.as_str(), row.phase.as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("none", "0.5×"),
+            ("none", "ramp 0.5→2×"),
+            ("none", "2×"),
+            ("rampart", "0.5×"),
+            ("rampart", "ramp 0.5→2×"),
+            ("rampart", "2×")
+        ]
+    );
+    assert!((live.signals_by_phase[2].p99_ms - 150.0).abs() < 1e-9);
+    assert!((live.signals_by_phase[2].timeouts - 390.0 / 400.0).abs() < 1e-9);
+    let printed = terminal::signals_by_phase(&live.signals_by_phase);
+    assert!(printed.starts_with("signals by phase"), "{printed}");
+    assert_eq!(printed.lines().count(), 1 + 2 + 6 + 1, "{printed}");
+    assert!(terminal::signal_seconds(overview).contains("signals at none's stack"));
     let json = serde_json::to_value(&live).expect("serialises");
+    assert_eq!(json["signals_by_phase"][5]["phase"], "2×");
+    assert!(
+        json["signals_by_phase"][5]["delay_mean_ms"].is_null(),
+        "no reads: NaN as null"
+    );
     assert_eq!(json["setup"]["capacity_rps"], 100.0);
     assert_eq!(json["phases"][2]["name"], "2×");
     assert_eq!(json["phases"][2]["start_s"], 2.0);

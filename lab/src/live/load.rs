@@ -1,11 +1,14 @@
 //! The lab's own HTTP load generator: an open loop that sends every request at its arrival
 //! instant whatever became of the others (over a keep-alive pool of HTTP/1 connections), a
-//! closed loop that finds the server's capacity, and the once-a-second poll of `/stats`.
+//! closed loop that finds the server's capacity, and the once-a-second poll of `/stats`. Each
+//! `/work` request carries its arrival instant in an `x-request-start: t=<microseconds since
+//! the UNIX epoch>` header, as nginx and Heroku's routers stamp requests, so the server can
+//! tell how long it waited before reaching the stack.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{Request, StatusCode, Uri};
@@ -18,6 +21,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::signals::{REQUEST_START, request_start_value, since_epoch};
 use super::stats::Stats;
 use crate::sim::{Fate, Record};
 
@@ -51,9 +55,17 @@ impl Target {
         }
     }
 
-    /// Sends one `GET /work` and reads its answer whole: the status, or why there is none.
-    async fn work(&self) -> Result<StatusCode, hyper_util::client::legacy::Error> {
-        let response = self.client.request(get(&self.work)).await?;
+    /// Sends one `GET /work` that arrived `arrived` after the UNIX epoch (its `x-request-start`)
+    /// and reads its answer whole: the status, or why there is none.
+    async fn work(
+        &self,
+        arrived: Duration,
+    ) -> Result<StatusCode, hyper_util::client::legacy::Error> {
+        let mut request = get(&self.work);
+        if let Some(stamp) = request_start_value(arrived) {
+            request.headers_mut().insert(REQUEST_START, stamp);
+        }
+        let response = self.client.request(request).await?;
         let status = response.status();
         // Reading the body to its end returns the connection to the pool.
         let _ = response.into_body().collect().await;
@@ -99,7 +111,7 @@ pub struct Sent {
 /// An answer is [`Fate::Served`] when it is a 200, [`Fate::Refused`] when it is a 503 (a
 /// shed request), [`Fate::Failed`] otherwise (another status, or no connection);
 /// [`Fate::TimedOut`] when nothing whole came back in time. Latencies count from the arrival
-/// instant.
+/// instant, and so does the age the request's `x-request-start` header gives the server.
 pub async fn open_loop(
     target: &Target,
     arrivals: &[Duration],
@@ -115,7 +127,10 @@ pub async fn open_loop(
     for &at in arrivals {
         let due = start + at;
         tokio::time::sleep_until(due).await;
-        lags.push(due.elapsed());
+        let lag = due.elapsed();
+        lags.push(lag);
+        // The wall-clock instant of the arrival, read now: no drift from the run's start.
+        let arrived = since_epoch(SystemTime::now()).saturating_sub(lag);
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             unsent += 1;
             continue;
@@ -123,7 +138,7 @@ pub async fn open_loop(
         sent += 1;
         let (target, records) = (target.clone(), Arc::clone(&records));
         tasks.spawn(async move {
-            let answer = tokio::time::timeout_at(due + timeout, target.work()).await;
+            let answer = tokio::time::timeout_at(due + timeout, target.work(arrived)).await;
             let latency = due.elapsed().min(timeout);
             drop(slot);
             records.lock().push(Record {
@@ -174,7 +189,9 @@ pub async fn capacity(
         let (target, answered) = (target.clone(), Arc::clone(&answered));
         clients.spawn(async move {
             while Instant::now() < to {
-                let answer = tokio::time::timeout(Duration::from_secs(1), target.work()).await;
+                let arrived = since_epoch(SystemTime::now());
+                let answer =
+                    tokio::time::timeout(Duration::from_secs(1), target.work(arrived)).await;
                 let now = Instant::now();
                 if matches!(answer, Ok(Ok(StatusCode::OK))) && now >= from && now < to {
                     answered.fetch_add(1, Ordering::Relaxed);

@@ -12,15 +12,24 @@
 //! each stack with the lab's own open-loop generator (a hyper client; Poisson arrivals from
 //! the lab's seeded generator, the same for every stack; a 200 ms client timeout): 0.5×, 1×,
 //! 2× and 3× capacity for `--seconds-per-phase` each (2.5 s by default) and a ramp from 0.5×
-//! to 3× over twice that, about 15 s per stack and under two minutes for the seven stacks.
-//! Goodput is the answers within the timeout, as a share of capacity.
+//! to 3× over twice that, about 15 s per stack and under two minutes for the seven stacks of
+//! the default run (two more, which isolate the scheduling-delay rule, run when `--stacks`
+//! names them). Goodput is the answers within the timeout, as a share of capacity.
+//!
+//! For every stack, the server also measures the candidate signals for the queue in front of
+//! the limiter, at the moment each request reaches the stack (see [`signals`]): the scheduling
+//! delay a heartbeat measures, tokio's global queue depth and alive tasks, the worker's busy
+//! share, and the request's age from the `x-request-start` stamp the load generator puts on it
+//! at its arrival.
 //!
 //! `--check` (CI) runs `none` and `rampart` on a shorter script (0.5×, a ramp to 2×, 2×) and
 //! fails unless rampart's default stack keeps its goodput and p99 at 2× and beats `none`.
 //!
 //! The report: the lab's tables (one per phase) and charts (per second: goodput, p99, shed,
-//! timeouts, and what each limiter saw: CPU, in-flight, max in-flight, scheduling delay), in
-//! `live/report.html` and `live/report.json` under the lab's output folder.
+//! timeouts, what each limiter saw: CPU, in-flight, max in-flight, scheduling delay; and the
+//! signals at each stack), a "signals by phase" table (each signal's mean and max per stack
+//! and phase, beside the clients' p99 and timeouts), in `live/report.html` and
+//! `live/report.json` under the lab's output folder.
 
 pub mod aggregate;
 pub mod cgroup;
@@ -31,6 +40,8 @@ pub mod report;
 pub mod run;
 pub mod script;
 pub mod server;
+pub mod signal_figures;
+pub mod signals;
 pub mod stacks;
 pub mod stats;
 pub mod terminal;
@@ -48,7 +59,6 @@ use self::report::{LiveReport, Setup};
 use self::run::StackRun;
 use self::script::Script;
 use self::server::WORK;
-use self::stacks::STACKS;
 use self::work::Handler;
 use crate::{html, table};
 
@@ -66,8 +76,9 @@ pub struct LiveArgs {
     /// or blocking its worker throughout.
     #[arg(long, value_enum, default_value_t = Handler::Yielding)]
     pub handler: Handler,
-    /// The stacks to run, comma-separated [default: all; with --check: none,rampart]:
-    /// none, tower-2, tower-16, rampart, rampart-cpu, rampart-latency, rampart-either.
+    /// The stacks to run, comma-separated [default: the first seven; with --check:
+    /// none,rampart]: none, tower-2, tower-16, rampart, rampart-cpu, rampart-latency,
+    /// rampart-either, and, only when named, rampart-no-delay and rampart-delay-25.
     #[arg(long, value_delimiter = ',')]
     pub stacks: Option<Vec<String>>,
     /// Seconds each load level lasts (the ramp lasts twice that).
@@ -176,7 +187,9 @@ fn choose(args: &LiveArgs) -> Result<(Script, Vec<stacks::Stack>), String> {
         if args.check {
             vec![report::UNPROTECTED.to_owned(), report::HELD.to_owned()]
         } else {
-            STACKS.iter().map(|stack| stack.name.to_owned()).collect()
+            stacks::by_default()
+                .map(|stack| stack.name.to_owned())
+                .collect()
         }
     });
     let chosen = stacks::chosen(&names).map_err(|error| format!("--stacks: {error}"))?;
@@ -251,7 +264,9 @@ fn print(live: &LiveReport) {
     }
     if let Some(overview) = live.lab.scenarios.first() {
         text.push_str(&terminal::limiter_seconds(overview));
+        text.push_str(&terminal::signal_seconds(overview));
     }
+    text.push_str(&terminal::signals_by_phase(&live.signals_by_phase));
     text.push_str(&table::summary(&live.lab));
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }

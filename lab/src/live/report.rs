@@ -1,12 +1,14 @@
 //! A live run as the lab reports it: an overview (per-second charts of every stack, the
-//! client's side and what each limiter saw) and one table per phase, with the thresholds
-//! rampart's default stack is held to.
+//! client's side, what each limiter saw and the signals requests found as they reached the
+//! stack), one table per phase, with the thresholds rampart's default stack is held to, and the
+//! signals by phase.
 
 use serde::Serialize;
 
 use super::aggregate::{self, BIN, PhaseFigures};
 use super::run::StackRun;
 use super::script::Script;
+use super::signal_figures::{self, PhaseSignals};
 use super::work::Handler;
 use crate::report::{Chart, Check, LabReport, ScenarioReport, StackReport};
 use crate::thresholds;
@@ -48,6 +50,9 @@ pub struct LiveReport {
     pub phases: Vec<PhaseSpan>,
     /// Wall-clock seconds of the whole run.
     pub wall_s: f64,
+    /// Per stack and phase, the signals requests found as they reached the stack, beside the
+    /// clients' p99 and timeouts.
+    pub signals_by_phase: Vec<PhaseSignals>,
     /// The overview and the per-phase tables, with their checks.
     pub lab: LabReport,
 }
@@ -86,6 +91,24 @@ pub fn build(setup: Setup, seed: u64, script: &Script, runs: &[StackRun]) -> Liv
                     aggregate::phase(&run.sent.records, from, to, setup.capacity_rps)
                 })
                 .collect()
+        })
+        .collect();
+    let signals_by_phase = runs
+        .iter()
+        .zip(&per_phase)
+        .flat_map(|(run, figures)| {
+            spans
+                .iter()
+                .zip(figures)
+                .map(|(&(phase, from, to), figures)| {
+                    signal_figures::phase_signals(
+                        run.stack.name,
+                        &phase.name,
+                        (from, to),
+                        &run.seen,
+                        figures,
+                    )
+                })
         })
         .collect();
     let mut scenarios = vec![overview(&setup, script, runs, &per_phase)];
@@ -127,6 +150,7 @@ pub fn build(setup: Setup, seed: u64, script: &Script, runs: &[StackRun]) -> Liv
             .collect(),
         setup,
         wall_s: 0.0,
+        signals_by_phase,
         lab: LabReport { seed, scenarios },
     }
 }
@@ -213,6 +237,11 @@ fn overview(
                     &run.seen,
                     duration,
                     setup.capacity_rps,
+                ))
+                .chain(signal_figures::signal_series(
+                    &run.seen,
+                    duration,
+                    setup.capacity_rps,
                 ));
             for (name, values) in series {
                 report = report.series(name, values);
@@ -248,6 +277,12 @@ fn overview(
             chart("inflight", "in flight, as the limiter counts"),
             chart("max_inflight", "the limiter's max in flight"),
             chart("delay_ms", "the limiter's scheduling delay (ms)"),
+            chart("delay_max_ms", "scheduling delay at the stack, max (ms)"),
+            chart("age_mean_ms", "request age at the stack, mean (ms)"),
+            chart("age_max_ms", "request age at the stack, max (ms)"),
+            chart("queue_max", "tokio global queue depth at the stack, max"),
+            chart("tasks_mean", "tokio alive tasks at the stack, mean"),
+            chart("busy", "worker busy share"),
         ],
         stacks,
         checks: Vec::new(),

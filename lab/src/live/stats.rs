@@ -1,5 +1,6 @@
-//! What the live server's `/stats` route answers: the handler's count and what its limiter
-//! sees, as JSON, read by the driver once a second.
+//! What the live server's `/stats` route answers: the handler's count, what its limiter sees,
+//! and the signals requests found as they reached the stack since the last read, as JSON, read
+//! by the driver once a second.
 
 use rampart_ratelimit::{BbrLimiter, BbrSnapshot};
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,70 @@ pub struct Stats {
     pub handled: u64,
     /// What the stack's limiter sees, for rampart's stacks.
     pub limiter: Option<LimiterStats>,
+    /// What requests found as they reached the stack since the previous read (every stack).
+    pub signals: SignalStats,
+}
+
+/// The candidate signals for the queue in front of the limiter, as the requests that reached
+/// the stack since the previous `/stats` read found them (see the `signals` module).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SignalStats {
+    /// The runtime's scheduling delay a heartbeat measures, in microseconds: one reading per
+    /// request that reached the stack, so its count is theirs.
+    pub delay_us: Readings,
+    /// The requests' age (now minus their `x-request-start` stamp), in microseconds.
+    pub age_us: Readings,
+    /// Requests without an `x-request-start` header.
+    pub missing_stamp: u64,
+    /// Requests whose `x-request-start` header could not be read.
+    pub malformed_stamp: u64,
+    /// tokio's global queue depth.
+    pub global_queue: Readings,
+    /// tokio's count of alive tasks.
+    pub alive_tasks: Readings,
+    /// The share of the time since the previous read the runtime's workers were busy (tokio's
+    /// `worker_total_busy_duration`), when time passed.
+    pub busy: Option<f64>,
+}
+
+impl SignalStats {
+    /// Requests that reached the stack.
+    pub fn requests(&self) -> u64 {
+        self.delay_us.count
+    }
+}
+
+/// Readings of one signal: how many, their sum and their maximum (0 without readings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Readings {
+    /// How many readings.
+    pub count: u64,
+    /// Their sum.
+    pub sum: u64,
+    /// The largest.
+    pub max: u64,
+}
+
+impl Readings {
+    /// Their mean, or `None` without readings.
+    pub fn mean(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum as f64 / self.count as f64)
+    }
+
+    /// The largest, or `None` without readings.
+    pub fn max(&self) -> Option<f64> {
+        (self.count > 0).then_some(self.max as f64)
+    }
+
+    /// These readings and `other`'s together (the sum saturates).
+    #[must_use]
+    pub fn merged(self, other: Self) -> Self {
+        Self {
+            count: self.count.saturating_add(other.count),
+            sum: self.sum.saturating_add(other.sum),
+            max: self.max.max(other.max),
+        }
+    }
 }
 
 /// A rampart limiter's snapshot, as JSON.
