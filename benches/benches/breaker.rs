@@ -5,8 +5,8 @@
 //! response (`call_ready`), over a `service_fn` that answers at once; the breaker rows are in
 //! the closed state (a healthy backend), where every request pays the decision and the
 //! outcome record. The targets: `allow()+record()` within 25 ns plus its clock reads
-//! (`allow()` and `record()` read the clock once each; the layer reads it once per request),
-//! and the layer adding no more than `ConcurrencyLimit` does.
+//! (`allow()` and `record()` read the clock once each, and so does the layer: on admission and
+//! on completion), and the layer adding no more than `ConcurrencyLimit` does.
 
 use std::hint::black_box;
 use std::sync::Arc;
