@@ -149,7 +149,7 @@ fn overload_runtime_the_old_default_fails_on_a_host_cpu_gauge_and_the_delay_sign
     assert!(figure(&report, "rampart BBR Cpu", "goodput") >= 0.9);
     // Without a limiter every request of the 3× phase is served after its client gave up.
     assert!(figure(&report, "none", "wasted") > 0.99);
-    assert!(figure(&report, "rampart BBR default (host)", "wasted") < 0.01);
+    assert!(figure(&report, "rampart BBR default", "wasted") < 0.01);
 }
 
 #[test]
@@ -161,5 +161,5 @@ fn overload_runtime_blocking_only_the_delay_signal_sees_the_queue() {
         assert!(figure(&report, stack, "goodput") < 0.05, "{stack}");
         assert_eq!(figure(&report, stack, "shed"), 0.0, "{stack}");
     }
-    assert!(figure(&report, "rampart BBR default (host)", "shed") > 0.5);
+    assert!(figure(&report, "rampart BBR default", "shed") > 0.5);
 }

@@ -275,7 +275,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         let stats = OnceCell::new();
         let stats = || *stats.get_or_init(|| self.stats_in(bucket, now));
         self.publish_once_per_bucket(bucket, now, inflight, &stats);
-        if self.runtime_late(now) || (inflight > 1 && self.should_drop(now, inflight, &stats)) {
+        if self.should_drop(now, inflight, &stats) {
             self.metrics.shed();
             self.metrics.transitions.shed(|| stats().max_inflight);
             if self.config.enforce {
@@ -294,32 +294,40 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         }
     }
 
-    /// Whether the runtime runs ready work later than `max_delay`: requests are queueing in
-    /// front of the limiter, where its in-flight count cannot see them. Shedding them all
-    /// until it catches up costs the runtime little (a refusal is cheap) and drains the queue;
-    /// the drop also starts the cooldown, so the in-flight limit holds meanwhile.
+    /// Whether a request arriving at `now` with `inflight` requests in flight is shed: while
+    /// the gate says the service is overloaded (or a drop was less than `cooldown` ago), one
+    /// that exceeds either limit.
+    ///
+    /// - In flight: more than one request, and more than `max_inflight`.
+    /// - Scheduling delay: the runtime runs ready work later than `max_delay`, so requests
+    ///   are queueing in front of the limiter, where its in-flight count cannot see them (a
+    ///   handler that never yields shows the limiter one request in flight). Shedding them
+    ///   until the runtime catches up costs it little (a refusal is cheap) and drains the
+    ///   queue. Behind the gate, because a delay alone also comes from outside: a busy host
+    ///   preempting the process makes its heartbeat late without any queue of its own.
     #[inline]
-    fn runtime_late(&self, now: Duration) -> bool {
-        let (Some(delay), Some(max_delay)) = (&self.delay, self.config.max_delay) else {
+    fn should_drop(&self, now: Duration, inflight: u64, stats: &impl Fn() -> Stats) -> bool {
+        let late = self.runtime_late(now);
+        if !late && inflight <= 1 {
             return false;
-        };
-        if delay.delay(now) <= max_delay {
+        }
+        if !self.overloaded(stats) && !self.cooling_down(now) {
+            return false;
+        }
+        if !late && inflight <= stats().max_inflight {
             return false;
         }
         self.remember_drop(now);
         true
     }
 
-    /// Whether a request arriving at `now` with `inflight` requests in flight is shed.
-    fn should_drop(&self, now: Duration, inflight: u64, stats: &impl Fn() -> Stats) -> bool {
-        if !self.overloaded(stats) && !self.cooling_down(now) {
-            return false;
+    /// Whether the runtime runs ready work later than `max_delay`.
+    #[inline]
+    fn runtime_late(&self, now: Duration) -> bool {
+        match (&self.delay, self.config.max_delay) {
+            (Some(delay), Some(max_delay)) => delay.delay(now) > max_delay,
+            _ => false,
         }
-        if inflight <= stats().max_inflight {
-            return false;
-        }
-        self.remember_drop(now);
-        true
     }
 
     fn overloaded(&self, stats: &impl Fn() -> Stats) -> bool {

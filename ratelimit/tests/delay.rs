@@ -9,12 +9,12 @@ use rampart_ratelimit::{BbrConfig, DelayProbe, ManualCpu, ManualDelay, Schedulin
 const MS: Duration = Duration::from_millis(1);
 
 #[test]
-fn a_late_runtime_sheds_even_with_nothing_in_flight() {
+fn a_late_runtime_sheds_even_with_nothing_in_flight_while_the_gate_is_open() {
     // A handler that never yields runs each request to completion: the limiter sees at most
     // one in flight while the queue grows in the runtime.
-    let delay = ManualDelay::new();
+    let (delay, cpu) = (ManualDelay::new(), ManualCpu::new(0.95));
     let limiter = BbrConfig::default()
-        .build_with(ManualClock::new(), ManualCpu::new(0.0))
+        .build_with(ManualClock::new(), cpu.clone())
         .expect("valid")
         .with_delay(delay.clone());
     delay.set(10 * MS);
@@ -25,7 +25,7 @@ fn a_late_runtime_sheds_even_with_nothing_in_flight() {
     delay.set(11 * MS);
     assert!(
         limiter.acquire().is_err(),
-        "over max_delay, nothing in flight: shed"
+        "hot, over max_delay, nothing in flight: shed"
     );
     assert_eq!(limiter.snapshot().delay, 11 * MS);
     assert!(
@@ -35,6 +35,42 @@ fn a_late_runtime_sheds_even_with_nothing_in_flight() {
     delay.set(MS);
     assert!(limiter.acquire().map(drop).is_ok(), "caught up: admitted");
     assert_eq!(limiter.snapshot().inflight, 0);
+}
+
+#[test]
+fn a_late_runtime_on_a_cool_service_is_not_shed() {
+    // A busy host preempting the process makes the heartbeat late with no queue of the
+    // server's own: the delay limit applies only while the gate says overloaded.
+    let delay = ManualDelay::new();
+    let limiter = BbrConfig::default()
+        .build_with(ManualClock::new(), ManualCpu::new(0.3))
+        .expect("valid")
+        .with_delay(delay.clone());
+    delay.set(50 * MS);
+    assert!(limiter.acquire().map(drop).is_ok(), "cool CPU: admitted");
+    assert!(!limiter.snapshot().cooling_down);
+}
+
+#[test]
+fn while_cooling_down_a_late_runtime_is_shed_even_on_a_cool_service() {
+    let (clock, delay, cpu) = (ManualClock::new(), ManualDelay::new(), ManualCpu::new(0.95));
+    let limiter = BbrConfig::default()
+        .build_with(clock.clone(), cpu.clone())
+        .expect("valid")
+        .with_delay(delay.clone());
+    delay.set(20 * MS);
+    assert!(limiter.acquire().is_err(), "hot and late: shed");
+    cpu.set(0.5); // the CPU dips once shedding starts
+    clock.advance(500 * MS);
+    assert!(
+        limiter.acquire().is_err(),
+        "within the cooldown: still shed"
+    );
+    clock.advance(Duration::from_millis(1_100));
+    assert!(
+        limiter.acquire().map(drop).is_ok(),
+        "cooled down, cool CPU: admitted"
+    );
 }
 
 #[test]
@@ -63,7 +99,7 @@ fn a_dry_run_counts_delay_drops_but_admits() {
     let delay = ManualDelay::new();
     let limiter = BbrConfig::default()
         .with_enforce(false)
-        .build_with(ManualClock::new(), ManualCpu::new(0.0))
+        .build_with(ManualClock::new(), ManualCpu::new(1.0))
         .expect("valid")
         .with_delay(delay.clone());
     delay.set(Duration::from_secs(1));

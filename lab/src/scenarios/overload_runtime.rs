@@ -9,8 +9,7 @@
 //! deployed before the delay signal (no `max_delay`), once reading the worker's own CPU (a
 //! correct reading of a 1-CPU cgroup) and once the CPU of the two-CPU host (what the live
 //! server's default read: at most 50 % for one worker); BBR with the latency gate; and BBR's
-//! default, which also reads the runtime's scheduling delay (its heartbeat), on the host's
-//! CPU reading.
+//! default, which reads its own CPU and also the runtime's scheduling delay (its heartbeat).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,9 +50,9 @@ const NONE: &str = "none";
 const CPU_OWN: &str = "rampart BBR Cpu";
 const CPU_HOST: &str = "rampart BBR Cpu (host)";
 const LATENCY: &str = "rampart BBR Latency";
-/// The default reads the host's CPU, as the failing `Cpu (host)` stack does: the delay signal
-/// decides alone (reading its own CPU gives the same figures).
-const DEFAULT: &str = "rampart BBR default (host)";
+/// The default as deployed now: its own CPU (the cgroup that limits it) and the runtime's
+/// scheduling delay, whose limit applies while the CPU gate is open.
+const DEFAULT: &str = "rampart BBR default";
 const STACKS: &[&str] = &[NONE, CPU_OWN, CPU_HOST, LATENCY, DEFAULT];
 
 pub(super) const OVERLOAD_RUNTIME: Scenario = Scenario {
@@ -103,9 +102,7 @@ const STACK_SHAPES: [Stack; 5] = [
         gate: Gate::LATENCY,
         cpus: None,
     },
-    Stack::Default {
-        cpus: Some(HOST_CPUS),
-    },
+    Stack::Default { cpus: None },
 ];
 
 /// The phases, scaled.
