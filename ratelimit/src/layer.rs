@@ -10,8 +10,11 @@ use crate::{BbrConfig, BbrLimiter, CpuUsage, RateLimit, SystemCpu};
 /// # Sharing
 ///
 /// Every service this layer builds, and every clone of those (a server clones its service per
-/// connection), shares the layer's one [`BbrLimiter`]: the limit is the whole server's. For one
-/// limiter per route, see [`LimiterGroupLayer`](crate::LimiterGroupLayer).
+/// connection), shares the layer's one [`BbrLimiter`]: the limit is the whole server's, also
+/// as an axum `route_layer`, which builds a service per connection. (tower's
+/// `ConcurrencyLimitLayer` there gets a semaphore per connection, so a server with many
+/// connections never sheds: use its `GlobalConcurrencyLimitLayer`.) For
+/// one limiter per route, see [`LimiterGroupLayer`](crate::LimiterGroupLayer).
 #[derive(Debug)]
 pub struct RateLimitLayer<C = SystemClock, U = SystemCpu> {
     limiter: Arc<BbrLimiter<C, U>>,
