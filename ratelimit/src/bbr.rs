@@ -294,27 +294,27 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         }
     }
 
-    /// Whether a request arriving at `now` with `inflight` requests in flight is shed: while
-    /// the gate says the service is overloaded (or a drop was less than `cooldown` ago), one
-    /// that exceeds either limit.
+    /// Whether a request arriving at `now` with `inflight` requests in flight is shed.
     ///
-    /// - In flight: more than one request, and more than `max_inflight`.
     /// - Scheduling delay: the runtime runs ready work later than `max_delay`, so requests
     ///   are queueing in front of the limiter, where its in-flight count cannot see them (a
     ///   handler that never yields shows the limiter one request in flight). Shedding them
     ///   until the runtime catches up costs it little (a refusal is cheap) and drains the
-    ///   queue. Behind the gate, because a delay alone also comes from outside: a busy host
-    ///   preempting the process makes its heartbeat late without any queue of its own.
+    ///   queue. Whatever the gate: a one-worker runtime on a larger host never makes the
+    ///   host's CPU hot. (The probe reads no delay while the runtime is not busy, so a host
+    ///   that preempts the process sheds nothing.)
+    /// - In flight: while the gate says the service is overloaded (or a drop was less than
+    ///   `cooldown` ago), more than one request, and more than `max_inflight`.
     #[inline]
     fn should_drop(&self, now: Duration, inflight: u64, stats: &impl Fn() -> Stats) -> bool {
-        let late = self.runtime_late(now);
-        if !late && inflight <= 1 {
+        if self.runtime_late(now) {
+            self.remember_drop(now);
+            return true;
+        }
+        if inflight <= 1 || (!self.overloaded(stats) && !self.cooling_down(now)) {
             return false;
         }
-        if !self.overloaded(stats) && !self.cooling_down(now) {
-            return false;
-        }
-        if !late && inflight <= stats().max_inflight {
+        if inflight <= stats().max_inflight {
             return false;
         }
         self.remember_drop(now);

@@ -93,8 +93,7 @@ pub struct BbrConfig {
     pub cooldown: Duration,
     /// What says the service is overloaded.
     pub gate: Gate,
-    /// While the gate says the service is overloaded (or cooling down), shed every request
-    /// while the runtime runs ready work later than this (see
+    /// Shed every request while the runtime runs ready work later than this (see
     /// [`SchedulingDelay`](crate::SchedulingDelay)): the queue in front of the limiter, which its
     /// in-flight count cannot see. `None`: never read a delay. A limiter built by
     /// [`build`](Self::build) inside a tokio runtime (feature `tokio`) measures it with a

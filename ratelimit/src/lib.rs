@@ -56,10 +56,9 @@
 //!   × the window's minimum: for I/O-bound services whose CPU never gets hot;
 //! - [`Gate::Either`]: both, whichever fires.
 //!
-//! Under the same condition (the gate open, or cooling down), a request is also shed while
-//! the runtime runs ready work later than `max_delay` (10 ms), whatever is in flight:
-//! requests are then queueing in the runtime, in front of the limiter, where its in-flight
-//! count cannot see them (see [`delay`]). A limiter built by
+//! Whatever the gate, a request is also shed while the runtime runs ready work later than
+//! `max_delay` (10 ms), whatever is in flight: requests are then queueing in the runtime, in
+//! front of the limiter, where its in-flight count cannot see them (see [`delay`]). A limiter built by
 //! [`BbrConfig::build`] or [`RateLimitLayer::new`] inside a tokio runtime measures that delay
 //! with a heartbeat task (`DelayProbe`, feature `tokio`).
 //!

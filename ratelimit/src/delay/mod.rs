@@ -9,12 +9,14 @@
 //! A [`SchedulingDelay`] measures that wait directly, as the Hodor overload detector of
 //! `LinkedIn` measures a thread's lag: a heartbeat task (`DelayProbe`, feature `tokio`) asks
 //! the runtime to wake it at a given instant and notes how late it actually runs. Work that becomes ready now (a request whose
-//! bytes just arrived) waits about as long. While its gate says the service is overloaded (or
-//! cooling down), the limiter sheds every request while the delay exceeds
-//! [`BbrConfig::max_delay`](crate::BbrConfig::max_delay): a shed request costs the runtime a
-//! few microseconds instead of a whole handler, so the queue drains. Behind the gate, because
-//! a delay alone also comes from outside: a busy host that preempts the process makes the
-//! heartbeat late without any queue of the server's own.
+//! bytes just arrived) waits about as long. The limiter sheds every request while the delay
+//! exceeds [`BbrConfig::max_delay`](crate::BbrConfig::max_delay): a shed request costs the
+//! runtime a few microseconds instead of a whole handler, so the queue drains.
+//!
+//! A late heartbeat alone also comes from outside: a busy host that preempts the process
+//! makes it late without any queue of the server's own. So the probe reads no delay while
+//! the runtime's workers are less than 80 % busy (a runtime with a queue in front of its
+//! handlers is a busy one). A source of your own should do the same.
 //!
 //! The reading is live: while the heartbeat is overdue, the delay is the time since it was due
 //! (it grows while the runtime is stuck, without waiting for the heartbeat to run); once it

@@ -14,6 +14,10 @@ use super::SchedulingDelay;
 const MIN_INTERVAL: Duration = Duration::from_millis(1);
 /// The longest: a slower heartbeat would notice a stuck runtime too late to matter.
 const MAX_INTERVAL: Duration = Duration::from_secs(1);
+/// The default busy floor: below it, a late heartbeat is the host's doing, not a queue's.
+const BUSY_FLOOR: f64 = 0.8;
+/// How often the heartbeat measures how busy the runtime's workers are.
+const BUSY_WINDOW: Duration = Duration::from_millis(100);
 
 /// What the heartbeat publishes and readers read.
 #[derive(Debug, Default)]
@@ -23,6 +27,8 @@ struct Beat {
     due: AtomicU64,
     /// How late the heartbeat ran the last time, in nanoseconds.
     measured: AtomicU64,
+    /// The share of the last measured window its workers were busy, as `f64` bits.
+    busy: AtomicU64,
 }
 
 /// The scheduling delay of the tokio runtime it runs on, measured by a heartbeat task.
@@ -33,6 +39,13 @@ struct Beat {
 /// Reading it ([`SchedulingDelay::delay`]) is two atomic loads: while the heartbeat is overdue
 /// the delay is the time since it was due, so a stuck runtime shows at once; otherwise it is
 /// the lateness the heartbeat measured last.
+///
+/// A heartbeat is also late when the host, not the runtime, is busy: another process or a
+/// noisy neighbour preempts the worker threads, and the heartbeat runs late though no queue of
+/// the server's own holds it back. So the probe also measures, every 100 ms, the share of time
+/// the runtime's workers were busy (tokio's `worker_total_busy_duration`), and reads zero delay
+/// while it is under the busy floor (80 % by default): a runtime with a queue in front of its
+/// handlers is a busy one.
 ///
 /// The task costs one timer wake per interval. It stops when every clone of the probe has been
 /// dropped.
@@ -50,7 +63,8 @@ struct Beat {
 /// use rampart_ratelimit::{DelayProbe, SchedulingDelay};
 ///
 /// let clock = TokioClock::new();
-/// let probe = DelayProbe::spawn(clock.clone(), Duration::from_millis(5))?;
+/// // (A busy floor of 0: this idle test runtime's delays count too.)
+/// let probe = DelayProbe::spawn(clock.clone(), Duration::from_millis(5))?.with_busy_floor(0.0);
 /// tokio::time::sleep(Duration::from_millis(20)).await;
 /// assert!(probe.delay(clock.now()) < Duration::from_millis(2), "an idle runtime is on time");
 ///
@@ -64,6 +78,7 @@ struct Beat {
 pub struct DelayProbe<C = SystemClock> {
     beat: Arc<Beat>,
     interval: Duration,
+    busy_floor: f64,
     _clock: std::marker::PhantomData<fn() -> C>,
 }
 
@@ -101,10 +116,18 @@ impl<C: Clock + Clone + Send + Sync + 'static> DelayProbe<C> {
         }
         let beat = Arc::new(Beat::default());
         let armed = arm(&beat, &clock, interval);
-        handle.spawn(heartbeat(Arc::downgrade(&beat), clock, interval, armed));
+        let busy = Busy::new(handle.metrics(), saturating_nanos(clock.now()));
+        handle.spawn(heartbeat(
+            Arc::downgrade(&beat),
+            clock,
+            interval,
+            armed,
+            busy,
+        ));
         Ok(Self {
             beat,
             interval,
+            busy_floor: BUSY_FLOOR,
             _clock: std::marker::PhantomData,
         })
     }
@@ -120,11 +143,35 @@ impl<C> DelayProbe<C> {
     pub fn last_measured(&self) -> Duration {
         Duration::from_nanos(self.beat.measured.load(Ordering::Relaxed))
     }
+
+    /// The share of time the runtime's workers were busy over the last measured window
+    /// (100 ms), in [0, 1].
+    pub fn busy(&self) -> f64 {
+        f64::from_bits(self.beat.busy.load(Ordering::Relaxed))
+    }
+
+    /// The same probe, reading a delay only while its runtime is at least `floor` busy (0.8 by
+    /// default; 0 reads every delay, whatever its cause). A floor outside [0, 1] is clamped,
+    /// NaN keeps the default.
+    #[must_use]
+    pub fn with_busy_floor(self, floor: f64) -> Self {
+        Self {
+            busy_floor: if floor.is_nan() {
+                BUSY_FLOOR
+            } else {
+                floor.clamp(0.0, 1.0)
+            },
+            ..self
+        }
+    }
 }
 
 impl<C: Send + Sync + 'static> SchedulingDelay for DelayProbe<C> {
     #[inline]
     fn delay(&self, now: Duration) -> Duration {
+        if self.busy_floor > 0.0 && self.busy() < self.busy_floor {
+            return Duration::ZERO;
+        }
         let due = self.beat.due.load(Ordering::Relaxed);
         let now = saturating_nanos(now);
         if due != 0 && now >= due - 1 {
@@ -140,6 +187,8 @@ impl<C> fmt::Debug for DelayProbe<C> {
         f.debug_struct("DelayProbe")
             .field("interval", &self.interval)
             .field("last_measured", &self.last_measured())
+            .field("busy", &self.busy())
+            .field("busy_floor", &self.busy_floor)
             .finish_non_exhaustive()
     }
 }
@@ -151,7 +200,13 @@ fn arm<C: Clock>(beat: &Beat, clock: &C, interval: Duration) -> u64 {
     due
 }
 
-async fn heartbeat<C: Clock>(beat: Weak<Beat>, clock: C, interval: Duration, mut due: u64) {
+async fn heartbeat<C: Clock>(
+    beat: Weak<Beat>,
+    clock: C,
+    interval: Duration,
+    mut due: u64,
+    mut busy: Busy,
+) {
     loop {
         tokio::time::sleep(interval).await;
         let Some(beat) = beat.upgrade() else {
@@ -160,6 +215,71 @@ async fn heartbeat<C: Clock>(beat: Weak<Beat>, clock: C, interval: Duration, mut
         let now = saturating_nanos(clock.now());
         beat.measured
             .store(now.saturating_sub(due), Ordering::Relaxed);
+        if let Some(share) = busy.measure(now) {
+            beat.busy.store(share.to_bits(), Ordering::Relaxed);
+        }
         due = arm(&beat, &clock, interval);
+    }
+}
+
+/// Measures the share of time a runtime's workers are busy, window by window.
+struct Busy {
+    metrics: tokio::runtime::RuntimeMetrics,
+    /// The workers' total busy time and the instant (nanoseconds of the probe's clock) at the
+    /// start of the current window.
+    since: (Duration, u64),
+}
+
+impl Busy {
+    fn new(metrics: tokio::runtime::RuntimeMetrics, now: u64) -> Self {
+        let since = (total_busy(&metrics), now);
+        Self { metrics, since }
+    }
+
+    /// The busy share of the window ending `now`, once it is at least [`BUSY_WINDOW`] long.
+    fn measure(&mut self, now: u64) -> Option<f64> {
+        let elapsed = now.saturating_sub(self.since.1);
+        if elapsed < saturating_nanos(BUSY_WINDOW) {
+            return None;
+        }
+        let busy = total_busy(&self.metrics);
+        let share = busy_share(
+            busy.saturating_sub(self.since.0),
+            elapsed,
+            self.metrics.num_workers(),
+        );
+        self.since = (busy, now);
+        Some(share)
+    }
+}
+
+fn total_busy(metrics: &tokio::runtime::RuntimeMetrics) -> Duration {
+    (0..metrics.num_workers())
+        .map(|worker| metrics.worker_total_busy_duration(worker))
+        .fold(Duration::ZERO, Duration::saturating_add)
+}
+
+/// `busy` over `workers × elapsed` nanoseconds, in [0, 1] (0 for an empty window).
+fn busy_share(busy: Duration, elapsed_nanos: u64, workers: usize) -> f64 {
+    let capacity = elapsed_nanos as f64 * workers as f64;
+    if capacity > 0.0 {
+        (busy.as_nanos() as f64 / capacity).clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_busy_share_is_busy_time_over_the_workers_time() {
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(busy_share(ms(50), 100_000_000, 1), 0.5);
+        assert_eq!(busy_share(ms(150), 100_000_000, 2), 0.75);
+        assert_eq!(busy_share(ms(130), 100_000_000, 1), 1.0, "clamped");
+        assert_eq!(busy_share(ms(10), 0, 4), 0.0, "an empty window");
+        assert_eq!(busy_share(ms(10), 100_000_000, 0), 0.0, "no workers");
     }
 }

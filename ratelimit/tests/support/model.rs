@@ -185,16 +185,7 @@ impl LimiterModel {
         let inflight = self.inflight;
         let cooling = self.cooling_down(now);
         let expected = if late {
-            // The delay limit applies while the gate is open or cooling down.
-            if cooling {
-                Some(true)
-            } else if self.config.gate == Gate::Cpu {
-                Some(signals.cpu >= self.config.cpu_threshold)
-            } else if self.certain(now) {
-                Some(self.overloaded(now, signals))
-            } else {
-                None
-            }
+            Some(true)
         } else if inflight <= 1 {
             Some(false)
         } else if self.certain(now) {
