@@ -303,21 +303,30 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     ///   queue. Whatever the gate: a one-worker runtime on a larger host never makes the
     ///   host's CPU hot. (The probe reads no delay while the runtime is not busy, so a host
     ///   that preempts the process sheds nothing.)
-    /// - In flight: while the gate says the service is overloaded (or a drop was less than
-    ///   `cooldown` ago), more than one request, and more than `max_inflight`.
+    /// - In flight: while the gate says the service is overloaded (or a drop of an overloaded
+    ///   service was less than `cooldown` ago), more than one request, and more than
+    ///   `max_inflight`.
     #[inline]
     fn should_drop(&self, now: Duration, inflight: u64, stats: &impl Fn() -> Stats) -> bool {
         if self.runtime_late(now) {
             self.remember_drop(now);
             return true;
         }
-        if inflight <= 1 || (!self.overloaded(stats) && !self.cooling_down(now)) {
+        if inflight <= 1 {
             return false;
         }
-        if inflight <= stats().max_inflight {
+        let overloaded = self.overloaded(stats);
+        if (!overloaded && !self.cooling_down(now)) || inflight <= stats().max_inflight {
             return false;
         }
-        self.remember_drop(now);
+        // With the CPU gate, only a drop of a hot service restarts the cooldown: the CPU stays
+        // hot while a server is overloaded, and a drop made because of the cooldown alone
+        // would keep it going for ever on a service whose learned limit is below its
+        // ordinary concurrency (one worker, 2 ms requests: a limit of 0). A latency gate
+        // closes as soon as shedding works, so there every drop restarts it.
+        if overloaded || self.config.gate.inflation().is_some() {
+            self.remember_drop(now);
+        }
         true
     }
 

@@ -149,28 +149,51 @@ fn the_drop_rule_needs_a_hot_cpu_and_more_in_flight_than_proven() {
 }
 
 #[test]
-fn the_cooldown_runs_from_the_most_recent_drop() {
+fn the_cooldown_runs_from_the_most_recent_drop_of_an_overloaded_service() {
     // A fresh limiter proves no capacity (max_inflight 0), so with two requests held every
     // check is a drop while the gate or the cooldown is on.
     let (clock, cpu, limiter) = limiter();
     let held = hold(&limiter, &cpu, 2);
     cpu.set(0.9);
     assert!(limiter.acquire().is_err(), "hot: shed (drop at 0 s)");
-    cpu.set(0.1);
     clock.advance(500 * MS);
     assert!(
         limiter.acquire().is_err(),
-        "0.5 s after the drop: shed (a new drop)"
+        "0.5 s later, still hot: shed (a new drop)"
     );
+    cpu.set(0.1);
     clock.advance(900 * MS);
     assert!(
         limiter.acquire().is_err(),
         "1.4 s after the first drop, 0.9 s after the last: shed"
     );
-    clock.advance(1_100 * MS);
+    clock.advance(200 * MS);
     assert!(
         limiter.acquire().is_ok(),
-        "1.1 s after the last drop: admitted"
+        "1.1 s after the last drop of a hot service: admitted"
+    );
+    drop(held);
+}
+
+#[test]
+fn drops_made_only_because_of_the_cooldown_do_not_prolong_it() {
+    // Regression: with the cooldown restarted by every drop, a service whose learned limit
+    // is below its ordinary concurrency (here 0, with two requests in flight) kept shedding
+    // for ever once a single hot moment had started it: a live one-worker server shed a
+    // quarter of its requests at half its capacity.
+    let (clock, cpu, limiter) = limiter();
+    let held = hold(&limiter, &cpu, 2);
+    cpu.set(0.9);
+    assert!(limiter.acquire().is_err(), "hot: shed (drop at 0 s)");
+    cpu.set(0.1);
+    for _ in 0..9 {
+        clock.advance(100 * MS);
+        assert!(limiter.acquire().is_err(), "within the cooldown: shed");
+    }
+    clock.advance(100 * MS);
+    assert!(
+        limiter.acquire().is_ok(),
+        "1 s after the last hot drop: admitted, whatever was shed since"
     );
     drop(held);
 }

@@ -207,7 +207,14 @@ impl LimiterModel {
                 self.stats(now)
             ));
         }
-        if shed {
+        // A drop restarts the cooldown when the runtime was late or the gate open (not when
+        // only the cooldown shed it).
+        let restarts = late
+            || match self.config.gate {
+                Gate::Cpu => signals.cpu >= self.config.cpu_threshold,
+                Gate::Latency { .. } | Gate::Either { .. } => true,
+            };
+        if shed && restarts {
             self.remember_drop(now);
         }
         // After the drop: with tracing, the first shed of an episode reads the statistics.
