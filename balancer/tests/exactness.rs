@@ -11,11 +11,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rampart_balancer::{EndpointSnapshot, P2c, P2cConfig, PeakSuccess};
 use rampart_core::{Clock, ManualClock};
+use rampart_testkit::poll::{PanicsInCall, poll_once};
 use tower::discover::ServiceList;
 use tower::{Service, ServiceExt};
 
@@ -69,24 +70,6 @@ impl Future for Request {
     }
 }
 
-/// An endpoint whose `call` itself panics.
-#[derive(Clone)]
-struct PanicsInCall;
-
-impl Service<()> for PanicsInCall {
-    type Response = ();
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<(), Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, (): ()) -> Self::Future {
-        panic!("bug in call");
-    }
-}
-
 type Balancer<S, C = ManualClock> = P2c<ServiceList<Vec<S>>, (), C, PeakSuccess>;
 
 /// A balancer over the one endpoint `service`, reading `clock`.
@@ -98,11 +81,6 @@ fn balancer<S: Service<()>, C: Clock>(service: S, clock: C) -> Balancer<S, C> {
         PeakSuccess,
     )
     .expect("a valid config")
-}
-
-/// Polls `future` once, with a waker that does nothing.
-fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
-    Pin::new(future).poll(&mut Context::from_waker(Waker::noop()))
 }
 
 /// Sends one request through `balancer` once it is ready (its endpoint always is).

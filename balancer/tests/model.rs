@@ -38,8 +38,6 @@
 
 #[path = "model/endpoints.rs"]
 mod endpoints;
-#[path = "model/harness.rs"]
-mod harness;
 #[path = "model/stats.rs"]
 mod stats;
 #[path = "model/world.rs"]
@@ -53,6 +51,8 @@ use proptest::test_runner::TestCaseError;
 use rampart_balancer::WhenEmpty;
 
 use crate::endpoints::{Command, Readiness};
+use rampart_testkit::model as harness;
+
 use crate::harness::{Cancellation, Coverage, Progress, Settings};
 use crate::world::World;
 

@@ -5,19 +5,19 @@
 //! The calls are polled by hand, on a [`ManualClock`], so each test decides exactly when each
 //! outcome arrives and what the clock reads then.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rampart_breaker::{
     BreakerConfig, BreakerGroup, BreakerGroupLayer, BreakerLayer, Rejected, SreBreaker,
 };
 use rampart_core::{Clock, ManualClock, Outcome};
+use rampart_testkit::poll::{PanicsInCall, poll_once};
 use tower::{BoxError, Layer, Service, ServiceExt};
 
 const WAIT: u8 = 0;
@@ -72,24 +72,6 @@ impl Future for Call {
     }
 }
 
-/// A backend whose `call` itself panics.
-#[derive(Clone)]
-struct PanicsInCall;
-
-impl Service<()> for PanicsInCall {
-    type Response = ();
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<(), Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, (): ()) -> Self::Future {
-        panic!("bug in call");
-    }
-}
-
 fn breaker(config: BreakerConfig) -> (ManualClock, Arc<SreBreaker<ManualClock>>) {
     let clock = ManualClock::new();
     let breaker = config
@@ -97,11 +79,6 @@ fn breaker(config: BreakerConfig) -> (ManualClock, Arc<SreBreaker<ManualClock>>)
         .build_with_clock(clock.clone())
         .expect("a valid config");
     (clock, Arc::new(breaker))
-}
-
-/// Polls `future` once, with a waker that does nothing.
-fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
-    Pin::new(future).poll(&mut Context::from_waker(Waker::noop()))
 }
 
 /// Calls `service` once it is ready (the services here are always ready).

@@ -9,6 +9,7 @@ use std::time::Duration;
 use rampart_breaker::{Breaker, BreakerConfig, BreakerLayer, Rejected, Rejections, SreBreaker};
 use rampart_core::{HttpClassifier, Outcome, TokioClock};
 use rampart_fault::{FaultConfig, FaultLayer, InjectedError};
+use rampart_testkit::poll::PanicsInCall;
 use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
 
 /// A backend that answers after 1 ms and counts the calls that reach it.
@@ -177,24 +178,6 @@ async fn an_inner_panic_counts_as_one_failure() {
     assert!(outcome.unwrap_err().is_panic());
     let snapshot = shared.snapshot();
     assert_eq!((snapshot.admitted, snapshot.accepts), (1, 0));
-}
-
-/// A service whose `call` itself panics.
-#[derive(Clone)]
-struct PanicsInCall;
-
-impl Service<()> for PanicsInCall {
-    type Response = ();
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<(), Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, (): ()) -> Self::Future {
-        panic!("bug in call");
-    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -5,8 +5,7 @@
 #[path = "../examples/support/mod.rs"]
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
-
+use rampart_testkit::exposition::Exposition;
 use support::chaos::{Fleet, Tally, compare, scrape};
 
 const REQUESTS: u64 = 1_000;
@@ -26,52 +25,6 @@ const METRICS: &[(&str, &[&str])] = &[
     ("rampart_balancer_picks_total", &["name", "endpoint"]),
     ("rampart_balancer_endpoint_score", &["name", "endpoint"]),
 ];
-
-/// One exposition line: `name{label="value",...} value`.
-#[derive(Debug)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-fn parse(exposition: &str) -> Vec<Sample> {
-    exposition
-        .lines()
-        .filter(|line| line.starts_with("rampart_"))
-        .map(|line| {
-            let (series, value) = line.rsplit_once(' ').expect("name and value");
-            let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
-            let labels = labels
-                .trim_end_matches('}')
-                .split(',')
-                .filter(|pair| !pair.is_empty())
-                .map(|pair| {
-                    let (key, value) = pair.split_once('=').expect("key=value");
-                    (key.to_owned(), value.trim_matches('"').to_owned())
-                })
-                .collect();
-            Sample {
-                name: name.to_owned(),
-                labels,
-                value: value.parse().expect("a number"),
-            }
-        })
-        .collect()
-}
-
-fn total(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
-    samples
-        .iter()
-        .filter(|s| {
-            s.name == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|s| s.value)
-        .sum()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_stack_avoids_the_failing_server_and_accounts_for_every_request() {
@@ -115,23 +68,21 @@ async fn the_client_stack_avoids_the_failing_server_and_accounts_for_every_reque
 }
 
 /// The first server's `/metrics`, scraped over HTTP as Prometheus would.
-async fn scrape_first(fleet: &Fleet) -> Vec<Sample> {
-    parse(&scrape(fleet.addrs()[0]).await.expect("scraped"))
+async fn scrape_first(fleet: &Fleet) -> Exposition {
+    Exposition::parse(&scrape(fleet.addrs()[0]).await.expect("scraped"))
 }
 
-fn assert_every_metric_is_exposed(samples: &[Sample]) {
+fn assert_every_metric_is_exposed(samples: &Exposition) {
     for (name, labels) in METRICS {
-        let expected: BTreeSet<&str> = labels.iter().copied().collect();
         assert!(
-            samples.iter().any(|s| s.name == *name
-                && s.labels.keys().map(String::as_str).collect::<BTreeSet<_>>() == expected),
+            samples.exposes(name, labels),
             "{name} with labels {labels:?} is not exposed"
         );
     }
 }
 
 fn assert_the_layers_agree(
-    samples: &[Sample],
+    samples: &Exposition,
     fleet: &Fleet,
     unprotected: &Tally,
     protected: &Tally,
@@ -142,30 +93,26 @@ fn assert_the_layers_agree(
     // did each of round robin's requests (a limiter on a busy machine may shed some: the
     // client then retries them elsewhere).
     let client = [("name", "client")];
-    let first = total(
-        samples,
+    let first = samples.sum(
         "rampart_retry_attempts_total",
         &[("name", "client"), ("kind", "first")],
     );
-    let retries = total(
-        samples,
+    let retries = samples.sum(
         "rampart_retry_attempts_total",
         &[("name", "client"), ("kind", "retry")],
     );
-    let judged = total(samples, "rampart_breaker_requests_total", &client);
-    let rejected = total(
-        samples,
+    let judged = samples.sum("rampart_breaker_requests_total", &client);
+    let rejected = samples.sum(
         "rampart_breaker_requests_total",
         &[("name", "client"), ("outcome", "rejected")],
     );
-    let picks = total(samples, "rampart_balancer_picks_total", &client);
+    let picks = samples.sum("rampart_balancer_picks_total", &client);
     assert_eq!(first, REQUESTS as f64);
     assert_eq!(judged, first + retries);
     assert_eq!(picks, judged - rejected);
     let arrived: f64 = (0..addrs.len())
         .map(|at| {
-            total(
-                samples,
+            samples.sum(
                 "rampart_ratelimit_requests_total",
                 &[("name", &format!("server-{at}"))],
             )
@@ -174,8 +121,7 @@ fn assert_the_layers_agree(
     assert_eq!(arrived, unprotected.sent as f64 + picks);
     let shed: f64 = (0..addrs.len())
         .map(|at| {
-            total(
-                samples,
+            samples.sum(
                 "rampart_ratelimit_requests_total",
                 &[("name", &format!("server-{at}")), ("outcome", "shed")],
             )

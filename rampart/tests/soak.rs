@@ -17,7 +17,6 @@ mod support;
 
 #[allow(unreachable_pub)]
 mod soak {
-    pub mod exposition;
     pub mod faults;
     pub mod memory;
     pub mod probe;
@@ -30,7 +29,7 @@ use std::time::Duration;
 
 use hyper::Request;
 use rampart::retry::RetryConfig;
-use soak::exposition::Exposition;
+use rampart_testkit::exposition::Exposition;
 use soak::faults::Phase;
 use soak::memory::Samples;
 use soak::probe::{Attempts, EndpointTally, probes};

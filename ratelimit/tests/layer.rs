@@ -3,13 +3,13 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rampart_core::{ManualClock, TokioClock};
 use rampart_ratelimit::{
     BbrConfig, BbrLimiter, LimiterGroup, LimiterGroupLayer, ManualCpu, Overloaded, RateLimitLayer,
 };
+use rampart_testkit::poll::PanicsInCall;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 const BUCKET: Duration = Duration::from_millis(100);
@@ -110,24 +110,6 @@ async fn a_panicking_request_leaves_the_in_flight_count_and_is_not_a_pass() {
         1,
         "the served request only"
     );
-}
-
-/// A service whose `call` panics.
-#[derive(Clone)]
-struct PanicsInCall;
-
-impl Service<()> for PanicsInCall {
-    type Response = ();
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<(), Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, (): ()) -> Self::Future {
-        panic!("bug in call");
-    }
 }
 
 #[tokio::test]

@@ -37,8 +37,6 @@
 mod backend;
 #[path = "model/budgets.rs"]
 mod budgets;
-#[path = "model/harness.rs"]
-mod harness;
 #[path = "model/world.rs"]
 mod world;
 
@@ -52,6 +50,8 @@ use rampart_retry::{Backoff, Budget, RatioConfig};
 
 use crate::backend::Command;
 use crate::budgets::Choice;
+use rampart_testkit::model as harness;
+
 use crate::harness::{Cancellation, Coverage, Progress, Settings};
 use crate::world::World;
 

@@ -4,8 +4,7 @@
 // The single-breaker test makes no groups; the group test uses everything.
 #![allow(dead_code, reason = "each test binary uses its part of the harness")]
 
-pub(crate) mod backend;
-pub(crate) mod driver;
+pub(crate) use rampart_testkit::{backend, driver};
 pub(crate) mod harness;
 pub(crate) mod model;
 pub(crate) mod ops;

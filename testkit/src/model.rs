@@ -2,7 +2,7 @@
 //! proptest runner that prints the minimal failing sequence, a watchdog that turns a deadlock
 //! into a failure, quiet injected panics, and polls that catch panics.
 //!
-//! (The retry model test has the same file: test targets of two crates share no module.)
+//! Used by the model tests of the retry layer and of the balancer.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -18,7 +18,7 @@ use proptest::strategy::Strategy;
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed, TestCaseError, TestError, TestRunner};
 
 /// The message every injected panic starts with; other panics are reported as usual.
-pub(crate) const INJECTED: &str = "injected panic";
+pub const INJECTED: &str = "injected panic";
 
 /// How long a run may go without finishing an operation before it counts as deadlocked.
 const STALL: Duration = Duration::from_secs(60);
@@ -26,16 +26,19 @@ const STALL: Duration = Duration::from_secs(60);
 /// The size of a run, from `RAMPART_MODEL_CASES` (sequences), `RAMPART_MODEL_OPS` (the
 /// longest sequence; lengths are uniform up to it) and `RAMPART_MODEL_SEED`.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Settings {
-    pub(crate) cases: u32,
-    pub(crate) max_ops: usize,
-    pub(crate) seed: u64,
+pub struct Settings {
+    /// The number of sequences.
+    pub cases: u32,
+    /// The longest sequence.
+    pub max_ops: usize,
+    /// The seed of the first sequence.
+    pub seed: u64,
 }
 
 impl Settings {
     /// The defaults (`cases` sequences of up to `max_ops` operations, a fixed seed so that a
     /// failure reproduces), overridden by the environment.
-    pub(crate) fn from_env(cases: u32, max_ops: usize) -> Self {
+    pub fn from_env(cases: u32, max_ops: usize) -> Self {
         Self {
             cases: env_or("RAMPART_MODEL_CASES", cases),
             max_ops: env_or("RAMPART_MODEL_OPS", max_ops),
@@ -44,7 +47,7 @@ impl Settings {
     }
 
     /// Whether the run is large enough that every coverage goal must have been met.
-    pub(crate) fn is_full(&self) -> bool {
+    pub fn is_full(&self) -> bool {
         self.cases >= 100 && self.max_ops >= 200
     }
 }
@@ -60,14 +63,16 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 /// Counts finished operations, for the watchdog and the run's report.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Progress(Arc<AtomicU64>);
+pub struct Progress(Arc<AtomicU64>);
 
 impl Progress {
-    pub(crate) fn tick(&self) {
+    /// One more operation finished.
+    pub fn tick(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn count(&self) -> u64 {
+    /// Operations finished so far.
+    pub fn count(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
 }
@@ -75,7 +80,11 @@ impl Progress {
 /// Runs `test` on `settings.cases` values of `strategy`, under a watchdog; panics with the
 /// minimal failing value if one fails. Returns the operations performed (as counted by the
 /// test through the `Progress` it is handed).
-pub(crate) fn run<S>(
+///
+/// # Panics
+///
+/// If the test fails (with the minimal failing value) or the runner aborts.
+pub fn run<S>(
     name: &str,
     settings: Settings,
     strategy: S,
@@ -146,7 +155,7 @@ fn quiet_injected_panics() {
 }
 
 /// A panic's message.
-pub(crate) fn message(payload: &(dyn std::any::Any + Send)) -> String {
+pub fn message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|text| (*text).to_owned())
@@ -156,21 +165,27 @@ pub(crate) fn message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// What a poll (or a call) gave.
 #[derive(Debug)]
-pub(crate) enum Polled<T> {
+pub enum Polled<T> {
+    /// Ready with this output.
     Ready(T),
+    /// Not ready.
     Pending,
     /// It panicked, with this message.
     Panicked(String),
 }
 
 /// Runs `f`, catching a panic.
-pub(crate) fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+///
+/// # Errors
+///
+/// The panic's message, if `f` panicked.
+pub fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| message(&*payload))
 }
 
 /// How a request is cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Cancellation {
+pub enum Cancellation {
     /// Its response future is dropped.
     Dropped,
     /// Its response future is dropped while the caller unwinds from a panic of its own (not
@@ -179,7 +194,11 @@ pub(crate) enum Cancellation {
 }
 
 /// Drops `value` as `how` says.
-pub(crate) fn cancel<T>(value: T, how: Cancellation) {
+///
+/// # Panics
+///
+/// If the caller's own panic does not unwind (it always does).
+pub fn cancel<T>(value: T, how: Cancellation) {
     match how {
         Cancellation::Dropped => drop(value),
         Cancellation::Unwound => {
@@ -194,7 +213,7 @@ pub(crate) fn cancel<T>(value: T, how: Cancellation) {
 
 /// Polls `future` once with a waker that does nothing, catching a panic around the poll: the
 /// future survives it and is dropped later, as panic-catching middleware does.
-pub(crate) fn poll_catching<F: Future + ?Sized>(future: &mut Pin<Box<F>>) -> Polled<F::Output> {
+pub fn poll_catching<F: Future + ?Sized>(future: &mut Pin<Box<F>>) -> Polled<F::Output> {
     match caught(|| {
         future
             .as_mut()
@@ -208,7 +227,7 @@ pub(crate) fn poll_catching<F: Future + ?Sized>(future: &mut Pin<Box<F>>) -> Pol
 
 /// Polls `future` once, owning it while it is polled: if the poll panics the future is dropped
 /// during the unwinding, as when nothing catches the panic. Gives the future back otherwise.
-pub(crate) fn poll_unwinding<F: Future + ?Sized>(
+pub fn poll_unwinding<F: Future + ?Sized>(
     future: Pin<Box<F>>,
 ) -> (Option<Pin<Box<F>>>, Polled<F::Output>) {
     let polled = caught(move || {
@@ -228,26 +247,32 @@ pub(crate) fn poll_unwinding<F: Future + ?Sized>(
 /// Counts the situations a run must reach, so that a generator that stopped producing one
 /// fails the run instead of silently testing less.
 #[derive(Debug)]
-pub(crate) struct Coverage<const N: usize> {
+pub struct Coverage<const N: usize> {
     names: [&'static str; N],
     counts: [AtomicU64; N],
 }
 
 impl<const N: usize> Coverage<N> {
-    pub(crate) fn new(names: [&'static str; N]) -> Self {
+    /// Goals with these names, none reached yet.
+    pub fn new(names: [&'static str; N]) -> Self {
         Self {
             names,
             counts: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 
-    pub(crate) fn hit(&self, goal: usize) {
+    /// Goal number `goal` reached once more.
+    pub fn hit(&self, goal: usize) {
         self.counts[goal].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Panics naming every goal never reached but the `excused` ones; returns the counts for
     /// the report.
-    pub(crate) fn assert_all_reached(&self, name: &str, excused: &[usize]) -> String {
+    ///
+    /// # Panics
+    ///
+    /// If a goal but the `excused` ones was never reached.
+    pub fn assert_all_reached(&self, name: &str, excused: &[usize]) -> String {
         let counts: Vec<(&str, u64)> = self
             .names
             .iter()

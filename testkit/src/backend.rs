@@ -15,7 +15,7 @@ use tower::Service;
 
 /// How a call of the [`Backend`] ends, once the test has decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Fate {
+pub enum Fate {
     /// Not decided: the call's future stays pending.
     Pending,
     /// The future resolves to `Ok(call id)`.
@@ -29,11 +29,11 @@ pub(crate) enum Fate {
 /// The payload of every panic the harness injects. The panic hook keeps quiet about it, and
 /// [`catching`] catches only it: any other panic is a defect and fails the test.
 #[derive(Debug)]
-pub(crate) struct InjectedPanic;
+pub struct InjectedPanic;
 
 /// The backend's own error, which the layers must pass through untouched.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct BackendError;
+pub struct BackendError;
 
 impl fmt::Display for BackendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -56,43 +56,43 @@ struct State {
 /// The inner service. Clones share one state: the test keeps a clone to steer the one
 /// inside the layer.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Backend {
+pub struct Backend {
     state: Rc<RefCell<State>>,
 }
 
 impl Backend {
     /// A ready backend with no calls.
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self::default()
     }
 
     /// Makes `poll_ready` answer ready or pending.
-    pub(crate) fn set_ready(&self, ready: bool) {
+    pub fn set_ready(&self, ready: bool) {
         self.state.borrow_mut().not_ready = !ready;
     }
 
     /// Whether `poll_ready` answers ready.
-    pub(crate) fn is_ready(&self) -> bool {
+    pub fn is_ready(&self) -> bool {
         !self.state.borrow().not_ready
     }
 
     /// Makes every `call` panic (before creating a future) until told otherwise.
-    pub(crate) fn set_panic_in_call(&self, panic: bool) {
+    pub fn set_panic_in_call(&self, panic: bool) {
         self.state.borrow_mut().panic_in_call = panic;
     }
 
     /// The number of calls made so far (including those that panicked).
-    pub(crate) fn calls(&self) -> u64 {
+    pub fn calls(&self) -> u64 {
         self.state.borrow().calls
     }
 
     /// The number of call futures alive (created and not yet dropped).
-    pub(crate) fn alive(&self) -> usize {
+    pub fn alive(&self) -> usize {
         self.state.borrow().alive.len()
     }
 
     /// Decides how call `id` ends, if its future is still alive.
-    pub(crate) fn decide(&self, id: u64, fate: Fate) {
+    pub fn decide(&self, id: u64, fate: Fate) {
         if let Some(slot) = self.state.borrow_mut().alive.get_mut(&id) {
             *slot = fate;
         }
@@ -130,7 +130,7 @@ impl<R> Service<R> for Backend {
 
 /// The future of one backend call.
 #[derive(Debug)]
-pub(crate) struct BackendCall {
+pub struct BackendCall {
     id: u64,
     state: Rc<RefCell<State>>,
 }
@@ -157,7 +157,7 @@ impl Drop for BackendCall {
 }
 
 /// Runs `f`, catching an [`InjectedPanic`] (`None`); any other panic goes on unwinding.
-pub(crate) fn catching<T>(f: impl FnOnce() -> T) -> Option<T> {
+pub fn catching<T>(f: impl FnOnce() -> T) -> Option<T> {
     quiet_injected_panics();
     match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => Some(value),

@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-use super::backend::catching;
+use crate::backend::catching;
 
 /// Cases per property unless `RAMPART_MODEL_CASES` says otherwise.
-pub(crate) const DEFAULT_CASES: u32 = 256;
+pub const DEFAULT_CASES: u32 = 256;
 /// The fewest operations a default run must execute per property.
-pub(crate) const MIN_DEFAULT_OPERATIONS: u64 = 100_000;
+pub const MIN_DEFAULT_OPERATIONS: u64 = 100_000;
 /// Shrinking steps on a failure: sequences are long, and a short failing one is worth a wait.
 const MAX_SHRINK_ITERS: u32 = 20_000;
 /// How long the harness may go without finishing a step before it reports a deadlock.
@@ -25,7 +25,7 @@ const STALL_LIMIT: Duration = Duration::from_secs(120);
 
 /// What one poll of a response future gave.
 #[derive(Debug)]
-pub(crate) enum Polled<T> {
+pub enum Polled<T> {
     /// Not ready.
     Pending,
     /// Ready with this output.
@@ -36,7 +36,7 @@ pub(crate) enum Polled<T> {
 
 /// Polls `future` once with a no-op waker, catching an injected panic around the poll: the
 /// future survives the panic, for the caller to drop later (as panic-catching middleware does).
-pub(crate) fn poll_caught<F: Future>(future: &mut Pin<Box<F>>) -> Polled<F::Output> {
+pub fn poll_caught<F: Future>(future: &mut Pin<Box<F>>) -> Polled<F::Output> {
     let mut cx = Context::from_waker(Waker::noop());
     match catching(|| future.as_mut().poll(&mut cx)) {
         Some(Poll::Ready(output)) => Polled::Ready(output),
@@ -47,9 +47,7 @@ pub(crate) fn poll_caught<F: Future>(future: &mut Pin<Box<F>>) -> Polled<F::Outp
 
 /// Polls `future` once inside a closure that owns it: an injected panic drops the future
 /// while unwinding. Returns the future if it is still pending.
-pub(crate) fn poll_owned<F: Future>(
-    future: Pin<Box<F>>,
-) -> (Option<Pin<Box<F>>>, Polled<F::Output>) {
+pub fn poll_owned<F: Future>(future: Pin<Box<F>>) -> (Option<Pin<Box<F>>>, Polled<F::Output>) {
     let mut cx = Context::from_waker(Waker::noop());
     let polled = catching(move || {
         let mut future = future;
@@ -64,7 +62,7 @@ pub(crate) fn poll_owned<F: Future>(
 }
 
 /// `RAMPART_MODEL_CASES`, or [`DEFAULT_CASES`].
-pub(crate) fn cases() -> u32 {
+pub fn cases() -> u32 {
     std::env::var("RAMPART_MODEL_CASES")
         .ok()
         .and_then(|cases| cases.parse().ok())
@@ -73,18 +71,18 @@ pub(crate) fn cases() -> u32 {
 
 /// Counts the operations a property executes, across cases.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Progress {
+pub struct Progress {
     operations: Arc<AtomicU64>,
 }
 
 impl Progress {
     /// One more operation done.
-    pub(crate) fn step(&self) {
+    pub fn step(&self) {
         self.operations.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Operations done so far.
-    pub(crate) fn operations(&self) -> u64 {
+    pub fn operations(&self) -> u64 {
         self.operations.load(Ordering::Relaxed)
     }
 }
@@ -93,7 +91,11 @@ impl Progress {
 /// thread watched for deadlocks: if no operation completes for two minutes, the test fails
 /// instead of hanging. With the default number of cases, also checks that at least
 /// [`MIN_DEFAULT_OPERATIONS`] operations ran.
-pub(crate) fn run_property<S, F>(name: &str, strategy: impl FnOnce() -> S + Send + 'static, test: F)
+///
+/// # Panics
+///
+/// If the property fails (with the minimal failing case), stalls, or runs too few operations.
+pub fn run_property<S, F>(name: &str, strategy: impl FnOnce() -> S + Send + 'static, test: F)
 where
     S: proptest::strategy::Strategy,
     F: Fn(S::Value, &Progress) -> Result<(), TestCaseError> + Send + 'static,

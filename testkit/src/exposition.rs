@@ -1,6 +1,6 @@
 //! rampart's series in a Prometheus text exposition, summed by name and labels.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One line: `name{label="value",...} value`.
 #[derive(Debug)]
@@ -44,6 +44,16 @@ impl Exposition {
             })
             .collect();
         Self(samples)
+    }
+
+    /// Whether a series named `name` carries exactly the labels `labels` (whatever their
+    /// values).
+    pub fn exposes(&self, name: &str, labels: &[&str]) -> bool {
+        let expected: BTreeSet<&str> = labels.iter().copied().collect();
+        self.0.iter().any(|s| {
+            s.name == name
+                && s.labels.keys().map(String::as_str).collect::<BTreeSet<_>>() == expected
+        })
     }
 
     /// The sum of the series named `name` that carry all of `labels`, as an integer count.

@@ -1,0 +1,22 @@
+//! Test support shared by rampart's crates (never published): what their model tests,
+//! exactness tests and exposition checks would otherwise each write again.
+//!
+//! - [`model`]: the run of a sequence model test (its size from the environment, a proptest
+//!   runner under a deadlock watchdog, coverage goals) and polls that catch injected panics
+//!   by their message; used by the retry layer's and the balancer's model tests.
+//! - [`backend`]: a hand-driven inner service whose calls succeed, fail or panic when the
+//!   test decides; [`driver`]: polls that catch its injected panics, and the property run
+//!   (cases from the environment, a deadlock watchdog, a floor of 10⁵ operations); used by
+//!   the breaker's and the rate limiter's model tests.
+//! - [`membership`]: the model of a keyed group's membership, generic over the instances it
+//!   holds.
+//! - [`poll`]: one poll with a waker that does nothing, and a service whose `call` panics.
+//! - [`exposition`]: rampart's series in a Prometheus text exposition, summed by name and
+//!   labels.
+
+pub mod backend;
+pub mod driver;
+pub mod exposition;
+pub mod membership;
+pub mod model;
+pub mod poll;
