@@ -215,12 +215,7 @@ fn run_case(
     coverage: &Coverage<{ GOALS.len() }>,
     progress: &Progress,
 ) -> Result<(), TestCaseError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
+    harness::paused_runtime().block_on(async {
         let mut world = World::new(case, coverage);
         for op in &case.ops {
             world.step(op).await?;

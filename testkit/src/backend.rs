@@ -11,6 +11,7 @@ use std::rc::Rc;
 use std::sync::Once;
 use std::task::{Context, Poll};
 
+use proptest::prelude::{Just, Strategy, prop_oneof};
 use tower::Service;
 
 /// How a call of the [`Backend`] ends, once the test has decided.
@@ -24,6 +25,15 @@ pub enum Fate {
     Fail,
     /// Polling the future panics (with [`InjectedPanic`]).
     Panic,
+}
+
+/// How a decided call ends: mostly successes, often failures, sometimes panics.
+pub fn fate() -> impl Strategy<Value = Fate> {
+    prop_oneof![
+        10 => Just(Fate::Succeed),
+        7 => Just(Fate::Fail),
+        3 => Just(Fate::Panic),
+    ]
 }
 
 /// The payload of every panic the harness injects. The panic hook keeps quiet about it, and

@@ -244,6 +244,19 @@ pub fn poll_unwinding<F: Future + ?Sized>(
     }
 }
 
+/// A current-thread runtime on tokio's paused clock, for one sequence.
+///
+/// # Panics
+///
+/// If the runtime cannot be built.
+pub fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a runtime")
+}
+
 /// Counts the situations a run must reach, so that a generator that stopped producing one
 /// fails the run instead of silently testing less.
 #[derive(Debug)]

@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 use proptest::strategy::Union;
 
-use super::backend::Fate;
+use super::backend::{Fate, fate};
 
 /// One step of a model test. Futures are picked among the live ones by `pick` modulo their
 /// number (nothing happens when none is live); clock moves are in thousandths of a bucket.
@@ -44,15 +44,6 @@ pub(crate) enum Op {
     /// Asks every breaker alive for its state (a decision's view of the window, which moves
     /// it to now).
     State,
-}
-
-/// How a decided call ends: mostly successes, often failures, sometimes panics.
-pub(crate) fn fate() -> impl Strategy<Value = Fate> {
-    prop_oneof![
-        10 => Just(Fate::Succeed),
-        7 => Just(Fate::Fail),
-        3 => Just(Fate::Panic),
-    ]
 }
 
 /// Calls and what becomes of their futures, for requests keyed `0..keys`.

@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 use proptest::strategy::Union;
 
-use super::backend::Fate;
+use super::backend::{Fate, fate};
 
 /// One step of a model test. Futures are picked among the live ones by `pick` modulo their
 /// number (nothing happens when none is live); clock moves are in thousandths of a bucket.
@@ -45,15 +45,6 @@ pub(crate) enum Op {
     Cpu(f64),
     /// Sets the runtime's scheduling delay the limiter reads, in milliseconds.
     Delay(u64),
-}
-
-/// How a decided call ends: mostly successes, often failures, sometimes panics.
-pub(crate) fn fate() -> impl Strategy<Value = Fate> {
-    prop_oneof![
-        10 => Just(Fate::Succeed),
-        7 => Just(Fate::Fail),
-        3 => Just(Fate::Panic),
-    ]
 }
 
 /// Calls and what becomes of their futures, for requests keyed `0..keys`.
