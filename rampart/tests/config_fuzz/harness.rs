@@ -275,10 +275,4 @@ impl Renewed {
 
 /// A current-thread tokio runtime with paused time: sleeps of any length, even
 /// `Duration::MAX`, pass at once.
-pub fn paused_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("a runtime")
-}
+pub use rampart_testkit::model::paused_runtime;
