@@ -6,7 +6,7 @@
 //! snapshot (admitted, accepts, rejected, weight, drop probability), the backend's live calls
 //! and every rejection decision are checked against the model; at the end, the metrics.
 //!
-//! 256 cases of up to 840 operations run by default (at least 10⁵ operations, checked);
+//! 320 cases of up to 840 operations run by default (at least 10⁵ operations, checked);
 //! `RAMPART_MODEL_CASES=<n>` runs `n` cases instead.
 
 mod support;

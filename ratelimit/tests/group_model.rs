@@ -8,7 +8,7 @@
 //! weakly), each of them against its model, the backend's live calls, and every decision, read
 //! from each key's `requests_total` metrics.
 //!
-//! 256 cases of up to 840 operations run by default (at least 10⁵ operations, checked);
+//! 320 cases of up to 840 operations run by default (at least 10⁵ operations, checked);
 //! `RAMPART_MODEL_CASES=<n>` runs `n` cases instead.
 
 mod support;

@@ -8,7 +8,7 @@
 //! and every decision (read from the `requests_total` metrics, so dry runs too) against what
 //! the model allows.
 //!
-//! 256 cases of up to 840 operations run by default (at least 10⁵ operations, checked);
+//! 320 cases of up to 840 operations run by default (at least 10⁵ operations, checked);
 //! `RAMPART_MODEL_CASES=<n>` runs `n` cases instead.
 
 mod support;
