@@ -14,21 +14,23 @@ fn a_late_runtime_sheds_even_with_nothing_in_flight_and_a_cool_cpu() {
     // one in flight while the queue grows in the runtime; and one worker on a larger host
     // never makes the host's CPU hot.
     let delay = ManualDelay::new();
-    let limiter = BbrConfig::default()
+    let config = BbrConfig::default();
+    let max_delay = config.max_delay.expect("on by default");
+    let limiter = config
         .build_with(ManualClock::new(), ManualCpu::new(0.5))
         .expect("valid")
         .with_delay(delay.clone());
-    delay.set(10 * MS);
+    delay.set(max_delay);
     assert!(
         limiter.acquire().map(drop).is_ok(),
         "at max_delay: admitted"
     );
-    delay.set(11 * MS);
+    delay.set(max_delay + MS);
     assert!(
         limiter.acquire().is_err(),
         "over max_delay, nothing in flight: shed"
     );
-    assert_eq!(limiter.snapshot().delay, 11 * MS);
+    assert_eq!(limiter.snapshot().delay, max_delay + MS);
     assert!(
         limiter.snapshot().cooling_down,
         "a delay drop starts the cooldown"
