@@ -48,10 +48,8 @@ impl Gate {
 }
 
 /// The default `max_delay`: well above the millisecond a healthy runtime's timer is late by,
-/// well below the hundreds of milliseconds clients wait. 10 ms shed on a busy host's noise in
-/// live runs; 25 ms let a handler that never yields queue a p99 4.3× the unloaded one in the
-/// `overload-runtime-blocking` scenario (15 ms: 2.7×).
-const DEFAULT_MAX_DELAY: Duration = Duration::from_millis(15);
+/// well below the hundreds of milliseconds clients wait.
+const DEFAULT_MAX_DELAY: Duration = Duration::from_millis(10);
 const MIN_MAX_DELAY: Duration = Duration::from_millis(1);
 const MAX_MAX_DELAY: Duration = Duration::from_secs(10);
 
@@ -64,7 +62,7 @@ const MAX_MAX_DELAY: Duration = Duration::from_secs(10);
 /// | `cpu_threshold` | 0.8 | in [0, 1] |
 /// | `cooldown` | 1 s | any (zero: none) |
 /// | `gate` | [`Gate::Cpu`] | inflation finite, from 1 to 100 |
-/// | `max_delay` | 15 ms | from 1 ms to 10 s, or `None` |
+/// | `max_delay` | 10 ms | from 1 ms to 10 s, or `None` |
 /// | `enforce` | true | |
 /// | `name` | `"default"` | not empty |
 ///
@@ -281,7 +279,7 @@ mod tests {
             (config.cpu_threshold, config.cooldown, config.gate),
             (0.8, Duration::from_secs(1), Gate::Cpu)
         );
-        assert_eq!(config.max_delay, Some(Duration::from_millis(15)));
+        assert_eq!(config.max_delay, Some(Duration::from_millis(10)));
         assert_eq!(config.validate(), Ok(()));
     }
 

@@ -57,7 +57,7 @@
 //! - [`Gate::Either`]: both, whichever fires.
 //!
 //! Whatever the gate, a request is also shed while the runtime runs ready work later than
-//! `max_delay` (15 ms), whatever is in flight: requests are then queueing in the runtime, in
+//! `max_delay` (10 ms), whatever is in flight: requests are then queueing in the runtime, in
 //! front of the limiter, where its in-flight count cannot see them (see [`delay`]). A limiter built by
 //! [`BbrConfig::build`] or [`RateLimitLayer::new`] inside a tokio runtime measures that delay
 //! with a heartbeat task (`DelayProbe`, feature `tokio`).

@@ -29,7 +29,7 @@ use super::stats::{Readings, SignalStats};
 pub const REQUEST_START: HeaderName = HeaderName::from_static("x-request-start");
 
 /// The default limiter's `max_delay`, whose heartbeat interval the probe uses.
-const DEFAULT_MAX_DELAY: Duration = Duration::from_millis(15);
+const DEFAULT_MAX_DELAY: Duration = Duration::from_millis(10);
 
 /// Time since the UNIX epoch at `at` (zero for an instant before it).
 pub fn since_epoch(at: SystemTime) -> Duration {

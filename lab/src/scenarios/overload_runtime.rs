@@ -42,7 +42,7 @@ const HOST_CPUS: usize = 2;
 fn heartbeat() -> Duration {
     let max_delay = BbrConfig::default()
         .max_delay
-        .unwrap_or(Duration::from_millis(15));
+        .unwrap_or(Duration::from_millis(10));
     rampart_ratelimit::delay::probe_interval(max_delay)
 }
 

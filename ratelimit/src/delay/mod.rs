@@ -93,13 +93,13 @@ impl fmt::Debug for ManualDelay {
 }
 
 /// The interval of the heartbeat a limiter with this `max_delay` starts: a tenth of it, from
-/// 1 ms (tokio's timer resolution) to 50 ms; 1.5 ms for the default 15 ms.
+/// 1 ms (tokio's timer resolution) to 50 ms; 1 ms for the default 10 ms.
 ///
 /// Short, because what the heartbeat measured holds until its next due instant: a long
 /// interval lets a late runtime admit work for that long after each beat. In the
-/// `overload-runtime-blocking` lab scenario (a handler that never yields, `max_delay` 10 ms)
-/// goodput at 3× capacity was 91 % with a 1 ms heartbeat, 87 % with 2 ms, 78 % with 5 ms and
-/// 66 % with 10 ms. A beat costs one timer wake (about a microsecond of CPU).
+/// `overload-runtime-blocking` lab scenario (a handler that never yields) goodput at 3×
+/// capacity was 91 % with a 1 ms heartbeat, 87 % with 2 ms, 78 % with 5 ms and 66 % with
+/// 10 ms. A beat costs one timer wake (about a microsecond of CPU).
 pub fn probe_interval(max_delay: Duration) -> Duration {
     (max_delay / 10).clamp(Duration::from_millis(1), Duration::from_millis(50))
 }
