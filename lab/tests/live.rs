@@ -397,9 +397,9 @@ fn every_stack_of_the_table_is_found_by_its_name() {
     let chosen = stacks::chosen(&["rampart".to_owned(), " none".to_owned()]).expect("known");
     assert_eq!(chosen[0].guard, Guard::Rampart(Tuning::DEFAULT));
     assert_eq!(chosen[1].guard, Guard::None);
-    let unknown = stacks::chosen(&["tower-3".to_owned()]).expect_err("unknown");
+    let unknown = stacks::chosen(&["tower-5".to_owned()]).expect_err("unknown");
     assert!(
-        unknown.contains("tower-3") && unknown.contains("tower-16"),
+        unknown.contains("tower-5") && unknown.contains("tower-16"),
         "{unknown}"
     );
 }
@@ -992,7 +992,7 @@ fn lab() -> std::process::Command {
 fn live_refuses_bad_options_before_starting_anything() {
     for args in [
         &["live", "--seconds-per-phase", "0"][..],
-        &["live", "--stacks", "none,tower-3"],
+        &["live", "--stacks", "none,tower-5"],
         &["live", "--check", "--stacks", "rampart"],
     ] {
         let output = lab().args(args).output().expect("runs");

@@ -26,7 +26,8 @@ struct Stats {
     max_pass: u64,
     /// The lowest mean response time of a completed bucket, in µs (at least 1).
     min_rt_us: f64,
-    /// `floor(max_pass × min_rt × buckets per second)`: Little's law on the best bucket.
+    /// The limit: `floor(L + headroom × √L)`, where `L = max_pass × min_rt × buckets per
+    /// second` (Little's law on the best bucket).
     max_inflight: u64,
     /// The mean response time of the newest completed bucket, in µs (0 when empty).
     last_rt_us: f64,
@@ -59,7 +60,8 @@ pub struct BbrSnapshot {
     pub cpu: f64,
     /// Requests admitted and not yet completed.
     pub inflight: u64,
-    /// The most requests the service has proven it can carry: `max_pass × min_rt`.
+    /// The limit: the concurrency the service has proven it sustains without queueing
+    /// (`L = max_pass × min_rt`) and `headroom × √L` more (see [`BbrConfig::headroom`]).
     pub max_inflight: u64,
     /// The most completions in one completed bucket of the window.
     pub max_pass: u64,
@@ -82,7 +84,10 @@ pub struct BbrSnapshot {
 /// Over a rolling window (10 s in 100 buckets) it counts completions per bucket and their
 /// response times. The best bucket's throughput and the lowest bucket-mean latency give, by
 /// Little's law, the concurrency the service sustains without queueing:
-/// `max_inflight = floor(max_pass × min_rt × buckets per second)`. A request is shed when
+/// `L = max_pass × min_rt × buckets per second`. Its limit adds a little queue to keep the
+/// service busy while requests arrive at random: `max_inflight = floor(L + headroom × √L)`
+/// ([`BbrConfig::headroom`], 1 by default; 0 gives Kratos's `floor(L)`). A request is shed
+/// when
 ///
 /// - more than one request is in flight, and more than `max_inflight`; and
 /// - the [`Gate`] says the service is overloaded (by default: the smoothed CPU usage is at or
@@ -443,8 +448,8 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         } else {
             1.0
         };
-        let max_inflight =
-            (max_pass as f64 * min_rt_us * self.buckets_per_second / 1e6).floor() as u64;
+        let proven = max_pass as f64 * min_rt_us * self.buckets_per_second / 1e6;
+        let max_inflight = (proven + self.config.headroom * proven.sqrt()).floor() as u64;
         Stats {
             max_pass,
             min_rt_us,

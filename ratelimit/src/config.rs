@@ -52,6 +52,10 @@ impl Gate {
 const DEFAULT_MAX_DELAY: Duration = Duration::from_millis(10);
 const MIN_MAX_DELAY: Duration = Duration::from_millis(1);
 const MAX_MAX_DELAY: Duration = Duration::from_secs(10);
+/// The default `headroom`: one standard deviation of a fully busy service's concurrency.
+const DEFAULT_HEADROOM: f64 = 1.0;
+/// The most `headroom` accepted: beyond it the limit is mostly queue.
+const MAX_HEADROOM: f64 = 100.0;
 
 /// The configuration of a [`BbrLimiter`].
 ///
@@ -61,6 +65,7 @@ const MAX_MAX_DELAY: Duration = Duration::from_secs(10);
 /// | `buckets` | 100 | 2 to 65 536 |
 /// | `cpu_threshold` | 0.8 | in [0, 1] |
 /// | `cooldown` | 1 s | any (zero: none) |
+/// | `headroom` | 1.0 | finite, from 0 to 100 |
 /// | `gate` | [`Gate::Cpu`] | inflation finite, from 1 to 100 |
 /// | `max_delay` | 10 ms | from 1 ms to 10 s, or `None` |
 /// | `enforce` | true | |
@@ -93,6 +98,16 @@ pub struct BbrConfig {
     pub cooldown: Duration,
     /// What says the service is overloaded.
     pub gate: Gate,
+    /// The queue the limit allows above the concurrency the service has proven it sustains
+    /// without queueing (`L = max_pass × min_rt`, Little's law), in multiples of `√L`: the
+    /// limit is `floor(L + headroom × √L)`. Requests arriving at random (Poisson) onto a
+    /// service busy with `L` of them in flight on average vary by about `√L` around it, so
+    /// a limit of `L` alone leaves the service idle whenever the count dips: on a one-worker
+    /// server (`L` ≈ 1) it admits two requests and wastes a fifth of its CPU. One `√L`
+    /// keeps it busy while adding little queue to a large service (`L` = 100: a limit of
+    /// 110). 0 is Kratos's limit, `floor(L)`. (Netflix's concurrency limits size their queue
+    /// the same way.)
+    pub headroom: f64,
     /// Shed every request while the runtime runs ready work later than this (see
     /// [`SchedulingDelay`](crate::SchedulingDelay)): the queue in front of the limiter, which its
     /// in-flight count cannot see. `None`: never read a delay. A limiter built by
@@ -114,6 +129,7 @@ impl Default for BbrConfig {
             cpu_threshold: 0.8,
             cooldown: Duration::from_secs(1),
             gate: Gate::Cpu,
+            headroom: DEFAULT_HEADROOM,
             max_delay: Some(DEFAULT_MAX_DELAY),
             enforce: true,
             name: Cow::Borrowed("default"),
@@ -153,6 +169,12 @@ impl BbrConfig {
         Self { gate, ..self }
     }
 
+    /// This configuration with the given headroom (0: Kratos's limit).
+    #[must_use]
+    pub fn with_headroom(self, headroom: f64) -> Self {
+        Self { headroom, ..self }
+    }
+
     /// This configuration with the given `max_delay` (`None`: no delay signal).
     #[must_use]
     pub fn with_max_delay(self, max_delay: Option<Duration>) -> Self {
@@ -185,7 +207,8 @@ impl BbrConfig {
     ///
     /// A zero `window`; `buckets` below 2 (the statistics need a completed bucket) or above
     /// 65 536; a bucket shorter than 1 µs; `cpu_threshold` not in [0, 1]; an inflation not in
-    /// [1, 100]; a `max_delay` under 1 ms or over 10 s; an empty `name`.
+    /// [1, 100]; a `headroom` not in [0, 100]; a `max_delay` under 1 ms or over 10 s; an empty
+    /// `name`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check::positive("window", self.window)?;
         check::at_least("buckets", self.buckets, 2)?;
@@ -197,6 +220,7 @@ impl BbrConfig {
                     .with_value(inflation)
             })?;
         }
+        check::finite_in("headroom", self.headroom, 0.0..=MAX_HEADROOM)?;
         if let Some(max_delay) = self.max_delay
             && !(MIN_MAX_DELAY..=MAX_MAX_DELAY).contains(&max_delay)
         {
@@ -230,12 +254,14 @@ impl BbrConfig {
     }
 
     /// The machine's CPU usage as this configuration's gate needs it: sampled for the `Cpu`
-    /// and `Either` gates, never read (no sampler started) for the `Latency` gate.
+    /// and `Either` gates (inside a tokio runtime, with its workers' busy share beside it),
+    /// never read (no sampler started) for the `Latency` gate.
     pub(crate) fn system_cpu(&self) -> Result<SystemCpu, ConfigError> {
         if self.gate.uses_cpu() {
-            SystemCpu::new().map_err(|err| {
+            let cpu = SystemCpu::new().map_err(|err| {
                 ConfigError::new("cpu", format!("needs a readable CPU usage: {err}"))
-            })
+            })?;
+            Ok(crate::cpu::system::with_current_runtime(cpu))
         } else {
             Ok(SystemCpu::unused())
         }
@@ -269,7 +295,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_is_krato_s_plus_a_delay_bound() {
+    fn the_default_is_krato_s_plus_headroom_and_a_delay_bound() {
         let config = BbrConfig::default();
         assert_eq!(
             config.window_config(),
@@ -280,6 +306,7 @@ mod tests {
             (0.8, Duration::from_secs(1), Gate::Cpu)
         );
         assert_eq!(config.max_delay, Some(Duration::from_millis(10)));
+        assert_eq!(config.headroom, 1.0);
         assert_eq!(config.validate(), Ok(()));
     }
 
@@ -312,6 +339,10 @@ mod tests {
                 }),
                 "gate",
             ),
+            (base.clone().with_headroom(-0.5), "headroom"),
+            (base.clone().with_headroom(f64::NAN), "headroom"),
+            (base.clone().with_headroom(f64::INFINITY), "headroom"),
+            (base.clone().with_headroom(101.0), "headroom"),
             (base.clone().with_name(""), "name"),
             (
                 base.clone()

@@ -90,6 +90,10 @@
 //! event when it starts with feature `tracing`, and a gauge); the [`cpu`] module's `LinuxCpu`
 //! gives the detection order. One shared thread samples it every 250 ms into a
 //! floating-point moving average (decay 0.8). The [`cpu`] module explains the choice.
+//! Built inside a tokio runtime, the limiter reads the higher of that and the smoothed busy
+//! share of the runtime's worker threads (`RuntimeBusy`, feature `tokio`): a runtime of fewer
+//! workers than the allowance has CPUs (one worker on a host of two) saturates while the CPU
+//! reads half.
 //! Simulations use `spawn_sampler` (feature `tokio`) to smooth any [`CpuSource`] on tokio's
 //! clock, and tests [`ManualCpu`].
 //!
@@ -141,8 +145,10 @@
 //!
 //! # Feature flags
 //!
-//! - `tokio`: `spawn_sampler`, CPU smoothing in a tokio task (follows paused time); and
-//!   `DelayProbe`, the runtime's scheduling delay, which `build` starts inside a runtime.
+//! - `tokio`: `spawn_sampler`, CPU smoothing in a tokio task (follows paused time);
+//!   `RuntimeBusy`, the busy share of a runtime's workers, which `build` reads beside the CPU
+//!   inside a runtime; and `DelayProbe`, the runtime's scheduling delay, which `build` starts
+//!   inside a runtime.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -162,11 +168,11 @@ mod service;
 
 pub use crate::bbr::{BbrLimiter, BbrSnapshot, OwnedPermit, Permit};
 pub use crate::config::{BbrConfig, Gate};
-#[cfg(feature = "tokio")]
-pub use crate::cpu::spawn_sampler;
 pub use crate::cpu::{
     CpuError, CpuSampler, CpuSource, CpuUsage, ManualCpu, SmoothedCpu, SystemCpu, SystemCpuError,
 };
+#[cfg(feature = "tokio")]
+pub use crate::cpu::{RuntimeBusy, spawn_sampler};
 #[cfg(feature = "tokio")]
 pub use crate::delay::DelayProbe;
 pub use crate::delay::{ManualDelay, SchedulingDelay};

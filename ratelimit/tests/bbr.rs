@@ -9,10 +9,16 @@ use rampart_ratelimit::{BbrConfig, BbrLimiter, Gate, ManualCpu, Overloaded, Perm
 const MS: Duration = Duration::from_millis(1);
 const BUCKET: Duration = Duration::from_millis(100);
 
-/// A limiter with Kratos's test settings: 1 s in 10 buckets of 100 ms, threshold 0.8.
+/// A limiter with Kratos's test settings: 1 s in 10 buckets of 100 ms, threshold 0.8, and
+/// Kratos's limit (no headroom).
 fn limiter() -> (ManualClock, ManualCpu, BbrLimiter<ManualClock, ManualCpu>) {
+    limiter_with(BbrConfig::default().with_headroom(0.0))
+}
+
+/// A limiter of `config` with Kratos's window: 1 s in 10 buckets of 100 ms.
+fn limiter_with(config: BbrConfig) -> (ManualClock, ManualCpu, BbrLimiter<ManualClock, ManualCpu>) {
     let (clock, cpu) = (ManualClock::new(), ManualCpu::new(0.0));
-    let config = BbrConfig::default().with_window(Duration::from_secs(1), 10);
+    let config = config.with_window(Duration::from_secs(1), 10);
     let limiter = config
         .build_with(clock.clone(), cpu.clone())
         .expect("valid");
@@ -91,6 +97,50 @@ fn max_inflight_is_littles_law_on_the_best_bucket() {
         (900, Duration::from_micros(5_500))
     );
     assert_eq!(snapshot.max_inflight, 49);
+}
+
+#[test]
+fn the_default_limit_adds_one_square_root_of_the_proven_concurrency() {
+    // The same buckets: L = 49.5, and √49.5 = 7.04 more: 56.5 → 56.
+    let (clock, _, limiter) = limiter_with(BbrConfig::default());
+    fill(&clock, &limiter, |i| (i + 1) * 100);
+    assert_eq!(limiter.snapshot().max_inflight, 56);
+    // Twice the headroom: 49.5 + 14.07 = 63.57 → 63.
+    let (clock, _, limiter) = limiter_with(BbrConfig::default().with_headroom(2.0));
+    fill(&clock, &limiter, |i| (i + 1) * 100);
+    assert_eq!(limiter.snapshot().max_inflight, 63);
+}
+
+#[test]
+fn a_one_worker_service_gets_a_limit_of_two_where_kratos_gives_it_one() {
+    // 50 completions of 2.2 ms per 100 ms bucket: L = 50 × 2.2 ms × 10 = 1.1; Kratos's limit
+    // admits two requests (more than one in flight, and more than 1), the default three
+    // (1.1 + 1.05 = 2.15 → 2).
+    let one_worker = |i: u32| if i < 9 { 50 } else { 0 };
+    for (headroom, limit) in [(0.0, 1), (1.0, 2)] {
+        let (clock, cpu, limiter) = limiter_with(BbrConfig::default().with_headroom(headroom));
+        for bucket in 0..10_u32 {
+            let end = BUCKET * bucket + BUCKET / 2;
+            for _ in 0..one_worker(bucket) {
+                let rt = Duration::from_micros(2_200);
+                limiter
+                    .acquire_at(end.saturating_sub(rt))
+                    .expect("cool: admitted")
+                    .complete_at(end);
+            }
+        }
+        clock.set(BUCKET * 9 + BUCKET / 2);
+        assert_eq!(
+            limiter.snapshot().max_inflight,
+            limit,
+            "headroom {headroom}"
+        );
+        cpu.set(1.0);
+        let admitted: Vec<_> = std::iter::from_fn(|| limiter.acquire().ok())
+            .take(10)
+            .collect();
+        assert_eq!(admitted.len() as u64, limit + 1, "headroom {headroom}");
+    }
 }
 
 /// Holds `n` requests in flight (admitted while the CPU is cool).
@@ -215,7 +265,8 @@ fn the_latency_gate_sheds_when_the_last_bucket_is_slower_than_inflation_times_th
     let (clock, cpu) = (ManualClock::new(), ManualCpu::new(0.0));
     let config = BbrConfig::default()
         .with_window(Duration::from_secs(1), 10)
-        .with_gate(Gate::LATENCY);
+        .with_gate(Gate::LATENCY)
+        .with_headroom(0.0);
     let limiter = config.build_with(clock.clone(), cpu).expect("valid");
     // Eight buckets at 10 ms, then one at 25 ms: 25 > 2 × 10.
     for bucket in 0..9_u32 {

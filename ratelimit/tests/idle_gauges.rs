@@ -41,7 +41,7 @@ fn gauges(snapshotter: &Snapshotter, labels: &[(&str, &str)]) -> (f64, f64, f64)
 }
 
 /// Busy buckets, then a request left in flight, and the CPU cooling down: the gauges, set by
-/// the last busy bucket's first request, read 3 in flight, a limit of 50 and 50 % CPU; the
+/// the last busy bucket's first request, read 3 in flight, a limit of 57 and 50 % CPU; the
 /// limiter's state now is 1 in flight, nothing in the window (a limit of 0) and 10 % CPU.
 /// Returns the request still in flight.
 fn busy_then_idle<'a>(
@@ -49,7 +49,8 @@ fn busy_then_idle<'a>(
     clock: &ManualClock,
     cpu: &ManualCpu,
 ) -> Permit<'a, ManualClock, ManualCpu> {
-    // Bucket 0: 100 requests of 50 ms, so a limit of 100 × 50 ms × 10 buckets/s = 50.
+    // Bucket 0: 100 requests of 50 ms, so L = 100 × 50 ms × 10 buckets/s = 50, and a limit of
+    // 50 + √50 = 57.07 → 57.
     let served: Vec<_> = (0..100)
         .map(|_| limiter.acquire_at(Duration::ZERO).expect("cool"))
         .collect();
@@ -108,7 +109,7 @@ fn the_gauges_were_those_of_the_last_busy_bucket_until_published() {
     });
     let _in_flight = busy_then_idle(&limiter, &clock, &cpu);
     // What the test above corrects, so that it can fail: the busy bucket's values.
-    assert_eq!(gauges(&snapshotter, &[("name", "api")]), (3.0, 50.0, 0.5));
+    assert_eq!(gauges(&snapshotter, &[("name", "api")]), (3.0, 57.0, 0.5));
 }
 
 #[test]

@@ -27,8 +27,9 @@ use support::driver::{Progress, run_property};
 use support::harness::{Harness, Sources, Target};
 use support::ops::{Op, operations};
 
-/// Limiters of 2 to 5 buckets, every gate, cooldowns from none to many windows, some in a dry
-/// run, all reading a scheduling delay.
+/// Limiters of 2 to 5 buckets, every gate, cooldowns from none to many windows, headroom from
+/// none (Kratos's limit) to three square roots, some in a dry run, all reading a scheduling
+/// delay.
 pub(crate) fn config() -> impl Strategy<Value = BbrConfig> {
     let bucket = prop::sample::select(vec![1_u64, 10, 100]).prop_map(Duration::from_millis);
     (
@@ -42,15 +43,19 @@ pub(crate) fn config() -> impl Strategy<Value = BbrConfig> {
             Gate::LATENCY,
             Gate::EITHER,
         ]),
-        prop::bool::weighted(0.75),
+        (
+            prop::bool::weighted(0.75),
+            prop::sample::select(vec![0.0, 1.0, 1.0, 3.0]),
+        ),
     )
         .prop_map(
-            |((buckets, bucket), cpu_threshold, cooldown, gate, enforce)| {
+            |((buckets, bucket), cpu_threshold, cooldown, gate, (enforce, headroom))| {
                 BbrConfig::default()
                     .with_window(bucket * buckets, buckets as usize)
                     .with_cpu_threshold(cpu_threshold)
                     .with_cooldown(cooldown)
                     .with_gate(gate)
+                    .with_headroom(headroom)
                     .with_enforce(enforce)
                     .with_max_delay(Some(Duration::from_millis(10)))
             },

@@ -13,8 +13,8 @@
 //! the lab's seeded generator, the same for every stack; a 200 ms client timeout): 0.5×, 1×,
 //! 2× and 3× capacity for `--seconds-per-phase` each (2.5 s by default) and a ramp from 0.5×
 //! to 3× over twice that, about 15 s per stack and under two minutes for the seven stacks of
-//! the default run (two more, which isolate the scheduling-delay rule, run when `--stacks`
-//! names them). Goodput is the answers within the timeout, as a share of capacity.
+//! the default run (four more run when `--stacks` names them: tower's limit at 3 and 4, and
+//! two that isolate the scheduling-delay rule). Goodput is the answers within the timeout, as a share of capacity.
 //!
 //! For every stack, the server also measures the candidate signals for the queue in front of
 //! the limiter, at the moment each request reaches the stack (see [`signals`]): the scheduling
@@ -78,7 +78,8 @@ pub struct LiveArgs {
     pub handler: Handler,
     /// The stacks to run, comma-separated [default: the first seven; with --check:
     /// none,rampart]: none, tower-2, tower-16, rampart, rampart-cpu, rampart-latency,
-    /// rampart-either, and, only when named, rampart-no-delay and rampart-delay-25.
+    /// rampart-either, and, only when named, tower-3, tower-4, rampart-no-delay and
+    /// rampart-delay-25.
     #[arg(long, value_delimiter = ',')]
     pub stacks: Option<Vec<String>>,
     /// Seconds each load level lasts (the ramp lasts twice that).

@@ -119,6 +119,8 @@ pub const STACKS: &[Stack] = &[
     stack("rampart-cpu", Guard::Rampart(Tuning::gate(Gate::Cpu)), "rampart BBR, Gate::Cpu"),
     stack("rampart-latency", Guard::Rampart(Tuning::gate(Gate::LATENCY)), "rampart BBR, Gate::LATENCY"),
     stack("rampart-either", Guard::Rampart(Tuning::gate(Gate::EITHER)), "rampart BBR, Gate::EITHER"),
+    named("tower-3", Guard::TowerGlobal(3), "tower GlobalConcurrencyLimit(3) + LoadShed"),
+    named("tower-4", Guard::TowerGlobal(4), "tower GlobalConcurrencyLimit(4) + LoadShed"),
     named("rampart-no-delay", Guard::Rampart(Tuning::max_delay(MaxDelay::Off)), "rampart BBR, default, max_delay: None"),
     named("rampart-delay-25", Guard::Rampart(Tuning::max_delay(MaxDelay::At(Duration::from_millis(25)))), "rampart BBR, default, max_delay: 25 ms"),
 ];

@@ -29,6 +29,8 @@
 
 #[cfg(target_os = "linux")]
 mod linux;
+#[cfg(feature = "tokio")]
+pub(crate) mod runtime;
 mod smoothed;
 pub(crate) mod system;
 #[cfg(feature = "tokio")]
@@ -38,6 +40,8 @@ use std::fmt;
 
 #[cfg(target_os = "linux")]
 pub use self::linux::{CgroupVersion, CpuLimit, LimitedBy, LinuxCpu};
+#[cfg(feature = "tokio")]
+pub use self::runtime::RuntimeBusy;
 pub use self::smoothed::{CpuSampler, ManualCpu, SmoothedCpu};
 pub use self::system::{SystemCpu, SystemCpuError};
 #[cfg(feature = "tokio")]

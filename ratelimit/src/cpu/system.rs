@@ -47,12 +47,20 @@ static SAMPLERS: OnceLock<Mutex<HashMap<(Duration, u64), SystemCpu>>> = OnceLock
 pub struct SystemCpu {
     smoothed: SmoothedCpu,
     source: Arc<Source>,
+    /// The smoothed busy share of a tokio runtime's workers, and how many there are, when
+    /// read beside the allowance (see [`with_runtime`](Self::with_runtime)).
+    runtime: Option<(SmoothedCpu, usize)>,
 }
 
 /// What a [`SystemCpu`] reads, described once when its sampler starts.
 #[derive(Debug)]
 struct Source {
     description: Box<str>,
+    /// The sampling interval and decay (for a runtime's busy share read beside it).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    interval: Duration,
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    decay: f64,
     /// The allowance in CPUs and the gauge's `source` and `limit` labels (none when unused).
     allowance: Option<(f64, &'static str, &'static str)>,
 }
@@ -111,10 +119,56 @@ impl SystemCpu {
         Ok(cpu)
     }
 
+    /// The same usage, or the busy share of the workers of the tokio runtime of `handle`
+    /// when that is higher: a runtime of fewer worker threads than the allowance has CPUs
+    /// saturates while the CPU reads low (one worker on a host of two: 50 %). The busy share
+    /// ([`RuntimeBusy`](super::RuntimeBusy)) is sampled by a task on that runtime at this
+    /// reading's interval and decay (the default: every 250 ms, decay 0.8); the task stops
+    /// with the last clone. [`BbrConfig::build`](crate::BbrConfig::build) does this inside a
+    /// runtime.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rampart_ratelimit::SystemCpu;
+    ///
+    /// let cpu = SystemCpu::new()?.with_runtime(&tokio::runtime::Handle::current())?;
+    /// assert!(cpu.to_string().contains("1 worker"), "{cpu}");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Never for a reading of valid settings (as every `SystemCpu` is); the sampler's
+    /// [`ConfigError`] otherwise.
+    #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    pub fn with_runtime(self, handle: &tokio::runtime::Handle) -> Result<Self, ConfigError> {
+        let busy = super::RuntimeBusy::new(handle);
+        let workers = busy.workers();
+        let smoothed =
+            super::tokio::spawn_sampler_on(handle, busy, self.source.interval, self.source.decay)?;
+        Ok(Self {
+            runtime: Some((smoothed, workers)),
+            ..self
+        })
+    }
+
+    /// The allowance's usage alone, without a runtime's busy share.
+    pub fn allowance_usage(&self) -> f64 {
+        self.smoothed.usage()
+    }
+
     /// Which source this reads and why: the accounting, the cgroup, the allowance in CPUs and
     /// the file each bound came from.
     pub fn source(&self) -> &str {
         &self.source.description
+    }
+
+    /// How many workers the tokio runtime read beside the allowance has, if any.
+    pub fn runtime_workers(&self) -> Option<usize> {
+        self.runtime.as_ref().map(|(_, workers)| *workers)
     }
 
     /// The CPUs the usage is measured against (`None` for a limiter whose gate reads no CPU).
@@ -128,6 +182,17 @@ impl SystemCpu {
             metrics::gauge!(ALLOWANCE_GAUGE, "source" => source, "limit" => limit).set(cores);
         }
     }
+}
+
+/// `cpu`, with the busy share of the current tokio runtime's workers beside it when there is
+/// one (feature `tokio`).
+pub(crate) fn with_current_runtime(cpu: SystemCpu) -> SystemCpu {
+    #[cfg(feature = "tokio")]
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        // The sampler of a valid `SystemCpu` accepts its own settings.
+        return cpu.clone().with_runtime(&handle).unwrap_or(cpu);
+    }
+    cpu
 }
 
 #[cfg(target_os = "linux")]
@@ -144,6 +209,8 @@ fn start(interval: Duration, decay: f64) -> Result<SystemCpu, CpuError> {
     );
     let described = Source {
         description: source.to_string().into(),
+        interval,
+        decay,
         allowance: Some((
             source.cores(),
             source.version().as_str(),
@@ -165,6 +232,7 @@ fn start(interval: Duration, decay: f64) -> Result<SystemCpu, CpuError> {
     Ok(SystemCpu {
         smoothed,
         source: Arc::new(described),
+        runtime: None,
     })
 }
 
@@ -182,15 +250,28 @@ impl SystemCpu {
             smoothed: SmoothedCpu::new(),
             source: Arc::new(Source {
                 description: "none: the limiter's gate reads no CPU".into(),
+                interval: DEFAULT_INTERVAL,
+                decay: DEFAULT_DECAY,
                 allowance: None,
             }),
+            runtime: None,
         }
     }
 }
 
 impl fmt::Display for SystemCpu {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.source())
+        f.write_str(self.source())?;
+        match self.runtime_workers() {
+            Some(1) => {
+                f.write_str("; or, when higher, the busy share of the tokio runtime's 1 worker")
+            }
+            Some(workers) => write!(
+                f,
+                "; or, when higher, the busy share of the tokio runtime's {workers} workers"
+            ),
+            None => Ok(()),
+        }
     }
 }
 
@@ -200,6 +281,7 @@ impl fmt::Debug for SystemCpu {
             .field("usage", &self.usage())
             .field("cores", &self.cores())
             .field("source", &self.source())
+            .field("runtime_workers", &self.runtime_workers())
             .finish()
     }
 }
@@ -207,7 +289,11 @@ impl fmt::Debug for SystemCpu {
 impl CpuUsage for SystemCpu {
     #[inline]
     fn usage(&self) -> f64 {
-        self.smoothed.usage()
+        let allowance = self.smoothed.usage();
+        match &self.runtime {
+            Some((busy, _)) => allowance.max(busy.usage()),
+            None => allowance,
+        }
     }
 }
 
@@ -268,6 +354,49 @@ mod tests {
         assert_eq!(cpu.cores(), None);
         assert!(cpu.to_string().contains("reads no CPU"), "{cpu}");
         assert!(format!("{cpu:?}").contains("usage: 0.0"), "{cpu:?}");
+    }
+
+    #[test]
+    fn with_a_runtime_the_usage_is_the_higher_of_the_allowance_and_the_workers_busy_share() {
+        let (allowance, busy) = (SmoothedCpu::new(), SmoothedCpu::new());
+        let cpu = SystemCpu {
+            smoothed: allowance.clone(),
+            runtime: Some((busy.clone(), 1)),
+            ..SystemCpu::unused()
+        };
+        for (of_allowance, of_runtime, read) in
+            [(0.5, 0.95, 0.95), (0.9, 0.2, 0.9), (0.0, 0.0, 0.0)]
+        {
+            allowance.set(of_allowance);
+            busy.set(of_runtime);
+            assert_eq!(
+                cpu.usage(),
+                read,
+                "allowance {of_allowance}, runtime {of_runtime}"
+            );
+            assert_eq!(cpu.allowance_usage(), of_allowance);
+        }
+        assert!(
+            cpu.to_string()
+                .ends_with("or, when higher, the busy share of the tokio runtime's 1 worker"),
+            "{cpu}"
+        );
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn inside_a_runtime_the_default_reading_adds_the_runtime_s_workers() {
+        assert_eq!(
+            with_current_runtime(SystemCpu::unused()).runtime_workers(),
+            None
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime");
+        let cpu = runtime.block_on(async { with_current_runtime(SystemCpu::unused()) });
+        assert_eq!(cpu.runtime_workers(), Some(1));
+        assert!(cpu.to_string().ends_with("runtime's 1 worker"), "{cpu}");
     }
 
     #[test]

@@ -14,8 +14,7 @@ const LONGEST_WAIT: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
 ///
 /// The task runs on tokio's clock, so under `tokio::time::pause()` a simulation's CPU signal
 /// is smoothed exactly as [`SystemCpu`](super::SystemCpu)'s is in production. It stops when
-/// every clone of the returned value has been dropped (noticed at its next sample). Call it
-/// inside a tokio runtime.
+/// every clone of the returned value has been dropped (noticed at its next sample).
 ///
 /// Any positive `interval` works: one longer than about 30 years (up to `Duration::MAX`) is
 /// shortened to that, as tokio's own timers shorten their waits, so the task never overflows
@@ -39,9 +38,25 @@ const LONGEST_WAIT: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
 ///
 /// # Errors
 ///
-/// `interval` is zero, or `decay` is outside [0, 1).
+/// `interval` is zero, or `decay` is outside [0, 1); field `runtime` outside a tokio runtime.
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub fn spawn_sampler(
+    source: impl CpuSource,
+    interval: Duration,
+    decay: f64,
+) -> Result<SmoothedCpu, ConfigError> {
+    let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+        ConfigError::new(
+            "runtime",
+            "the sampler task must be spawned inside a tokio runtime",
+        )
+    })?;
+    spawn_sampler_on(&handle, source, interval, decay)
+}
+
+/// As [`spawn_sampler`], on the runtime of `handle`.
+pub(crate) fn spawn_sampler_on(
+    handle: &tokio::runtime::Handle,
     source: impl CpuSource,
     interval: Duration,
     decay: f64,
@@ -53,7 +68,7 @@ pub fn spawn_sampler(
     // Waits longer than tokio's timers allow are shortened to their limit, so that no instant
     // arithmetic can overflow: the first sample is then due in about 30 years.
     let period = interval.min(LONGEST_WAIT);
-    tokio::spawn(async move {
+    handle.spawn(async move {
         let Some(first) = tokio::time::Instant::now().checked_add(period) else {
             // Unreachable for a monotonic clock that started this millennium; no sample could
             // ever be due, so there is nothing to do.

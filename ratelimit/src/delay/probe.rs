@@ -9,6 +9,7 @@ use rampart_core::clock::saturating_nanos;
 use rampart_core::{Clock, ConfigError, SystemClock};
 
 use super::SchedulingDelay;
+use crate::cpu::runtime::{busy_share, total_busy};
 
 /// The shortest heartbeat interval: tokio's timer fires on whole milliseconds.
 const MIN_INTERVAL: Duration = Duration::from_millis(1);
@@ -245,41 +246,10 @@ impl Busy {
         let busy = total_busy(&self.metrics);
         let share = busy_share(
             busy.saturating_sub(self.since.0),
-            elapsed,
+            Duration::from_nanos(elapsed),
             self.metrics.num_workers(),
         );
         self.since = (busy, now);
         Some(share)
-    }
-}
-
-fn total_busy(metrics: &tokio::runtime::RuntimeMetrics) -> Duration {
-    (0..metrics.num_workers())
-        .map(|worker| metrics.worker_total_busy_duration(worker))
-        .fold(Duration::ZERO, Duration::saturating_add)
-}
-
-/// `busy` over `workers × elapsed` nanoseconds, in [0, 1] (0 for an empty window).
-fn busy_share(busy: Duration, elapsed_nanos: u64, workers: usize) -> f64 {
-    let capacity = elapsed_nanos as f64 * workers as f64;
-    if capacity > 0.0 {
-        (busy.as_nanos() as f64 / capacity).clamp(0.0, 1.0)
-    } else {
-        0.0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_busy_share_is_busy_time_over_the_workers_time() {
-        let ms = |n| Duration::from_millis(n);
-        assert_eq!(busy_share(ms(50), 100_000_000, 1), 0.5);
-        assert_eq!(busy_share(ms(150), 100_000_000, 2), 0.75);
-        assert_eq!(busy_share(ms(130), 100_000_000, 1), 1.0, "clamped");
-        assert_eq!(busy_share(ms(10), 0, 4), 0.0, "an empty window");
-        assert_eq!(busy_share(ms(10), 100_000_000, 0), 0.0, "no workers");
     }
 }

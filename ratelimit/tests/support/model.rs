@@ -115,8 +115,8 @@ impl LimiterModel {
         } else {
             1.0
         };
-        let max_inflight =
-            (max_pass as f64 * min_rt_us * self.buckets_per_second / 1e6).floor() as u64;
+        let proven = max_pass as f64 * min_rt_us * self.buckets_per_second / 1e6;
+        let max_inflight = (proven + self.config.headroom * proven.sqrt()).floor() as u64;
         (min_rt_us, max_inflight)
     }
 
