@@ -74,10 +74,13 @@
 //! | in the 3× phase | goodput (of capacity) | p99 of admitted requests |
 //! | --- | --- | --- |
 //! | unprotected | 0 % | 200 ms (all time out) |
-//! | `Cpu` gate, CPU smoothed 0.8 / 250 ms (ours) | 93–98 % | 20.7–21.8 ms |
+//! | `Cpu` gate, CPU smoothed 0.8 / 250 ms (ours) | 99.7–100 % | 24.3–25.8 ms |
 //! | `Cpu` gate, Kratos's smoothing 0.95 / 500 ms | 20 % | 200 ms |
 //! | I/O-bound (CPU at 30 %), `Cpu` gate | 0 % (never sheds) | 200 ms |
-//! | I/O-bound, `Latency` (inflation 2) or `Either` | 93–96 % | 20.6–21.4 ms |
+//! | I/O-bound, `Latency` (inflation 2) or `Either` | 99.7–100 % | 24.3–25.8 ms |
+//!
+//! (Kratos's limit, `headroom` 0: 93–98 % and 20.6–21.8 ms. The default's one `√L` of queue
+//! buys the last points of goodput for about 4 ms of p99.)
 //!
 //! # The CPU signal
 //!

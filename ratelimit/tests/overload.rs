@@ -259,7 +259,7 @@ async fn at_3x_capacity_bbr_keeps_goodput_and_latency_where_an_unprotected_serve
 #[tokio::test(start_paused = true)]
 async fn kratos_cpu_smoothing_reacts_too_late_and_the_server_falls_short() {
     // Decay 0.95 every 500 ms: the CPU signal needs ~16 s to cross 80 %, and the queue fills
-    // first (20 % of capacity in the 3× phase, against 93–98 % with our smoothing).
+    // first (10–11 % of capacity in the 3× phase, against 99.7–100 % with our smoothing).
     for seed in SEEDS {
         let report = run(
             Protection::Bbr {

@@ -59,6 +59,8 @@ impl CpuUsage for SmoothedCpu {
 pub struct CpuSampler<S> {
     source: S,
     decay: f64,
+    /// The decay of a sample above the smoothed value (`decay` unless set apart).
+    rising: f64,
     smoothed: SmoothedCpu,
     current: f64,
 }
@@ -74,8 +76,44 @@ impl<S: CpuSource> CpuSampler<S> {
         Ok(Self {
             source,
             decay,
+            rising: decay,
             smoothed: SmoothedCpu::new(),
             current: 0.0,
+        })
+    }
+
+    /// The same sampler, folding in a sample above the smoothed value with `decay` instead:
+    /// a lower one lets the value rise faster than it falls (attack and release, as an audio
+    /// compressor's).
+    ///
+    /// ```
+    /// use rampart_ratelimit::{CpuSampler, CpuUsage};
+    ///
+    /// // Full load: two samples to cross 80 % rising with decay 0.5, and, once it is gone,
+    /// // still above 50 % two samples later, falling with 0.8.
+    /// let load = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    /// let source = {
+    ///     let load = std::sync::Arc::clone(&load);
+    ///     move || if load.load(std::sync::atomic::Ordering::Relaxed) { 1.0 } else { 0.0 }
+    /// };
+    /// let mut sampler = CpuSampler::new(source, 0.8)?.with_rising_decay(0.5)?;
+    /// let cpu = sampler.smoothed();
+    /// let samples = (1..).find(|_| { sampler.tick(); cpu.usage() >= 0.8 });
+    /// assert_eq!(samples, Some(3));
+    /// load.store(false, std::sync::atomic::Ordering::Relaxed);
+    /// sampler.tick();
+    /// sampler.tick();
+    /// assert!(cpu.usage() > 0.5);
+    /// # Ok::<(), rampart_core::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Field `decay` when `decay` is NaN or outside [0, 1).
+    pub fn with_rising_decay(self, decay: f64) -> Result<Self, ConfigError> {
+        Ok(Self {
+            rising: check_decay(decay)?,
+            ..self
         })
     }
 
@@ -91,7 +129,12 @@ impl<S: CpuSource> CpuSampler<S> {
             && !sample.is_nan()
         {
             let sample = sample.clamp(0.0, 1.0);
-            self.current = self.decay * self.current + (1.0 - self.decay) * sample;
+            let decay = if sample > self.current {
+                self.rising
+            } else {
+                self.decay
+            };
+            self.current = decay * self.current + (1.0 - decay) * sample;
             self.smoothed.set(self.current);
         }
         self.current

@@ -51,18 +51,18 @@ pub fn spawn_sampler(
             "the sampler task must be spawned inside a tokio runtime",
         )
     })?;
-    spawn_sampler_on(&handle, source, interval, decay)
+    check_interval(interval)?;
+    spawn_sampler_on(&handle, CpuSampler::new(source, decay)?, interval)
 }
 
-/// As [`spawn_sampler`], on the runtime of `handle`.
-pub(crate) fn spawn_sampler_on(
+/// Ticks `sampler` every `interval` (checked positive) in a task on the runtime of `handle`,
+/// until every clone of its smoothed value has been dropped.
+pub(crate) fn spawn_sampler_on<S: CpuSource>(
     handle: &tokio::runtime::Handle,
-    source: impl CpuSource,
+    mut sampler: CpuSampler<S>,
     interval: Duration,
-    decay: f64,
 ) -> Result<SmoothedCpu, ConfigError> {
     check_interval(interval)?;
-    let mut sampler = CpuSampler::new(source, decay)?;
     let smoothed = sampler.smoothed();
     let alive = smoothed.weak();
     // Waits longer than tokio's timers allow are shortened to their limit, so that no instant
