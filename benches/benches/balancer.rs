@@ -5,25 +5,15 @@
 //! endpoints that answer at once. The targets: `P2c` at most 0.5× tower's
 //! `Balance` + `PeakEwma` and no slower than `Balance` + `PendingRequests`, at every N.
 
-use std::convert::Infallible;
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rampart_balancer::{P2c, P2cConfig};
-use rampart_benches::call_ready;
+use rampart_benches::{call_ready, endpoints};
 use tower::balance::p2c::Balance;
 use tower::discover::ServiceList;
 use tower::load::{CompleteOnResponse, PeakEwmaDiscover, PendingRequestsDiscover};
-use tower::service_fn;
-
-type Endpoint = tower::util::ServiceFn<fn(u32) -> std::future::Ready<Result<u32, Infallible>>>;
-
-fn endpoints(n: usize) -> Vec<Endpoint> {
-    let answer: fn(u32) -> std::future::Ready<Result<u32, Infallible>> =
-        |request| std::future::ready(Ok(request));
-    (0..n).map(|_| service_fn(answer)).collect()
-}
 
 fn balancers(c: &mut Criterion) {
     let mut group = c.benchmark_group("balancer");

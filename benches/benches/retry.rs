@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rampart_benches::{backend, call_ready, contended};
+use rampart_benches::{TpsPolicy, backend, call_ready, contended};
 use rampart_core::CoarseClock;
 use rampart_retry::{RatioConfig, RetryConfig, RetryLayer, TokenConfig};
 use tower::Layer;
@@ -68,28 +68,6 @@ fn budget(c: &mut Criterion) {
     group.finish();
 }
 
-/// tower's example policy: deposit on success, withdraw before each retry.
-#[derive(Clone)]
-struct TowerPolicy(Arc<TpsBudget>);
-
-impl<E> tower::retry::Policy<u32, u32, E> for TowerPolicy {
-    type Future = std::future::Ready<()>;
-
-    fn retry(&mut self, _: &mut u32, result: &mut Result<u32, E>) -> Option<Self::Future> {
-        match result {
-            Ok(_) => {
-                self.0.deposit();
-                None
-            }
-            Err(_) => self.0.withdraw().then(|| std::future::ready(())),
-        }
-    }
-
-    fn clone_request(&mut self, request: &u32) -> Option<u32> {
-        Some(*request)
-    }
-}
-
 fn layer(c: &mut Criterion) {
     let mut group = c.benchmark_group("retry_layer/success");
     group.throughput(Throughput::Elements(1));
@@ -99,8 +77,7 @@ fn layer(c: &mut Criterion) {
         b.iter(|| call_ready(&mut bare, black_box(1)));
     });
 
-    let mut tower_retry =
-        tower::retry::RetryLayer::new(TowerPolicy(Arc::new(TpsBudget::default()))).layer(backend());
+    let mut tower_retry = tower::retry::RetryLayer::new(TpsPolicy::new()).layer(backend());
     group.bench_function("tower/retry_tps_budget", |b| {
         b.iter(|| call_ready(&mut tower_retry, black_box(1)));
     });

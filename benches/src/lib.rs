@@ -10,6 +10,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -19,6 +20,7 @@ use criterion::measurement::WallTime;
 use rampart_core::{Clock, CoarseClock, SystemClock, TokioClock};
 use tower::Layer;
 use tower::limit::ConcurrencyLimitLayer;
+use tower::retry::budget::{Budget, TpsBudget};
 
 /// Adds the floor rows to `group`: one relaxed `fetch_add`, one `parking_lot::Mutex` add, and
 /// one read of every clock source.
@@ -39,6 +41,63 @@ pub fn floors(group: &mut BenchmarkGroup<'_, WallTime>) {
 pub fn backend()
 -> impl tower::Service<u32, Response = u32, Error = Infallible, Future: Send> + Clone {
     tower::service_fn(|request: u32| std::future::ready(Ok::<_, Infallible>(request)))
+}
+
+/// An endpoint of the balancer benchmarks: answers each request at once with the request
+/// itself, like [`backend`], as a nameable type a `Vec` of endpoints can hold.
+pub type Endpoint = tower::util::ServiceFn<fn(u32) -> std::future::Ready<Result<u32, Infallible>>>;
+
+/// `n` [`Endpoint`]s.
+pub fn endpoints(n: usize) -> Vec<Endpoint> {
+    let answer: fn(u32) -> std::future::Ready<Result<u32, Infallible>> =
+        |request| std::future::ready(Ok(request));
+    (0..n).map(|_| tower::service_fn(answer)).collect()
+}
+
+/// tower's usual retry policy over a [`TpsBudget`]: deposit on success, withdraw to retry, up
+/// to three attempts in all. The tower baseline of every retry benchmark.
+#[derive(Debug, Clone)]
+pub struct TpsPolicy {
+    budget: Arc<TpsBudget>,
+    attempts: u32,
+}
+
+impl TpsPolicy {
+    /// A policy over a fresh `TpsBudget::default()`.
+    pub fn new() -> Self {
+        Self {
+            budget: Arc::new(TpsBudget::default()),
+            attempts: 1,
+        }
+    }
+}
+
+impl Default for TpsPolicy {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<E> tower::retry::Policy<u32, u32, E> for TpsPolicy {
+    type Future = std::future::Ready<()>;
+
+    fn retry(&mut self, _: &mut u32, result: &mut Result<u32, E>) -> Option<Self::Future> {
+        match result {
+            Ok(_) => {
+                self.budget.deposit();
+                None
+            }
+            Err(_) if self.attempts < 3 && self.budget.withdraw() => {
+                self.attempts += 1;
+                Some(std::future::ready(()))
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn clone_request(&mut self, request: &u32) -> Option<u32> {
+        Some(*request)
+    }
 }
 
 /// Adds a layer benchmark's baselines to `group`: a [`SystemClock`] read
