@@ -258,12 +258,12 @@ impl<C: Clock> SreBreaker<C> {
     /// The bucket of `now`, and the counts a decision at `now` rests on: the cached completed
     /// buckets plus the current one.
     ///
-    /// It first moves the window to `now`, so that an outcome a caller records later at this
-    /// same instant lands in the newest bucket rather than in one that has since expired.
+    /// It moves the window to `now` as it reads the current bucket, so that an outcome a
+    /// caller records later at this same instant lands in the newest bucket rather than in one
+    /// that has since expired.
     #[inline]
     fn evidence_at(&self, now: Duration) -> (u64, Evidence) {
-        self.window.advance_to(now);
-        let (bucket, current) = self.window.current_at(now);
+        let (bucket, current) = self.window.advance_and_read(now);
         let [sum, count, last_sum, last_count] = self.completed.get_or_refresh(bucket, || {
             let completed = self.window.view_at(now, View::Completed);
             let totals = completed.totals();

@@ -415,3 +415,32 @@ fn advancing_without_a_record_moves_late_records_into_the_newest_bucket() {
         (5, BucketStats { sum: 7, count: 1 })
     );
 }
+
+#[test]
+fn advancing_and_reading_in_one_call_moves_the_ring_and_reads_the_bucket_of_now() {
+    let (clock, window) = window(3, SECOND);
+    window.record(4);
+    assert_eq!(
+        window.advance_and_read(clock.now()),
+        (0, BucketStats { sum: 4, count: 1 })
+    );
+    let admitted_at = clock.now();
+    clock.set(Duration::from_millis(5_500));
+    assert_eq!(
+        window.advance_and_read(clock.now()),
+        (5, BucketStats::default()),
+        "bucket 5, empty: bucket 0 has expired"
+    );
+    // The ring moved: a late record at the old instant lands in the bucket just read.
+    window.record_at(admitted_at, 7);
+    assert_eq!(
+        window.advance_and_read(clock.now()),
+        (5, BucketStats { sum: 7, count: 1 })
+    );
+    // An older instant reads the newest bucket and moves nothing.
+    assert_eq!(
+        window.advance_and_read(Duration::ZERO),
+        (5, BucketStats { sum: 7, count: 1 })
+    );
+    assert_eq!(sums(&window, View::IncludingCurrent), [0, 0, 7]);
+}

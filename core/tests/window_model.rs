@@ -17,6 +17,8 @@ enum Step {
     Record(u64),
     /// Compare both views with the model.
     Read,
+    /// Move the ring to the clock's time and read the current bucket in one call.
+    AdvanceAndRead,
 }
 
 fn step(bucket: Duration) -> impl Strategy<Value = Step> {
@@ -29,6 +31,7 @@ fn step(bucket: Duration) -> impl Strategy<Value = Step> {
         1 => (1..3 * bucket_us).prop_map(|us| Step::Rewind(Duration::from_micros(us))),
         6 => (0..1_000_u64).prop_map(Step::Record),
         3 => Just(Step::Read),
+        2 => Just(Step::AdvanceAndRead),
     ]
 }
 
@@ -50,6 +53,22 @@ impl Model {
     fn record(&mut self, now: Duration, value: u64) {
         self.newest = self.newest.max(self.slot(now));
         self.records.push((self.newest, value));
+    }
+
+    /// Moves the newest slot to `now`'s, as a record would; returns the newest slot and
+    /// what it holds.
+    fn advance_and_read(&mut self, now: Duration) -> (u64, BucketStats) {
+        self.newest = self.newest.max(self.slot(now));
+        let values = self
+            .records
+            .iter()
+            .filter(|(s, _)| *s == self.newest)
+            .map(|(_, v)| *v);
+        let stats = BucketStats {
+            sum: values.clone().sum(),
+            count: values.count() as u64,
+        };
+        (self.newest as u64, stats)
     }
 
     fn view(&self, now: Duration, view: View) -> Vec<BucketStats> {
@@ -109,6 +128,14 @@ proptest! {
                     model.record(clock.now(), value);
                 }
                 Step::Read => {}
+                Step::AdvanceAndRead => {
+                    let now = clock.now();
+                    prop_assert_eq!(
+                        window.advance_and_read(now),
+                        model.advance_and_read(now),
+                        "advance and read at {:?}", now
+                    );
+                }
             }
             for view in [View::IncludingCurrent, View::Completed] {
                 let now = clock.now();

@@ -220,7 +220,7 @@ impl<C> RollingWindow<C> {
         let index = if elapsed < self.end_of_slot(slot_of(cursor)) {
             index_of(cursor)
         } else {
-            self.rotate(elapsed)
+            index_of(self.rotate(elapsed))
         };
         self.ring.add(index, value);
     }
@@ -235,10 +235,33 @@ impl<C> RollingWindow<C> {
     /// by the time a slow call fails.
     #[inline]
     pub fn advance_to(&self, now: Duration) {
+        self.advance_cursor(now);
+    }
+
+    /// Moves the ring forward to the bucket of `now`, as [`advance_to`](Self::advance_to)
+    /// does, and reads that bucket, as [`current_at`](Self::current_at) does: its number and
+    /// what it holds so far. One look at the ring's position serves both, where the two calls
+    /// would each make their own.
+    ///
+    /// After it, the bucket of `now` is the newest bucket (or, when `now` is older than the
+    /// newest bucket, the newest bucket is read), so a record at `now` that follows lands in
+    /// the bucket read here.
+    #[inline]
+    pub fn advance_and_read(&self, now: Duration) -> (u64, BucketStats) {
+        let cursor = self.advance_cursor(now);
+        (slot_of(cursor), self.ring.load(index_of(cursor)))
+    }
+
+    /// Moves the ring forward to the bucket of `now` if it is not there yet; returns the
+    /// cursor after the move.
+    #[inline]
+    fn advance_cursor(&self, now: Duration) -> u64 {
         let elapsed = saturating_nanos(now).saturating_sub(self.origin_nanos);
         let cursor = self.cursor.load(Ordering::Acquire);
-        if elapsed >= self.end_of_slot(slot_of(cursor)) {
-            self.rotate(elapsed);
+        if elapsed < self.end_of_slot(slot_of(cursor)) {
+            cursor
+        } else {
+            self.rotate(elapsed)
         }
     }
 
@@ -255,17 +278,17 @@ impl<C> RollingWindow<C> {
     }
 
     /// Moves the ring forward to the slot of `elapsed`, if it is not there yet, and returns
-    /// the index of the newest bucket.
+    /// the cursor of the newest bucket.
     #[cold]
     #[inline(never)]
-    fn rotate(&self, elapsed: u64) -> usize {
+    fn rotate(&self, elapsed: u64) -> u64 {
         let target = self.slot_at(elapsed);
         let _rotating = self.rotation.lock();
         // The lock orders this rotation after the previous one: its cursor is visible.
         let cursor = self.cursor.load(Ordering::Relaxed);
         let (slot, index) = (slot_of(cursor), index_of(cursor) as u64);
         if target <= slot {
-            return index_of(cursor);
+            return cursor;
         }
         let len = self.ring.len() as u64;
         let advance = target - slot;
@@ -275,9 +298,9 @@ impl<C> RollingWindow<C> {
         let new_index = (index + advance % len) % len;
         // Release: a writer that sees the new cursor also sees the emptied buckets, so its
         // `fetch_add` lands after the reset in each counter's modification order.
-        self.cursor
-            .store(pack(target, new_index), Ordering::Release);
-        new_index as usize
+        let cursor = pack(target, new_index);
+        self.cursor.store(cursor, Ordering::Release);
+        cursor
     }
 }
 

@@ -153,9 +153,10 @@ impl<C: Clock> RatioBudget<C> {
             return false;
         }
         let _one_at_a_time = self.withdrawing.0.lock();
-        // Withdrawals land in the newest bucket, which the next one's totals include.
-        self.window.advance_to(now);
-        if self.balance_at(now) < UNIT {
+        // Withdrawals land in the newest bucket, which the next one's totals include: the
+        // window moves to `now` as the current bucket is read.
+        let (bucket, current) = self.window.advance_and_read(now);
+        if self.balance_of(self.counts_of(now, bucket, current)) < UNIT {
             return false;
         }
         self.window.record_at(now, WITHDRAWAL);
@@ -165,6 +166,11 @@ impl<C: Clock> RatioBudget<C> {
     /// `(deposits, withdrawals)` in the window at `now`.
     pub fn counts_at(&self, now: Duration) -> (u64, u64) {
         let (bucket, current) = self.window.current_at(now);
+        self.counts_of(now, bucket, current)
+    }
+
+    /// `(deposits, withdrawals)` at `now`, given the current bucket's number and contents.
+    fn counts_of(&self, now: Duration, bucket: u64, current: BucketStats) -> (u64, u64) {
         let [sum, count] = self.completed.get_or_refresh(bucket, || {
             // Rotated first, so that a deposit or withdrawal at an earlier instant arriving
             // after this read lands in the newest bucket (read live above), never in a bucket
@@ -179,7 +185,11 @@ impl<C: Clock> RatioBudget<C> {
 
     /// The balance in millionths of a retry (negative never: withdrawals need a whole unit).
     fn balance_at(&self, now: Duration) -> u128 {
-        let (deposits, withdrawals) = self.counts_at(now);
+        self.balance_of(self.counts_at(now))
+    }
+
+    /// The balance left by `(deposits, withdrawals)`, in millionths of a retry.
+    fn balance_of(&self, (deposits, withdrawals): (u64, u64)) -> u128 {
         (self.reserve_units + u128::from(deposits) * self.deposit_units)
             .saturating_sub(u128::from(withdrawals) * UNIT)
     }
