@@ -49,7 +49,7 @@ impl<F, C, U> ResponseFuture<F, C, U> {
         }
     }
 
-    pub(crate) fn shed(_overloaded: Overloaded) -> Self {
+    pub(crate) fn shed() -> Self {
         Self { state: State::Shed }
     }
 }

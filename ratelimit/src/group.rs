@@ -361,7 +361,7 @@ where
         let limiter = self.group.get_at(&key, now);
         match BbrLimiter::acquire_into_at(limiter, now) {
             Ok(permit) => ResponseFuture::admitted(self.inner.call(request), permit),
-            Err(overloaded) => ResponseFuture::shed(overloaded),
+            Err(_) => ResponseFuture::shed(),
         }
     }
 }

@@ -171,14 +171,16 @@ mod service;
 
 pub use crate::bbr::{BbrLimiter, BbrSnapshot, OwnedPermit, Permit};
 pub use crate::config::{BbrConfig, Gate};
-pub use crate::cpu::{
-    CpuError, CpuSampler, CpuSource, CpuUsage, ManualCpu, SmoothedCpu, SystemCpu, SystemCpuError,
-};
 #[cfg(feature = "tokio")]
-pub use crate::cpu::{RuntimeBusy, spawn_sampler};
+pub use crate::cpu::runtime::RuntimeBusy;
+pub use crate::cpu::smoothed::{CpuSampler, ManualCpu, SmoothedCpu};
+pub use crate::cpu::source::{CpuError, CpuSource, CpuUsage};
+pub use crate::cpu::system::{SystemCpu, SystemCpuError};
 #[cfg(feature = "tokio")]
-pub use crate::delay::DelayProbe;
-pub use crate::delay::{ManualDelay, SchedulingDelay};
+pub use crate::cpu::tokio::spawn_sampler;
+#[cfg(feature = "tokio")]
+pub use crate::delay::probe::DelayProbe;
+pub use crate::delay::source::{ManualDelay, SchedulingDelay};
 pub use crate::error::Overloaded;
 pub use crate::future::ResponseFuture;
 pub use crate::group::{KeyedRateLimit, LimiterGroup, LimiterGroupLayer};

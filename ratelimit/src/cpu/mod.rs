@@ -1,6 +1,6 @@
 //! The CPU signal: how busy the process's CPU allowance is, smoothed.
 //!
-//! Two traits split the job. A [`CpuSource`] is a raw meter: each [`sample`](CpuSource::sample)
+//! Two traits split the job. A [`CpuSource`] is a raw meter: each [`sample`]
 //! returns the utilisation since the previous one ([`LinuxCpu`] reads the process's cgroup;
 //! any `FnMut() -> f64` works, such as a simulated backend's utilisation). A [`CpuUsage`] is
 //! what the limiter reads on every request: one load of a smoothed value. [`SmoothedCpu`]
@@ -26,83 +26,26 @@
 //! because each step truncates. By then the queue has filled and the limiter learns its
 //! minimum latency from queued requests. Decay 0.8 per 250 ms (time constant ≈ 1.1 s) crosses
 //! 80 % two seconds (eight samples) after the load arrives, and converges to the input.
+//!
+//! [`CpuSource`]: crate::CpuSource
+//! [`sample`]: crate::CpuSource::sample
+//! [`CpuUsage`]: crate::CpuUsage
+//! [`SmoothedCpu`]: crate::SmoothedCpu
+//! [`SystemCpu`]: crate::SystemCpu
 
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(feature = "tokio")]
 pub(crate) mod runtime;
-mod smoothed;
+pub(crate) mod smoothed;
+pub(crate) mod source;
 pub(crate) mod system;
 #[cfg(feature = "tokio")]
-mod tokio;
+pub(crate) mod tokio;
 
-use std::fmt;
-
+// The crate root re-exports the signal's types; this module's public items are only the
+// Linux detection's, which the root does not.
 #[cfg(target_os = "linux")]
 pub use self::linux::{CgroupVersion, CpuLimit, LimitedBy, LinuxCpu};
-#[cfg(feature = "tokio")]
-pub use self::runtime::RuntimeBusy;
-pub use self::smoothed::{CpuSampler, ManualCpu, SmoothedCpu};
-pub use self::system::{SystemCpu, SystemCpuError};
-#[cfg(feature = "tokio")]
-pub use self::tokio::spawn_sampler;
-
-/// How busy the CPU allowance is, as a fraction in [0, 1]: read on every request, so it must
-/// be cheap (an atomic load).
-pub trait CpuUsage: Send + Sync + 'static {
-    /// The current (smoothed) utilisation, in [0, 1].
-    fn usage(&self) -> f64;
-}
-
-impl<U: CpuUsage + ?Sized> CpuUsage for std::sync::Arc<U> {
-    fn usage(&self) -> f64 {
-        (**self).usage()
-    }
-}
-
-/// A raw CPU meter: each sample is the utilisation, in [0, 1], since the previous sample.
-pub trait CpuSource: Send + 'static {
-    /// The utilisation since the previous sample (or since the source was created).
-    ///
-    /// # Errors
-    ///
-    /// If the meter could not be read this time; the sampler keeps the previous value.
-    fn sample(&mut self) -> Result<f64, CpuError>;
-}
-
-impl<F> CpuSource for F
-where
-    F: FnMut() -> f64 + Send + 'static,
-{
-    fn sample(&mut self) -> Result<f64, CpuError> {
-        Ok(self())
-    }
-}
-
-/// No CPU usage could be read, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CpuError {
-    reason: String,
-}
-
-impl CpuError {
-    /// An error with the given reason.
-    pub fn new(reason: impl Into<String>) -> Self {
-        Self {
-            reason: reason.into(),
-        }
-    }
-
-    /// Why no usage could be read.
-    pub fn reason(&self) -> &str {
-        &self.reason
-    }
-}
-
-impl fmt::Display for CpuError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "no CPU usage source: {}", self.reason)
-    }
-}
-
-impl std::error::Error for CpuError {}
+pub(crate) use self::smoothed::{CpuSampler, SmoothedCpu};
+pub(crate) use self::source::{CpuError, CpuSource, CpuUsage};

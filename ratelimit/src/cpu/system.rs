@@ -150,7 +150,7 @@ impl SystemCpu {
     #[cfg(feature = "tokio")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub fn with_runtime(self, handle: &tokio::runtime::Handle) -> Result<Self, ConfigError> {
-        let busy = super::RuntimeBusy::new(handle);
+        let busy = super::runtime::RuntimeBusy::new(handle);
         let workers = busy.workers();
         let sampler = CpuSampler::new(busy, self.source.decay)?.with_rising_decay(RISING_DECAY)?;
         let smoothed = super::tokio::spawn_sampler_on(handle, sampler, self.source.interval)?;
