@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rampart_core::Outcome;
-use rampart_core::clock::saturating_nanos;
+use rampart_core::saturating_nanos;
 
 /// Marks a free slot of the in-flight table.
 const FREE: u64 = u64::MAX;

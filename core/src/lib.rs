@@ -10,10 +10,12 @@
 //!   [`SystemClock`] (the default; a calibrated TSC read, ~2.5× cheaper than
 //!   `Instant::now()` on a VM), [`CoarseClock`] (a memory load, millisecond-grade),
 //!   [`ManualClock`] for tests, and `TokioClock` (feature `tokio`) for simulations under
-//!   `tokio::time::pause()`.
+//!   `tokio::time::pause()`. [`saturating_nanos`] converts an instant to the `u64` of
+//!   nanoseconds that fits an atomic.
 //! - [`RollingWindow`]: a lock-free ring of `sum`/`count` buckets with exact counts under
-//!   concurrency, two read views and per-bucket iteration, and [`PerBucketCache`] for
-//!   statistics computed once per bucket. See the [`window`] module.
+//!   concurrency, two read views ([`WindowView`]) and per-bucket iteration, and
+//!   [`PerBucketCache`] for statistics computed once per bucket. Its documentation states the
+//!   semantics.
 //! - [`Outcome`] and [`Classify`]: how a completed call counts (success, failure, or not at
 //!   all), with [`DefaultClassifier`] and, behind feature `http`, `HttpClassifier`.
 //! - [`ConfigError`] and [`check`]: the error every `build()` returns, naming the field and
@@ -58,20 +60,20 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod classify;
-pub mod clock;
+mod clock;
 mod error;
 pub mod gauges;
 mod group;
 mod rejected;
 mod sync;
-pub mod window;
+mod window;
 
 #[cfg(feature = "http")]
 pub use crate::classify::HttpClassifier;
 pub use crate::classify::{Classify, DefaultClassifier, Outcome};
 #[cfg(feature = "tokio")]
 pub use crate::clock::TokioClock;
-pub use crate::clock::{Clock, CoarseClock, ManualClock, SystemClock};
+pub use crate::clock::{Clock, CoarseClock, ManualClock, SystemClock, saturating_nanos};
 pub use crate::error::{ConfigError, check};
 pub use crate::group::KeyedGroup;
 pub use crate::rejected::Rejected;

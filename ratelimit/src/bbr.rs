@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rampart_core::clock::saturating_nanos;
+use rampart_core::saturating_nanos;
 use rampart_core::{
     Clock, ConfigError, OncePerBucket, PerBucketCache, RollingWindow, SystemClock, View,
 };

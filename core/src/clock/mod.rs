@@ -1,40 +1,6 @@
-//! Monotonic clocks that every rampart component reads time through.
-//!
-//! A [`Clock`] answers one question: how much time has passed since the clock's origin.
-//! Instants are plain [`Duration`]s, so they are cheap to copy, compare and pass along: a layer
-//! that reads its clock once when a request arrives hands that instant to every window and
-//! algorithm it updates, instead of reading the clock again.
-//!
-//! | clock | source | cost here | use it for |
-//! | --- | --- | --- | --- |
-//! | [`SystemClock`] (default) | the CPU's invariant TSC, calibrated against the OS monotonic clock; the OS clock where no such TSC exists | ~10 ns | everything in production |
-//! | [`CoarseClock`] | a value a background thread refreshes every millisecond | ~1 ns | windows whose buckets are far wider than 1 ms |
-//! | [`ManualClock`] | a shared counter moved by hand | ~1 ns | deterministic unit tests |
-//! | `TokioClock` (feature `tokio`) | `tokio::time::Instant`, so it follows `tokio::time::pause()` | ~25 ns | simulations under paused time |
-//!
-//! # Monotonicity
-//!
-//! Instants from one clock (and its clones) never go backwards, with one deliberate exception:
-//! [`ManualClock::set`] may move a test clock back, to check that consumers survive it. Every
-//! consumer in rampart treats a later reading that is smaller than an earlier one as **zero
-//! elapsed time** ([`Duration::saturating_sub`]), never as a panic or a reset.
-//!
-//! # Example
-//!
-//! ```
-//! use std::time::Duration;
-//! use rampart_core::{Clock, ManualClock};
-//!
-//! let clock = ManualClock::new();
-//! let start = clock.now();
-//! clock.advance(Duration::from_millis(250));
-//! assert_eq!(clock.now().saturating_sub(start), Duration::from_millis(250));
-//!
-//! // Stepping back reads as no time passing, not as a panic.
-//! let later = clock.now();
-//! clock.set(Duration::ZERO);
-//! assert_eq!(clock.now().saturating_sub(later), Duration::ZERO);
-//! ```
+//! [`Clock`], the time source every rampart component reads, its implementations, and
+//! [`saturating_nanos`], the form instants take in atomics. The trait's documentation
+//! compares the clocks.
 
 mod coarse;
 mod manual;
@@ -51,7 +17,45 @@ pub use self::system::SystemClock;
 #[cfg(feature = "tokio")]
 pub use self::tokio::TokioClock;
 
-/// A monotonic time source: the time elapsed since the clock's origin.
+/// A monotonic time source: the time elapsed since the clock's origin, the one question
+/// every rampart component asks about time.
+///
+/// Instants are plain [`Duration`]s, so they are cheap to copy, compare and pass along: a layer
+/// that reads its clock once when a request arrives hands that instant to every window and
+/// algorithm it updates, instead of reading the clock again.
+///
+/// | clock | source | cost here | use it for |
+/// | --- | --- | --- | --- |
+/// | [`SystemClock`] (default) | the CPU's invariant TSC, calibrated against the OS monotonic clock; the OS clock where no such TSC exists | ~10 ns | everything in production |
+/// | [`CoarseClock`] | a value a background thread refreshes every millisecond | ~1 ns | windows whose buckets are far wider than 1 ms |
+/// | [`ManualClock`] | a shared counter moved by hand | ~1 ns | deterministic unit tests |
+/// | `TokioClock` (feature `tokio`) | `tokio::time::Instant`, so it follows `tokio::time::pause()` | ~25 ns | simulations under paused time |
+///
+/// # Monotonicity
+///
+/// Instants from one clock (and its clones) never go backwards, with one deliberate exception:
+/// [`ManualClock::set`] may move a test clock back, to check that consumers survive it. Every
+/// consumer in rampart treats a later reading that is smaller than an earlier one as **zero
+/// elapsed time** ([`Duration::saturating_sub`]), never as a panic or a reset.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use rampart_core::{Clock, ManualClock};
+///
+/// let clock = ManualClock::new();
+/// let start = clock.now();
+/// clock.advance(Duration::from_millis(250));
+/// assert_eq!(clock.now().saturating_sub(start), Duration::from_millis(250));
+///
+/// // Stepping back reads as no time passing, not as a panic.
+/// let later = clock.now();
+/// clock.set(Duration::ZERO);
+/// assert_eq!(clock.now().saturating_sub(later), Duration::ZERO);
+/// ```
+///
+/// # Implementing
 ///
 /// Implementations must be cheap to call and safe to share between threads. Instants from
 /// different clock *instances* are only comparable when the clock documents a shared origin
@@ -77,14 +81,31 @@ impl<C: Clock + ?Sized> Clock for Box<C> {
 }
 
 /// Converts a duration to whole nanoseconds, saturating at `u64::MAX` (about 584 years): the
-/// form instants take in atomics.
+/// form instants and durations take in atomics.
+///
+/// A [`Clock`] reads as a [`Duration`], which does not fit an `AtomicU64`. Components that
+/// keep an instant in one (the time a key was last used, when a cooldown started, the latest
+/// reading of a clock driven by a simulation) convert it with this function, so that every
+/// component saturates the same way rather than truncating `Duration::as_nanos`'s `u128`
+/// differently. Differences of two converted instants saturate at zero
+/// (`later.saturating_sub(earlier)`), as [`Duration::saturating_sub`] does.
+///
+/// # Examples
 ///
 /// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
 /// use std::time::Duration;
-/// use rampart_core::clock::saturating_nanos;
+/// use rampart_core::{Clock, ManualClock, saturating_nanos};
 ///
 /// assert_eq!(saturating_nanos(Duration::from_micros(3)), 3_000);
 /// assert_eq!(saturating_nanos(Duration::MAX), u64::MAX);
+///
+/// // An instant kept in an atomic, read back as a duration.
+/// let clock = ManualClock::starting_at(Duration::from_secs(2));
+/// let last_seen = AtomicU64::new(saturating_nanos(clock.now()));
+/// clock.advance(Duration::from_millis(1_500));
+/// let since = saturating_nanos(clock.now()).saturating_sub(last_seen.load(Ordering::Relaxed));
+/// assert_eq!(Duration::from_nanos(since), Duration::from_millis(1_500));
 /// ```
 #[inline]
 pub const fn saturating_nanos(duration: Duration) -> u64 {

@@ -1,76 +1,12 @@
-//! Rolling windows: counters over the last `buckets × bucket_duration` of time.
-//!
-//! A [`RollingWindow`] is a ring of buckets, each `bucket_duration` wide and aligned to the
-//! window's creation instant. Each bucket holds a `sum` and a `count` of the values recorded
-//! in its span. The breaker counts calls in one, the limiter response times in another.
-//!
-//! # Semantics
-//!
-//! These follow Kratos aegis's rolling counter, with its bugs fixed:
-//!
-//! - **Writes rotate.** A record at instant `t` first moves the ring forward to `t`'s bucket:
-//!   the buckets in between are emptied (at most `buckets` of them), and the ring advances by
-//!   the *unclamped* number of elapsed buckets, so it stays aligned to its creation instant
-//!   even after an idle gap longer than the window (aegis issue #17). Then the value is added.
-//! - **Time never runs backwards.** A record at an instant older than the newest bucket (the
-//!   clock stepped back, or another thread rotated first) goes into the newest bucket: zero
-//!   elapsed time, never a panic or a reset.
-//! - **Reads never write and never show expired data.** A read at `now` covers the `buckets`
-//!   bucket slots ending with `now`'s bucket, whether or not a write has rotated the ring
-//!   since: a read more than a full window after the last write sees nothing.
-//! - **Two views.** [`View::IncludingCurrent`] covers the current, partial bucket and the
-//!   `buckets − 1` before it (the breaker's view: the newest outcomes count at once).
-//!   [`View::Completed`] covers only the `buckets − 1` completed buckets before the current one
-//!   (the limiter's view: statistics of whole buckets only).
-//!
-//! # Concurrency
-//!
-//! Recording is lock-free on its fast path: one atomic load of the ring's cursor and two
-//! relaxed `fetch_add`s on the calling thread's copy of the bucket. Each bucket has one copy
-//! per [stripe](Stripes) (by default one per CPU, up to 8), each on its own cache line, so
-//! threads recording at the same time do not slow each other down; reads add the copies up.
-//! Rotating, once per bucket, takes a mutex; it empties buckets *before*
-//! publishing the new cursor, so no record that lands in a fresh bucket can be erased by the
-//! rotation that created it, and `N` threads recording `M` values each are always counted
-//! exactly `N × M` times. The only record a rotation can erase is one that was delayed past a
-//! whole window (its thread loaded the cursor, then did not run for a whole window): its bucket
-//! had expired and no read would have shown it. A read racing a rotation may see a bucket
-//! already emptied for its new span, never one that holds expired data.
-//!
-//! # Example
-//!
-//! ```
-//! use std::time::Duration;
-//! use rampart_core::{Clock, ManualClock, View, WindowConfig};
-//!
-//! let clock = ManualClock::new();
-//! let window = WindowConfig::new(3, Duration::from_secs(1)).build_with_clock(clock.clone())?;
-//!
-//! window.record(1);
-//! clock.advance(Duration::from_secs(1));
-//! window.record(2);
-//! window.record(3);
-//! assert_eq!((window.sum(), window.count()), (6, 3));
-//!
-//! // The completed view leaves out the current bucket, which holds 2 and 3.
-//! assert_eq!(window.view(View::Completed).sum(), 1);
-//!
-//! // A layer that already read the clock for this request passes the instant along.
-//! let now = clock.now();
-//! window.record_at(now, 4);
-//! let sums: Vec<u64> = window.view_at(now, View::IncludingCurrent).iter().map(|b| b.sum).collect();
-//! assert_eq!(sums, [0, 1, 9]); // oldest first
-//!
-//! // Three seconds later everything has expired, without a write to rotate the ring.
-//! clock.advance(Duration::from_secs(3));
-//! assert_eq!(window.count(), 0);
-//! # Ok::<(), rampart_core::ConfigError>(())
-//! ```
+//! [`RollingWindow`]: counters over the last `buckets × bucket_duration` of time, with its
+//! shape ([`WindowConfig`]), its read views ([`WindowView`]) and the per-bucket helpers
+//! ([`PerBucketCache`], [`OncePerBucket`]). The type's documentation states the semantics.
 
 mod cache;
 mod config;
 mod once;
 mod ring;
+mod stats;
 mod view;
 
 use std::fmt;
@@ -80,7 +16,8 @@ pub use self::cache::PerBucketCache;
 pub use self::config::{Stripes, WindowConfig};
 pub use self::once::OncePerBucket;
 use self::ring::StripedRing;
-pub use self::view::{BucketStats, Buckets, View, WindowView};
+pub use self::stats::BucketStats;
+pub use self::view::{Buckets, View, WindowView};
 use crate::clock::saturating_nanos;
 use crate::sync::{AtomicU64, Ordering, SlowPathLock};
 use crate::{Clock, ConfigError, SystemClock};
@@ -95,19 +32,81 @@ pub(crate) const MAX_BUCKETS: usize = 1 << INDEX_BITS;
 /// it, records stay in the last slot.
 const MAX_SLOT: u64 = (1 << (64 - INDEX_BITS)) - 1;
 
-/// A concurrent rolling window of `sum`/`count` buckets over the clock `C`.
+/// A concurrent rolling window of `sum`/`count` buckets over the clock `C`: counters over
+/// the last `buckets × bucket_duration` of time.
 ///
-/// See the [module documentation](self) for its semantics. Built from a [`WindowConfig`]:
+/// The window is a ring of buckets, each `bucket_duration` wide and aligned to the window's
+/// creation instant. Each bucket holds a `sum` and a `count` of the values recorded in its span.
+/// The breaker counts calls in one, the limiter response times in another. Build one from a
+/// [`WindowConfig`], or with [`RollingWindow::new`] for one that reads [`SystemClock`].
+///
+/// # Examples
 ///
 /// ```
 /// use std::time::Duration;
-/// use rampart_core::RollingWindow;
+/// use rampart_core::{Clock, ManualClock, RollingWindow, View, WindowConfig};
 ///
 /// let window = RollingWindow::new(10, Duration::from_millis(100))?;
 /// window.record(250);
 /// assert_eq!(window.sum(), 250);
+///
+/// // On a clock moved by hand:
+/// let clock = ManualClock::new();
+/// let window = WindowConfig::new(3, Duration::from_secs(1)).build_with_clock(clock.clone())?;
+///
+/// window.record(1);
+/// clock.advance(Duration::from_secs(1));
+/// window.record(2);
+/// window.record(3);
+/// assert_eq!((window.sum(), window.count()), (6, 3));
+///
+/// // The completed view leaves out the current bucket, which holds 2 and 3.
+/// assert_eq!(window.view(View::Completed).sum(), 1);
+///
+/// // A layer that already read the clock for this request passes the instant along.
+/// let now = clock.now();
+/// window.record_at(now, 4);
+/// let sums: Vec<u64> = window.view_at(now, View::IncludingCurrent).iter().map(|b| b.sum).collect();
+/// assert_eq!(sums, [0, 1, 9]); // oldest first
+///
+/// // Three seconds later everything has expired, without a write to rotate the ring.
+/// clock.advance(Duration::from_secs(3));
+/// assert_eq!(window.count(), 0);
 /// # Ok::<(), rampart_core::ConfigError>(())
 /// ```
+///
+/// # Semantics
+///
+/// These follow Kratos aegis's rolling counter, with its bugs fixed:
+///
+/// - **Writes rotate.** A record at instant `t` first moves the ring forward to `t`'s bucket:
+///   the buckets in between are emptied (at most `buckets` of them), and the ring advances by
+///   the *unclamped* number of elapsed buckets, so it stays aligned to its creation instant
+///   even after an idle gap longer than the window (aegis issue #17). Then the value is added.
+/// - **Time never runs backwards.** A record at an instant older than the newest bucket (the
+///   clock stepped back, or another thread rotated first) goes into the newest bucket: zero
+///   elapsed time, never a panic or a reset.
+/// - **Reads never write and never show expired data.** A read at `now` covers the `buckets`
+///   bucket slots ending with `now`'s bucket, whether or not a write has rotated the ring
+///   since: a read more than a full window after the last write sees nothing.
+/// - **Two views.** [`View::IncludingCurrent`] covers the current, partial bucket and the
+///   `buckets − 1` before it (the breaker's view: the newest outcomes count at once).
+///   [`View::Completed`] covers only the `buckets − 1` completed buckets before the current one
+///   (the limiter's view: statistics of whole buckets only).
+///
+/// # Concurrency
+///
+/// Recording is lock-free on its fast path: one atomic load of the ring's cursor and two
+/// relaxed `fetch_add`s on the calling thread's copy of the bucket. Each bucket has one copy
+/// per [stripe](Stripes) (by default one per CPU, up to 8), each on its own cache line, so
+/// threads recording at the same time do not slow each other down; reads add the copies up.
+/// Rotating, once per bucket, takes a mutex; it empties buckets *before*
+/// publishing the new cursor, so no record that lands in a fresh bucket can be erased by the
+/// rotation that created it, and `N` threads recording `M` values each are always counted
+/// exactly `N × M` times. The only record a rotation can erase is one that was delayed past a
+/// whole window (its thread loaded the cursor, then did not run for a whole window): its bucket
+/// had expired and no read would have shown it. A read racing a rotation may see a bucket
+/// already emptied for its new span, never one that holds expired data.
 ///
 /// # Clock
 ///

@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use super::view::BucketStats;
+use super::stats::BucketStats;
 use crate::sync::{AtomicU64, Ordering, thread_stripe_hint};
 
 /// Most stripes [`Stripes::Auto`](super::Stripes::Auto) chooses.
@@ -14,11 +14,17 @@ const BUCKETS_PER_LINE_PAIR: usize = 128 / size_of::<Bucket>();
 /// One bucket of one stripe.
 #[derive(Debug, Default)]
 pub(super) struct Bucket {
-    pub(super) sum: AtomicU64,
-    pub(super) count: AtomicU64,
+    sum: AtomicU64,
+    count: AtomicU64,
 }
 
 impl Bucket {
+    /// The sum alone, for reads that need no count.
+    #[inline]
+    pub(super) fn sum(&self) -> u64 {
+        self.sum.load(Ordering::Relaxed)
+    }
+
     #[inline]
     fn reset(&self) {
         self.sum.store(0, Ordering::Relaxed);

@@ -1,6 +1,9 @@
+//! [`View`], [`WindowView`] and [`Buckets`]: what a read of a window covers, and its buckets.
+
 use std::iter::FusedIterator;
 
-use super::ring::StripedRing;
+use super::ring::{Bucket, StripedRing};
+use super::stats::BucketStats;
 
 /// Which buckets a read covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -12,39 +15,6 @@ pub enum View {
     /// per-bucket statistics (maximum throughput, minimum mean latency) are never taken from
     /// a bucket still filling. The limiter's view. Empty for a one-bucket window.
     Completed,
-}
-
-/// The `sum` and `count` of a bucket, or of several buckets added together.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct BucketStats {
-    /// The sum of the recorded values.
-    pub sum: u64,
-    /// The number of recorded values.
-    pub count: u64,
-}
-
-impl BucketStats {
-    /// `sum / count`, or `None` when nothing was recorded.
-    pub fn mean(&self) -> Option<f64> {
-        (self.count > 0).then(|| self.sum as f64 / self.count as f64)
-    }
-
-    /// Whether nothing was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-}
-
-impl std::ops::Add for BucketStats {
-    type Output = Self;
-
-    /// Adds sums and counts (wrapping, as the buckets do).
-    fn add(self, other: Self) -> Self {
-        Self {
-            sum: self.sum.wrapping_add(other.sum),
-            count: self.count.wrapping_add(other.count),
-        }
-    }
 }
 
 /// The buckets a read covers, fixed at the instant of the read.
@@ -132,7 +102,7 @@ impl<'a> WindowView<'a> {
 
     /// The covered buckets that hold data, in every stripe, as contiguous runs.
     #[inline]
-    fn data_runs(&self) -> impl Iterator<Item = &'a [super::ring::Bucket]> {
+    fn data_runs(&self) -> impl Iterator<Item = &'a [Bucket]> {
         let held = (self.data_last - self.data_first + 1).max(0) as usize;
         self.ring.runs(self.data_first_index, held)
     }
@@ -150,9 +120,9 @@ impl<'a> WindowView<'a> {
     /// The sum of the values recorded in the covered buckets.
     #[inline]
     pub fn sum(&self) -> u64 {
-        self.data_runs().flatten().fold(0_u64, |sum, bucket| {
-            sum.wrapping_add(bucket.sum.load(super::Ordering::Relaxed))
-        })
+        self.data_runs()
+            .flatten()
+            .fold(0_u64, |sum, bucket| sum.wrapping_add(bucket.sum()))
     }
 
     /// The number of values recorded in the covered buckets.

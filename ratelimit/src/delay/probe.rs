@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use rampart_core::clock::saturating_nanos;
+use rampart_core::saturating_nanos;
 use rampart_core::{Clock, ConfigError, SystemClock};
 
 use super::SchedulingDelay;

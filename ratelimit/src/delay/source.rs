@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rampart_core::clock::saturating_nanos;
+use rampart_core::saturating_nanos;
 
 /// How late the runtime runs work that is ready, at an instant: read on every decision, so it
 /// must be cheap (a few atomic loads).

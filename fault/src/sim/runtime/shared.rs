@@ -8,7 +8,7 @@ use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use rampart_core::clock::saturating_nanos;
+use rampart_core::saturating_nanos;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
