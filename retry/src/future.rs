@@ -1,19 +1,19 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
 
-use fastrand::Rng;
 use pin_project::pin_project;
 use tokio::time::Sleep;
 use tower::{BoxError, Service};
 
-use crate::layer::Shared;
-use crate::{AttemptTimedOut, Budget, Decision, RetryPolicy};
+use crate::service::Shared;
+use crate::{AttemptTimedOut, Attempts, Budget, Next, RetryPolicy};
 
 /// The response future of [`Retry`](crate::Retry): the attempts of one request.
+///
+/// It sequences them: after each attempt, the policy classifies and judges the result and the
+/// layer's [`Retrier`](crate::Retrier) says what follows.
 ///
 /// # Cancellation
 ///
@@ -31,12 +31,8 @@ where
     next: Option<Req>,
     policy: P,
     shared: Arc<Shared<B>>,
-    /// Attempts started so far.
-    attempts: u32,
-    /// The previous wait (for decorrelated jitter) and the jitter generator, made on the
-    /// first retry.
-    previous_wait: Duration,
-    rng: Option<Rng>,
+    /// The request's attempts so far.
+    attempts: Attempts,
 }
 
 #[pin_project(project = StateProj, project_replace = StateOwned)]
@@ -67,23 +63,21 @@ where
     pub(crate) fn new(
         first: S::Future,
         service: S,
+        attempts: Attempts,
         next: Option<Req>,
         policy: P,
         shared: Arc<Shared<B>>,
     ) -> Self {
-        let deadline = shared.config.attempt_timeout.map(tokio::time::sleep);
         Self {
             state: State::Attempt {
                 future: first,
-                deadline,
+                deadline: deadline(&shared),
             },
             service,
             next,
             policy,
             shared,
-            attempts: 1,
-            previous_wait: Duration::ZERO,
-            rng: None,
+            attempts,
         }
     }
 }
@@ -108,32 +102,14 @@ where
                     };
                     let shared = &**this.shared;
                     let outcome = this.policy.classify(result.as_ref());
-                    shared.budget.record(outcome);
-                    let (wait, copy) = match this.policy.decide(outcome, result.as_ref()) {
-                        Decision::Stop => (None, None),
-                        _ if !shared.allows_another_after(*this.attempts) => (None, None),
-                        // `None` if the request could not be copied: it cannot be retried.
-                        Decision::Retry => (None, this.next.take()),
-                        Decision::RetryAfter(wait) => (Some(wait), this.next.take()),
-                    };
-                    // The budget is asked last, only for a retry that would otherwise happen.
-                    let Some(request) = copy.filter(|_| shared.withdraw()) else {
+                    shared.retrier.record(outcome);
+                    let decision = this.policy.decide(outcome, result.as_ref());
+                    let next = shared.retrier.decide(this.attempts, decision, this.next);
+                    shared.metrics.decided(&next);
+                    let Next::Retry { wait, request } = next else {
                         this.state.set(State::Done);
                         return Poll::Ready(result);
                     };
-                    let rng = this.rng.get_or_insert_with(|| {
-                        let seed = shared
-                            .seeds
-                            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-                        Rng::with_seed(seed)
-                    });
-                    let wait = wait.unwrap_or_else(|| {
-                        shared
-                            .config
-                            .backoff
-                            .delay(*this.attempts, *this.previous_wait, rng)
-                    });
-                    *this.previous_wait = wait;
                     this.state.set(State::Waiting {
                         sleep: tokio::time::sleep(wait),
                         request,
@@ -157,22 +133,33 @@ where
                     else {
                         continue;
                     };
-                    *this.attempts += 1;
+                    let shared = &**this.shared;
                     // A copy only if a retry can follow the attempt about to be made.
-                    *this.next = if this.shared.allows_another_after(*this.attempts) {
+                    *this.next = if shared.retrier.allows_another(this.attempts) {
                         this.policy.clone_request(&request)
                     } else {
                         None
                     };
-                    this.shared.metrics.retry();
+                    shared.metrics.retry();
                     let future = this.service.call(request);
-                    let deadline = this.shared.config.attempt_timeout.map(tokio::time::sleep);
-                    this.state.set(State::Attempt { future, deadline });
+                    this.state.set(State::Attempt {
+                        future,
+                        deadline: deadline(shared),
+                    });
                 }
                 StateProj::Done => return Poll::Pending,
             }
         }
     }
+}
+
+/// The deadline of an attempt starting now, if attempts have one.
+fn deadline<B>(shared: &Shared<B>) -> Option<Sleep> {
+    shared
+        .retrier
+        .config()
+        .attempt_timeout
+        .map(tokio::time::sleep)
 }
 
 impl<S, Req, B, P> std::fmt::Debug for ResponseFuture<S, Req, B, P>
@@ -181,7 +168,7 @@ where
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("attempts", &self.attempts)
+            .field("attempts", &self.attempts.made())
             .finish_non_exhaustive()
     }
 }

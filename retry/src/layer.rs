@@ -1,39 +1,11 @@
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use rampart_core::ConfigError;
 use tower::Layer;
 
 use crate::metrics::RetryMetrics;
-use crate::{Budget, Policy, Retry, RetryConfig};
-
-/// What every service of a retry layer shares: the configuration, the budget, the metrics.
-#[derive(Debug)]
-pub(crate) struct Shared<B> {
-    pub(crate) config: RetryConfig,
-    pub(crate) budget: B,
-    pub(crate) metrics: RetryMetrics,
-    /// The next per-request jitter seed.
-    pub(crate) seeds: AtomicU64,
-}
-
-impl<B: Budget> Shared<B> {
-    /// Whether a request that has made `attempts` attempts may make another.
-    pub(crate) fn allows_another_after(&self, attempts: u32) -> bool {
-        attempts < self.config.max_attempts
-    }
-
-    /// Takes a retry from the budget, counting a refusal.
-    pub(crate) fn withdraw(&self) -> bool {
-        let granted = self.budget.withdraw();
-        if granted {
-            self.metrics.granted();
-        } else {
-            self.metrics.exhausted();
-        }
-        granted
-    }
-}
+use crate::service::Shared;
+use crate::{Budget, Policy, Retrier, Retry, RetryConfig};
 
 /// Wraps services in a [`Retry`] that retries failed attempts within a budget.
 ///
@@ -77,14 +49,11 @@ impl<B: Budget> RetryLayer<B> {
     ///
     /// If `config` is invalid (see [`RetryConfig::validate`]).
     pub fn new(config: RetryConfig, budget: B) -> Result<Self, ConfigError> {
-        config.validate()?;
-        let seed = config.seed.unwrap_or_else(|| fastrand::u64(..));
+        let retrier = Retrier::new(config, budget)?;
         Ok(Self {
             shared: Arc::new(Shared {
-                metrics: RetryMetrics::new(&config.name),
-                config,
-                budget,
-                seeds: AtomicU64::new(seed),
+                metrics: RetryMetrics::new(&retrier.config().name),
+                retrier,
             }),
             policy: Policy::new(),
         })
@@ -102,12 +71,12 @@ impl<B, P> RetryLayer<B, P> {
 
     /// The budget every service of this layer draws from.
     pub fn budget(&self) -> &B {
-        &self.shared.budget
+        self.shared.retrier.budget()
     }
 
     /// The configuration of the layer.
     pub fn config(&self) -> &RetryConfig {
-        &self.shared.config
+        self.shared.retrier.config()
     }
 }
 

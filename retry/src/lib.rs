@@ -67,6 +67,10 @@
 //! jitter, seedable). `max_attempts` (3, the first included) and an optional per-attempt
 //! timeout ([`AttemptTimedOut`]) bound the rest. Dropping the response future stops the retries.
 //!
+//! These rules are a [`Retrier`], which takes plain values (the policy's [`Decision`], the
+//! request's [`Attempts`], a copy of the request) and answers [`Next`]: stop, and why, or retry
+//! after a wait. It holds no tower or tokio type, so another client can reuse it.
+//!
 //! # Differences from tower's `Retry` and `TpsBudget`
 //!
 //! - Exact ratios: tower withdraws `1 / ratio` rounded down, so a 0.6 ratio allows 100 % (tower
@@ -94,6 +98,7 @@
 mod backoff;
 pub mod budget;
 mod config;
+mod decide;
 mod error;
 mod events;
 mod future;
@@ -107,6 +112,7 @@ pub use crate::budget::{
     Budget, BudgetSnapshot, RatioBudget, RatioConfig, TokenBudget, TokenConfig,
 };
 pub use crate::config::RetryConfig;
+pub use crate::decide::{Attempts, Next, Retrier, StopReason};
 pub use crate::error::AttemptTimedOut;
 pub use crate::future::ResponseFuture;
 pub use crate::layer::RetryLayer;

@@ -3,6 +3,7 @@
 use metrics::{Counter, Label};
 
 use crate::events::Transitions;
+use crate::{Next, StopReason};
 
 /// `rampart_retry_attempts_total{name, kind}` and `rampart_retry_budget_exhausted_total{name}`.
 #[derive(Debug)]
@@ -43,16 +44,17 @@ impl RetryMetrics {
         self.retry.increment(1);
     }
 
-    /// The budget refused a retry.
+    /// Counts what the retrier decided after an attempt: a retry the budget granted, or one it
+    /// refused.
     #[inline]
-    pub(crate) fn exhausted(&self) {
-        self.exhausted.increment(1);
-        self.transitions.refused();
-    }
-
-    /// The budget granted a retry.
-    #[inline]
-    pub(crate) fn granted(&self) {
-        self.transitions.granted();
+    pub(crate) fn decided<Req>(&self, next: &Next<Req>) {
+        match next {
+            Next::Retry { .. } => self.transitions.granted(),
+            Next::Stop(StopReason::BudgetExhausted) => {
+                self.exhausted.increment(1);
+                self.transitions.refused();
+            }
+            Next::Stop(_) => {}
+        }
     }
 }

@@ -4,8 +4,15 @@ use std::task::{Context, Poll};
 use tower::{BoxError, Service};
 
 use crate::future::ResponseFuture;
-use crate::layer::Shared;
-use crate::{Budget, Policy, RetryPolicy};
+use crate::metrics::RetryMetrics;
+use crate::{Budget, Policy, Retrier, RetryPolicy};
+
+/// What every service of a retry layer shares: the retry rules and budget, the metrics.
+#[derive(Debug)]
+pub(crate) struct Shared<B> {
+    pub(crate) retrier: Retrier<B>,
+    pub(crate) metrics: RetryMetrics,
+}
 
 /// A service that retries failed attempts at `S`, within a shared [`Budget`].
 ///
@@ -45,7 +52,7 @@ impl<S, B, P> Retry<S, B, P> {
 
     /// The budget this service shares with its clones.
     pub fn budget(&self) -> &B {
-        &self.shared.budget
+        self.shared.retrier.budget()
     }
 
     /// The inner service.
@@ -80,10 +87,10 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        self.shared.budget.deposit();
+        let attempts = self.shared.retrier.start();
         self.shared.metrics.first();
         // A copy only if a retry can follow this first attempt.
-        let copy = if self.shared.allows_another_after(1) {
+        let copy = if self.shared.retrier.allows_another(&attempts) {
             self.policy.clone_request(&request)
         } else {
             None
@@ -96,6 +103,7 @@ where
         ResponseFuture::new(
             first,
             ready,
+            attempts,
             copy,
             self.policy.clone(),
             Arc::clone(&self.shared),

@@ -1,0 +1,504 @@
+//! [`Retrier`]: the retry decision, without tower or tokio.
+//!
+//! After each attempt of a request, a [`Retrier`] says what follows ([`Next`]): stop (and
+//! why), or retry a copy of the request after a wait. It applies the rules in a fixed order:
+//! the policy's [`Decision`], the attempt limit, the existence of a copy, the budget (asked
+//! last, so that only a retry that would otherwise happen spends it), then the wait (the
+//! policy's, or the [`Backoff`]'s drawn from the request's jitter generator).
+//!
+//! The layer's response future only sequences: it runs the attempt, reports its outcome
+//! ([`Retrier::record`]), asks the policy for its decision and the retrier for the next step,
+//! sleeps and calls again. Everything here takes plain values, so it can be tested and
+//! benchmarked alone.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use fastrand::Rng;
+use rampart_core::{ConfigError, Outcome};
+
+use crate::{Budget, Decision, RetryConfig};
+
+/// Spreads consecutive requests' jitter seeds over the whole `u64` range.
+const SEED_STEP: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// The retry rules of a layer: its configuration's attempt limit and backoff, its budget,
+/// and the source of its requests' jitter seeds.
+///
+/// Shared by every request; each request keeps its own [`Attempts`].
+///
+/// ```
+/// use rampart_core::Outcome;
+/// use rampart_retry::{Decision, Next, RetryConfig, Retrier, StopReason, TokenConfig};
+///
+/// let retrier = Retrier::new(RetryConfig::default().with_seed(1), TokenConfig::default().build()?)?;
+/// let mut attempts = retrier.start(); // the first attempt is under way
+/// let mut copy = Some("GET /stock/7"); // a copy for a retry, since one may follow
+///
+/// // The first attempt failed, and the policy would retry it.
+/// retrier.record(Outcome::Failure);
+/// let Next::Retry { wait, request } = retrier.decide(&mut attempts, Decision::Retry, &mut copy) else {
+///     panic!("the budget is full");
+/// };
+/// assert_eq!(request, "GET /stock/7");
+/// assert!(wait <= std::time::Duration::from_millis(25)); // the first backoff's ceiling
+/// assert_eq!(attempts.made(), 2);
+///
+/// // The retry succeeded: the policy stops.
+/// retrier.record(Outcome::Success);
+/// let next = retrier.decide(&mut attempts, Decision::Stop, &mut None::<&str>);
+/// assert_eq!(next, Next::Stop(StopReason::Policy));
+/// # Ok::<(), rampart_core::ConfigError>(())
+/// ```
+#[derive(Debug)]
+pub struct Retrier<B> {
+    config: RetryConfig,
+    budget: B,
+    /// The next request's jitter seed.
+    seeds: AtomicU64,
+}
+
+/// The retry state of one request: the attempts made, the previous wait, the jitter generator.
+///
+/// Made by [`Retrier::start`]; [`Retrier::decide`] counts each retry it grants.
+#[derive(Debug, Clone)]
+pub struct Attempts {
+    /// Attempts made, the first included; a retry counts from the moment it is granted.
+    made: u32,
+    /// The previous wait (for decorrelated jitter).
+    previous_wait: Duration,
+    /// The jitter generator, seeded on the first retry granted.
+    rng: Option<Rng>,
+}
+
+impl Attempts {
+    /// Attempts made so far, the first included (and a retry granted but not yet sent).
+    pub fn made(&self) -> u32 {
+        self.made
+    }
+}
+
+/// What follows an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Next<Req> {
+    /// Return this attempt's result.
+    Stop(StopReason),
+    /// Send `request` again after `wait`.
+    Retry {
+        /// The wait before the retry.
+        wait: Duration,
+        /// The copy of the request to send.
+        request: Req,
+    },
+}
+
+/// Why a request gets no more attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The policy said stop: the attempt succeeded, or failed with an error never retried.
+    Policy,
+    /// The request made [`max_attempts`](RetryConfig::max_attempts) attempts.
+    MaxAttempts,
+    /// There is no copy of the request to send (it could not be copied).
+    NoCopy,
+    /// The budget refused the retry.
+    BudgetExhausted,
+}
+
+impl<B: Budget> Retrier<B> {
+    /// Retries per `config`, within `budget`; the jitter seeds start at `config.seed`, or at a
+    /// random one.
+    ///
+    /// # Errors
+    ///
+    /// If `config` is invalid (see [`RetryConfig::validate`]).
+    pub fn new(config: RetryConfig, budget: B) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let seed = config.seed.unwrap_or_else(|| fastrand::u64(..));
+        Ok(Self {
+            config,
+            budget,
+            seeds: AtomicU64::new(seed),
+        })
+    }
+
+    /// A new request, its first attempt under way: deposits into the budget.
+    pub fn start(&self) -> Attempts {
+        self.budget.deposit();
+        Attempts {
+            made: 1,
+            previous_wait: Duration::ZERO,
+            rng: None,
+        }
+    }
+
+    /// Whether another attempt may follow the ones `attempts` made: whether a copy of the
+    /// request is worth keeping.
+    #[inline]
+    pub fn allows_another(&self, attempts: &Attempts) -> bool {
+        attempts.made < self.config.max_attempts
+    }
+
+    /// Reports an attempt's outcome to the budget (a token budget earns on a success and pays
+    /// on a failure).
+    #[inline]
+    pub fn record(&self, outcome: Outcome) {
+        self.budget.record(outcome);
+    }
+
+    /// What follows the last of `attempts`, which the policy judged `decision`: a retry of the
+    /// request in `copy` (taken out of it), or a stop.
+    ///
+    /// A retry needs, in this order: a policy asking for one, an attempt left, a copy, and a
+    /// withdrawal from the budget. Its wait is the one the policy asked for
+    /// ([`Decision::RetryAfter`]) or the backoff's, drawn from the request's jitter
+    /// generator (seeded from the layer's seeds on the first retry granted). A granted retry
+    /// counts in [`Attempts::made`].
+    pub fn decide<Req>(
+        &self,
+        attempts: &mut Attempts,
+        decision: Decision,
+        copy: &mut Option<Req>,
+    ) -> Next<Req> {
+        let asked = match decision {
+            Decision::Stop => return Next::Stop(StopReason::Policy),
+            Decision::Retry => None,
+            Decision::RetryAfter(wait) => Some(wait),
+        };
+        if !self.allows_another(attempts) {
+            return Next::Stop(StopReason::MaxAttempts);
+        }
+        let Some(request) = copy.take() else {
+            return Next::Stop(StopReason::NoCopy);
+        };
+        if !self.budget.withdraw() {
+            return Next::Stop(StopReason::BudgetExhausted);
+        }
+        let rng = attempts.rng.get_or_insert_with(|| {
+            Rng::with_seed(self.seeds.fetch_add(SEED_STEP, Ordering::Relaxed))
+        });
+        let wait = asked.unwrap_or_else(|| {
+            self.config
+                .backoff
+                .delay(attempts.made, attempts.previous_wait, rng)
+        });
+        attempts.previous_wait = wait;
+        attempts.made += 1;
+        Next::Retry { wait, request }
+    }
+}
+
+impl<B> Retrier<B> {
+    /// The budget every request draws from.
+    pub fn budget(&self) -> &B {
+        &self.budget
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RetryConfig {
+        &self.config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::{Backoff, BudgetSnapshot};
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A budget that grants `grants` retries, then refuses, and writes down every call.
+    #[derive(Debug, Default)]
+    struct Ledger {
+        grants: u32,
+        deposits: AtomicU64,
+        withdrawals: AtomicU64,
+        outcomes: Mutex<Vec<Outcome>>,
+    }
+
+    impl Ledger {
+        fn granting(grants: u32) -> Self {
+            Self {
+                grants,
+                ..Self::default()
+            }
+        }
+
+        fn withdrawals(&self) -> u64 {
+            self.withdrawals.load(Ordering::Relaxed)
+        }
+    }
+
+    impl Budget for Ledger {
+        fn deposit(&self) {
+            self.deposits.fetch_add(1, Ordering::Relaxed);
+        }
+
+        fn withdraw(&self) -> bool {
+            self.withdrawals.fetch_add(1, Ordering::Relaxed) < u64::from(self.grants)
+        }
+
+        fn record(&self, outcome: Outcome) {
+            self.outcomes.lock().expect("not poisoned").push(outcome);
+        }
+
+        fn snapshot(&self) -> BudgetSnapshot {
+            BudgetSnapshot { remaining: 0.0 }
+        }
+    }
+
+    /// Waits of 10, 20, 40 ms… without jitter.
+    fn doubling() -> Backoff {
+        Backoff::Exponential {
+            base: 10 * MS,
+            factor: 2.0,
+            cap: Duration::from_secs(1),
+            jitter: false,
+        }
+    }
+
+    fn retrier(config: RetryConfig, budget: Ledger) -> Retrier<Ledger> {
+        Retrier::new(config.with_seed(42), budget).expect("valid")
+    }
+
+    /// One attempt's end as the response future runs it: the outcome to the budget, then the
+    /// decision.
+    fn after(
+        retrier: &Retrier<Ledger>,
+        attempts: &mut Attempts,
+        outcome: Outcome,
+        decision: Decision,
+        copy: &mut Option<&'static str>,
+    ) -> Next<&'static str> {
+        retrier.record(outcome);
+        retrier.decide(attempts, decision, copy)
+    }
+
+    #[test]
+    fn a_request_deposits_once_and_starts_at_one_attempt() {
+        let retrier = retrier(RetryConfig::default(), Ledger::granting(9));
+        let attempts = retrier.start();
+        assert_eq!(attempts.made(), 1);
+        assert_eq!(retrier.budget().deposits.load(Ordering::Relaxed), 1);
+        assert!(retrier.allows_another(&attempts));
+        let single = self::retrier(
+            RetryConfig::default().with_max_attempts(1),
+            Ledger::default(),
+        );
+        assert!(
+            !single.allows_another(&single.start()),
+            "no copy worth keeping"
+        );
+    }
+
+    #[test]
+    fn a_success_stops_without_asking_the_budget() {
+        let retrier = retrier(RetryConfig::default(), Ledger::granting(9));
+        let (mut attempts, mut copy) = (retrier.start(), Some("req"));
+        let next = after(
+            &retrier,
+            &mut attempts,
+            Outcome::Success,
+            Decision::Stop,
+            &mut copy,
+        );
+        assert_eq!(next, Next::Stop(StopReason::Policy));
+        assert_eq!(retrier.budget().withdrawals(), 0);
+        assert_eq!(
+            *retrier.budget().outcomes.lock().unwrap(),
+            [Outcome::Success]
+        );
+        assert_eq!((attempts.made(), copy), (1, Some("req")));
+    }
+
+    #[test]
+    fn an_error_the_policy_never_retries_stops_without_asking_the_budget() {
+        let retrier = retrier(RetryConfig::default(), Ledger::granting(9));
+        let (mut attempts, mut copy) = (retrier.start(), Some("req"));
+        let next = after(
+            &retrier,
+            &mut attempts,
+            Outcome::Failure,
+            Decision::Stop,
+            &mut copy,
+        );
+        assert_eq!(next, Next::Stop(StopReason::Policy));
+        assert_eq!(retrier.budget().withdrawals(), 0);
+        assert_eq!(
+            *retrier.budget().outcomes.lock().unwrap(),
+            [Outcome::Failure]
+        );
+        assert_eq!((attempts.made(), copy), (1, Some("req")));
+    }
+
+    #[test]
+    fn the_attempt_limit_stops_before_the_budget_is_asked() {
+        let retrier = retrier(
+            RetryConfig::default().with_max_attempts(3),
+            Ledger::granting(9),
+        );
+        let mut attempts = retrier.start();
+        for made in 2..=3 {
+            let next = after(
+                &retrier,
+                &mut attempts,
+                Outcome::Failure,
+                Decision::Retry,
+                &mut Some("req"),
+            );
+            assert!(
+                matches!(next, Next::Retry { request: "req", .. }),
+                "{next:?}"
+            );
+            assert_eq!(attempts.made(), made);
+        }
+        assert!(!retrier.allows_another(&attempts));
+        let mut copy = Some("req");
+        let next = after(
+            &retrier,
+            &mut attempts,
+            Outcome::Failure,
+            Decision::Retry,
+            &mut copy,
+        );
+        assert_eq!(next, Next::Stop(StopReason::MaxAttempts));
+        assert_eq!(
+            retrier.budget().withdrawals(),
+            2,
+            "the third failure asked nothing"
+        );
+        assert_eq!((attempts.made(), copy), (3, Some("req")));
+    }
+
+    #[test]
+    fn a_request_without_a_copy_stops_without_asking_the_budget() {
+        let retrier = retrier(RetryConfig::default(), Ledger::granting(9));
+        let mut attempts = retrier.start();
+        let next = after(
+            &retrier,
+            &mut attempts,
+            Outcome::Failure,
+            Decision::Retry,
+            &mut None,
+        );
+        assert_eq!(next, Next::Stop(StopReason::NoCopy));
+        assert_eq!(retrier.budget().withdrawals(), 0);
+    }
+
+    #[test]
+    fn a_budget_refusal_stops() {
+        let retrier = retrier(RetryConfig::default(), Ledger::granting(0));
+        let mut attempts = retrier.start();
+        let next = after(
+            &retrier,
+            &mut attempts,
+            Outcome::Failure,
+            Decision::Retry,
+            &mut Some("req"),
+        );
+        assert_eq!(next, Next::Stop(StopReason::BudgetExhausted));
+        assert_eq!(retrier.budget().withdrawals(), 1);
+        assert_eq!(attempts.made(), 1, "a refused retry is not counted");
+    }
+
+    #[test]
+    fn a_granted_retry_waits_the_backoffs_delay_for_its_number() {
+        let config = RetryConfig::default()
+            .with_max_attempts(4)
+            .with_backoff(doubling());
+        let retrier = retrier(config, Ledger::granting(9));
+        let mut attempts = retrier.start();
+        for wait in [10 * MS, 20 * MS, 40 * MS] {
+            let next = after(
+                &retrier,
+                &mut attempts,
+                Outcome::Failure,
+                Decision::Retry,
+                &mut Some("req"),
+            );
+            assert_eq!(
+                next,
+                Next::Retry {
+                    wait,
+                    request: "req"
+                }
+            );
+        }
+        assert_eq!(retrier.budget().withdrawals(), 3);
+    }
+
+    #[test]
+    fn the_policys_wait_replaces_the_backoffs() {
+        let retrier = retrier(
+            RetryConfig::default().with_backoff(doubling()),
+            Ledger::granting(9),
+        );
+        let mut attempts = retrier.start();
+        let decision = Decision::RetryAfter(7 * MS);
+        let next = after(
+            &retrier,
+            &mut attempts,
+            Outcome::Failure,
+            decision,
+            &mut Some("req"),
+        );
+        assert_eq!(
+            next,
+            Next::Retry {
+                wait: 7 * MS,
+                request: "req"
+            }
+        );
+    }
+
+    #[test]
+    fn jitter_is_drawn_from_the_seed_of_the_requests_first_granted_retry() {
+        // Seeds go to requests in the order their first retry is granted, whatever its wait.
+        let retrier = retrier(RetryConfig::default(), Ledger::granting(9));
+        let (mut first, mut second) = (retrier.start(), retrier.start());
+        let decision = Decision::RetryAfter(7 * MS);
+        let _ = after(
+            &retrier,
+            &mut first,
+            Outcome::Failure,
+            decision,
+            &mut Some("a"),
+        );
+        let Next::Retry { wait, .. } = after(
+            &retrier,
+            &mut second,
+            Outcome::Failure,
+            Decision::Retry,
+            &mut Some("b"),
+        ) else {
+            panic!("granted");
+        };
+        let mut rng = Rng::with_seed(42_u64.wrapping_add(SEED_STEP));
+        assert_eq!(wait, Backoff::default().delay(1, Duration::ZERO, &mut rng));
+    }
+
+    #[test]
+    fn a_seed_reproduces_the_waits() {
+        let waits = |seed: u64| {
+            let config = RetryConfig::default().with_max_attempts(10);
+            let retrier =
+                Retrier::new(config.with_seed(seed), Ledger::granting(100)).expect("valid");
+            let mut waits = Vec::new();
+            for _ in 0..5 {
+                let mut attempts = retrier.start();
+                while let Next::Retry { wait, .. } =
+                    retrier.decide(&mut attempts, Decision::Retry, &mut Some(()))
+                {
+                    waits.push(wait);
+                }
+            }
+            waits
+        };
+        assert_eq!(waits(7).len(), 45);
+        assert_eq!(waits(7), waits(7));
+        assert_ne!(waits(7), waits(8));
+    }
+}
