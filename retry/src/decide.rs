@@ -213,23 +213,10 @@ mod tests {
     /// A budget that grants `grants` retries, then refuses, and writes down every call.
     #[derive(Debug, Default)]
     struct Ledger {
-        grants: u32,
+        grants: u64,
         deposits: AtomicU64,
         withdrawals: AtomicU64,
         outcomes: Mutex<Vec<Outcome>>,
-    }
-
-    impl Ledger {
-        fn granting(grants: u32) -> Self {
-            Self {
-                grants,
-                ..Self::default()
-            }
-        }
-
-        fn withdrawals(&self) -> u64 {
-            self.withdrawals.load(Ordering::Relaxed)
-        }
     }
 
     impl Budget for Ledger {
@@ -238,7 +225,7 @@ mod tests {
         }
 
         fn withdraw(&self) -> bool {
-            self.withdrawals.fetch_add(1, Ordering::Relaxed) < u64::from(self.grants)
+            self.withdrawals.fetch_add(1, Ordering::Relaxed) < self.grants
         }
 
         fn record(&self, outcome: Outcome) {
@@ -247,6 +234,47 @@ mod tests {
 
         fn snapshot(&self) -> BudgetSnapshot {
             BudgetSnapshot { remaining: 0.0 }
+        }
+    }
+
+    fn retrier(config: RetryConfig, grants: u64) -> Retrier<Ledger> {
+        let ledger = Ledger {
+            grants,
+            ..Ledger::default()
+        };
+        Retrier::new(config.with_seed(42), ledger).expect("valid")
+    }
+
+    /// One request, its attempts ended as the response future ends them: the outcome to the
+    /// budget, then the decision.
+    struct Request {
+        retrier: Retrier<Ledger>,
+        attempts: Attempts,
+    }
+
+    impl Request {
+        fn new(config: RetryConfig, grants: u64) -> Self {
+            let retrier = retrier(config, grants);
+            let attempts = retrier.start();
+            Self { retrier, attempts }
+        }
+
+        fn end(&mut self, outcome: Outcome, decision: Decision, copy: &mut Option<u8>) -> Next<u8> {
+            self.retrier.record(outcome);
+            self.retrier.decide(&mut self.attempts, decision, copy)
+        }
+
+        fn withdrawals(&self) -> u64 {
+            self.retrier.budget().withdrawals.load(Ordering::Relaxed)
+        }
+
+        fn outcomes(&self) -> Vec<Outcome> {
+            self.retrier
+                .budget()
+                .outcomes
+                .lock()
+                .expect("not poisoned")
+                .clone()
         }
     }
 
@@ -260,148 +288,70 @@ mod tests {
         }
     }
 
-    fn retrier(config: RetryConfig, budget: Ledger) -> Retrier<Ledger> {
-        Retrier::new(config.with_seed(42), budget).expect("valid")
-    }
-
-    /// One attempt's end as the response future runs it: the outcome to the budget, then the
-    /// decision.
-    fn after(
-        retrier: &Retrier<Ledger>,
-        attempts: &mut Attempts,
-        outcome: Outcome,
-        decision: Decision,
-        copy: &mut Option<&'static str>,
-    ) -> Next<&'static str> {
-        retrier.record(outcome);
-        retrier.decide(attempts, decision, copy)
-    }
-
     #[test]
     fn a_request_deposits_once_and_starts_at_one_attempt() {
-        let retrier = retrier(RetryConfig::default(), Ledger::granting(9));
-        let attempts = retrier.start();
-        assert_eq!(attempts.made(), 1);
-        assert_eq!(retrier.budget().deposits.load(Ordering::Relaxed), 1);
-        assert!(retrier.allows_another(&attempts));
-        let single = self::retrier(
-            RetryConfig::default().with_max_attempts(1),
-            Ledger::default(),
-        );
+        let request = Request::new(RetryConfig::default(), 9);
+        assert_eq!(request.attempts.made(), 1);
+        assert_eq!(request.retrier.budget().deposits.load(Ordering::Relaxed), 1);
+        assert!(request.retrier.allows_another(&request.attempts));
+        let single = Request::new(RetryConfig::default().with_max_attempts(1), 9);
         assert!(
-            !single.allows_another(&single.start()),
+            !single.retrier.allows_another(&single.attempts),
             "no copy worth keeping"
         );
     }
 
     #[test]
     fn a_success_stops_without_asking_the_budget() {
-        let retrier = retrier(RetryConfig::default(), Ledger::granting(9));
-        let (mut attempts, mut copy) = (retrier.start(), Some("req"));
-        let next = after(
-            &retrier,
-            &mut attempts,
-            Outcome::Success,
-            Decision::Stop,
-            &mut copy,
-        );
+        let (mut request, mut copy) = (Request::new(RetryConfig::default(), 9), Some(7));
+        let next = request.end(Outcome::Success, Decision::Stop, &mut copy);
         assert_eq!(next, Next::Stop(StopReason::Policy));
-        assert_eq!(retrier.budget().withdrawals(), 0);
-        assert_eq!(
-            *retrier.budget().outcomes.lock().unwrap(),
-            [Outcome::Success]
-        );
-        assert_eq!((attempts.made(), copy), (1, Some("req")));
+        assert_eq!(request.withdrawals(), 0);
+        assert_eq!(request.outcomes(), [Outcome::Success]);
+        assert_eq!((request.attempts.made(), copy), (1, Some(7)));
     }
 
     #[test]
     fn an_error_the_policy_never_retries_stops_without_asking_the_budget() {
-        let retrier = retrier(RetryConfig::default(), Ledger::granting(9));
-        let (mut attempts, mut copy) = (retrier.start(), Some("req"));
-        let next = after(
-            &retrier,
-            &mut attempts,
-            Outcome::Failure,
-            Decision::Stop,
-            &mut copy,
-        );
+        let (mut request, mut copy) = (Request::new(RetryConfig::default(), 9), Some(7));
+        let next = request.end(Outcome::Failure, Decision::Stop, &mut copy);
         assert_eq!(next, Next::Stop(StopReason::Policy));
-        assert_eq!(retrier.budget().withdrawals(), 0);
-        assert_eq!(
-            *retrier.budget().outcomes.lock().unwrap(),
-            [Outcome::Failure]
-        );
-        assert_eq!((attempts.made(), copy), (1, Some("req")));
+        assert_eq!(request.withdrawals(), 0);
+        assert_eq!(request.outcomes(), [Outcome::Failure]);
+        assert_eq!((request.attempts.made(), copy), (1, Some(7)));
     }
 
     #[test]
     fn the_attempt_limit_stops_before_the_budget_is_asked() {
-        let retrier = retrier(
-            RetryConfig::default().with_max_attempts(3),
-            Ledger::granting(9),
-        );
-        let mut attempts = retrier.start();
+        let mut request = Request::new(RetryConfig::default().with_max_attempts(3), 9);
         for made in 2..=3 {
-            let next = after(
-                &retrier,
-                &mut attempts,
-                Outcome::Failure,
-                Decision::Retry,
-                &mut Some("req"),
-            );
-            assert!(
-                matches!(next, Next::Retry { request: "req", .. }),
-                "{next:?}"
-            );
-            assert_eq!(attempts.made(), made);
+            let next = request.end(Outcome::Failure, Decision::Retry, &mut Some(7));
+            assert!(matches!(next, Next::Retry { request: 7, .. }), "{next:?}");
+            assert_eq!(request.attempts.made(), made);
         }
-        assert!(!retrier.allows_another(&attempts));
-        let mut copy = Some("req");
-        let next = after(
-            &retrier,
-            &mut attempts,
-            Outcome::Failure,
-            Decision::Retry,
-            &mut copy,
-        );
+        assert!(!request.retrier.allows_another(&request.attempts));
+        let mut copy = Some(7);
+        let next = request.end(Outcome::Failure, Decision::Retry, &mut copy);
         assert_eq!(next, Next::Stop(StopReason::MaxAttempts));
-        assert_eq!(
-            retrier.budget().withdrawals(),
-            2,
-            "the third failure asked nothing"
-        );
-        assert_eq!((attempts.made(), copy), (3, Some("req")));
+        assert_eq!(request.withdrawals(), 2, "the third failure asked nothing");
+        assert_eq!((request.attempts.made(), copy), (3, Some(7)));
     }
 
     #[test]
     fn a_request_without_a_copy_stops_without_asking_the_budget() {
-        let retrier = retrier(RetryConfig::default(), Ledger::granting(9));
-        let mut attempts = retrier.start();
-        let next = after(
-            &retrier,
-            &mut attempts,
-            Outcome::Failure,
-            Decision::Retry,
-            &mut None,
-        );
+        let mut request = Request::new(RetryConfig::default(), 9);
+        let next = request.end(Outcome::Failure, Decision::Retry, &mut None);
         assert_eq!(next, Next::Stop(StopReason::NoCopy));
-        assert_eq!(retrier.budget().withdrawals(), 0);
+        assert_eq!(request.withdrawals(), 0);
     }
 
     #[test]
     fn a_budget_refusal_stops() {
-        let retrier = retrier(RetryConfig::default(), Ledger::granting(0));
-        let mut attempts = retrier.start();
-        let next = after(
-            &retrier,
-            &mut attempts,
-            Outcome::Failure,
-            Decision::Retry,
-            &mut Some("req"),
-        );
+        let mut request = Request::new(RetryConfig::default(), 0);
+        let next = request.end(Outcome::Failure, Decision::Retry, &mut Some(7));
         assert_eq!(next, Next::Stop(StopReason::BudgetExhausted));
-        assert_eq!(retrier.budget().withdrawals(), 1);
-        assert_eq!(attempts.made(), 1, "a refused retry is not counted");
+        assert_eq!(request.withdrawals(), 1);
+        assert_eq!(request.attempts.made(), 1, "a refused retry is not counted");
     }
 
     #[test]
@@ -409,47 +359,23 @@ mod tests {
         let config = RetryConfig::default()
             .with_max_attempts(4)
             .with_backoff(doubling());
-        let retrier = retrier(config, Ledger::granting(9));
-        let mut attempts = retrier.start();
+        let mut request = Request::new(config, 9);
         for wait in [10 * MS, 20 * MS, 40 * MS] {
-            let next = after(
-                &retrier,
-                &mut attempts,
-                Outcome::Failure,
-                Decision::Retry,
-                &mut Some("req"),
-            );
-            assert_eq!(
-                next,
-                Next::Retry {
-                    wait,
-                    request: "req"
-                }
-            );
+            let next = request.end(Outcome::Failure, Decision::Retry, &mut Some(7));
+            assert_eq!(next, Next::Retry { wait, request: 7 });
         }
-        assert_eq!(retrier.budget().withdrawals(), 3);
+        assert_eq!(request.withdrawals(), 3);
     }
 
     #[test]
     fn the_policys_wait_replaces_the_backoffs() {
-        let retrier = retrier(
-            RetryConfig::default().with_backoff(doubling()),
-            Ledger::granting(9),
-        );
-        let mut attempts = retrier.start();
-        let decision = Decision::RetryAfter(7 * MS);
-        let next = after(
-            &retrier,
-            &mut attempts,
-            Outcome::Failure,
-            decision,
-            &mut Some("req"),
-        );
+        let mut request = Request::new(RetryConfig::default().with_backoff(doubling()), 9);
+        let next = request.end(Outcome::Failure, Decision::RetryAfter(7 * MS), &mut Some(7));
         assert_eq!(
             next,
             Next::Retry {
                 wait: 7 * MS,
-                request: "req"
+                request: 7
             }
         );
     }
@@ -457,35 +383,24 @@ mod tests {
     #[test]
     fn jitter_is_drawn_from_the_seed_of_the_requests_first_granted_retry() {
         // Seeds go to requests in the order their first retry is granted, whatever its wait.
-        let retrier = retrier(RetryConfig::default(), Ledger::granting(9));
+        let retrier = retrier(RetryConfig::default(), 9);
         let (mut first, mut second) = (retrier.start(), retrier.start());
-        let decision = Decision::RetryAfter(7 * MS);
-        let _ = after(
-            &retrier,
-            &mut first,
-            Outcome::Failure,
-            decision,
-            &mut Some("a"),
-        );
-        let Next::Retry { wait, .. } = after(
-            &retrier,
-            &mut second,
-            Outcome::Failure,
-            Decision::Retry,
-            &mut Some("b"),
-        ) else {
-            panic!("granted");
-        };
+        let _ = retrier.decide(&mut first, Decision::RetryAfter(7 * MS), &mut Some(1));
+        let next = retrier.decide(&mut second, Decision::Retry, &mut Some(2));
         let mut rng = Rng::with_seed(42_u64.wrapping_add(SEED_STEP));
-        assert_eq!(wait, Backoff::default().delay(1, Duration::ZERO, &mut rng));
+        let wait = Backoff::default().delay(1, Duration::ZERO, &mut rng);
+        assert_eq!(next, Next::Retry { wait, request: 2 });
     }
 
     #[test]
     fn a_seed_reproduces_the_waits() {
         let waits = |seed: u64| {
-            let config = RetryConfig::default().with_max_attempts(10);
-            let retrier =
-                Retrier::new(config.with_seed(seed), Ledger::granting(100)).expect("valid");
+            let config = RetryConfig::default().with_max_attempts(10).with_seed(seed);
+            let ledger = Ledger {
+                grants: 100,
+                ..Ledger::default()
+            };
+            let retrier = Retrier::new(config, ledger).expect("valid");
             let mut waits = Vec::new();
             for _ in 0..5 {
                 let mut attempts = retrier.start();
