@@ -12,6 +12,7 @@ use rampart_core::{
 };
 
 use crate::cpu::CpuUsage;
+use crate::events::Transitions;
 use crate::metrics::LimiterMetrics;
 use crate::{BbrConfig, Gate, Overloaded, SchedulingDelay, SystemCpu};
 
@@ -116,7 +117,7 @@ pub struct BbrSnapshot {
 /// # Clock
 ///
 /// `acquire` and a permit's completion read the clock once each (the response time needs
-/// both ends); `acquire_at` and [`Permit::complete_at`] take instants from a caller that has
+/// both ends); `acquire_at` and [`Permit::complete_at`](crate::Permit::complete_at) take instants from a caller that has
 /// read the same clock.
 pub struct BbrLimiter<C = SystemClock, U = SystemCpu> {
     config: BbrConfig,
@@ -136,12 +137,19 @@ pub struct BbrLimiter<C = SystemClock, U = SystemCpu> {
     /// The runtime's scheduling delay, read when `config.max_delay` is set.
     delay: Option<Arc<dyn SchedulingDelay>>,
     metrics: LimiterMetrics,
+    /// Reports the starts and stops of shedding (feature `tracing`).
+    events: Transitions,
 }
 
 /// # Construction
 impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     pub(crate) fn new(config: BbrConfig, clock: C, cpu: U) -> Result<Self, ConfigError> {
-        Self::with_metrics(config, clock, cpu, |name| LimiterMetrics::new(name, None))
+        Self::with_metrics(config, clock, cpu, |name| {
+            (
+                LimiterMetrics::new(name, None),
+                Transitions::new(name, None),
+            )
+        })
     }
 
     pub(crate) fn with_key(
@@ -151,25 +159,32 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         key: &str,
     ) -> Result<Self, ConfigError> {
         Self::with_metrics(config, clock, cpu, |name| {
-            LimiterMetrics::new(name, Some(key))
+            (
+                LimiterMetrics::new(name, Some(key)),
+                Transitions::new(name, Some(key)),
+            )
         })
     }
 
     pub(crate) fn unreported(config: BbrConfig, clock: C, cpu: U) -> Result<Self, ConfigError> {
-        Self::with_metrics(config, clock, cpu, |_| LimiterMetrics::noop())
+        Self::with_metrics(config, clock, cpu, |_| {
+            (LimiterMetrics::noop(), Transitions::default())
+        })
     }
 
     fn with_metrics(
         config: BbrConfig,
         clock: C,
         cpu: U,
-        metrics: impl FnOnce(&str) -> LimiterMetrics,
+        reporting: impl FnOnce(&str) -> (LimiterMetrics, Transitions),
     ) -> Result<Self, ConfigError> {
         config.validate()?;
         let window = config.window_config().build_with_clock(clock)?;
         let buckets_per_second = 1.0 / window.bucket_duration().as_secs_f64();
+        let (metrics, events) = reporting(&config.name);
         Ok(Self {
-            metrics: metrics(&config.name),
+            metrics,
+            events,
             window,
             stats: PerBucketCache::new(),
             inflight: AtomicU64::new(0),
@@ -200,80 +215,11 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     }
 }
 
-/// # Admission
+/// # Deciding
 impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
-    /// Admits a request now, or sheds it.
-    ///
-    /// # Errors
-    ///
-    /// [`Overloaded`] when the request is shed (never with `enforce = false`).
-    #[inline]
-    pub fn acquire(&self) -> Result<Permit<'_, C, U>, Overloaded> {
-        self.acquire_at(self.window.clock().now())
-    }
-
-    /// Admits a request at instant `now` (read from [`clock`](Self::clock)), or sheds it.
-    ///
-    /// # Errors
-    ///
-    /// [`Overloaded`] when the request is shed (never with `enforce = false`).
-    #[inline]
-    pub fn acquire_at(&self, now: Duration) -> Result<Permit<'_, C, U>, Overloaded> {
-        self.admit(now)?;
-        Ok(Permit {
-            limiter: self,
-            started: now,
-            done: false,
-        })
-    }
-
-    /// As [`acquire`](Self::acquire), with a permit that owns a handle to the limiter (for a
-    /// response future that must be `'static`).
-    ///
-    /// # Errors
-    ///
-    /// [`Overloaded`] when the request is shed (never with `enforce = false`).
-    #[inline]
-    pub fn acquire_owned(self: &Arc<Self>) -> Result<OwnedPermit<C, U>, Overloaded> {
-        self.acquire_owned_at(self.window.clock().now())
-    }
-
-    /// As [`acquire_at`](Self::acquire_at), with a permit that owns a handle to the limiter.
-    ///
-    /// # Errors
-    ///
-    /// [`Overloaded`] when the request is shed (never with `enforce = false`).
-    #[inline]
-    pub fn acquire_owned_at(
-        self: &Arc<Self>,
-        now: Duration,
-    ) -> Result<OwnedPermit<C, U>, Overloaded> {
-        self.admit(now)?;
-        Ok(Self::owned_permit(Arc::clone(self), now))
-    }
-
-    /// As [`acquire_owned_at`](Self::acquire_owned_at), moving `limiter` into the permit
-    /// rather than cloning it (a keyed group hands out its own handle).
-    #[inline]
-    pub(crate) fn acquire_into_at(
-        limiter: Arc<Self>,
-        now: Duration,
-    ) -> Result<OwnedPermit<C, U>, Overloaded> {
-        limiter.admit(now)?;
-        Ok(Self::owned_permit(limiter, now))
-    }
-
-    fn owned_permit(limiter: Arc<Self>, started: Duration) -> OwnedPermit<C, U> {
-        OwnedPermit {
-            limiter,
-            started,
-            done: false,
-        }
-    }
-
     /// Decides; on admission counts the request in flight.
     #[inline]
-    fn admit(&self, now: Duration) -> Result<(), Overloaded> {
+    pub(crate) fn admit(&self, now: Duration) -> Result<(), Overloaded> {
         let inflight = self.inflight.load(Ordering::Relaxed);
         let bucket = self.window.bucket_at(now);
         // Read from the per-bucket cache at most once per decision, and only if needed.
@@ -282,7 +228,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         self.publish_once_per_bucket(bucket, now, inflight, &stats);
         if self.should_drop(now, inflight, &stats) {
             self.metrics.shed();
-            self.metrics.transitions.shed(|| stats().max_inflight);
+            self.events.shed(|| stats().max_inflight);
             if self.config.enforce {
                 return Err(Overloaded::new());
             }
@@ -290,13 +236,6 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         self.inflight.fetch_add(1, Ordering::Relaxed);
         self.metrics.admitted();
         Ok(())
-    }
-
-    /// Sets the scheduling-delay gauge, for a limiter that reads a delay.
-    fn publish_delay(&self, now: Duration) {
-        if let (Some(delay), Some(_)) = (&self.delay, self.config.max_delay) {
-            self.metrics.delay.set(delay.delay(now).as_secs_f64());
-        }
     }
 
     /// Whether a request arriving at `now` with `inflight` requests in flight is shed.
@@ -375,7 +314,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
 
     /// Records a completion: the response time in µs (at least 1) and one pass, and takes the
     /// request out of flight.
-    fn complete(&self, started: Duration, now: Duration) {
+    pub(crate) fn complete(&self, started: Duration, now: Duration) {
         let rt = now.saturating_sub(started);
         let rt_us = rt.as_nanos().div_ceil(1_000).clamp(1, u128::from(u64::MAX)) as u64;
         self.window.record_at(now, rt_us);
@@ -387,11 +326,11 @@ impl<C, U> BbrLimiter<C, U> {
     /// Takes a request out of flight: a completion, or a request that never completed
     /// (cancelled, or unwinding from a panic), which records nothing: only real completions
     /// count as throughput.
-    fn leave(&self) {
+    pub(crate) fn leave(&self) {
         if self.inflight.fetch_sub(1, Ordering::Relaxed) == 1 {
             // The gauge is otherwise published by arrivals, once per bucket: without this, a
             // server whose traffic stopped would show the last sample's requests in flight.
-            self.metrics.inflight.set(0.0);
+            self.metrics.no_inflight();
         }
     }
 }
@@ -468,14 +407,33 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         stats: &impl Fn() -> Stats,
     ) {
         if self.published.claim(bucket) {
-            self.metrics.inflight.set(inflight as f64);
-            self.metrics.cpu.set(self.cpu.usage());
-            self.metrics.max_inflight.set(stats().max_inflight as f64);
-            self.publish_delay(now);
-            self.metrics
-                .transitions
-                .bucket_began(|| self.cooling_down(now));
+            self.report(now, inflight, || stats().max_inflight);
         }
+    }
+
+    /// Sets the gauges from the state at `now` (`inflight` requests in flight, a limit of
+    /// `max_inflight()`), and reports the end of shedding once the cooldown has passed.
+    pub(crate) fn report(&self, now: Duration, inflight: u64, max_inflight: impl FnOnce() -> u64) {
+        self.metrics.publish(
+            inflight,
+            self.cpu.usage(),
+            max_inflight(),
+            self.delay_reading(now),
+        );
+        self.events.bucket_began(|| self.cooling_down(now));
+    }
+
+    /// The scheduling delay at `now`, for a limiter that reads one.
+    fn delay_reading(&self, now: Duration) -> Option<Duration> {
+        match (&self.delay, self.config.max_delay) {
+            (Some(delay), Some(_)) => Some(delay.delay(now)),
+            _ => None,
+        }
+    }
+
+    /// The limit at `now`, computed without changing the window or the cached statistics.
+    pub(crate) fn max_inflight_at(&self, now: Duration) -> u64 {
+        self.compute_stats(now).0.max_inflight
     }
 }
 
@@ -525,6 +483,15 @@ impl<C, U> BbrLimiter<C, U> {
     pub fn cpu(&self) -> &U {
         &self.cpu
     }
+
+    /// Requests admitted and not yet completed.
+    pub(crate) fn inflight(&self) -> u64 {
+        self.inflight.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn metrics(&self) -> &LimiterMetrics {
+        &self.metrics
+    }
 }
 
 impl<C: fmt::Debug, U: fmt::Debug> fmt::Debug for BbrLimiter<C, U> {
@@ -535,183 +502,5 @@ impl<C: fmt::Debug, U: fmt::Debug> fmt::Debug for BbrLimiter<C, U> {
             .field("cpu", &self.cpu)
             .field("reads_delay", &self.delay.is_some())
             .finish_non_exhaustive()
-    }
-}
-
-/// An admitted request, counted in flight until it completes or is dropped.
-///
-/// [`complete`](Self::complete) (or [`complete_at`](Self::complete_at)) records the request's
-/// response time and its pass: call it when the request has been served, whether the answer
-/// is a success or an error. Dropping the permit without completing it (the request was
-/// cancelled, or its handler panicked) only takes it out of flight: work nobody received is
-/// not throughput, and counting it would let a server that times its clients out believe it
-/// serves them.
-///
-/// ```
-/// use rampart_core::ManualClock;
-/// use rampart_ratelimit::{BbrConfig, ManualCpu};
-///
-/// let limiter = BbrConfig::default().build_with(ManualClock::new(), ManualCpu::new(0.0))?;
-/// let served = limiter.acquire()?;
-/// let cancelled = limiter.acquire()?;
-/// assert_eq!(limiter.snapshot().inflight, 2);
-/// served.complete(); // a pass and a response time
-/// drop(cancelled); // out of flight, nothing recorded
-/// assert_eq!(limiter.snapshot().inflight, 0);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[must_use = "a permit counts the request in flight until it completes or is dropped"]
-pub struct Permit<'a, C = SystemClock, U = SystemCpu> {
-    limiter: &'a BbrLimiter<C, U>,
-    started: Duration,
-    done: bool,
-}
-
-impl<C: Clock, U: CpuUsage> Permit<'_, C, U> {
-    /// Records the completion now: one clock read.
-    pub fn complete(self) {
-        let now = self.limiter.clock().now();
-        self.complete_at(now);
-    }
-
-    /// Records the completion at `now` (read from the limiter's clock).
-    pub fn complete_at(mut self, now: Duration) {
-        self.done = true;
-        self.limiter.complete(self.started, now);
-    }
-}
-
-impl<C, U> Permit<'_, C, U> {
-    /// The instant the request was admitted.
-    pub fn started(&self) -> Duration {
-        self.started
-    }
-}
-
-impl<C, U> Drop for Permit<'_, C, U> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.limiter.leave();
-        }
-    }
-}
-
-impl<C, U> fmt::Debug for Permit<'_, C, U> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit")
-            .field("started", &self.started)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A [`Permit`] that owns a handle to its limiter, for `'static` response futures.
-#[must_use = "a permit counts the request in flight until it completes or is dropped"]
-pub struct OwnedPermit<C = SystemClock, U = SystemCpu> {
-    limiter: Arc<BbrLimiter<C, U>>,
-    started: Duration,
-    done: bool,
-}
-
-impl<C: Clock, U: CpuUsage> OwnedPermit<C, U> {
-    /// Records the completion now: one clock read.
-    pub fn complete(self) {
-        let now = self.limiter.clock().now();
-        self.complete_at(now);
-    }
-
-    /// Records the completion at `now` (read from the limiter's clock).
-    pub fn complete_at(mut self, now: Duration) {
-        self.done = true;
-        self.limiter.complete(self.started, now);
-    }
-}
-
-impl<C, U> OwnedPermit<C, U> {
-    /// The instant the request was admitted.
-    pub fn started(&self) -> Duration {
-        self.started
-    }
-}
-
-impl<C, U> Drop for OwnedPermit<C, U> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.limiter.leave();
-        }
-    }
-}
-
-impl<C, U> fmt::Debug for OwnedPermit<C, U> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OwnedPermit")
-            .field("started", &self.started)
-            .finish_non_exhaustive()
-    }
-}
-
-/// # Gauges on an idle process
-///
-/// The first request of each bucket sets the limiter's gauges; without requests they would
-/// keep the values of the last busy bucket. These methods set them from the limiter's state at
-/// the current instant.
-impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
-    /// Sets `rampart_ratelimit_inflight`, `rampart_ratelimit_max_inflight` and
-    /// `rampart_ratelimit_cpu_ratio` to their values at the clock's current instant, read
-    /// without changing the window or the cached statistics (as
-    /// [`snapshot`](Self::snapshot) does).
-    ///
-    /// The background refresher calls it once a second for every limiter registered with
-    /// [`keep_gauges_current`](Self::keep_gauges_current); call it yourself to publish at
-    /// once (a test on a `ManualClock`, say).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use rampart_core::ManualClock;
-    /// use rampart_ratelimit::{BbrConfig, ManualCpu};
-    ///
-    /// let clock = ManualClock::new();
-    /// let cpu = ManualCpu::new(0.9);
-    /// let limiter = BbrConfig::default().build_with(clock.clone(), cpu.clone())?;
-    /// let permit = limiter.acquire()?; // the first request of the bucket sets the gauges
-    /// cpu.set(0.1);
-    /// clock.advance(Duration::from_secs(10)); // then no request for a whole window
-    /// limiter.publish_gauges(); // the gauges read what a snapshot does:
-    /// let now = limiter.snapshot();
-    /// assert_eq!((now.inflight, now.max_inflight, now.cpu), (1, 0, 0.1));
-    /// # drop(permit);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn publish_gauges(&self) {
-        let now = self.window.clock().now();
-        let (stats, _) = self.compute_stats(now);
-        self.metrics
-            .inflight
-            .set(self.inflight.load(Ordering::Relaxed) as f64);
-        self.metrics.cpu.set(self.cpu.usage());
-        self.metrics.max_inflight.set(stats.max_inflight as f64);
-        self.publish_delay(now);
-        self.metrics
-            .transitions
-            .bucket_began(|| self.cooling_down(now));
-    }
-
-    /// Registers this limiter with the shared background refresher
-    /// ([`rampart_core::gauges`]), which then calls [`publish_gauges`](Self::publish_gauges)
-    /// once a second for as long as the limiter lives (it holds a weak reference).
-    ///
-    /// [`RateLimitLayer`](crate::RateLimitLayer) and [`LimiterGroup`](crate::LimiterGroup)
-    /// call it for their limiters; call it for a limiter you share in an `Arc` and drive
-    /// yourself. A limiter is registered once however often this is called, and never if it
-    /// reports no metrics.
-    pub fn keep_gauges_current(self: &Arc<Self>) {
-        if self.metrics.claim_refresh() {
-            rampart_core::gauges::keep_current(self);
-        }
-    }
-}
-
-impl<C: Clock, U: CpuUsage> rampart_core::gauges::PublishGauges for BbrLimiter<C, U> {
-    fn publish_gauges(&self) {
-        BbrLimiter::publish_gauges(self);
     }
 }

@@ -11,7 +11,7 @@ use tower::{BoxError, Layer, Service};
 
 use crate::cpu::CpuUsage;
 use crate::future::ResponseFuture;
-use crate::{BbrConfig, BbrLimiter, SchedulingDelay, SystemCpu};
+use crate::{BbrConfig, BbrLimiter, Permit, SchedulingDelay, SystemCpu};
 
 /// The default bound on the number of limiters in a group.
 const MAX_KEYS: usize = 1_024;
@@ -359,7 +359,7 @@ where
         let key = (self.key_of)(&request);
         let now = self.group.clock().now();
         let limiter = self.group.get_at(&key, now);
-        match BbrLimiter::acquire_into_at(limiter, now) {
+        match Permit::acquire(limiter, now) {
             Ok(permit) => ResponseFuture::admitted(self.inner.call(request), permit),
             Err(_) => ResponseFuture::shed(),
         }

@@ -167,9 +167,10 @@ mod future;
 mod group;
 mod layer;
 mod metrics;
+mod permit;
 mod service;
 
-pub use crate::bbr::{BbrLimiter, BbrSnapshot, OwnedPermit, Permit};
+pub use crate::bbr::{BbrLimiter, BbrSnapshot};
 pub use crate::config::{BbrConfig, Gate};
 #[cfg(feature = "tokio")]
 pub use crate::cpu::runtime::RuntimeBusy;
@@ -185,4 +186,5 @@ pub use crate::error::Overloaded;
 pub use crate::future::ResponseFuture;
 pub use crate::group::{KeyedRateLimit, LimiterGroup, LimiterGroupLayer};
 pub use crate::layer::RateLimitLayer;
+pub use crate::permit::{LimiterHandle, OwnedPermit, Permit};
 pub use crate::service::RateLimit;

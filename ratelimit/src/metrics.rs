@@ -1,15 +1,19 @@
-//! The limiter's metrics, registered once when it is built.
+//! The limiter's metrics, registered once when it is built, and the [`BbrLimiter`] methods
+//! that keep its gauges current while no request arrives.
 //!
 //! The handles bind to the recorder installed when the limiter is built: install yours first.
 //! The first request of each bucket sets the gauges; the shared background refresher
 //! (`rampart_core::gauges`) sets them too, once a second, so that they follow the limiter's
 //! state when no request arrives.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use metrics::{Counter, Gauge, Label};
+use rampart_core::Clock;
 
-use crate::events::Transitions;
+use crate::{BbrLimiter, CpuUsage};
 
 /// `rampart_ratelimit_requests_total{name, outcome}`, `rampart_ratelimit_inflight{name}`,
 /// `rampart_ratelimit_max_inflight{name}` and `rampart_ratelimit_cpu_ratio{name}`.
@@ -17,12 +21,11 @@ use crate::events::Transitions;
 pub(crate) struct LimiterMetrics {
     admitted: Counter,
     shed: Counter,
-    pub(crate) inflight: Gauge,
-    pub(crate) max_inflight: Gauge,
-    pub(crate) cpu: Gauge,
+    inflight: Gauge,
+    max_inflight: Gauge,
+    cpu: Gauge,
     /// The runtime's scheduling delay, in seconds (set only by a limiter that reads one).
-    pub(crate) delay: Gauge,
-    pub(crate) transitions: Transitions,
+    delay: Gauge,
     /// Whether the gauges still await their registration with the background refresher: set
     /// for reporting handles until registered, never for no-op ones.
     unrefreshed: AtomicBool,
@@ -48,7 +51,6 @@ impl LimiterMetrics {
             max_inflight: metrics::gauge!("rampart_ratelimit_max_inflight", labels.clone()),
             cpu: metrics::gauge!("rampart_ratelimit_cpu_ratio", labels.clone()),
             delay: metrics::gauge!("rampart_ratelimit_delay_seconds", labels),
-            transitions: Transitions::new(name, key),
             unrefreshed: AtomicBool::new(true),
         }
     }
@@ -62,7 +64,6 @@ impl LimiterMetrics {
             max_inflight: Gauge::noop(),
             cpu: Gauge::noop(),
             delay: Gauge::noop(),
-            transitions: Transitions::default(),
             unrefreshed: AtomicBool::new(false),
         }
     }
@@ -81,5 +82,87 @@ impl LimiterMetrics {
     #[inline]
     pub(crate) fn shed(&self) {
         self.shed.increment(1);
+    }
+
+    /// Sets the gauges: `delay` only for a limiter that reads one.
+    #[inline]
+    pub(crate) fn publish(
+        &self,
+        inflight: u64,
+        cpu: f64,
+        max_inflight: u64,
+        delay: Option<Duration>,
+    ) {
+        self.inflight.set(inflight as f64);
+        self.cpu.set(cpu);
+        self.max_inflight.set(max_inflight as f64);
+        if let Some(delay) = delay {
+            self.delay.set(delay.as_secs_f64());
+        }
+    }
+
+    /// The last request in flight has left.
+    #[inline]
+    pub(crate) fn no_inflight(&self) {
+        self.inflight.set(0.0);
+    }
+}
+
+/// # Gauges on an idle process
+///
+/// The first request of each bucket sets the limiter's gauges; without requests they would
+/// keep the values of the last busy bucket. These methods set them from the limiter's state at
+/// the current instant.
+impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
+    /// Sets `rampart_ratelimit_inflight`, `rampart_ratelimit_max_inflight` and
+    /// `rampart_ratelimit_cpu_ratio` to their values at the clock's current instant, read
+    /// without changing the window or the cached statistics (as
+    /// [`snapshot`](Self::snapshot) does).
+    ///
+    /// The background refresher calls it once a second for every limiter registered with
+    /// [`keep_gauges_current`](Self::keep_gauges_current); call it yourself to publish at
+    /// once (a test on a `ManualClock`, say).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rampart_core::ManualClock;
+    /// use rampart_ratelimit::{BbrConfig, ManualCpu};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cpu = ManualCpu::new(0.9);
+    /// let limiter = BbrConfig::default().build_with(clock.clone(), cpu.clone())?;
+    /// let permit = limiter.acquire()?; // the first request of the bucket sets the gauges
+    /// cpu.set(0.1);
+    /// clock.advance(Duration::from_secs(10)); // then no request for a whole window
+    /// limiter.publish_gauges(); // the gauges read what a snapshot does:
+    /// let now = limiter.snapshot();
+    /// assert_eq!((now.inflight, now.max_inflight, now.cpu), (1, 0, 0.1));
+    /// # drop(permit);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn publish_gauges(&self) {
+        let now = self.clock().now();
+        let max_inflight = self.max_inflight_at(now);
+        self.report(now, self.inflight(), || max_inflight);
+    }
+
+    /// Registers this limiter with the shared background refresher
+    /// ([`rampart_core::gauges`]), which then calls [`publish_gauges`](Self::publish_gauges)
+    /// once a second for as long as the limiter lives (it holds a weak reference).
+    ///
+    /// [`RateLimitLayer`](crate::RateLimitLayer) and [`LimiterGroup`](crate::LimiterGroup)
+    /// call it for their limiters; call it for a limiter you share in an `Arc` and drive
+    /// yourself. A limiter is registered once however often this is called, and never if it
+    /// reports no metrics.
+    pub fn keep_gauges_current(self: &Arc<Self>) {
+        if self.metrics().claim_refresh() {
+            rampart_core::gauges::keep_current(self);
+        }
+    }
+}
+
+impl<C: Clock, U: CpuUsage> rampart_core::gauges::PublishGauges for BbrLimiter<C, U> {
+    fn publish_gauges(&self) {
+        BbrLimiter::publish_gauges(self);
     }
 }

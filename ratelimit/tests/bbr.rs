@@ -148,7 +148,7 @@ fn hold<'a>(
     limiter: &'a BbrLimiter<ManualClock, ManualCpu>,
     cpu: &ManualCpu,
     n: usize,
-) -> Vec<Permit<'a, ManualClock, ManualCpu>> {
+) -> Vec<Permit<&'a BbrLimiter<ManualClock, ManualCpu>>> {
     let before = cpu_usage(cpu);
     cpu.set(0.0);
     let permits = (0..n)

@@ -48,7 +48,7 @@ fn busy_then_idle<'a>(
     limiter: &'a BbrLimiter<ManualClock, ManualCpu>,
     clock: &ManualClock,
     cpu: &ManualCpu,
-) -> Permit<'a, ManualClock, ManualCpu> {
+) -> Permit<&'a BbrLimiter<ManualClock, ManualCpu>> {
     // Bucket 0: 100 requests of 50 ms, so L = 100 × 50 ms × 10 buckets/s = 50, and a limit of
     // 50 + √50 = 57.07 → 57.
     let served: Vec<_> = (0..100)

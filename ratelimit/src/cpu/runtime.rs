@@ -4,7 +4,7 @@
 //! host of two CPUs (or in a pod allowed two) saturates at half the allowance, and its
 //! requests queue while the CPU reads 50 %. The share of time the runtime's workers are busy
 //! (tokio's `worker_total_busy_duration`, summed over the workers, over their time) reads
-//! that saturation directly; [`SystemCpu::with_runtime`](super::SystemCpu::with_runtime)
+//! that saturation directly; [`SystemCpu::with_runtime`](crate::SystemCpu::with_runtime)
 //! reads the higher of the two.
 
 use std::time::{Duration, Instant};

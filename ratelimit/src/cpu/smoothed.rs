@@ -41,7 +41,7 @@ impl CpuUsage for SmoothedCpu {
 /// Samples a [`CpuSource`] and folds each reading into a [`SmoothedCpu`] with an exponentially
 /// weighted moving average: `smoothed = decay × smoothed + (1 − decay) × sample`.
 ///
-/// Drive it with [`tick`](Self::tick) on a fixed interval: [`SystemCpu`](super::SystemCpu)
+/// Drive it with [`tick`](Self::tick) on a fixed interval: [`SystemCpu`](crate::SystemCpu)
 /// does on a background thread, `spawn_sampler` (feature `tokio`) in a tokio task, a test by
 /// hand:
 ///

@@ -127,7 +127,7 @@ impl SystemCpu {
     /// The same usage, or the busy share of the workers of the tokio runtime of `handle`
     /// when that is higher: a runtime of fewer worker threads than the allowance has CPUs
     /// saturates while the CPU reads low (one worker on a host of two: 50 %). The busy share
-    /// ([`RuntimeBusy`](super::RuntimeBusy)) is sampled by a task on that runtime at this
+    /// ([`RuntimeBusy`](crate::RuntimeBusy)) is sampled by a task on that runtime at this
     /// reading's interval and decay (the default: every 250 ms, decay 0.8), and rises faster
     /// (decay 0.5: from idle to 80 % in three samples); the task stops with the last clone. [`BbrConfig::build`](crate::BbrConfig::build) does this inside a
     /// runtime.

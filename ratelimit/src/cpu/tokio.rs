@@ -13,7 +13,7 @@ const LONGEST_WAIT: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
 /// smoothed value a limiter reads.
 ///
 /// The task runs on tokio's clock, so under `tokio::time::pause()` a simulation's CPU signal
-/// is smoothed exactly as [`SystemCpu`](super::SystemCpu)'s is in production. It stops when
+/// is smoothed exactly as [`SystemCpu`](crate::SystemCpu)'s is in production. It stops when
 /// every clone of the returned value has been dropped (noticed at its next sample).
 ///
 /// Any positive `interval` works: one longer than about 30 years (up to `Duration::MAX`) is

@@ -1,0 +1,172 @@
+//! [`Permit`]: an admitted request, counted in flight until it completes or is dropped, and the
+//! [`BbrLimiter`] methods that hand one out.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rampart_core::{Clock, SystemClock};
+
+use crate::{BbrLimiter, CpuUsage, Overloaded, SystemCpu};
+
+/// # Admission
+impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
+    /// Admits a request now, or sheds it.
+    ///
+    /// # Errors
+    ///
+    /// [`Overloaded`] when the request is shed (never with `enforce = false`).
+    #[inline]
+    pub fn acquire(&self) -> Result<Permit<&Self>, Overloaded> {
+        self.acquire_at(self.clock().now())
+    }
+
+    /// Admits a request at instant `now` (read from [`clock`](Self::clock)), or sheds it.
+    ///
+    /// # Errors
+    ///
+    /// [`Overloaded`] when the request is shed (never with `enforce = false`).
+    #[inline]
+    pub fn acquire_at(&self, now: Duration) -> Result<Permit<&Self>, Overloaded> {
+        Permit::acquire(self, now)
+    }
+
+    /// As [`acquire`](Self::acquire), with a permit that owns a handle to the limiter (for a
+    /// response future that must be `'static`).
+    ///
+    /// # Errors
+    ///
+    /// [`Overloaded`] when the request is shed (never with `enforce = false`).
+    #[inline]
+    pub fn acquire_owned(self: &Arc<Self>) -> Result<OwnedPermit<C, U>, Overloaded> {
+        self.acquire_owned_at(self.clock().now())
+    }
+
+    /// As [`acquire_at`](Self::acquire_at), with a permit that owns a handle to the limiter.
+    ///
+    /// # Errors
+    ///
+    /// [`Overloaded`] when the request is shed (never with `enforce = false`).
+    #[inline]
+    pub fn acquire_owned_at(
+        self: &Arc<Self>,
+        now: Duration,
+    ) -> Result<OwnedPermit<C, U>, Overloaded> {
+        Permit::acquire(Arc::clone(self), now)
+    }
+}
+
+/// A [`Permit`]'s handle to its limiter: `&BbrLimiter` (from
+/// [`acquire`](BbrLimiter::acquire)), `Arc<BbrLimiter>` (from
+/// [`acquire_owned`](BbrLimiter::acquire_owned)), or any other pointer that dereferences to a
+/// limiter.
+pub trait LimiterHandle {
+    /// The limiter's clock.
+    type Clock;
+    /// The limiter's CPU signal.
+    type Cpu;
+
+    /// The limiter.
+    fn limiter(&self) -> &BbrLimiter<Self::Clock, Self::Cpu>;
+}
+
+impl<L, C, U> LimiterHandle for L
+where
+    L: Deref<Target = BbrLimiter<C, U>>,
+{
+    type Clock = C;
+    type Cpu = U;
+
+    #[inline]
+    fn limiter(&self) -> &BbrLimiter<C, U> {
+        self
+    }
+}
+
+/// An admitted request, counted in flight until it completes or is dropped; `L` is its handle
+/// to the limiter, a reference ([`acquire`](BbrLimiter::acquire)) or an `Arc`
+/// ([`OwnedPermit`], from [`acquire_owned`](BbrLimiter::acquire_owned)).
+///
+/// [`complete`](Self::complete) (or [`complete_at`](Self::complete_at)) records the request's
+/// response time and its pass: call it when the request has been served, whether the answer
+/// is a success or an error. Dropping the permit without completing it (the request was
+/// cancelled, or its handler panicked) only takes it out of flight: work nobody received is
+/// not throughput, and counting it would let a server that times its clients out believe it
+/// serves them.
+///
+/// ```
+/// use rampart_core::ManualClock;
+/// use rampart_ratelimit::{BbrConfig, ManualCpu};
+///
+/// let limiter = BbrConfig::default().build_with(ManualClock::new(), ManualCpu::new(0.0))?;
+/// let served = limiter.acquire()?;
+/// let cancelled = limiter.acquire()?;
+/// assert_eq!(limiter.snapshot().inflight, 2);
+/// served.complete(); // a pass and a response time
+/// drop(cancelled); // out of flight, nothing recorded
+/// assert_eq!(limiter.snapshot().inflight, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "a permit counts the request in flight until it completes or is dropped"]
+pub struct Permit<L: LimiterHandle> {
+    limiter: L,
+    started: Duration,
+    done: bool,
+}
+
+/// A [`Permit`] that owns a handle to its limiter, for `'static` response futures.
+pub type OwnedPermit<C = SystemClock, U = SystemCpu> = Permit<Arc<BbrLimiter<C, U>>>;
+
+impl<L: LimiterHandle> Permit<L>
+where
+    L::Clock: Clock,
+    L::Cpu: CpuUsage,
+{
+    /// Admits a request through `limiter` at `now`, or sheds it. (A keyed group hands in its
+    /// own handle to the member.)
+    #[inline]
+    pub(crate) fn acquire(limiter: L, now: Duration) -> Result<Self, Overloaded> {
+        limiter.limiter().admit(now)?;
+        Ok(Self {
+            limiter,
+            started: now,
+            done: false,
+        })
+    }
+
+    /// Records the completion now: one clock read.
+    pub fn complete(self) {
+        let now = self.limiter.limiter().clock().now();
+        self.complete_at(now);
+    }
+
+    /// Records the completion at `now` (read from the limiter's clock).
+    pub fn complete_at(mut self, now: Duration) {
+        self.done = true;
+        self.limiter.limiter().complete(self.started, now);
+    }
+}
+
+impl<L: LimiterHandle> Permit<L> {
+    /// The instant the request was admitted.
+    pub fn started(&self) -> Duration {
+        self.started
+    }
+}
+
+impl<L: LimiterHandle> Drop for Permit<L> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.limiter.limiter().leave();
+        }
+    }
+}
+
+impl<L: LimiterHandle> fmt::Debug for Permit<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("started", &self.started)
+            .finish_non_exhaustive()
+    }
+}
