@@ -1,0 +1,166 @@
+//! [`LimiterGroupLayer`] and [`KeyedRateLimit`]: each request limited by the limiter of its key.
+
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use rampart_core::{Clock, SystemClock};
+use tower::{BoxError, Layer, Service};
+
+use crate::cpu::CpuUsage;
+use crate::future::ResponseFuture;
+use crate::{LimiterGroup, Permit, SystemCpu};
+
+/// Wraps services in a [`KeyedRateLimit`]: each request is limited by the limiter of its key,
+/// as `key_of(&request)` names it.
+///
+/// ```
+/// use rampart_core::SystemClock;
+/// use rampart_ratelimit::{BbrConfig, LimiterGroup, LimiterGroupLayer, ManualCpu};
+/// use tower::ServiceBuilder;
+///
+/// let group: LimiterGroup<String, _, _> =
+///     LimiterGroup::with(BbrConfig::default(), SystemClock::new(), ManualCpu::new(0.1))?;
+/// let server = ServiceBuilder::new()
+///     .layer(LimiterGroupLayer::new(group, |path: &String| path.clone()))
+///     .service_fn(|path: String| async move { Ok::<_, std::io::Error>(path.len()) });
+/// # let _ = server;
+/// # Ok::<(), rampart_core::ConfigError>(())
+/// ```
+///
+/// # Sharing
+///
+/// Every service the layer builds, and their clones, share the layer's one group: a key's
+/// limit is the whole server's.
+pub struct LimiterGroupLayer<K, F, C = SystemClock, U = SystemCpu> {
+    group: Arc<LimiterGroup<K, C, U>>,
+    key_of: F,
+}
+
+impl<K: Send + Sync + 'static, F> LimiterGroupLayer<K, F> {
+    /// A layer limiting each request with `group`'s limiter for `key_of(&request)`. The
+    /// members' gauges are kept current while their keys see no request (see
+    /// [`LimiterGroup::keep_gauges_current`]).
+    pub fn new<C: Clock, U: CpuUsage>(
+        group: LimiterGroup<K, C, U>,
+        key_of: F,
+    ) -> LimiterGroupLayer<K, F, C, U> {
+        let group = Arc::new(group);
+        group.keep_gauges_current();
+        LimiterGroupLayer { group, key_of }
+    }
+}
+
+impl<K, F, C, U> LimiterGroupLayer<K, F, C, U> {
+    /// The group the layer's services share.
+    pub fn group(&self) -> &Arc<LimiterGroup<K, C, U>> {
+        &self.group
+    }
+}
+
+impl<K, F: Clone, C, U> Clone for LimiterGroupLayer<K, F, C, U> {
+    fn clone(&self) -> Self {
+        Self {
+            group: Arc::clone(&self.group),
+            key_of: self.key_of.clone(),
+        }
+    }
+}
+
+impl<K, F, C, U> fmt::Debug for LimiterGroupLayer<K, F, C, U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LimiterGroupLayer")
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, K, F: Clone, C, U> Layer<S> for LimiterGroupLayer<K, F, C, U> {
+    type Service = KeyedRateLimit<S, K, F, C, U>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        KeyedRateLimit {
+            inner,
+            group: Arc::clone(&self.group),
+            key_of: self.key_of.clone(),
+        }
+    }
+}
+
+/// A service that limits each request to `S` with the limiter of the request's key; see
+/// [`LimiterGroupLayer`].
+pub struct KeyedRateLimit<S, K, F, C = SystemClock, U = SystemCpu> {
+    inner: S,
+    group: Arc<LimiterGroup<K, C, U>>,
+    key_of: F,
+}
+
+impl<S, K, F, C, U> KeyedRateLimit<S, K, F, C, U> {
+    /// The group this service shares with its clones.
+    pub fn group(&self) -> &Arc<LimiterGroup<K, C, U>> {
+        &self.group
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, K, F: Clone, C, U> Clone for KeyedRateLimit<S, K, F, C, U> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            group: Arc::clone(&self.group),
+            key_of: self.key_of.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, K, F, C, U> fmt::Debug for KeyedRateLimit<S, K, F, C, U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedRateLimit")
+            .field("inner", &self.inner)
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, K, F, C, U, Req> Service<Req> for KeyedRateLimit<S, K, F, C, U>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    K: Hash + Eq + Clone,
+    F: Fn(&Req) -> K,
+    C: Clock + Clone,
+    U: CpuUsage + Clone,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, C, U>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let key = (self.key_of)(&request);
+        let now = self.group.clock().now();
+        let limiter = self.group.get_at(&key, now);
+        match Permit::acquire(limiter, now) {
+            Ok(permit) => ResponseFuture::admitted(self.inner.call(request), permit),
+            Err(_) => ResponseFuture::shed(),
+        }
+    }
+}
