@@ -1,4 +1,5 @@
-//! [`KeyedGroup`]: one shared value per key, created on first use, bounded, idle-evicted.
+//! [`KeyedGroup`]: one shared value per key, created on first use, bounded, idle-evicted;
+//! [`KeyLabel`]: how its members name their key in metrics.
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
@@ -43,6 +44,16 @@ struct Member<V> {
 /// Instants are the caller's (`now` from any one [`Clock`](crate::Clock)): the group reads no
 /// clock itself.
 ///
+/// # Defaults
+///
+/// The layers' keyed groups (a breaker or a limiter per key) start from the same bounds:
+/// [`DEFAULT_MAX_KEYS`](Self::DEFAULT_MAX_KEYS) values (1 024) and
+/// [`DEFAULT_IDLE_TIMEOUT`](Self::DEFAULT_IDLE_TIMEOUT) (10 minutes), which
+/// [`KeyedGroup::default`] holds; and their members label their metrics by [`KeyLabel`],
+/// by default the key's `Debug` form.
+///
+/// # Examples
+///
 /// ```
 /// use std::time::Duration;
 /// use rampart_core::KeyedGroup;
@@ -52,6 +63,10 @@ struct Member<V> {
 /// let a = group.get_or_insert_with(&"a", now, |key| format!("made for {key}").into());
 /// let again = group.get_or_insert_with(&"a", now, |_| unreachable!("made once"));
 /// assert!(std::sync::Arc::ptr_eq(&a, &again));
+///
+/// let bounded = KeyedGroup::<&str, String>::default();
+/// assert_eq!(bounded.max_keys(), KeyedGroup::<&str, String>::DEFAULT_MAX_KEYS);
+/// assert_eq!(bounded.idle_timeout(), Duration::from_secs(600));
 /// # Ok::<(), rampart_core::ConfigError>(())
 /// ```
 pub struct KeyedGroup<K, V> {
@@ -61,7 +76,16 @@ pub struct KeyedGroup<K, V> {
     hasher: RandomState,
 }
 
+/// # Construction
 impl<K, V> KeyedGroup<K, V> {
+    /// The bound on the number of values a layer's keyed group holds unless told otherwise:
+    /// routes and operations, not user ids, fit in it.
+    pub const DEFAULT_MAX_KEYS: usize = 1_024;
+
+    /// How long a value of a layer's keyed group may go unused, unless told otherwise, before
+    /// it is the first to be evicted.
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
     /// An empty group of at most `max_keys` values, evicting values idle for `idle_timeout`
     /// when it needs room.
     ///
@@ -71,16 +95,32 @@ impl<K, V> KeyedGroup<K, V> {
     pub fn new(max_keys: usize, idle_timeout: Duration) -> Result<Self, ConfigError> {
         check::at_least("max_keys", max_keys, 1)?;
         check::positive("idle_timeout", idle_timeout)?;
+        Ok(Self::with_valid_bounds(max_keys, idle_timeout))
+    }
+
+    /// `max_keys` and `idle_timeout` must be positive.
+    fn with_valid_bounds(max_keys: usize, idle_timeout: Duration) -> Self {
         // A power of two no larger than `max_keys`, so the shards' shares add up to at most it.
-        let shards = MAX_SHARDS.min(1 << max_keys.ilog2());
-        Ok(Self {
+        let shards = MAX_SHARDS.min(1 << max_keys.max(1).ilog2());
+        Self {
             shards: (0..shards).map(|_| RwLock::new(HashMap::new())).collect(),
             per_shard: max_keys / shards,
             idle_timeout,
             hasher: RandomState::new(),
-        })
+        }
     }
+}
 
+impl<K, V> Default for KeyedGroup<K, V> {
+    /// An empty group of at most [`DEFAULT_MAX_KEYS`](Self::DEFAULT_MAX_KEYS) values,
+    /// evicting those idle for [`DEFAULT_IDLE_TIMEOUT`](Self::DEFAULT_IDLE_TIMEOUT) first.
+    fn default() -> Self {
+        Self::with_valid_bounds(Self::DEFAULT_MAX_KEYS, Self::DEFAULT_IDLE_TIMEOUT)
+    }
+}
+
+/// # Observing and evicting
+impl<K, V> KeyedGroup<K, V> {
     /// The most values the group holds.
     pub fn max_keys(&self) -> usize {
         self.per_shard * self.shards.len()
@@ -128,6 +168,7 @@ impl<K, V> KeyedGroup<K, V> {
     }
 }
 
+/// # Looking up
 impl<K: Hash + Eq + Clone, V> KeyedGroup<K, V> {
     /// The value of `key`, made by `make(key)` if the group has none, as of instant `now`.
     pub fn get_or_insert_with(
@@ -208,6 +249,51 @@ impl<V> Member<V> {
         if now.saturating_sub(self.last_used()) >= saturating_nanos(LAST_USE_RESOLUTION) {
             self.last_used.store(now, Ordering::Relaxed);
         }
+    }
+}
+
+/// How a keyed group's members name their key in metrics: the value of their `key` label.
+///
+/// By default the key's `Debug` form; a group whose keys print badly (or too uniquely) for a
+/// metrics backend takes a function of its own.
+///
+/// ```
+/// use rampart_core::KeyLabel;
+///
+/// assert_eq!(KeyLabel::default().label(&"/search"), "\"/search\"");
+/// let by_length = KeyLabel::new(|path: &&str| format!("{}-char path", path.len()));
+/// assert_eq!(by_length.label(&"/search"), "7-char path");
+/// ```
+pub struct KeyLabel<K: ?Sized>(Arc<dyn Fn(&K) -> String + Send + Sync>);
+
+impl<K: ?Sized> KeyLabel<K> {
+    /// Labels each key with `label(key)`.
+    pub fn new(label: impl Fn(&K) -> String + Send + Sync + 'static) -> Self {
+        Self(Arc::new(label))
+    }
+
+    /// The label of `key`.
+    pub fn label(&self, key: &K) -> String {
+        (self.0)(key)
+    }
+}
+
+impl<K: fmt::Debug + ?Sized> Default for KeyLabel<K> {
+    /// The key's `Debug` form.
+    fn default() -> Self {
+        Self::new(|key: &K| format!("{key:?}"))
+    }
+}
+
+impl<K: ?Sized> Clone for KeyLabel<K> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<K: ?Sized> fmt::Debug for KeyLabel<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyLabel").finish_non_exhaustive()
     }
 }
 
@@ -311,6 +397,24 @@ mod tests {
         assert_eq!(group.evict_idle(61 * SECOND), 1);
         assert_eq!(group.evict_idle(121 * SECOND), 1);
         assert!(group.is_empty());
+    }
+
+    #[test]
+    fn the_default_group_holds_the_default_bounds() {
+        let group = KeyedGroup::<u32, ()>::default();
+        assert_eq!(group.max_keys(), 1_024);
+        assert_eq!(group.idle_timeout(), Duration::from_secs(600));
+        for key in 0..2_000 {
+            group.get_or_insert_with(&key, Duration::ZERO, |_| Arc::new(()));
+        }
+        assert!(group.len() <= 1_024, "{}", group.len());
+    }
+
+    #[test]
+    fn a_key_label_is_the_debug_form_unless_told_otherwise() {
+        assert_eq!(KeyLabel::default().label(&("GET", 7)), r#"("GET", 7)"#);
+        let label = KeyLabel::new(|key: &u32| format!("shard-{}", key % 4));
+        assert_eq!(label.clone().label(&9), "shard-1");
     }
 
     #[test]

@@ -21,7 +21,8 @@
 //! - [`ConfigError`] and [`check`]: the error every `build()` returns, naming the field and
 //!   the rule.
 //! - [`KeyedGroup`]: one value per key (a breaker or limiter per route), created once,
-//!   bounded, idle-evicted.
+//!   bounded, idle-evicted, with the layers' default bounds; [`KeyLabel`] names a member's key
+//!   in metrics.
 //! - [`gauges`]: one shared background refresher that keeps the layers' gauges current when
 //!   traffic stops, so that a scrape of an idle process is never its last busy second.
 //!
@@ -75,9 +76,9 @@ pub use crate::classify::{Classify, DefaultClassifier, Outcome};
 pub use crate::clock::TokioClock;
 pub use crate::clock::{Clock, CoarseClock, ManualClock, SystemClock, saturating_nanos};
 pub use crate::error::{ConfigError, check};
-pub use crate::group::KeyedGroup;
+pub use crate::group::{KeyLabel, KeyedGroup};
 pub use crate::rejected::Rejected;
 pub use crate::window::{
-    BucketStats, Buckets, OncePerBucket, PerBucketCache, RollingWindow, Stripes, View,
-    WindowConfig, WindowView,
+    BucketStats, Buckets, OncePerBucket, PerBucketCache, RollingWindow, Stripes, ValidWindowConfig,
+    View, WindowConfig, WindowView,
 };

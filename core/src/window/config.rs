@@ -190,8 +190,51 @@ impl WindowConfig {
     ///
     /// As [`validate`](Self::validate).
     pub fn build_with_clock<C: Clock>(self, clock: C) -> Result<RollingWindow<C>, ConfigError> {
+        Ok(self.validated()?.build_with_clock(clock))
+    }
+
+    /// Checks every field once, for a caller that builds many windows of this shape (one per
+    /// member of a keyed group) and must not fail when it builds them.
+    ///
+    /// # Errors
+    ///
+    /// As [`validate`](Self::validate).
+    pub fn validated(self) -> Result<ValidWindowConfig, ConfigError> {
         self.validate()?;
-        Ok(RollingWindow::from_valid_config(self, clock))
+        Ok(ValidWindowConfig(self))
+    }
+}
+
+/// A [`WindowConfig`] that passed [`validate`](WindowConfig::validate): it builds windows
+/// without failing. Made by [`WindowConfig::validated`].
+///
+/// ```
+/// use std::time::Duration;
+/// use rampart_core::{ManualClock, WindowConfig};
+///
+/// let shape = WindowConfig::spanning(Duration::from_secs(3), 10).validated()?;
+/// let windows: Vec<_> = (0..3).map(|_| shape.build_with_clock(ManualClock::new())).collect();
+/// assert!(windows.iter().all(|window| window.window() == Duration::from_secs(3)));
+/// assert!(WindowConfig::new(0, Duration::from_secs(1)).validated().is_err());
+/// # Ok::<(), rampart_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidWindowConfig(WindowConfig);
+
+impl ValidWindowConfig {
+    /// The configuration.
+    pub fn config(&self) -> WindowConfig {
+        self.0
+    }
+
+    /// Builds a window that reads [`SystemClock`].
+    pub fn build(self) -> RollingWindow {
+        self.build_with_clock(SystemClock::new())
+    }
+
+    /// Builds a window that reads `clock`; its buckets are aligned to `clock.now()`.
+    pub fn build_with_clock<C: Clock>(self, clock: C) -> RollingWindow<C> {
+        RollingWindow::from_valid_config(self.0, clock)
     }
 }
 

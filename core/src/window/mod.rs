@@ -13,7 +13,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use self::cache::PerBucketCache;
-pub use self::config::{Stripes, WindowConfig};
+pub use self::config::{Stripes, ValidWindowConfig, WindowConfig};
 pub use self::once::OncePerBucket;
 use self::ring::StripedRing;
 pub use self::stats::BucketStats;
