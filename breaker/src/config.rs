@@ -1,7 +1,12 @@
+//! [`BreakerConfig`] and [`Rejections`]: what a breaker is built from, validated field by
+//! field.
+
 use std::borrow::Cow;
 use std::time::Duration;
 
-use rampart_core::{Clock, ConfigError, Outcome, SystemClock, WindowConfig, check};
+use rampart_core::{
+    Clock, ConfigError, Outcome, SystemClock, ValidWindowConfig, WindowConfig, check,
+};
 
 use crate::SreBreaker;
 
@@ -33,29 +38,6 @@ pub enum Rejections {
     /// (about one per window at full throttle). The default.
     #[default]
     Adaptive,
-}
-
-impl Rejections {
-    /// The weight `w` of rejected calls, given the window's accepts and admitted calls.
-    pub fn weight(self, accepts: u64, admitted: u64, k: f64) -> f64 {
-        match self {
-            Self::Sre => 1.0,
-            Self::Ignore => 0.0,
-            Self::Adaptive => {
-                let success = if admitted == 0 {
-                    0.0
-                } else {
-                    accepts as f64 / admitted as f64
-                };
-                if k <= 1.0 {
-                    // (1 − s) / 0: every failure counts fully, a perfect record not at all.
-                    if success < 1.0 { 1.0 } else { 0.0 }
-                } else {
-                    ((1.0 - success) / (1.0 - 1.0 / k)).clamp(0.0, 1.0)
-                }
-            }
-        }
-    }
 }
 
 /// The configuration of an [`SreBreaker`].
@@ -209,10 +191,16 @@ impl BreakerConfig {
     /// `k` not finite or outside [1, 1000]; a zero `window`; `buckets` zero or above 65 536; a
     /// bucket (`window / buckets`) shorter than 1 µs; an empty `name`.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validated_window().map(drop)
+    }
+
+    /// Checks every field, as [`validate`](Self::validate) does, and returns the window's
+    /// shape, from which breakers of this configuration are built without failing.
+    pub(crate) fn validated_window(&self) -> Result<ValidWindowConfig, ConfigError> {
         check::finite_in("k", self.k, 1.0..=1000.0)?;
-        WindowConfig::spanning_checked(self.window, self.buckets)?;
+        let window = WindowConfig::spanning_checked(self.window, self.buckets)?.validated()?;
         check::not_empty("name", &self.name)?;
-        Ok(())
+        Ok(window)
     }
 
     /// Builds a breaker that reads [`SystemClock`].
@@ -281,25 +269,5 @@ mod tests {
         }
         assert!(base.clone().with_k(1.0).validate().is_ok());
         assert!(base.with_min_requests(0).validate().is_ok());
-    }
-
-    #[test]
-    fn adaptive_weight_follows_the_success_ratio_of_admitted_calls() {
-        let k = 2.0;
-        let weight = |accepts, admitted| Rejections::Adaptive.weight(accepts, admitted, k);
-        assert_eq!(weight(0, 0), 1.0, "nothing admitted: counts fully");
-        assert_eq!(weight(0, 10), 1.0, "all failing");
-        assert_eq!(weight(5, 10), 1.0, "at the SRE equilibrium s = 1/k");
-        assert!((weight(6, 10) - 0.8).abs() < 1e-12);
-        assert!((weight(9, 10) - 0.2).abs() < 1e-12);
-        assert_eq!(
-            weight(10, 10),
-            0.0,
-            "all succeeding: rejections do not count"
-        );
-        assert_eq!(Rejections::Adaptive.weight(9, 10, 1.0), 1.0);
-        assert_eq!(Rejections::Adaptive.weight(10, 10, 1.0), 0.0);
-        assert_eq!(Rejections::Sre.weight(10, 10, k), 1.0);
-        assert_eq!(Rejections::Ignore.weight(0, 10, k), 0.0);
     }
 }

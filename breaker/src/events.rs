@@ -2,16 +2,18 @@
 //! throttling, each reported once per transition, never per request.
 //!
 //! Events carry the target `rampart::breaker` and the breaker's `name` (and `key`, in a keyed
-//! group). Without the feature this is an empty type and costs nothing.
+//! group). Without the feature this is an empty type and costs nothing. The breaker holds it
+//! beside its metrics (`metrics.rs`), which tell it when the drop probability changed.
 
 // Without the feature the methods are empty and ignore `self`.
 #![cfg_attr(not(feature = "tracing"), allow(clippy::unused_self))]
 
 /// Reports a breaker's transitions.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Transitions {
+    /// The breaker's `name`, and its `key` in a group.
     #[cfg(feature = "tracing")]
-    labels: Option<(Box<str>, Option<Box<str>>)>,
+    labels: (Box<str>, Option<Box<str>>),
 }
 
 impl Transitions {
@@ -20,7 +22,7 @@ impl Transitions {
     pub(crate) fn new(name: &str, key: Option<&str>) -> Self {
         Self {
             #[cfg(feature = "tracing")]
-            labels: Some((name.into(), key.map(Into::into))),
+            labels: (name.into(), key.map(Into::into)),
         }
     }
 
@@ -30,7 +32,8 @@ impl Transitions {
     #[inline]
     pub(crate) fn probability_changed(&self, before: f64, after: f64) {
         #[cfg(feature = "tracing")]
-        if let Some((name, key)) = &self.labels {
+        {
+            let (name, key) = &self.labels;
             let key = key.as_deref().unwrap_or("");
             match (before > 0.0, after > 0.0) {
                 (false, true) => tracing::warn!(

@@ -1,3 +1,6 @@
+//! [`ResponseFuture`]: the response of an admitted call, whose outcome it records once, or the
+//! immediate error of a rejected one.
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -152,7 +155,8 @@ impl<F, C, L> ResponseFuture<F, C, L> {
         }
     }
 
-    pub(crate) fn rejected(_rejected: Rejected) -> Self {
+    /// The breaker rejected the call: the future resolves to [`Rejected`] at once.
+    pub(crate) fn rejected() -> Self {
         Self {
             state: State::Rejected,
         }

@@ -5,17 +5,9 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_core::{Clock, ConfigError, KeyedGroup, SystemClock};
+use rampart_core::{Clock, ConfigError, KeyLabel, KeyedGroup, SystemClock, ValidWindowConfig};
 
 use crate::{BreakerConfig, SreBreaker};
-
-/// The default bound on the number of breakers in a group.
-const MAX_KEYS: usize = 1_024;
-/// The default time after which an unused breaker is the first to go.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// Labels a key for metrics: the `key` label of its breaker's metrics.
-type KeyLabel<K> = Arc<dyn Fn(&K) -> String + Send + Sync>;
 
 /// One [`SreBreaker`] per key, each built from the same configuration the first time its key
 /// is used, so that one failing route or operation does not throttle the others.
@@ -36,8 +28,9 @@ type KeyLabel<K> = Arc<dyn Fn(&K) -> String + Send + Sync>;
 ///
 /// # Bounds
 ///
-/// A group holds at most `max_keys` breakers (default 1 024) and evicts those unused for
-/// `idle_timeout` (default 10 minutes) first when it needs room: see
+/// A group holds at most `max_keys` breakers (default 1 024,
+/// [`KeyedGroup::DEFAULT_MAX_KEYS`]) and evicts those unused for `idle_timeout` (default 10
+/// minutes, [`KeyedGroup::DEFAULT_IDLE_TIMEOUT`]) first when it needs room: see
 /// [`KeyedGroup`]. Each key's breaker is created exactly once while it stays in the group,
 /// however many threads ask for it at the same time.
 ///
@@ -49,12 +42,12 @@ type KeyLabel<K> = Arc<dyn Fn(&K) -> String + Send + Sync>;
 /// kept current while its key sees no call (see [`keep_gauges_current`](Self::keep_gauges_current))
 /// until the member is evicted.
 pub struct BreakerGroup<K, C = SystemClock> {
+    /// Validated when the group is built, so that members are built without failing.
     config: BreakerConfig,
+    /// The shape of every member's window, validated with `config`.
+    window: ValidWindowConfig,
     clock: C,
     members: KeyedGroup<K, SreBreaker<C>>,
-    /// Built (without metrics) when the group is, which proves that members can be built;
-    /// handed out only if building a member ever failed, instead of panicking.
-    prototype: Arc<SreBreaker<C>>,
     key_label: KeyLabel<K>,
 }
 
@@ -77,13 +70,13 @@ impl<K: fmt::Debug, C: Clock + Clone> BreakerGroup<K, C> {
     ///
     /// If `config` is invalid (see [`BreakerConfig::validate`]).
     pub fn with_clock(config: BreakerConfig, clock: C) -> Result<Self, ConfigError> {
-        let prototype = Arc::new(SreBreaker::unreported(config.clone(), clock.clone())?);
+        let window = config.validated_window()?;
         Ok(Self {
             config,
+            window,
             clock,
-            members: KeyedGroup::new(MAX_KEYS, IDLE_TIMEOUT)?,
-            prototype,
-            key_label: Arc::new(|key: &K| format!("{key:?}")),
+            members: KeyedGroup::default(),
+            key_label: KeyLabel::default(),
         })
     }
 }
@@ -114,7 +107,7 @@ impl<K, C> BreakerGroup<K, C> {
     /// The same group labelling each member's metrics with `label(key)`.
     #[must_use]
     pub fn with_key_label(mut self, label: impl Fn(&K) -> String + Send + Sync + 'static) -> Self {
-        self.key_label = Arc::new(label);
+        self.key_label = KeyLabel::new(label);
         self
     }
 
@@ -170,13 +163,15 @@ where
 
     fn build(&self, key: &K) -> Arc<SreBreaker<C>> {
         let mut config = self.config.clone();
-        // Members draw distinct (still reproducible) sequences.
+        // Members draw distinct (still reproducible) sequences; the seed is not validated.
         config.seed = config.seed.map(|seed| seed ^ self.members.hash_of(key));
-        let label = (self.key_label)(key);
-        match SreBreaker::with_key(config, self.clock.clone(), Some(&label)) {
-            Ok(breaker) => Arc::new(breaker),
-            Err(_) => Arc::clone(&self.prototype),
-        }
+        let label = self.key_label.label(key);
+        Arc::new(SreBreaker::from_valid(
+            config,
+            self.window,
+            self.clock.clone(),
+            Some(&label),
+        ))
     }
 }
 

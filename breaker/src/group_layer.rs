@@ -174,8 +174,8 @@ where
         let key = (self.key_of)(&request);
         let now = self.group.clock().now();
         let breaker = self.group.get_at(&key, now);
-        if let Err(rejected) = breaker.allow_at(now) {
-            return ResponseFuture::rejected(rejected);
+        if breaker.allow_at(now).is_err() {
+            return ResponseFuture::rejected();
         }
         let completion = Completion::new(breaker, self.classifier.clone());
         ResponseFuture::admitted(self.inner.call(request), completion)

@@ -1,3 +1,5 @@
+//! [`BreakerLayer`]: wraps services in a [`Breaker`], all sharing one breaker.
+
 use std::sync::Arc;
 
 use rampart_core::{Clock, ConfigError, DefaultClassifier, SystemClock};

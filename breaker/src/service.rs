@@ -1,3 +1,5 @@
+//! [`Breaker`]: the service that asks the breaker before each call.
+
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -104,8 +106,8 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let now = self.shared.clock().now();
-        if let Err(rejected) = self.shared.allow_at(now) {
-            return ResponseFuture::rejected(rejected);
+        if self.shared.allow_at(now).is_err() {
+            return ResponseFuture::rejected();
         }
         // Armed before the inner call: if `call` itself panics, the guard records a failure.
         let completion = Completion::new(Arc::clone(&self.shared), self.classifier.clone());

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use rampart_core::{
     BucketStats, Clock, ConfigError, OncePerBucket, Outcome, PerBucketCache, RollingWindow,
-    SystemClock, View,
+    SystemClock, ValidWindowConfig, View,
 };
 
 use crate::draw::Draws;
+use crate::events::Transitions;
 use crate::metrics::BreakerMetrics;
 use crate::{BreakerConfig, Rejected, Rejections};
 
@@ -132,43 +133,35 @@ pub struct SreBreaker<C = SystemClock> {
     probed: OncePerBucket,
     draws: Draws,
     metrics: BreakerMetrics,
+    /// Starts and stops of throttling, as `tracing` events (feature `tracing`).
+    transitions: Transitions,
 }
 
 /// # Construction
 impl<C: Clock> SreBreaker<C> {
     pub(crate) fn new(config: BreakerConfig, clock: C) -> Result<Self, ConfigError> {
-        Self::with_key(config, clock, None)
+        let window = config.validated_window()?;
+        Ok(Self::from_valid(config, window, clock, None))
     }
 
-    /// A breaker whose metrics also carry a `key` label (a member of a keyed group).
-    pub(crate) fn with_key(
+    /// A breaker built from a configuration that passed validation, `window` being its
+    /// window's shape; its metrics also carry a `key` label when it is a member of a keyed
+    /// group.
+    pub(crate) fn from_valid(
         config: BreakerConfig,
+        window: ValidWindowConfig,
         clock: C,
         key: Option<&str>,
-    ) -> Result<Self, ConfigError> {
-        Self::with_metrics(config, clock, |name| BreakerMetrics::new(name, key))
-    }
-
-    /// A breaker that reports no metrics.
-    pub(crate) fn unreported(config: BreakerConfig, clock: C) -> Result<Self, ConfigError> {
-        Self::with_metrics(config, clock, |_| BreakerMetrics::noop())
-    }
-
-    fn with_metrics(
-        config: BreakerConfig,
-        clock: C,
-        metrics: impl FnOnce(&str) -> BreakerMetrics,
-    ) -> Result<Self, ConfigError> {
-        config.validate()?;
-        let window = config.window_config().build_with_clock(clock)?;
-        Ok(Self {
+    ) -> Self {
+        Self {
             probed: OncePerBucket::new(),
             draws: Draws::new(config.seed),
-            metrics: metrics(&config.name),
+            metrics: BreakerMetrics::new(&config.name, key),
+            transitions: Transitions::new(&config.name, key),
             completed: PerBucketCache::new(),
-            window,
+            window: window.build_with_clock(clock),
             config,
-        })
+        }
     }
 }
 
@@ -249,9 +242,13 @@ impl<C: Clock> SreBreaker<C> {
         self.publish(self.decide(evidence))
     }
 
+    /// Sets the drop-probability gauge and, when the probability starts or stops being
+    /// zero, reports the transition.
     #[inline]
     fn publish(&self, probability: f64) -> f64 {
-        self.metrics.drop_probability(probability);
+        if let Some(before) = self.metrics.drop_probability(probability) {
+            self.transitions.probability_changed(before, probability);
+        }
         probability
     }
 
@@ -319,6 +316,30 @@ impl<C: Clock> SreBreaker<C> {
             weight,
             window.admitted as f64 + weight * window.rejected as f64,
         )
+    }
+}
+
+/// # The weight of rejected calls
+impl Rejections {
+    /// The weight `w` of rejected calls, given the window's accepts and admitted calls.
+    pub fn weight(self, accepts: u64, admitted: u64, k: f64) -> f64 {
+        match self {
+            Self::Sre => 1.0,
+            Self::Ignore => 0.0,
+            Self::Adaptive => {
+                let success = if admitted == 0 {
+                    0.0
+                } else {
+                    accepts as f64 / admitted as f64
+                };
+                if k <= 1.0 {
+                    // (1 − s) / 0: every failure counts fully, a perfect record not at all.
+                    if success < 1.0 { 1.0 } else { 0.0 }
+                } else {
+                    ((1.0 - success) / (1.0 - 1.0 / k)).clamp(0.0, 1.0)
+                }
+            }
+        }
     }
 }
 
@@ -444,8 +465,7 @@ impl<C: Clock> SreBreaker<C> {
     /// # Ok::<(), rampart_core::ConfigError>(())
     /// ```
     pub fn publish_gauges(&self) {
-        self.metrics
-            .drop_probability(self.snapshot().drop_probability);
+        self.publish(self.snapshot().drop_probability);
     }
 
     /// Registers this breaker with the shared background refresher
@@ -454,8 +474,7 @@ impl<C: Clock> SreBreaker<C> {
     ///
     /// [`BreakerLayer`](crate::BreakerLayer) and [`BreakerGroup`](crate::BreakerGroup) call it
     /// for their breakers; call it for a breaker you share in an `Arc` and drive yourself. A
-    /// breaker is registered once however often this is called, and never if it reports no
-    /// metrics.
+    /// breaker is registered once however often this is called.
     pub fn keep_gauges_current(self: &std::sync::Arc<Self>) {
         if self.metrics.claim_refresh() {
             rampart_core::gauges::keep_current(self);
@@ -496,5 +515,25 @@ mod tests {
                 rejected: 3
             }
         );
+    }
+
+    #[test]
+    fn adaptive_weight_follows_the_success_ratio_of_admitted_calls() {
+        let k = 2.0;
+        let weight = |accepts, admitted| Rejections::Adaptive.weight(accepts, admitted, k);
+        assert_eq!(weight(0, 0), 1.0, "nothing admitted: counts fully");
+        assert_eq!(weight(0, 10), 1.0, "all failing");
+        assert_eq!(weight(5, 10), 1.0, "at the SRE equilibrium s = 1/k");
+        assert!((weight(6, 10) - 0.8).abs() < 1e-12);
+        assert!((weight(9, 10) - 0.2).abs() < 1e-12);
+        assert_eq!(
+            weight(10, 10),
+            0.0,
+            "all succeeding: rejections do not count"
+        );
+        assert_eq!(Rejections::Adaptive.weight(9, 10, 1.0), 1.0);
+        assert_eq!(Rejections::Adaptive.weight(10, 10, 1.0), 0.0);
+        assert_eq!(Rejections::Sre.weight(10, 10, k), 1.0);
+        assert_eq!(Rejections::Ignore.weight(0, 10, k), 0.0);
     }
 }
