@@ -122,6 +122,7 @@
 
 mod config;
 mod draw;
+mod error;
 mod events;
 mod future;
 mod group;
@@ -132,6 +133,7 @@ mod service;
 mod sre;
 
 pub use crate::config::{BreakerConfig, Rejections};
+pub use crate::error::Rejected;
 pub use crate::future::ResponseFuture;
 pub use crate::group::BreakerGroup;
 pub use crate::group_layer::{BreakerGroupLayer, KeyedBreaker};
@@ -141,7 +143,3 @@ pub use crate::sre::{BreakerSnapshot, BreakerState, SreBreaker};
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use rampart_core::HttpClassifier;
-/// The breaker rejected the call locally, without calling the backend (boxed in
-/// `tower::BoxError`). Defined in `rampart-core`, so that `rampart-retry` never retries it without
-/// depending on this crate.
-pub use rampart_core::Rejected;
