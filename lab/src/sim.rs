@@ -2,6 +2,7 @@
 //! driver, and the records it keeps.
 
 use std::future::Future;
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -171,12 +172,26 @@ pub fn success_latencies<'a>(records: impl Iterator<Item = &'a Record>) -> Vec<D
         .collect()
 }
 
-/// A per-bin series: `value(records of the bin)` for each `bin` of the run.
+/// The quantile `q` of the latencies of the successes among `records`, in milliseconds; NaN
+/// when there are none.
+pub fn success_quantile_ms(records: &[&Record], q: f64) -> f64 {
+    quantile_ms(success_latencies(records.iter().copied()), q)
+}
+
+/// The share of `records` that are `counted`; 0 when there are none (an empty bin admitted,
+/// shed or failed nothing).
+pub fn share(records: &[&Record], counted: impl Fn(&Record) -> bool) -> f64 {
+    let hits = records.iter().filter(|record| counted(record)).count();
+    hits as f64 / (records.len() as f64).max(1.0)
+}
+
+/// A per-bin series: `value(span, records sent in span)` for each `bin` of the run, in order.
+/// A bin's span is `[n · bin, (n + 1) · bin)`, the last one cut at `duration`.
 pub fn series(
     records: &[Record],
     duration: Duration,
     bin: Duration,
-    value: impl Fn(&[&Record]) -> f64,
+    value: impl Fn(Range<Duration>, &[&Record]) -> f64,
 ) -> Vec<f64> {
     let bins = (duration.as_secs_f64() / bin.as_secs_f64()).ceil() as usize;
     let mut grouped: Vec<Vec<&Record>> = vec![Vec::new(); bins];
@@ -185,7 +200,13 @@ pub fn series(
             ((record.at.as_secs_f64() / bin.as_secs_f64()) as usize).min(bins.saturating_sub(1));
         grouped[index].push(record);
     }
-    grouped.iter().map(|records| value(records)).collect()
+    (0_u32..)
+        .zip(&grouped)
+        .map(|(n, records)| {
+            let start = bin * n;
+            value(start..(start + bin).min(duration), records)
+        })
+        .collect()
 }
 
 /// A backend's request count sampled at the start of every bin (to turn into per-bin traffic).
@@ -210,6 +231,13 @@ impl Samples {
             .find(|(when, _)| *when <= at)
             .map(|(_, counts)| counts.clone())
             .unwrap_or_default()
+    }
+
+    /// How much count `n` rose over `span`: its value last taken at or before the end less
+    /// that at or before the start (0 for a count never taken).
+    pub fn rise(&self, n: usize, span: Range<Duration>) -> u64 {
+        let count = |at| self.at(at).get(n).copied().unwrap_or(0);
+        count(span.end).saturating_sub(count(span.start))
     }
 }
 
@@ -348,9 +376,57 @@ mod tests {
             &records,
             Duration::from_millis(2_600),
             Duration::from_secs(1),
-            |bin| bin.len() as f64,
+            |_, bin| bin.len() as f64,
         );
         assert_eq!(counts, [2.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn series_tells_each_bin_its_span_the_last_cut_at_the_end() {
+        let spans = std::cell::RefCell::new(Vec::new());
+        let ends = series(
+            &[],
+            Duration::from_millis(2_600),
+            Duration::from_secs(1),
+            |span, bin| {
+                assert!(bin.is_empty());
+                spans.borrow_mut().push(span.clone());
+                span.end.as_secs_f64()
+            },
+        );
+        assert_eq!(ends, [1.0, 2.0, 2.6]);
+        assert_eq!(
+            spans.into_inner(),
+            [
+                Duration::ZERO..1_000 * MS,
+                1_000 * MS..2_000 * MS,
+                2_000 * MS..2_600 * MS
+            ]
+        );
+    }
+
+    #[test]
+    fn shares_and_quantiles_of_a_bin() {
+        let record = |ms: u32, fate| Record {
+            at: Duration::ZERO,
+            latency: MS * ms,
+            fate,
+        };
+        let records = [
+            record(10, Fate::Served),
+            record(30, Fate::Served),
+            record(1, Fate::Refused),
+            record(200, Fate::TimedOut),
+        ];
+        let bin: Vec<&Record> = records.iter().collect();
+        assert_eq!(share(&bin, Record::is_good), 0.5);
+        assert_eq!(share(&bin, |r| r.fate == Fate::Refused), 0.25);
+        // An empty bin has a share of nothing, not NaN; its quantiles are NaN.
+        assert_eq!(share(&[], Record::is_good), 0.0);
+        assert!(success_quantile_ms(&[], 0.99).is_nan());
+        // Only successes count: the refusal's 1 ms and the timeout's 200 ms do not.
+        assert!((success_quantile_ms(&bin, 0.99) - 30.0).abs() < 1e-9);
+        assert!((success_quantile_ms(&bin, 0.0) - 10.0).abs() < 1e-9);
     }
 
     #[test]
@@ -405,6 +481,20 @@ mod tests {
         samples.take(Duration::from_secs(1), vec![5]);
         assert_eq!(samples.at(Duration::from_millis(999)), [1]);
         assert_eq!(samples.at(Duration::from_secs(3)), [5]);
+    }
+
+    #[test]
+    fn a_rise_is_the_difference_of_the_counts_at_the_span_edges() {
+        let samples = Samples::default();
+        samples.take(Duration::ZERO, vec![1, 10]);
+        samples.take(Duration::from_secs(1), vec![5, 30]);
+        samples.take(Duration::from_secs(2), vec![6, 30]);
+        let s = Duration::from_secs;
+        assert_eq!(samples.rise(0, s(0)..s(1)), 4);
+        assert_eq!(samples.rise(1, s(0)..s(3)), 20);
+        assert_eq!(samples.rise(1, s(1)..s(2)), 0);
+        // A count never taken rose by nothing.
+        assert_eq!(samples.rise(2, s(0)..s(2)), 0);
     }
 
     #[test]

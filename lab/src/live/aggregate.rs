@@ -93,24 +93,26 @@ pub fn client_series(
 ) -> Vec<(&'static str, Vec<f64>)> {
     let per_second = BIN.as_secs_f64() * capacity;
     let share = |fate: Fate| {
-        move |bin: &[&Record]| {
+        move |_: std::ops::Range<Duration>, bin: &[&Record]| {
             bin.iter().filter(|r| r.fate == fate).count() as f64 / (bin.len() as f64).max(1.0)
         }
     };
     vec![
         (
             "offered",
-            sim::series(records, duration, BIN, |bin| bin.len() as f64 / per_second),
+            sim::series(records, duration, BIN, |_, bin| {
+                bin.len() as f64 / per_second
+            }),
         ),
         (
             "goodput",
-            sim::series(records, duration, BIN, |bin| {
+            sim::series(records, duration, BIN, |_, bin| {
                 bin.iter().filter(|r| r.is_good()).count() as f64 / per_second
             }),
         ),
         (
             "p99_ms",
-            sim::series(records, duration, BIN, |bin| {
+            sim::series(records, duration, BIN, |_, bin| {
                 quantile_ms(sim::success_latencies(bin.iter().copied()), 0.99)
             }),
         ),

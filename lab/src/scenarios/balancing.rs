@@ -15,8 +15,7 @@ use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
 use super::{Options, Scenario};
 use crate::report::{self, Chart, Check, ScenarioReport, StackReport};
 use crate::sim::{
-    self, Call, Fate, Record, Sampler, Samples, arrivals, between, drive, outcome, quantile_ms,
-    simulate,
+    self, Call, Fate, Record, Sampler, Samples, arrivals, between, drive, outcome, simulate,
 };
 use crate::thresholds;
 
@@ -177,51 +176,28 @@ fn summarise(
     duration: Duration,
 ) -> StackReport {
     let measured: Vec<&Record> = between(records, from, duration).collect();
-    let sent = (measured.len() as f64).max(1.0);
-    let bad_calls = counts
-        .at(duration)
-        .get(BAD)
-        .copied()
-        .unwrap_or(0)
-        .saturating_sub(counts.at(from).get(BAD).copied().unwrap_or(0));
-    let failed =
-        |records: &[&Record]| records.iter().filter(|r| r.fate != Fate::Served).count() as f64;
-    let p99 = quantile_ms(sim::success_latencies(measured.iter().copied()), 0.99);
-    let requests = sim::series(records, duration, BIN, |bin| bin.len() as f64);
-    let share = requests
-        .iter()
-        .enumerate()
-        .map(|(second, &sent)| {
-            let (start, end) = (BIN * second as u32, BIN * (second as u32 + 1));
-            let calls = counts
-                .at(end)
-                .get(BAD)
-                .copied()
-                .unwrap_or(0)
-                .saturating_sub(counts.at(start).get(BAD).copied().unwrap_or(0));
-            calls as f64 / sent.max(1.0)
-        })
-        .collect();
+    let bad_calls = counts.rise(BAD, from..duration) as f64;
+    let failed = |records: &[&Record]| sim::share(records, |r| r.fate != Fate::Served);
     StackReport::new(name)
-        .figure("share", bad_calls as f64 / sent)
-        .figure(
-            "p50_ms",
-            quantile_ms(sim::success_latencies(measured.iter().copied()), 0.5),
+        .figure("share", bad_calls / (measured.len() as f64).max(1.0))
+        .figure("p50_ms", sim::success_quantile_ms(&measured, 0.5))
+        .figure("p99_ms", sim::success_quantile_ms(&measured, 0.99))
+        .figure("error_rate", failed(&measured))
+        .series(
+            "share",
+            sim::series(records, duration, BIN, |span, bin| {
+                counts.rise(BAD, span) as f64 / (bin.len() as f64).max(1.0)
+            }),
         )
-        .figure("p99_ms", p99)
-        .figure("error_rate", failed(&measured) / sent)
-        .series("share", share)
         .series(
             "p99_ms",
-            sim::series(records, duration, BIN, |bin| {
-                quantile_ms(sim::success_latencies(bin.iter().copied()), 0.99)
+            sim::series(records, duration, BIN, |_, bin| {
+                sim::success_quantile_ms(bin, 0.99)
             }),
         )
         .series(
             "error_rate",
-            sim::series(records, duration, BIN, |bin| {
-                failed(bin) / (bin.len() as f64).max(1.0)
-            }),
+            sim::series(records, duration, BIN, |_, bin| failed(bin)),
         )
 }
 

@@ -17,7 +17,7 @@ use tower::discover::Change;
 
 use super::{Options, Scenario};
 use crate::report::{self, Chart, Check, ScenarioReport, StackReport};
-use crate::sim::{self, Record, arrivals, between, drive, quantile_ms, simulate};
+use crate::sim::{self, Record, arrivals, between, drive, simulate};
 use crate::thresholds;
 
 const CALM: Duration = Duration::from_secs(20);
@@ -111,32 +111,30 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> ScenarioReport {
         let in_overload: Vec<&Record> =
             between(&records, phases.overload_start, phases.overload_end).collect();
         let overload_capacity = integrate(capacity_at, phases.overload_start, phases.overload_end);
-        let successes = sim::success_latencies(in_overload.iter().copied());
         let good = in_overload.iter().filter(|r| r.is_good()).count() as f64;
         let bin_s = BIN.as_secs_f64();
         reports.push(
             StackReport::new(name)
                 .figure("goodput", good / overload_capacity)
-                .figure("success", good / (in_overload.len() as f64).max(1.0))
-                .figure("p50_ms", quantile_ms(successes.clone(), 0.5))
-                .figure("p99_ms", quantile_ms(successes, 0.99))
+                .figure("success", sim::share(&in_overload, Record::is_good))
+                .figure("p50_ms", sim::success_quantile_ms(&in_overload, 0.5))
+                .figure("p99_ms", sim::success_quantile_ms(&in_overload, 0.99))
                 .figure(
                     "attempts_per_request",
                     attempts as f64 / (records.len() as f64).max(1.0),
                 )
                 .series(
                     "goodput",
-                    sim::series(&records, phases.end, BIN, |bin| {
-                        let start = bin.first().map_or(Duration::ZERO, |r| r.at);
+                    sim::series(&records, phases.end, BIN, |span, bin| {
                         bin.iter().filter(|r| r.is_good()).count() as f64
                             / bin_s
-                            / capacity_at(start)
+                            / capacity_at(span.start)
                     }),
                 )
                 .series(
                     "p99_ms",
-                    sim::series(&records, phases.end, BIN, |bin| {
-                        quantile_ms(sim::success_latencies(bin.iter().copied()), 0.99)
+                    sim::series(&records, phases.end, BIN, |_, bin| {
+                        sim::success_quantile_ms(bin, 0.99)
                     }),
                 ),
         );

@@ -55,24 +55,20 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> ScenarioReport {
         progress(name);
         let (records, backend_calls) =
             simulate(run_stack(mode, options.seed, &arrivals, healthy, down));
-        let leak_from = healthy + window;
-        let requests_in_leak = between(&records, leak_from, healthy + down).count() as f64;
-        let calls_in_leak = backend_calls.at(healthy + down)[0]
-            .saturating_sub(backend_calls.at(leak_from)[0]) as f64;
+        let leak = healthy + window..healthy + down;
+        let requests_in_leak = between(&records, leak.start, leak.end).count() as f64;
+        let calls_in_leak = backend_calls.rise(0, leak) as f64;
         let recovery = recovery_time(&records, healthy + down, duration);
-        let admitted = |bin: &[&Record]| {
-            bin.iter().filter(|r| r.fate != Fate::Refused).count() as f64
-                / (bin.len() as f64).max(1.0)
-        };
+        let all: Vec<&Record> = records.iter().collect();
         reports.push(
             StackReport::new(*name)
                 .figure("leak", calls_in_leak / requests_in_leak.max(1.0))
                 .figure("recovery_s", recovery.as_secs_f64())
-                .figure(
-                    "success",
-                    records.iter().filter(|r| r.is_good()).count() as f64 / records.len() as f64,
-                )
-                .series("admitted", sim::series(&records, duration, BIN, admitted)),
+                .figure("success", sim::share(&all, Record::is_good))
+                .series(
+                    "admitted",
+                    sim::series(&records, duration, BIN, |_, bin| sim::share(bin, admitted)),
+                ),
         );
     }
     let adaptive = "rampart breaker Adaptive";
@@ -151,13 +147,18 @@ async fn run_stack(
     (records, samples)
 }
 
+/// Whether a request was let through to the backend (a failure was, too).
+fn admitted(record: &Record) -> bool {
+    record.fate != Fate::Refused
+}
+
 /// Time from `recovered` until every following one-second span admits ≥ 99 % of requests.
 fn recovery_time(records: &[Record], recovered: Duration, end: Duration) -> Duration {
     let step = Duration::from_millis(100);
     let span_ok = |from: Duration| {
         let span: Vec<&Record> = between(records, from, from + Duration::from_secs(1)).collect();
-        let admitted = span.iter().filter(|r| r.fate != Fate::Refused).count();
-        admitted as f64 >= 0.99 * span.len() as f64
+        let passed = span.iter().filter(|r| admitted(r)).count();
+        passed as f64 >= 0.99 * span.len() as f64
     };
     let mut candidate = recovered;
     let mut from = recovered;

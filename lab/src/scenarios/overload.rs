@@ -11,7 +11,7 @@ use tower::{Layer, ServiceBuilder};
 
 use super::{Options, Scenario};
 use crate::report::{Chart, Check, ScenarioReport, StackReport};
-use crate::sim::{self, Call, Fate, Record, arrivals, between, drive, quantile_ms, simulate};
+use crate::sim::{self, Call, Fate, Record, arrivals, between, drive, simulate};
 use crate::thresholds;
 
 const LOW: Duration = Duration::from_secs(10);
@@ -77,19 +77,7 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str), io_bound: bool) -> Sce
         .with_queue_capacity(1_000)
         .with_seed(options.seed);
     let capacity = config.capacity();
-    let load = move |at: Duration| {
-        let factor = if at < low {
-            0.5
-        } else if at < low + ramp {
-            0.5 + 2.5 * at.saturating_sub(low).as_secs_f64() / ramp.as_secs_f64()
-        } else if at < low + ramp + high {
-            3.0
-        } else {
-            0.5
-        };
-        factor * capacity
-    };
-    let arrivals = arrivals(options.seed, duration, load);
+    let arrivals = arrivals(options.seed, duration, ramp_load(low, ramp, high, capacity));
     let scenario = if io_bound { OVERLOAD_IO } else { OVERLOAD };
     let stacks: Vec<Stack> = if io_bound {
         vec![
@@ -152,6 +140,28 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str), io_bound: bool) -> Sce
     }
 }
 
+/// The offered load of the overload ramp, in requests per second: half of `capacity` for
+/// `low`, rising linearly to three times it over `ramp`, held for `high`, then half again.
+pub(super) fn ramp_load(
+    low: Duration,
+    ramp: Duration,
+    high: Duration,
+    capacity: f64,
+) -> impl Fn(Duration) -> f64 {
+    move |at: Duration| {
+        let factor = if at < low {
+            0.5
+        } else if at < low + ramp {
+            0.5 + 2.5 * at.saturating_sub(low).as_secs_f64() / ramp.as_secs_f64()
+        } else if at < low + ramp + high {
+            3.0
+        } else {
+            0.5
+        };
+        factor * capacity
+    }
+}
+
 async fn run_stack(stack: Stack, config: SimConfig, arrivals: &[Duration]) -> Vec<Record> {
     let backend = SimBackend::new(config).expect("a valid simulated server");
     let send: Box<dyn Fn() -> Call> = match stack {
@@ -198,41 +208,34 @@ pub(super) fn summarise(
     duration: Duration,
     capacity: f64,
 ) -> StackReport {
-    let unloaded_p99 = quantile_ms(
-        sim::success_latencies(between(records, Duration::ZERO, ramp_start)),
-        0.99,
-    );
-    let high_end = high_start + high;
-    let in_high: Vec<&Record> = between(records, high_start, high_end).collect();
+    let before_ramp: Vec<&Record> = between(records, Duration::ZERO, ramp_start).collect();
+    let unloaded_p99 = sim::success_quantile_ms(&before_ramp, 0.99);
+    let in_high: Vec<&Record> = between(records, high_start, high_start + high).collect();
     let served = in_high.iter().filter(|r| r.is_good()).count() as f64;
-    let shed = in_high.iter().filter(|r| r.fate == Fate::Refused).count() as f64;
-    let successes = sim::success_latencies(in_high.iter().copied());
-    let p99 = quantile_ms(successes.clone(), 0.99);
+    let p99 = sim::success_quantile_ms(&in_high, 0.99);
+    let shed = |records: &[&Record]| sim::share(records, |r| r.fate == Fate::Refused);
     let bin_s = BIN.as_secs_f64();
     StackReport::new(name)
         .figure("goodput", served / high.as_secs_f64() / capacity)
-        .figure("p50_ms", quantile_ms(successes, 0.5))
+        .figure("p50_ms", sim::success_quantile_ms(&in_high, 0.5))
         .figure("p99_ms", p99)
         .figure("unloaded_p99_ms", unloaded_p99)
         .figure("p99_vs_unloaded", p99 / unloaded_p99)
-        .figure("shed", shed / (in_high.len() as f64).max(1.0))
+        .figure("shed", shed(&in_high))
         .series(
             "goodput",
-            sim::series(records, duration, BIN, |bin| {
+            sim::series(records, duration, BIN, |_, bin| {
                 bin.iter().filter(|r| r.is_good()).count() as f64 / bin_s / capacity
             }),
         )
         .series(
             "p99_ms",
-            sim::series(records, duration, BIN, |bin| {
-                quantile_ms(sim::success_latencies(bin.iter().copied()), 0.99)
+            sim::series(records, duration, BIN, |_, bin| {
+                sim::success_quantile_ms(bin, 0.99)
             }),
         )
         .series(
             "shed",
-            sim::series(records, duration, BIN, |bin| {
-                bin.iter().filter(|r| r.fate == Fate::Refused).count() as f64
-                    / (bin.len() as f64).max(1.0)
-            }),
+            sim::series(records, duration, BIN, |_, bin| shed(bin)),
         )
 }

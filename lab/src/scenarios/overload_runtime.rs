@@ -11,6 +11,7 @@
 //! server's default read: at most 50 % for one worker); BBR with the latency gate; and BBR's
 //! default, which reads its own CPU and also the runtime's scheduling delay (its heartbeat).
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -128,18 +129,7 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str), slices: u32) -> Scenar
         .with_seed(options.seed);
     let capacity = config.capacity();
     let (low, ramp, high) = (phases.ramp_start, options.scaled(RAMP), phases.high);
-    let load = move |at: Duration| {
-        let factor = if at < low {
-            0.5
-        } else if at < low + ramp {
-            0.5 + 2.5 * at.saturating_sub(low).as_secs_f64() / ramp.as_secs_f64()
-        } else if at < low + ramp + high {
-            3.0
-        } else {
-            0.5
-        };
-        factor * capacity
-    };
+    let load = super::overload::ramp_load(low, ramp, high, capacity);
     let arrivals = arrivals(options.seed, phases.end, load);
     let scenario = if slices == 1 {
         OVERLOAD_RUNTIME_BLOCKING
@@ -295,33 +285,24 @@ fn summarise(name: &str, run: &Run, phases: Phases, capacity: f64) -> StackRepor
         capacity,
     );
     // The handler's work in the 3× phase spent on requests whose clients had gone.
-    let (start, end) = (run.counts.at(phases.high_start), run.counts.at(high_end));
-    let done = |counts: &[u64], n: usize| counts.get(n).copied().unwrap_or(0);
-    let served = done(&end, 0).saturating_sub(done(&start, 0)) as f64;
-    let abandoned = done(&end, 1).saturating_sub(done(&start, 1)) as f64;
-    let in_high: Vec<f64> = run
-        .delays
-        .iter()
-        .filter(|(at, _)| *at >= phases.high_start && *at < high_end)
-        .map(|(_, delay)| delay.as_secs_f64() * 1e3)
-        .collect();
-    let bins = sim::bin_starts(phases.end, BIN);
-    let delay_series = bins
-        .iter()
-        .take(bins.len().saturating_sub(1))
-        .map(|&bin| {
-            let in_bin: Vec<f64> = run
-                .delays
-                .iter()
-                .filter(|(at, _)| *at >= bin && *at < bin + BIN)
-                .map(|(_, delay)| delay.as_secs_f64() * 1e3)
-                .collect();
-            mean(&in_bin)
-        })
+    let served = run.counts.rise(0, phases.high_start..high_end) as f64;
+    let abandoned = run.counts.rise(1, phases.high_start..high_end) as f64;
+    let mean_delay_ms = |span: Range<Duration>| {
+        let delays: Vec<f64> = run
+            .delays
+            .iter()
+            .filter(|(at, _)| span.contains(at))
+            .map(|(_, delay)| delay.as_secs_f64() * 1e3)
+            .collect();
+        mean(&delays)
+    };
+    let delay_series = sim::bin_starts(phases.end, BIN)
+        .windows(2)
+        .map(|bin| mean_delay_ms(bin[0]..bin[1]))
         .collect();
     report
         .figure("wasted", abandoned / (served + abandoned).max(1.0))
-        .figure("delay_ms", mean(&in_high))
+        .figure("delay_ms", mean_delay_ms(phases.high_start..high_end))
         .series("delay_ms", delay_series)
 }
 

@@ -2,6 +2,7 @@
 //! retries against tower's and rampart's budgets.
 
 use std::convert::Infallible;
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,31 +109,32 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> ScenarioReport {
     {
         progress(name);
         let (records, calls) = simulate(run_stack(stack, options.seed, &arrivals, down, duration));
-        let amplification = |from: Duration, to: Duration| {
-            let requests = between(&records, from, to).count() as f64;
-            let backend = calls.at(to)[0].saturating_sub(calls.at(from)[0]) as f64;
-            backend / requests.max(1.0)
+        let amplification = |span: Range<Duration>, requests: usize| {
+            calls.rise(0, span) as f64 / (requests as f64).max(1.0)
         };
+        let in_down = between(&records, Duration::ZERO, down).count();
         let in_partial: Vec<&Record> = between(&records, down, duration).collect();
-        let per_second = sample_seconds(&calls, duration);
         reports.push(
             StackReport::new(*name)
-                .figure("amplification_down", amplification(Duration::ZERO, down))
-                .figure("amplification_partial", amplification(down, duration))
                 .figure(
-                    "success_partial",
-                    in_partial.iter().filter(|r| r.is_good()).count() as f64
-                        / (in_partial.len() as f64).max(1.0),
+                    "amplification_down",
+                    amplification(Duration::ZERO..down, in_down),
                 )
+                .figure(
+                    "amplification_partial",
+                    amplification(down..duration, in_partial.len()),
+                )
+                .figure("success_partial", sim::share(&in_partial, Record::is_good))
                 .series(
                     "amplification",
-                    per_second_amplification(&records, &per_second, duration),
+                    sim::series(&records, duration, BIN, |span, bin| {
+                        amplification(span, bin.len())
+                    }),
                 )
                 .series(
                     "success",
-                    sim::series(&records, duration, BIN, |bin| {
-                        bin.iter().filter(|r| r.is_good()).count() as f64
-                            / (bin.len() as f64).max(1.0)
+                    sim::series(&records, duration, BIN, |_, bin| {
+                        sim::share(bin, Record::is_good)
                     }),
                 ),
         );
@@ -164,35 +166,6 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> ScenarioReport {
         stacks: reports,
         checks,
     }
-}
-
-/// The backend's count at the start of every bin, and at the end of the run.
-fn sample_seconds(calls: &Samples, duration: Duration) -> Vec<u64> {
-    let bins = (duration.as_secs_f64() / BIN.as_secs_f64()).ceil() as u32;
-    (0..=bins)
-        .map(|bin| {
-            calls
-                .at((BIN * bin).min(duration))
-                .first()
-                .copied()
-                .unwrap_or(0)
-        })
-        .collect()
-}
-
-fn per_second_amplification(records: &[Record], calls: &[u64], duration: Duration) -> Vec<f64> {
-    let requests = sim::series(records, duration, BIN, |bin| bin.len() as f64);
-    requests
-        .iter()
-        .enumerate()
-        .map(|(second, &sent)| {
-            let backend = calls
-                .get(second + 1)
-                .zip(calls.get(second))
-                .map_or(0, |(after, before)| after - before);
-            backend as f64 / sent.max(1.0)
-        })
-        .collect()
 }
 
 /// Runs one stack; returns the records and the backend's call count each second.
