@@ -2,7 +2,9 @@
 //!
 //! Budget rows time one deposit and one withdrawal through tower's `Budget` trait (which
 //! rampart's budgets implement), on one thread and on two threads sharing the budget. Layer
-//! rows time a request that succeeds at once, through `poll_ready`, `call` and one poll.
+//! rows time a request that succeeds at once, through `poll_ready`, `call` and one poll; beside
+//! them, the decision row times the same request's retry decision alone, without tower (the
+//! `Retrier` starting the request, recording its success and deciding to stop).
 //! The targets: budgets at most 0.5× tower's single-threaded and 0.25× contended; the
 //! layer's success path no slower than tower's `Retry` with `TpsBudget`.
 
@@ -11,8 +13,8 @@ use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rampart_benches::{TpsPolicy, backend, call_ready, contended};
-use rampart_core::CoarseClock;
-use rampart_retry::{RatioConfig, RetryConfig, RetryLayer, TokenConfig};
+use rampart_core::{CoarseClock, Outcome};
+use rampart_retry::{Decision, RatioConfig, Retrier, RetryConfig, RetryLayer, TokenConfig};
 use tower::Layer;
 use tower::retry::budget::{Budget, TpsBudget};
 
@@ -88,6 +90,18 @@ fn layer(c: &mut Criterion) {
         .layer(backend());
     group.bench_function("rampart/retry_ratio_budget", |b| {
         b.iter(|| call_ready(&mut ours, black_box(1)));
+    });
+
+    let ratio = RatioConfig::default().build().expect("valid");
+    let retrier = Retrier::new(RetryConfig::default(), ratio).expect("valid");
+    group.bench_function("rampart/decision_ratio_budget", |b| {
+        b.iter(|| {
+            let request = black_box(1_u32);
+            let mut attempts = retrier.start();
+            let mut copy = retrier.allows_another(&attempts).then_some(request);
+            retrier.record(Outcome::Success);
+            black_box(retrier.decide(&mut attempts, Decision::Stop, &mut copy))
+        });
     });
 
     let tokens = TokenConfig::default().build().expect("valid");
