@@ -1,4 +1,6 @@
-//! [`BbrLimiter`]: the BBR-style adaptive limiter, with no tower types.
+//! [`BbrLimiter`]: the BBR-style adaptive limiter (admission, completion and the window's
+//! statistics), with no tower types. The permits it hands out are in `permit.rs`, its gauges
+//! in `metrics.rs`.
 
 use std::cell::OnceCell;
 use std::fmt;
@@ -117,8 +119,10 @@ pub struct BbrSnapshot {
 /// # Clock
 ///
 /// `acquire` and a permit's completion read the clock once each (the response time needs
-/// both ends); `acquire_at` and [`Permit::complete_at`](crate::Permit::complete_at) take instants from a caller that has
+/// both ends); `acquire_at` and [`Permit::complete_at`] take instants from a caller that has
 /// read the same clock.
+///
+/// [`Permit::complete_at`]: crate::Permit::complete_at
 pub struct BbrLimiter<C = SystemClock, U = SystemCpu> {
     config: BbrConfig,
     /// Per bucket: the sum of response times in µs, and the number of completions.
@@ -144,7 +148,7 @@ pub struct BbrLimiter<C = SystemClock, U = SystemCpu> {
 /// # Construction
 impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     pub(crate) fn new(config: BbrConfig, clock: C, cpu: U) -> Result<Self, ConfigError> {
-        Self::with_metrics(config, clock, cpu, |name| {
+        Self::with_reporting(config, clock, cpu, |name| {
             (
                 LimiterMetrics::new(name, None),
                 Transitions::new(name, None),
@@ -158,7 +162,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         cpu: U,
         key: &str,
     ) -> Result<Self, ConfigError> {
-        Self::with_metrics(config, clock, cpu, |name| {
+        Self::with_reporting(config, clock, cpu, |name| {
             (
                 LimiterMetrics::new(name, Some(key)),
                 Transitions::new(name, Some(key)),
@@ -167,12 +171,12 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     }
 
     pub(crate) fn unreported(config: BbrConfig, clock: C, cpu: U) -> Result<Self, ConfigError> {
-        Self::with_metrics(config, clock, cpu, |_| {
+        Self::with_reporting(config, clock, cpu, |_| {
             (LimiterMetrics::noop(), Transitions::default())
         })
     }
 
-    fn with_metrics(
+    fn with_reporting(
         config: BbrConfig,
         clock: C,
         cpu: U,
