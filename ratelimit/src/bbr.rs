@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use rampart_core::saturating_nanos;
 use rampart_core::{
-    Clock, ConfigError, OncePerBucket, PerBucketCache, RollingWindow, SystemClock, View,
+    Clock, ConfigError, OncePerBucket, PerBucketCache, RollingWindow, SystemClock,
+    ValidWindowConfig, View,
 };
 
 use crate::cpu::CpuUsage;
@@ -148,47 +149,24 @@ pub struct BbrLimiter<C = SystemClock, U = SystemCpu> {
 /// # Construction
 impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     pub(crate) fn new(config: BbrConfig, clock: C, cpu: U) -> Result<Self, ConfigError> {
-        Self::with_reporting(config, clock, cpu, |name| {
-            (
-                LimiterMetrics::new(name, None),
-                Transitions::new(name, None),
-            )
-        })
+        let window = config.validated_window()?;
+        Ok(Self::from_valid(config, window, clock, cpu, None))
     }
 
-    pub(crate) fn with_key(
+    /// A limiter of a configuration validated with its window's shape (`window`), which
+    /// therefore builds without failing; a member of a keyed group reports with its `key`.
+    pub(crate) fn from_valid(
         config: BbrConfig,
+        window: ValidWindowConfig,
         clock: C,
         cpu: U,
-        key: &str,
-    ) -> Result<Self, ConfigError> {
-        Self::with_reporting(config, clock, cpu, |name| {
-            (
-                LimiterMetrics::new(name, Some(key)),
-                Transitions::new(name, Some(key)),
-            )
-        })
-    }
-
-    pub(crate) fn unreported(config: BbrConfig, clock: C, cpu: U) -> Result<Self, ConfigError> {
-        Self::with_reporting(config, clock, cpu, |_| {
-            (LimiterMetrics::noop(), Transitions::default())
-        })
-    }
-
-    fn with_reporting(
-        config: BbrConfig,
-        clock: C,
-        cpu: U,
-        reporting: impl FnOnce(&str) -> (LimiterMetrics, Transitions),
-    ) -> Result<Self, ConfigError> {
-        config.validate()?;
-        let window = config.window_config().build_with_clock(clock)?;
+        key: Option<&str>,
+    ) -> Self {
+        let window = window.build_with_clock(clock);
         let buckets_per_second = 1.0 / window.bucket_duration().as_secs_f64();
-        let (metrics, events) = reporting(&config.name);
-        Ok(Self {
-            metrics,
-            events,
+        Self {
+            metrics: LimiterMetrics::new(&config.name, key),
+            events: Transitions::new(&config.name, key),
             window,
             stats: PerBucketCache::new(),
             inflight: AtomicU64::new(0),
@@ -199,7 +177,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
             cpu,
             delay: None,
             config,
-        })
+        }
     }
 
     /// This limiter, reading the runtime's scheduling delay from `delay` (instants from the

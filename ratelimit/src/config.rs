@@ -2,7 +2,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_core::{Clock, ConfigError, SystemClock, WindowConfig, check};
+use rampart_core::{Clock, ConfigError, SystemClock, ValidWindowConfig, WindowConfig, check};
 
 use crate::cpu::CpuUsage;
 use crate::{BbrLimiter, SchedulingDelay, SystemCpu};
@@ -210,9 +210,15 @@ impl BbrConfig {
     /// [1, 100]; a `headroom` not in [0, 100]; a `max_delay` under 1 ms or over 10 s; an empty
     /// `name`.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validated_window().map(drop)
+    }
+
+    /// Checks every field, as [`validate`](Self::validate) does, and returns the window's
+    /// shape, from which limiters of this configuration are built without failing.
+    pub(crate) fn validated_window(&self) -> Result<ValidWindowConfig, ConfigError> {
         check::positive("window", self.window)?;
         check::at_least("buckets", self.buckets, 2)?;
-        WindowConfig::spanning_checked(self.window, self.buckets)?;
+        let window = WindowConfig::spanning_checked(self.window, self.buckets)?.validated()?;
         check::finite_in("cpu_threshold", self.cpu_threshold, 0.0..=1.0)?;
         if let Some(inflation) = self.gate.inflation() {
             check::finite_in("gate", inflation, 1.0..=100.0).map_err(|_| {
@@ -229,7 +235,7 @@ impl BbrConfig {
             );
         }
         check::not_empty("name", &self.name)?;
-        Ok(())
+        Ok(window)
     }
 
     /// Builds a limiter reading [`SystemClock`] and [`SystemCpu`].

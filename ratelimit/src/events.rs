@@ -13,10 +13,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Reports a limiter's transitions.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Transitions {
     #[cfg(feature = "tracing")]
-    labels: Option<(Box<str>, Option<Box<str>>)>,
+    name: Box<str>,
+    #[cfg(feature = "tracing")]
+    key: Option<Box<str>>,
     #[cfg(feature = "tracing")]
     shedding: AtomicBool,
 }
@@ -27,7 +29,9 @@ impl Transitions {
     pub(crate) fn new(name: &str, key: Option<&str>) -> Self {
         Self {
             #[cfg(feature = "tracing")]
-            labels: Some((name.into(), key.map(Into::into))),
+            name: name.into(),
+            #[cfg(feature = "tracing")]
+            key: key.map(Into::into),
             #[cfg(feature = "tracing")]
             shedding: AtomicBool::new(false),
         }
@@ -38,14 +42,11 @@ impl Transitions {
     #[inline]
     pub(crate) fn shed(&self, max_inflight: impl FnOnce() -> u64) {
         #[cfg(feature = "tracing")]
-        if let Some((name, key)) = &self.labels
-            && !self.shedding.load(Ordering::Relaxed)
-            && !self.shedding.swap(true, Ordering::Relaxed)
-        {
+        if !self.shedding.load(Ordering::Relaxed) && !self.shedding.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 target: "rampart::ratelimit",
-                name = &**name,
-                key = key.as_deref().unwrap_or(""),
+                name = &*self.name,
+                key = self.key.as_deref().unwrap_or(""),
                 max_inflight = max_inflight(),
                 "limiter started shedding: the server is overloaded"
             );
@@ -58,15 +59,14 @@ impl Transitions {
     #[inline]
     pub(crate) fn bucket_began(&self, cooling_down: impl FnOnce() -> bool) {
         #[cfg(feature = "tracing")]
-        if let Some((name, key)) = &self.labels
-            && self.shedding.load(Ordering::Relaxed)
+        if self.shedding.load(Ordering::Relaxed)
             && !cooling_down()
             && self.shedding.swap(false, Ordering::Relaxed)
         {
             tracing::info!(
                 target: "rampart::ratelimit",
-                name = &**name,
-                key = key.as_deref().unwrap_or(""),
+                name = &*self.name,
+                key = self.key.as_deref().unwrap_or(""),
                 "limiter stopped shedding"
             );
         }

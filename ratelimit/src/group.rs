@@ -5,24 +5,17 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_core::{Clock, ConfigError, KeyedGroup, SystemClock};
+use rampart_core::{Clock, ConfigError, KeyLabel, KeyedGroup, SystemClock, ValidWindowConfig};
 
 use crate::cpu::CpuUsage;
 use crate::{BbrConfig, BbrLimiter, SchedulingDelay, SystemCpu};
-
-/// The default bound on the number of limiters in a group.
-const MAX_KEYS: usize = 1_024;
-/// The default time after which an unused limiter is the first to go.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// Labels a key for metrics: the `key` label of its limiter's metrics.
-type KeyLabel<K> = Arc<dyn Fn(&K) -> String + Send + Sync>;
 
 /// One [`BbrLimiter`] per key (route, RPC method), each built from the same configuration the
 /// first time its key is used, sharing one clock and one CPU signal.
 ///
 /// A limiter per route keeps a cheap route's proven capacity from being judged by a slow
-/// route's latency. Bounded like [`KeyedGroup`] (1 024 keys, 10 minutes idle by default); every
+/// route's latency. Bounded like [`KeyedGroup`] (by default [`KeyedGroup::DEFAULT_MAX_KEYS`],
+/// 1 024 keys, and [`KeyedGroup::DEFAULT_IDLE_TIMEOUT`], 10 minutes idle); every
 /// member reports under the group's `name` with a `key` label (the key's `Debug` form, or
 /// [`with_key_label`](Self::with_key_label)'s), its gauges kept current while its key sees no
 /// request (see [`keep_gauges_current`](Self::keep_gauges_current)) until it is evicted.
@@ -39,15 +32,15 @@ type KeyLabel<K> = Arc<dyn Fn(&K) -> String + Send + Sync>;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct LimiterGroup<K, C = SystemClock, U = SystemCpu> {
+    /// Validated when the group is built, so that members are built without failing.
     config: BbrConfig,
+    /// The shape of every member's window, validated with `config`.
+    window: ValidWindowConfig,
     clock: C,
     cpu: U,
     /// The scheduling delay every member reads, if any.
     delay: Option<Arc<dyn SchedulingDelay>>,
     members: KeyedGroup<K, BbrLimiter<C, U>>,
-    /// Built (without metrics) with the group, proving members can be built; handed out only
-    /// if building one ever failed, instead of panicking.
-    prototype: Arc<BbrLimiter<C, U>>,
     key_label: KeyLabel<K>,
 }
 
@@ -75,19 +68,15 @@ impl<K: fmt::Debug, C: Clock + Clone, U: CpuUsage + Clone> LimiterGroup<K, C, U>
     ///
     /// If `config` is invalid (see [`BbrConfig::validate`]).
     pub fn with(config: BbrConfig, clock: C, cpu: U) -> Result<Self, ConfigError> {
-        let prototype = Arc::new(BbrLimiter::unreported(
-            config.clone(),
-            clock.clone(),
-            cpu.clone(),
-        )?);
+        let window = config.validated_window()?;
         Ok(Self {
             config,
+            window,
             clock,
             cpu,
             delay: None,
-            members: KeyedGroup::new(MAX_KEYS, IDLE_TIMEOUT)?,
-            prototype,
-            key_label: Arc::new(|key: &K| format!("{key:?}")),
+            members: KeyedGroup::default(),
+            key_label: KeyLabel::default(),
         })
     }
 }
@@ -111,7 +100,7 @@ impl<K, C, U> LimiterGroup<K, C, U> {
     /// The same group labelling each member's metrics with `label(key)`.
     #[must_use]
     pub fn with_key_label(mut self, label: impl Fn(&K) -> String + Send + Sync + 'static) -> Self {
-        self.key_label = Arc::new(label);
+        self.key_label = KeyLabel::new(label);
         self
     }
 
@@ -157,26 +146,28 @@ where
 
     /// The limiter of `key` at instant `now` (read from the group's clock).
     pub fn get_at(&self, key: &K, now: Duration) -> Arc<BbrLimiter<C, U>> {
-        self.members.get_or_insert_with(key, now, |key| {
-            let label = (self.key_label)(key);
-            match BbrLimiter::with_key(
-                self.config.clone(),
-                self.clock.clone(),
-                self.cpu.clone(),
-                &label,
-            ) {
-                Ok(limiter) => Arc::new(match &self.delay {
-                    Some(delay) => limiter.with_shared_delay(Arc::clone(delay)),
-                    None => limiter,
-                }),
-                Err(_) => Arc::clone(&self.prototype),
-            }
-        })
+        self.members
+            .get_or_insert_with(key, now, |key| self.build(key))
     }
 
     /// Removes the limiters unused for the idle timeout; returns how many.
     pub fn evict_idle(&self) -> usize {
         self.members.evict_idle(self.clock.now())
+    }
+
+    fn build(&self, key: &K) -> Arc<BbrLimiter<C, U>> {
+        let label = self.key_label.label(key);
+        let limiter = BbrLimiter::from_valid(
+            self.config.clone(),
+            self.window,
+            self.clock.clone(),
+            self.cpu.clone(),
+            Some(&label),
+        );
+        Arc::new(match &self.delay {
+            Some(delay) => limiter.with_shared_delay(Arc::clone(delay)),
+            None => limiter,
+        })
     }
 }
 
@@ -212,5 +203,42 @@ impl<K, C, U> fmt::Debug for LimiterGroup<K, C, U> {
             .field("config", &self.config)
             .field("members", &self.members)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rampart_core::ManualClock;
+
+    use super::*;
+    use crate::ManualCpu;
+
+    #[test]
+    fn a_group_validates_its_members_configuration_when_built() {
+        let invalid = [
+            (
+                BbrConfig::default().with_window(Duration::from_secs(1), 1),
+                "buckets",
+            ),
+            (
+                BbrConfig::default().with_cpu_threshold(1.5),
+                "cpu_threshold",
+            ),
+            (BbrConfig::default().with_name(""), "name"),
+        ];
+        for (config, field) in invalid {
+            let err =
+                LimiterGroup::<&str, _, _>::with(config, ManualClock::new(), ManualCpu::new(0.0))
+                    .expect_err(field);
+            assert_eq!(err.field(), field, "{err}");
+        }
+        let group = LimiterGroup::with(
+            BbrConfig::default(),
+            ManualClock::new(),
+            ManualCpu::new(0.0),
+        )
+        .expect("the default configuration is valid");
+        assert_eq!(group.get(&"/a").config(), group.config());
+        assert_eq!(group.len(), 1);
     }
 }

@@ -26,8 +26,7 @@ pub(crate) struct LimiterMetrics {
     cpu: Gauge,
     /// The runtime's scheduling delay, in seconds (set only by a limiter that reads one).
     delay: Gauge,
-    /// Whether the gauges still await their registration with the background refresher: set
-    /// for reporting handles until registered, never for no-op ones.
+    /// Whether the gauges still await their registration with the background refresher.
     unrefreshed: AtomicBool,
 }
 
@@ -55,21 +54,8 @@ impl LimiterMetrics {
         }
     }
 
-    /// Handles that record nothing.
-    pub(crate) fn noop() -> Self {
-        Self {
-            admitted: Counter::noop(),
-            shed: Counter::noop(),
-            inflight: Gauge::noop(),
-            max_inflight: Gauge::noop(),
-            cpu: Gauge::noop(),
-            delay: Gauge::noop(),
-            unrefreshed: AtomicBool::new(false),
-        }
-    }
-
     /// Whether the caller is the one to register these metrics with the background refresher:
-    /// true once for reporting handles, never for no-op ones.
+    /// true once.
     pub(crate) fn claim_refresh(&self) -> bool {
         self.unrefreshed.load(Ordering::Relaxed) && self.unrefreshed.swap(false, Ordering::Relaxed)
     }
@@ -152,8 +138,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     ///
     /// [`RateLimitLayer`](crate::RateLimitLayer) and [`LimiterGroup`](crate::LimiterGroup)
     /// call it for their limiters; call it for a limiter you share in an `Arc` and drive
-    /// yourself. A limiter is registered once however often this is called, and never if it
-    /// reports no metrics.
+    /// yourself. A limiter is registered once however often this is called.
     pub fn keep_gauges_current(self: &Arc<Self>) {
         if self.metrics().claim_refresh() {
             rampart_core::gauges::keep_current(self);
