@@ -14,11 +14,11 @@ use crate::{BbrConfig, BbrLimiter, SchedulingDelay, SystemCpu};
 /// first time its key is used, sharing one clock and one CPU signal.
 ///
 /// A limiter per route keeps a cheap route's proven capacity from being judged by a slow
-/// route's latency. Bounded like [`KeyedGroup`] (by default [`KeyedGroup::DEFAULT_MAX_KEYS`],
-/// 1 024 keys, and [`KeyedGroup::DEFAULT_IDLE_TIMEOUT`], 10 minutes idle); every
-/// member reports under the group's `name` with a `key` label (the key's `Debug` form, or
-/// [`with_key_label`](Self::with_key_label)'s), its gauges kept current while its key sees no
-/// request (see [`keep_gauges_current`](Self::keep_gauges_current)) until it is evicted.
+/// route's latency. Bounded like [`KeyedGroup`] (by default 1 024 keys,
+/// [`KeyedGroup::DEFAULT_MAX_KEYS`], and 10 minutes idle, [`KeyedGroup::DEFAULT_IDLE_TIMEOUT`]);
+/// every member reports under the group's `name` with a `key` label (the key's `Debug` form,
+/// or [`with_key_label`](Self::with_key_label)'s), its gauges kept current while its key sees
+/// no request (see [`keep_gauges_current`](Self::keep_gauges_current)) until it is evicted.
 ///
 /// ```
 /// use rampart_core::SystemClock;
