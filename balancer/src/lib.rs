@@ -12,6 +12,10 @@
 //! (latency_ms + 5) × (in_flight + 1) / (max(success, 0.001) × weight)
 //! ```
 //!
+//! The pick itself (the pair drawn, the cost comparison, and the force pick of an endpoint
+//! that has lost every draw for too long) is [`TwoChoices`]: it takes the time and the
+//! candidates' costs, and holds no tower or tokio types.
+//!
 //! # Examples
 //!
 //! A fixed list of replicas:
@@ -109,9 +113,13 @@ mod future;
 mod metrics;
 mod p2c;
 mod score;
+mod service;
+mod set;
+mod state;
 
 pub use crate::config::{P2cConfig, WhenEmpty};
 pub use crate::error::NoEndpoints;
 pub use crate::future::ResponseFuture;
-pub use crate::p2c::{EndpointSnapshot, P2c};
+pub use crate::p2c::{Candidate, Pair, TwoChoices};
 pub use crate::score::{Kratos, Load, PeakEwma, PeakSuccess, Score};
+pub use crate::service::{EndpointSnapshot, P2c};

@@ -1,6 +1,11 @@
 //! The balancer's metrics, registered once per balancer and once per endpoint.
 
+use std::time::Duration;
+
 use metrics::{Counter, Gauge, Label};
+
+/// How often an endpoint's score gauge is refreshed, at most.
+const SCORE_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// `rampart_balancer_endpoints{name}`.
 #[derive(Debug)]
@@ -14,7 +19,9 @@ pub(crate) struct BalancerMetrics {
 #[derive(Debug)]
 pub(crate) struct EndpointMetrics {
     pub(crate) picks: Counter,
-    pub(crate) score: Gauge,
+    score: Gauge,
+    /// When `score` was last set.
+    score_published: Option<Duration>,
 }
 
 impl BalancerMetrics {
@@ -33,6 +40,22 @@ impl BalancerMetrics {
         EndpointMetrics {
             picks: metrics::counter!("rampart_balancer_picks_total", labels.clone()),
             score: metrics::gauge!("rampart_balancer_endpoint_score", labels),
+            score_published: None,
         }
+    }
+}
+
+impl EndpointMetrics {
+    /// Whether the score gauge is due: never set, or last set `SCORE_PUBLISH_INTERVAL` or
+    /// more before `now`.
+    pub(crate) fn score_due(&self, now: Duration) -> bool {
+        self.score_published
+            .is_none_or(|last| now.saturating_sub(last) >= SCORE_PUBLISH_INTERVAL)
+    }
+
+    /// Sets the score gauge to `cost`, at `now`.
+    pub(crate) fn publish_score(&mut self, cost: f64, now: Duration) {
+        self.score_published = Some(now);
+        self.score.set(cost);
     }
 }

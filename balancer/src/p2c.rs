@@ -1,624 +1,293 @@
-//! [`P2c`]: the balancer service.
+//! [`TwoChoices`]: the power-of-two-choices pick, with no tower or tokio types.
+//!
+//! Given the time and the number of ready candidates, it draws two distinct ones at random,
+//! asks the caller for their costs, and returns the cheaper (the first drawn on a tie, the
+//! second if a cost is NaN), unless the dearer has gone unpicked for longer than
+//! `force_pick_after`: then the dearer, so that an endpoint the balancer avoids still gets a
+//! request now and then and its statistics cannot go stale. Only the two drawn candidates are
+//! asked for their cost.
 
-use std::collections::HashMap;
-use std::fmt;
-use std::hash::Hash;
-use std::marker::PhantomData;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rampart_core::{Classify, Clock, ConfigError, DefaultClassifier, SystemClock};
-use tokio::time::Sleep;
-use tower::discover::{Change, Discover, ServiceList};
-use tower::{BoxError, Service};
+use rampart_core::ConfigError;
 
-use crate::endpoint::{EndpointStats, saturating_duration};
-use crate::future::{Completion, ResponseFuture};
-use crate::metrics::{BalancerMetrics, EndpointMetrics};
-use crate::score::{Load, PeakSuccess, Score};
-use crate::{P2cConfig, WhenEmpty};
+use crate::P2cConfig;
 
-/// How often an endpoint's score gauge is refreshed, at most.
-const SCORE_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
-
-/// Where an endpoint sits: in the ready list or the pending list, at a position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slot {
-    Ready(usize),
-    Pending(usize),
+/// One drawn candidate, as the pick sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate {
+    /// Its cost now, lower is better (a [`Score`](crate::Score)'s).
+    pub cost: f64,
+    /// When it was last picked, or added (the force-pick clock starts then).
+    pub last_pick: Duration,
 }
 
-struct Endpoint<K, S> {
-    key: K,
-    service: S,
-    stats: Arc<EndpointStats>,
-    slot: Slot,
-    metrics: EndpointMetrics,
-    score_published: Option<Duration>,
-    /// Requests sent to it.
-    picks: u64,
-    /// When it was last picked (or added: the force-pick clock starts then).
-    last_pick: Duration,
-    /// Whether its cost has crossed into avoidance (reported with feature `tracing`).
-    #[cfg(feature = "tracing")]
-    avoided: bool,
+/// The outcome of a pick between two drawn candidates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pair {
+    /// The positions drawn, distinct, in draw order.
+    pub drawn: [usize; 2],
+    /// Their costs, in the same order.
+    pub costs: [f64; 2],
+    /// The position to use: one of `drawn`.
+    pub chosen: usize,
 }
 
-/// What a balancer sees of one endpoint.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EndpointSnapshot<K> {
-    /// The endpoint's discovery key.
-    pub key: K,
-    /// Its cost if it were a candidate now (lower is better).
-    pub score: f64,
-    /// Its EWMA latency.
-    pub lag: Duration,
-    /// Its EWMA success, from 0 to 1.
-    pub success: f64,
-    /// Requests in flight on it.
-    pub inflight: u64,
-    /// Requests sent to it so far.
-    pub picks: u64,
-    /// Its static weight.
-    pub weight: f64,
-    /// Whether it was ready when last checked.
-    pub ready: bool,
-}
-
-/// Power-of-two-choices load balancing over endpoints scored by EWMA latency, success and
-/// in-flight load, fed by a tower [`Discover`] stream.
+/// The power-of-two-choices rule: two distinct candidates drawn at random, the cheaper used,
+/// the dearer forced in once it has gone unpicked for longer than
+/// [`force_pick_after`](P2cConfig::force_pick_after).
 ///
-/// For each request it draws two distinct ready endpoints at random and sends the request to
-/// the one with the lower [`Score`] (an endpoint that has lost every draw for 3 s is picked
-/// once anyway). Each endpoint keeps, in floating point, an EWMA of its latency
-/// (peak-sensitive: a slower sample replaces it at once) and of its outcomes, both decaying
-/// with the time between completions (τ = 600 ms); its in-flight count; and the start times of
-/// its in-flight requests, so that an endpoint whose requests have all stalled looks slow
-/// before any of them completes.
+/// [`P2c`](crate::P2c) keeps one and gives it the time and its ready endpoints; it can be
+/// tested and measured alone.
 ///
 /// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), tower::BoxError> {
-/// use rampart_balancer::{P2c, P2cConfig};
-/// use tower::{Service, ServiceExt, service_fn};
+/// use std::time::Duration;
+/// use rampart_balancer::{Candidate, P2cConfig, TwoChoices};
 ///
-/// let replicas = (0..3).map(|replica| service_fn(move |n: u32| async move { Ok::<_, tower::BoxError>((replica, n)) }));
-/// let mut balancer = P2c::from_services(replicas, P2cConfig::default().with_seed(1))?;
-/// let (replica, n) = balancer.ready().await?.call(7).await?;
-/// assert!(replica < 3 && n == 7);
-/// # Ok(())
-/// # }
+/// let mut choices = TwoChoices::new(&P2cConfig::default().with_seed(7))?;
+/// let cost = [3.0, 1.0, 2.0];
+/// let now = Duration::from_secs(1);
+/// let pair = choices
+///     .pick(now, cost.len(), |at| Candidate { cost: cost[at], last_pick: now })
+///     .expect("three candidates");
+/// assert_ne!(pair.drawn[0], pair.drawn[1]);
+/// // All were picked just now: the cheaper of the two drawn is used.
+/// let cheaper = if pair.costs[0] <= pair.costs[1] { pair.drawn[0] } else { pair.drawn[1] };
+/// assert_eq!(pair.chosen, cheaper);
+/// # Ok::<(), rampart_core::ConfigError>(())
 /// ```
 ///
-/// # Discovery
+/// # Randomness
 ///
-/// `poll_ready` drains the discovery stream: a new key starts at the median latency of its
-/// warm peers (neither starved nor flooded); a key inserted again keeps its statistics (only
-/// its service is replaced); a removed key loses them, while its requests in flight complete
-/// normally. An endpoint whose `poll_ready` fails is dropped until discovery inserts it again.
-///
-/// # Readiness
-///
-/// Only ready endpoints are candidates, and the chosen one is polled ready right before the
-/// request goes to it. When none is ready, [`WhenEmpty`] decides: wait, or fail the request
-/// with [`NoEndpoints`](crate::NoEndpoints) (after at most a second, by default).
-///
-/// # Clock
-///
-/// One clock read when a request is placed (in `poll_ready`) and one when it completes.
-pub struct P2c<D, Req, C = SystemClock, S = PeakSuccess, L = DefaultClassifier>
-where
-    D: Discover,
-{
-    discover: Pin<Box<D>>,
-    discovery_ended: bool,
-    endpoints: Vec<Endpoint<D::Key, D::Service>>,
-    index: HashMap<D::Key, usize>,
-    ready: Vec<usize>,
-    pending: Vec<usize>,
-    /// The endpoint `poll_ready` chose for the next `call`, and when.
-    chosen: Option<(usize, Duration)>,
-    /// The next `call` fails: nothing was ready.
-    fail_next: bool,
-    empty_timer: Option<Pin<Box<Sleep>>>,
+/// Seeded by [`P2cConfig::seed`] (from entropy without one): the same seed and the same calls
+/// draw the same pairs.
+#[derive(Debug, Clone)]
+pub struct TwoChoices {
     rng: fastrand::Rng,
-    config: P2cConfig,
-    clock: C,
-    score: S,
-    classifier: L,
-    metrics: BalancerMetrics,
-    label: fn(&D::Key) -> String,
-    _request: PhantomData<fn(Req)>,
+    force_pick_after: Duration,
 }
 
-/// # Construction
-impl<D, Req> P2c<D, Req>
-where
-    D: Discover,
-    D::Key: fmt::Debug,
-{
-    /// A balancer over the endpoints `discover` yields, reading [`SystemClock`] and scoring
-    /// with [`PeakSuccess`].
+impl TwoChoices {
+    /// The pick `config` describes (its `force_pick_after` and `seed`).
     ///
     /// # Errors
     ///
     /// If `config` is invalid (see [`P2cConfig::validate`]).
-    pub fn new(discover: D, config: P2cConfig) -> Result<Self, ConfigError> {
-        Self::with_parts(discover, config, SystemClock::new(), PeakSuccess)
-    }
-}
-
-impl<Svc, Req> P2c<ServiceList<Vec<Svc>>, Req>
-where
-    Svc: Service<Req>,
-{
-    /// A balancer over a fixed list of services, keyed by their position in it.
-    ///
-    /// # Errors
-    ///
-    /// If `config` is invalid (see [`P2cConfig::validate`]).
-    pub fn from_services(
-        services: impl IntoIterator<Item = Svc>,
-        config: P2cConfig,
-    ) -> Result<Self, ConfigError> {
-        let list: Vec<Svc> = services.into_iter().collect();
-        P2c::new(ServiceList::new::<Req>(list), config)
-    }
-}
-
-impl<D, Req, C, S> P2c<D, Req, C, S>
-where
-    D: Discover,
-    D::Key: fmt::Debug,
-{
-    /// A balancer reading `clock` and scoring with `score`.
-    ///
-    /// # Errors
-    ///
-    /// If `config` is invalid (see [`P2cConfig::validate`]).
-    pub fn with_parts(
-        discover: D,
-        config: P2cConfig,
-        clock: C,
-        score: S,
-    ) -> Result<Self, ConfigError> {
+    pub fn new(config: &P2cConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        Ok(Self {
-            discover: Box::pin(discover),
-            discovery_ended: false,
-            endpoints: Vec::new(),
-            index: HashMap::new(),
-            ready: Vec::new(),
-            pending: Vec::new(),
-            chosen: None,
-            fail_next: false,
-            empty_timer: None,
+        Ok(Self::from_valid(config))
+    }
+
+    /// The pick of a configuration already validated.
+    pub(crate) fn from_valid(config: &P2cConfig) -> Self {
+        Self {
             rng: config
                 .seed
                 .map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed),
-            metrics: BalancerMetrics::new(&config.name),
-            config,
-            clock,
-            score,
-            classifier: DefaultClassifier,
-            label: |key| format!("{key:?}"),
-            _request: PhantomData,
+            force_pick_after: config.force_pick_after,
+        }
+    }
+
+    /// Draws two distinct positions below `len`, asks `candidate` for each (first drawn
+    /// first) and returns the one to use at `now`. `None` when `len` is below two: nothing is
+    /// drawn (with a single candidate, that one is the pick).
+    pub fn pick(
+        &mut self,
+        now: Duration,
+        len: usize,
+        mut candidate: impl FnMut(usize) -> Candidate,
+    ) -> Option<Pair> {
+        let drawn = self.draw(len)?;
+        let (a, b) = (candidate(drawn[0]), candidate(drawn[1]));
+        Some(Pair {
+            drawn,
+            costs: [a.cost, b.cost],
+            chosen: drawn[self.choose(now, a, b)],
         })
     }
-}
 
-impl<D: Discover, Req, C, S, L> P2c<D, Req, C, S, L> {
-    /// The same balancer, classifying responses with `classifier` (for example
-    /// `HttpClassifier`, so that 5xx responses count against an endpoint).
-    pub fn with_classifier<L2>(self, classifier: L2) -> P2c<D, Req, C, S, L2> {
-        P2c {
-            discover: self.discover,
-            discovery_ended: self.discovery_ended,
-            endpoints: self.endpoints,
-            index: self.index,
-            ready: self.ready,
-            pending: self.pending,
-            chosen: self.chosen,
-            fail_next: self.fail_next,
-            empty_timer: self.empty_timer,
-            rng: self.rng,
-            config: self.config,
-            clock: self.clock,
-            score: self.score,
-            classifier,
-            metrics: self.metrics,
-            label: self.label,
-            _request: PhantomData,
+    /// Two distinct positions below `len`, uniformly over the pairs; `None` if `len < 2`.
+    fn draw(&mut self, len: usize) -> Option<[usize; 2]> {
+        if len < 2 {
+            return None;
         }
-    }
-
-    /// The same balancer, labelling endpoints' metrics with `label(key)` (the key's `Debug`
-    /// form by default). Call it before the first `poll_ready`.
-    #[must_use]
-    pub fn with_endpoint_label(mut self, label: fn(&D::Key) -> String) -> Self {
-        self.label = label;
-        self
-    }
-
-    /// The number of endpoints, ready or not.
-    pub fn len(&self) -> usize {
-        self.endpoints.len()
-    }
-
-    /// Whether there is no endpoint.
-    pub fn is_empty(&self) -> bool {
-        self.endpoints.is_empty()
-    }
-
-    /// The number of endpoints believed ready.
-    pub fn ready_len(&self) -> usize {
-        self.ready.len()
-    }
-}
-
-/// # Observing and steering
-impl<D, Req, C, S, L> P2c<D, Req, C, S, L>
-where
-    D: Discover,
-    D::Key: Hash + Eq + Clone,
-    C: Clock,
-    S: Score,
-{
-    /// What the balancer sees of each endpoint, now.
-    pub fn snapshot(&self) -> Vec<EndpointSnapshot<D::Key>> {
-        let now = self.clock.now();
-        self.endpoints
-            .iter()
-            .map(|endpoint| EndpointSnapshot {
-                key: endpoint.key.clone(),
-                score: self.cost_of(&endpoint.stats, now),
-                lag: endpoint.stats.lag(),
-                success: endpoint.stats.success(),
-                inflight: endpoint.stats.inflight(),
-                picks: endpoint.picks,
-                weight: endpoint.stats.weight(),
-                ready: matches!(endpoint.slot, Slot::Ready(_)),
-            })
-            .collect()
-    }
-
-    /// Sets the static weight of `key`'s endpoint (1 by default): weight 2 makes it look half
-    /// as costly. Returns whether the key is known.
-    ///
-    /// # Errors
-    ///
-    /// `weight` not finite, or not a normal positive number (zero, negative, or so small
-    /// that dividing a cost by it overflows).
-    pub fn set_weight(&self, key: &D::Key, weight: f64) -> Result<bool, ConfigError> {
-        if !(weight.is_finite() && weight.is_normal() && weight > 0.0) {
-            return Err(ConfigError::new(
-                "weight",
-                "must be finite and positive, and not subnormal (at least 2.2e-308)",
-            )
-            .with_value(weight));
-        }
-        Ok(self
-            .index
-            .get(key)
-            .map(|&at| self.endpoints[at].stats.set_weight(weight))
-            .is_some())
-    }
-
-    fn cost_of(&self, stats: &EndpointStats, now: Duration) -> f64 {
-        self.score.cost(&Load {
-            lag_ms: stats.effective_lag_ns(now) / 1e6,
-            inflight: stats.inflight(),
-            success: stats.success(),
-            weight: stats.weight(),
-        })
-    }
-}
-
-impl<D, Req, C, S, L> P2c<D, Req, C, S, L>
-where
-    D: Discover,
-    D::Key: Hash + Eq + Clone,
-    D::Service: Service<Req>,
-    D::Error: Into<BoxError>,
-    C: Clock,
-    S: Score,
-{
-    /// Applies every change the discovery stream has ready.
-    fn update_discovery(&mut self, cx: &mut Context<'_>) -> Result<(), BoxError> {
-        while !self.discovery_ended {
-            match self.discover.as_mut().poll_discover(cx) {
-                Poll::Pending => break,
-                Poll::Ready(None) => self.discovery_ended = true,
-                Poll::Ready(Some(Err(error))) => return Err(error.into()),
-                Poll::Ready(Some(Ok(Change::Insert(key, service)))) => self.insert(key, service),
-                Poll::Ready(Some(Ok(Change::Remove(key)))) => {
-                    if let Some(&at) = self.index.get(&key) {
-                        self.remove_at(at);
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn insert(&mut self, key: D::Key, service: D::Service) {
-        if let Some(&at) = self.index.get(&key) {
-            // A replacement: new service, same statistics. It must be polled ready anew.
-            self.endpoints[at].service = service;
-            self.detach(at);
-            self.attach_pending(at);
-            return;
-        }
-        let now = self.clock.now();
-        let stats = Arc::new(EndpointStats::new(self.median_warm_lag(), self.config.tau));
-        // As if just picked (`last_pick`): it competes on its prior, and is forced in if it
-        // keeps losing.
-        let at = self.endpoints.len();
-        self.endpoints.push(Endpoint {
-            metrics: self.metrics.endpoint((self.label)(&key)),
-            key: key.clone(),
-            service,
-            stats,
-            slot: Slot::Pending(0),
-            score_published: None,
-            picks: 0,
-            last_pick: now,
-            #[cfg(feature = "tracing")]
-            avoided: false,
-        });
-        self.index.insert(key, at);
-        self.attach_pending(at);
-        self.metrics.endpoints.set(self.endpoints.len() as f64);
-    }
-
-    /// The median EWMA latency of the endpoints that have completed requests.
-    fn median_warm_lag(&self) -> Duration {
-        let mut lags: Vec<f64> = self
-            .endpoints
-            .iter()
-            .filter(|endpoint| endpoint.stats.is_warm())
-            .map(|endpoint| endpoint.stats.lag_ns())
-            .collect();
-        if lags.is_empty() {
-            return Duration::ZERO;
-        }
-        lags.sort_by(f64::total_cmp);
-        saturating_duration(lags[lags.len() / 2])
-    }
-
-    /// Polls every pending endpoint; ready ones become candidates, failed ones are dropped.
-    fn promote_pending(&mut self, cx: &mut Context<'_>) {
-        let mut position = 0;
-        while let Some(&at) = self.pending.get(position) {
-            match self.endpoints[at].service.poll_ready(cx) {
-                Poll::Pending => position += 1,
-                Poll::Ready(Ok(())) => {
-                    self.detach(at);
-                    self.attach_ready(at);
-                }
-                Poll::Ready(Err(_)) => self.remove_at(at),
-            }
-        }
-    }
-
-    /// Draws two distinct ready endpoints and returns the one to use.
-    fn pick(&mut self, now: Duration) -> usize {
-        let candidates = self.ready.len();
-        if candidates == 1 {
-            let only = self.ready[0];
-            if self.score_due(only, now) {
-                let cost = self.cost_of(&self.endpoints[only].stats, now);
-                self.publish_score(only, cost, now);
-            }
-            return only;
-        }
-        let first = self.rng.usize(..candidates);
-        let mut second = self.rng.usize(..candidates - 1);
+        let first = self.rng.usize(..len);
+        // One of the `len − 1` others: a draw at or past `first` shifts up by one.
+        let mut second = self.rng.usize(..len - 1);
         if second >= first {
             second += 1;
         }
-        let (a, b) = (self.ready[first], self.ready[second]);
-        let (a_cost, b_cost) = (
-            self.cost_of(&self.endpoints[a].stats, now),
-            self.cost_of(&self.endpoints[b].stats, now),
-        );
-        // Both candidates' costs are published, so that an endpoint the balancer avoids shows
-        // the cost it is avoided for, not the one it had when last picked.
-        for (at, cost) in [(a, a_cost), (b, b_cost)] {
-            if self.score_due(at, now) {
-                self.publish_score(at, cost, now);
-            }
-        }
-        let (better, worse) = if a_cost <= b_cost { (a, b) } else { (b, a) };
-        #[cfg(feature = "tracing")]
-        {
-            self.note_avoidance(a, a_cost, b_cost);
-            self.note_avoidance(b, b_cost, a_cost);
-        }
-        if now.saturating_sub(self.endpoints[worse].last_pick) > self.config.force_pick_after {
+        Some([first, second])
+    }
+
+    /// Which of `a` (0) and `b` (1) to use at `now`: the cheaper (`a` on a tie; `b` when
+    /// either cost is NaN), unless the other has gone unpicked for longer than
+    /// `force_pick_after`.
+    fn choose(&self, now: Duration, a: Candidate, b: Candidate) -> usize {
+        let (better, worse) = if a.cost <= b.cost { (0, 1) } else { (1, 0) };
+        let last_pick = [a.last_pick, b.last_pick][worse];
+        if now.saturating_sub(last_pick) > self.force_pick_after {
             worse
         } else {
             better
         }
     }
-
-    /// Whether endpoint `at`'s score gauge was last set `SCORE_PUBLISH_INTERVAL` or more ago.
-    fn score_due(&self, at: usize, now: Duration) -> bool {
-        self.endpoints[at]
-            .score_published
-            .is_none_or(|last| now.saturating_sub(last) >= SCORE_PUBLISH_INTERVAL)
-    }
-
-    /// Sets endpoint `at`'s score gauge to `cost`.
-    fn publish_score(&mut self, at: usize, cost: f64, now: Duration) {
-        let endpoint = &mut self.endpoints[at];
-        endpoint.score_published = Some(now);
-        endpoint.metrics.score.set(cost);
-    }
-
-    /// Reports endpoint `at` entering or leaving avoidance, from a pick in which it cost
-    /// `cost` against a rival's `rival`.
-    #[cfg(feature = "tracing")]
-    fn note_avoidance(&mut self, at: usize, cost: f64, rival: f64) {
-        let endpoint = &mut self.endpoints[at];
-        if let Some(avoided) = crate::events::crossed(&mut endpoint.avoided, cost, rival) {
-            let label = (self.label)(&endpoint.key);
-            crate::events::report(&self.config.name, &label, avoided, cost, rival);
-        }
-    }
-
-    fn attach_ready(&mut self, at: usize) {
-        self.endpoints[at].slot = Slot::Ready(self.ready.len());
-        self.ready.push(at);
-    }
-
-    fn attach_pending(&mut self, at: usize) {
-        self.endpoints[at].slot = Slot::Pending(self.pending.len());
-        self.pending.push(at);
-    }
-
-    /// Takes endpoint `at` out of its list.
-    fn detach(&mut self, at: usize) {
-        let (list, position) = match self.endpoints[at].slot {
-            Slot::Ready(position) => (&mut self.ready, position),
-            Slot::Pending(position) => (&mut self.pending, position),
-        };
-        list.swap_remove(position);
-        if let Some(&moved) = list.get(position) {
-            self.endpoints[moved].slot = match self.endpoints[moved].slot {
-                Slot::Ready(_) => Slot::Ready(position),
-                Slot::Pending(_) => Slot::Pending(position),
-            };
-        }
-    }
-
-    fn remove_at(&mut self, at: usize) {
-        self.detach(at);
-        let last = self.endpoints.len() - 1;
-        let removed = self.endpoints.swap_remove(at);
-        self.index.remove(&removed.key);
-        self.metrics.endpoints.set(self.endpoints.len() as f64);
-        if at != last {
-            // The endpoint that was last now lives at `at`: repoint its list entry and index.
-            self.index.insert(self.endpoints[at].key.clone(), at);
-            match self.endpoints[at].slot {
-                Slot::Ready(position) => self.ready[position] = at,
-                Slot::Pending(position) => self.pending[position] = at,
-            }
-        }
-        self.chosen = match self.chosen {
-            Some((chosen, _)) if chosen == at => None,
-            Some((chosen, when)) if chosen == last => Some((at, when)),
-            other => other,
-        };
-    }
 }
 
-impl<D, Req, C, S, L> Service<Req> for P2c<D, Req, C, S, L>
-where
-    D: Discover,
-    D::Key: Hash + Eq + Clone,
-    D::Service: Service<Req>,
-    <D::Service as Service<Req>>::Error: Into<BoxError>,
-    D::Error: Into<BoxError>,
-    C: Clock + Clone,
-    S: Score,
-    L: Classify<<D::Service as Service<Req>>::Response, <D::Service as Service<Req>>::Error>
-        + Clone,
-{
-    type Response = <D::Service as Service<Req>>::Response;
-    type Error = BoxError;
-    type Future = ResponseFuture<<D::Service as Service<Req>>::Future, C, L>;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        if self.chosen.is_some() || self.fail_next {
-            return Poll::Ready(Ok(()));
+    const FORCE: Duration = Duration::from_secs(3);
+    const NOW: Duration = Duration::from_secs(100);
+
+    fn seeded(seed: u64) -> TwoChoices {
+        TwoChoices::new(&P2cConfig::default().with_seed(seed)).expect("valid")
+    }
+
+    fn fresh(cost: f64) -> Candidate {
+        Candidate {
+            cost,
+            last_pick: NOW,
         }
-        self.update_discovery(cx)?;
-        self.promote_pending(cx);
-        loop {
-            if self.ready.is_empty() {
-                return self.poll_empty(cx);
+    }
+
+    #[test]
+    fn the_pair_is_two_distinct_candidates_and_every_pair_comes_up() {
+        const DRAWS: u32 = 100_000;
+        for len in [2, 3, 10] {
+            let mut choices = seeded(1);
+            let mut seen = vec![vec![0_u32; len]; len];
+            for _ in 0..DRAWS {
+                let mut asked = Vec::new();
+                let pair = choices
+                    .pick(NOW, len, |at| {
+                        asked.push(at);
+                        fresh(1.0)
+                    })
+                    .expect("two or more");
+                let [a, b] = pair.drawn;
+                assert!(a != b && a < len && b < len, "{len}: drew {a} and {b}");
+                assert_eq!(asked, [a, b], "only the drawn are asked, in draw order");
+                seen[a][b] += 1;
             }
-            self.empty_timer = None;
-            let now = self.clock.now();
-            let at = self.pick(now);
-            match self.endpoints[at].service.poll_ready(cx) {
-                Poll::Ready(Ok(())) => {
-                    self.chosen = Some((at, now));
-                    return Poll::Ready(Ok(()));
+            // Every ordered pair, near its share of 1 / (len × (len − 1)).
+            let share = f64::from(DRAWS) / (len * (len - 1)) as f64;
+            for (a, row) in seen.iter().enumerate() {
+                for (b, &count) in row.iter().enumerate().filter(|(b, _)| *b != a) {
+                    let ratio = f64::from(count) / share;
+                    assert!(
+                        (0.8..1.2).contains(&ratio),
+                        "{len}: ({a}, {b}) {count} times"
+                    );
                 }
-                Poll::Pending => {
-                    self.detach(at);
-                    self.attach_pending(at);
-                }
-                Poll::Ready(Err(_)) => self.remove_at(at),
             }
         }
     }
 
-    fn call(&mut self, request: Req) -> Self::Future {
-        let Some((at, now)) = self.chosen.take() else {
-            // Nothing was ready (or `poll_ready` was not called): fail this request.
-            self.fail_next = false;
-            return ResponseFuture::no_endpoint();
+    #[test]
+    fn fewer_than_two_candidates_draw_nothing() {
+        let mut choices = seeded(1);
+        for len in [0, 1] {
+            let pick = choices.pick(NOW, len, |_| panic!("nothing to ask"));
+            assert_eq!(pick, None);
+        }
+    }
+
+    #[test]
+    fn the_same_seed_draws_the_same_pairs() {
+        let draws = |seed| {
+            let mut choices = seeded(seed);
+            (0..100)
+                .map(|_| choices.pick(NOW, 10, |_| fresh(1.0)).expect("ten").drawn)
+                .collect::<Vec<_>>()
         };
-        let endpoint = &mut self.endpoints[at];
-        // Tracked before the call: if the endpoint's `call` panics, the guard ends it.
-        let ticket = endpoint.stats.begin(now);
-        let completion = Completion::new(
-            Arc::clone(&endpoint.stats),
-            ticket,
-            self.clock.clone(),
-            self.classifier.clone(),
+        assert_eq!(draws(3), draws(3));
+        assert_ne!(draws(3), draws(4));
+    }
+
+    #[test]
+    fn the_cheaper_candidate_is_chosen_and_a_tie_goes_to_the_first_drawn() {
+        let mut choices = seeded(2);
+        let costs = [5.0, 1.0, 3.0, 1.0];
+        for _ in 0..1_000 {
+            let pair = choices
+                .pick(NOW, costs.len(), |at| fresh(costs[at]))
+                .expect("four");
+            let [a, b] = pair.drawn;
+            assert_eq!(pair.costs, [costs[a], costs[b]]);
+            let expected = if costs[a] <= costs[b] { a } else { b };
+            assert_eq!(pair.chosen, expected, "{pair:?}");
+        }
+    }
+
+    #[test]
+    fn the_cheaper_wins_a_tie_goes_to_the_first_and_a_nan_to_the_second() {
+        let choices = seeded(1);
+        assert_eq!(choices.choose(NOW, fresh(1.0), fresh(2.0)), 0);
+        assert_eq!(choices.choose(NOW, fresh(2.0), fresh(1.0)), 1);
+        assert_eq!(choices.choose(NOW, fresh(1.0), fresh(1.0)), 0, "tie: first");
+        assert_eq!(choices.choose(NOW, fresh(f64::NAN), fresh(1.0)), 1);
+        assert_eq!(choices.choose(NOW, fresh(1.0), fresh(f64::NAN)), 1);
+    }
+
+    #[test]
+    fn the_dearer_is_forced_in_once_unpicked_for_longer_than_force_pick_after() {
+        let choices = seeded(1);
+        let cheap = fresh(1.0);
+        let dear_since = |last_pick| Candidate {
+            cost: 100.0,
+            last_pick,
+        };
+        // Exactly `force_pick_after` ago: not yet.
+        assert_eq!(
+            choices.choose(NOW, cheap, dear_since(NOW.saturating_sub(FORCE))),
+            0
         );
-        endpoint.picks += 1;
-        endpoint.last_pick = now;
-        endpoint.metrics.picks.increment(1);
-        ResponseFuture::sent(endpoint.service.call(request), completion)
+        assert_eq!(
+            choices.choose(NOW, dear_since(NOW.saturating_sub(FORCE)), cheap),
+            1
+        );
+        // Longer: the dearer, whichever was drawn first.
+        let stale = NOW.saturating_sub(FORCE + Duration::from_nanos(1));
+        assert_eq!(choices.choose(NOW, cheap, dear_since(stale)), 1);
+        assert_eq!(choices.choose(NOW, dear_since(stale), cheap), 0);
+        // A cheaper candidate unpicked for long is simply the better one.
+        let stale_cheap = Candidate {
+            cost: 1.0,
+            last_pick: stale,
+        };
+        assert_eq!(choices.choose(NOW, stale_cheap, dear_since(NOW)), 0);
+        // A last pick after `now` (a clock stepping back) reads as just picked.
+        let future = NOW + Duration::from_secs(10);
+        assert_eq!(choices.choose(NOW, cheap, dear_since(future)), 0);
     }
-}
 
-impl<D, Req, C, S, L> P2c<D, Req, C, S, L>
-where
-    D: Discover,
-{
-    /// No endpoint is ready: wait, or fail the next request.
-    fn poll_empty(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        match self.config.when_empty {
-            WhenEmpty::Wait => Poll::Pending,
-            WhenEmpty::FailFast { after: None } => {
-                self.fail_next = true;
-                Poll::Ready(Ok(()))
-            }
-            WhenEmpty::FailFast { after: Some(after) } => {
-                let timer = self
-                    .empty_timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
-                if timer.as_mut().poll(cx).is_ready() {
-                    self.empty_timer = None;
-                    self.fail_next = true;
-                    return Poll::Ready(Ok(()));
-                }
-                Poll::Pending
-            }
-        }
+    #[test]
+    fn the_force_pick_follows_the_configured_interval() {
+        let config = P2cConfig {
+            force_pick_after: Duration::from_millis(10),
+            ..P2cConfig::default().with_seed(1)
+        };
+        let mut choices = TwoChoices::new(&config).expect("valid");
+        let last_picks = [NOW, NOW.saturating_sub(Duration::from_millis(11))];
+        let costs = [1.0, 9.0];
+        let pair = choices
+            .pick(NOW, 2, |at| Candidate {
+                cost: costs[at],
+                last_pick: last_picks[at],
+            })
+            .expect("two");
+        assert_eq!(pair.chosen, 1, "11 ms unpicked, against 10 ms");
     }
-}
 
-impl<D, Req, C, S, L> fmt::Debug for P2c<D, Req, C, S, L>
-where
-    D: Discover,
-    S: fmt::Debug,
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("P2c")
-            .field("endpoints", &self.endpoints.len())
-            .field("ready", &self.ready.len())
-            .field("score", &self.score)
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+    #[test]
+    fn an_invalid_config_is_refused() {
+        let config = P2cConfig {
+            force_pick_after: Duration::ZERO,
+            ..P2cConfig::default()
+        };
+        let error = TwoChoices::new(&config).expect_err("zero");
+        assert_eq!(error.field(), "force_pick_after");
     }
 }
