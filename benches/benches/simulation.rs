@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rampart_fault::{Distribution, FaultConfig, FaultLayer, SimBackend, SimConfig};
+use rampart_fault::{Distribution, FaultConfig, FaultLayer, SimBackend, SimConfig, poisson_gap};
 use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
 
 const RATE: f64 = 1_000.0;
@@ -36,7 +36,7 @@ where
         while at < Duration::from_secs(1) {
             tokio::time::sleep_until(start + at).await;
             calls.push(tokio::spawn(service.clone().oneshot(())));
-            at += Duration::from_secs_f64(-(1.0 - arrivals.f64()).ln() / RATE);
+            at += poisson_gap(&mut arrivals, RATE);
         }
         let mut succeeded = 0;
         for call in calls {

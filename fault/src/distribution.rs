@@ -1,4 +1,5 @@
-//! [`Distribution`]: how long an injected delay or a simulated service takes.
+//! [`Distribution`]: how long an injected delay or a simulated service takes, and
+//! [`poisson_gap`]: when the next request of a Poisson stream arrives.
 
 use std::time::Duration;
 
@@ -123,12 +124,46 @@ impl Distribution {
             Self::LogNormal { median, sigma } => {
                 saturating_secs(median.as_secs_f64() * (sigma * standard_normal(rng)).exp())
             }
-            Self::Exponential { mean } => {
-                // 1 − U lies in (0, 1], so the logarithm is finite.
-                saturating_secs(-mean.as_secs_f64() * (1.0 - rng.f64()).ln())
-            }
+            Self::Exponential { mean } => poisson_gap(rng, 1.0 / mean.as_secs_f64()),
         }
     }
+}
+
+/// The time to the next arrival of a Poisson process of `per_second` arrivals per second: an
+/// exponential variate of mean `1 / per_second` seconds, from one draw of `rng`.
+///
+/// Gaps drawn one after another at a fixed rate make Poisson arrivals, the open-loop traffic
+/// of rampart's simulations; [`Distribution::Exponential`] samples through it too, so every
+/// exponential draw in rampart is this one formula, `−ln(1 − U) / rate` with `U` uniform in
+/// [0, 1).
+///
+/// A rate of zero (or a negative or NaN one) never arrives: the gap is [`Duration::MAX`]. An
+/// infinite rate arrives at once. A gap too long for a `Duration` saturates at its maximum.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use rampart_fault::poisson_gap;
+///
+/// let mut rng = fastrand::Rng::with_seed(7);
+/// let mut at = Duration::ZERO;
+/// let mut arrivals = 0;
+/// while at < Duration::from_secs(10) {
+///     arrivals += 1;
+///     at += poisson_gap(&mut rng, 1_000.0);
+/// }
+/// // About 1 000 a second, give or take Poisson noise (the standard deviation is 100).
+/// assert!((9_500..10_500).contains(&arrivals), "{arrivals}");
+/// assert_eq!(poisson_gap(&mut rng, 0.0), Duration::MAX);
+/// ```
+pub fn poisson_gap(rng: &mut Rng, per_second: f64) -> Duration {
+    // 1 − U lies in (0, 1], so the logarithm is finite and at most zero.
+    let exponential = -(1.0 - rng.f64()).ln();
+    if per_second.is_nan() || per_second <= 0.0 {
+        return Duration::MAX;
+    }
+    saturating_secs(exponential / per_second)
 }
 
 /// A standard normal variate (Box–Muller).
@@ -192,6 +227,56 @@ mod tests {
         assert!(
             mean > 9700 * MS / 1000 && mean < 10_300 * MS / 1000,
             "{mean:?}"
+        );
+    }
+
+    #[test]
+    fn poisson_gaps_have_the_mean_and_spread_of_their_rate() {
+        let mut rng = Rng::with_seed(42);
+        let gaps: Vec<f64> = (0..20_000)
+            .map(|_| poisson_gap(&mut rng, 500.0).as_secs_f64())
+            .collect();
+        let mean = gaps.iter().sum::<f64>() / 20_000.0;
+        assert!((mean - 0.002).abs() < 0.000_06, "mean {mean}");
+        // Memoryless: e^(-1) ≈ 36.8 % of the gaps exceed the mean.
+        let long = gaps.iter().filter(|&&gap| gap > 0.002).count();
+        assert!(
+            (7_000..7_700).contains(&long),
+            "{long} longer than the mean"
+        );
+        let draw = |seed| {
+            let mut rng = Rng::with_seed(seed);
+            (0..100)
+                .map(|_| poisson_gap(&mut rng, 500.0))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draw(1), draw(1));
+        assert_ne!(draw(1), draw(2));
+    }
+
+    #[test]
+    fn poisson_gaps_of_degenerate_rates_saturate() {
+        let mut rng = Rng::with_seed(3);
+        for rate in [0.0, -1.0, f64::NAN] {
+            assert_eq!(poisson_gap(&mut rng, rate), Duration::MAX, "{rate}");
+        }
+        assert_eq!(poisson_gap(&mut rng, f64::INFINITY), Duration::ZERO);
+        assert_eq!(poisson_gap(&mut rng, f64::MIN_POSITIVE), Duration::MAX);
+        // The exponential distribution is the gap of the reciprocal rate.
+        let mean = 10 * MS;
+        let (mut a, mut b) = (Rng::with_seed(5), Rng::with_seed(5));
+        for _ in 0..100 {
+            assert_eq!(
+                Distribution::Exponential { mean }.sample(&mut a),
+                poisson_gap(&mut b, 1.0 / mean.as_secs_f64())
+            );
+        }
+        assert_eq!(
+            Distribution::Exponential {
+                mean: Duration::ZERO
+            }
+            .sample(&mut a),
+            Duration::ZERO
         );
     }
 

@@ -15,9 +15,11 @@
 //!   Requests wait in the runtime's run queue before the stack sees them, so a handler that
 //!   never yields hides that queue from a limiter's in-flight count; the runtime reports its
 //!   CPU use and the scheduling delay a heartbeat task measures.
+//! - [`poisson_gap`]: the time to the next request of a Poisson stream, to drive any of them
+//!   with open-loop traffic (the exponential [`Distribution`] draws the same way).
 //!
-//! All three wait on `tokio::time`, so under `tokio::time::pause()` a simulated minute runs in
-//! milliseconds, deterministically for a fixed seed.
+//! The fault layer and both servers wait on `tokio::time`, so under `tokio::time::pause()` a
+//! simulated minute runs in milliseconds, deterministically for a fixed seed.
 //!
 //! # Example
 //!
@@ -72,7 +74,7 @@ mod service;
 mod sim;
 
 pub use crate::config::FaultConfig;
-pub use crate::distribution::Distribution;
+pub use crate::distribution::{Distribution, poisson_gap};
 pub use crate::error::{InjectedError, MissingRuntime, QueueFull};
 pub use crate::future::ResponseFuture;
 pub use crate::handle::{FaultHandle, FaultStats};

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use rampart_fault::poisson_gap;
 use tokio::time::Instant;
 
 /// A request's fate, as its client saw it.
@@ -79,8 +80,7 @@ pub fn arrivals(seed: u64, duration: Duration, rate: impl Fn(Duration) -> f64) -
     let mut times = Vec::new();
     while at < duration {
         times.push(at);
-        let per_second = rate(at).max(1e-3);
-        at += Duration::from_secs_f64(-(1.0 - rng.f64()).ln() / per_second);
+        at = at.saturating_add(poisson_gap(&mut rng, rate(at).max(1e-3)));
     }
     times
 }
