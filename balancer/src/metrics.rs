@@ -48,12 +48,14 @@ impl BalancerMetrics {
 impl EndpointMetrics {
     /// Whether the score gauge is due: never set, or last set `SCORE_PUBLISH_INTERVAL` or
     /// more before `now`.
+    #[inline]
     pub(crate) fn score_due(&self, now: Duration) -> bool {
         self.score_published
             .is_none_or(|last| now.saturating_sub(last) >= SCORE_PUBLISH_INTERVAL)
     }
 
     /// Sets the score gauge to `cost`, at `now`.
+    #[inline]
     pub(crate) fn publish_score(&mut self, cost: f64, now: Duration) {
         self.score_published = Some(now);
         self.score.set(cost);

@@ -107,6 +107,7 @@ impl TwoChoices {
     }
 
     /// Two distinct positions below `len`, uniformly over the pairs; `None` if `len < 2`.
+    #[inline]
     fn draw(&mut self, len: usize) -> Option<[usize; 2]> {
         if len < 2 {
             return None;
@@ -123,6 +124,7 @@ impl TwoChoices {
     /// Which of `a` (0) and `b` (1) to use at `now`: the cheaper (`a` on a tie; `b` when
     /// either cost is NaN), unless the other has gone unpicked for longer than
     /// `force_pick_after`.
+    #[inline]
     fn choose(&self, now: Duration, a: Candidate, b: Candidate) -> usize {
         let (better, worse) = if a.cost <= b.cost { (0, 1) } else { (1, 0) };
         let last_pick = [a.last_pick, b.last_pick][worse];
