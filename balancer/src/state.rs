@@ -198,7 +198,12 @@ where
             }
             return Some(only);
         };
-        let drawn = pair.drawn.map(|position| self.set.ready()[position]);
+        let drawn = pair.drawn.map(|position| ready[position]);
+        let chosen = if pair.chosen == pair.drawn[0] {
+            drawn[0]
+        } else {
+            drawn[1]
+        };
         // Both candidates' costs are published, so that an endpoint the balancer avoids shows
         // the cost it is avoided for, not the one it had when last picked.
         for (at, cost) in drawn.into_iter().zip(pair.costs) {
@@ -213,7 +218,7 @@ where
             self.note_avoidance(drawn[0], a_cost, b_cost);
             self.note_avoidance(drawn[1], b_cost, a_cost);
         }
-        Some(self.set.ready()[pair.chosen])
+        Some(chosen)
     }
 
     /// Reports endpoint `at` entering or leaving avoidance, from a pick in which it cost
