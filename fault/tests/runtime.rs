@@ -87,6 +87,34 @@ fn observed(runtime: &SimRuntime) -> (Observe<rampart_fault::Handler>, Arc<Mutex
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_read_from_a_thread_outside_the_runtime_runs_nothing() {
+    // A request of 1 µs, admitted at paused instant 0. Outside the runtime tokio's clock is
+    // the real one, past 1 µs by the time a thread has started: a read from there (a gauge
+    // refresher's) must neither run the work ahead of the paused clock nor move the clock.
+    let runtime = runtime(Duration::from_micros(1), 1);
+    let server = runtime.serve(runtime.handler());
+    let call = tokio::spawn(server.clone().call(()));
+    tokio::task::yield_now().await;
+    let clock = runtime.clock();
+    let (served, busy, now) = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let stats = runtime.stats();
+                (stats.served, stats.busy, clock.now())
+            })
+            .join()
+            .expect("the reading thread does not panic")
+    });
+    assert_eq!(
+        (served, busy, now),
+        (0, Duration::ZERO, Duration::ZERO),
+        "read from outside the runtime"
+    );
+    call.await.expect("joined").expect("served");
+    assert_eq!(runtime.stats().served, 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn requests_run_in_the_order_they_arrived() {
     let runtime = runtime(2 * MS, 1);
     let server = runtime.serve(runtime.handler());

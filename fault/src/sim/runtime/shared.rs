@@ -67,8 +67,13 @@ impl Shared {
 
     /// Runs everything due by tokio's current instant, unless tasks are being run already
     /// (a read from inside a task sees the instant of that task's work).
+    ///
+    /// A read from a thread outside any tokio runtime (a metrics refresher's, say) runs
+    /// nothing: there tokio's clock is the real one, not the runtime's paused clock, and
+    /// running the work due by it would make a simulation depend on how fast the machine runs
+    /// it.
     pub(super) fn catch_up(&self) {
-        if !self.running.load(Ordering::Relaxed) {
+        if !self.running.load(Ordering::Relaxed) && tokio::runtime::Handle::try_current().is_ok() {
             self.run_until(self.tokio_now());
         }
     }
