@@ -35,9 +35,8 @@ const LAG_BIAS_MS: f64 = 5.0;
 /// `(lag_ms + 5) × (inflight + 1) / (max(success, 0.001) × weight)`: latency, load and
 /// failures all count in full. The default.
 ///
-/// In a reference simulation (5 endpoints, 1 000 requests per second, 10 ms log-normal service
-/// time) it is the only one of the three that handles both a slow endpoint (0.4 % of requests
-/// to it, p99 21 ms against 20 ms healthy) and one failing fast (0.03 %).
+/// It is the only one of the three that handles both a slow endpoint and one failing fast: the
+/// crate documentation's "What the score is for" gives the figures (`tests/fleet.rs`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PeakSuccess;
 

@@ -101,7 +101,7 @@ where
     ///
     /// If `config` is invalid (see [`P2cConfig::validate`]).
     pub fn new(discover: D, config: P2cConfig) -> Result<Self, ConfigError> {
-        Self::with_parts(discover, config, SystemClock::new(), PeakSuccess)
+        Self::new_with(discover, config, SystemClock::new(), PeakSuccess)
     }
 }
 
@@ -133,7 +133,7 @@ where
     /// # Errors
     ///
     /// If `config` is invalid (see [`P2cConfig::validate`]).
-    pub fn with_parts(
+    pub fn new_with(
         discover: D,
         config: P2cConfig,
         clock: C,

@@ -74,7 +74,7 @@ type Balancer<S, C = ManualClock> = P2c<ServiceList<Vec<S>>, (), C, PeakSuccess>
 
 /// A balancer over the one endpoint `service`, reading `clock`.
 fn balancer<S: Service<()>, C: Clock>(service: S, clock: C) -> Balancer<S, C> {
-    P2c::with_parts(
+    P2c::new_with(
         ServiceList::new::<()>(vec![service]),
         P2cConfig::default().with_seed(9),
         clock,

@@ -121,7 +121,7 @@ fn rampart(
             .into_iter()
             .map(|(k, s)| Ok::<_, Infallible>(Change::Insert(k, s))),
     );
-    P2c::with_parts(
+    P2c::new_with(
         discover,
         P2cConfig::default().with_seed(seed),
         TokioClock::new(),
@@ -328,7 +328,7 @@ async fn a_new_endpoint_keeps_the_others_statistics_and_reaches_its_share_within
             .expect("open");
     }
     let discover = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
-    let mut balancer = P2c::with_parts(
+    let mut balancer = P2c::new_with(
         discover,
         P2cConfig::default().with_seed(5),
         TokioClock::new(),

@@ -80,7 +80,7 @@ async fn an_avoided_endpoint_shows_the_cost_it_is_avoided_for() {
         })
     });
     let mut balancer = metrics::with_local_recorder(&recorder, || {
-        P2c::with_parts(
+        P2c::new_with(
             ServiceList::new::<u32>(services.collect::<Vec<_>>()),
             P2cConfig::default().with_name("users").with_seed(7),
             clock.clone(),

@@ -34,7 +34,7 @@ fn breaker(c: &mut Criterion) {
 
     // The same layer on the coarse clock: a memory load instead of a TSC read per request.
     let coarse = BreakerConfig::default()
-        .build_with_clock(CoarseClock::new())
+        .build_with(CoarseClock::new())
         .expect("valid");
     let mut protected_coarse = BreakerLayer::from_breaker(Arc::new(coarse)).layer(backend());
     group.bench_function("rampart/breaker_layer/coarse_clock", |b| {
@@ -42,7 +42,7 @@ fn breaker(c: &mut Criterion) {
     });
 
     let algorithm = BreakerConfig::default()
-        .build_with_clock(ManualClock::new())
+        .build_with(ManualClock::new())
         .expect("valid");
     let now = Duration::from_millis(50);
     group.bench_function("rampart/allow_record/given_instant", |b| {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rampart_benches::{backend, call_ready, layer_floors};
 use rampart_core::{ManualClock, SystemClock};
-use rampart_ratelimit::{BbrConfig, BbrLimiter, ManualCpu, RateLimitLayer};
+use rampart_ratelimit::{BbrConfig, BbrLimitLayer, BbrLimiter, ManualCpu};
 use tower::Layer;
 
 /// A limiter on a manual clock whose window has proven a capacity of 100 in flight.
@@ -44,7 +44,7 @@ fn ratelimit(c: &mut Criterion) {
     let cool = BbrConfig::default()
         .build_with(SystemClock::new(), ManualCpu::new(0.1))
         .expect("valid");
-    let mut protected = RateLimitLayer::from_limiter(Arc::new(cool)).layer(backend());
+    let mut protected = BbrLimitLayer::from_limiter(Arc::new(cool)).layer(backend());
     group.bench_function("rampart/rate_limit_layer/low_cpu", |b| {
         b.iter(|| call_ready(&mut protected, black_box(1)));
     });

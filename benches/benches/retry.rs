@@ -30,7 +30,7 @@ fn budgets() -> Vec<(&'static str, Arc<dyn Budget + Send + Sync>)> {
             "rampart/ratio_budget/coarse_clock",
             Arc::new(
                 RatioConfig::default()
-                    .build_with_clock(CoarseClock::new())
+                    .build_with(CoarseClock::new())
                     .expect("valid"),
             ),
         ),

@@ -24,7 +24,7 @@ fn window_with<C: Clock>(buckets: usize, clock: C) -> RollingWindow<C> {
 fn striped_window<C: Clock>(buckets: usize, stripes: Stripes, clock: C) -> RollingWindow<C> {
     WindowConfig::new(buckets, Duration::from_millis(100))
         .with_stripes(stripes)
-        .build_with_clock(clock)
+        .build_with(clock)
         .expect("a valid window")
 }
 

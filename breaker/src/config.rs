@@ -209,7 +209,7 @@ impl BreakerConfig {
     ///
     /// As [`validate`](Self::validate).
     pub fn build(self) -> Result<SreBreaker, ConfigError> {
-        self.build_with_clock(SystemClock::new())
+        self.build_with(SystemClock::new())
     }
 
     /// Builds a breaker that reads `clock`.
@@ -217,7 +217,7 @@ impl BreakerConfig {
     /// # Errors
     ///
     /// As [`validate`](Self::validate).
-    pub fn build_with_clock<C: Clock>(self, clock: C) -> Result<SreBreaker<C>, ConfigError> {
+    pub fn build_with<C: Clock>(self, clock: C) -> Result<SreBreaker<C>, ConfigError> {
         SreBreaker::new(self, clock)
     }
 }

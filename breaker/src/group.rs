@@ -59,7 +59,7 @@ impl<K: fmt::Debug> BreakerGroup<K> {
     ///
     /// If `config` is invalid (see [`BreakerConfig::validate`]).
     pub fn new(config: BreakerConfig) -> Result<Self, ConfigError> {
-        Self::with_clock(config, SystemClock::new())
+        Self::new_with(config, SystemClock::new())
     }
 }
 
@@ -69,7 +69,7 @@ impl<K: fmt::Debug, C: Clock + Clone> BreakerGroup<K, C> {
     /// # Errors
     ///
     /// If `config` is invalid (see [`BreakerConfig::validate`]).
-    pub fn with_clock(config: BreakerConfig, clock: C) -> Result<Self, ConfigError> {
+    pub fn new_with(config: BreakerConfig, clock: C) -> Result<Self, ConfigError> {
         let window = config.validated_window()?;
         Ok(Self {
             config,

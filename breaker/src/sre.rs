@@ -98,7 +98,7 @@ pub struct BreakerSnapshot {
 /// use rampart_breaker::{BreakerConfig, BreakerState, Rejected};
 /// use rampart_core::{ManualClock, Outcome};
 ///
-/// let breaker = BreakerConfig::default().with_seed(1).build_with_clock(ManualClock::new())?;
+/// let breaker = BreakerConfig::default().with_seed(1).build_with(ManualClock::new())?;
 /// breaker.allow()?; // a fresh breaker lets everything through
 /// for _ in 0..100 {
 ///     breaker.record(Outcome::Failure);
@@ -159,7 +159,7 @@ impl<C: Clock> SreBreaker<C> {
             metrics: BreakerMetrics::new(&config.name, key),
             transitions: Transitions::new(&config.name, key),
             completed: PerBucketCache::new(),
-            window: window.build_with_clock(clock),
+            window: window.build_with(clock),
             config,
         }
     }
@@ -453,7 +453,7 @@ impl<C: Clock> SreBreaker<C> {
     /// use rampart_core::{ManualClock, Outcome};
     ///
     /// let clock = ManualClock::new();
-    /// let breaker = BreakerConfig::default().build_with_clock(clock.clone())?;
+    /// let breaker = BreakerConfig::default().build_with(clock.clone())?;
     /// for _ in 0..100 {
     ///     breaker.record(Outcome::Failure);
     /// }

@@ -76,7 +76,7 @@ fn breaker(config: BreakerConfig) -> (ManualClock, Arc<SreBreaker<ManualClock>>)
     let clock = ManualClock::new();
     let breaker = config
         .with_seed(3)
-        .build_with_clock(clock.clone())
+        .build_with(clock.clone())
         .expect("a valid config");
     (clock, Arc::new(breaker))
 }
@@ -161,7 +161,7 @@ fn failures_arriving_after_a_quiet_spell_longer_than_the_window_are_counted() {
 #[test]
 fn a_keyed_breaker_counts_failures_arriving_after_a_quiet_spell() {
     let clock = ManualClock::new();
-    let group = BreakerGroup::with_clock(BreakerConfig::default().with_seed(3), clock.clone())
+    let group = BreakerGroup::new_with(BreakerConfig::default().with_seed(3), clock.clone())
         .expect("a valid config");
     let layer = BreakerGroupLayer::new(group, |(): &()| "/search");
     let backend = Backend::default();
@@ -233,7 +233,7 @@ fn a_panic_caught_around_poll_counts_as_a_failure_when_the_future_is_dropped_lat
 
 #[test]
 fn a_keyed_breaker_counts_a_panic_caught_around_poll_as_a_failure() {
-    let group = BreakerGroup::with_clock(BreakerConfig::default(), ManualClock::new())
+    let group = BreakerGroup::new_with(BreakerConfig::default(), ManualClock::new())
         .expect("a valid config");
     let layer = BreakerGroupLayer::new(group, |(): &()| "/search");
     let backend = Backend::default();

@@ -9,7 +9,7 @@ use tower::{Layer, ServiceExt, service_fn};
 
 fn group(max_keys: usize) -> (ManualClock, BreakerGroup<String, ManualClock>) {
     let clock = ManualClock::new();
-    let group = BreakerGroup::with_clock(BreakerConfig::default().with_seed(5), clock.clone())
+    let group = BreakerGroup::new_with(BreakerConfig::default().with_seed(5), clock.clone())
         .and_then(|group| group.with_max_keys(max_keys))
         .expect("valid");
     (clock, group)

@@ -89,7 +89,7 @@ fn run(
     progress: &Progress,
 ) -> Result<(), TestCaseError> {
     let clock = ManualClock::starting_at(start);
-    let group = BreakerGroup::with_clock(config.clone(), clock.clone())
+    let group = BreakerGroup::new_with(config.clone(), clock.clone())
         .and_then(|group| group.with_max_keys(bounds.max_keys))
         .and_then(|group| group.with_idle_timeout(bounds.idle_timeout))
         .expect("a valid config");
@@ -136,7 +136,7 @@ fn a_key_with_calls_in_flight_is_not_forgotten_as_idle() {
     use support::driver::{Polled, poll_caught};
 
     let clock = ManualClock::new();
-    let group = BreakerGroup::with_clock(BreakerConfig::default(), clock.clone())
+    let group = BreakerGroup::new_with(BreakerConfig::default(), clock.clone())
         .and_then(|group| group.with_idle_timeout(Duration::from_secs(1)))
         .expect("a valid config");
     let layer = BreakerGroupLayer::new(group, |request: &u8| *request);

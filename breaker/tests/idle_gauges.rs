@@ -54,7 +54,7 @@ fn the_drop_probability_gauge_no_longer_freezes_when_calls_stop() {
     let snapshotter = recorder.snapshotter();
     let clock = ManualClock::new();
     let breaker = metrics::with_local_recorder(&recorder, || {
-        config().build_with_clock(clock.clone()).expect("valid")
+        config().build_with(clock.clone()).expect("valid")
     });
     fail_and_decide(&breaker);
     // No call for a whole window: the failures have expired.
@@ -69,7 +69,7 @@ fn publishing_sets_the_probability_at_the_current_instant_and_leaves_the_window_
     let snapshotter = recorder.snapshotter();
     let clock = ManualClock::new();
     let breaker = metrics::with_local_recorder(&recorder, || {
-        config().build_with_clock(clock.clone()).expect("valid")
+        config().build_with(clock.clone()).expect("valid")
     });
     // 60 successes, then, 1.5 s later, 100 failures: p = (160 − 120) / 161.
     for _ in 0..60 {
@@ -96,7 +96,7 @@ fn a_layers_breaker_is_registered_with_the_background_refresher() {
     let snapshotter = recorder.snapshotter();
     let clock = ManualClock::new();
     let layer = metrics::with_local_recorder(&recorder, || {
-        let breaker = config().build_with_clock(clock.clone()).expect("valid");
+        let breaker = config().build_with(clock.clone()).expect("valid");
         BreakerLayer::from_breaker(Arc::new(breaker))
     });
     fail_and_decide(layer.breaker());
@@ -113,7 +113,7 @@ fn a_group_layers_members_are_kept_current_by_the_background_refresher() {
     let clock = ManualClock::new();
     let group = metrics::with_local_recorder(&recorder, || {
         let group: BreakerGroup<&str, ManualClock> =
-            BreakerGroup::with_clock(config().with_name("api"), clock.clone())
+            BreakerGroup::new_with(config().with_name("api"), clock.clone())
                 .expect("valid")
                 .with_key_label(|route: &&str| (*route).to_owned());
         let layer = BreakerGroupLayer::new(group, |route: &&'static str| *route);
@@ -133,7 +133,7 @@ fn a_group_layers_members_are_kept_current_by_the_background_refresher() {
 #[test]
 fn a_breaker_is_registered_once_however_often_it_is_asked() {
     let clock = ManualClock::new();
-    let breaker = Arc::new(config().build_with_clock(clock).expect("valid"));
+    let breaker = Arc::new(config().build_with(clock).expect("valid"));
     let layers: Vec<_> = (0..1_000)
         .map(|_| BreakerLayer::from_breaker(Arc::clone(&breaker)))
         .collect();

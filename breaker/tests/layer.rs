@@ -46,7 +46,7 @@ fn breaker(config: BreakerConfig) -> Arc<SreBreaker<TokioClock>> {
     Arc::new(
         config
             .with_seed(7)
-            .build_with_clock(TokioClock::new())
+            .build_with(TokioClock::new())
             .expect("a valid config"),
     )
 }

@@ -39,7 +39,7 @@ fn requests_are_counted_by_outcome_and_the_probability_is_a_gauge() {
             .with_name("payments")
             .with_rejections(Rejections::Sre)
             .with_seed(3)
-            .build_with_clock(ManualClock::new())
+            .build_with(ManualClock::new())
             .expect("valid")
     });
     for _ in 0..30 {
@@ -85,7 +85,7 @@ fn group_members_carry_their_key() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let group = metrics::with_local_recorder(&recorder, || {
-        let group: BreakerGroup<&str, ManualClock> = BreakerGroup::with_clock(
+        let group: BreakerGroup<&str, ManualClock> = BreakerGroup::new_with(
             BreakerConfig::default().with_name("api"),
             ManualClock::new(),
         )

@@ -70,7 +70,7 @@ fn run(
     let recorder = DebuggingRecorder::new();
     let clock = ManualClock::starting_at(start);
     let breaker =
-        metrics::with_local_recorder(&recorder, || config.clone().build_with_clock(clock.clone()))
+        metrics::with_local_recorder(&recorder, || config.clone().build_with(clock.clone()))
             .expect("a valid config");
     let breaker = Arc::new(breaker);
     let backend = Backend::new();

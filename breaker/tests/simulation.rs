@@ -40,7 +40,7 @@ async fn outage(mode: Rejections, seed: u64) -> Outage {
         .with_rejections(mode)
         .with_seed(seed);
     let window = config.window;
-    let breaker = Arc::new(config.build_with_clock(TokioClock::new()).expect("valid"));
+    let breaker = Arc::new(config.build_with(TokioClock::new()).expect("valid"));
     let (faults, backend) = FaultLayer::pair(FaultConfig::default()).expect("valid");
     let ok = service_fn(|()| async { Ok::<_, std::convert::Infallible>(()) });
     let client = BreakerLayer::from_breaker(breaker).layer(faults.layer(ok));
@@ -155,7 +155,7 @@ async fn overload(mode: Option<Rejections>, load: u32) -> f64 {
     let breaker = mode.map(|mode| {
         let config = BreakerConfig::default().with_rejections(mode).with_seed(3);
         BreakerLayer::from_breaker(Arc::new(
-            config.build_with_clock(TokioClock::new()).expect("valid"),
+            config.build_with(TokioClock::new()).expect("valid"),
         ))
     });
     let rate = capacity as u32 * load;

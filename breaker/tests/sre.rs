@@ -12,7 +12,7 @@ fn breaker(config: BreakerConfig) -> (ManualClock, SreBreaker<ManualClock>) {
     let clock = ManualClock::new();
     let breaker = config
         .with_seed(1)
-        .build_with_clock(clock.clone())
+        .build_with(clock.clone())
         .expect("a valid config");
     (clock, breaker)
 }

@@ -28,7 +28,7 @@ fn striped(buckets: usize, stripes: usize) -> Arc<RollingWindow<ManualClock>> {
     let config = WindowConfig::new(buckets, BUCKET).with_stripes(Stripes::Exactly(stripes));
     Arc::new(
         config
-            .build_with_clock(ManualClock::new())
+            .build_with(ManualClock::new())
             .expect("a valid window"),
     )
 }

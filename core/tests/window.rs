@@ -10,7 +10,7 @@ const SECOND: Duration = Duration::from_secs(1);
 fn window(buckets: usize, bucket: Duration) -> (ManualClock, RollingWindow<ManualClock>) {
     let clock = ManualClock::new();
     let window = WindowConfig::new(buckets, bucket)
-        .build_with_clock(clock.clone())
+        .build_with(clock.clone())
         .expect("a valid window");
     (clock, window)
 }
@@ -265,7 +265,7 @@ fn instants_passed_in_give_the_same_answers_as_the_clock() {
 fn buckets_are_aligned_to_the_clock_reading_at_creation() {
     let clock = ManualClock::starting_at(Duration::from_millis(1_250));
     let window = WindowConfig::new(2, SECOND)
-        .build_with_clock(clock.clone())
+        .build_with(clock.clone())
         .expect("valid");
     window.record(1);
     clock.set(Duration::from_millis(2_200)); // 0.95 s after creation: same bucket
@@ -331,7 +331,7 @@ fn invalid_shapes_are_config_errors_not_panics() {
         (WindowConfig::new(usize::MAX, SECOND), "buckets"),
     ];
     for (config, field) in cases {
-        let err = RollingWindow::with_clock(config, clock.clone()).unwrap_err();
+        let err = RollingWindow::new_with(config, clock.clone()).unwrap_err();
         assert_eq!(err.field(), field, "{config:?}: {err}");
     }
     assert_eq!(

@@ -13,7 +13,7 @@ fn window(buckets: usize, bucket: Duration, stripes: usize) -> Arc<RollingWindow
     Arc::new(
         WindowConfig::new(buckets, bucket)
             .with_stripes(Stripes::Exactly(stripes))
-            .build_with_clock(ManualClock::new())
+            .build_with(ManualClock::new())
             .expect("a valid window"),
     )
 }

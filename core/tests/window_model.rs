@@ -115,7 +115,7 @@ proptest! {
         let clock = ManualClock::starting_at(origin);
         let window = WindowConfig::new(buckets, bucket)
             .with_stripes(Stripes::Exactly(stripes))
-            .build_with_clock(clock.clone())
+            .build_with(clock.clone())
             .unwrap();
         let mut model = Model { origin, bucket, buckets: buckets as i64, newest: 0, records: vec![] };
 

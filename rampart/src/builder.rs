@@ -28,7 +28,7 @@ use tower::layer::util::Stack;
 #[cfg(feature = "breaker")]
 use rampart_breaker::{BreakerConfig, BreakerLayer};
 #[cfg(feature = "ratelimit")]
-use rampart_ratelimit::{BbrConfig, RateLimitLayer};
+use rampart_ratelimit::{BbrConfig, BbrLimitLayer};
 #[cfg(feature = "retry")]
 use rampart_retry::{Budget, RetryConfig, RetryLayer};
 
@@ -75,7 +75,7 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
     /// If `config` is invalid (see [`BbrConfig::validate`]), or if no CPU usage can be read
     /// on this machine (the error's field is `cpu`).
     #[cfg(feature = "ratelimit")]
-    fn bbr_limit(self, config: BbrConfig) -> Extended<RateLimitLayer, L>;
+    fn bbr_limit(self, config: BbrConfig) -> Extended<BbrLimitLayer, L>;
 
     /// Adds retries of failed requests, as `config` says (attempts, backoff, per-attempt
     /// timeout), within `budget`, with the default [`Policy`](rampart_retry::Policy).
@@ -121,8 +121,8 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
     }
 
     #[cfg(feature = "ratelimit")]
-    fn bbr_limit(self, config: BbrConfig) -> Extended<RateLimitLayer, L> {
-        Ok(self.layer(RateLimitLayer::new(config)?))
+    fn bbr_limit(self, config: BbrConfig) -> Extended<BbrLimitLayer, L> {
+        Ok(self.layer(BbrLimitLayer::new(config)?))
     }
 
     #[cfg(feature = "retry")]

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rampart::core::ManualClock;
 use rampart::http::ErrorStatus;
-use rampart::ratelimit::{BbrConfig, ManualCpu, RateLimitLayer};
+use rampart::ratelimit::{BbrConfig, BbrLimitLayer, ManualCpu};
 use tokio::sync::{Semaphore, mpsc};
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 
@@ -31,7 +31,7 @@ fn app(gate: Arc<Semaphore>, entered: mpsc::UnboundedSender<()>) -> Router {
         .expect("valid");
     let guard = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(refuse))
-        .layer(RateLimitLayer::from_limiter(Arc::new(limiter)));
+        .layer(BbrLimitLayer::from_limiter(Arc::new(limiter)));
     Router::new()
         .route(
             "/work",

@@ -98,7 +98,7 @@ fn the_breaker_reports_throttling_starting_and_stopping_once_each() {
     let breaker = BreakerConfig::default()
         .with_name("transitions-breaker")
         .with_seed(1)
-        .build_with_clock(clock.clone())
+        .build_with(clock.clone())
         .expect("valid");
     // An outage: 500 calls over 1 s, all failing; most are then rejected.
     for _ in 0..500 {
@@ -223,7 +223,7 @@ async fn the_balancer_reports_an_endpoint_entering_and_leaving_avoidance() {
     let answer = || service_fn(|()| async { Ok::<_, BoxError>(()) });
     // Keyed by position: endpoint 0 is fast, endpoint 1 slow.
     let endpoints = ServiceList::new::<()>(vec![fast.layer(answer()), slow_layer.layer(answer())]);
-    let mut balancer = P2c::with_parts(
+    let mut balancer = P2c::new_with(
         endpoints,
         P2cConfig::default()
             .with_name("transitions-balancer")

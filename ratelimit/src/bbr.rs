@@ -162,7 +162,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         cpu: U,
         key: Option<&str>,
     ) -> Self {
-        let window = window.build_with_clock(clock);
+        let window = window.build_with(clock);
         let buckets_per_second = 1.0 / window.bucket_duration().as_secs_f64();
         Self {
             metrics: LimiterMetrics::new(&config.name, key),

@@ -3,7 +3,7 @@ use std::fmt;
 /// The limiter shed the request: the service is overloaded and already carries as many
 /// requests as it has proven it can.
 ///
-/// Returned (boxed into `tower::BoxError`) by [`RateLimit`](crate::RateLimit) and by
+/// Returned (boxed into `tower::BoxError`) by [`BbrLimit`](crate::BbrLimit) and by
 /// [`BbrLimiter::acquire`](crate::BbrLimiter::acquire). Servers usually map it to
 /// `503 Service Unavailable` (or 429) with a `Retry-After`:
 ///

@@ -8,8 +8,8 @@ use tower::BoxError;
 
 use crate::{CpuUsage, Overloaded, OwnedPermit, SystemCpu};
 
-/// The response future of [`RateLimit`](crate::RateLimit) and
-/// [`KeyedRateLimit`](crate::KeyedRateLimit).
+/// The response future of [`BbrLimit`](crate::BbrLimit) and
+/// [`KeyedBbrLimit`](crate::KeyedBbrLimit).
 ///
 /// # Cancellation
 ///

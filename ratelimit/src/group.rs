@@ -1,4 +1,4 @@
-//! [`LimiterGroup`]: one limiter per key (route, RPC method), created on first use.
+//! [`BbrGroup`]: one limiter per key (route, RPC method), created on first use.
 
 use std::fmt;
 use std::hash::Hash;
@@ -22,16 +22,16 @@ use crate::{BbrConfig, BbrLimiter, SchedulingDelay, SystemCpu};
 ///
 /// ```
 /// use rampart_core::SystemClock;
-/// use rampart_ratelimit::{BbrConfig, LimiterGroup, ManualCpu};
+/// use rampart_ratelimit::{BbrConfig, BbrGroup, ManualCpu};
 ///
-/// let group = LimiterGroup::with(BbrConfig::default(), SystemClock::new(), ManualCpu::new(0.1))?;
+/// let group = BbrGroup::new_with(BbrConfig::default(), SystemClock::new(), ManualCpu::new(0.1))?;
 /// let search = group.get(&"/search");
 /// let _permit = search.acquire()?;
 /// assert_eq!(group.get(&"/search").snapshot().inflight, 1);
 /// assert_eq!(group.get(&"/checkout").snapshot().inflight, 0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct LimiterGroup<K, C = SystemClock, U = SystemCpu> {
+pub struct BbrGroup<K, C = SystemClock, U = SystemCpu> {
     /// Validated when the group is built, so that members are built without failing.
     config: BbrConfig,
     /// The shape of every member's window, validated with `config`.
@@ -44,7 +44,7 @@ pub struct LimiterGroup<K, C = SystemClock, U = SystemCpu> {
     key_label: KeyLabel<K>,
 }
 
-impl<K: fmt::Debug> LimiterGroup<K> {
+impl<K: fmt::Debug> BbrGroup<K> {
     /// A group whose members are built from `config`, reading [`SystemClock`] and
     /// [`SystemCpu`].
     ///
@@ -55,19 +55,19 @@ impl<K: fmt::Debug> LimiterGroup<K> {
     pub fn new(config: BbrConfig) -> Result<Self, ConfigError> {
         let cpu = config.system_cpu()?;
         let delay = config.runtime_delay();
-        let mut group = Self::with(config, SystemClock::new(), cpu)?;
+        let mut group = Self::new_with(config, SystemClock::new(), cpu)?;
         group.delay = delay;
         Ok(group)
     }
 }
 
-impl<K: fmt::Debug, C: Clock + Clone, U: CpuUsage + Clone> LimiterGroup<K, C, U> {
+impl<K: fmt::Debug, C: Clock + Clone, U: CpuUsage + Clone> BbrGroup<K, C, U> {
     /// A group whose members are built from `config` and read `clock` and `cpu`.
     ///
     /// # Errors
     ///
     /// If `config` is invalid (see [`BbrConfig::validate`]).
-    pub fn with(config: BbrConfig, clock: C, cpu: U) -> Result<Self, ConfigError> {
+    pub fn new_with(config: BbrConfig, clock: C, cpu: U) -> Result<Self, ConfigError> {
         let window = config.validated_window()?;
         Ok(Self {
             config,
@@ -81,7 +81,7 @@ impl<K: fmt::Debug, C: Clock + Clone, U: CpuUsage + Clone> LimiterGroup<K, C, U>
     }
 }
 
-impl<K, C, U> LimiterGroup<K, C, U> {
+impl<K, C, U> BbrGroup<K, C, U> {
     /// The same group holding at most `max_keys` limiters and evicting those unused for
     /// `idle_timeout` first (call before first use).
     ///
@@ -133,7 +133,7 @@ impl<K, C, U> LimiterGroup<K, C, U> {
     }
 }
 
-impl<K, C, U> LimiterGroup<K, C, U>
+impl<K, C, U> BbrGroup<K, C, U>
 where
     K: Hash + Eq + Clone,
     C: Clock + Clone,
@@ -172,7 +172,7 @@ where
 }
 
 /// # Gauges
-impl<K: Send + Sync + 'static, C: Clock, U: CpuUsage> LimiterGroup<K, C, U> {
+impl<K: Send + Sync + 'static, C: Clock, U: CpuUsage> BbrGroup<K, C, U> {
     /// Publishes every member's gauges at the current instant (see
     /// [`BbrLimiter::publish_gauges`]), holding no member: publishing never keeps one from
     /// being evicted.
@@ -182,7 +182,7 @@ impl<K: Send + Sync + 'static, C: Clock, U: CpuUsage> LimiterGroup<K, C, U> {
 
     /// Registers the group with the shared background refresher
     /// ([`rampart_core::gauges`]), which then publishes every member's gauges once a second
-    /// while the group lives. [`LimiterGroupLayer::new`](crate::LimiterGroupLayer::new) calls it; call it once for a group
+    /// while the group lives. [`BbrGroupLayer::new`](crate::BbrGroupLayer::new) calls it; call it once for a group
     /// you share in an `Arc` and drive yourself.
     pub fn keep_gauges_current(self: &Arc<Self>) {
         rampart_core::gauges::keep_current(self);
@@ -190,16 +190,16 @@ impl<K: Send + Sync + 'static, C: Clock, U: CpuUsage> LimiterGroup<K, C, U> {
 }
 
 impl<K: Send + Sync + 'static, C: Clock, U: CpuUsage> rampart_core::gauges::PublishGauges
-    for LimiterGroup<K, C, U>
+    for BbrGroup<K, C, U>
 {
     fn publish_gauges(&self) {
-        LimiterGroup::publish_gauges(self);
+        BbrGroup::publish_gauges(self);
     }
 }
 
-impl<K, C, U> fmt::Debug for LimiterGroup<K, C, U> {
+impl<K, C, U> fmt::Debug for BbrGroup<K, C, U> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LimiterGroup")
+        f.debug_struct("BbrGroup")
             .field("config", &self.config)
             .field("members", &self.members)
             .finish_non_exhaustive()
@@ -228,11 +228,11 @@ mod tests {
         ];
         for (config, field) in invalid {
             let err =
-                LimiterGroup::<&str, _, _>::with(config, ManualClock::new(), ManualCpu::new(0.0))
+                BbrGroup::<&str, _, _>::new_with(config, ManualClock::new(), ManualCpu::new(0.0))
                     .expect_err(field);
             assert_eq!(err.field(), field, "{err}");
         }
-        let group = LimiterGroup::with(
+        let group = BbrGroup::new_with(
             BbrConfig::default(),
             ManualClock::new(),
             ManualCpu::new(0.0),

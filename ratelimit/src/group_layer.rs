@@ -1,4 +1,4 @@
-//! [`LimiterGroupLayer`] and [`KeyedRateLimit`]: each request limited by the limiter of its key.
+//! [`BbrGroupLayer`] and [`KeyedBbrLimit`]: each request limited by the limiter of its key.
 
 use std::fmt;
 use std::hash::Hash;
@@ -10,20 +10,20 @@ use tower::{BoxError, Layer, Service};
 
 use crate::cpu::CpuUsage;
 use crate::future::ResponseFuture;
-use crate::{LimiterGroup, Permit, SystemCpu};
+use crate::{BbrGroup, Permit, SystemCpu};
 
-/// Wraps services in a [`KeyedRateLimit`]: each request is limited by the limiter of its key,
+/// Wraps services in a [`KeyedBbrLimit`]: each request is limited by the limiter of its key,
 /// as `key_of(&request)` names it.
 ///
 /// ```
 /// use rampart_core::SystemClock;
-/// use rampart_ratelimit::{BbrConfig, LimiterGroup, LimiterGroupLayer, ManualCpu};
+/// use rampart_ratelimit::{BbrConfig, BbrGroup, BbrGroupLayer, ManualCpu};
 /// use tower::ServiceBuilder;
 ///
-/// let group: LimiterGroup<String, _, _> =
-///     LimiterGroup::with(BbrConfig::default(), SystemClock::new(), ManualCpu::new(0.1))?;
+/// let group: BbrGroup<String, _, _> =
+///     BbrGroup::new_with(BbrConfig::default(), SystemClock::new(), ManualCpu::new(0.1))?;
 /// let server = ServiceBuilder::new()
-///     .layer(LimiterGroupLayer::new(group, |path: &String| path.clone()))
+///     .layer(BbrGroupLayer::new(group, |path: &String| path.clone()))
 ///     .service_fn(|path: String| async move { Ok::<_, std::io::Error>(path.len()) });
 /// # let _ = server;
 /// # Ok::<(), rampart_core::ConfigError>(())
@@ -33,33 +33,33 @@ use crate::{LimiterGroup, Permit, SystemCpu};
 ///
 /// Every service the layer builds, and their clones, share the layer's one group: a key's
 /// limit is the whole server's.
-pub struct LimiterGroupLayer<K, F, C = SystemClock, U = SystemCpu> {
-    group: Arc<LimiterGroup<K, C, U>>,
+pub struct BbrGroupLayer<K, F, C = SystemClock, U = SystemCpu> {
+    group: Arc<BbrGroup<K, C, U>>,
     key_of: F,
 }
 
-impl<K: Send + Sync + 'static, F> LimiterGroupLayer<K, F> {
+impl<K: Send + Sync + 'static, F> BbrGroupLayer<K, F> {
     /// A layer limiting each request with `group`'s limiter for `key_of(&request)`. The
     /// members' gauges are kept current while their keys see no request (see
-    /// [`LimiterGroup::keep_gauges_current`]).
+    /// [`BbrGroup::keep_gauges_current`]).
     pub fn new<C: Clock, U: CpuUsage>(
-        group: LimiterGroup<K, C, U>,
+        group: BbrGroup<K, C, U>,
         key_of: F,
-    ) -> LimiterGroupLayer<K, F, C, U> {
+    ) -> BbrGroupLayer<K, F, C, U> {
         let group = Arc::new(group);
         group.keep_gauges_current();
-        LimiterGroupLayer { group, key_of }
+        BbrGroupLayer { group, key_of }
     }
 }
 
-impl<K, F, C, U> LimiterGroupLayer<K, F, C, U> {
+impl<K, F, C, U> BbrGroupLayer<K, F, C, U> {
     /// The group the layer's services share.
-    pub fn group(&self) -> &Arc<LimiterGroup<K, C, U>> {
+    pub fn group(&self) -> &Arc<BbrGroup<K, C, U>> {
         &self.group
     }
 }
 
-impl<K, F: Clone, C, U> Clone for LimiterGroupLayer<K, F, C, U> {
+impl<K, F: Clone, C, U> Clone for BbrGroupLayer<K, F, C, U> {
     fn clone(&self) -> Self {
         Self {
             group: Arc::clone(&self.group),
@@ -68,19 +68,19 @@ impl<K, F: Clone, C, U> Clone for LimiterGroupLayer<K, F, C, U> {
     }
 }
 
-impl<K, F, C, U> fmt::Debug for LimiterGroupLayer<K, F, C, U> {
+impl<K, F, C, U> fmt::Debug for BbrGroupLayer<K, F, C, U> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LimiterGroupLayer")
+        f.debug_struct("BbrGroupLayer")
             .field("group", &self.group)
             .finish_non_exhaustive()
     }
 }
 
-impl<S, K, F: Clone, C, U> Layer<S> for LimiterGroupLayer<K, F, C, U> {
-    type Service = KeyedRateLimit<S, K, F, C, U>;
+impl<S, K, F: Clone, C, U> Layer<S> for BbrGroupLayer<K, F, C, U> {
+    type Service = KeyedBbrLimit<S, K, F, C, U>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        KeyedRateLimit {
+        KeyedBbrLimit {
             inner,
             group: Arc::clone(&self.group),
             key_of: self.key_of.clone(),
@@ -89,16 +89,16 @@ impl<S, K, F: Clone, C, U> Layer<S> for LimiterGroupLayer<K, F, C, U> {
 }
 
 /// A service that limits each request to `S` with the limiter of the request's key; see
-/// [`LimiterGroupLayer`].
-pub struct KeyedRateLimit<S, K, F, C = SystemClock, U = SystemCpu> {
+/// [`BbrGroupLayer`].
+pub struct KeyedBbrLimit<S, K, F, C = SystemClock, U = SystemCpu> {
     inner: S,
-    group: Arc<LimiterGroup<K, C, U>>,
+    group: Arc<BbrGroup<K, C, U>>,
     key_of: F,
 }
 
-impl<S, K, F, C, U> KeyedRateLimit<S, K, F, C, U> {
+impl<S, K, F, C, U> KeyedBbrLimit<S, K, F, C, U> {
     /// The group this service shares with its clones.
-    pub fn group(&self) -> &Arc<LimiterGroup<K, C, U>> {
+    pub fn group(&self) -> &Arc<BbrGroup<K, C, U>> {
         &self.group
     }
 
@@ -118,7 +118,7 @@ impl<S, K, F, C, U> KeyedRateLimit<S, K, F, C, U> {
     }
 }
 
-impl<S: Clone, K, F: Clone, C, U> Clone for KeyedRateLimit<S, K, F, C, U> {
+impl<S: Clone, K, F: Clone, C, U> Clone for KeyedBbrLimit<S, K, F, C, U> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -128,16 +128,16 @@ impl<S: Clone, K, F: Clone, C, U> Clone for KeyedRateLimit<S, K, F, C, U> {
     }
 }
 
-impl<S: fmt::Debug, K, F, C, U> fmt::Debug for KeyedRateLimit<S, K, F, C, U> {
+impl<S: fmt::Debug, K, F, C, U> fmt::Debug for KeyedBbrLimit<S, K, F, C, U> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyedRateLimit")
+        f.debug_struct("KeyedBbrLimit")
             .field("inner", &self.inner)
             .field("group", &self.group)
             .finish_non_exhaustive()
     }
 }
 
-impl<S, K, F, C, U, Req> Service<Req> for KeyedRateLimit<S, K, F, C, U>
+impl<S, K, F, C, U, Req> Service<Req> for KeyedBbrLimit<S, K, F, C, U>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,

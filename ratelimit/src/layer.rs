@@ -3,9 +3,9 @@ use std::sync::Arc;
 use rampart_core::{Clock, ConfigError, SystemClock};
 use tower::Layer;
 
-use crate::{BbrConfig, BbrLimiter, CpuUsage, RateLimit, SystemCpu};
+use crate::{BbrConfig, BbrLimit, BbrLimiter, CpuUsage, SystemCpu};
 
-/// Wraps services in a [`RateLimit`] that sheds requests while the server is overloaded.
+/// Wraps services in a [`BbrLimit`] that sheds requests while the server is overloaded.
 ///
 /// # Sharing
 ///
@@ -14,13 +14,13 @@ use crate::{BbrConfig, BbrLimiter, CpuUsage, RateLimit, SystemCpu};
 /// as an axum `route_layer`, which builds a service per connection. (tower's
 /// `ConcurrencyLimitLayer` there gets a semaphore per connection, so a server with many
 /// connections never sheds: use its `GlobalConcurrencyLimitLayer`.) For
-/// one limiter per route, see [`LimiterGroupLayer`](crate::LimiterGroupLayer).
+/// one limiter per route, see [`BbrGroupLayer`](crate::BbrGroupLayer).
 #[derive(Debug)]
-pub struct RateLimitLayer<C = SystemClock, U = SystemCpu> {
+pub struct BbrLimitLayer<C = SystemClock, U = SystemCpu> {
     limiter: Arc<BbrLimiter<C, U>>,
 }
 
-impl<C, U> Clone for RateLimitLayer<C, U> {
+impl<C, U> Clone for BbrLimitLayer<C, U> {
     fn clone(&self) -> Self {
         Self {
             limiter: Arc::clone(&self.limiter),
@@ -28,7 +28,7 @@ impl<C, U> Clone for RateLimitLayer<C, U> {
     }
 }
 
-impl RateLimitLayer {
+impl BbrLimitLayer {
     /// A layer with a new limiter built from `config`, reading [`SystemClock`] and
     /// [`SystemCpu`].
     ///
@@ -40,7 +40,7 @@ impl RateLimitLayer {
     }
 }
 
-impl<C: Clock, U: CpuUsage> RateLimitLayer<C, U> {
+impl<C: Clock, U: CpuUsage> BbrLimitLayer<C, U> {
     /// A layer around an existing limiter (which may read any clock and CPU signal). The
     /// limiter's gauges are kept current while no request arrives (see
     /// [`BbrLimiter::keep_gauges_current`]).
@@ -50,17 +50,17 @@ impl<C: Clock, U: CpuUsage> RateLimitLayer<C, U> {
     }
 }
 
-impl<C, U> RateLimitLayer<C, U> {
+impl<C, U> BbrLimitLayer<C, U> {
     /// The limiter every service of this layer shares.
     pub fn limiter(&self) -> &Arc<BbrLimiter<C, U>> {
         &self.limiter
     }
 }
 
-impl<S, C, U> Layer<S> for RateLimitLayer<C, U> {
-    type Service = RateLimit<S, C, U>;
+impl<S, C, U> Layer<S> for BbrLimitLayer<C, U> {
+    type Service = BbrLimit<S, C, U>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RateLimit::from_limiter(inner, Arc::clone(&self.limiter))
+        BbrLimit::from_limiter(inner, Arc::clone(&self.limiter))
     }
 }

@@ -136,7 +136,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     /// ([`rampart_core::gauges`]), which then calls [`publish_gauges`](Self::publish_gauges)
     /// once a second for as long as the limiter lives (it holds a weak reference).
     ///
-    /// [`RateLimitLayer`](crate::RateLimitLayer) and [`LimiterGroup`](crate::LimiterGroup)
+    /// [`BbrLimitLayer`](crate::BbrLimitLayer) and [`BbrGroup`](crate::BbrGroup)
     /// call it for their limiters; call it for a limiter you share in an `Arc` and drive
     /// yourself. A limiter is registered once however often this is called.
     pub fn keep_gauges_current(self: &Arc<Self>) {

@@ -61,7 +61,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
 /// [`acquire`](BbrLimiter::acquire)), `Arc<BbrLimiter>` (from
 /// [`acquire_owned`](BbrLimiter::acquire_owned)), or any other pointer that dereferences to a
 /// limiter.
-pub trait LimiterHandle {
+pub trait BbrLimiterRef {
     /// The limiter's clock.
     type Clock;
     /// The limiter's CPU signal.
@@ -71,7 +71,7 @@ pub trait LimiterHandle {
     fn limiter(&self) -> &BbrLimiter<Self::Clock, Self::Cpu>;
 }
 
-impl<L, C, U> LimiterHandle for L
+impl<L, C, U> BbrLimiterRef for L
 where
     L: Deref<Target = BbrLimiter<C, U>>,
 {
@@ -109,7 +109,7 @@ where
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use = "a permit counts the request in flight until it completes or is dropped"]
-pub struct Permit<L: LimiterHandle> {
+pub struct Permit<L: BbrLimiterRef> {
     limiter: L,
     started: Duration,
     done: bool,
@@ -118,7 +118,7 @@ pub struct Permit<L: LimiterHandle> {
 /// A [`Permit`] that owns a handle to its limiter, for `'static` response futures.
 pub type OwnedPermit<C = SystemClock, U = SystemCpu> = Permit<Arc<BbrLimiter<C, U>>>;
 
-impl<L: LimiterHandle> Permit<L>
+impl<L: BbrLimiterRef> Permit<L>
 where
     L::Clock: Clock,
     L::Cpu: CpuUsage,
@@ -148,14 +148,14 @@ where
     }
 }
 
-impl<L: LimiterHandle> Permit<L> {
+impl<L: BbrLimiterRef> Permit<L> {
     /// The instant the request was admitted.
     pub fn started(&self) -> Duration {
         self.started
     }
 }
 
-impl<L: LimiterHandle> Drop for Permit<L> {
+impl<L: BbrLimiterRef> Drop for Permit<L> {
     fn drop(&mut self) {
         if !self.done {
             self.limiter.limiter().leave();
@@ -163,7 +163,7 @@ impl<L: LimiterHandle> Drop for Permit<L> {
     }
 }
 
-impl<L: LimiterHandle> fmt::Debug for Permit<L> {
+impl<L: BbrLimiterRef> fmt::Debug for Permit<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
             .field("started", &self.started)

@@ -6,7 +6,7 @@ use tower::{BoxError, Service};
 
 use crate::cpu::CpuUsage;
 use crate::future::ResponseFuture;
-use crate::{BbrConfig, BbrLimiter, RateLimitLayer, SystemCpu};
+use crate::{BbrConfig, BbrLimitLayer, BbrLimiter, SystemCpu};
 
 /// A service that sheds requests to `S` while the server is overloaded, with a [`BbrLimiter`].
 ///
@@ -15,12 +15,12 @@ use crate::{BbrConfig, BbrLimiter, RateLimitLayer, SystemCpu};
 /// is dropped: the response time and the in-flight count are recorded exactly once, whatever
 /// happens. Readiness is the inner service's; inner errors pass through untouched.
 #[derive(Debug)]
-pub struct RateLimit<S, C = SystemClock, U = SystemCpu> {
+pub struct BbrLimit<S, C = SystemClock, U = SystemCpu> {
     inner: S,
     limiter: Arc<BbrLimiter<C, U>>,
 }
 
-impl<S: Clone, C, U> Clone for RateLimit<S, C, U> {
+impl<S: Clone, C, U> Clone for BbrLimit<S, C, U> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -29,27 +29,27 @@ impl<S: Clone, C, U> Clone for RateLimit<S, C, U> {
     }
 }
 
-impl<S> RateLimit<S> {
+impl<S> BbrLimit<S> {
     /// Wraps `inner` with a new limiter built from `config`.
     ///
     /// # Errors
     ///
     /// As [`BbrConfig::build`].
     pub fn new(inner: S, config: BbrConfig) -> Result<Self, ConfigError> {
-        RateLimitLayer::new(config).map(|layer| tower::Layer::layer(&layer, inner))
+        BbrLimitLayer::new(config).map(|layer| tower::Layer::layer(&layer, inner))
     }
 
-    /// A [`RateLimitLayer`] built from `config`.
+    /// A [`BbrLimitLayer`] built from `config`.
     ///
     /// # Errors
     ///
     /// As [`BbrConfig::build`].
-    pub fn layer(config: BbrConfig) -> Result<RateLimitLayer, ConfigError> {
-        RateLimitLayer::new(config)
+    pub fn layer(config: BbrConfig) -> Result<BbrLimitLayer, ConfigError> {
+        BbrLimitLayer::new(config)
     }
 }
 
-impl<S, C, U> RateLimit<S, C, U> {
+impl<S, C, U> BbrLimit<S, C, U> {
     pub(crate) fn from_limiter(inner: S, limiter: Arc<BbrLimiter<C, U>>) -> Self {
         Self { inner, limiter }
     }
@@ -75,7 +75,7 @@ impl<S, C, U> RateLimit<S, C, U> {
     }
 }
 
-impl<S, C, U, Req> Service<Req> for RateLimit<S, C, U>
+impl<S, C, U, Req> Service<Req> for BbrLimit<S, C, U>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,

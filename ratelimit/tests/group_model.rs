@@ -1,4 +1,4 @@
-//! Model-based test of `LimiterGroup` behind `LimiterGroupLayer` (`KeyedRateLimit`): the same
+//! Model-based test of `BbrGroup` behind `BbrGroupLayer` (`KeyedBbrLimit`): the same
 //! operations as `tests/model.rs` on requests of four keys, plus idle evictions, against a
 //! model of each key's limiter and of the group's membership (created on first use, a bound of
 //! one key or of more keys than are used, idle keys evicted on request and when room is
@@ -19,7 +19,7 @@ use std::time::Duration;
 use metrics_util::debugging::DebuggingRecorder;
 use proptest::prelude::*;
 use rampart_core::ManualClock;
-use rampart_ratelimit::{BbrConfig, Gate, LimiterGroup, LimiterGroupLayer, ManualCpu, ManualDelay};
+use rampart_ratelimit::{BbrConfig, BbrGroup, BbrGroupLayer, Gate, ManualCpu, ManualDelay};
 use tower::Layer;
 
 use support::backend::Backend;
@@ -88,11 +88,11 @@ fn run(
         cpu: ManualCpu::new(cpu),
         delay: ManualDelay::new(),
     };
-    let group = LimiterGroup::with(config.clone(), clock.clone(), sources.cpu.clone())
+    let group = BbrGroup::new_with(config.clone(), clock.clone(), sources.cpu.clone())
         .and_then(|group| group.with_bounds(bounds.max_keys, bounds.idle_timeout))
         .expect("a valid config")
         .with_delay(sources.delay.clone());
-    let layer = LimiterGroupLayer::new(group, |request: &u8| *request);
+    let layer = BbrGroupLayer::new(group, |request: &u8| *request);
     let target = Target::Group {
         group: Arc::clone(layer.group()),
         members: Membership::new(bounds.max_keys, bounds.idle_timeout),
@@ -134,10 +134,10 @@ fn a_keyed_group_counts_every_request_in_its_key_s_limiter_as_the_model_does() {
 #[test]
 fn a_key_with_requests_in_flight_is_not_forgotten_as_idle() {
     let clock = ManualClock::new();
-    let group = LimiterGroup::with(BbrConfig::default(), clock.clone(), ManualCpu::new(0.0))
+    let group = BbrGroup::new_with(BbrConfig::default(), clock.clone(), ManualCpu::new(0.0))
         .and_then(|group| group.with_bounds(64, Duration::from_secs(1)))
         .expect("a valid config");
-    let layer = LimiterGroupLayer::new(group, |request: &u8| *request);
+    let layer = BbrGroupLayer::new(group, |request: &u8| *request);
     let group = Arc::clone(layer.group());
     let mut service = layer.layer(Backend::new());
     let slow = tower::Service::call(&mut service, 0);

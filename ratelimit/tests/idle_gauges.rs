@@ -7,7 +7,7 @@ use std::time::Duration;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use rampart_core::ManualClock;
 use rampart_ratelimit::{
-    BbrConfig, BbrLimiter, LimiterGroup, LimiterGroupLayer, ManualCpu, Permit, RateLimitLayer,
+    BbrConfig, BbrGroup, BbrGroupLayer, BbrLimitLayer, BbrLimiter, ManualCpu, Permit,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -121,7 +121,7 @@ fn a_layers_limiter_is_registered_with_the_background_refresher() {
         let limiter = config()
             .build_with(clock.clone(), cpu.clone())
             .expect("valid");
-        RateLimitLayer::from_limiter(Arc::new(limiter))
+        BbrLimitLayer::from_limiter(Arc::new(limiter))
     });
     let in_flight = busy_then_idle(layer.limiter(), &clock, &cpu);
     // What the refresher does once a second, now.
@@ -135,10 +135,10 @@ fn a_group_layers_members_are_kept_current_by_the_background_refresher() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let (clock, cpu) = (ManualClock::new(), ManualCpu::new(0.5));
-    let group = LimiterGroup::with(config(), clock.clone(), cpu.clone())
+    let group = BbrGroup::new_with(config(), clock.clone(), cpu.clone())
         .expect("valid")
         .with_key_label(|route: &&str| (*route).to_owned());
-    let layer = LimiterGroupLayer::new(group, |route: &&'static str| *route);
+    let layer = BbrGroupLayer::new(group, |route: &&'static str| *route);
     let group = layer.group();
     // A member's handles bind to the recorder current when the member is created.
     let search =
@@ -157,7 +157,7 @@ fn a_limiter_is_registered_once_however_often_it_is_asked() {
         .expect("valid");
     let limiter = Arc::new(limiter);
     let layers: Vec<_> = (0..1_000)
-        .map(|_| RateLimitLayer::from_limiter(Arc::clone(&limiter)))
+        .map(|_| BbrLimitLayer::from_limiter(Arc::clone(&limiter)))
         .collect();
     // The refresher holds one weak reference: one registration, not a thousand.
     assert_eq!(Arc::weak_count(&limiter), 1, "{} layers", layers.len());

@@ -1,4 +1,4 @@
-//! `RateLimit` as a tower layer: shedding, and exact accounting whatever happens to a request.
+//! `BbrLimit` as a tower layer: shedding, and exact accounting whatever happens to a request.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rampart_core::{ManualClock, TokioClock};
 use rampart_ratelimit::{
-    BbrConfig, BbrLimiter, LimiterGroup, LimiterGroupLayer, ManualCpu, Overloaded, RateLimitLayer,
+    BbrConfig, BbrGroup, BbrGroupLayer, BbrLimitLayer, BbrLimiter, ManualCpu, Overloaded,
 };
 use rampart_testkit::poll::PanicsInCall;
 use tower::{Layer, Service, ServiceExt, service_fn};
@@ -42,7 +42,7 @@ async fn a_shed_request_never_reaches_the_service() {
     let (_, _, limiter) = limiter(1.0);
     let calls = Arc::new(AtomicU64::new(0));
     let counted = Arc::clone(&calls);
-    let service = RateLimitLayer::from_limiter(Arc::clone(&limiter)).layer(service_fn(move |()| {
+    let service = BbrLimitLayer::from_limiter(Arc::clone(&limiter)).layer(service_fn(move |()| {
         counted.fetch_add(1, Ordering::Relaxed);
         std::future::pending::<Result<(), Infallible>>()
     }));
@@ -66,7 +66,7 @@ async fn a_shed_request_never_reaches_the_service() {
 #[tokio::test]
 async fn successes_and_errors_count_as_completions_and_cancellations_do_not() {
     let (clock, _, limiter) = limiter(0.0);
-    let layer = RateLimitLayer::from_limiter(Arc::clone(&limiter));
+    let layer = BbrLimitLayer::from_limiter(Arc::clone(&limiter));
     let ok = layer.layer(service_fn(|()| async { Ok::<_, Infallible>(()) }));
     let failing = layer.layer(service_fn(|()| async {
         Err::<(), _>(std::io::Error::other("boom"))
@@ -92,17 +92,16 @@ async fn successes_and_errors_count_as_completions_and_cancellations_do_not() {
 #[tokio::test]
 async fn a_panicking_request_leaves_the_in_flight_count_and_is_not_a_pass() {
     let (clock, _, limiter) = limiter(0.0);
-    let service =
-        RateLimitLayer::from_limiter(Arc::clone(&limiter)).layer(service_fn(|()| async {
-            tokio::task::yield_now().await;
-            panic!("handler bug");
-            #[allow(unreachable_code)]
-            Ok::<(), Infallible>(())
-        }));
+    let service = BbrLimitLayer::from_limiter(Arc::clone(&limiter)).layer(service_fn(|()| async {
+        tokio::task::yield_now().await;
+        panic!("handler bug");
+        #[allow(unreachable_code)]
+        Ok::<(), Infallible>(())
+    }));
     let joined = tokio::spawn(service.oneshot(())).await;
     assert!(joined.unwrap_err().is_panic());
     assert_eq!(limiter.snapshot().inflight, 0);
-    let ok = RateLimitLayer::from_limiter(Arc::clone(&limiter))
+    let ok = BbrLimitLayer::from_limiter(Arc::clone(&limiter))
         .layer(service_fn(|()| async { Ok::<_, Infallible>(()) }));
     ok.oneshot(()).await.expect("served");
     assert_eq!(
@@ -115,7 +114,7 @@ async fn a_panicking_request_leaves_the_in_flight_count_and_is_not_a_pass() {
 #[tokio::test]
 async fn a_panic_in_the_inner_call_leaves_the_in_flight_count() {
     let (clock, _, limiter) = limiter(0.0);
-    let service = RateLimitLayer::from_limiter(Arc::clone(&limiter)).layer(PanicsInCall);
+    let service = BbrLimitLayer::from_limiter(Arc::clone(&limiter)).layer(PanicsInCall);
     assert!(
         tokio::spawn(service.oneshot(()))
             .await
@@ -129,7 +128,7 @@ async fn a_panic_in_the_inner_call_leaves_the_in_flight_count() {
 #[tokio::test]
 async fn clones_share_one_limiter() {
     let (_, _, limiter) = limiter(0.0);
-    let service = RateLimitLayer::from_limiter(limiter).layer(service_fn(|()| {
+    let service = BbrLimitLayer::from_limiter(limiter).layer(service_fn(|()| {
         std::future::pending::<Result<(), Infallible>>()
     }));
     let (mut a, mut b) = (service.clone(), service.clone());
@@ -141,10 +140,10 @@ async fn clones_share_one_limiter() {
 
 #[tokio::test(start_paused = true)]
 async fn each_route_has_its_own_limiter() {
-    let group: LimiterGroup<&'static str, _, _> =
-        LimiterGroup::with(BbrConfig::default(), TokioClock::new(), ManualCpu::new(1.0))
+    let group: BbrGroup<&'static str, _, _> =
+        BbrGroup::new_with(BbrConfig::default(), TokioClock::new(), ManualCpu::new(1.0))
             .expect("valid");
-    let layer = LimiterGroupLayer::new(group, |path: &&'static str| *path);
+    let layer = BbrGroupLayer::new(group, |path: &&'static str| *path);
     let service = layer.layer(service_fn(|_: &'static str| {
         std::future::pending::<Result<(), Infallible>>()
     }));
@@ -171,8 +170,8 @@ async fn each_route_has_its_own_limiter() {
 #[test]
 fn layers_services_and_futures_are_send_and_sync() {
     fn send_sync<T: Send + Sync>() {}
-    send_sync::<RateLimitLayer>();
-    send_sync::<rampart_ratelimit::RateLimit<tower::util::BoxCloneSyncService<(), (), Infallible>>>(
+    send_sync::<BbrLimitLayer>();
+    send_sync::<rampart_ratelimit::BbrLimit<tower::util::BoxCloneSyncService<(), (), Infallible>>>(
     );
     send_sync::<rampart_ratelimit::ResponseFuture<std::future::Ready<Result<(), Infallible>>>>();
 }

@@ -1,4 +1,4 @@
-//! Model-based test of the `RateLimit` layer: random sequences of calls, completions (success,
+//! Model-based test of the `BbrLimit` layer: random sequences of calls, completions (success,
 //! failure), panics in `call` and in the response future (caught around the poll, or unwinding
 //! through the future's owner), cancellations before and after a poll, CPU and scheduling-delay
 //! changes, and clock moves (within a bucket, across buckets, past the window, backwards, a
@@ -19,7 +19,7 @@ use std::time::Duration;
 use metrics_util::debugging::DebuggingRecorder;
 use proptest::prelude::*;
 use rampart_core::ManualClock;
-use rampart_ratelimit::{BbrConfig, Gate, ManualCpu, ManualDelay, RateLimitLayer};
+use rampart_ratelimit::{BbrConfig, BbrLimitLayer, Gate, ManualCpu, ManualDelay};
 use tower::Layer;
 
 use support::backend::Backend;
@@ -89,7 +89,7 @@ fn run(
     .with_delay(sources.delay.clone());
     let limiter = Arc::new(limiter);
     let backend = Backend::new();
-    let service = RateLimitLayer::from_limiter(Arc::clone(&limiter)).layer(backend.clone());
+    let service = BbrLimitLayer::from_limiter(Arc::clone(&limiter)).layer(backend.clone());
     let target = Target::Single(limiter);
     Harness::new(clock, backend, service, config, target, sources, recorder).run(ops, progress)
 }

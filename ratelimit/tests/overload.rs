@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use rampart_core::TokioClock;
 use rampart_fault::{Distribution, SimBackend, SimConfig};
 use rampart_ratelimit::{
-    BbrConfig, CpuUsage, Gate, ManualCpu, Overloaded, RateLimitLayer, spawn_sampler,
+    BbrConfig, BbrLimitLayer, CpuUsage, Gate, ManualCpu, Overloaded, spawn_sampler,
 };
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt};
@@ -104,7 +104,7 @@ async fn run(protection: Protection, seed: u64) -> Report {
                 Cpu::Pinned(usage) => Arc::new(ManualCpu::new(usage)),
             };
             let config = BbrConfig::default().with_gate(gate);
-            Some(RateLimitLayer::from_limiter(Arc::new(
+            Some(BbrLimitLayer::from_limiter(Arc::new(
                 config.build_with(TokioClock::new(), signal).expect("valid"),
             )))
         }

@@ -14,10 +14,7 @@ fn ratio_budget(ratio: f64, min_per_sec: u32) -> (ManualClock, RatioBudget<Manua
         min_per_sec,
         ..RatioConfig::default()
     };
-    (
-        clock.clone(),
-        config.build_with_clock(clock).expect("valid"),
-    )
+    (clock.clone(), config.build_with(clock).expect("valid"))
 }
 
 fn drain(budget: &impl Budget) -> usize {

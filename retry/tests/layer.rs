@@ -77,7 +77,7 @@ where
 async fn a_dead_backend_sees_at_most_the_budget_not_three_times_the_traffic() {
     // 1 000 requests over 10 s (one ttl) at a backend failing every call.
     let budget = RatioConfig::default()
-        .build_with_clock(TokioClock::new())
+        .build_with(TokioClock::new())
         .expect("valid");
     let (handle, service) = backend(1.0, 1);
     let layer = RetryLayer::new(CONFIG(), budget).expect("valid");
@@ -110,7 +110,7 @@ async fn isolated_failures_are_rescued_by_the_default_ratio_budget() {
     );
 
     let budget = RatioConfig::default()
-        .build_with_clock(TokioClock::new())
+        .build_with(TokioClock::new())
         .expect("valid");
     let (_, service) = backend(0.1, 2);
     let layer = RetryLayer::new(CONFIG(), budget).expect("valid");
@@ -271,7 +271,7 @@ async fn clones_share_one_budget() {
             min_per_sec: 0,
             ..RatioConfig::default()
         }
-        .build_with_clock(TokioClock::new())
+        .build_with(TokioClock::new())
         .expect("valid"),
     );
     let (_, service) = backend(0.0, 7);

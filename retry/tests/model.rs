@@ -265,7 +265,7 @@ fn ratio_budget_forgets_withdrawals_made_after_a_read_at_a_later_instant() {
         ratio: 1.0,
         min_per_sec: 0,
     }
-    .build_with_clock(clock.clone())
+    .build_with(clock.clone())
     .expect("a valid budget");
     budget.deposit();
     clock.set(Duration::from_secs(5));

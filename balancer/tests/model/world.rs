@@ -107,7 +107,7 @@ impl<'a> World<'a> {
             ..P2cConfig::default()
         }
         .with_seed(case.seed);
-        let balancer = P2c::<_, u32, _, _>::with_parts(
+        let balancer = P2c::<_, u32, _, _>::new_with(
             UnboundedReceiverStream::new(updates),
             config,
             clock.clone(),

@@ -19,7 +19,7 @@ use crate::sync::{AtomicU64, Ordering, SlowPathLock, fence};
 /// use rampart_core::{Clock, ManualClock, PerBucketCache, View, WindowConfig};
 ///
 /// let clock = ManualClock::new();
-/// let window = WindowConfig::new(10, Duration::from_millis(100)).build_with_clock(clock.clone())?;
+/// let window = WindowConfig::new(10, Duration::from_millis(100)).build_with(clock.clone())?;
 /// let completed = PerBucketCache::<2>::new();
 ///
 /// window.record(5);

@@ -181,7 +181,7 @@ impl WindowConfig {
     ///
     /// As [`validate`](Self::validate).
     pub fn build(self) -> Result<RollingWindow, ConfigError> {
-        self.build_with_clock(SystemClock::new())
+        self.build_with(SystemClock::new())
     }
 
     /// Builds a window that reads `clock`; its buckets are aligned to `clock.now()`.
@@ -189,8 +189,8 @@ impl WindowConfig {
     /// # Errors
     ///
     /// As [`validate`](Self::validate).
-    pub fn build_with_clock<C: Clock>(self, clock: C) -> Result<RollingWindow<C>, ConfigError> {
-        Ok(self.validated()?.build_with_clock(clock))
+    pub fn build_with<C: Clock>(self, clock: C) -> Result<RollingWindow<C>, ConfigError> {
+        Ok(self.validated()?.build_with(clock))
     }
 
     /// Checks every field once, for a caller that builds many windows of this shape (one per
@@ -213,7 +213,7 @@ impl WindowConfig {
 /// use rampart_core::{ManualClock, WindowConfig};
 ///
 /// let shape = WindowConfig::spanning(Duration::from_secs(3), 10).validated()?;
-/// let windows: Vec<_> = (0..3).map(|_| shape.build_with_clock(ManualClock::new())).collect();
+/// let windows: Vec<_> = (0..3).map(|_| shape.build_with(ManualClock::new())).collect();
 /// assert!(windows.iter().all(|window| window.window() == Duration::from_secs(3)));
 /// assert!(WindowConfig::new(0, Duration::from_secs(1)).validated().is_err());
 /// # Ok::<(), rampart_core::ConfigError>(())
@@ -229,11 +229,11 @@ impl ValidWindowConfig {
 
     /// Builds a window that reads [`SystemClock`].
     pub fn build(self) -> RollingWindow {
-        self.build_with_clock(SystemClock::new())
+        self.build_with(SystemClock::new())
     }
 
     /// Builds a window that reads `clock`; its buckets are aligned to `clock.now()`.
-    pub fn build_with_clock<C: Clock>(self, clock: C) -> RollingWindow<C> {
+    pub fn build_with<C: Clock>(self, clock: C) -> RollingWindow<C> {
         RollingWindow::from_valid_config(self.0, clock)
     }
 }

@@ -52,7 +52,7 @@ const MAX_SLOT: u64 = (1 << (64 - INDEX_BITS)) - 1;
 ///
 /// // On a clock moved by hand:
 /// let clock = ManualClock::new();
-/// let window = WindowConfig::new(3, Duration::from_secs(1)).build_with_clock(clock.clone())?;
+/// let window = WindowConfig::new(3, Duration::from_secs(1)).build_with(clock.clone())?;
 ///
 /// window.record(1);
 /// clock.advance(Duration::from_secs(1));
@@ -163,8 +163,8 @@ impl<C: Clock> RollingWindow<C> {
     /// # Errors
     ///
     /// As [`WindowConfig::validate`].
-    pub fn with_clock(config: WindowConfig, clock: C) -> Result<Self, ConfigError> {
-        config.build_with_clock(clock)
+    pub fn new_with(config: WindowConfig, clock: C) -> Result<Self, ConfigError> {
+        config.build_with(clock)
     }
 
     pub(crate) fn from_valid_config(config: WindowConfig, clock: C) -> Self {

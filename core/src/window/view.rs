@@ -29,7 +29,7 @@ pub enum View {
 /// use rampart_core::{ManualClock, View, WindowConfig};
 ///
 /// let clock = ManualClock::new();
-/// let window = WindowConfig::new(4, Duration::from_millis(100)).build_with_clock(clock.clone())?;
+/// let window = WindowConfig::new(4, Duration::from_millis(100)).build_with(clock.clone())?;
 /// for (latency_us, passes) in [(900, 3), (400, 5), (700, 2)] {
 ///     for _ in 0..passes {
 ///         window.record(latency_us);

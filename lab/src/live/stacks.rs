@@ -14,7 +14,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use rampart_core::ConfigError;
-use rampart_ratelimit::{BbrConfig, Gate, RateLimitLayer};
+use rampart_ratelimit::{BbrConfig, BbrLimitLayer, Gate};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 use tower::util::MapRequestLayer;
@@ -208,7 +208,7 @@ pub fn app(guard: Guard, work: Work) -> Result<Router, ConfigError> {
             let limiter = Arc::new(tuning.config().with_name("live").build()?);
             let stack = ServiceBuilder::new()
                 .layer(refusals)
-                .layer(RateLimitLayer::from_limiter(Arc::clone(&limiter)));
+                .layer(BbrLimitLayer::from_limiter(Arc::clone(&limiter)));
             (
                 Router::new().route("/work", work_route).route_layer(stack),
                 Some(limiter),

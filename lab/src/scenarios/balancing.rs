@@ -316,7 +316,7 @@ fn rampart<S: Score>(
     seed: u64,
     score: S,
 ) -> impl Service<(), Response = (), Error = BoxError, Future: Send + 'static> {
-    P2c::with_parts(
+    P2c::new_with(
         discover(endpoints),
         P2cConfig::default().with_seed(seed),
         TokioClock::new(),

@@ -9,7 +9,7 @@ use rampart_balancer::{P2c, P2cConfig, PeakSuccess};
 use rampart_breaker::{BreakerConfig, BreakerLayer};
 use rampart_core::TokioClock;
 use rampart_fault::{Distribution, FaultConfig, FaultHandle, FaultLayer, SimBackend, SimConfig};
-use rampart_ratelimit::{BbrConfig, RateLimitLayer, spawn_sampler};
+use rampart_ratelimit::{BbrConfig, BbrLimitLayer, spawn_sampler};
 use rampart_retry::{RatioConfig, RetryConfig, RetryLayer};
 use tower::Layer;
 use tower::buffer::Buffer;
@@ -217,8 +217,7 @@ async fn run_stack(
                 let limiter = BbrConfig::default()
                     .build_with(TokioClock::new(), Arc::new(cpu))
                     .expect("a valid limiter");
-                counter
-                    .layer(RateLimitLayer::from_limiter(Arc::new(limiter)).layer(backend.clone()))
+                counter.layer(BbrLimitLayer::from_limiter(Arc::new(limiter)).layer(backend.clone()))
             })
             .collect();
         let clients: Vec<_> = (0..CLIENTS as u64)
@@ -227,7 +226,7 @@ async fn run_stack(
                 let discover = tokio_stream::iter(servers.clone().into_iter().enumerate().map(
                     |(key, server)| Ok::<_, std::convert::Infallible>(Change::Insert(key, server)),
                 ));
-                let balancer = P2c::with_parts(
+                let balancer = P2c::new_with(
                     discover,
                     P2cConfig::default().with_seed(seed),
                     TokioClock::new(),
@@ -236,10 +235,10 @@ async fn run_stack(
                 .expect("a valid balancer");
                 let breaker = BreakerConfig::default()
                     .with_seed(seed)
-                    .build_with_clock(TokioClock::new())
+                    .build_with(TokioClock::new())
                     .expect("a valid breaker");
                 let budget = RatioConfig::default()
-                    .build_with_clock(TokioClock::new())
+                    .build_with(TokioClock::new())
                     .expect("a valid budget");
                 let retry = RetryLayer::new(RetryConfig::default().with_seed(seed), budget)
                     .expect("a valid retry layer");

@@ -113,7 +113,7 @@ async fn run_stack(
             .with_seed(seed);
         BreakerLayer::from_breaker(Arc::new(
             config
-                .build_with_clock(TokioClock::new())
+                .build_with(TokioClock::new())
                 .expect("a valid breaker"),
         ))
     });

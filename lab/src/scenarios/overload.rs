@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rampart_core::TokioClock;
 use rampart_fault::{Distribution, SimBackend, SimConfig};
-use rampart_ratelimit::{BbrConfig, CpuUsage, Gate, ManualCpu, RateLimitLayer, spawn_sampler};
+use rampart_ratelimit::{BbrConfig, BbrLimitLayer, CpuUsage, Gate, ManualCpu, spawn_sampler};
 use tower::{Layer, ServiceBuilder};
 
 use super::{Options, Scenario};
@@ -191,7 +191,7 @@ async fn run_stack(stack: Stack, config: SimConfig, arrivals: &[Duration]) -> Ve
                 .with_gate(gate)
                 .build_with(TokioClock::new(), cpu)
                 .expect("a valid limiter");
-            let service = RateLimitLayer::from_limiter(Arc::new(limiter)).layer(backend);
+            let service = BbrLimitLayer::from_limiter(Arc::new(limiter)).layer(backend);
             sim::caller(service)
         }
     };

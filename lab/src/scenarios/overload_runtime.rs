@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rampart_fault::{Distribution, RuntimeConfig, SimRuntime};
-use rampart_ratelimit::{BbrConfig, Gate, RateLimitLayer, spawn_sampler};
+use rampart_ratelimit::{BbrConfig, BbrLimitLayer, Gate, spawn_sampler};
 use tower::Layer;
 
 use super::{Options, Scenario};
@@ -243,7 +243,7 @@ async fn run_stack(
                 let heartbeat = runtime.clone();
                 limiter = limiter.with_delay(move |now| heartbeat.scheduling_delay_at(now));
             }
-            let layer = RateLimitLayer::from_limiter(Arc::new(limiter));
+            let layer = BbrLimitLayer::from_limiter(Arc::new(limiter));
             sim::caller(runtime.serve(layer.layer(runtime.handler())))
         }
     };

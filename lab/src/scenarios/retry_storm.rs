@@ -191,7 +191,7 @@ async fn run_stack(
         ),
         Stack::Ratio => {
             let budget = RatioConfig::default()
-                .build_with_clock(TokioClock::new())
+                .build_with(TokioClock::new())
                 .expect("valid");
             sim::caller(
                 RetryLayer::new(config, budget)

@@ -11,7 +11,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use rampart::fault::{FaultConfig, FaultHandle, FaultLayer};
 use rampart::http::ErrorStatus;
-use rampart::ratelimit::{BbrConfig, RateLimitLayer};
+use rampart::ratelimit::{BbrConfig, BbrLimitLayer};
 use tower::{BoxError, ServiceBuilder};
 
 /// The handler's own work: a few milliseconds, as a small database query would take.
@@ -56,7 +56,7 @@ async fn work() -> &'static str {
 pub fn app(name: &str, faults: FaultLayer, metrics: PrometheusHandle) -> Result<Router, BoxError> {
     let guarded = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(to_response))
-        .layer(RateLimitLayer::new(
+        .layer(BbrLimitLayer::new(
             BbrConfig::default().with_name(name.to_owned()),
         )?)
         .layer(faults);

@@ -97,7 +97,7 @@ fn use_balancer(runtime: &Runtime, case: &Case) -> Result<Used, rampart::ConfigE
     let services = (0..*endpoints)
         .map(|at| endpoint(at == 0))
         .collect::<Vec<_>>();
-    let mut balancer = P2c::with_parts(
+    let mut balancer = P2c::new_with(
         ServiceList::new::<u32>(services),
         config.clone(),
         clock.clone(),

@@ -144,7 +144,7 @@ pub const CONFIG: Builder<(), Case> = Builder {
     build_and_use: |(), (config, start, seed)| {
         let breaker = config
             .clone()
-            .build_with_clock(ManualClock::starting_at(*start))?;
+            .build_with(ManualClock::starting_at(*start))?;
         Ok(use_breaker(&breaker, *seed))
     },
     costly_shape: |(config, _, _)| {
@@ -156,7 +156,7 @@ pub const CONFIG: Builder<(), Case> = Builder {
 /// A group's configuration and bounds, with the instant its clock starts at.
 pub type GroupCase = (BreakerConfig, usize, Duration, Duration);
 
-/// `BreakerGroup::with_clock(config)` then `with_max_keys` and `with_idle_timeout`, used for
+/// `BreakerGroup::new_with(config)` then `with_max_keys` and `with_idle_timeout`, used for
 /// more keys than it may hold.
 pub const GROUP: Builder<(), GroupCase> = Builder {
     name: "BreakerGroup",
@@ -184,7 +184,7 @@ pub const GROUP: Builder<(), GroupCase> = Builder {
     },
     build_and_use: |(), (config, max_keys, idle, start)| {
         let clock = ManualClock::starting_at(*start);
-        let group = BreakerGroup::<u32, _>::with_clock(config.clone(), clock.clone())?
+        let group = BreakerGroup::<u32, _>::new_with(config.clone(), clock.clone())?
             .with_max_keys(*max_keys)?
             .with_idle_timeout(*idle)?;
         Ok((|| {

@@ -92,7 +92,7 @@ fn window_bad((config, _): &(WindowConfig, Duration)) -> Vec<&'static str> {
 /// and empty a whole window later (unless the clock saturates on the way).
 fn use_window(config: WindowConfig, start: Duration) -> Result<Used, rampart::ConfigError> {
     let clock = ManualClock::starting_at(start);
-    let window = config.build_with_clock(clock.clone())?;
+    let window = config.build_with(clock.clone())?;
     Ok((|| {
         ensure!(
             window.window() == config.window() && window.buckets() == config.buckets,

@@ -1,5 +1,5 @@
 //! rampart-ratelimit: `BbrConfig` (with its `Gate`), built and used through `BbrLimiter`; the
-//! group settings of `LimiterGroup`; and the CPU sampler's settings (`CpuSampler::new`,
+//! group settings of `BbrGroup`; and the CPU sampler's settings (`CpuSampler::new`,
 //! `SystemCpu::with_sampling`, `spawn_sampler`) and `ManualCpu`.
 
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rampart::core::{Clock, KeyedGroup, ManualClock, TokioClock};
 use rampart::ratelimit::{
-    BbrConfig, BbrLimiter, BbrSnapshot, CpuSampler, CpuUsage, DelayProbe, Gate, LimiterGroup,
+    BbrConfig, BbrGroup, BbrLimiter, BbrSnapshot, CpuSampler, CpuUsage, DelayProbe, Gate,
     ManualCpu, ManualDelay, SchedulingDelay, SystemCpu, SystemCpuError, spawn_sampler,
 };
 
@@ -176,9 +176,9 @@ pub const CONFIG: Builder<(), Case> = Builder {
 /// A group's configuration and bounds, with the instant its clock starts at.
 pub type GroupCase = (BbrConfig, usize, Duration, Duration);
 
-/// `LimiterGroup::with(config, ..)` then `with_bounds`, used for more keys than it may hold.
+/// `BbrGroup::new_with(config, ..)` then `with_bounds`, used for more keys than it may hold.
 pub const GROUP: Builder<(), GroupCase> = Builder {
-    name: "LimiterGroup",
+    name: "BbrGroup",
     context: || (),
     draw: |draw| {
         (
@@ -204,7 +204,7 @@ pub const GROUP: Builder<(), GroupCase> = Builder {
     build_and_use: |(), (config, max_keys, idle, start)| {
         let clock = ManualClock::starting_at(*start);
         let group =
-            LimiterGroup::<u32, _, _>::with(config.clone(), clock.clone(), ManualCpu::new(0.5))?
+            BbrGroup::<u32, _, _>::new_with(config.clone(), clock.clone(), ManualCpu::new(0.5))?
                 .with_bounds(*max_keys, *idle)?;
         Ok((|| {
             // Each member builds its own window: fewer members when windows are large.

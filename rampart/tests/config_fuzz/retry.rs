@@ -203,7 +203,7 @@ fn use_ratio(
     deposits: u32,
 ) -> Result<Used, rampart::ConfigError> {
     let clock = ManualClock::starting_at(start);
-    let budget = config.build_with_clock(clock.clone())?;
+    let budget = config.build_with(clock.clone())?;
     Ok((|| {
         for _ in 0..deposits {
             budget.deposit();

@@ -11,7 +11,7 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use proptest::test_runner::TestCaseError;
 use rampart_core::{Clock, ManualClock};
 use rampart_ratelimit::{
-    BbrConfig, BbrLimiter, LimiterGroup, ManualCpu, ManualDelay, Overloaded, ResponseFuture,
+    BbrConfig, BbrGroup, BbrLimiter, ManualCpu, ManualDelay, Overloaded, ResponseFuture,
 };
 use tower::{BoxError, Service};
 
@@ -35,7 +35,7 @@ pub(crate) enum Target {
     /// A keyed group's limiter for the request's key.
     Group {
         /// The group the layer uses.
-        group: Arc<LimiterGroup<u8, ManualClock, ManualCpu>>,
+        group: Arc<BbrGroup<u8, ManualClock, ManualCpu>>,
         /// Which limiter serves which key, as the model sees it.
         members: Membership,
     },

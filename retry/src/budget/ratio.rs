@@ -66,7 +66,7 @@ impl RatioConfig {
     ///
     /// As [`validate`](Self::validate).
     pub fn build(self) -> Result<RatioBudget, ConfigError> {
-        self.build_with_clock(SystemClock::new())
+        self.build_with(SystemClock::new())
     }
 
     /// Builds a budget reading `clock`.
@@ -74,7 +74,7 @@ impl RatioConfig {
     /// # Errors
     ///
     /// As [`validate`](Self::validate).
-    pub fn build_with_clock<C: Clock>(self, clock: C) -> Result<RatioBudget<C>, ConfigError> {
+    pub fn build_with<C: Clock>(self, clock: C) -> Result<RatioBudget<C>, ConfigError> {
         RatioBudget::new(self, clock)
     }
 }
@@ -127,7 +127,7 @@ struct OwnLine<T>(T);
 impl<C: Clock> RatioBudget<C> {
     fn new(config: RatioConfig, clock: C) -> Result<Self, ConfigError> {
         config.validate()?;
-        let window = WindowConfig::spanning(config.ttl, BUCKETS).build_with_clock(clock)?;
+        let window = WindowConfig::spanning(config.ttl, BUCKETS).build_with(clock)?;
         Ok(Self {
             deposit_units: (config.ratio * UNIT as f64).round() as u128,
             reserve_units: (f64::from(config.min_per_sec) * config.ttl.as_secs_f64() * UNIT as f64)

@@ -110,7 +110,7 @@ impl Observed {
         let real = match choice {
             Choice::Ratio { config, .. } => Real::Ratio(Box::new(
                 config
-                    .build_with_clock(clock.clone())
+                    .build_with(clock.clone())
                     .expect("a valid ratio budget"),
             )),
             Choice::Token(config) => Real::Token(config.build().expect("a valid token budget")),
