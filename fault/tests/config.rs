@@ -14,25 +14,27 @@ const DAY: Duration = Duration::from_secs(86_400);
 /// tokio's timers wait at most about 30 years; so does a simulated service.
 const LONGEST_SERVICE: Duration = Duration::from_secs(30 * 365 * 86_400);
 
+fn uniform(low: Duration, high: Duration) -> Distribution {
+    Distribution::Uniform { low, high }
+}
+
+fn log_normal(median: Duration, sigma: f64) -> Distribution {
+    Distribution::LogNormal { median, sigma }
+}
+
+fn exponential(mean: Duration) -> Distribution {
+    Distribution::Exponential { mean }
+}
+
 /// Distributions valid or not, with parameters at the edges of their types.
 fn distributions() -> Vec<Distribution> {
-    let log_normal = |median, sigma| Distribution::LogNormal { median, sigma };
     vec![
         Distribution::ZERO,
         Distribution::Fixed(MS),
         Distribution::Fixed(Duration::MAX),
-        Distribution::Uniform {
-            low: Duration::ZERO,
-            high: Duration::MAX,
-        },
-        Distribution::Uniform {
-            low: Duration::MAX,
-            high: Duration::MAX,
-        },
-        Distribution::Uniform {
-            low: 2 * MS,
-            high: MS,
-        },
+        uniform(Duration::ZERO, Duration::MAX),
+        uniform(Duration::MAX, Duration::MAX),
+        uniform(2 * MS, MS),
         log_normal(MS, 0.5),
         log_normal(Duration::MAX, 10.0),
         log_normal(Duration::ZERO, 10.0),
@@ -41,12 +43,8 @@ fn distributions() -> Vec<Distribution> {
         log_normal(MS, f64::NEG_INFINITY),
         log_normal(MS, -0.5),
         log_normal(MS, 10.5),
-        Distribution::Exponential {
-            mean: Duration::ZERO,
-        },
-        Distribution::Exponential {
-            mean: Duration::MAX,
-        },
+        exponential(Duration::ZERO),
+        exponential(Duration::MAX),
     ]
 }
 
@@ -174,25 +172,11 @@ async fn every_fault_config_is_refused_by_field_or_works() {
     let latencies = [
         Distribution::ZERO,
         Distribution::Fixed(Duration::MAX),
-        Distribution::Uniform {
-            low: Duration::ZERO,
-            high: Duration::MAX,
-        },
-        Distribution::Uniform {
-            low: Duration::MAX,
-            high: Duration::ZERO,
-        },
-        Distribution::LogNormal {
-            median: MS,
-            sigma: f64::NAN,
-        },
-        Distribution::LogNormal {
-            median: Duration::MAX,
-            sigma: 10.0,
-        },
-        Distribution::Exponential {
-            mean: Duration::MAX,
-        },
+        uniform(Duration::ZERO, Duration::MAX),
+        uniform(Duration::MAX, Duration::ZERO),
+        log_normal(MS, f64::NAN),
+        log_normal(Duration::MAX, 10.0),
+        exponential(Duration::MAX),
     ];
     let mut worked = 0;
     for latency in latencies {

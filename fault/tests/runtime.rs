@@ -137,10 +137,11 @@ async fn requests_run_in_the_order_they_arrived() {
     assert_eq!(runtime.stats().served, 5);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_handler_that_never_yields_hides_the_queue_from_the_stack() {
-    // Three requests at once on one worker, 4 ms of CPU each.
-    let runtime = runtime(4 * MS, 1);
+/// Sends three requests at once through an observing stack to one worker that needs 4 ms of
+/// CPU for each, in `slices` turns; returns their latencies, in the order sent, and what the
+/// stack saw.
+async fn three_at_once(slices: u32) -> (Vec<Duration>, Seen) {
+    let runtime = runtime(4 * MS, slices);
     let (stack, seen) = observed(&runtime);
     let server = runtime.serve(stack);
     let calls: Vec<_> = (0..3).map(|_| server.clone().call(())).collect();
@@ -148,8 +149,15 @@ async fn a_handler_that_never_yields_hides_the_queue_from_the_stack() {
     for call in calls {
         latencies.push(call.await.expect("served").latency());
     }
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    (latencies, seen)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handler_that_never_yields_hides_the_queue_from_the_stack() {
+    // Three requests at once on one worker, 4 ms of CPU each.
+    let (latencies, seen) = three_at_once(1).await;
     assert_eq!(latencies, [4 * MS, 8 * MS, 12 * MS]);
-    let seen = seen.lock().unwrap();
     // The two waiting requests are in the run queue, where the stack cannot see them: it
     // sees one request at a time, each taking exactly its CPU time.
     assert_eq!(seen.max_inflight, 1);
@@ -161,16 +169,8 @@ async fn a_yielding_handler_takes_turns_and_the_stack_sees_every_request() {
     // The same requests, each yielding after every 1 ms of its 4: the worker takes them in
     // turns (A B C A B C ...), so they finish together, at 10, 11 and 12 ms. The stack sees
     // each from its first turn (at 0, 1 and 2 ms) and all three in flight at once.
-    let runtime = runtime(4 * MS, 4);
-    let (stack, seen) = observed(&runtime);
-    let server = runtime.serve(stack);
-    let calls: Vec<_> = (0..3).map(|_| server.clone().call(())).collect();
-    let mut latencies = Vec::new();
-    for call in calls {
-        latencies.push(call.await.expect("served").latency());
-    }
+    let (latencies, seen) = three_at_once(4).await;
     assert_eq!(latencies, [10 * MS, 11 * MS, 12 * MS]);
-    let seen = seen.lock().unwrap();
     assert_eq!(
         seen.max_inflight, 3,
         "every request was admitted before any finished"
