@@ -22,6 +22,7 @@ use rampart_breaker::{BreakerConfig, BreakerGroup, BreakerGroupLayer, Rejections
 use rampart_core::{ManualClock, Outcome};
 use tower::Layer;
 
+use rampart_testkit::bounds::{Bounds, bounds};
 use support::backend::Backend;
 use support::driver::{Progress, run_property};
 use support::harness::{Harness, Target};
@@ -30,26 +31,6 @@ use support::ops::{Op, operations};
 
 /// The number of distinct keys requests carry.
 const KEYS: u8 = 4;
-
-/// A group's bounds: at most one key (a new key evicts the other, unless it has calls in
-/// flight), or room for all. (A group spreads its keys over up to 8 shards, each with its share
-/// of the bound: the model is exact for these two bounds only.)
-#[derive(Debug, Clone)]
-struct Bounds {
-    max_keys: usize,
-    idle_timeout: Duration,
-}
-
-fn bounds() -> impl Strategy<Value = Bounds> {
-    (
-        prop::sample::select(vec![1_usize, 64]),
-        prop::sample::select(vec![50_u64, 900, 1_000, 2_500, 600_000]),
-    )
-        .prop_map(|(max_keys, idle_ms)| Bounds {
-            max_keys,
-            idle_timeout: Duration::from_millis(idle_ms),
-        })
-}
 
 /// Member breakers of 1 to 4 buckets, some in a dry run, some counting cancellations.
 fn config() -> impl Strategy<Value = BreakerConfig> {

@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics_util::debugging::{DebuggingRecorder, Snapshotter};
 use rampart_breaker::{
     BreakerConfig, BreakerGroup, BreakerGroupLayer, BreakerLayer, BreakerState, SreBreaker,
 };
 use rampart_core::{ManualClock, Outcome};
+use rampart_testkit::recorded;
 
 /// The default window: a whole one without calls leaves nothing in it.
 const WINDOW: Duration = Duration::from_secs(3);
@@ -17,23 +18,7 @@ const GAUGE: &str = "rampart_breaker_drop_probability";
 /// The gauge labelled with all of `labels`. The debugging recorder resets gauges when read:
 /// each test reads once, at the end.
 fn gauge(snapshotter: &Snapshotter, labels: &[(&str, &str)]) -> f64 {
-    let found = snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .find_map(|(key, _, _, value)| {
-            let key = key.key();
-            let matches = key.name() == GAUGE
-                && labels.iter().all(|(k, v)| {
-                    key.labels()
-                        .any(|label| label.key() == *k && label.value() == *v)
-                });
-            matches.then_some(value)
-        });
-    match found {
-        Some(DebugValue::Gauge(value)) => value.into_inner(),
-        other => panic!("{GAUGE}{labels:?}: {other:?}"),
-    }
+    recorded::gauge(&recorded::take(snapshotter), GAUGE, labels)
 }
 
 /// 100 failures, then a decision, which sets the gauge to 100/101.

@@ -1,33 +1,9 @@
 //! The breaker's metrics, read from a `metrics-util` debugging recorder.
 
-use metrics_util::CompositeKey;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use rampart_breaker::{BreakerConfig, BreakerGroup, Rejections};
 use rampart_core::{ManualClock, Outcome};
-
-/// A recorder snapshot: taking one resets the counters, so each test takes one.
-type Metrics = Vec<(CompositeKey, DebugValue)>;
-
-fn take(snapshotter: &metrics_util::debugging::Snapshotter) -> Metrics {
-    let snapshot = snapshotter.snapshot().into_vec();
-    snapshot
-        .into_iter()
-        .map(|(key, _, _, value)| (key, value))
-        .collect()
-}
-
-/// The value of the metric `name` whose labels include all of `labels`.
-fn value<'a>(metrics: &'a Metrics, name: &str, labels: &[(&str, &str)]) -> Option<&'a DebugValue> {
-    metrics.iter().find_map(|(key, value)| {
-        let key = key.key();
-        let matches = key.name() == name
-            && labels.iter().all(|(k, v)| {
-                key.labels()
-                    .any(|label| label.key() == *k && label.value() == *v)
-            });
-        matches.then_some(value)
-    })
-}
+use rampart_testkit::recorded::{take, value};
 
 #[test]
 fn requests_are_counted_by_outcome_and_the_probability_is_a_gauge() {

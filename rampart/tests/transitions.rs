@@ -1,9 +1,8 @@
 //! Each layer reports its state transitions as `tracing` events, once per transition and never
 //! per request: captured here with a subscriber of our own.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rampart::balancer::{P2c, P2cConfig, PeakSuccess};
@@ -12,80 +11,9 @@ use rampart::core::{Clock as _, ManualClock, Outcome, TokioClock};
 use rampart::fault::{FaultConfig, FaultLayer};
 use rampart::ratelimit::{BbrConfig, ManualCpu};
 use rampart::retry::{RetryConfig, RetryLayer, TokenConfig};
+use rampart_testkit::events::Capture;
 use tower::discover::ServiceList;
 use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Metadata, Subscriber};
-
-/// One captured event: its target and fields (the message under `message`).
-#[derive(Debug, Clone)]
-struct Captured {
-    target: String,
-    fields: BTreeMap<String, String>,
-}
-
-impl Captured {
-    fn field(&self, name: &str) -> &str {
-        self.fields.get(name).map_or("", String::as_str)
-    }
-}
-
-/// A subscriber that keeps every event.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<Captured>>>);
-
-impl Capture {
-    /// The messages of the events with `target` whose `name` field is `name`.
-    fn messages(&self, target: &str, name: &str) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| e.target == target && e.field("name") == name)
-            .map(|e| e.field("message").to_owned())
-            .collect()
-    }
-}
-
-struct Fields<'a>(&'a mut BTreeMap<String, String>);
-
-impl Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-}
-
-impl Subscriber for Capture {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
-    }
-
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-
-    fn event(&self, event: &Event<'_>) {
-        let mut fields = BTreeMap::new();
-        event.record(&mut Fields(&mut fields));
-        self.0.lock().unwrap().push(Captured {
-            target: event.metadata().target().to_owned(),
-            fields,
-        });
-    }
-
-    fn enter(&self, _: &Id) {}
-
-    fn exit(&self, _: &Id) {}
-}
 
 const STARTED_THROTTLING: &str = "breaker started throttling: the backend accepts too few requests";
 const STOPPED_THROTTLING: &str = "breaker stopped throttling";
@@ -250,9 +178,7 @@ async fn the_balancer_reports_an_endpoint_entering_and_leaving_avoidance() {
         .expect("valid");
     send_for(&mut balancer, 10).await;
     let events: Vec<(String, String)> = capture
-        .0
-        .lock()
-        .unwrap()
+        .events()
         .iter()
         .filter(|e| e.target == "rampart::balancer" && e.field("name") == "transitions-balancer")
         .map(|e| {

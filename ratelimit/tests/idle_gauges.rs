@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics_util::debugging::{DebuggingRecorder, Snapshotter};
 use rampart_core::ManualClock;
 use rampart_ratelimit::{
     BbrConfig, BbrGroup, BbrGroupLayer, BbrLimitLayer, BbrLimiter, ManualCpu, Permit,
 };
+use rampart_testkit::recorded;
 
 const MS: Duration = Duration::from_millis(1);
 /// Later than a whole default window (10 s) after the traffic below.
@@ -17,22 +18,8 @@ const IDLE: Duration = Duration::from_secs(20);
 /// The limiter's three gauges, `(inflight, max_inflight, cpu_ratio)`, labelled with all of
 /// `labels`. The debugging recorder resets gauges when read: each test reads once, at the end.
 fn gauges(snapshotter: &Snapshotter, labels: &[(&str, &str)]) -> (f64, f64, f64) {
-    let metrics = snapshotter.snapshot().into_vec();
-    let gauge = |name: &str| {
-        let found = metrics.iter().find_map(|(key, _, _, value)| {
-            let key = key.key();
-            let matches = key.name() == name
-                && labels.iter().all(|(k, v)| {
-                    key.labels()
-                        .any(|label| label.key() == *k && label.value() == *v)
-                });
-            matches.then_some(value)
-        });
-        match found {
-            Some(DebugValue::Gauge(value)) => value.into_inner(),
-            other => panic!("{name}{labels:?}: {other:?}"),
-        }
-    };
+    let metrics = recorded::take(snapshotter);
+    let gauge = |name: &str| recorded::gauge(&metrics, name, labels);
     (
         gauge("rampart_ratelimit_inflight"),
         gauge("rampart_ratelimit_max_inflight"),

@@ -2,27 +2,10 @@
 
 use std::time::Duration;
 
-use metrics_util::CompositeKey;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use rampart_core::ManualClock;
 use rampart_ratelimit::{BbrConfig, BbrLimiter, ManualCpu};
-
-/// Taking a snapshot resets the counters: each test takes one.
-fn value<'a>(
-    metrics: &'a [(CompositeKey, DebugValue)],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> Option<&'a DebugValue> {
-    metrics.iter().find_map(|(key, value)| {
-        let key = key.key();
-        let matches = key.name() == name
-            && labels.iter().all(|(k, v)| {
-                key.labels()
-                    .any(|label| label.key() == *k && label.value() == *v)
-            });
-        matches.then_some(value)
-    })
-}
+use rampart_testkit::recorded::{gauge, take, value};
 
 /// A limiter named `api` reporting into `recorder`.
 fn limiter_into(
@@ -38,16 +21,6 @@ fn limiter_into(
     })
 }
 
-/// Everything recorded (resetting counters and gauges: read once per test).
-fn read(snapshotter: &Snapshotter) -> Vec<(CompositeKey, DebugValue)> {
-    snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(k, _, _, v)| (k, v))
-        .collect()
-}
-
 #[test]
 fn requests_are_counted_by_outcome_and_gauges_follow_once_per_bucket() {
     let recorder = DebuggingRecorder::new();
@@ -61,7 +34,7 @@ fn requests_are_counted_by_outcome_and_gauges_follow_once_per_bucket() {
     clock.advance(Duration::from_millis(100));
     let _ = limiter.acquire();
 
-    let metrics = read(&snapshotter);
+    let metrics = take(&snapshotter);
     let requests = |outcome| {
         value(
             &metrics,
@@ -71,10 +44,7 @@ fn requests_are_counted_by_outcome_and_gauges_follow_once_per_bucket() {
     };
     assert_eq!(requests("admitted"), Some(&DebugValue::Counter(2)));
     assert_eq!(requests("shed"), Some(&DebugValue::Counter(9)));
-    let gauge = |name| match value(&metrics, name, &[("name", "api")]) {
-        Some(DebugValue::Gauge(value)) => value.into_inner(),
-        other => panic!("{name}: {other:?}"),
-    };
+    let gauge = |name| gauge(&metrics, name, &[("name", "api")]);
     assert_eq!(gauge("rampart_ratelimit_inflight"), 2.0);
     assert_eq!(gauge("rampart_ratelimit_cpu_ratio"), 1.0);
     assert_eq!(gauge("rampart_ratelimit_max_inflight"), 0.0);
@@ -88,7 +58,7 @@ fn the_inflight_gauge_reads_zero_once_the_last_request_completes() {
     let clock = ManualClock::new();
     let limiter = limiter_into(&recorder, &clock, ManualCpu::new(0.0));
     let inflight = || {
-        let metrics = read(&snapshotter);
+        let metrics = take(&snapshotter);
         match value(&metrics, "rampart_ratelimit_inflight", &[("name", "api")]) {
             Some(DebugValue::Gauge(value)) => value.into_inner(),
             other => panic!("rampart_ratelimit_inflight: {other:?}"),

@@ -13,10 +13,16 @@
 //! - [`poll`]: one poll with a waker that does nothing, and a service whose `call` panics.
 //! - [`exposition`]: rampart's series in a Prometheus text exposition, summed by name and
 //!   labels.
+//! - [`bounds`]: a keyed group's bounds under a model test, and their strategy.
+//! - [`recorded`]: metrics read from a `metrics-util` debugging recorder by name and labels.
+//! - [`events`]: a `tracing` subscriber that keeps every event.
 
 pub mod backend;
+pub mod bounds;
 pub mod driver;
+pub mod events;
 pub mod exposition;
 pub mod membership;
 pub mod model;
 pub mod poll;
+pub mod recorded;
