@@ -47,27 +47,18 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::TestCaseError;
 use rampart_balancer::WhenEmpty;
 
 use crate::endpoints::{Command, Readiness};
 use rampart_testkit::model as harness;
 
-use crate::harness::{Cancellation, Coverage, Progress, Settings};
+use rampart_testkit::sequence::{self, Catch, YEAR, ms};
+
+use crate::harness::{Cancellation, Settings};
 use crate::world::World;
 
-const YEAR: Duration = Duration::from_secs(365 * 86_400);
 /// Endpoint keys are `0..KEYS`.
 const KEYS: u8 = 5;
-
-/// Where a panic in a poll is caught.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Catch {
-    /// Around the poll: the response future survives and is dropped later.
-    Around,
-    /// By whoever owns the future: it is dropped during the unwinding.
-    Unwinding,
-}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -107,10 +98,6 @@ struct Case {
     ops: Vec<Op>,
 }
 
-fn ms(millis: u64) -> Duration {
-    Duration::from_millis(millis)
-}
-
 fn readiness() -> impl Strategy<Value = Readiness> {
     prop_oneof![
         6 => Just(Readiness::Ready),
@@ -129,7 +116,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => Just(Command::Fail),
         1 => Just(Command::Panic),
     ];
-    let catch = prop_oneof![Just(Catch::Around), Just(Catch::Unwinding)];
+    let catch = Catch::any();
     let advance = prop_oneof![
         6 => (1..=20_u64).prop_map(ms),
         3 => (20..=1_000_u64).prop_map(ms),
@@ -220,31 +207,17 @@ const STEPPED_BACK: usize = 14;
 const YEAR_JUMP: usize = 15;
 const UNWOUND: usize = 16;
 
-fn run_case(
-    case: &Case,
-    coverage: &Coverage<{ GOALS.len() }>,
-    progress: &Progress,
-) -> Result<(), TestCaseError> {
-    harness::paused_runtime().block_on(async {
-        let mut world = World::new(case, coverage);
-        for op in &case.ops {
-            world.step(op).await?;
-            progress.tick();
-        }
-        world.finish()
-    })
-}
-
 #[test]
 fn the_balancer_counts_what_the_model_counts() {
-    let name = "balancer model";
     let settings = Settings::from_env(320, 800);
-    let coverage = Coverage::new(GOALS);
-    let ops = harness::run(name, settings, case(settings.max_ops), |case, progress| {
-        run_case(&case, &coverage, progress)
-    });
-    if settings.is_full() {
-        let reached = coverage.assert_all_reached(name, &[]);
-        eprintln!("{name}: {ops} operations; {reached}");
-    }
+    sequence::run_covered(
+        "balancer model",
+        settings,
+        case(settings.max_ops),
+        GOALS,
+        &[],
+        |case, coverage, progress| {
+            sequence::play(|| World::new(&case, coverage), &case.ops, progress)
+        },
+    );
 }

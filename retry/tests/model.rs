@@ -44,7 +44,6 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::TestCaseError;
 use rampart_core::{Clock, ManualClock};
 use rampart_retry::{Backoff, Budget, RatioConfig};
 
@@ -52,19 +51,10 @@ use crate::backend::Command;
 use crate::budgets::Choice;
 use rampart_testkit::model as harness;
 
-use crate::harness::{Cancellation, Coverage, Progress, Settings};
+use rampart_testkit::sequence::{self, Catch, YEAR, ms};
+
+use crate::harness::{Cancellation, Settings};
 use crate::world::World;
-
-const YEAR: Duration = Duration::from_secs(365 * 86_400);
-
-/// Where a panic in a poll is caught.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Catch {
-    /// Around the poll: the response future survives and is dropped later.
-    Around,
-    /// By whoever owns the future: it is dropped during the unwinding.
-    Unwinding,
-}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -93,10 +83,6 @@ struct Case {
     backoff: Backoff,
     attempt_timeout: Option<Duration>,
     ops: Vec<Op>,
-}
-
-fn ms(millis: u64) -> Duration {
-    Duration::from_millis(millis)
 }
 
 /// Backoffs of every kind, in whole milliseconds (tokio's timer resolution).
@@ -134,7 +120,7 @@ fn op(steps_back: bool) -> impl Strategy<Value = Op> {
         1 => Just(Command::Reject),
         1 => Just(Command::Panic),
     ];
-    let catch = prop_oneof![Just(Catch::Around), Just(Catch::Unwinding)];
+    let catch = Catch::any();
     let advance = prop_oneof![
         6 => (1..=20_u64).prop_map(ms),
         3 => (20..=400_u64).prop_map(ms),
@@ -210,35 +196,19 @@ const STEPPED_BACK: usize = 13;
 const YEAR_JUMP: usize = 14;
 const UNWOUND: usize = 15;
 
-fn run_case(
-    case: &Case,
-    coverage: &Coverage<{ GOALS.len() }>,
-    progress: &Progress,
-) -> Result<(), TestCaseError> {
-    harness::paused_runtime().block_on(async {
-        let mut world = World::new(case, coverage);
-        for op in &case.ops {
-            world.step(op).await?;
-            progress.tick();
-        }
-        world.finish()
-    })
-}
-
 fn run_model(name: &str, steps_back: bool) {
     let settings = Settings::from_env(320, 800);
-    let coverage = Coverage::new(GOALS);
-    let ops = harness::run(
+    let excused: &[usize] = if steps_back { &[] } else { &[STEPPED_BACK] };
+    sequence::run_covered(
         name,
         settings,
         case(settings.max_ops, steps_back),
-        |case, progress| run_case(&case, &coverage, progress),
+        GOALS,
+        excused,
+        |case, coverage, progress| {
+            sequence::play(|| World::new(&case, coverage), &case.ops, progress)
+        },
     );
-    if settings.is_full() {
-        let excused: &[usize] = if steps_back { &[] } else { &[STEPPED_BACK] };
-        let reached = coverage.assert_all_reached(name, excused);
-        eprintln!("{name}: {ops} operations; {reached}");
-    }
 }
 
 #[test]

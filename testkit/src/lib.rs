@@ -10,6 +10,9 @@
 //!   the breaker's and the rate limiter's model tests.
 //! - [`membership`]: the model of a keyed group's membership, generic over the instances it
 //!   holds.
+//! - [`sequence`]: one sequence of a model played against its world on paused time, panics
+//!   caught around a poll or while unwinding, and time moved on tokio's clock and a
+//!   `ManualClock` together; used by the retry layer's and the balancer's model tests.
 //! - [`poll`]: one poll with a waker that does nothing, and a service whose `call` panics.
 //! - [`exposition`]: rampart's series in a Prometheus text exposition, summed by name and
 //!   labels.
@@ -26,3 +29,4 @@ pub mod membership;
 pub mod model;
 pub mod poll;
 pub mod recorded;
+pub mod sequence;

@@ -14,11 +14,12 @@ use tower::Service;
 
 use super::{Phase, Request, World};
 use crate::endpoints::{Call, Command};
-use crate::harness::{self, Cancellation, INJECTED, Polled, caught, poll_catching, poll_unwinding};
+use crate::harness::{self, Cancellation, INJECTED, Polled, caught};
 use crate::{
-    CALL_PANIC, CALL_UNREADY, CANCEL_FRESH, CANCEL_PENDING, Catch, DROP_POISONED, FAILURE,
-    PANIC_CAUGHT, PANIC_UNWINDING, UNWOUND,
+    CALL_PANIC, CALL_UNREADY, CANCEL_FRESH, CANCEL_PENDING, DROP_POISONED, FAILURE, PANIC_CAUGHT,
+    PANIC_UNWINDING, UNWOUND,
 };
+use rampart_testkit::sequence::{self, Catch};
 
 /// What the model expects of a poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +41,7 @@ impl World<'_> {
                 self.coverage.hit(CALL_UNREADY);
             }
             self.fail_next = false;
-            let future = called
-                .map_err(|message| TestCaseError::fail(format!("call panicked: {message}")))?;
+            let future = sequence::called(called)?;
             self.requests.push(Request {
                 id,
                 future: Some(Box::pin(future)),
@@ -57,22 +57,15 @@ impl World<'_> {
         let (instance, stats) = (self.listed[at].instance, self.listed[at].stats);
         self.stats[stats].begin();
         if std::mem::take(&mut self.panic_next_call) {
-            let Err(message) = called else {
-                return Err(TestCaseError::fail(
-                    "the endpoint's call panicked, not the balancer's",
-                ));
-            };
-            prop_assert!(
-                message.starts_with(INJECTED),
-                "unexpected panic: {}",
-                message
-            );
+            sequence::expect_injected_call_panic(
+                called,
+                "the endpoint's call panicked, not the balancer's",
+            )?;
             self.coverage.hit(CALL_PANIC);
             self.fail(stats, started);
             return Ok(());
         }
-        let future =
-            called.map_err(|message| TestCaseError::fail(format!("call panicked: {message}")))?;
+        let future = sequence::called(called)?;
         self.calls.push((
             Call {
                 service: instance,
@@ -121,14 +114,7 @@ impl World<'_> {
             .future
             .take()
             .expect("a live request has its future");
-        let (future, polled) = match catch {
-            Catch::Around => {
-                let mut future = future;
-                let polled = poll_catching(&mut future);
-                (Some(future), polled)
-            }
-            Catch::Unwinding => poll_unwinding(future),
-        };
+        let (future, polled) = sequence::poll(future, catch);
         request.polled = true;
         let expect = match request.phase {
             Phase::NoEndpoint => Expect::NoEndpoints,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use rampart_balancer::{P2c, P2cConfig, PeakSuccess, ResponseFuture, WhenEmpty};
-use rampart_core::{Clock, DefaultClassifier, ManualClock};
+use rampart_core::{DefaultClassifier, ManualClock};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tower::discover::Change;
@@ -21,7 +21,8 @@ use tower::discover::Change;
 use crate::endpoints::{Call, CallFuture, Command, Endpoint, Endpoints};
 use crate::harness::{Cancellation, Coverage};
 use crate::stats::Stats;
-use crate::{Case, GOALS, KEYS, Op, STEPPED_BACK, YEAR, YEAR_JUMP};
+use crate::{Case, GOALS, KEYS, Op, STEPPED_BACK, YEAR_JUMP};
+use rampart_testkit::sequence::{self, YEAR};
 
 type Discovery = UnboundedReceiverStream<Result<Change<u8, Endpoint>, Infallible>>;
 type Balancer = P2c<Discovery, u32, ManualClock, PeakSuccess>;
@@ -137,68 +138,6 @@ impl<'a> World<'a> {
         }
     }
 
-    pub(crate) async fn step(&mut self, op: &Op) -> Result<(), TestCaseError> {
-        match *op {
-            Op::Insert(key, readiness) => {
-                let (instance, service) = self.endpoints.instance(readiness);
-                self.newest[usize::from(key)] = Some(instance);
-                self.send(Change::Insert(key, service));
-                self.undelivered.push(Sent::Insert { key, instance });
-            }
-            Op::Remove(key) => {
-                self.send(Change::Remove(key));
-                self.undelivered.push(Sent::Remove(key));
-            }
-            Op::SetReadiness(key, readiness) => {
-                if let Some(instance) = self.newest[usize::from(key)] {
-                    self.endpoints.set_readiness(instance, readiness);
-                }
-            }
-            Op::PollReady => {
-                self.poll_ready()?;
-            }
-            Op::Call => self.call()?,
-            Op::ReadyCall => {
-                if self.poll_ready()? {
-                    self.call()?;
-                }
-            }
-            Op::ArmCallPanic => {
-                self.endpoints.arm_call_panic();
-                self.panic_next_call = true;
-            }
-            Op::Resolve(at, command) => self.resolve(at, command),
-            Op::Poll(at, catch) => {
-                let pollable: Vec<usize> = (0..self.requests.len())
-                    .filter(|&i| !matches!(self.requests[i].phase, Phase::Poisoned { .. }))
-                    .collect();
-                if !pollable.is_empty() {
-                    let request = self.requests.remove(pollable[at.index(pollable.len())]);
-                    self.poll(request, catch)?;
-                }
-            }
-            Op::Cancel(at, how) => {
-                if !self.requests.is_empty() {
-                    let request = self.requests.remove(at.index(self.requests.len()));
-                    self.cancel(request, how);
-                }
-            }
-            Op::Advance(by) => {
-                tokio::time::advance(by).await;
-                self.clock.advance(by);
-                self.now += by;
-                if by >= YEAR {
-                    self.coverage.hit(YEAR_JUMP);
-                }
-            }
-            Op::StepBack(by) => {
-                self.clock.set(self.clock.now().saturating_sub(by));
-                self.coverage.hit(STEPPED_BACK);
-            }
-        }
-        self.check()
-    }
-
     fn send(&self, change: Change<u8, Endpoint>) {
         self.registry
             .send(Ok(change))
@@ -248,9 +187,74 @@ impl<'a> World<'a> {
         prop_assert_eq!(counted, inflight, "the model's in-flight counts");
         Ok(())
     }
+}
+
+impl sequence::World for World<'_> {
+    type Op = Op;
+
+    async fn step(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        match *op {
+            Op::Insert(key, readiness) => {
+                let (instance, service) = self.endpoints.instance(readiness);
+                self.newest[usize::from(key)] = Some(instance);
+                self.send(Change::Insert(key, service));
+                self.undelivered.push(Sent::Insert { key, instance });
+            }
+            Op::Remove(key) => {
+                self.send(Change::Remove(key));
+                self.undelivered.push(Sent::Remove(key));
+            }
+            Op::SetReadiness(key, readiness) => {
+                if let Some(instance) = self.newest[usize::from(key)] {
+                    self.endpoints.set_readiness(instance, readiness);
+                }
+            }
+            Op::PollReady => {
+                self.poll_ready()?;
+            }
+            Op::Call => self.call()?,
+            Op::ReadyCall => {
+                if self.poll_ready()? {
+                    self.call()?;
+                }
+            }
+            Op::ArmCallPanic => {
+                self.endpoints.arm_call_panic();
+                self.panic_next_call = true;
+            }
+            Op::Resolve(at, command) => self.resolve(at, command),
+            Op::Poll(at, catch) => {
+                let pollable: Vec<usize> = (0..self.requests.len())
+                    .filter(|&i| !matches!(self.requests[i].phase, Phase::Poisoned { .. }))
+                    .collect();
+                if !pollable.is_empty() {
+                    let request = self.requests.remove(pollable[at.index(pollable.len())]);
+                    self.poll(request, catch)?;
+                }
+            }
+            Op::Cancel(at, how) => {
+                if !self.requests.is_empty() {
+                    let request = self.requests.remove(at.index(self.requests.len()));
+                    self.cancel(request, how);
+                }
+            }
+            Op::Advance(by) => {
+                sequence::advance(&self.clock, by).await;
+                self.now += by;
+                if by >= YEAR {
+                    self.coverage.hit(YEAR_JUMP);
+                }
+            }
+            Op::StepBack(by) => {
+                sequence::step_back(&self.clock, by);
+                self.coverage.hit(STEPPED_BACK);
+            }
+        }
+        self.check()
+    }
 
     /// Cancels every request left, and checks that their calls ended with them.
-    pub(crate) fn finish(&mut self) -> Result<(), TestCaseError> {
+    fn finish(&mut self) -> Result<(), TestCaseError> {
         while let Some(request) = self.requests.pop() {
             self.cancel(request, Cancellation::Dropped);
         }

@@ -11,11 +11,11 @@ use tower::BoxError;
 
 use super::{Phase, Request, World};
 use crate::backend::{Attempt, Command};
-use crate::harness::{INJECTED, Polled, poll_catching, poll_unwinding};
+use crate::harness::{INJECTED, Polled};
 use crate::{
-    Catch, GRANTED, PANIC_CAUGHT, PANIC_UNWINDING, REFUSED, REJECTED, RETRY_CALL_PANIC, TIMED_OUT,
-    ms,
+    GRANTED, PANIC_CAUGHT, PANIC_UNWINDING, REFUSED, REJECTED, RETRY_CALL_PANIC, TIMED_OUT,
 };
+use rampart_testkit::sequence::{self, Catch, ms};
 
 /// How an attempt's result counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,14 +41,7 @@ impl World<'_> {
             .future
             .take()
             .expect("a live request has its future");
-        let (future, polled) = match catch {
-            Catch::Around => {
-                let mut future = future;
-                let polled = poll_catching(&mut future);
-                (Some(future), polled)
-            }
-            Catch::Unwinding => poll_unwinding(future),
-        };
+        let (future, polled) = sequence::poll(future, catch);
         request.polled = true;
         // Whether a retry went ahead: a random backoff's wait is unknown to the model.
         let retried = self.backend.attempts().len() > attempts_before

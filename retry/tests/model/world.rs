@@ -18,11 +18,12 @@ use tower::{Layer, Service};
 
 use crate::backend::{Attempt, Backend, Command};
 use crate::budgets::{Calls, Choice, Model, Observed, Real};
-use crate::harness::{self, Cancellation, Coverage, INJECTED, caught};
+use crate::harness::{self, Cancellation, Coverage, caught};
 use crate::{
     CALL_PANIC, CANCEL_FRESH, CANCEL_PENDING, CANCEL_READY, CANCEL_WAITING, Case, DROP_POISONED,
-    GOALS, Op, STEPPED_BACK, UNWOUND, YEAR, YEAR_JUMP,
+    GOALS, Op, STEPPED_BACK, UNWOUND, YEAR_JUMP,
 };
+use rampart_testkit::sequence::{self, YEAR};
 
 /// The response future under test.
 type Response = ResponseFuture<Backend, u32, Arc<Observed>, Policy>;
@@ -119,51 +120,6 @@ impl<'a> World<'a> {
         }
     }
 
-    pub(crate) async fn step(&mut self, op: &Op) -> Result<(), TestCaseError> {
-        let granted_before = self.calls.withdrawals_granted;
-        match *op {
-            Op::Call => self.call()?,
-            Op::ArmCallPanic => {
-                self.backend.arm_call_panic();
-                self.panic_next_call = true;
-            }
-            Op::Resolve(at, command) => self.resolve(at, command),
-            Op::Poll(at, catch) => {
-                if !self.requests.is_empty() {
-                    let request = self.requests.remove(at.index(self.requests.len()));
-                    if let Phase::Poisoned { .. } = request.phase {
-                        self.requests.push(request);
-                    } else {
-                        self.poll(request, catch)?;
-                    }
-                }
-            }
-            Op::Cancel(at, how) => {
-                if !self.requests.is_empty() {
-                    let request = self.requests.remove(at.index(self.requests.len()));
-                    self.cancel(request, how);
-                }
-            }
-            Op::SetReady(ready) => {
-                self.backend.set_ready(ready);
-                self.ready = ready;
-            }
-            Op::Advance(by) => {
-                tokio::time::advance(by).await;
-                self.clock.advance(by);
-                self.now += by;
-                if by >= YEAR {
-                    self.coverage.hit(YEAR_JUMP);
-                }
-            }
-            Op::StepBack(by) => {
-                self.clock.set(self.clock.now().saturating_sub(by));
-                self.coverage.hit(STEPPED_BACK);
-            }
-        }
-        self.check(granted_before)
-    }
-
     fn call(&mut self) -> Result<(), TestCaseError> {
         let ready = match caught(|| {
             self.service
@@ -186,21 +142,14 @@ impl<'a> World<'a> {
         self.budget.deposit(self.clock.now());
         let called = caught(|| self.service.call(id));
         if std::mem::take(&mut self.panic_next_call) {
-            let Err(message) = called else {
-                return Err(TestCaseError::fail(
-                    "the backend's call panicked, not the layer's",
-                ));
-            };
-            prop_assert!(
-                message.starts_with(INJECTED),
-                "unexpected panic: {}",
-                message
-            );
+            sequence::expect_injected_call_panic(
+                called,
+                "the backend's call panicked, not the layer's",
+            )?;
             self.coverage.hit(CALL_PANIC);
             return Ok(());
         }
-        let future =
-            called.map_err(|message| TestCaseError::fail(format!("call panicked: {message}")))?;
+        let future = sequence::called(called)?;
         self.attempts.push((
             Attempt {
                 request: id,
@@ -291,9 +240,57 @@ impl<'a> World<'a> {
         }
         Ok(())
     }
+}
+
+impl sequence::World for World<'_> {
+    type Op = Op;
+
+    async fn step(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        let granted_before = self.calls.withdrawals_granted;
+        match *op {
+            Op::Call => self.call()?,
+            Op::ArmCallPanic => {
+                self.backend.arm_call_panic();
+                self.panic_next_call = true;
+            }
+            Op::Resolve(at, command) => self.resolve(at, command),
+            Op::Poll(at, catch) => {
+                if !self.requests.is_empty() {
+                    let request = self.requests.remove(at.index(self.requests.len()));
+                    if let Phase::Poisoned { .. } = request.phase {
+                        self.requests.push(request);
+                    } else {
+                        self.poll(request, catch)?;
+                    }
+                }
+            }
+            Op::Cancel(at, how) => {
+                if !self.requests.is_empty() {
+                    let request = self.requests.remove(at.index(self.requests.len()));
+                    self.cancel(request, how);
+                }
+            }
+            Op::SetReady(ready) => {
+                self.backend.set_ready(ready);
+                self.ready = ready;
+            }
+            Op::Advance(by) => {
+                sequence::advance(&self.clock, by).await;
+                self.now += by;
+                if by >= YEAR {
+                    self.coverage.hit(YEAR_JUMP);
+                }
+            }
+            Op::StepBack(by) => {
+                sequence::step_back(&self.clock, by);
+                self.coverage.hit(STEPPED_BACK);
+            }
+        }
+        self.check(granted_before)
+    }
 
     /// Cancels every request left, and checks that their attempts ended with them.
-    pub(crate) fn finish(&mut self) -> Result<(), TestCaseError> {
+    fn finish(&mut self) -> Result<(), TestCaseError> {
         while let Some(request) = self.requests.pop() {
             self.cancel(request, Cancellation::Dropped);
         }
