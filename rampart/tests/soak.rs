@@ -60,6 +60,18 @@ fn server_name(at: usize) -> String {
     format!("soak-server-{at}")
 }
 
+/// How many requests server `at`'s limiter admitted and shed, as scraped.
+fn limiter_judged(scraped: &Exposition, at: usize) -> (u64, u64) {
+    let name = server_name(at);
+    let limiter = |outcome| {
+        scraped.count(
+            "rampart_ratelimit_requests_total",
+            &[("name", &name), ("outcome", outcome)],
+        )
+    };
+    (limiter("admitted"), limiter("shed"))
+}
+
 /// What a run sent, and what became of it.
 struct Run {
     secs: u64,
@@ -201,13 +213,7 @@ fn report(run: &Run, servers: &[Server], scraped: &Exposition) {
         );
     }
     for (at, (server, endpoint)) in servers.iter().zip(&run.endpoints).enumerate() {
-        let name = server_name(at);
-        let limiter = |outcome| {
-            scraped.count(
-                "rampart_ratelimit_requests_total",
-                &[("name", &name), ("outcome", outcome)],
-            )
-        };
+        let (admitted, shed) = limiter_judged(scraped, at);
         println!(
             "  server {at}: {} attempts sent ({} answered 2xx, {} 503, {} 500, {} unanswered); \
              {} arrived; limiter admitted {}, shed {}; {} injected errors",
@@ -217,8 +223,8 @@ fn report(run: &Run, servers: &[Server], scraped: &Exposition) {
             endpoint.errors,
             endpoint.transport,
             server.arrivals(),
-            limiter("admitted"),
-            limiter("shed"),
+            admitted,
+            shed,
             server.faults.stats().errors,
         );
     }
@@ -325,13 +331,7 @@ fn assert_the_client_layers_agree(run: &Run, scraped: &Exposition) {
 fn assert_the_servers_agree(run: &Run, servers: &[Server], scraped: &Exposition) {
     for (at, (server, endpoint)) in servers.iter().zip(&run.endpoints).enumerate() {
         let name = server_name(at);
-        let limiter = |outcome| {
-            scraped.count(
-                "rampart_ratelimit_requests_total",
-                &[("name", &name), ("outcome", outcome)],
-            )
-        };
-        let (admitted, shed) = (limiter("admitted"), limiter("shed"));
+        let (admitted, shed) = limiter_judged(scraped, at);
         let faults = server.faults.stats();
         assert_eq!(
             admitted + shed,

@@ -8,9 +8,11 @@ use rampart::Outcome;
 use rampart::breaker::{
     BreakerConfig, BreakerGroup, BreakerSnapshot, BreakerState, Rejections, SreBreaker,
 };
-use rampart::core::{Clock, KeyedGroup, ManualClock};
+use rampart::core::{Clock, ManualClock};
 
-use super::core::{LARGE, span_bad};
+use super::core::{
+    self, LARGE, costly_window, draw_group_case, group_case_bad, span_bad, validate_group_case,
+};
 use super::harness::{Builder, Used, ensure};
 use super::hostile::Draw;
 
@@ -147,41 +149,20 @@ pub const CONFIG: Builder<(), Case> = Builder {
             .build_with(ManualClock::starting_at(*start))?;
         Ok(use_breaker(&breaker, *seed))
     },
-    costly_shape: |(config, _, _)| {
-        (config.buckets > LARGE && config.validate().is_ok()).then_some((config.buckets, 0))
-    },
+    costly_shape: |(config, _, _)| costly_window(config.buckets, config.validate().is_ok()),
     validate: |(config, _, _)| config.validate(),
 };
 
 /// A group's configuration and bounds, with the instant its clock starts at.
-pub type GroupCase = (BreakerConfig, usize, Duration, Duration);
+pub type GroupCase = core::GroupCase<BreakerConfig>;
 
 /// `BreakerGroup::new_with(config)` then `with_max_keys` and `with_idle_timeout`, used for
 /// more keys than it may hold.
 pub const GROUP: Builder<(), GroupCase> = Builder {
     name: "BreakerGroup",
     context: || (),
-    draw: |draw| {
-        (
-            draw_config(draw),
-            draw.usize("max_keys", 1..=8),
-            draw.duration(
-                "idle_timeout",
-                Duration::from_millis(1)..=Duration::from_secs(3_600),
-            ),
-            draw.instant(),
-        )
-    },
-    bad_fields: |(config, max_keys, idle, _)| {
-        let mut bad = config_bad(config);
-        if *max_keys == 0 {
-            bad.push("max_keys");
-        }
-        if idle.is_zero() {
-            bad.push("idle_timeout");
-        }
-        bad
-    },
+    draw: |draw| draw_group_case(draw, draw_config),
+    bad_fields: |case| group_case_bad(case, config_bad),
     build_and_use: |(), (config, max_keys, idle, start)| {
         let clock = ManualClock::starting_at(*start);
         let group = BreakerGroup::<u32, _>::new_with(config.clone(), clock.clone())?
@@ -210,11 +191,6 @@ pub const GROUP: Builder<(), GroupCase> = Builder {
             Ok(())
         })())
     },
-    costly_shape: |(config, _, _, _)| {
-        (config.buckets > LARGE && config.validate().is_ok()).then_some((config.buckets, 0))
-    },
-    validate: |(config, max_keys, idle, _)| {
-        config.validate()?;
-        KeyedGroup::<u32, ()>::new(*max_keys, *idle).map(drop)
-    },
+    costly_shape: |(config, _, _, _)| costly_window(config.buckets, config.validate().is_ok()),
+    validate: |case| validate_group_case(case, BreakerConfig::validate),
 };

@@ -1,6 +1,7 @@
 //! rampart-core: `WindowConfig` (built directly and by `spanning_checked`, as every layer's
 //! window is) and `KeyedGroup::new`.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -188,15 +189,67 @@ pub const SPANNING: Builder<(), (Duration, usize, Duration)> = Builder {
     validate: |(span, buckets, _)| WindowConfig::spanning_checked(*span, *buckets).map(drop),
 };
 
-fn draw_group(draw: &mut Draw) -> (usize, Duration, Duration) {
+/// Draws a group's bounds, `max_keys` ordinarily in `max_keys`, and the instant its clock
+/// starts at.
+fn draw_bounds(draw: &mut Draw, max_keys: RangeInclusive<usize>) -> (usize, Duration, Duration) {
     (
-        draw.usize("max_keys", 1..=64),
+        draw.usize("max_keys", max_keys),
         draw.duration(
             "idle_timeout",
             Duration::from_millis(1)..=Duration::from_secs(3_600),
         ),
         draw.instant(),
     )
+}
+
+/// The bounds of a group that break `KeyedGroup::new`'s documented rules.
+fn bounds_bad(max_keys: usize, idle: Duration) -> Vec<&'static str> {
+    let mut bad = Vec::new();
+    if max_keys == 0 {
+        bad.push("max_keys");
+    }
+    if idle.is_zero() {
+        bad.push("idle_timeout");
+    }
+    bad
+}
+
+/// A layer's configuration for a keyed group, the group's bounds, and the instant its clock
+/// starts at.
+pub type GroupCase<C> = (C, usize, Duration, Duration);
+
+/// Draws a layer's configuration with `config`, then the bounds of a group of at most a few
+/// keys (each member builds its own window) and the instant its clock starts at.
+pub fn draw_group_case<C>(draw: &mut Draw, config: fn(&mut Draw) -> C) -> GroupCase<C> {
+    let config = config(draw);
+    let (max_keys, idle, start) = draw_bounds(draw, 1..=8);
+    (config, max_keys, idle, start)
+}
+
+/// The fields of a group case that break their documented rules: its configuration's, by
+/// `config_bad`, then its bounds'.
+pub fn group_case_bad<C>(
+    (config, max_keys, idle, _): &GroupCase<C>,
+    config_bad: fn(&C) -> Vec<&'static str>,
+) -> Vec<&'static str> {
+    let mut bad = config_bad(config);
+    bad.extend(bounds_bad(*max_keys, *idle));
+    bad
+}
+
+/// Validates a group case: its configuration with `validate`, then its bounds as
+/// `KeyedGroup::new` does.
+pub fn validate_group_case<C>(
+    (config, max_keys, idle, _): &GroupCase<C>,
+    validate: fn(&C) -> Result<(), rampart::ConfigError>,
+) -> Result<(), rampart::ConfigError> {
+    validate(config)?;
+    KeyedGroup::<u32, ()>::new(*max_keys, *idle).map(drop)
+}
+
+/// The shape of a window of `buckets` (a valid one) when it is large enough to be costly.
+pub fn costly_window(buckets: usize, valid: bool) -> Option<(usize, usize)> {
+    (buckets > LARGE && valid).then_some((buckets, 0))
 }
 
 /// Fills a group past its bound at instants from `start`, and checks it stays bounded and
@@ -239,17 +292,8 @@ fn use_group(
 pub const GROUP: Builder<(), (usize, Duration, Duration)> = Builder {
     name: "KeyedGroup::new",
     context: || (),
-    draw: draw_group,
-    bad_fields: |(max_keys, idle, _)| {
-        let mut bad = Vec::new();
-        if *max_keys == 0 {
-            bad.push("max_keys");
-        }
-        if idle.is_zero() {
-            bad.push("idle_timeout");
-        }
-        bad
-    },
+    draw: |draw| draw_bounds(draw, 1..=64),
+    bad_fields: |(max_keys, idle, _)| bounds_bad(*max_keys, *idle),
     build_and_use: |(), (max_keys, idle, start)| use_group(*max_keys, *idle, *start),
     costly_shape: |_| None,
     validate: |_| Ok(()),

@@ -235,11 +235,9 @@ pub const CONFIG: Builder<Runtime, FaultConfig> = Builder {
 };
 
 /// `FaultHandle::set(config)` on a running layer: refused (the layer unchanged), or in force.
+/// Draws and judges configurations as `CONFIG` does.
 pub const HANDLE_SET: Builder<Runtime, FaultConfig> = Builder {
     name: "FaultHandle::set",
-    context: paused_runtime,
-    draw: draw_fault,
-    bad_fields: fault_bad,
     build_and_use: |runtime, config| {
         let layer = FaultLayer::new(FaultConfig::default())?;
         let handle = layer.handle();
@@ -254,8 +252,7 @@ pub const HANDLE_SET: Builder<Runtime, FaultConfig> = Builder {
         }
         Ok(use_fault(runtime, &layer))
     },
-    costly_shape: |_| None,
-    validate: |_| Ok(()),
+    ..CONFIG
 };
 
 fn draw_sim(draw: &mut Draw) -> SimConfig {

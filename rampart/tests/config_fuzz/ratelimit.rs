@@ -5,13 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart::core::{Clock, KeyedGroup, ManualClock, TokioClock};
+use rampart::core::{Clock, ManualClock, TokioClock};
 use rampart::ratelimit::{
     BbrConfig, BbrGroup, BbrLimiter, BbrSnapshot, CpuSampler, CpuUsage, DelayProbe, Gate,
     ManualCpu, ManualDelay, SchedulingDelay, SystemCpu, SystemCpuError, spawn_sampler,
 };
 
-use super::core::{LARGE, span_bad};
+use super::core::{
+    self, LARGE, costly_window, draw_group_case, group_case_bad, span_bad, validate_group_case,
+};
 use super::harness::{Builder, Renewed, Used, ensure};
 use super::hostile::Draw;
 
@@ -167,40 +169,19 @@ pub const CONFIG: Builder<(), Case> = Builder {
             .with_delay(delay.clone());
         Ok(use_limiter(&limiter, &delay, *late, *seed))
     },
-    costly_shape: |(config, _, _, _, _)| {
-        (config.buckets > LARGE && config.validate().is_ok()).then_some((config.buckets, 0))
-    },
+    costly_shape: |(config, _, _, _, _)| costly_window(config.buckets, config.validate().is_ok()),
     validate: |(config, _, _, _, _)| config.validate(),
 };
 
 /// A group's configuration and bounds, with the instant its clock starts at.
-pub type GroupCase = (BbrConfig, usize, Duration, Duration);
+pub type GroupCase = core::GroupCase<BbrConfig>;
 
 /// `BbrGroup::new_with(config, ..)` then `with_bounds`, used for more keys than it may hold.
 pub const GROUP: Builder<(), GroupCase> = Builder {
     name: "BbrGroup",
     context: || (),
-    draw: |draw| {
-        (
-            draw_config(draw),
-            draw.usize("max_keys", 1..=8),
-            draw.duration(
-                "idle_timeout",
-                Duration::from_millis(1)..=Duration::from_secs(3_600),
-            ),
-            draw.instant(),
-        )
-    },
-    bad_fields: |(config, max_keys, idle, _)| {
-        let mut bad = config_bad(config);
-        if *max_keys == 0 {
-            bad.push("max_keys");
-        }
-        if idle.is_zero() {
-            bad.push("idle_timeout");
-        }
-        bad
-    },
+    draw: |draw| draw_group_case(draw, draw_config),
+    bad_fields: |case| group_case_bad(case, config_bad),
     build_and_use: |(), (config, max_keys, idle, start)| {
         let clock = ManualClock::starting_at(*start);
         let group =
@@ -225,13 +206,8 @@ pub const GROUP: Builder<(), GroupCase> = Builder {
             Ok(())
         })())
     },
-    costly_shape: |(config, _, _, _)| {
-        (config.buckets > LARGE && config.validate().is_ok()).then_some((config.buckets, 0))
-    },
-    validate: |(config, max_keys, idle, _)| {
-        config.validate()?;
-        KeyedGroup::<u32, ()>::new(*max_keys, *idle).map(drop)
-    },
+    costly_shape: |(config, _, _, _)| costly_window(config.buckets, config.validate().is_ok()),
+    validate: |case| validate_group_case(case, BbrConfig::validate),
 };
 
 /// A decay and the raw samples its sampler reads.
