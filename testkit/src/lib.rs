@@ -19,6 +19,8 @@
 //! - [`bounds`]: a keyed group's bounds under a model test, and their strategy.
 //! - [`recorded`]: metrics read from a `metrics-util` debugging recorder by name and labels.
 //! - [`events`]: a `tracing` subscriber that keeps every event.
+//! - [`ops`]: the operations of the breaker's and the rate limiter's model tests, and their
+//!   strategy.
 
 pub mod backend;
 pub mod bounds;
@@ -27,6 +29,7 @@ pub mod events;
 pub mod exposition;
 pub mod membership;
 pub mod model;
+pub mod ops;
 pub mod poll;
 pub mod recorded;
 pub mod sequence;

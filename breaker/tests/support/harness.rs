@@ -15,15 +15,12 @@ use tower::{BoxError, Service};
 use super::backend::{Backend, BackendCall, BackendError, Fate, catching};
 use super::driver::{Polled, Progress, poll_caught, poll_owned};
 use super::model::{BreakerModel, Counts, Membership};
-use super::ops::Op;
+use super::ops::{Breaker, Op};
 
 /// The response future of every layer under test.
 pub(crate) type Response = ResponseFuture<BackendCall, ManualClock>;
 /// A breaker reading the harness's clock.
 pub(crate) type ManualBreaker = SreBreaker<ManualClock>;
-
-/// 365 days.
-const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Where the layer under test finds a call's breaker.
 pub(crate) enum Target {
@@ -158,7 +155,6 @@ where
 
     fn apply(&mut self, op: &Op) -> Result<(), String> {
         let now = self.clock.now();
-        let bucket = |thousandths: u32| self.bucket.mul_f64(f64::from(thousandths) / 1_000.0);
         match *op {
             Op::Call { key, panics } => self.call(key, panics)?,
             Op::Decide { pick, fate } => self.decide(pick, fate),
@@ -172,16 +168,14 @@ where
                 self.backend.set_ready(ready);
                 self.poll_ready()?;
             }
-            Op::Advance { thousandths } => self.clock.advance(bucket(thousandths)),
-            Op::PastWindow { thousandths } => {
-                self.clock.advance(self.window + bucket(thousandths));
+            Op::Advance { .. }
+            | Op::PastWindow { .. }
+            | Op::StepBack { .. }
+            | Op::Year
+            | Op::EndOfTime { .. } => {
+                op.move_clock(&self.clock, self.bucket, self.window);
             }
-            Op::StepBack { thousandths } => self.clock.set(now.saturating_sub(bucket(thousandths))),
-            Op::Year => self.clock.advance(YEAR),
-            Op::EndOfTime { thousandths } => self
-                .clock
-                .set(Duration::from_nanos(u64::MAX).saturating_sub(bucket(thousandths))),
-            Op::State => self.observe_states()?,
+            Op::Layer(Breaker::State) => self.observe_states()?,
             Op::EvictIdle => {
                 let busy = self.busy();
                 if let Target::Group { group, members } = &mut self.target {
