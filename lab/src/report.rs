@@ -57,6 +57,11 @@ impl Chart {
         }
     }
 
+    /// The chart of the series `p99_ms`, the per-bin p99 of successes (`sim::p99_series`).
+    pub fn p99() -> Self {
+        Self::new("p99_ms", "p99 of successes (ms)")
+    }
+
     /// The chart, its x axis labelled `x_label`.
     #[must_use]
     pub fn with_x_label(self, x_label: &str) -> Self {

@@ -209,6 +209,14 @@ pub fn series(
         .collect()
 }
 
+/// The per-bin p99 of the successes, in milliseconds (NaN in a bin without one): the series
+/// `p99_ms` that `Chart::p99` draws.
+pub fn p99_series(records: &[Record], duration: Duration, bin: Duration) -> Vec<f64> {
+    series(records, duration, bin, |_, bin| {
+        success_quantile_ms(bin, 0.99)
+    })
+}
+
 /// A backend's request count sampled at the start of every bin (to turn into per-bin traffic).
 #[derive(Debug, Clone, Default)]
 pub struct Samples(Arc<Mutex<Vec<Sample>>>);

@@ -51,9 +51,8 @@ pub(super) const SLOW_ENDPOINT: Scenario = Scenario {
 pub(super) const BLACK_HOLE: Scenario = Scenario {
     name: "black-hole",
     description: "5 endpoints (10 ms median, 20 ms p99); at 20 s one starts failing every call in 1 ms; 1 000 requests per second",
-    duration: Duration::from_secs(40),
-    stacks: STACKS,
     run: |options, progress| run(options, progress, Misbehaviour::BlackHole),
+    ..SLOW_ENDPOINT
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -157,7 +156,7 @@ fn run(
         charts: vec![
             Chart::new("share", "the bad endpoint's share of requests"),
             match misbehaviour {
-                Misbehaviour::Slow => Chart::new("p99_ms", "p99 of successes (ms)"),
+                Misbehaviour::Slow => Chart::p99(),
                 Misbehaviour::BlackHole => {
                     Chart::new("error_rate", "errors seen by clients (share)")
                 }
@@ -189,12 +188,7 @@ fn summarise(
                 counts.rise(BAD, span) as f64 / (bin.len() as f64).max(1.0)
             }),
         )
-        .series(
-            "p99_ms",
-            sim::series(records, duration, BIN, |_, bin| {
-                sim::success_quantile_ms(bin, 0.99)
-            }),
-        )
+        .series("p99_ms", sim::p99_series(records, duration, BIN))
         .series(
             "error_rate",
             sim::series(records, duration, BIN, |_, bin| failed(bin)),

@@ -131,12 +131,7 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> ScenarioReport {
                             / capacity_at(span.start)
                     }),
                 )
-                .series(
-                    "p99_ms",
-                    sim::series(&records, phases.end, BIN, |_, bin| {
-                        sim::success_quantile_ms(bin, 0.99)
-                    }),
-                ),
+                .series("p99_ms", sim::p99_series(&records, phases.end, BIN)),
         );
     }
     let none = report::figure(&reports, NONE, "goodput");
@@ -155,7 +150,7 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> ScenarioReport {
         bin_s: BIN.as_secs_f64(),
         charts: vec![
             Chart::new("goodput", "goodput (share of the fleet's current capacity)"),
-            Chart::new("p99_ms", "p99 of successes (ms)"),
+            Chart::p99(),
         ],
         stacks: reports,
         checks,

@@ -132,7 +132,7 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str), io_bound: bool) -> Sce
         bin_s: BIN.as_secs_f64(),
         charts: vec![
             Chart::new("goodput", "goodput (share of capacity)"),
-            Chart::new("p99_ms", "p99 of successes (ms)"),
+            Chart::p99(),
             Chart::new("shed", "requests shed (share)"),
         ],
         stacks: reports,
@@ -228,12 +228,7 @@ pub(super) fn summarise(
                 bin.iter().filter(|r| r.is_good()).count() as f64 / bin_s / capacity
             }),
         )
-        .series(
-            "p99_ms",
-            sim::series(records, duration, BIN, |_, bin| {
-                sim::success_quantile_ms(bin, 0.99)
-            }),
-        )
+        .series("p99_ms", sim::p99_series(records, duration, BIN))
         .series(
             "shed",
             sim::series(records, duration, BIN, |_, bin| shed(bin)),

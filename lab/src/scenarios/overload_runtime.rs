@@ -67,9 +67,8 @@ pub(super) const OVERLOAD_RUNTIME: Scenario = Scenario {
 pub(super) const OVERLOAD_RUNTIME_BLOCKING: Scenario = Scenario {
     name: "overload-runtime-blocking",
     description: "the same, with a handler that never yields",
-    duration: Duration::from_secs(60),
-    stacks: STACKS,
     run: |options, progress| run(options, progress, 1),
+    ..OVERLOAD_RUNTIME
 };
 
 /// A stack in front of the simulated runtime's handler. The limiters' CPU is the runtime's
@@ -150,7 +149,7 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str), slices: u32) -> Scenar
         bin_s: BIN.as_secs_f64(),
         charts: vec![
             Chart::new("goodput", "goodput (share of capacity)"),
-            Chart::new("p99_ms", "p99 of successes (ms)"),
+            Chart::p99(),
             Chart::new("shed", "requests shed (share)"),
             Chart::new("delay_ms", "scheduling delay, mean (ms)"),
         ],
