@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rampart_core::{Classify, Clock, ConfigError, DefaultClassifier, SystemClock};
+use rampart_core::{Classify, Clock, Completion, ConfigError, DefaultClassifier, SystemClock};
 use tower::discover::{Discover, ServiceList};
 use tower::{BoxError, Service};
 
 use crate::P2cConfig;
-use crate::future::{Completion, ResponseFuture};
+use crate::future::{ResponseFuture, Sent};
 use crate::score::{PeakSuccess, Score};
 use crate::state::{P2cState, cost_of};
 
@@ -266,12 +266,8 @@ where
         let endpoint = state.set.get_mut(at);
         // Tracked before the call: if the endpoint's `call` panics, the guard ends it.
         let ticket = endpoint.stats.begin(now);
-        let completion = Completion::new(
-            Arc::clone(&endpoint.stats),
-            ticket,
-            state.clock.clone(),
-            self.classifier.clone(),
-        );
+        let sent = Sent::new(Arc::clone(&endpoint.stats), ticket, state.clock.clone());
+        let completion = Completion::new(sent, self.classifier.clone());
         endpoint.picks += 1;
         endpoint.last_pick = now;
         endpoint.metrics.picks.increment(1);

@@ -7,108 +7,34 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use pin_project::pin_project;
-use rampart_core::{Classify, Clock, DefaultClassifier, Outcome, SystemClock};
+use rampart_core::{
+    Classify, Clock, Completion, DefaultClassifier, Outcome, Recorder, SystemClock,
+};
 use tower::BoxError;
 
 use crate::{Rejected, SreBreaker};
 
-/// Records an admitted call's outcome exactly once, at the instant it arrives (one clock
-/// read): when the response completes, when the inner service panics, or when the response
-/// future is dropped before either (a cancellation).
+/// Records an admitted call's outcome on its breaker, through a [`Completion`], at the instant
+/// it arrives (one clock read): when the response completes, when the inner service panics,
+/// or, with the breaker's `on_cancel` outcome, when the response future is dropped before
+/// either (a cancellation).
 ///
 /// Never at the instant the call was admitted: a call that fails after a quiet spell longer
 /// than the window must count in the window when it fails, and the admission instant's bucket
 /// has expired by then.
-///
-/// A panic is told apart from a cancellation by where it happens, never by
-/// `std::thread::panicking()`, which is false when a caller catches the panic around `call` or
-/// around polling and drops the future later, and true when the caller panics for reasons of
-/// its own while the call is in flight.
 #[derive(Debug)]
-pub(crate) struct Completion<C, L> {
-    breaker: Arc<SreBreaker<C>>,
-    classifier: L,
-    recorded: bool,
-    /// Set from construction until the inner service's `call` returns: a guard dropped while
-    /// it is set is unwinding from a panic in `call`.
-    calling: bool,
-    /// [`SreBreaker::record`] for this clock type, captured where the bound is known, for
-    /// `Drop` (which reads the clock too).
-    record_now: fn(&SreBreaker<C>, Outcome),
-}
+pub(crate) struct Admitted<C>(pub(crate) Arc<SreBreaker<C>>);
 
-impl<C: Clock, L> Completion<C, L> {
-    /// A guard for a call about to be made: armed, so that a panic in the inner service's
-    /// `call` counts as a failure.
-    pub(crate) fn new(breaker: Arc<SreBreaker<C>>, classifier: L) -> Self {
-        Self {
-            breaker,
-            classifier,
-            recorded: false,
-            calling: true,
-            record_now: SreBreaker::record,
-        }
-    }
-
-    /// Polls the inner future; if the poll panics, records a failure as the panic leaves it.
-    #[inline]
-    fn poll_inner<F: Future>(
-        &mut self,
-        future: Pin<&mut F>,
-        cx: &mut Context<'_>,
-    ) -> Poll<F::Output> {
-        let watch = PanicWatch(self);
-        let poll = future.poll(cx);
-        std::mem::forget(watch);
-        poll
-    }
-
-    fn complete<T, E>(&mut self, result: &Result<T, E>)
-    where
-        L: Classify<T, E>,
-    {
-        let outcome = self.classifier.classify(result.as_ref());
-        self.record(outcome);
-    }
-
+impl<C: Clock> Recorder for Admitted<C> {
     fn record(&mut self, outcome: Outcome) {
-        if !self.recorded {
-            self.recorded = true;
-            self.breaker.record(outcome);
+        self.0.record(outcome);
+    }
+
+    fn record_cancel(&mut self) {
+        let outcome = self.0.config().on_cancel;
+        if outcome != Outcome::Ignore {
+            self.0.record(outcome);
         }
-    }
-}
-
-impl<C, L> Completion<C, L> {
-    /// The inner service's `call` returned.
-    fn called(&mut self) {
-        self.calling = false;
-    }
-}
-
-impl<C, L> Drop for Completion<C, L> {
-    fn drop(&mut self) {
-        if !self.recorded {
-            let outcome = if self.calling {
-                Outcome::Failure
-            } else {
-                self.breaker.config().on_cancel
-            };
-            if outcome != Outcome::Ignore {
-                (self.record_now)(&self.breaker, outcome);
-            }
-        }
-    }
-}
-
-/// Lives on the stack across one poll of the inner future and is forgotten when the poll
-/// returns: it is dropped only by the unwinding of a panic in that poll, which it records as
-/// the call's failure, whether or not a caller further up catches the panic.
-struct PanicWatch<'a, C: Clock, L>(&'a mut Completion<C, L>);
-
-impl<C: Clock, L> Drop for PanicWatch<'_, C, L> {
-    fn drop(&mut self) {
-        self.0.record(Outcome::Failure);
     }
 }
 
@@ -138,7 +64,7 @@ enum State<F, C, L> {
     Admitted {
         #[pin]
         future: F,
-        completion: Completion<C, L>,
+        completion: Completion<Admitted<C>, L>,
     },
     /// Rejected by the breaker; the inner service was not called.
     Rejected,
@@ -148,7 +74,7 @@ enum State<F, C, L> {
 
 impl<F, C, L> ResponseFuture<F, C, L> {
     /// The inner service's `call` returned `future`.
-    pub(crate) fn admitted(future: F, mut completion: Completion<C, L>) -> Self {
+    pub(crate) fn admitted(future: F, mut completion: Completion<Admitted<C>, L>) -> Self {
         completion.called();
         Self {
             state: State::Admitted { future, completion },
@@ -176,9 +102,7 @@ where
         let mut state = self.project().state;
         let output = match state.as_mut().project() {
             StateProj::Admitted { future, completion } => {
-                let result = ready!(completion.poll_inner(future, cx));
-                completion.complete(&result);
-                result.map_err(Into::into)
+                ready!(completion.poll_inner(future, cx)).map_err(Into::into)
             }
             StateProj::Rejected => Err(Rejected::new().into()),
             StateProj::Done => return Poll::Pending,

@@ -5,11 +5,11 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use rampart_core::{Classify, Clock, DefaultClassifier, SystemClock};
+use rampart_core::{Classify, Clock, Completion, DefaultClassifier, SystemClock};
 use tower::{BoxError, Layer, Service};
 
 use crate::BreakerGroup;
-use crate::future::{Completion, ResponseFuture};
+use crate::future::{Admitted, ResponseFuture};
 
 /// Wraps services in a [`KeyedBreaker`]: each request is throttled by the breaker of its key,
 /// as `key_of(&request)` names it (a route, an RPC method, a tenant).
@@ -177,7 +177,7 @@ where
         if breaker.allow_at(now).is_err() {
             return ResponseFuture::rejected();
         }
-        let completion = Completion::new(breaker, self.classifier.clone());
+        let completion = Completion::new(Admitted(breaker), self.classifier.clone());
         ResponseFuture::admitted(self.inner.call(request), completion)
     }
 }

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use rampart_core::{Classify, Clock, ConfigError, DefaultClassifier, SystemClock};
+use rampart_core::{Classify, Clock, Completion, ConfigError, DefaultClassifier, SystemClock};
 use tower::{BoxError, Service};
 
-use crate::future::{Completion, ResponseFuture};
+use crate::future::{Admitted, ResponseFuture};
 use crate::{BreakerConfig, BreakerLayer, SreBreaker};
 
 /// A service that throttles calls to `S` with an [`SreBreaker`].
@@ -110,7 +110,8 @@ where
             return ResponseFuture::rejected();
         }
         // Armed before the inner call: if `call` itself panics, the guard records a failure.
-        let completion = Completion::new(Arc::clone(&self.shared), self.classifier.clone());
+        let completion =
+            Completion::new(Admitted(Arc::clone(&self.shared)), self.classifier.clone());
         ResponseFuture::admitted(self.inner.call(request), completion)
     }
 }

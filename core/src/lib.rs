@@ -19,6 +19,8 @@
 //!   recording into one window cost what one does alone (`benches/benches/window.rs`).
 //! - [`Outcome`] and [`Classify`]: how a completed call counts (success, failure, or not at
 //!   all), with [`DefaultClassifier`] and, behind feature `http`, `HttpClassifier`.
+//!   [`Completion`] records a call's end exactly once into a layer's [`Recorder`]: its
+//!   outcome, a panic of the inner service as a failure, or a cancellation.
 //! - [`ConfigError`] and [`check`]: the error every `build()` returns, naming the field and
 //!   the rule.
 //! - [`KeyedGroup`]: one value per key (a breaker or limiter per route), created once,
@@ -63,6 +65,7 @@
 
 mod classify;
 mod clock;
+mod completion;
 mod error;
 pub mod gauges;
 mod group;
@@ -76,6 +79,7 @@ pub use crate::classify::{Classify, DefaultClassifier, Outcome};
 #[cfg(feature = "tokio")]
 pub use crate::clock::TokioClock;
 pub use crate::clock::{Clock, CoarseClock, ManualClock, SystemClock, saturating_nanos};
+pub use crate::completion::{Completion, Recorder};
 pub use crate::error::{ConfigError, check};
 pub use crate::group::{KeyLabel, KeyedGroup};
 pub use crate::rejected::Rejected;
