@@ -13,6 +13,8 @@
 //! - [`sequence`]: one sequence of a model played against its world on paused time, panics
 //!   caught around a poll or while unwinding, and time moved on tokio's clock and a
 //!   `ManualClock` together; used by the retry layer's and the balancer's model tests.
+//! - [`held`]: the calls of a hand-driven inner service, each pending until the test says how
+//!   it ends; used by the retry layer's backend and the balancer's endpoints in their models.
 //! - [`poll`]: one poll with a waker that does nothing, and a service whose `call` panics.
 //! - [`exposition`]: rampart's series in a Prometheus text exposition, summed by name and
 //!   labels.
@@ -27,6 +29,7 @@ pub mod bounds;
 pub mod driver;
 pub mod events;
 pub mod exposition;
+pub mod held;
 pub mod membership;
 pub mod model;
 pub mod ops;

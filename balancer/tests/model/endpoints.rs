@@ -2,15 +2,13 @@
 //! by the test. They log every `poll_ready` and every call, and report a call that no
 //! `Ready` answer allowed.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
+pub(crate) use rampart_testkit::held::Command;
+use rampart_testkit::held::{CallLog, HeldCall, Record};
 use tower::{BoxError, Service};
-
-use crate::harness::INJECTED;
 
 /// What an endpoint's `poll_ready` answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,15 +17,6 @@ pub(crate) enum Readiness {
     Busy,
     /// An error: the balancer drops the endpoint.
     Broken,
-}
-
-/// How a call ends when next polled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Command {
-    Hold,
-    Succeed,
-    Fail,
-    Panic,
 }
 
 /// One call as the endpoints saw it.
@@ -40,6 +29,19 @@ pub(crate) struct Call {
     pub(crate) live: bool,
 }
 
+impl Record for Call {
+    fn request(&self) -> u32 {
+        self.request
+    }
+
+    fn dropped(&mut self) {
+        self.live = false;
+    }
+}
+
+/// The future of one call.
+pub(crate) type CallFuture = HeldCall<Call>;
+
 #[derive(Debug)]
 struct Instance {
     readiness: Readiness,
@@ -50,11 +52,8 @@ struct Instance {
 #[derive(Debug, Default)]
 struct Board {
     instances: Vec<Instance>,
-    calls: Vec<Call>,
-    commands: Vec<Command>,
     /// `(instance, answer)` of every `poll_ready` since the last `take_polls`.
     polls: Vec<(usize, Readiness)>,
-    panic_next_call: bool,
     violations: Vec<String>,
 }
 
@@ -62,6 +61,7 @@ struct Board {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Endpoints {
     board: Arc<Mutex<Board>>,
+    log: CallLog<Call>,
 }
 
 impl Endpoints {
@@ -76,6 +76,7 @@ impl Endpoints {
         let endpoint = Endpoint {
             instance,
             board: Arc::clone(&self.board),
+            log: self.log.clone(),
         };
         (instance, endpoint)
     }
@@ -90,15 +91,15 @@ impl Endpoints {
 
     /// The next call to any endpoint panics.
     pub(crate) fn arm_call_panic(&self) {
-        self.board.lock().panic_next_call = true;
+        self.log.arm_call_panic();
     }
 
     pub(crate) fn command(&self, call: usize, command: Command) {
-        self.board.lock().commands[call] = command;
+        self.log.command(call, command);
     }
 
     pub(crate) fn calls(&self) -> Vec<Call> {
-        self.board.lock().calls.clone()
+        self.log.records()
     }
 
     /// The `poll_ready` answers since the last time.
@@ -117,6 +118,7 @@ impl Endpoints {
 pub(crate) struct Endpoint {
     instance: usize,
     board: Arc<Mutex<Board>>,
+    log: CallLog<Call>,
 }
 
 impl Service<u32> for Endpoint {
@@ -145,50 +147,11 @@ impl Service<u32> for Endpoint {
             );
             board.violations.push(violation);
         }
-        if std::mem::take(&mut board.panic_next_call) {
-            drop(board);
-            panic!("{INJECTED} in call");
-        }
-        board.calls.push(Call {
+        drop(board);
+        self.log.call(Call {
             service: self.instance,
             request,
             live: true,
-        });
-        board.commands.push(Command::Hold);
-        CallFuture {
-            call: board.calls.len() - 1,
-            board: Arc::clone(&self.board),
-        }
-    }
-}
-
-/// The future of one call.
-#[derive(Debug)]
-pub(crate) struct CallFuture {
-    call: usize,
-    board: Arc<Mutex<Board>>,
-}
-
-impl Future for CallFuture {
-    type Output = Result<u32, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
-        let board = self.board.lock();
-        let request = board.calls[self.call].request;
-        match board.commands[self.call] {
-            Command::Hold => Poll::Pending,
-            Command::Succeed => Poll::Ready(Ok(request)),
-            Command::Fail => Poll::Ready(Err(std::io::Error::other("connection reset").into())),
-            Command::Panic => {
-                drop(board);
-                panic!("{INJECTED} in a response");
-            }
-        }
-    }
-}
-
-impl Drop for CallFuture {
-    fn drop(&mut self) {
-        self.board.lock().calls[self.call].live = false;
+        })
     }
 }

@@ -145,6 +145,7 @@ impl World<'_> {
                         request.phase = Phase::Poisoned { call };
                         Expect::Panic
                     }
+                    Command::Reject => unreachable!("the balancer's model never rejects a call"),
                 }
             }
             Phase::Poisoned { .. } => Expect::Pending,

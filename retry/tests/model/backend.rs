@@ -2,31 +2,13 @@
 //! set by the test, and it logs every attempt (the request it carries, whether its future is
 //! still alive).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
-use parking_lot::Mutex;
-use rampart_core::Rejected;
+pub(crate) use rampart_testkit::held::Command;
+use rampart_testkit::held::{CallLog, HeldCall, Record};
 use tower::{BoxError, Service};
-
-use crate::harness::INJECTED;
-
-/// How an attempt ends when next polled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Command {
-    /// Not yet: the attempt is pending.
-    Hold,
-    /// `Ok(request)`.
-    Succeed,
-    /// An I/O error: a failure worth retrying.
-    Fail,
-    /// A local rejection (`rampart_core::Rejected`): a failure never retried.
-    Reject,
-    /// The attempt's future panics.
-    Panic,
-}
 
 /// One attempt as the backend saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,112 +19,69 @@ pub(crate) struct Attempt {
     pub(crate) live: bool,
 }
 
-#[derive(Debug)]
-struct Board {
-    ready: bool,
-    panic_next_call: bool,
-    attempts: Vec<Attempt>,
-    commands: Vec<Command>,
+impl Record for Attempt {
+    fn request(&self) -> u32 {
+        self.request
+    }
+
+    fn dropped(&mut self) {
+        self.live = false;
+    }
 }
 
-/// The backend; clones share one board.
+/// The backend; clones share one readiness and one log of attempts.
 #[derive(Debug, Clone)]
 pub(crate) struct Backend {
-    board: Arc<Mutex<Board>>,
+    ready: Arc<AtomicBool>,
+    log: CallLog<Attempt>,
 }
 
 impl Backend {
     /// A ready backend that has seen nothing.
     pub(crate) fn new() -> Self {
         Self {
-            board: Arc::new(Mutex::new(Board {
-                ready: true,
-                panic_next_call: false,
-                attempts: Vec::new(),
-                commands: Vec::new(),
-            })),
+            ready: Arc::new(AtomicBool::new(true)),
+            log: CallLog::new(),
         }
     }
 
     pub(crate) fn set_ready(&self, ready: bool) {
-        self.board.lock().ready = ready;
+        self.ready.store(ready, Ordering::Relaxed);
     }
 
     /// The next `call` panics.
     pub(crate) fn arm_call_panic(&self) {
-        self.board.lock().panic_next_call = true;
+        self.log.arm_call_panic();
     }
 
     /// Attempt number `attempt` (in call order) ends as `command` when next polled.
     pub(crate) fn command(&self, attempt: usize, command: Command) {
-        self.board.lock().commands[attempt] = command;
+        self.log.command(attempt, command);
     }
 
     /// Every attempt so far, in call order.
     pub(crate) fn attempts(&self) -> Vec<Attempt> {
-        self.board.lock().attempts.clone()
+        self.log.records()
     }
 }
 
 impl Service<u32> for Backend {
     type Response = u32;
     type Error = BoxError;
-    type Future = AttemptFuture;
+    type Future = HeldCall<Attempt>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        if self.board.lock().ready {
+        if self.ready.load(Ordering::Relaxed) {
             Poll::Ready(Ok(()))
         } else {
             Poll::Pending
         }
     }
 
-    fn call(&mut self, request: u32) -> AttemptFuture {
-        let mut board = self.board.lock();
-        if std::mem::take(&mut board.panic_next_call) {
-            drop(board);
-            panic!("{INJECTED} in call");
-        }
-        board.attempts.push(Attempt {
+    fn call(&mut self, request: u32) -> HeldCall<Attempt> {
+        self.log.call(Attempt {
             request,
             live: true,
-        });
-        board.commands.push(Command::Hold);
-        AttemptFuture {
-            attempt: board.attempts.len() - 1,
-            board: Arc::clone(&self.board),
-        }
-    }
-}
-
-/// The future of one attempt.
-#[derive(Debug)]
-pub(crate) struct AttemptFuture {
-    attempt: usize,
-    board: Arc<Mutex<Board>>,
-}
-
-impl Future for AttemptFuture {
-    type Output = Result<u32, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
-        let board = self.board.lock();
-        let request = board.attempts[self.attempt].request;
-        match board.commands[self.attempt] {
-            Command::Hold => Poll::Pending,
-            Command::Succeed => Poll::Ready(Ok(request)),
-            Command::Fail => Poll::Ready(Err(std::io::Error::other("connection reset").into())),
-            Command::Reject => Poll::Ready(Err(Rejected::new().into())),
-            Command::Panic => {
-                drop(board);
-                panic!("{INJECTED} in an attempt");
-            }
-        }
-    }
-}
-
-impl Drop for AttemptFuture {
-    fn drop(&mut self) {
-        self.board.lock().attempts[self.attempt].live = false;
+        })
     }
 }
