@@ -1,41 +1,25 @@
-//! The calls of a hand-driven inner service in a sequence model: each call is logged with a
-//! record the test chooses, its future stays pending until the test commands how it ends, and
-//! the next call can be told to panic. Used by the retry layer's backend and the balancer's
+//! The calls of a hand-driven inner service in a sequence model: each call is logged (where it
+//! went, its request, whether its future is alive), its future stays pending until the test
+//! commands how it ends, and the next call can be told to panic. Used by the retry layer's backend and the balancer's
 //! endpoints.
 //!
 //! ```
 //! use std::future::Future;
 //! use std::task::{Context, Poll, Waker};
 //!
-//! use rampart_testkit::held::{CallLog, Command, Record};
-//!
-//! #[derive(Debug, Clone, PartialEq)]
-//! struct Seen {
-//!     request: u32,
-//!     live: bool,
-//! }
-//!
-//! impl Record for Seen {
-//!     fn request(&self) -> u32 {
-//!         self.request
-//!     }
-//!
-//!     fn dropped(&mut self) {
-//!         self.live = false;
-//!     }
-//! }
+//! use rampart_testkit::held::{Call, CallLog, Command};
 //!
 //! let log = CallLog::new();
-//! let mut call = Box::pin(log.call(Seen { request: 7, live: true }));
+//! let mut call = Box::pin(log.call(Call::new("primary", 7)));
 //! let mut cx = Context::from_waker(Waker::noop());
 //! assert!(call.as_mut().poll(&mut cx).is_pending(), "held until commanded");
 //! log.command(0, Command::Succeed);
 //! assert!(matches!(call.as_mut().poll(&mut cx), Poll::Ready(Ok(7))));
 //! drop(call);
-//! assert_eq!(log.records(), [Seen { request: 7, live: false }]);
+//! let ended = Call { live: false, ..Call::new("primary", 7) };
+//! assert_eq!(log.calls(), [ended]);
 //! ```
 
-use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -61,29 +45,42 @@ pub enum Command {
     Panic,
 }
 
-/// What the log keeps of one call.
-pub trait Record: Clone + Debug {
-    /// The request the call carries: a successful call answers with it.
-    fn request(&self) -> u32;
+/// One call as the inner service saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Call<K> {
+    /// Where it went, as the test tells its inner services apart (an instance, or nothing).
+    pub to: K,
+    /// The request it carries: a successful call answers with it.
+    pub request: u32,
+    /// Whether its future has not been dropped yet.
+    pub live: bool,
+}
 
-    /// The call's future has been dropped.
-    fn dropped(&mut self);
+impl<K> Call<K> {
+    /// A call of `request` to `to`, its future alive.
+    pub const fn new(to: K, request: u32) -> Self {
+        Self {
+            to,
+            request,
+            live: true,
+        }
+    }
 }
 
 #[derive(Debug)]
-struct Board<T> {
-    records: Vec<T>,
+struct Board<K> {
+    calls: Vec<Call<K>>,
     commands: Vec<Command>,
     panic_next_call: bool,
 }
 
 /// Every call made so far, in call order; clones share one log.
 #[derive(Debug)]
-pub struct CallLog<T> {
-    board: Arc<Mutex<Board<T>>>,
+pub struct CallLog<K> {
+    board: Arc<Mutex<Board<K>>>,
 }
 
-impl<T> Clone for CallLog<T> {
+impl<K> Clone for CallLog<K> {
     fn clone(&self) -> Self {
         Self {
             board: Arc::clone(&self.board),
@@ -91,23 +88,23 @@ impl<T> Clone for CallLog<T> {
     }
 }
 
-impl<T: Record> Default for CallLog<T> {
+impl<K: Clone> Default for CallLog<K> {
     fn default() -> Self {
         Self::new()
     }
 }
 
 /// The log's lock; an injected panic never holds it, so poisoning means nothing here.
-fn lock<T>(board: &Mutex<Board<T>>) -> MutexGuard<'_, Board<T>> {
+fn lock<K>(board: &Mutex<Board<K>>) -> MutexGuard<'_, Board<K>> {
     board.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl<T: Record> CallLog<T> {
+impl<K: Clone> CallLog<K> {
     /// A log with no calls.
     pub fn new() -> Self {
         Self {
             board: Arc::new(Mutex::new(Board {
-                records: Vec::new(),
+                calls: Vec::new(),
                 commands: Vec::new(),
                 panic_next_call: false,
             })),
@@ -119,21 +116,21 @@ impl<T: Record> CallLog<T> {
         lock(&self.board).panic_next_call = true;
     }
 
-    /// Logs a call described by `record`; its future is pending until commanded otherwise.
+    /// Logs `call`; its future is pending until commanded otherwise.
     ///
     /// # Panics
     ///
     /// With the injected panic, instead of logging, if the call was told to panic.
-    pub fn call(&self, record: T) -> HeldCall<T> {
+    pub fn call(&self, call: Call<K>) -> HeldCall<K> {
         let mut board = lock(&self.board);
         if std::mem::take(&mut board.panic_next_call) {
             drop(board);
             panic!("{INJECTED} in call");
         }
-        board.records.push(record);
+        board.calls.push(call);
         board.commands.push(Command::Hold);
         HeldCall {
-            call: board.records.len() - 1,
+            call: board.calls.len() - 1,
             board: Arc::clone(&self.board),
         }
     }
@@ -144,24 +141,24 @@ impl<T: Record> CallLog<T> {
     }
 
     /// Every call so far, in call order.
-    pub fn records(&self) -> Vec<T> {
-        lock(&self.board).records.clone()
+    pub fn calls(&self) -> Vec<Call<K>> {
+        lock(&self.board).calls.clone()
     }
 }
 
 /// The future of one logged call.
 #[derive(Debug)]
-pub struct HeldCall<T: Record> {
+pub struct HeldCall<K> {
     call: usize,
-    board: Arc<Mutex<Board<T>>>,
+    board: Arc<Mutex<Board<K>>>,
 }
 
-impl<T: Record> Future for HeldCall<T> {
+impl<K: Clone> Future for HeldCall<K> {
     type Output = Result<u32, BoxError>;
 
     fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
         let board = lock(&self.board);
-        let request = board.records[self.call].request();
+        let request = board.calls[self.call].request;
         match board.commands[self.call] {
             Command::Hold => Poll::Pending,
             Command::Succeed => Poll::Ready(Ok(request)),
@@ -175,8 +172,8 @@ impl<T: Record> Future for HeldCall<T> {
     }
 }
 
-impl<T: Record> Drop for HeldCall<T> {
+impl<K> Drop for HeldCall<K> {
     fn drop(&mut self) {
-        lock(&self.board).records[self.call].dropped();
+        lock(&self.board).calls[self.call].live = false;
     }
 }

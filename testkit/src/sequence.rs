@@ -57,6 +57,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use proptest::prelude::{Just, Strategy, prop_oneof};
+use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
 use rampart_core::{Clock, ManualClock};
 
@@ -156,12 +157,18 @@ impl Catch {
     }
 }
 
-/// Polls `future` once, its panic caught as `catch` says: the future comes back unless it was
-/// dropped during the unwinding.
+/// Takes the future out of `slot` and polls it once, its panic caught as `catch` says: the
+/// future comes back unless it was dropped during the unwinding.
+///
+/// # Panics
+///
+/// If `slot` is empty: a request polled again after its future was dropped is a defect of
+/// the model.
 pub fn poll<F: Future + ?Sized>(
-    future: Pin<Box<F>>,
+    slot: &mut Option<Pin<Box<F>>>,
     catch: Catch,
 ) -> (Option<Pin<Box<F>>>, Polled<F::Output>) {
+    let future = slot.take().expect("a live request has its future");
     match catch {
         Catch::Around => {
             let mut future = future;
@@ -170,6 +177,11 @@ pub fn poll<F: Future + ?Sized>(
         }
         Catch::Unwinding => poll_unwinding(future),
     }
+}
+
+/// Removes the item `at` picks from `items`, if there is one.
+pub fn remove_at<T>(items: &mut Vec<T>, at: Index) -> Option<T> {
+    (!items.is_empty()).then(|| items.remove(at.index(items.len())))
 }
 
 /// Checks a `call` whose inner call was told to panic: it must have panicked with the

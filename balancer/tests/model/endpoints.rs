@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
 pub(crate) use rampart_testkit::held::Command;
-use rampart_testkit::held::{CallLog, HeldCall, Record};
+use rampart_testkit::held::{self, CallLog, HeldCall};
 use tower::{BoxError, Service};
 
 /// What an endpoint's `poll_ready` answers.
@@ -19,28 +19,11 @@ pub(crate) enum Readiness {
     Broken,
 }
 
-/// One call as the endpoints saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Call {
-    /// The service instance called.
-    pub(crate) service: usize,
-    pub(crate) request: u32,
-    /// Whether its future has not been dropped yet.
-    pub(crate) live: bool,
-}
-
-impl Record for Call {
-    fn request(&self) -> u32 {
-        self.request
-    }
-
-    fn dropped(&mut self) {
-        self.live = false;
-    }
-}
+/// One call as the endpoints saw it: `to` is the service instance called.
+pub(crate) type Call = held::Call<usize>;
 
 /// The future of one call.
-pub(crate) type CallFuture = HeldCall<Call>;
+pub(crate) type CallFuture = HeldCall<usize>;
 
 #[derive(Debug)]
 struct Instance {
@@ -61,7 +44,7 @@ struct Board {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Endpoints {
     board: Arc<Mutex<Board>>,
-    log: CallLog<Call>,
+    log: CallLog<usize>,
 }
 
 impl Endpoints {
@@ -99,7 +82,7 @@ impl Endpoints {
     }
 
     pub(crate) fn calls(&self) -> Vec<Call> {
-        self.log.records()
+        self.log.calls()
     }
 
     /// The `poll_ready` answers since the last time.
@@ -118,7 +101,7 @@ impl Endpoints {
 pub(crate) struct Endpoint {
     instance: usize,
     board: Arc<Mutex<Board>>,
-    log: CallLog<Call>,
+    log: CallLog<usize>,
 }
 
 impl Service<u32> for Endpoint {
@@ -148,10 +131,6 @@ impl Service<u32> for Endpoint {
             board.violations.push(violation);
         }
         drop(board);
-        self.log.call(Call {
-            service: self.instance,
-            request,
-            live: true,
-        })
+        self.log.call(Call::new(self.instance, request))
     }
 }

@@ -66,14 +66,7 @@ impl World<'_> {
             return Ok(());
         }
         let future = sequence::called(called)?;
-        self.calls.push((
-            Call {
-                service: instance,
-                request: id,
-                live: true,
-            },
-            Command::Hold,
-        ));
+        self.calls.push((Call::new(instance, id), Command::Hold));
         self.requests.push(Request {
             id,
             future: Some(Box::pin(future)),
@@ -110,11 +103,7 @@ impl World<'_> {
     }
 
     pub(super) fn poll(&mut self, mut request: Request, catch: Catch) -> Result<(), TestCaseError> {
-        let future = request
-            .future
-            .take()
-            .expect("a live request has its future");
-        let (future, polled) = sequence::poll(future, catch);
+        let (future, polled) = sequence::poll(&mut request.future, catch);
         request.polled = true;
         let expect = match request.phase {
             Phase::NoEndpoint => Expect::NoEndpoints,

@@ -233,8 +233,7 @@ impl sequence::World for World<'_> {
                 }
             }
             Op::Cancel(at, how) => {
-                if !self.requests.is_empty() {
-                    let request = self.requests.remove(at.index(self.requests.len()));
+                if let Some(request) = sequence::remove_at(&mut self.requests, at) {
                     self.cancel(request, how);
                 }
             }

@@ -37,11 +37,7 @@ enum Expect {
 impl World<'_> {
     pub(super) fn poll(&mut self, mut request: Request, catch: Catch) -> Result<(), TestCaseError> {
         let attempts_before = self.attempts.len();
-        let future = request
-            .future
-            .take()
-            .expect("a live request has its future");
-        let (future, polled) = sequence::poll(future, catch);
+        let (future, polled) = sequence::poll(&mut request.future, catch);
         request.polled = true;
         // Whether a retry went ahead: a random backoff's wait is unknown to the model.
         let retried = self.backend.attempts().len() > attempts_before
@@ -162,13 +158,8 @@ impl World<'_> {
                         request.phase = Phase::Poisoned { attempt: None };
                         return Expect::Panic;
                     }
-                    self.attempts.push((
-                        Attempt {
-                            request: request.id,
-                            live: true,
-                        },
-                        Command::Hold,
-                    ));
+                    self.attempts
+                        .push((Attempt::new((), request.id), Command::Hold));
                     request.phase = Phase::Attempt {
                         attempt: self.attempts.len() - 1,
                         deadline: self.attempt_timeout.map(|timeout| self.now + timeout),

@@ -7,33 +7,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 pub(crate) use rampart_testkit::held::Command;
-use rampart_testkit::held::{CallLog, HeldCall, Record};
+use rampart_testkit::held::{self, CallLog, HeldCall};
 use tower::{BoxError, Service};
 
-/// One attempt as the backend saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Attempt {
-    /// The request it carries.
-    pub(crate) request: u32,
-    /// Whether its future has not been dropped yet.
-    pub(crate) live: bool,
-}
-
-impl Record for Attempt {
-    fn request(&self) -> u32 {
-        self.request
-    }
-
-    fn dropped(&mut self) {
-        self.live = false;
-    }
-}
+/// One attempt as the backend saw it (there is one backend: `to` is nothing).
+pub(crate) type Attempt = held::Call<()>;
 
 /// The backend; clones share one readiness and one log of attempts.
 #[derive(Debug, Clone)]
 pub(crate) struct Backend {
     ready: Arc<AtomicBool>,
-    log: CallLog<Attempt>,
+    log: CallLog<()>,
 }
 
 impl Backend {
@@ -61,14 +45,14 @@ impl Backend {
 
     /// Every attempt so far, in call order.
     pub(crate) fn attempts(&self) -> Vec<Attempt> {
-        self.log.records()
+        self.log.calls()
     }
 }
 
 impl Service<u32> for Backend {
     type Response = u32;
     type Error = BoxError;
-    type Future = HeldCall<Attempt>;
+    type Future = HeldCall<()>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         if self.ready.load(Ordering::Relaxed) {
@@ -78,10 +62,7 @@ impl Service<u32> for Backend {
         }
     }
 
-    fn call(&mut self, request: u32) -> HeldCall<Attempt> {
-        self.log.call(Attempt {
-            request,
-            live: true,
-        })
+    fn call(&mut self, request: u32) -> HeldCall<()> {
+        self.log.call(Attempt::new((), request))
     }
 }

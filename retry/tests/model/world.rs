@@ -150,13 +150,7 @@ impl<'a> World<'a> {
             return Ok(());
         }
         let future = sequence::called(called)?;
-        self.attempts.push((
-            Attempt {
-                request: id,
-                live: true,
-            },
-            Command::Hold,
-        ));
+        self.attempts.push((Attempt::new((), id), Command::Hold));
         self.requests.push(Request {
             id,
             future: Some(Box::pin(future)),
@@ -255,8 +249,7 @@ impl sequence::World for World<'_> {
             }
             Op::Resolve(at, command) => self.resolve(at, command),
             Op::Poll(at, catch) => {
-                if !self.requests.is_empty() {
-                    let request = self.requests.remove(at.index(self.requests.len()));
+                if let Some(request) = sequence::remove_at(&mut self.requests, at) {
                     if let Phase::Poisoned { .. } = request.phase {
                         self.requests.push(request);
                     } else {
@@ -265,8 +258,7 @@ impl sequence::World for World<'_> {
                 }
             }
             Op::Cancel(at, how) => {
-                if !self.requests.is_empty() {
-                    let request = self.requests.remove(at.index(self.requests.len()));
+                if let Some(request) = sequence::remove_at(&mut self.requests, at) {
                     self.cancel(request, how);
                 }
             }
