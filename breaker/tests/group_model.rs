@@ -18,48 +18,31 @@ use std::time::Duration;
 
 use metrics_util::debugging::DebuggingRecorder;
 use proptest::prelude::*;
-use rampart_breaker::{BreakerConfig, BreakerGroup, BreakerGroupLayer, Rejections};
+use rampart_breaker::{BreakerConfig, BreakerGroup, BreakerGroupLayer};
 use rampart_core::{ManualClock, Outcome};
 use tower::Layer;
 
 use rampart_testkit::bounds::{Bounds, bounds};
+use rampart_testkit::ops::operations;
 use support::backend::Backend;
+use support::config::Draws;
 use support::driver::{Progress, run_property};
 use support::harness::{Harness, Target};
 use support::model::Membership;
-use support::ops::{Op, operations};
+use support::ops::Op;
 
 /// The number of distinct keys requests carry.
 const KEYS: u8 = 4;
 
 /// Member breakers of 1 to 4 buckets, some in a dry run, some counting cancellations.
 fn config() -> impl Strategy<Value = BreakerConfig> {
-    let bucket = prop::sample::select(vec![10_u64, 300]).prop_map(Duration::from_millis);
-    (
-        prop::sample::select(vec![1.0, 2.0]),
-        prop::sample::select(vec![0_u64, 3, 20]),
-        (1..=4_u32, bucket),
-        prop::sample::select(vec![
-            Rejections::Sre,
-            Rejections::Ignore,
-            Rejections::Adaptive,
-        ]),
-        prop::bool::weighted(0.75),
-        prop::sample::select(vec![Outcome::Ignore, Outcome::Failure]),
-        any::<u64>(),
-    )
-        .prop_map(
-            |(k, min_requests, (buckets, bucket), rejections, enforce, on_cancel, seed)| {
-                BreakerConfig::default()
-                    .with_k(k)
-                    .with_min_requests(min_requests)
-                    .with_window(bucket * buckets, buckets as usize)
-                    .with_rejections(rejections)
-                    .with_enforce(enforce)
-                    .with_on_cancel(on_cancel)
-                    .with_seed(seed)
-            },
-        )
+    support::config::config(Draws {
+        k: vec![1.0, 2.0],
+        min_requests: vec![0, 3, 20],
+        buckets: 1..=4,
+        bucket_ms: vec![10, 300],
+        on_cancel: vec![Outcome::Ignore, Outcome::Failure],
+    })
 }
 
 fn run(

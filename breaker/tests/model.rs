@@ -16,49 +16,32 @@ use std::time::Duration;
 
 use metrics_util::debugging::DebuggingRecorder;
 use proptest::prelude::*;
-use rampart_breaker::{BreakerConfig, BreakerLayer, Rejections};
+use rampart_breaker::{BreakerConfig, BreakerLayer};
 use rampart_core::{ManualClock, Outcome};
 use tower::Layer;
 
+use rampart_testkit::ops::operations;
 use support::backend::Backend;
+use support::config::Draws;
 use support::driver::run_property;
 use support::harness::{Harness, Target};
-use support::ops::{Op, operations};
+use support::ops::Op;
 
 /// Breakers of 1 to 5 buckets, some throttling after a single call, some in a dry run, some
 /// counting cancellations.
 fn config() -> impl Strategy<Value = BreakerConfig> {
-    let bucket = prop::sample::select(vec![1_u64, 10, 300]).prop_map(Duration::from_millis);
-    (
-        prop::sample::select(vec![1.0, 1.5, 2.0, 4.0]),
-        prop::sample::select(vec![0_u64, 1, 5, 20]),
-        (1..=5_u32, bucket),
-        prop::sample::select(vec![
-            Rejections::Sre,
-            Rejections::Ignore,
-            Rejections::Adaptive,
-        ]),
-        prop::bool::weighted(0.75),
-        prop::sample::select(vec![
+    support::config::config(Draws {
+        k: vec![1.0, 1.5, 2.0, 4.0],
+        min_requests: vec![0, 1, 5, 20],
+        buckets: 1..=5,
+        bucket_ms: vec![1, 10, 300],
+        on_cancel: vec![
             Outcome::Ignore,
             Outcome::Ignore,
             Outcome::Failure,
             Outcome::Success,
-        ]),
-        any::<u64>(),
-    )
-        .prop_map(
-            |(k, min_requests, (buckets, bucket), rejections, enforce, on_cancel, seed)| {
-                BreakerConfig::default()
-                    .with_k(k)
-                    .with_min_requests(min_requests)
-                    .with_window(bucket * buckets, buckets as usize)
-                    .with_rejections(rejections)
-                    .with_enforce(enforce)
-                    .with_on_cancel(on_cancel)
-                    .with_seed(seed)
-            },
-        )
+        ],
+    })
 }
 
 fn run(

@@ -23,11 +23,12 @@ use rampart_ratelimit::{BbrConfig, BbrGroup, BbrGroupLayer, Gate, ManualCpu, Man
 use tower::Layer;
 
 use rampart_testkit::bounds::{Bounds, bounds};
+use rampart_testkit::ops::operations;
 use support::backend::Backend;
 use support::driver::{Progress, run_property};
 use support::harness::{Harness, Sources, Target};
 use support::model::Membership;
-use support::ops::{Op, operations};
+use support::ops::Op;
 
 /// The number of distinct keys requests carry.
 const KEYS: u8 = 4;

@@ -22,10 +22,11 @@ use rampart_core::ManualClock;
 use rampart_ratelimit::{BbrConfig, BbrLimitLayer, Gate, ManualCpu, ManualDelay};
 use tower::Layer;
 
+use rampart_testkit::ops::operations;
 use support::backend::Backend;
 use support::driver::{Progress, run_property};
 use support::harness::{Harness, Sources, Target};
-use support::ops::{Op, operations};
+use support::ops::Op;
 
 /// Limiters of 2 to 5 buckets, every gate, cooldowns from none to many windows, headroom from
 /// none (Kratos's limit) to three square roots, some in a dry run, all reading a scheduling

@@ -17,7 +17,7 @@
 //! assert!(!Op::<()>::Ready(true).move_clock(&clock, bucket, window));
 //!
 //! let mut runner = TestRunner::deterministic();
-//! let ops = operations::<()>(2, true, 20, vec![], vec![])
+//! let ops = operations::<()>(2, true, 20)
 //!     .new_tree(&mut runner)
 //!     .unwrap()
 //!     .current();
@@ -186,19 +186,34 @@ fn time<L: Debug + Clone + 'static>() -> impl Strategy<Value = Op<L>> {
     ]
 }
 
+/// The steps of a layer's own in its model test, and how often they come.
+pub trait Steps: Debug + Clone + Sized + 'static {
+    /// The layer's steps drawn among the calls, with their weights there.
+    fn in_traffic() -> Weighted<Self> {
+        Vec::new()
+    }
+
+    /// The layer's steps drawn beside traffic and clock moves, with their weights.
+    fn beside() -> Weighted<Self> {
+        Vec::new()
+    }
+}
+
+impl Steps for () {}
+
 /// Sequences of up to `max_len` operations on requests keyed `0..keys`, by weight out of 98
-/// (100 with `evictions`): traffic (with the layer's steps `in_traffic` among the calls) and
-/// the layer's steps `beside` 76, clock moves 22; with `evictions`, an [`Op::EvictIdle`] 2.
-pub fn operations<L: Debug + Clone + 'static>(
+/// (100 with `evictions`): traffic (with the layer's steps [`Steps::in_traffic`] among the
+/// calls) and the layer's steps [`Steps::beside`] 76, clock moves 22; with `evictions`, an
+/// [`Op::EvictIdle`] 2.
+pub fn operations<L: Steps>(
     keys: u8,
     evictions: bool,
     max_len: usize,
-    in_traffic: Weighted<L>,
-    beside: Weighted<L>,
 ) -> impl Strategy<Value = Vec<Op<L>>> {
+    let beside = L::beside();
     let traffic_weight = 76 - beside.iter().map(|(weight, _)| weight).sum::<u32>();
     let mut ops = vec![
-        (traffic_weight, traffic(keys, in_traffic).boxed()),
+        (traffic_weight, traffic(keys, L::in_traffic()).boxed()),
         (22, time().boxed()),
     ];
     ops.extend(beside);

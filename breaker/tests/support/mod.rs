@@ -5,6 +5,7 @@
 #![allow(dead_code, reason = "each test binary uses its part of the harness")]
 
 pub(crate) use rampart_testkit::{backend, driver};
+pub(crate) mod config;
 pub(crate) mod harness;
 pub(crate) mod model;
 pub(crate) mod ops;

@@ -1,7 +1,7 @@
-//! The operations a model test applies, and their random generation: the layers' shared ones,
-//! and the breaker's own.
+//! The operations a model test applies: the layers' shared ones, and the breaker's own.
 
 use proptest::prelude::*;
+use rampart_testkit::ops::{Steps, Weighted};
 
 /// The breaker's own step.
 #[derive(Debug, Clone)]
@@ -11,21 +11,11 @@ pub(crate) enum Breaker {
     State,
 }
 
+impl Steps for Breaker {
+    fn in_traffic() -> Weighted<Self> {
+        vec![(3, Just(Op::Layer(Breaker::State)).boxed())]
+    }
+}
+
 /// One step of a model test.
 pub(crate) type Op = rampart_testkit::ops::Op<Breaker>;
-
-/// Sequences of up to `max_len` operations on requests keyed `0..keys`, state reads among
-/// the calls; with `evictions`, sometimes an [`Op::EvictIdle`].
-pub(crate) fn operations(
-    keys: u8,
-    evictions: bool,
-    max_len: usize,
-) -> impl Strategy<Value = Vec<Op>> {
-    rampart_testkit::ops::operations(
-        keys,
-        evictions,
-        max_len,
-        vec![(3, Just(Op::Layer(Breaker::State)).boxed())],
-        vec![],
-    )
-}
