@@ -148,12 +148,10 @@ fn run(
             thresholds::BLACK_HOLE_ERRORS,
         )],
     };
-    ScenarioReport {
-        name: scenario.name.to_owned(),
-        description: scenario.description.to_owned(),
-        duration_s: duration.as_secs_f64(),
-        bin_s: BIN.as_secs_f64(),
-        charts: vec![
+    scenario.report(
+        duration,
+        BIN,
+        vec![
             Chart::new("share", "the bad endpoint's share of requests"),
             match misbehaviour {
                 Misbehaviour::Slow => Chart::p99(),
@@ -162,9 +160,9 @@ fn run(
                 }
             },
         ],
-        stacks: reports,
+        reports,
         checks,
-    }
+    )
 }
 
 fn summarise(

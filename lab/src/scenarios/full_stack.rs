@@ -143,18 +143,16 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> ScenarioReport {
         Check::at_least(&reports, RAMPART, "goodput", thresholds::FULL_STACK_GOODPUT),
         Check::at_least(&reports, RAMPART, "vs_none", thresholds::FULL_STACK_VS_NONE),
     ];
-    ScenarioReport {
-        name: FULL_STACK.name.to_owned(),
-        description: FULL_STACK.description.to_owned(),
-        duration_s: phases.end.as_secs_f64(),
-        bin_s: BIN.as_secs_f64(),
-        charts: vec![
+    FULL_STACK.report(
+        phases.end,
+        BIN,
+        vec![
             Chart::new("goodput", "goodput (share of the fleet's current capacity)"),
             Chart::p99(),
         ],
-        stacks: reports,
+        reports,
         checks,
-    }
+    )
 }
 
 /// ∫ `capacity` over `[from, to)`, in requests, by 10 ms steps.

@@ -9,7 +9,7 @@ mod retry_storm;
 
 use std::time::Duration;
 
-use crate::report::ScenarioReport;
+use crate::report::{Chart, Check, ScenarioReport, StackReport};
 
 /// What a run is asked for.
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +47,29 @@ pub struct Scenario {
     pub stacks: &'static [&'static str],
     /// Runs it.
     pub run: Run,
+}
+
+impl Scenario {
+    /// The report of a run of it: `duration` simulated, series in bins of `bin`, the `charts`
+    /// drawn from the `stacks`' series, and the `checks` on them.
+    fn report(
+        &self,
+        duration: Duration,
+        bin: Duration,
+        charts: Vec<Chart>,
+        stacks: Vec<StackReport>,
+        checks: Vec<Check>,
+    ) -> ScenarioReport {
+        ScenarioReport {
+            name: self.name.to_owned(),
+            description: self.description.to_owned(),
+            duration_s: duration.as_secs_f64(),
+            bin_s: bin.as_secs_f64(),
+            charts,
+            stacks,
+            checks,
+        }
+    }
 }
 
 /// Every scenario, in the order the lab runs them.

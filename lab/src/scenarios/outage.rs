@@ -81,15 +81,13 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> ScenarioReport {
             thresholds::OUTAGE_RECOVERY_S,
         ),
     ];
-    ScenarioReport {
-        name: OUTAGE.name.to_owned(),
-        description: OUTAGE.description.to_owned(),
-        duration_s: duration.as_secs_f64(),
-        bin_s: BIN.as_secs_f64(),
-        charts: vec![Chart::new("admitted", "requests admitted (share)")],
-        stacks: reports,
+    OUTAGE.report(
+        duration,
+        BIN,
+        vec![Chart::new("admitted", "requests admitted (share)")],
+        reports,
         checks,
-    }
+    )
 }
 
 /// Runs one stack; returns the records and the backend's call count at every phase edge.

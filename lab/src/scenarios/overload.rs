@@ -125,19 +125,17 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str), io_bound: bool) -> Sce
             thresholds::OVERLOAD_P99_RATIO,
         ),
     ];
-    ScenarioReport {
-        name: scenario.name.to_owned(),
-        description: scenario.description.to_owned(),
-        duration_s: duration.as_secs_f64(),
-        bin_s: BIN.as_secs_f64(),
-        charts: vec![
+    scenario.report(
+        duration,
+        BIN,
+        vec![
             Chart::new("goodput", "goodput (share of capacity)"),
             Chart::p99(),
             Chart::new("shed", "requests shed (share)"),
         ],
-        stacks: reports,
+        reports,
         checks,
-    }
+    )
 }
 
 /// The offered load of the overload ramp, in requests per second: half of `capacity` for

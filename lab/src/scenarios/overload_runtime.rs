@@ -142,20 +142,18 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str), slices: u32) -> Scenar
         reports.push(summarise(name, &run, phases, capacity));
     }
     let checks = checks(&reports, slices);
-    ScenarioReport {
-        name: scenario.name.to_owned(),
-        description: scenario.description.to_owned(),
-        duration_s: phases.end.as_secs_f64(),
-        bin_s: BIN.as_secs_f64(),
-        charts: vec![
+    scenario.report(
+        phases.end,
+        BIN,
+        vec![
             Chart::new("goodput", "goodput (share of capacity)"),
             Chart::p99(),
             Chart::new("shed", "requests shed (share)"),
             Chart::new("delay_ms", "scheduling delay, mean (ms)"),
         ],
-        stacks: reports,
+        reports,
         checks,
-    }
+    )
 }
 
 /// The thresholds: the latency gate (with a yielding handler) and the default stack's.

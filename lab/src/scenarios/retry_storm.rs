@@ -154,18 +154,16 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> ScenarioReport {
             thresholds::STORM_SUCCESS,
         ),
     ];
-    ScenarioReport {
-        name: RETRY_STORM.name.to_owned(),
-        description: RETRY_STORM.description.to_owned(),
-        duration_s: duration.as_secs_f64(),
-        bin_s: BIN.as_secs_f64(),
-        charts: vec![
+    RETRY_STORM.report(
+        duration,
+        BIN,
+        vec![
             Chart::new("amplification", "backend calls per client request"),
             Chart::new("success", "requests that succeeded (share)"),
         ],
-        stacks: reports,
+        reports,
         checks,
-    }
+    )
 }
 
 /// Runs one stack; returns the records and the backend's call count each second.
