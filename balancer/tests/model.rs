@@ -52,7 +52,7 @@ use rampart_balancer::WhenEmpty;
 use crate::endpoints::{Command, Readiness};
 use rampart_testkit::model as harness;
 
-use rampart_testkit::sequence::{self, Catch, YEAR, ms};
+use rampart_testkit::sequence::{self, Catch, Step, YEAR, ms};
 
 use crate::harness::{Cancellation, Settings};
 use crate::world::World;
@@ -82,10 +82,9 @@ enum Op {
     Poll(Index, Catch),
     /// Cancels one request.
     Cancel(Index, Cancellation),
-    /// The balancer's clock and tokio's time move forward.
-    Advance(Duration),
-    /// The balancer's clock moves back (tokio's time cannot).
-    StepBack(Duration),
+    /// The balancer's clock and tokio's time move forward, or the balancer's clock moves
+    /// back (tokio's time cannot).
+    Time(Step),
 }
 
 #[derive(Debug, Clone)]
@@ -135,8 +134,8 @@ fn op() -> impl Strategy<Value = Op> {
         12 => (any::<Index>(), command).prop_map(|(at, command)| Op::Resolve(at, command)),
         14 => (any::<Index>(), catch).prop_map(|(at, catch)| Op::Poll(at, catch)),
         3 => (any::<Index>(), cancellation()).prop_map(|(at, how)| Op::Cancel(at, how)),
-        6 => advance.prop_map(Op::Advance),
-        1 => (1..=15_000_u64).prop_map(|back| Op::StepBack(ms(back))),
+        6 => advance.prop_map(|by| Op::Time(Step::Advance(by))),
+        1 => (1..=15_000_u64).prop_map(|back| Op::Time(Step::Back(ms(back)))),
     ]
 }
 

@@ -51,7 +51,7 @@ use crate::backend::Command;
 use crate::budgets::Choice;
 use rampart_testkit::model as harness;
 
-use rampart_testkit::sequence::{self, Catch, YEAR, ms};
+use rampart_testkit::sequence::{self, Catch, Step, YEAR, ms};
 
 use crate::harness::{Cancellation, Settings};
 use crate::world::World;
@@ -70,10 +70,9 @@ enum Op {
     Cancel(Index, Cancellation),
     /// The backend becomes ready, or stops being ready.
     SetReady(bool),
-    /// Tokio's time and the budget's clock move forward.
-    Advance(Duration),
-    /// The budget's clock moves back (tokio's time cannot).
-    StepBack(Duration),
+    /// Tokio's time and the budget's clock move forward, or the budget's clock moves back
+    /// (tokio's time cannot).
+    Time(Step),
 }
 
 #[derive(Debug, Clone)]
@@ -136,8 +135,8 @@ fn op(steps_back: bool) -> impl Strategy<Value = Op> {
         16 => (any::<Index>(), catch).prop_map(|(at, catch)| Op::Poll(at, catch)),
         3 => (any::<Index>(), cancellation()).prop_map(|(at, how)| Op::Cancel(at, how)),
         3 => prop_oneof![3 => Just(true), 1 => Just(false)].prop_map(Op::SetReady),
-        6 => advance.prop_map(Op::Advance),
-        back_weight => (1..=15_000_u64).prop_map(|back| Op::StepBack(ms(back))),
+        6 => advance.prop_map(|by| Op::Time(Step::Advance(by))),
+        back_weight => (1..=15_000_u64).prop_map(|back| Op::Time(Step::Back(ms(back)))),
     ]
 }
 

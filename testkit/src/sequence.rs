@@ -214,13 +214,40 @@ pub fn called<T>(called: Result<T, String>) -> Result<T, TestCaseError> {
     called.map_err(|message| TestCaseError::fail(format!("call panicked: {message}")))
 }
 
-/// Moves tokio's paused clock and `clock` forward by `by`.
-pub async fn advance(clock: &ManualClock, by: Duration) {
-    tokio::time::advance(by).await;
-    clock.advance(by);
+/// A move of a model's time: tokio's paused clock and a [`ManualClock`] moved with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Both move forward by this much.
+    Advance(Duration),
+    /// The `ManualClock` moves back by this much, not before its zero (tokio's clock cannot
+    /// move back).
+    Back(Duration),
 }
 
-/// Moves `clock` back by `by`, not before its zero (tokio's clock cannot move back).
-pub fn step_back(clock: &ManualClock, by: Duration) {
-    clock.set(clock.now().saturating_sub(by));
+impl Step {
+    /// Moves `clock`, tokio's paused clock and `now` (tokio's time since the start, as the
+    /// model keeps it), and counts the goal reached: `year` for an advance of a year or more,
+    /// `back` for a step back.
+    pub async fn apply<const N: usize>(
+        self,
+        clock: &ManualClock,
+        now: &mut Duration,
+        coverage: &Coverage<N>,
+        [year, back]: [usize; 2],
+    ) {
+        match self {
+            Self::Advance(by) => {
+                tokio::time::advance(by).await;
+                clock.advance(by);
+                *now += by;
+                if by >= YEAR {
+                    coverage.hit(year);
+                }
+            }
+            Self::Back(by) => {
+                clock.set(clock.now().saturating_sub(by));
+                coverage.hit(back);
+            }
+        }
+    }
 }

@@ -72,17 +72,9 @@ impl Endpoints {
         self.board.lock().instances[instance].readiness
     }
 
-    /// The next call to any endpoint panics.
-    pub(crate) fn arm_call_panic(&self) {
-        self.log.arm_call_panic();
-    }
-
-    pub(crate) fn command(&self, call: usize, command: Command) {
-        self.log.command(call, command);
-    }
-
-    pub(crate) fn calls(&self) -> Vec<Call> {
-        self.log.calls()
+    /// The calls to every endpoint, in call order.
+    pub(crate) fn log(&self) -> &CallLog<usize> {
+        &self.log
     }
 
     /// The `poll_ready` answers since the last time.

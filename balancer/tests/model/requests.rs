@@ -98,7 +98,7 @@ impl World<'_> {
         if !pending.is_empty() {
             let call = pending[at.index(pending.len())];
             self.calls[call].1 = command;
-            self.endpoints.command(call, command);
+            self.endpoints.log().command(call, command);
         }
     }
 

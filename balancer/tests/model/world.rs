@@ -22,7 +22,7 @@ use crate::endpoints::{Call, CallFuture, Command, Endpoint, Endpoints};
 use crate::harness::{Cancellation, Coverage};
 use crate::stats::Stats;
 use crate::{Case, GOALS, KEYS, Op, STEPPED_BACK, YEAR_JUMP};
-use rampart_testkit::sequence::{self, YEAR};
+use rampart_testkit::sequence;
 
 type Discovery = UnboundedReceiverStream<Result<Change<u8, Endpoint>, Infallible>>;
 type Balancer = P2c<Discovery, u32, ManualClock, PeakSuccess>;
@@ -152,7 +152,7 @@ impl<'a> World<'a> {
         let violations = self.endpoints.violations();
         prop_assert!(violations.is_empty(), "{:?}", violations);
         let calls: Vec<Call> = self.calls.iter().map(|(call, _)| *call).collect();
-        prop_assert_eq!(self.endpoints.calls(), calls, "the endpoints' calls");
+        prop_assert_eq!(self.endpoints.log().calls(), calls, "the endpoints' calls");
         let mut seen = self.balancer.snapshot();
         seen.sort_by_key(|endpoint| endpoint.key);
         let mut listed = self.listed.clone();
@@ -219,7 +219,7 @@ impl sequence::World for World<'_> {
                 }
             }
             Op::ArmCallPanic => {
-                self.endpoints.arm_call_panic();
+                self.endpoints.log().arm_call_panic();
                 self.panic_next_call = true;
             }
             Op::Resolve(at, command) => self.resolve(at, command),
@@ -237,16 +237,10 @@ impl sequence::World for World<'_> {
                     self.cancel(request, how);
                 }
             }
-            Op::Advance(by) => {
-                sequence::advance(&self.clock, by).await;
-                self.now += by;
-                if by >= YEAR {
-                    self.coverage.hit(YEAR_JUMP);
-                }
-            }
-            Op::StepBack(by) => {
-                sequence::step_back(&self.clock, by);
-                self.coverage.hit(STEPPED_BACK);
+            Op::Time(step) => {
+                let goals = [YEAR_JUMP, STEPPED_BACK];
+                step.apply(&self.clock, &mut self.now, self.coverage, goals)
+                    .await;
             }
         }
         self.check()
@@ -259,7 +253,7 @@ impl sequence::World for World<'_> {
         }
         self.check()?;
         prop_assert!(
-            self.endpoints.calls().iter().all(|call| !call.live),
+            self.endpoints.log().calls().iter().all(|call| !call.live),
             "every call ends with its request"
         );
         Ok(())

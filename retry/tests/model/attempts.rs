@@ -40,7 +40,7 @@ impl World<'_> {
         let (future, polled) = sequence::poll(&mut request.future, catch);
         request.polled = true;
         // Whether a retry went ahead: a random backoff's wait is unknown to the model.
-        let retried = self.backend.attempts().len() > attempts_before
+        let retried = self.backend.log().calls().len() > attempts_before
             || matches!(polled, Polled::Panicked(_));
         let expect = self.predict(&mut request, retried);
         match (expect, polled) {

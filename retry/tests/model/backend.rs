@@ -33,19 +33,9 @@ impl Backend {
         self.ready.store(ready, Ordering::Relaxed);
     }
 
-    /// The next `call` panics.
-    pub(crate) fn arm_call_panic(&self) {
-        self.log.arm_call_panic();
-    }
-
-    /// Attempt number `attempt` (in call order) ends as `command` when next polled.
-    pub(crate) fn command(&self, attempt: usize, command: Command) {
-        self.log.command(attempt, command);
-    }
-
-    /// Every attempt so far, in call order.
-    pub(crate) fn attempts(&self) -> Vec<Attempt> {
-        self.log.calls()
+    /// Every attempt, in call order.
+    pub(crate) fn log(&self) -> &CallLog<()> {
+        &self.log
     }
 }
 

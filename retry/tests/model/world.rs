@@ -23,7 +23,7 @@ use crate::{
     CALL_PANIC, CANCEL_FRESH, CANCEL_PENDING, CANCEL_READY, CANCEL_WAITING, Case, DROP_POISONED,
     GOALS, Op, STEPPED_BACK, UNWOUND, YEAR_JUMP,
 };
-use rampart_testkit::sequence::{self, YEAR};
+use rampart_testkit::sequence;
 
 /// The response future under test.
 type Response = ResponseFuture<Backend, u32, Arc<Observed>, Policy>;
@@ -179,7 +179,7 @@ impl<'a> World<'a> {
         if !pending.is_empty() {
             let attempt = pending[at.index(pending.len())];
             self.attempts[attempt].1 = command;
-            self.backend.command(attempt, command);
+            self.backend.log().command(attempt, command);
         }
     }
 
@@ -206,7 +206,7 @@ impl<'a> World<'a> {
     }
 
     fn check(&mut self, granted_before: u64) -> Result<(), TestCaseError> {
-        let seen = self.backend.attempts();
+        let seen = self.backend.log().calls();
         let mut made = vec![0_u32; self.next_id as usize];
         for attempt in &seen {
             made[attempt.request as usize] += 1;
@@ -244,7 +244,7 @@ impl sequence::World for World<'_> {
         match *op {
             Op::Call => self.call()?,
             Op::ArmCallPanic => {
-                self.backend.arm_call_panic();
+                self.backend.log().arm_call_panic();
                 self.panic_next_call = true;
             }
             Op::Resolve(at, command) => self.resolve(at, command),
@@ -266,16 +266,10 @@ impl sequence::World for World<'_> {
                 self.backend.set_ready(ready);
                 self.ready = ready;
             }
-            Op::Advance(by) => {
-                sequence::advance(&self.clock, by).await;
-                self.now += by;
-                if by >= YEAR {
-                    self.coverage.hit(YEAR_JUMP);
-                }
-            }
-            Op::StepBack(by) => {
-                sequence::step_back(&self.clock, by);
-                self.coverage.hit(STEPPED_BACK);
+            Op::Time(step) => {
+                let goals = [YEAR_JUMP, STEPPED_BACK];
+                step.apply(&self.clock, &mut self.now, self.coverage, goals)
+                    .await;
             }
         }
         self.check(granted_before)
@@ -288,7 +282,11 @@ impl sequence::World for World<'_> {
         }
         self.check(self.calls.withdrawals_granted)?;
         prop_assert!(
-            self.backend.attempts().iter().all(|attempt| !attempt.live),
+            self.backend
+                .log()
+                .calls()
+                .iter()
+                .all(|attempt| !attempt.live),
             "every attempt ends with its request"
         );
         Ok(())
