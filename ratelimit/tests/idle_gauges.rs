@@ -62,16 +62,25 @@ fn config() -> BbrConfig {
     BbrConfig::default().with_name("api")
 }
 
+/// A limiter named `api` reading `clock` and `cpu`, its handles bound to `recorder`.
+fn limiter_into(
+    recorder: &DebuggingRecorder,
+    clock: &ManualClock,
+    cpu: &ManualCpu,
+) -> BbrLimiter<ManualClock, ManualCpu> {
+    metrics::with_local_recorder(recorder, || {
+        config()
+            .build_with(clock.clone(), cpu.clone())
+            .expect("valid")
+    })
+}
+
 #[test]
 fn the_limiters_gauges_no_longer_freeze_when_requests_stop() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let (clock, cpu) = (ManualClock::new(), ManualCpu::new(0.5));
-    let limiter = metrics::with_local_recorder(&recorder, || {
-        config()
-            .build_with(clock.clone(), cpu.clone())
-            .expect("valid")
-    });
+    let limiter = limiter_into(&recorder, &clock, &cpu);
     let in_flight = busy_then_idle(&limiter, &clock, &cpu);
     let before = limiter.snapshot();
     limiter.publish_gauges();
@@ -89,11 +98,7 @@ fn the_gauges_were_those_of_the_last_busy_bucket_until_published() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let (clock, cpu) = (ManualClock::new(), ManualCpu::new(0.5));
-    let limiter = metrics::with_local_recorder(&recorder, || {
-        config()
-            .build_with(clock.clone(), cpu.clone())
-            .expect("valid")
-    });
+    let limiter = limiter_into(&recorder, &clock, &cpu);
     let _in_flight = busy_then_idle(&limiter, &clock, &cpu);
     // What the test above corrects, so that it can fail: the busy bucket's values.
     assert_eq!(gauges(&snapshotter, &[("name", "api")]), (3.0, 57.0, 0.5));
@@ -104,12 +109,7 @@ fn a_layers_limiter_is_registered_with_the_background_refresher() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let (clock, cpu) = (ManualClock::new(), ManualCpu::new(0.5));
-    let layer = metrics::with_local_recorder(&recorder, || {
-        let limiter = config()
-            .build_with(clock.clone(), cpu.clone())
-            .expect("valid");
-        BbrLimitLayer::from_limiter(Arc::new(limiter))
-    });
+    let layer = BbrLimitLayer::from_limiter(Arc::new(limiter_into(&recorder, &clock, &cpu)));
     let in_flight = busy_then_idle(layer.limiter(), &clock, &cpu);
     // What the refresher does once a second, now.
     rampart_core::gauges::publish_all();

@@ -19,6 +19,8 @@
 //! - [`exposition`]: rampart's series in a Prometheus text exposition, summed by name and
 //!   labels.
 //! - [`bounds`]: a keyed group's bounds under a model test, and their strategy.
+//! - [`buckets`]: which bucket of a rolling window an instant falls in, as a layer's model
+//!   counts it.
 //! - [`recorded`]: metrics read from a `metrics-util` debugging recorder by name and labels.
 //! - [`events`]: a `tracing` subscriber that keeps every event.
 //! - [`ops`]: the operations of the breaker's and the rate limiter's model tests, and their
@@ -26,6 +28,7 @@
 
 pub mod backend;
 pub mod bounds;
+pub mod buckets;
 pub mod driver;
 pub mod events;
 pub mod exposition;

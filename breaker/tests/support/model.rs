@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use rampart_breaker::{BreakerConfig, BreakerSnapshot, BreakerState, Rejections};
 use rampart_core::Outcome;
+use rampart_testkit::buckets::Buckets;
 
-/// The newest bucket a window can number (2⁴⁸ − 1); later records stay in it.
-const MAX_SLOT: u128 = (1 << 48) - 1;
 /// How close the model's probabilities must be to the breaker's.
 const TOLERANCE: f64 = 1e-9;
 
@@ -37,12 +36,9 @@ impl AddAssign for Counts {
 #[derive(Debug)]
 pub(crate) struct BreakerModel {
     config: BreakerConfig,
-    /// The clock's reading when the breaker was built: bucket 0 starts there.
-    origin: Duration,
-    bucket_nanos: u128,
-    buckets: u64,
-    /// The newest bucket the breaker has moved to: an event at an older instant joins it.
-    newest: u64,
+    /// The window's buckets, numbered from the clock's reading when the breaker was built,
+    /// and the newest one the breaker has moved to: an event at an older instant joins it.
+    buckets: Buckets,
     /// Counts per bucket, for the buckets of the newest window only.
     slots: BTreeMap<u64, Counts>,
     /// The bucket of the latest call admitted while the drop probability was positive: with
@@ -58,33 +54,23 @@ impl BreakerModel {
         let window = config.window_config();
         Self {
             config: config.clone(),
-            origin,
-            bucket_nanos: window.bucket_duration.as_nanos(),
-            buckets: window.buckets as u64,
-            newest: 0,
+            buckets: Buckets::new(origin, window.bucket_duration, window.buckets),
             slots: BTreeMap::new(),
             throttled_admission: None,
             totals: Counts::default(),
         }
     }
 
-    /// The bucket an event at `now` counts in.
-    fn bucket_at(&self, now: Duration) -> u64 {
-        let slot = (now.saturating_sub(self.origin).as_nanos() / self.bucket_nanos).min(MAX_SLOT);
-        (slot as u64).max(self.newest)
-    }
-
     /// Moves to the bucket of `now`, as any decision or record at `now` does.
     pub(crate) fn advance(&mut self, now: Duration) {
-        self.newest = self.bucket_at(now);
+        self.buckets.advance(now);
     }
 
     fn add(&mut self, now: Duration, counts: Counts) {
-        self.advance(now);
-        let newest = self.newest;
+        let newest = self.buckets.advance(now);
         *self.slots.entry(newest).or_default() += counts;
         self.totals += counts;
-        let first = (newest + 1).saturating_sub(self.buckets);
+        let first = self.buckets.first(newest);
         self.slots = self.slots.split_off(&first);
     }
 
@@ -112,8 +98,8 @@ impl BreakerModel {
 
     /// The whole window at `now`, and its two newest buckets.
     fn window(&self, now: Duration) -> (Counts, Counts) {
-        let last = self.bucket_at(now);
-        let first = (last + 1).saturating_sub(self.buckets);
+        let last = self.buckets.at(now);
+        let first = self.buckets.first(last);
         let recent_first = first.max(last.saturating_sub(1));
         let (mut window, mut recent) = (Counts::default(), Counts::default());
         for (&slot, &counts) in self.slots.range(first..=last) {
@@ -149,9 +135,8 @@ impl BreakerModel {
     /// A call arrives at `now` and the breaker `rejected` it or not: checks that the
     /// decision was allowed, and counts a rejection.
     pub(crate) fn decide(&mut self, now: Duration, rejected: bool) -> Result<(), String> {
-        self.advance(now);
+        let bucket = self.buckets.advance(now);
         let (_, _, probability) = self.decision(now);
-        let bucket = self.newest;
         if !rejected {
             if probability > 0.0 {
                 self.throttled_admission = Some(bucket);
@@ -190,7 +175,8 @@ impl BreakerModel {
         if actual != window {
             return Err(format!(
                 "the window holds {actual:?}, the model {window:?} (buckets {:?}, newest {})",
-                self.slots, self.newest
+                self.slots,
+                self.buckets.newest()
             ));
         }
         let (weight, requests, probability) = self.decision(now);

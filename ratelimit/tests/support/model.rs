@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rampart_ratelimit::{BbrConfig, BbrSnapshot, Gate};
+use rampart_testkit::buckets::Buckets;
 
-/// The newest bucket a window can number (2⁴⁸ − 1); later records stay in it.
-const MAX_SLOT: u128 = (1 << 48) - 1;
 /// The limiter remembers drops at this resolution (a shed within it of the remembered one
 /// does not move it).
 const DROP_RESOLUTION: Duration = Duration::from_millis(1);
@@ -47,12 +46,10 @@ struct Stats {
 #[derive(Debug)]
 pub(crate) struct LimiterModel {
     config: BbrConfig,
-    origin: Duration,
-    bucket_nanos: u128,
-    buckets: u64,
+    /// The window's buckets, numbered from the clock's reading when the limiter was built,
+    /// and the newest one the window has moved to.
+    buckets: Buckets,
     buckets_per_second: f64,
-    /// The newest bucket the window has moved to.
-    newest: u64,
     /// Per bucket: the sum of response times in µs and the number of completions, for the
     /// buckets of the newest window only.
     slots: BTreeMap<u64, (u64, u64)>,
@@ -70,11 +67,8 @@ impl LimiterModel {
         let window = config.window_config();
         Self {
             config: config.clone(),
-            origin,
-            bucket_nanos: window.bucket_duration.as_nanos(),
-            buckets: window.buckets as u64,
+            buckets: Buckets::new(origin, window.bucket_duration, window.buckets),
             buckets_per_second: 1.0 / window.bucket_duration.as_secs_f64(),
-            newest: 0,
             slots: BTreeMap::new(),
             inflight: 0,
             last_drop: 0,
@@ -82,16 +76,10 @@ impl LimiterModel {
         }
     }
 
-    /// The bucket an event at `now` falls in.
-    fn bucket_at(&self, now: Duration) -> u64 {
-        let slot = (now.saturating_sub(self.origin).as_nanos() / self.bucket_nanos).min(MAX_SLOT);
-        (slot as u64).max(self.newest)
-    }
-
     /// The statistics of the completed buckets at `now`, from the window.
     fn stats(&self, now: Duration) -> Stats {
-        let current = self.bucket_at(now);
-        let first = (current + 1).saturating_sub(self.buckets);
+        let current = self.buckets.at(now);
+        let first = self.buckets.first(current);
         let mut stats = Stats {
             max_pass: 1,
             min_rt_us: f64::INFINITY,
@@ -134,7 +122,7 @@ impl LimiterModel {
 
     /// Moves the window to the bucket of `now`.
     fn advance(&mut self, now: Duration) {
-        self.newest = self.bucket_at(now);
+        self.buckets.advance(now);
     }
 
     /// The limiter may compute its statistics at `now` (a decision, or a snapshot): if it cools
@@ -142,7 +130,7 @@ impl LimiterModel {
     /// this bucket.
     fn may_compute(&mut self, now: Duration) {
         if self.cooling_down(now) {
-            let bucket = self.bucket_at(now);
+            let bucket = self.buckets.at(now);
             self.uncertain_through = self.uncertain_through.max(Some(bucket));
         }
     }
@@ -150,7 +138,7 @@ impl LimiterModel {
     /// Whether the limiter's cached statistics at `now` are certainly the window's.
     fn certain(&self, now: Duration) -> bool {
         self.uncertain_through
-            .is_none_or(|through| self.bucket_at(now) > through)
+            .is_none_or(|through| self.buckets.at(now) > through)
             && !self.cooling_down(now)
     }
 
@@ -230,12 +218,11 @@ impl LimiterModel {
             .as_nanos()
             .div_ceil(1_000)
             .clamp(1, u128::from(u64::MAX)) as u64;
-        let bucket = self.bucket_at(now);
-        self.newest = bucket;
+        let bucket = self.buckets.advance(now);
         let (sum, count) = self.slots.entry(bucket).or_default();
         *sum = sum.wrapping_add(rt_us);
         *count += 1;
-        let first = (bucket + 1).saturating_sub(self.buckets);
+        let first = self.buckets.first(bucket);
         self.slots = self.slots.split_off(&first);
         self.leave();
     }
@@ -331,7 +318,7 @@ impl LimiterModel {
                 "snapshot {snapshot:?} disagrees: {}; window {:?}, newest bucket {}",
                 wrong.join("; "),
                 self.slots,
-                self.newest
+                self.buckets.newest()
             ))
         }
     }
