@@ -6,6 +6,7 @@ use std::time::Duration;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use rampart_balancer::{P2c, P2cConfig, PeakSuccess};
 use rampart_core::ManualClock;
+use rampart_testkit::recorded;
 use tower::discover::ServiceList;
 use tower::{BoxError, Service, ServiceExt, service_fn};
 
@@ -35,16 +36,11 @@ async fn endpoints_picks_and_scores_are_reported_per_endpoint() {
             .await
             .expect("ok");
     }
-    let metrics = snapshotter.snapshot().into_vec();
+    let metrics = recorded::take(&snapshotter);
     let value = |name: &str, endpoint: Option<&str>| {
-        metrics.iter().find_map(|(key, _, _, value)| {
-            let key = key.key();
-            let has = |k: &str, v: &str| key.labels().any(|l| l.key() == k && l.value() == v);
-            (key.name() == name
-                && has("name", "users")
-                && endpoint.is_none_or(|e| has("endpoint", e)))
-            .then_some(value)
-        })
+        let mut labels = vec![("name", "users")];
+        labels.extend(endpoint.map(|endpoint| ("endpoint", endpoint)));
+        recorded::value(&metrics, name, &labels)
     };
     assert_eq!(
         value("rampart_balancer_endpoints", None),
@@ -96,14 +92,9 @@ async fn an_avoided_endpoint_shows_the_cost_it_is_avoided_for() {
         let _ = balancer.ready().await.expect("ready").call(n).await;
         clock.advance(Duration::from_millis(10));
     }
-    let metrics = snapshotter.snapshot().into_vec();
-    let gauge = |name: &str, endpoint: &str| {
-        metrics.iter().find_map(|(key, _, _, value)| {
-            let key = key.key();
-            let has = |k: &str, v: &str| key.labels().any(|l| l.key() == k && l.value() == v);
-            (key.name() == name && has("endpoint", endpoint)).then_some(value)
-        })
-    };
+    let metrics = recorded::take(&snapshotter);
+    let gauge =
+        |name: &str, endpoint: &str| recorded::value(&metrics, name, &[("endpoint", endpoint)]);
     let picks = |endpoint| match gauge("rampart_balancer_picks_total", endpoint) {
         Some(DebugValue::Counter(n)) => *n,
         other => panic!("picks of {endpoint}: {other:?}"),

@@ -4,6 +4,7 @@ use std::convert::Infallible;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use rampart_retry::{Backoff, RatioConfig, RetryConfig, RetryLayer};
+use rampart_testkit::recorded;
 use tower::{BoxError, Layer, ServiceExt, service_fn};
 
 #[tokio::test(start_paused = true)]
@@ -31,16 +32,11 @@ async fn attempts_are_counted_by_kind_and_exhaustion_is_counted() {
     ok.oneshot(()).await.expect("served"); // deposit: 0.5 retries
     failing.oneshot(()).await.unwrap_err(); // deposit: 1.0; one retry, then refused
 
-    let metrics: Vec<_> = snapshotter.snapshot().into_vec();
+    let metrics = recorded::take(&snapshotter);
     let find = |name: &str, kind: Option<&str>| {
-        metrics.iter().find_map(|(key, _, _, value)| {
-            let key = key.key();
-            let labelled = |k: &str, v: &str| key.labels().any(|l| l.key() == k && l.value() == v);
-            (key.name() == name
-                && labelled("name", "inventory")
-                && kind.is_none_or(|kind| labelled("kind", kind)))
-            .then_some(value)
-        })
+        let mut labels = vec![("name", "inventory")];
+        labels.extend(kind.map(|kind| ("kind", kind)));
+        recorded::value(&metrics, name, &labels)
     };
     assert_eq!(
         find("rampart_retry_attempts_total", Some("first")),
