@@ -37,25 +37,29 @@ async fn endpoints_picks_and_scores_are_reported_per_endpoint() {
             .expect("ok");
     }
     let metrics = recorded::take(&snapshotter);
-    let value = |name: &str, endpoint: Option<&str>| {
-        let mut labels = vec![("name", "users")];
-        labels.extend(endpoint.map(|endpoint| ("endpoint", endpoint)));
-        recorded::value(&metrics, name, &labels)
-    };
+    let value = |name: &str, labels: &[(&str, &str)]| recorded::value(&metrics, name, labels);
     assert_eq!(
-        value("rampart_balancer_endpoints", None),
+        value("rampart_balancer_endpoints", &[("name", "users")]),
         Some(&DebugValue::Gauge(2.0.into()))
     );
     let picks: u64 = ["0", "1"]
         .iter()
-        .map(|e| match value("rampart_balancer_picks_total", Some(e)) {
-            Some(DebugValue::Counter(n)) => *n,
-            other => panic!("picks of {e}: {other:?}"),
+        .map(|e| {
+            match value(
+                "rampart_balancer_picks_total",
+                &[("name", "users"), ("endpoint", e)],
+            ) {
+                Some(DebugValue::Counter(n)) => *n,
+                other => panic!("picks of {e}: {other:?}"),
+            }
         })
         .sum();
     assert_eq!(picks, 10);
     assert!(matches!(
-        value("rampart_balancer_endpoint_score", Some("0")),
+        value(
+            "rampart_balancer_endpoint_score",
+            &[("name", "users"), ("endpoint", "0")]
+        ),
         Some(DebugValue::Gauge(_))
     ));
 }

@@ -52,7 +52,7 @@ use rampart_balancer::WhenEmpty;
 use crate::endpoints::{Command, Readiness};
 use rampart_testkit::model as harness;
 
-use rampart_testkit::sequence::{self, Catch, Step, YEAR, ms};
+use rampart_testkit::sequence::{self, Catch, Step, ms};
 
 use crate::harness::{Cancellation, Settings};
 use crate::world::World;
@@ -116,13 +116,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Command::Panic),
     ];
     let catch = Catch::any();
-    let advance = prop_oneof![
-        6 => (1..=20_u64).prop_map(ms),
-        3 => (20..=1_000_u64).prop_map(ms),
-        2 => (1_000..=10_000_u64).prop_map(ms),
-        1 => (10_000..=100_000_u64).prop_map(ms),
-        1 => Just(YEAR),
-    ];
+    let advance = sequence::forward(1_000, 10_000, 10_000..=100_000);
     prop_oneof![
         3 => (0..KEYS, readiness()).prop_map(|(key, ready)| Op::Insert(key, ready)),
         1 => (0..KEYS).prop_map(Op::Remove),

@@ -33,21 +33,21 @@ async fn attempts_are_counted_by_kind_and_exhaustion_is_counted() {
     failing.oneshot(()).await.unwrap_err(); // deposit: 1.0; one retry, then refused
 
     let metrics = recorded::take(&snapshotter);
-    let find = |name: &str, kind: Option<&str>| {
-        let mut labels = vec![("name", "inventory")];
-        labels.extend(kind.map(|kind| ("kind", kind)));
-        recorded::value(&metrics, name, &labels)
+    let attempts = |kind: &str| {
+        recorded::value(
+            &metrics,
+            "rampart_retry_attempts_total",
+            &[("name", "inventory"), ("kind", kind)],
+        )
     };
+    assert_eq!(attempts("first"), Some(&DebugValue::Counter(2)));
+    assert_eq!(attempts("retry"), Some(&DebugValue::Counter(1)));
     assert_eq!(
-        find("rampart_retry_attempts_total", Some("first")),
-        Some(&DebugValue::Counter(2))
-    );
-    assert_eq!(
-        find("rampart_retry_attempts_total", Some("retry")),
-        Some(&DebugValue::Counter(1))
-    );
-    assert_eq!(
-        find("rampart_retry_budget_exhausted_total", None),
+        recorded::value(
+            &metrics,
+            "rampart_retry_budget_exhausted_total",
+            &[("name", "inventory")]
+        ),
         Some(&DebugValue::Counter(1))
     );
 }

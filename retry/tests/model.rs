@@ -51,7 +51,7 @@ use crate::backend::Command;
 use crate::budgets::Choice;
 use rampart_testkit::model as harness;
 
-use rampart_testkit::sequence::{self, Catch, Step, YEAR, ms};
+use rampart_testkit::sequence::{self, Catch, Step, ms};
 
 use crate::harness::{Cancellation, Settings};
 use crate::world::World;
@@ -120,13 +120,7 @@ fn op(steps_back: bool) -> impl Strategy<Value = Op> {
         1 => Just(Command::Panic),
     ];
     let catch = Catch::any();
-    let advance = prop_oneof![
-        6 => (1..=20_u64).prop_map(ms),
-        3 => (20..=400_u64).prop_map(ms),
-        2 => (400..=8_000_u64).prop_map(ms),
-        1 => (10_000..=70_000_u64).prop_map(ms),
-        1 => Just(YEAR),
-    ];
+    let advance = sequence::forward(400, 8_000, 10_000..=70_000);
     let back_weight = u32::from(steps_back);
     prop_oneof![
         12 => Just(Op::Call),

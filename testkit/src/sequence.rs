@@ -179,6 +179,11 @@ pub fn poll<F: Future + ?Sized>(
     }
 }
 
+/// The item `at` picks from `items`, if there is one.
+pub fn pick<T>(items: &[T], at: Index) -> Option<&T> {
+    (!items.is_empty()).then(|| &items[at.index(items.len())])
+}
+
 /// Removes the item `at` picks from `items`, if there is one.
 pub fn remove_at<T>(items: &mut Vec<T>, at: Index) -> Option<T> {
     (!items.is_empty()).then(|| items.remove(at.index(items.len())))
@@ -212,6 +217,23 @@ pub fn expect_injected_call_panic<T>(
 /// If it panicked, with the panic's message.
 pub fn called<T>(called: Result<T, String>) -> Result<T, TestCaseError> {
     called.map_err(|message| TestCaseError::fail(format!("call panicked: {message}")))
+}
+
+/// How far a model's time moves forward, in whole milliseconds (tokio's timer resolution):
+/// mostly up to 20 ms, often up to `short` ms, sometimes up to `medium` ms, now and then by
+/// `long` ms, and once in a while a [`YEAR`].
+pub fn forward(
+    short: u64,
+    medium: u64,
+    long: std::ops::RangeInclusive<u64>,
+) -> impl Strategy<Value = Duration> {
+    prop_oneof![
+        6 => (1..=20_u64).prop_map(ms),
+        3 => (20..=short).prop_map(ms),
+        2 => (short..=medium).prop_map(ms),
+        1 => long.prop_map(ms),
+        1 => Just(YEAR),
+    ]
 }
 
 /// A move of a model's time: tokio's paused clock and a [`ManualClock`] moved with it.

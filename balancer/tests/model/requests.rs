@@ -95,8 +95,7 @@ impl World<'_> {
                 _ => None,
             })
             .collect();
-        if !pending.is_empty() {
-            let call = pending[at.index(pending.len())];
+        if let Some(&call) = sequence::pick(&pending, at) {
             self.calls[call].1 = command;
             self.endpoints.log().command(call, command);
         }

@@ -176,8 +176,7 @@ impl<'a> World<'a> {
                 _ => None,
             })
             .collect();
-        if !pending.is_empty() {
-            let attempt = pending[at.index(pending.len())];
+        if let Some(&attempt) = sequence::pick(&pending, at) {
             self.attempts[attempt].1 = command;
             self.backend.log().command(attempt, command);
         }
