@@ -14,10 +14,12 @@ use crate::report::{Chart, Check, ScenarioReport, StackReport};
 use crate::sim::{self, Call, Fate, Record, arrivals, between, drive, simulate};
 use crate::thresholds;
 
-const LOW: Duration = Duration::from_secs(10);
-const RAMP: Duration = Duration::from_secs(10);
-const HIGH: Duration = Duration::from_secs(30);
-const FALL: Duration = Duration::from_secs(10);
+/// The ramp's phases: low load, the rise, the high load held, and the fall back (the
+/// overload-runtime scenarios ramp the same way).
+pub(super) const LOW: Duration = Duration::from_secs(10);
+pub(super) const RAMP: Duration = Duration::from_secs(10);
+pub(super) const HIGH: Duration = Duration::from_secs(30);
+pub(super) const FALL: Duration = Duration::from_secs(10);
 const WORKERS: usize = 8;
 /// The clients' deadline: 10× the unloaded p99 (20 ms).
 const DEADLINE: Duration = Duration::from_millis(200);

@@ -20,15 +20,12 @@ use rampart_fault::{Distribution, RuntimeConfig, SimRuntime};
 use rampart_ratelimit::{BbrConfig, BbrLimitLayer, Gate, spawn_sampler};
 use tower::Layer;
 
+use super::overload::{FALL, HIGH, LOW, RAMP};
 use super::{Options, Scenario};
 use crate::report::{Chart, Check, ScenarioReport, StackReport};
 use crate::sim::{self, Record, Sampler, Samples, arrivals, drive, simulate};
 use crate::thresholds;
 
-const LOW: Duration = Duration::from_secs(10);
-const RAMP: Duration = Duration::from_secs(10);
-const HIGH: Duration = Duration::from_secs(30);
-const FALL: Duration = Duration::from_secs(10);
 /// The handler's CPU time: a median of 2 ms, p99 3 ms (a busy loop varies little).
 const CPU_MEDIAN: Duration = Duration::from_millis(2);
 const CPU_P99: Duration = Duration::from_millis(3);
