@@ -189,16 +189,22 @@ pub fn remove_at<T>(items: &mut Vec<T>, at: Index) -> Option<T> {
     (!items.is_empty()).then(|| items.remove(at.index(items.len())))
 }
 
-/// Checks a `call` whose inner call was told to panic: it must have panicked with the
-/// injected panic. `not_injected` says what a call that did not panic means.
+/// Checks what a `call` gave, its inner call told to panic (`armed`, which this disarms) or
+/// not: the response future, or `None` when the call panicked with the injected panic as it
+/// had to. `not_injected` says what an armed call that did not panic means.
 ///
 /// # Errors
 ///
-/// If the call did not panic, or panicked with another message.
-pub fn expect_injected_call_panic<T>(
+/// If an armed call did not panic or panicked with another message, or a call not armed
+/// panicked.
+pub fn armed_call<T>(
     called: Result<T, String>,
+    armed: &mut bool,
     not_injected: &'static str,
-) -> Result<(), TestCaseError> {
+) -> Result<Option<T>, TestCaseError> {
+    if !std::mem::take(armed) {
+        return self::called(called).map(Some);
+    }
     let Err(message) = called else {
         return Err(TestCaseError::fail(not_injected));
     };
@@ -207,7 +213,7 @@ pub fn expect_injected_call_panic<T>(
         "unexpected panic: {}",
         message
     );
-    Ok(())
+    Ok(None)
 }
 
 /// The response future of a `call` that must not have panicked.

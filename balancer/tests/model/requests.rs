@@ -56,16 +56,13 @@ impl World<'_> {
         self.listed[at].picks += 1;
         let (instance, stats) = (self.listed[at].instance, self.listed[at].stats);
         self.stats[stats].begin();
-        if std::mem::take(&mut self.panic_next_call) {
-            sequence::expect_injected_call_panic(
-                called,
-                "the endpoint's call panicked, not the balancer's",
-            )?;
+        let not_injected = "the endpoint's call panicked, not the balancer's";
+        let Some(future) = sequence::armed_call(called, &mut self.panic_next_call, not_injected)?
+        else {
             self.coverage.hit(CALL_PANIC);
             self.fail(stats, started);
             return Ok(());
-        }
-        let future = sequence::called(called)?;
+        };
         self.calls.push((Call::new(instance, id), Command::Hold));
         self.requests.push(Request {
             id,

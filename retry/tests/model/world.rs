@@ -141,15 +141,12 @@ impl<'a> World<'a> {
         self.calls.deposits += 1;
         self.budget.deposit(self.clock.now());
         let called = caught(|| self.service.call(id));
-        if std::mem::take(&mut self.panic_next_call) {
-            sequence::expect_injected_call_panic(
-                called,
-                "the backend's call panicked, not the layer's",
-            )?;
+        let not_injected = "the backend's call panicked, not the layer's";
+        let Some(future) = sequence::armed_call(called, &mut self.panic_next_call, not_injected)?
+        else {
             self.coverage.hit(CALL_PANIC);
             return Ok(());
-        }
-        let future = sequence::called(called)?;
+        };
         self.attempts.push((Attempt::new((), id), Command::Hold));
         self.requests.push(Request {
             id,
