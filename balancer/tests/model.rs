@@ -162,43 +162,28 @@ fn case(max_ops: usize) -> impl Strategy<Value = Case> {
         )
 }
 
-/// The situations every full run must reach.
-const GOALS: [&str; 17] = [
-    "cancelled before the first poll",
-    "cancelled after a pending poll",
-    "dropped after a caught panic",
-    "response panic caught around the poll",
-    "response panic unwinding",
-    "panic in an endpoint's call",
-    "busy endpoint picked and demoted",
-    "broken endpoint dropped",
-    "endpoint replaced",
-    "endpoint removed with requests in flight",
-    "call without a ready answer",
-    "no endpoint: failed fast",
-    "no endpoint: failed after the timer",
-    "failure recorded",
-    "clock stepped back",
-    "year jump",
-    "cancelled by the caller's own panic",
-];
-const CANCEL_FRESH: usize = 0;
-const CANCEL_PENDING: usize = 1;
-const DROP_POISONED: usize = 2;
-const PANIC_CAUGHT: usize = 3;
-const PANIC_UNWINDING: usize = 4;
-const CALL_PANIC: usize = 5;
-const DEMOTED: usize = 6;
-const BROKEN: usize = 7;
-const REPLACED: usize = 8;
-const REMOVED_BUSY: usize = 9;
-const CALL_UNREADY: usize = 10;
-const FAILED_FAST: usize = 11;
-const FAILED_AFTER_TIMER: usize = 12;
-const FAILURE: usize = 13;
-const STEPPED_BACK: usize = 14;
-const YEAR_JUMP: usize = 15;
-const UNWOUND: usize = 16;
+rampart_testkit::goals! {
+    /// The situations every full run must reach.
+    const GOALS = [
+        CANCEL_FRESH: "cancelled before the first poll",
+        CANCEL_PENDING: "cancelled after a pending poll",
+        DROP_POISONED: "dropped after a caught panic",
+        PANIC_CAUGHT: "response panic caught around the poll",
+        PANIC_UNWINDING: "response panic unwinding",
+        CALL_PANIC: "panic in an endpoint's call",
+        DEMOTED: "busy endpoint picked and demoted",
+        BROKEN: "broken endpoint dropped",
+        REPLACED: "endpoint replaced",
+        REMOVED_BUSY: "endpoint removed with requests in flight",
+        CALL_UNREADY: "call without a ready answer",
+        FAILED_FAST: "no endpoint: failed fast",
+        FAILED_AFTER_TIMER: "no endpoint: failed after the timer",
+        FAILURE: "failure recorded",
+        STEPPED_BACK: "clock stepped back",
+        YEAR_JUMP: "year jump",
+        UNWOUND: "cancelled by the caller's own panic",
+    ];
+}
 
 #[test]
 fn the_balancer_counts_what_the_model_counts() {

@@ -153,41 +153,27 @@ fn case(max_ops: usize, steps_back: bool) -> impl Strategy<Value = Case> {
         )
 }
 
-/// The situations every full run must reach.
-const GOALS: [&str; 16] = [
-    "cancelled before the first poll",
-    "cancelled after a pending poll",
-    "cancelled during a backoff sleep",
-    "cancelled waiting for readiness",
-    "dropped after a caught panic",
-    "attempt panic caught around the poll",
-    "attempt panic unwinding",
-    "panic in a request's call",
-    "panic in a retry's call",
-    "attempt timed out",
-    "retry granted",
-    "retry refused by the budget",
-    "rejection not retried",
-    "budget clock stepped back",
-    "year jump",
-    "cancelled by the caller's own panic",
-];
-const CANCEL_FRESH: usize = 0;
-const CANCEL_PENDING: usize = 1;
-const CANCEL_WAITING: usize = 2;
-const CANCEL_READY: usize = 3;
-const DROP_POISONED: usize = 4;
-const PANIC_CAUGHT: usize = 5;
-const PANIC_UNWINDING: usize = 6;
-const CALL_PANIC: usize = 7;
-const RETRY_CALL_PANIC: usize = 8;
-const TIMED_OUT: usize = 9;
-const GRANTED: usize = 10;
-const REFUSED: usize = 11;
-const REJECTED: usize = 12;
-const STEPPED_BACK: usize = 13;
-const YEAR_JUMP: usize = 14;
-const UNWOUND: usize = 15;
+rampart_testkit::goals! {
+    /// The situations every full run must reach.
+    const GOALS = [
+        CANCEL_FRESH: "cancelled before the first poll",
+        CANCEL_PENDING: "cancelled after a pending poll",
+        CANCEL_WAITING: "cancelled during a backoff sleep",
+        CANCEL_READY: "cancelled waiting for readiness",
+        DROP_POISONED: "dropped after a caught panic",
+        PANIC_CAUGHT: "attempt panic caught around the poll",
+        PANIC_UNWINDING: "attempt panic unwinding",
+        CALL_PANIC: "panic in a request's call",
+        RETRY_CALL_PANIC: "panic in a retry's call",
+        TIMED_OUT: "attempt timed out",
+        GRANTED: "retry granted",
+        REFUSED: "retry refused by the budget",
+        REJECTED: "rejection not retried",
+        STEPPED_BACK: "budget clock stepped back",
+        YEAR_JUMP: "year jump",
+        UNWOUND: "cancelled by the caller's own panic",
+    ];
+}
 
 fn run_model(name: &str, steps_back: bool) {
     let settings = Settings::from_env(320, 800);

@@ -279,3 +279,33 @@ impl Step {
         }
     }
 }
+
+/// Names a model's coverage goals: `const GOALS = [NAME: "what it is", ...];` defines the
+/// array `GOALS` of the descriptions, for [`Coverage::new`], and beside it a `usize` constant
+/// per goal, its index, for [`Coverage::hit`]; a goal's number is never written by hand.
+///
+/// ```
+/// rampart_testkit::goals! {
+///     /// The situations every full run must reach.
+///     const GOALS = [
+///         FRESH: "cancelled before the first poll",
+///         PENDING: "cancelled after a pending poll",
+///     ];
+/// }
+///
+/// assert_eq!(GOALS[PENDING], "cancelled after a pending poll");
+/// assert_eq!((FRESH, PENDING, GOALS.len()), (0, 1, 2));
+/// ```
+#[macro_export]
+macro_rules! goals {
+    ($(#[$meta:meta])* const $all:ident = [$($name:ident: $text:literal),* $(,)?];) => {
+        $(#[$meta])*
+        const $all: [&str; [$($text),*].len()] = [$($text),*];
+        $crate::goals!(@index 0_usize; $($name)*);
+    };
+    (@index $at:expr; $name:ident $($rest:ident)*) => {
+        const $name: usize = $at;
+        $crate::goals!(@index $at + 1; $($rest)*);
+    };
+    (@index $at:expr;) => {};
+}
