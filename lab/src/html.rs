@@ -4,8 +4,10 @@
 //! The page is also well-formed XML, so tools (and the lab's tests) can parse it.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use plotters::prelude::*;
+use serde::Serialize;
 
 use crate::report::{Chart, LabReport, ScenarioReport};
 use crate::table;
@@ -108,6 +110,27 @@ pub fn chart(
         root.present()?;
     }
     Ok(svg)
+}
+
+/// Writes `json` as `report.json` (pretty-printed) and the page of `lab` as `report.html`
+/// into `folder`, creating it if need be.
+///
+/// # Errors
+///
+/// If the folder or a file cannot be written, `json` fails to serialise, or a chart fails to
+/// draw.
+pub fn write_report(
+    folder: &Path,
+    json: &impl Serialize,
+    lab: &LabReport,
+) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(folder)?;
+    std::fs::write(
+        folder.join("report.json"),
+        serde_json::to_string_pretty(json)?,
+    )?;
+    std::fs::write(folder.join("report.html"), page(lab)?)?;
+    Ok(())
 }
 
 /// The whole report as one HTML page.

@@ -150,12 +150,7 @@ fn print_out(text: &str) {
 }
 
 fn write(report: &LabReport, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    std::fs::create_dir_all(out)?;
-    std::fs::write(
-        out.join("report.json"),
-        serde_json::to_string_pretty(report)?,
-    )?;
-    std::fs::write(out.join("report.html"), html::page(report)?)?;
+    html::write_report(out, report, report)?;
     for scenario in &report.scenarios {
         for (index, chart) in scenario.charts.iter().enumerate() {
             let name = if index == 0 {

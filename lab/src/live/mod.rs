@@ -156,7 +156,7 @@ pub fn main(args: &LiveArgs, seed: u64, out: &Path) -> ExitCode {
     live.wall_s = started.elapsed().as_secs_f64();
     print(&live);
     let folder = out.join(if args.check { "live-check" } else { "live" });
-    if let Err(error) = write(&live, &folder) {
+    if let Err(error) = html::write_report(&folder, &live, &live.lab) {
         eprintln!(
             "could not write the report to {}: {error}",
             folder.display()
@@ -270,14 +270,4 @@ fn print(live: &LiveReport) {
     text.push_str(&terminal::signals_by_phase(&live.signals_by_phase));
     text.push_str(&table::summary(&live.lab));
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
-}
-
-fn write(live: &LiveReport, folder: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    std::fs::create_dir_all(folder)?;
-    std::fs::write(
-        folder.join("report.json"),
-        serde_json::to_string_pretty(live)?,
-    )?;
-    std::fs::write(folder.join("report.html"), html::page(&live.lab)?)?;
-    Ok(())
 }
