@@ -5,9 +5,10 @@
 //! (`rampart_core::gauges`) sets it too, once a second, so that it follows the window when no
 //! call arrives. The `tracing` events of the same changes stand beside these, in `events.rs`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use metrics::{Counter, Gauge};
+use rampart_core::Switch;
 
 /// `rampart_breaker_requests_total{name, outcome}` and `rampart_breaker_drop_probability{name}`.
 #[derive(Debug)]
@@ -21,7 +22,7 @@ pub(crate) struct BreakerMetrics {
     published: AtomicU64,
     /// Whether the gauge still awaits its registration with the background refresher: set
     /// until registered.
-    unrefreshed: AtomicBool,
+    unrefreshed: Switch,
 }
 
 impl BreakerMetrics {
@@ -43,7 +44,7 @@ impl BreakerMetrics {
             rejected: requests("rejected"),
             drop_probability: metrics::gauge!("rampart_breaker_drop_probability", labels.clone()),
             published: AtomicU64::new(0.0_f64.to_bits()),
-            unrefreshed: AtomicBool::new(true),
+            unrefreshed: Switch::new(true),
         };
         metrics.drop_probability.set(0.0);
         metrics
@@ -52,7 +53,7 @@ impl BreakerMetrics {
     /// Whether the caller is the one to register these metrics with the background refresher:
     /// true once.
     pub(crate) fn claim_refresh(&self) -> bool {
-        self.unrefreshed.load(Ordering::Relaxed) && self.unrefreshed.swap(false, Ordering::Relaxed)
+        self.unrefreshed.turn_off()
     }
 
     #[inline]

@@ -26,6 +26,8 @@
 //! - [`KeyedGroup`]: one value per key (a breaker or limiter per route), created once,
 //!   bounded, idle-evicted, with the layers' default bounds; [`KeyLabel`] names a member's key
 //!   in metrics.
+//! - [`Switch`]: an atomic on/off state each change of which one caller sees, for reporting
+//!   a transition once.
 //! - [`gauges`]: one shared background refresher that keeps the layers' gauges current when
 //!   traffic stops, so that a scrape of an idle process is never its last busy second.
 //!
@@ -70,6 +72,7 @@ mod error;
 pub mod gauges;
 mod group;
 mod rejected;
+mod switch;
 mod sync;
 mod window;
 
@@ -83,6 +86,7 @@ pub use crate::completion::{Completion, Recorder};
 pub use crate::error::{ConfigError, check};
 pub use crate::group::{KeyLabel, KeyedGroup};
 pub use crate::rejected::Rejected;
+pub use crate::switch::Switch;
 pub use crate::window::{
     BucketStats, Buckets, OncePerBucket, PerBucketCache, RollingWindow, Stripes, ValidWindowConfig,
     View, WindowConfig, WindowView,

@@ -10,7 +10,7 @@
 #![cfg_attr(not(feature = "tracing"), allow(clippy::unused_self))]
 
 #[cfg(feature = "tracing")]
-use std::sync::atomic::{AtomicBool, Ordering};
+use rampart_core::Switch;
 
 /// Reports a limiter's transitions.
 #[derive(Debug)]
@@ -20,7 +20,7 @@ pub(crate) struct Transitions {
     #[cfg(feature = "tracing")]
     key: Option<Box<str>>,
     #[cfg(feature = "tracing")]
-    shedding: AtomicBool,
+    shedding: Switch,
 }
 
 impl Transitions {
@@ -33,7 +33,7 @@ impl Transitions {
             #[cfg(feature = "tracing")]
             key: key.map(Into::into),
             #[cfg(feature = "tracing")]
-            shedding: AtomicBool::new(false),
+            shedding: Switch::new(false),
         }
     }
 
@@ -42,7 +42,7 @@ impl Transitions {
     #[inline]
     pub(crate) fn shed(&self, max_inflight: impl FnOnce() -> u64) {
         #[cfg(feature = "tracing")]
-        if !self.shedding.load(Ordering::Relaxed) && !self.shedding.swap(true, Ordering::Relaxed) {
+        if self.shedding.turn_on() {
             tracing::warn!(
                 target: "rampart::ratelimit",
                 name = &*self.name,
@@ -59,10 +59,7 @@ impl Transitions {
     #[inline]
     pub(crate) fn bucket_began(&self, cooling_down: impl FnOnce() -> bool) {
         #[cfg(feature = "tracing")]
-        if self.shedding.load(Ordering::Relaxed)
-            && !cooling_down()
-            && self.shedding.swap(false, Ordering::Relaxed)
-        {
+        if self.shedding.is_on() && !cooling_down() && self.shedding.turn_off() {
             tracing::info!(
                 target: "rampart::ratelimit",
                 name = &*self.name,

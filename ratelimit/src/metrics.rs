@@ -7,11 +7,10 @@
 //! state when no request arrives.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Label};
-use rampart_core::Clock;
+use rampart_core::{Clock, Switch};
 
 use crate::{BbrLimiter, CpuUsage};
 
@@ -27,7 +26,7 @@ pub(crate) struct LimiterMetrics {
     /// The runtime's scheduling delay, in seconds (set only by a limiter that reads one).
     delay: Gauge,
     /// Whether the gauges still await their registration with the background refresher.
-    unrefreshed: AtomicBool,
+    unrefreshed: Switch,
 }
 
 impl LimiterMetrics {
@@ -50,14 +49,14 @@ impl LimiterMetrics {
             max_inflight: metrics::gauge!("rampart_ratelimit_max_inflight", labels.clone()),
             cpu: metrics::gauge!("rampart_ratelimit_cpu_ratio", labels.clone()),
             delay: metrics::gauge!("rampart_ratelimit_delay_seconds", labels),
-            unrefreshed: AtomicBool::new(true),
+            unrefreshed: Switch::new(true),
         }
     }
 
     /// Whether the caller is the one to register these metrics with the background refresher:
     /// true once.
     pub(crate) fn claim_refresh(&self) -> bool {
-        self.unrefreshed.load(Ordering::Relaxed) && self.unrefreshed.swap(false, Ordering::Relaxed)
+        self.unrefreshed.turn_off()
     }
 
     #[inline]

@@ -9,7 +9,7 @@
 #![cfg_attr(not(feature = "tracing"), allow(clippy::unused_self))]
 
 #[cfg(feature = "tracing")]
-use std::sync::atomic::{AtomicBool, Ordering};
+use rampart_core::Switch;
 
 /// Reports a retry layer's budget transitions.
 #[derive(Debug)]
@@ -17,7 +17,7 @@ pub(crate) struct Transitions {
     #[cfg(feature = "tracing")]
     name: Box<str>,
     #[cfg(feature = "tracing")]
-    dry: AtomicBool,
+    dry: Switch,
 }
 
 impl Transitions {
@@ -28,7 +28,7 @@ impl Transitions {
             #[cfg(feature = "tracing")]
             name: name.into(),
             #[cfg(feature = "tracing")]
-            dry: AtomicBool::new(false),
+            dry: Switch::new(false),
         }
     }
 
@@ -36,7 +36,7 @@ impl Transitions {
     #[inline]
     pub(crate) fn refused(&self) {
         #[cfg(feature = "tracing")]
-        if !self.dry.load(Ordering::Relaxed) && !self.dry.swap(true, Ordering::Relaxed) {
+        if self.dry.turn_on() {
             tracing::warn!(
                 target: "rampart::retry",
                 name = &*self.name,
@@ -49,7 +49,7 @@ impl Transitions {
     #[inline]
     pub(crate) fn granted(&self) {
         #[cfg(feature = "tracing")]
-        if self.dry.load(Ordering::Relaxed) && self.dry.swap(false, Ordering::Relaxed) {
+        if self.dry.turn_off() {
             tracing::info!(
                 target: "rampart::retry",
                 name = &*self.name,
