@@ -119,6 +119,55 @@ pub mod check {
         }
     }
 
+    /// `value` must be inside `range`, both ends included: [`at_least`] its start and
+    /// [`at_most`] its end.
+    ///
+    /// # Errors
+    ///
+    /// As [`at_least`] below `range`, as [`at_most`] above it.
+    pub fn within<T>(
+        field: &'static str,
+        value: T,
+        range: RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: PartialOrd + Copy + std::fmt::Debug + std::fmt::Display,
+    {
+        at_least(field, value, *range.start())?;
+        at_most(field, value, *range.end())
+    }
+
+    /// `value` must be inside `range`, both ends included; the rule names the ends in the
+    /// largest whole unit (`must be from 1 ms to 10 s`).
+    ///
+    /// # Errors
+    ///
+    /// When `value` is outside `range`.
+    pub fn duration_in(
+        field: &'static str,
+        value: Duration,
+        range: RangeInclusive<Duration>,
+    ) -> Result<Duration, ConfigError> {
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            let (start, end) = (whole_units(*range.start()), whole_units(*range.end()));
+            Err(ConfigError::new(field, format!("must be from {start} to {end}")).with_value(value))
+        }
+    }
+
+    /// `duration` in the largest unit (s, ms, µs, ns) that states it as a whole number.
+    fn whole_units(duration: Duration) -> String {
+        let nanos = duration.as_nanos();
+        [(1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "µs")]
+            .into_iter()
+            .find(|&(unit, _)| nanos.is_multiple_of(unit))
+            .map_or_else(
+                || format!("{nanos} ns"),
+                |(unit, name)| format!("{} {name}", nanos / unit),
+            )
+    }
+
     /// `value` must be finite and inside `range` (both ends included).
     ///
     /// # Errors
@@ -209,11 +258,43 @@ mod tests {
         );
         assert_eq!(check::at_most("buckets", 10_u32, 10), Ok(10));
         assert!(check::at_most("buckets", 11_u32, 10).is_err());
+        assert_eq!(check::within("buckets", 10_u32, 1..=10), Ok(10));
+        assert_eq!(
+            check::within("buckets", 0_u32, 1..=10)
+                .unwrap_err()
+                .to_string(),
+            "invalid `buckets`: must be at least 1 (got 0)"
+        );
+        assert_eq!(
+            check::within("buckets", 11_u32, 1..=10)
+                .unwrap_err()
+                .to_string(),
+            "invalid `buckets`: must be at most 10 (got 11)"
+        );
         assert_eq!(
             check::positive("ttl", Duration::ZERO)
                 .unwrap_err()
                 .to_string(),
             "invalid `ttl`: must be greater than zero (got 0ns)"
         );
+    }
+
+    #[test]
+    fn duration_ranges_accept_their_ends_and_name_them_in_whole_units() {
+        let (ms, s) = (Duration::from_millis(1), Duration::from_secs(10));
+        assert_eq!(check::duration_in("max_delay", ms, ms..=s), Ok(ms));
+        assert_eq!(check::duration_in("max_delay", s, ms..=s), Ok(s));
+        let below = check::duration_in("max_delay", Duration::from_micros(999), ms..=s);
+        assert_eq!(
+            below.unwrap_err().to_string(),
+            "invalid `max_delay`: must be from 1 ms to 10 s (got 999µs)"
+        );
+        let odd = Duration::from_nanos(1_500);
+        let above = check::duration_in(
+            "ttl",
+            Duration::from_secs(61),
+            odd..=Duration::from_micros(2),
+        );
+        assert_eq!(above.unwrap_err().rule(), "must be from 1500 ns to 2 µs");
     }
 }

@@ -227,12 +227,8 @@ impl BbrConfig {
             })?;
         }
         check::finite_in("headroom", self.headroom, 0.0..=MAX_HEADROOM)?;
-        if let Some(max_delay) = self.max_delay
-            && !(MIN_MAX_DELAY..=MAX_MAX_DELAY).contains(&max_delay)
-        {
-            return Err(
-                ConfigError::new("max_delay", "must be from 1 ms to 10 s").with_value(max_delay)
-            );
+        if let Some(max_delay) = self.max_delay {
+            check::duration_in("max_delay", max_delay, MIN_MAX_DELAY..=MAX_MAX_DELAY)?;
         }
         check::not_empty("name", &self.name)?;
         Ok(window)

@@ -101,8 +101,7 @@ impl RetryConfig {
     ///
     /// `max_attempts` outside 1–100, an invalid backoff, a zero attempt timeout, an empty name.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check::at_least("max_attempts", self.max_attempts, 1)?;
-        check::at_most("max_attempts", self.max_attempts, 100)?;
+        check::within("max_attempts", self.max_attempts, 1..=100)?;
         self.backoff.validate()?;
         if let Some(timeout) = self.attempt_timeout {
             check::positive("attempt_timeout", timeout)?;

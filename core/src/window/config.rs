@@ -144,8 +144,7 @@ impl WindowConfig {
     ///   years);
     /// - `stripes` is [`Stripes::Exactly`] a number that is not a power of two from 1 to 64.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check::at_least("buckets", self.buckets, 1)?;
-        check::at_most("buckets", self.buckets, MAX_BUCKETS)?;
+        check::within("buckets", self.buckets, 1..=MAX_BUCKETS)?;
         check::positive("bucket_duration", self.bucket_duration)?;
         if self.bucket_duration < MIN_BUCKET_DURATION {
             return Err(ConfigError::new("bucket_duration", "must be at least 1µs")

@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use rampart_core::saturating_nanos;
-use rampart_core::{Clock, ConfigError, SystemClock};
+use rampart_core::{Clock, ConfigError, SystemClock, check};
 
 use super::SchedulingDelay;
 use crate::cpu::runtime::{busy_share, total_busy};
@@ -110,11 +110,7 @@ impl<C: Clock + Clone + Send + Sync + 'static> DelayProbe<C> {
         clock: C,
         interval: Duration,
     ) -> Result<Self, ConfigError> {
-        if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&interval) {
-            return Err(
-                ConfigError::new("interval", "must be from 1 ms to 1 s").with_value(interval)
-            );
-        }
+        check::duration_in("interval", interval, MIN_INTERVAL..=MAX_INTERVAL)?;
         let beat = Arc::new(Beat::default());
         let armed = arm(&beat, &clock, interval);
         let busy = Busy::new(handle.metrics(), saturating_nanos(clock.now()));

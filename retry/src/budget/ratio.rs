@@ -52,9 +52,11 @@ impl RatioConfig {
     /// `ttl` outside 1–60 s; `ratio` NaN, infinite or outside 0–1 000; `min_per_sec` above
     /// 1 000 000.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.ttl < Duration::from_secs(1) || self.ttl > Duration::from_secs(60) {
-            return Err(ConfigError::new("ttl", "must be from 1 s to 60 s").with_value(self.ttl));
-        }
+        check::duration_in(
+            "ttl",
+            self.ttl,
+            Duration::from_secs(1)..=Duration::from_secs(60),
+        )?;
         check::finite_in("ratio", self.ratio, 0.0..=1_000.0)?;
         check::at_most("min_per_sec", self.min_per_sec, 1_000_000)?;
         Ok(())

@@ -38,8 +38,7 @@ impl TokenConfig {
     /// `max_tokens` outside 1–1 000; `token_ratio` NaN, not above 0 (after rounding to three
     /// decimals), or above 1.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check::at_least("max_tokens", self.max_tokens, 1)?;
-        check::at_most("max_tokens", self.max_tokens, 1_000)?;
+        check::within("max_tokens", self.max_tokens, 1..=1_000)?;
         check::finite_in("token_ratio", self.token_ratio, 0.0..=1.0)?;
         if milli(self.token_ratio) == 0 {
             return Err(ConfigError::new("token_ratio", "must be at least 0.001")

@@ -155,8 +155,7 @@ impl RuntimeConfig {
     /// `service_time`; `slices` not in [1, 1 000]; `refusal_cost` over 1 s; `heartbeat` not
     /// in [1 ms, 1 s].
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check::at_least("workers", self.workers, 1)?;
-        check::at_most("workers", self.workers, MAX_WORKERS)?;
+        check::within("workers", self.workers, 1..=MAX_WORKERS)?;
         if let Some(cpus) = self.cpus {
             check::at_least("cpus", cpus, self.workers).map_err(|_| {
                 ConfigError::new(
@@ -168,16 +167,12 @@ impl RuntimeConfig {
             check::at_most("cpus", cpus, MAX_WORKERS)?;
         }
         self.service_time.validate("service_time")?;
-        check::at_least("slices", self.slices, 1)?;
-        check::at_most("slices", self.slices, MAX_SLICES)?;
+        check::within("slices", self.slices, 1..=MAX_SLICES)?;
         if self.refusal_cost > MAX_REFUSAL_COST {
             return Err(ConfigError::new("refusal_cost", "must be at most 1 s")
                 .with_value(self.refusal_cost));
         }
-        if !(MIN_HEARTBEAT..=MAX_HEARTBEAT).contains(&self.heartbeat) {
-            return Err(ConfigError::new("heartbeat", "must be from 1 ms to 1 s")
-                .with_value(self.heartbeat));
-        }
+        check::duration_in("heartbeat", self.heartbeat, MIN_HEARTBEAT..=MAX_HEARTBEAT)?;
         Ok(())
     }
 }
