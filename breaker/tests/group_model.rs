@@ -23,12 +23,12 @@ use rampart_core::{ManualClock, Outcome};
 use tower::Layer;
 
 use rampart_testkit::bounds::{Bounds, bounds};
+use rampart_testkit::membership::Membership;
 use rampart_testkit::ops::operations;
 use support::backend::Backend;
 use support::config::Draws;
 use support::driver::{Progress, run_property};
-use support::harness::{Harness, Target};
-use support::model::Membership;
+use support::harness::{Harness, Target, UnderTest};
 use support::ops::Op;
 
 /// The number of distinct keys requests carry.
@@ -65,7 +65,15 @@ fn run(
     let backend = Backend::new();
     let service = layer.layer(backend.clone());
     let recorder = DebuggingRecorder::new();
-    Harness::new(clock, backend, service, config, target, recorder).run(ops, progress)
+    Harness::new(
+        UnderTest { config },
+        clock,
+        backend,
+        service,
+        target,
+        recorder,
+    )
+    .run(ops, progress)
 }
 
 #[test]

@@ -24,7 +24,7 @@ use rampart_testkit::ops::operations;
 use support::backend::Backend;
 use support::config::Draws;
 use support::driver::run_property;
-use support::harness::{Harness, Target};
+use support::harness::{Harness, Target, UnderTest};
 use support::ops::Op;
 
 /// Breakers of 1 to 5 buckets, some throttling after a single call, some in a dry run, some
@@ -59,10 +59,10 @@ fn run(
     let backend = Backend::new();
     let service = BreakerLayer::from_breaker(Arc::clone(&breaker)).layer(backend.clone());
     Harness::new(
+        UnderTest { config },
         clock,
         backend,
         service,
-        config,
         Target::Single(breaker),
         recorder,
     )

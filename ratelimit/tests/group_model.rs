@@ -23,11 +23,11 @@ use rampart_ratelimit::{BbrConfig, BbrGroup, BbrGroupLayer, Gate, ManualCpu, Man
 use tower::Layer;
 
 use rampart_testkit::bounds::{Bounds, bounds};
+use rampart_testkit::membership::Membership;
 use rampart_testkit::ops::operations;
 use support::backend::Backend;
 use support::driver::{Progress, run_property};
-use support::harness::{Harness, Sources, Target};
-use support::model::Membership;
+use support::harness::{Harness, Sources, Target, UnderTest};
 use support::ops::Op;
 
 /// The number of distinct keys requests carry.
@@ -82,7 +82,15 @@ fn run(
     let backend = Backend::new();
     let service = layer.layer(backend.clone());
     let recorder = DebuggingRecorder::new();
-    Harness::new(clock, backend, service, config, target, sources, recorder).run(ops, progress)
+    Harness::new(
+        UnderTest::new(config, sources),
+        clock,
+        backend,
+        service,
+        target,
+        recorder,
+    )
+    .run(ops, progress)
 }
 
 #[test]

@@ -25,7 +25,7 @@ use tower::Layer;
 use rampart_testkit::ops::operations;
 use support::backend::Backend;
 use support::driver::{Progress, run_property};
-use support::harness::{Harness, Sources, Target};
+use support::harness::{Harness, Sources, Target, UnderTest};
 use support::ops::Op;
 
 /// Limiters of 2 to 5 buckets, every gate, cooldowns from none to many windows, headroom from
@@ -92,7 +92,15 @@ fn run(
     let backend = Backend::new();
     let service = BbrLimitLayer::from_limiter(Arc::clone(&limiter)).layer(backend.clone());
     let target = Target::Single(limiter);
-    Harness::new(clock, backend, service, config, target, sources, recorder).run(ops, progress)
+    Harness::new(
+        UnderTest::new(config, sources),
+        clock,
+        backend,
+        service,
+        target,
+        recorder,
+    )
+    .run(ops, progress)
 }
 
 #[test]

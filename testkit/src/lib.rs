@@ -25,6 +25,8 @@
 //! - [`events`]: a `tracing` subscriber that keeps every event.
 //! - [`ops`]: the operations of the breaker's and the rate limiter's model tests, and their
 //!   strategy.
+//! - [`harness`]: the harness that applies them to a layer and to its reference models and
+//!   compares the two after every step.
 
 pub mod backend;
 pub mod bounds;
@@ -32,6 +34,7 @@ pub mod buckets;
 pub mod driver;
 pub mod events;
 pub mod exposition;
+pub mod harness;
 pub mod held;
 pub mod membership;
 pub mod model;

@@ -218,5 +218,3 @@ impl BreakerModel {
         }
     }
 }
-
-pub(crate) use rampart_testkit::membership::Membership;

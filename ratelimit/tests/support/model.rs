@@ -327,5 +327,3 @@ impl LimiterModel {
 fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
-
-pub(crate) use rampart_testkit::membership::Membership;
