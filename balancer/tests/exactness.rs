@@ -5,70 +5,18 @@
 //!
 //! The requests are polled by hand, so each test decides exactly how and when each one ends.
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use rampart_balancer::{EndpointSnapshot, P2c, P2cConfig, PeakSuccess};
 use rampart_core::{Clock, ManualClock};
 use rampart_testkit::poll::{PanicsInCall, poll_once};
+use rampart_testkit::verdict::{Undecided, Verdict};
 use tower::discover::ServiceList;
 use tower::{Service, ServiceExt};
-
-const WAIT: u8 = 0;
-const SUCCEED: u8 = 1;
-const PANIC: u8 = 2;
-
-/// An endpoint whose requests stay pending until the test decides how they all end.
-#[derive(Clone, Default)]
-struct Endpoint {
-    verdict: Arc<AtomicU8>,
-}
-
-impl Endpoint {
-    /// From now on, every request of this endpoint ends as `verdict` when next polled.
-    fn decide(&self, verdict: u8) {
-        self.verdict.store(verdict, Ordering::Relaxed);
-    }
-}
-
-impl Service<()> for Endpoint {
-    type Response = ();
-    type Error = Infallible;
-    type Future = Request;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, (): ()) -> Request {
-        Request {
-            verdict: Arc::clone(&self.verdict),
-        }
-    }
-}
-
-/// One request to [`Endpoint`].
-struct Request {
-    verdict: Arc<AtomicU8>,
-}
-
-impl Future for Request {
-    type Output = Result<(), Infallible>;
-
-    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.verdict.load(Ordering::Relaxed) {
-            WAIT => Poll::Pending,
-            SUCCEED => Poll::Ready(Ok(())),
-            _ => panic!("endpoint bug"),
-        }
-    }
-}
 
 type Balancer<S, C = ManualClock> = P2c<ServiceList<Vec<S>>, (), C, PeakSuccess>;
 
@@ -105,12 +53,12 @@ fn endpoint<S: Service<()>, C: Clock>(balancer: &Balancer<S, C>) -> EndpointSnap
 #[test]
 fn a_panic_caught_around_poll_counts_as_a_failure_when_the_future_is_dropped_later() {
     let clock = ManualClock::new();
-    let backend = Endpoint::default();
+    let backend = Undecided::default();
     let mut balancer = balancer(backend.clone(), clock.clone());
     let mut pending = call(&mut balancer);
     assert!(poll_once(&mut pending).is_pending());
     clock.advance(Duration::from_millis(40));
-    backend.decide(PANIC);
+    backend.decide(Verdict::Panic);
     let caught = catch_unwind(AssertUnwindSafe(|| poll_once(&mut pending)));
     assert!(caught.is_err(), "the endpoint panics");
     clock.advance(Duration::from_secs(5));
@@ -135,8 +83,8 @@ fn a_panic_caught_around_the_endpoints_call_counts_as_a_failure() {
 
 #[tokio::test]
 async fn an_uncaught_panic_in_a_spawned_task_counts_as_a_failure() {
-    let backend = Endpoint::default();
-    backend.decide(PANIC);
+    let backend = Undecided::default();
+    backend.decide(Verdict::Panic);
     let mut balancer = balancer(backend, ManualClock::new());
     let joined = tokio::spawn(call(&mut balancer)).await;
     assert!(joined.expect_err("the task panicked").is_panic());
@@ -147,7 +95,7 @@ async fn an_uncaught_panic_in_a_spawned_task_counts_as_a_failure() {
 #[test]
 fn a_cancelled_request_changes_nothing_but_the_in_flight_count() {
     let clock = ManualClock::new();
-    let mut balancer = balancer(Endpoint::default(), clock.clone());
+    let mut balancer = balancer(Undecided::default(), clock.clone());
     let mut pending = call(&mut balancer);
     assert!(poll_once(&mut pending).is_pending());
     assert_eq!(endpoint(&balancer).inflight, 1);
@@ -164,7 +112,7 @@ fn a_cancelled_request_changes_nothing_but_the_in_flight_count() {
 #[test]
 fn a_panic_in_the_caller_while_a_request_is_pending_is_a_cancellation() {
     // The endpoint did nothing wrong: the caller panicked while the request was in flight.
-    let mut balancer = balancer(Endpoint::default(), ManualClock::new());
+    let mut balancer = balancer(Undecided::default(), ManualClock::new());
     let mut pending = call(&mut balancer);
     assert!(poll_once(&mut pending).is_pending());
     let caught = catch_unwind(AssertUnwindSafe(move || {
@@ -195,24 +143,24 @@ impl Clock for EndOfTime {
 #[test]
 fn the_snapshot_saturates_a_lag_beyond_durations_range() {
     let clock = EndOfTime::default();
-    let backend = Endpoint::default();
+    let backend = Undecided::default();
     let mut balancer = balancer(backend.clone(), clock.clone());
     let mut slow = call(&mut balancer); // placed at zero
     let mut stalled = call(&mut balancer); // still in flight at the end
     clock.ended.store(true, Ordering::Relaxed);
     assert_eq!(endpoint(&balancer).inflight, 2);
-    backend.decide(SUCCEED);
+    backend.decide(Verdict::Succeed);
     assert!(matches!(poll_once(&mut slow), Poll::Ready(Ok(()))));
     // Its latency, `Duration::MAX`, is beyond what `Duration` holds once rounded to `f64`.
     let seen = endpoint(&balancer);
     assert_eq!((seen.lag, seen.inflight), (Duration::MAX, 1), "{seen:?}");
     assert!(seen.score.is_finite() && seen.score > 0.0, "{seen:?}");
-    backend.decide(WAIT);
+    backend.decide(Verdict::Wait);
     assert!(poll_once(&mut stalled).is_pending());
     drop(stalled);
     assert_eq!(endpoint(&balancer).inflight, 0);
     // And the balancer goes on balancing.
-    backend.decide(SUCCEED);
+    backend.decide(Verdict::Succeed);
     assert!(matches!(
         poll_once(&mut call(&mut balancer)),
         Poll::Ready(Ok(()))

@@ -15,6 +15,8 @@
 //!   `ManualClock` together; used by the retry layer's and the balancer's model tests.
 //! - [`held`]: the calls of a hand-driven inner service, each pending until the test says how
 //!   it ends; used by the retry layer's backend and the balancer's endpoints in their models.
+//! - [`verdict`]: an inner service whose calls all wait for one verdict (succeed, fail or
+//!   panic); used by the exactness tests that poll a layer's futures by hand.
 //! - [`poll`]: one poll with a waker that does nothing, and a service whose `call` panics.
 //! - [`exposition`]: rampart's series in a Prometheus text exposition, summed by name and
 //!   labels.
@@ -42,3 +44,4 @@ pub mod ops;
 pub mod poll;
 pub mod recorded;
 pub mod sequence;
+pub mod verdict;
