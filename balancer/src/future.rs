@@ -1,3 +1,6 @@
+//! [`ResponseFuture`]: the response of a request sent to an endpoint, whose end it records
+//! once on the endpoint's statistics, or the immediate error when no endpoint was ready.
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
