@@ -22,13 +22,13 @@ use rampart_breaker::{BreakerConfig, BreakerGroup, BreakerGroupLayer};
 use rampart_core::{ManualClock, Outcome};
 use tower::Layer;
 
+use rampart_testkit::backend::Backend;
 use rampart_testkit::bounds::{Bounds, bounds};
-use rampart_testkit::membership::Membership;
+use rampart_testkit::driver::{Progress, run_property};
+use rampart_testkit::harness;
 use rampart_testkit::ops::operations;
-use support::backend::Backend;
 use support::config::Draws;
-use support::driver::{Progress, run_property};
-use support::harness::{Harness, Target, UnderTest};
+use support::harness::{Target, UnderTest};
 use support::ops::Op;
 
 /// The number of distinct keys requests carry.
@@ -58,22 +58,15 @@ fn run(
         .and_then(|group| group.with_idle_timeout(bounds.idle_timeout))
         .expect("a valid config");
     let layer = BreakerGroupLayer::new(group, |request: &u8| *request);
-    let target = Target::Group {
-        group: Arc::clone(layer.group()),
-        members: Membership::new(bounds.max_keys, bounds.idle_timeout),
-    };
-    let backend = Backend::new();
-    let service = layer.layer(backend.clone());
-    let recorder = DebuggingRecorder::new();
-    Harness::new(
+    let target = Target::group(Arc::clone(layer.group()), bounds);
+    harness::run(
         UnderTest { config },
         clock,
-        backend,
-        service,
+        &layer,
         target,
-        recorder,
+        DebuggingRecorder::new(),
+        (ops, progress),
     )
-    .run(ops, progress)
 }
 
 #[test]
@@ -104,8 +97,8 @@ fn a_keyed_group_counts_every_outcome_in_its_key_s_breaker_as_the_model_does() {
 /// was in flight, and its failure counted in a breaker the group no longer held.
 #[test]
 fn a_key_with_calls_in_flight_is_not_forgotten_as_idle() {
-    use support::backend::Fate;
-    use support::driver::{Polled, poll_caught};
+    use rampart_testkit::backend::Fate;
+    use rampart_testkit::driver::{Polled, poll_caught};
 
     let clock = ManualClock::new();
     let group = BreakerGroup::new_with(BreakerConfig::default(), clock.clone())

@@ -18,13 +18,12 @@ use metrics_util::debugging::DebuggingRecorder;
 use proptest::prelude::*;
 use rampart_breaker::{BreakerConfig, BreakerLayer};
 use rampart_core::{ManualClock, Outcome};
-use tower::Layer;
 
+use rampart_testkit::driver::run_property;
+use rampart_testkit::harness;
 use rampart_testkit::ops::operations;
-use support::backend::Backend;
 use support::config::Draws;
-use support::driver::run_property;
-use support::harness::{Harness, Target, UnderTest};
+use support::harness::{Target, UnderTest};
 use support::ops::Op;
 
 /// Breakers of 1 to 5 buckets, some throttling after a single call, some in a dry run, some
@@ -48,7 +47,7 @@ fn run(
     config: BreakerConfig,
     start: Duration,
     ops: &[Op],
-    progress: &support::driver::Progress,
+    progress: &rampart_testkit::driver::Progress,
 ) -> Result<(), TestCaseError> {
     let recorder = DebuggingRecorder::new();
     let clock = ManualClock::starting_at(start);
@@ -56,17 +55,14 @@ fn run(
         metrics::with_local_recorder(&recorder, || config.clone().build_with(clock.clone()))
             .expect("a valid config");
     let breaker = Arc::new(breaker);
-    let backend = Backend::new();
-    let service = BreakerLayer::from_breaker(Arc::clone(&breaker)).layer(backend.clone());
-    Harness::new(
+    harness::run(
         UnderTest { config },
         clock,
-        backend,
-        service,
+        &BreakerLayer::from_breaker(Arc::clone(&breaker)),
         Target::Single(breaker),
         recorder,
+        (ops, progress),
     )
-    .run(ops, progress)
 }
 
 #[test]

@@ -19,15 +19,15 @@ use std::time::Duration;
 use metrics_util::debugging::DebuggingRecorder;
 use proptest::prelude::*;
 use rampart_core::ManualClock;
-use rampart_ratelimit::{BbrConfig, BbrGroup, BbrGroupLayer, Gate, ManualCpu, ManualDelay};
+use rampart_ratelimit::{BbrConfig, BbrGroup, BbrGroupLayer, Gate, ManualCpu};
 use tower::Layer;
 
+use rampart_testkit::backend::Backend;
 use rampart_testkit::bounds::{Bounds, bounds};
-use rampart_testkit::membership::Membership;
+use rampart_testkit::driver::{Progress, run_property};
+use rampart_testkit::harness;
 use rampart_testkit::ops::operations;
-use support::backend::Backend;
-use support::driver::{Progress, run_property};
-use support::harness::{Harness, Sources, Target, UnderTest};
+use support::harness::{Sources, Target, UnderTest};
 use support::ops::Op;
 
 /// The number of distinct keys requests carry.
@@ -66,31 +66,21 @@ fn run(
     progress: &Progress,
 ) -> Result<(), TestCaseError> {
     let clock = ManualClock::starting_at(start);
-    let sources = Sources {
-        cpu: ManualCpu::new(cpu),
-        delay: ManualDelay::new(),
-    };
+    let sources = Sources::new(cpu);
     let group = BbrGroup::new_with(config.clone(), clock.clone(), sources.cpu.clone())
         .and_then(|group| group.with_bounds(bounds.max_keys, bounds.idle_timeout))
         .expect("a valid config")
         .with_delay(sources.delay.clone());
     let layer = BbrGroupLayer::new(group, |request: &u8| *request);
-    let target = Target::Group {
-        group: Arc::clone(layer.group()),
-        members: Membership::new(bounds.max_keys, bounds.idle_timeout),
-    };
-    let backend = Backend::new();
-    let service = layer.layer(backend.clone());
-    let recorder = DebuggingRecorder::new();
-    Harness::new(
+    let target = Target::group(Arc::clone(layer.group()), bounds);
+    harness::run(
         UnderTest::new(config, sources),
         clock,
-        backend,
-        service,
+        &layer,
         target,
-        recorder,
+        DebuggingRecorder::new(),
+        (ops, progress),
     )
-    .run(ops, progress)
 }
 
 #[test]

@@ -19,13 +19,12 @@ use std::time::Duration;
 use metrics_util::debugging::DebuggingRecorder;
 use proptest::prelude::*;
 use rampart_core::ManualClock;
-use rampart_ratelimit::{BbrConfig, BbrLimitLayer, Gate, ManualCpu, ManualDelay};
-use tower::Layer;
+use rampart_ratelimit::{BbrConfig, BbrLimitLayer, Gate};
 
+use rampart_testkit::driver::{Progress, run_property};
+use rampart_testkit::harness;
 use rampart_testkit::ops::operations;
-use support::backend::Backend;
-use support::driver::{Progress, run_property};
-use support::harness::{Harness, Sources, Target, UnderTest};
+use support::harness::{Sources, Target, UnderTest};
 use support::ops::Op;
 
 /// Limiters of 2 to 5 buckets, every gate, cooldowns from none to many windows, headroom from
@@ -77,10 +76,7 @@ fn run(
 ) -> Result<(), TestCaseError> {
     let recorder = DebuggingRecorder::new();
     let clock = ManualClock::starting_at(start);
-    let sources = Sources {
-        cpu: ManualCpu::new(cpu),
-        delay: ManualDelay::new(),
-    };
+    let sources = Sources::new(cpu);
     let limiter = metrics::with_local_recorder(&recorder, || {
         config
             .clone()
@@ -89,18 +85,14 @@ fn run(
     .expect("a valid config")
     .with_delay(sources.delay.clone());
     let limiter = Arc::new(limiter);
-    let backend = Backend::new();
-    let service = BbrLimitLayer::from_limiter(Arc::clone(&limiter)).layer(backend.clone());
-    let target = Target::Single(limiter);
-    Harness::new(
+    harness::run(
         UnderTest::new(config, sources),
         clock,
-        backend,
-        service,
-        target,
+        &BbrLimitLayer::from_limiter(Arc::clone(&limiter)),
+        Target::Single(limiter),
         recorder,
+        (ops, progress),
     )
-    .run(ops, progress)
 }
 
 #[test]

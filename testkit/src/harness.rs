@@ -20,9 +20,10 @@ use std::time::Duration;
 use metrics_util::debugging::DebuggingRecorder;
 use proptest::test_runner::TestCaseError;
 use rampart_core::{Clock as _, ManualClock, Outcome};
-use tower::{BoxError, Service};
+use tower::{BoxError, Layer, Service};
 
 use crate::backend::{Backend, BackendError, Fate, catching};
+use crate::bounds::Bounds;
 use crate::driver::{Polled, Progress, poll_caught, poll_owned};
 use crate::membership::Membership;
 use crate::ops::{Op, Steps};
@@ -149,6 +150,16 @@ pub enum Target<M, G> {
         /// Which instance serves which key, as the model sees it.
         members: Membership,
     },
+}
+
+impl<M, G> Target<M, G> {
+    /// The target of a layer over `group`, bounded by `bounds`.
+    pub fn group(group: Arc<G>, bounds: &Bounds) -> Self {
+        Target::Group {
+            group,
+            members: Membership::new(bounds.max_keys, bounds.idle_timeout),
+        }
+    }
 }
 
 impl<M, G> fmt::Debug for Target<M, G> {
@@ -644,4 +655,29 @@ where
         );
         Ok(())
     }
+}
+
+/// Runs `ops` on the service `layer` makes around a new hand-driven [`Backend`], finding its
+/// instances in `target` (made as `subject` says, reading `clock`, reporting into
+/// `recorder`), checking it against the models after each step.
+///
+/// # Errors
+///
+/// The first difference, with its step.
+pub fn run<L, Y>(
+    subject: L,
+    clock: ManualClock,
+    layer: &Y,
+    target: Target<L::Member, L::Group>,
+    recorder: DebuggingRecorder,
+    (ops, progress): (&[Op<L::Step>], &Progress),
+) -> Result<(), TestCaseError>
+where
+    L: Subject,
+    Y: Layer<Backend>,
+    Y::Service: Service<u8, Response = u64, Error = BoxError>,
+{
+    let backend = Backend::new();
+    let service = layer.layer(backend.clone());
+    Harness::new(subject, clock, backend, service, target, recorder).run(ops, progress)
 }

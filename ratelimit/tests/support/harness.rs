@@ -33,6 +33,16 @@ pub(crate) struct Sources {
     pub(crate) delay: ManualDelay,
 }
 
+impl Sources {
+    /// A CPU reading `cpu` and no scheduling delay.
+    pub(crate) fn new(cpu: f64) -> Self {
+        Self {
+            cpu: ManualCpu::new(cpu),
+            delay: ManualDelay::new(),
+        }
+    }
+}
+
 /// Limiters built from `config`, reading `sources`.
 pub(crate) struct UnderTest {
     config: BbrConfig,
