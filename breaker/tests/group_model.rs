@@ -26,10 +26,10 @@ use rampart_testkit::backend::Backend;
 use rampart_testkit::bounds::{Bounds, bounds};
 use rampart_testkit::driver::{Progress, run_property};
 use rampart_testkit::harness;
-use rampart_testkit::ops::operations;
+use rampart_testkit::ops::case;
 use support::config::Draws;
 use support::harness::{Target, UnderTest};
-use support::ops::Op;
+use support::ops::Case;
 
 /// The number of distinct keys requests carry.
 const KEYS: u8 = 4;
@@ -48,11 +48,10 @@ fn config() -> impl Strategy<Value = BreakerConfig> {
 fn run(
     config: BreakerConfig,
     bounds: &Bounds,
-    start: Duration,
-    ops: &[Op],
+    case: &Case,
     progress: &Progress,
 ) -> Result<(), TestCaseError> {
-    let clock = ManualClock::starting_at(start);
+    let clock = ManualClock::starting_at(case.start);
     let group = BreakerGroup::new_with(config.clone(), clock.clone())
         .and_then(|group| group.with_max_keys(bounds.max_keys))
         .and_then(|group| group.with_idle_timeout(bounds.idle_timeout))
@@ -65,7 +64,7 @@ fn run(
         &layer,
         target,
         DebuggingRecorder::new(),
-        (ops, progress),
+        (&case.ops, progress),
     )
 }
 
@@ -73,23 +72,8 @@ fn run(
 fn a_keyed_group_counts_every_outcome_in_its_key_s_breaker_as_the_model_does() {
     run_property(
         "breaker group model",
-        || {
-            (
-                config(),
-                bounds(),
-                0..10_000_u64,
-                operations(KEYS, true, 840),
-            )
-        },
-        |(config, bounds, start_ms, ops), progress| {
-            run(
-                config,
-                &bounds,
-                Duration::from_millis(start_ms),
-                &ops,
-                progress,
-            )
-        },
+        || (config(), bounds(), case(KEYS, true)),
+        |(config, bounds, case), progress| run(config, &bounds, &case, progress),
     );
 }
 

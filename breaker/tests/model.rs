@@ -12,7 +12,6 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use metrics_util::debugging::DebuggingRecorder;
 use proptest::prelude::*;
@@ -21,10 +20,10 @@ use rampart_core::{ManualClock, Outcome};
 
 use rampart_testkit::driver::run_property;
 use rampart_testkit::harness;
-use rampart_testkit::ops::operations;
+use rampart_testkit::ops::case;
 use support::config::Draws;
 use support::harness::{Target, UnderTest};
-use support::ops::Op;
+use support::ops::Case;
 
 /// Breakers of 1 to 5 buckets, some throttling after a single call, some in a dry run, some
 /// counting cancellations.
@@ -45,12 +44,11 @@ fn config() -> impl Strategy<Value = BreakerConfig> {
 
 fn run(
     config: BreakerConfig,
-    start: Duration,
-    ops: &[Op],
+    case: &Case,
     progress: &rampart_testkit::driver::Progress,
 ) -> Result<(), TestCaseError> {
     let recorder = DebuggingRecorder::new();
-    let clock = ManualClock::starting_at(start);
+    let clock = ManualClock::starting_at(case.start);
     let breaker =
         metrics::with_local_recorder(&recorder, || config.clone().build_with(clock.clone()))
             .expect("a valid config");
@@ -61,7 +59,7 @@ fn run(
         &BreakerLayer::from_breaker(Arc::clone(&breaker)),
         Target::Single(breaker),
         recorder,
-        (ops, progress),
+        (&case.ops, progress),
     )
 }
 
@@ -69,9 +67,7 @@ fn run(
 fn the_breaker_counts_every_outcome_as_its_model_does() {
     run_property(
         "breaker model",
-        || (config(), 0..10_000_u64, operations(1, false, 840)),
-        |(config, start_ms, ops), progress| {
-            run(config, Duration::from_millis(start_ms), &ops, progress)
-        },
+        || (config(), case(1, false)),
+        |(config, case), progress| run(config, &case, progress),
     );
 }

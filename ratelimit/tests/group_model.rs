@@ -26,9 +26,9 @@ use rampart_testkit::backend::Backend;
 use rampart_testkit::bounds::{Bounds, bounds};
 use rampart_testkit::driver::{Progress, run_property};
 use rampart_testkit::harness;
-use rampart_testkit::ops::operations;
+use rampart_testkit::ops::case;
 use support::harness::{Sources, Target, UnderTest};
-use support::ops::Op;
+use support::ops::Case;
 
 /// The number of distinct keys requests carry.
 const KEYS: u8 = 4;
@@ -61,11 +61,10 @@ fn run(
     config: BbrConfig,
     bounds: &Bounds,
     cpu: f64,
-    start: Duration,
-    ops: &[Op],
+    case: &Case,
     progress: &Progress,
 ) -> Result<(), TestCaseError> {
-    let clock = ManualClock::starting_at(start);
+    let clock = ManualClock::starting_at(case.start);
     let sources = Sources::new(cpu);
     let group = BbrGroup::new_with(config.clone(), clock.clone(), sources.cpu.clone())
         .and_then(|group| group.with_bounds(bounds.max_keys, bounds.idle_timeout))
@@ -79,7 +78,7 @@ fn run(
         &layer,
         target,
         DebuggingRecorder::new(),
-        (ops, progress),
+        (&case.ops, progress),
     )
 }
 
@@ -92,20 +91,10 @@ fn a_keyed_group_counts_every_request_in_its_key_s_limiter_as_the_model_does() {
                 config(),
                 bounds(),
                 prop::sample::select(vec![0.0, 0.9]),
-                0..10_000_u64,
-                operations(KEYS, true, 840),
+                case(KEYS, true),
             )
         },
-        |(config, bounds, cpu, start_ms, ops), progress| {
-            run(
-                config,
-                &bounds,
-                cpu,
-                Duration::from_millis(start_ms),
-                &ops,
-                progress,
-            )
-        },
+        |(config, bounds, cpu, case), progress| run(config, &bounds, cpu, &case, progress),
     );
 }
 

@@ -23,9 +23,9 @@ use rampart_ratelimit::{BbrConfig, BbrLimitLayer, Gate};
 
 use rampart_testkit::driver::{Progress, run_property};
 use rampart_testkit::harness;
-use rampart_testkit::ops::operations;
+use rampart_testkit::ops::case;
 use support::harness::{Sources, Target, UnderTest};
-use support::ops::Op;
+use support::ops::Case;
 
 /// Limiters of 2 to 5 buckets, every gate, cooldowns from none to many windows, headroom from
 /// none (Kratos's limit) to three square roots, some in a dry run, all reading a scheduling
@@ -67,15 +67,9 @@ pub(crate) fn cpu() -> impl Strategy<Value = f64> {
     prop::sample::select(vec![0.0, 0.5, 0.9])
 }
 
-fn run(
-    config: BbrConfig,
-    cpu: f64,
-    start: Duration,
-    ops: &[Op],
-    progress: &Progress,
-) -> Result<(), TestCaseError> {
+fn run(config: BbrConfig, cpu: f64, case: &Case, progress: &Progress) -> Result<(), TestCaseError> {
     let recorder = DebuggingRecorder::new();
-    let clock = ManualClock::starting_at(start);
+    let clock = ManualClock::starting_at(case.start);
     let sources = Sources::new(cpu);
     let limiter = metrics::with_local_recorder(&recorder, || {
         config
@@ -91,7 +85,7 @@ fn run(
         &BbrLimitLayer::from_limiter(Arc::clone(&limiter)),
         Target::Single(limiter),
         recorder,
-        (ops, progress),
+        (&case.ops, progress),
     )
 }
 
@@ -99,9 +93,7 @@ fn run(
 fn the_limiter_counts_every_request_as_its_model_does() {
     run_property(
         "limiter model",
-        || (config(), cpu(), 0..10_000_u64, operations(1, false, 840)),
-        |(config, cpu, start_ms, ops), progress| {
-            run(config, cpu, Duration::from_millis(start_ms), &ops, progress)
-        },
+        || (config(), cpu(), case(1, false)),
+        |(config, cpu, case), progress| run(config, cpu, &case, progress),
     );
 }

@@ -222,3 +222,21 @@ pub fn operations<L: Steps>(
     }
     prop::collection::vec(Union::new_weighted(ops), 0..=max_len)
 }
+
+/// One case of a model test: where the clock starts, and the operations.
+#[derive(Debug, Clone)]
+pub struct Case<L> {
+    /// The clock's reading when the layer is built.
+    pub start: Duration,
+    /// The operations, in order.
+    pub ops: Vec<Op<L>>,
+}
+
+/// Cases starting within the first 10 s, of up to 840 [`operations`] on requests keyed
+/// `0..keys` (with `evictions`, sometimes an [`Op::EvictIdle`]).
+pub fn case<L: Steps>(keys: u8, evictions: bool) -> impl Strategy<Value = Case<L>> {
+    (0..10_000_u64, operations(keys, evictions, 840)).prop_map(|(start_ms, ops)| Case {
+        start: Duration::from_millis(start_ms),
+        ops,
+    })
+}

@@ -19,3 +19,6 @@ impl Steps for Breaker {
 
 /// One step of a model test.
 pub(crate) type Op = rampart_testkit::ops::Op<Breaker>;
+
+/// One case of a model test.
+pub(crate) type Case = rampart_testkit::ops::Case<Breaker>;

@@ -27,3 +27,6 @@ impl Steps for Signal {
 
 /// One step of a model test.
 pub(crate) type Op = rampart_testkit::ops::Op<Signal>;
+
+/// One case of a model test.
+pub(crate) type Case = rampart_testkit::ops::Case<Signal>;
