@@ -45,7 +45,7 @@ fn ratelimit(c: &mut Criterion) {
         .build_with(SystemClock::new(), ManualCpu::new(0.1))
         .expect("valid");
     let mut protected = BbrLimitLayer::from_limiter(Arc::new(cool)).layer(backend());
-    group.bench_function("rampart/rate_limit_layer/low_cpu", |b| {
+    group.bench_function("rampart/bbr_limit_layer/low_cpu", |b| {
         b.iter(|| call_ready(&mut protected, black_box(1)));
     });
 
