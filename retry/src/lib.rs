@@ -109,7 +109,7 @@ mod service;
 
 pub use crate::backoff::Backoff;
 pub use crate::budget::{
-    Budget, BudgetSnapshot, RatioBudget, RatioConfig, TokenBudget, TokenConfig,
+    Budget, BudgetSnapshot, RatioBudget, RatioConfig, TokenBudget, TokenConfig, Unlimited,
 };
 pub use crate::config::RetryConfig;
 pub use crate::decide::{Attempts, Next, Retrier, StopReason};

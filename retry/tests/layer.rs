@@ -9,27 +9,11 @@ use std::time::Duration;
 use rampart_core::{Outcome, Rejected, TokioClock};
 use rampart_fault::{FaultConfig, FaultHandle, FaultLayer, InjectedError};
 use rampart_retry::{
-    AttemptTimedOut, Backoff, Budget, BudgetSnapshot, Decision, Policy, RatioConfig, RetryConfig,
-    RetryLayer, RetryPolicy, TokenConfig,
+    AttemptTimedOut, Backoff, Decision, Policy, RatioConfig, RetryConfig, RetryLayer, RetryPolicy,
+    TokenConfig, Unlimited,
 };
 use tokio::time::Instant;
 use tower::{BoxError, Layer, ServiceExt, service_fn};
-
-/// A budget that always allows a retry: naive retries.
-#[derive(Debug)]
-struct Unlimited;
-
-impl Budget for Unlimited {
-    fn deposit(&self) {}
-    fn withdraw(&self) -> bool {
-        true
-    }
-    fn snapshot(&self) -> BudgetSnapshot {
-        BudgetSnapshot {
-            remaining: f64::INFINITY,
-        }
-    }
-}
 
 /// A backend (answering at once) behind a fault layer failing `error_rate` of calls; the
 /// fault layer's request count is the backend's traffic.

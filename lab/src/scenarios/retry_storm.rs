@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rampart_core::TokioClock;
 use rampart_fault::{FaultConfig, FaultLayer};
-use rampart_retry::{Budget, BudgetSnapshot, RatioConfig, RetryConfig, RetryLayer, TokenConfig};
+use rampart_retry::{RatioConfig, RetryConfig, RetryLayer, TokenConfig, Unlimited};
 use tower::retry::budget::TpsBudget;
 use tower::{Layer, service_fn};
 
@@ -45,24 +45,6 @@ enum Stack {
     Tower,
     Ratio,
     Token,
-}
-
-/// A budget that always allows a retry.
-#[derive(Debug)]
-struct Unlimited;
-
-impl Budget for Unlimited {
-    fn deposit(&self) {}
-
-    fn withdraw(&self) -> bool {
-        true
-    }
-
-    fn snapshot(&self) -> BudgetSnapshot {
-        BudgetSnapshot {
-            remaining: f64::INFINITY,
-        }
-    }
 }
 
 /// tower's usual policy: deposit on success, withdraw before each retry, three attempts,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rampart::Outcome;
 use rampart::core::{Clock, ManualClock};
 use rampart::retry::{
-    Backoff, Budget, BudgetSnapshot, RatioConfig, RetryConfig, RetryLayer, TokenConfig,
+    Backoff, Budget, RatioConfig, RetryConfig, RetryLayer, TokenConfig, Unlimited,
 };
 use tokio::runtime::Runtime;
 use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
@@ -94,24 +94,6 @@ pub const BACKOFF: Builder<(), (Backoff, u64)> = Builder {
     costly_shape: |_| None,
     validate: |_| Ok(()),
 };
-
-/// A budget that grants every retry, so that only `max_attempts` bounds them.
-#[derive(Debug)]
-struct Unlimited;
-
-impl Budget for Unlimited {
-    fn deposit(&self) {}
-
-    fn withdraw(&self) -> bool {
-        true
-    }
-
-    fn snapshot(&self) -> BudgetSnapshot {
-        BudgetSnapshot {
-            remaining: f64::INFINITY,
-        }
-    }
-}
 
 /// A configuration and how many attempts fail before one succeeds.
 pub type RetryCase = (RetryConfig, u32);

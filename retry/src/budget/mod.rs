@@ -7,9 +7,11 @@
 
 mod ratio;
 mod token;
+mod unlimited;
 
 pub use self::ratio::{RatioBudget, RatioConfig};
 pub use self::token::{TokenBudget, TokenConfig};
+pub use self::unlimited::Unlimited;
 
 use rampart_core::Outcome;
 
