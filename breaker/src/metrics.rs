@@ -90,3 +90,53 @@ impl BreakerMetrics {
         Some(f64::from_bits(before))
     }
 }
+
+/// # Gauges while idle
+impl<C: rampart_core::Clock> crate::SreBreaker<C> {
+    /// Sets the drop-probability gauge to the probability at the clock's current instant,
+    /// read from the window without changing it (as [`snapshot`](Self::snapshot) does).
+    ///
+    /// The background refresher calls it once a second for every breaker registered with
+    /// [`keep_gauges_current`](Self::keep_gauges_current); call it yourself to publish at
+    /// once (a test on a `ManualClock`, say).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rampart_breaker::{BreakerConfig, BreakerState};
+    /// use rampart_core::{ManualClock, Outcome};
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = BreakerConfig::default().build_with(clock.clone())?;
+    /// for _ in 0..100 {
+    ///     breaker.record(Outcome::Failure);
+    /// }
+    /// // A decision sets the gauge: 100/101.
+    /// assert!(matches!(breaker.state(), BreakerState::Throttling { .. }));
+    /// clock.advance(Duration::from_secs(3)); // then no call for a whole window
+    /// breaker.publish_gauges(); // the gauge reads 0
+    /// assert_eq!(breaker.snapshot().drop_probability, 0.0);
+    /// # Ok::<(), rampart_core::ConfigError>(())
+    /// ```
+    pub fn publish_gauges(&self) {
+        self.publish(self.snapshot().drop_probability);
+    }
+
+    /// Registers this breaker with the shared background refresher
+    /// ([`rampart_core::gauges`]), which then calls [`publish_gauges`](Self::publish_gauges)
+    /// once a second for as long as the breaker lives (it holds a weak reference).
+    ///
+    /// [`BreakerLayer`](crate::BreakerLayer) and [`BreakerGroup`](crate::BreakerGroup) call it
+    /// for their breakers; call it for a breaker you share in an `Arc` and drive yourself. A
+    /// breaker is registered once however often this is called.
+    pub fn keep_gauges_current(self: &std::sync::Arc<Self>) {
+        if self.metrics.claim_refresh() {
+            rampart_core::gauges::keep_current(self);
+        }
+    }
+}
+
+impl<C: rampart_core::Clock> rampart_core::gauges::PublishGauges for crate::SreBreaker<C> {
+    fn publish_gauges(&self) {
+        crate::SreBreaker::publish_gauges(self);
+    }
+}
