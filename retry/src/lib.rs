@@ -96,7 +96,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod backoff;
-pub mod budget;
+mod budget;
 mod config;
 mod decide;
 mod error;

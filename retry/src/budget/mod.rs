@@ -17,6 +17,11 @@ use rampart_core::Outcome;
 
 /// A source of permission to retry.
 ///
+/// A fixed number of attempts per request is not a limit on retries: when a backend fails
+/// every call, three attempts per request triple its load exactly when it can least take it.
+/// A budget bounds retries as a share of real traffic instead, so that they rescue the odd
+/// failure and stop by themselves during an outage.
+///
 /// The [`Retry`](crate::Retry) layer calls [`deposit`](Self::deposit) once per original
 /// request, [`record`](Self::record) with the outcome of every attempt, and
 /// [`withdraw`](Self::withdraw) before every retry: a retry goes ahead only if it returns
