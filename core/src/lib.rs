@@ -23,6 +23,8 @@
 //!   outcome, a panic of the inner service as a failure, or a cancellation.
 //! - [`ConfigError`] and [`check`]: the error every `build()` returns, naming the field and
 //!   the rule.
+//! - [`Criticality`]: how important a request is (four classes from the SRE book, a finer
+//!   level inside each), ordered, parsed from and written to its wire form.
 //! - [`KeyedGroup`]: one value per key (a breaker or limiter per route), created once,
 //!   bounded, idle-evicted, with the layers' default bounds; [`KeyLabel`] names a member's key
 //!   in metrics.
@@ -68,6 +70,7 @@
 mod classify;
 mod clock;
 mod completion;
+mod criticality;
 mod error;
 pub mod gauges;
 mod group;
@@ -83,6 +86,7 @@ pub use crate::classify::{Classify, DefaultClassifier, Outcome};
 pub use crate::clock::TokioClock;
 pub use crate::clock::{Clock, CoarseClock, ManualClock, SystemClock, saturating_nanos};
 pub use crate::completion::{Completion, Recorder};
+pub use crate::criticality::{Criticality, CriticalityClass, ParseCriticalityError};
 pub use crate::error::{ConfigError, check};
 pub use crate::group::{KeyLabel, KeyedGroup};
 pub use crate::rejected::Rejected;
