@@ -24,7 +24,13 @@
 //! - [`ConfigError`] and [`check`]: the error every `build()` returns, naming the field and
 //!   the rule.
 //! - [`Criticality`]: how important a request is (four classes from the SRE book, a finer
-//!   level inside each), ordered, parsed from and written to its wire form.
+//!   level inside each), ordered, parsed from and written to its wire form;
+//!   [`ArrivalRates`], the smoothed demand of each criticality band, for layers that shed the
+//!   least important first.
+//! - [`RequestContext`]: what travels with a request (its criticality), current for the whole
+//!   handling of the request inside a scope a server-side layer installs
+//!   ([`RequestContext::scope`], [`RequestContext::enter`]); [`current_criticality`] is what
+//!   the layers read.
 //! - [`KeyedGroup`]: one value per key (a breaker or limiter per route), created once,
 //!   bounded, idle-evicted, with the layers' default bounds; [`KeyLabel`] names a member's key
 //!   in metrics.
@@ -70,6 +76,7 @@
 mod classify;
 mod clock;
 mod completion;
+mod context;
 mod criticality;
 mod error;
 pub mod gauges;
@@ -86,7 +93,8 @@ pub use crate::classify::{Classify, DefaultClassifier, Outcome};
 pub use crate::clock::TokioClock;
 pub use crate::clock::{Clock, CoarseClock, ManualClock, SystemClock, saturating_nanos};
 pub use crate::completion::{Completion, Recorder};
-pub use crate::criticality::{Criticality, CriticalityClass, ParseCriticalityError};
+pub use crate::context::{Entered, RequestContext, Scoped, current_criticality};
+pub use crate::criticality::{ArrivalRates, Criticality, CriticalityClass, ParseCriticalityError};
 pub use crate::error::{ConfigError, check};
 pub use crate::group::{KeyLabel, KeyedGroup};
 pub use crate::rejected::Rejected;

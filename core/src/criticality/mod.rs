@@ -35,6 +35,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+mod rates;
+
+pub use self::rates::ArrivalRates;
+
 /// A criticality class, ordered from the least important to the most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum CriticalityClass {
@@ -57,6 +61,12 @@ impl CriticalityClass {
         Self::Critical,
         Self::CriticalPlus,
     ];
+
+    /// The class's place in [`ALL`](Self::ALL), from 0 (sheddable) to 3 (critical-plus).
+    #[inline]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
 
     /// The class's name on the wire and in metrics: `sheddable`, `sheddable-plus`, `critical`,
     /// `critical-plus`.
@@ -109,6 +119,17 @@ impl Criticality {
             level
         };
         Self { class, level }
+    }
+
+    /// How many bands [`band`](Self::band) numbers.
+    pub const BANDS: usize = 16;
+
+    /// The band this criticality falls in, from 0 (the lowest) to `BANDS - 1`: its class's
+    /// four bands, each a quarter of the levels. Layers that shed by criticality count demand
+    /// per band, which orders a class's levels at a quarter's grain at a fixed small cost.
+    #[inline]
+    pub const fn band(self) -> usize {
+        self.class as usize * 4 + (self.level / 32) as usize
     }
 
     /// The class.
@@ -237,6 +258,28 @@ mod tests {
             Criticality::with_level(CriticalityClass::Sheddable, 200).level(),
             127,
             "capped"
+        );
+    }
+
+    #[test]
+    fn bands_follow_the_order_of_criticalities() {
+        let mut all = Vec::new();
+        for class in CriticalityClass::ALL {
+            for level in 0..=Criticality::MAX_LEVEL {
+                all.push(Criticality::with_level(class, level));
+            }
+        }
+        assert!(all.windows(2).all(|pair| pair[0].band() <= pair[1].band()));
+        assert_eq!(all[0].band(), 0);
+        assert_eq!(all[all.len() - 1].band(), Criticality::BANDS - 1);
+        assert_eq!(
+            Criticality::CRITICAL.band(),
+            8,
+            "each class's level 0 starts its bands"
+        );
+        assert_eq!(
+            Criticality::with_level(CriticalityClass::Critical, 32).band(),
+            9
         );
     }
 

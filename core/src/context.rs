@@ -1,0 +1,254 @@
+//! [`RequestContext`]: what travels with a request from service to service, and the scope that
+//! makes it the current request's while that request is being handled.
+//!
+//! A server-side layer reads the context a request brings (its criticality, from a header)
+//! and installs it for the whole handling of the request: around the inner service's `call`
+//! and around every poll of its response future, as `tracing` enters a span. Every layer and
+//! handler inside, on whatever thread polls it, reads it with [`RequestContext::current`], so
+//! a handler that calls another service needs no plumbing: the client-side layer reads the
+//! scope and stamps the outgoing request. Outside any scope the context is empty, and the
+//! layers behave as they did without one.
+//!
+//! The scope is the current *poll's*, not the task's: work spawned onto another task carries
+//! it only when wrapped with [`RequestContext::scope`], as a span must be with
+//! `tracing::Instrument`.
+//!
+//! ```
+//! use rampart_core::{Criticality, RequestContext};
+//!
+//! assert_eq!(RequestContext::current().criticality(), None);
+//! let batch = RequestContext::new().with_criticality(Criticality::SHEDDABLE);
+//!
+//! // Synchronous code: the context is current until the guard drops.
+//! {
+//!     let _entered = batch.enter();
+//!     assert_eq!(RequestContext::current().criticality(), Some(Criticality::SHEDDABLE));
+//! }
+//! assert_eq!(RequestContext::current(), RequestContext::new());
+//!
+//! // A future: the context is current during each of its polls.
+//! let handled = batch.scope(async { RequestContext::current().criticality() });
+//! # let seen = block_on(handled);
+//! # assert_eq!(seen, Some(Criticality::SHEDDABLE));
+//! # fn block_on<F: std::future::Future>(future: F) -> F::Output {
+//! #     use std::task::{Context, Poll, Waker};
+//! #     let mut future = std::pin::pin!(future);
+//! #     loop {
+//! #         if let Poll::Ready(out) = future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+//! #             return out;
+//! #         }
+//! #     }
+//! # }
+//! ```
+
+use std::cell::Cell;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::Criticality;
+
+/// What a request carries between services: today its [`Criticality`]. Each value is optional:
+/// an absent one means the request did not say, and a layer uses its own default.
+///
+/// It is `Copy` and small, so reading the current one costs a thread-local load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub struct RequestContext {
+    criticality: Option<Criticality>,
+}
+
+thread_local! {
+    static CURRENT: Cell<RequestContext> = const { Cell::new(RequestContext::new()) };
+}
+
+impl RequestContext {
+    /// A context that says nothing.
+    pub const fn new() -> Self {
+        Self { criticality: None }
+    }
+
+    /// The context of the request being handled on this thread: the innermost scope's, or an
+    /// empty one outside any scope.
+    #[inline]
+    pub fn current() -> Self {
+        CURRENT.with(Cell::get)
+    }
+
+    /// The criticality the request carries, if it said one.
+    pub const fn criticality(&self) -> Option<Criticality> {
+        self.criticality
+    }
+
+    /// This context, carrying `criticality`.
+    #[must_use]
+    pub const fn with_criticality(self, criticality: Criticality) -> Self {
+        Self {
+            criticality: Some(criticality),
+        }
+    }
+
+    /// This context, its absent values taken from `outer`: a request's own values win over the
+    /// scope it is made in.
+    #[must_use]
+    pub fn or(self, outer: Self) -> Self {
+        Self {
+            criticality: self.criticality.or(outer.criticality),
+        }
+    }
+
+    /// Makes this context current until the guard is dropped (for a synchronous call such as a
+    /// service's `call`). Guards nest; each restores the context it replaced, also when the
+    /// code between unwinds.
+    pub fn enter(self) -> Entered {
+        Entered {
+            previous: CURRENT.with(|current| current.replace(self)),
+            _not_send: PhantomData,
+        }
+    }
+
+    /// `future`, with this context current during each of its polls.
+    pub fn scope<F: Future>(self, future: F) -> Scoped<F> {
+        Scoped {
+            context: self,
+            future,
+        }
+    }
+}
+
+/// The criticality of the request being handled on this thread, or the default
+/// ([`Criticality::CRITICAL`]) when it said none: what a layer that sheds by importance uses.
+#[inline]
+pub fn current_criticality() -> Criticality {
+    RequestContext::current().criticality.unwrap_or_default()
+}
+
+/// A context made current by [`RequestContext::enter`]; dropping it restores the one before.
+/// It is tied to its thread.
+#[derive(Debug)]
+#[must_use = "the context is current only until the guard is dropped"]
+pub struct Entered {
+    previous: RequestContext,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        CURRENT.with(|current| current.set(self.previous));
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future polled with a [`RequestContext`] current (see [`RequestContext::scope`]).
+    #[derive(Debug)]
+    pub struct Scoped<F> {
+        context: RequestContext,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F> Scoped<F> {
+    /// The context the future runs in.
+    pub fn context(&self) -> RequestContext {
+        self.context
+    }
+}
+
+impl<F: Future> Future for Scoped<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.context.enter();
+        this.future.poll(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::task::Waker;
+
+    use super::*;
+
+    fn poll_once<F: Future>(future: Pin<&mut F>) -> Poll<F::Output> {
+        future.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    const BATCH: RequestContext = RequestContext::new().with_criticality(Criticality::SHEDDABLE);
+    const VIP: RequestContext = RequestContext::new().with_criticality(Criticality::CRITICAL_PLUS);
+
+    #[test]
+    fn guards_nest_and_restore_what_they_replaced() {
+        assert_eq!(current_criticality(), Criticality::CRITICAL, "the default");
+        let outer = BATCH.enter();
+        assert_eq!(current_criticality(), Criticality::SHEDDABLE);
+        {
+            let _inner = VIP.enter();
+            assert_eq!(current_criticality(), Criticality::CRITICAL_PLUS);
+        }
+        assert_eq!(current_criticality(), Criticality::SHEDDABLE);
+        drop(outer);
+        assert_eq!(RequestContext::current(), RequestContext::new());
+    }
+
+    #[test]
+    fn a_panic_inside_a_scope_restores_the_context_before_it() {
+        let _outer = BATCH.enter();
+        let unwound = catch_unwind(AssertUnwindSafe(|| {
+            let _inner = VIP.enter();
+            panic!("handler bug");
+        }));
+        assert!(unwound.is_err());
+        assert_eq!(current_criticality(), Criticality::SHEDDABLE);
+    }
+
+    #[test]
+    fn a_scoped_future_sees_its_context_in_every_poll_and_leaves_none_between() {
+        let mut polls = 0;
+        let future = VIP.scope(std::future::poll_fn(|cx| {
+            assert_eq!(current_criticality(), Criticality::CRITICAL_PLUS);
+            polls += 1;
+            if polls < 3 {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            } else {
+                Poll::Ready(polls)
+            }
+        }));
+        let mut future = std::pin::pin!(future);
+        assert!(poll_once(future.as_mut()).is_pending());
+        assert_eq!(
+            RequestContext::current(),
+            RequestContext::new(),
+            "between polls"
+        );
+        assert!(poll_once(future.as_mut()).is_pending());
+        assert_eq!(poll_once(future.as_mut()), Poll::Ready(3));
+    }
+
+    #[test]
+    fn a_scope_polled_on_another_thread_is_current_there() {
+        let future = BATCH.scope(async { current_criticality() });
+        let seen = std::thread::spawn(move || {
+            let mut future = std::pin::pin!(future);
+            poll_once(future.as_mut())
+        })
+        .join()
+        .expect("no panic");
+        assert_eq!(seen, Poll::Ready(Criticality::SHEDDABLE));
+        assert_eq!(current_criticality(), Criticality::CRITICAL, "not here");
+    }
+
+    #[test]
+    fn a_requests_own_values_win_over_the_scope() {
+        assert_eq!(VIP.or(BATCH), VIP);
+        assert_eq!(RequestContext::new().or(BATCH), BATCH);
+        assert_eq!(
+            RequestContext::new().or(RequestContext::new()),
+            RequestContext::new()
+        );
+    }
+}

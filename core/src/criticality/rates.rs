@@ -1,0 +1,196 @@
+//! [`ArrivalRates`]: how much work of each criticality band arrives, smoothed over buckets.
+
+use std::array;
+
+use crate::Criticality;
+use crate::sync::{AtomicU64, Ordering};
+
+const BANDS: usize = Criticality::BANDS;
+
+/// The arrival rate of each criticality [band](Criticality::band), per bucket of a layer's
+/// window, smoothed: what a layer that sheds by criticality reads to know what each band asks
+/// for, with no per-class numbers in its configuration.
+///
+/// Arrivals are counted as they come ([`record`](Self::record): one relaxed increment). Once
+/// per bucket, [`fold`](Self::fold) takes the counts and moves each band's rate towards them by
+/// [`SMOOTHING`](Self::SMOOTHING) per bucket elapsed, so a step in demand shows within a few
+/// buckets and one noisy bucket moves the rate by less than a third of its noise. Every arrival
+/// recorded is taken by exactly one fold, whatever the concurrency.
+///
+/// ```
+/// use rampart_core::{ArrivalRates, Criticality};
+///
+/// let rates = ArrivalRates::new();
+/// for _ in 0..30 {
+///     rates.record(Criticality::SHEDDABLE);
+/// }
+/// rates.record(Criticality::CRITICAL);
+/// rates.fold(1); // the first bucket sets the rates
+/// let now = rates.rates();
+/// assert_eq!(now[Criticality::SHEDDABLE.band()], 30.0);
+/// assert_eq!(now[Criticality::CRITICAL.band()], 1.0);
+///
+/// rates.fold(2); // an empty bucket
+/// assert_eq!(rates.rates()[Criticality::SHEDDABLE.band()], 30.0 * 0.7);
+/// ```
+#[derive(Debug)]
+pub struct ArrivalRates {
+    /// Arrivals since the last fold, per band.
+    counts: [AtomicU64; BANDS],
+    /// Smoothed arrivals per bucket, per band (`f64` bits); written by folds only.
+    rates: [AtomicU64; BANDS],
+    /// One more than the bucket of the last fold; 0 before any.
+    folded: AtomicU64,
+}
+
+impl Default for ArrivalRates {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ArrivalRates {
+    /// How far a bucket's count moves a band's rate: 0.3, so that 10 buckets after a step the
+    /// old rate weighs 3 %.
+    pub const SMOOTHING: f64 = 0.3;
+
+    /// No arrivals yet.
+    pub fn new() -> Self {
+        Self {
+            counts: array::from_fn(|_| AtomicU64::new(0)),
+            rates: array::from_fn(|_| AtomicU64::new(0.0_f64.to_bits())),
+            folded: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts an arrival of `criticality`.
+    #[inline]
+    pub fn record(&self, criticality: Criticality) {
+        self.counts[criticality.band()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Folds the arrivals counted since the last fold into the rates, once per `bucket` (the
+    /// window's bucket number, increasing): the first call for a bucket folds and returns the
+    /// counts it took; later calls for it, or for an older bucket, return `None`.
+    ///
+    /// The counts folded at bucket `b` arrived since the fold before, at bucket `f`: they are
+    /// spread over the `b - f` buckets between, each a smoothing step. The first fold sets the
+    /// rates to its counts.
+    pub fn fold(&self, bucket: u64) -> Option<[u64; BANDS]> {
+        let next = bucket.saturating_add(1);
+        let last = self.folded.load(Ordering::Relaxed);
+        if next <= last
+            || self
+                .folded
+                .compare_exchange(last, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return None;
+        }
+        let counts: [u64; BANDS] =
+            array::from_fn(|band| self.counts[band].swap(0, Ordering::Relaxed));
+        let steps = if last == 0 { None } else { Some(next - last) };
+        for (band, &count) in counts.iter().enumerate() {
+            let rate = match steps {
+                None => count as f64,
+                Some(steps) => {
+                    let kept = (1.0 - Self::SMOOTHING).powf(steps as f64);
+                    let old = f64::from_bits(self.rates[band].load(Ordering::Relaxed));
+                    old * kept + (count as f64 / steps as f64) * (1.0 - kept)
+                }
+            };
+            self.rates[band].store(rate.to_bits(), Ordering::Relaxed);
+        }
+        Some(counts)
+    }
+
+    /// The smoothed arrivals per bucket of each band, as of the last fold.
+    pub fn rates(&self) -> [f64; BANDS] {
+        array::from_fn(|band| f64::from_bits(self.rates[band].load(Ordering::Relaxed)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::CriticalityClass;
+
+    #[test]
+    fn a_step_in_demand_shows_within_ten_buckets() {
+        let rates = ArrivalRates::new();
+        let band = Criticality::SHEDDABLE_PLUS.band();
+        for bucket in 1..=20 {
+            let arrivals = if bucket <= 10 { 10 } else { 100 };
+            for _ in 0..arrivals {
+                rates.record(Criticality::SHEDDABLE_PLUS);
+            }
+            rates.fold(bucket);
+        }
+        let rate = rates.rates()[band];
+        assert!((97.0..=100.0).contains(&rate), "{rate}");
+    }
+
+    #[test]
+    fn a_fold_after_a_gap_spreads_its_counts_over_the_gap() {
+        let rates = ArrivalRates::new();
+        for _ in 0..10 {
+            rates.record(Criticality::CRITICAL);
+        }
+        rates.fold(0);
+        for _ in 0..40 {
+            rates.record(Criticality::CRITICAL);
+        }
+        rates.fold(4); // 40 arrivals over 4 buckets: 10 per bucket, the rate unchanged
+        assert!((rates.rates()[Criticality::CRITICAL.band()] - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn each_bucket_folds_once_and_an_older_bucket_never() {
+        let rates = ArrivalRates::new();
+        rates.record(Criticality::CRITICAL);
+        assert_eq!(
+            rates.fold(5).map(|counts| counts.iter().sum::<u64>()),
+            Some(1)
+        );
+        rates.record(Criticality::CRITICAL);
+        assert_eq!(rates.fold(5), None);
+        assert_eq!(rates.fold(4), None);
+        assert_eq!(
+            rates.fold(6).map(|counts| counts.iter().sum::<u64>()),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn every_arrival_is_folded_exactly_once_under_concurrency() {
+        const THREADS: usize = 4;
+        const EACH: u64 = 50_000;
+        let rates = Arc::new(ArrivalRates::new());
+        let folded = Arc::new(AtomicU64::new(0));
+        let workers: Vec<_> = (0..THREADS)
+            .map(|thread| {
+                let (rates, folded) = (Arc::clone(&rates), Arc::clone(&folded));
+                std::thread::spawn(move || {
+                    let class = CriticalityClass::ALL[thread % 4];
+                    for i in 0..EACH {
+                        rates.record(Criticality::with_level(class, (i % 128) as u8));
+                        if i % 1_000 == 0 {
+                            // Every thread races to fold the same buckets.
+                            if let Some(counts) = rates.fold(i / 1_000) {
+                                folded.fetch_add(counts.iter().sum(), Ordering::Relaxed);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().expect("no panic");
+        }
+        let last = rates.fold(u64::MAX - 1).expect("a newer bucket folds");
+        let total = folded.load(Ordering::Relaxed) + last.iter().sum::<u64>();
+        assert_eq!(total, THREADS as u64 * EACH);
+    }
+}
