@@ -1,4 +1,5 @@
-//! rampart over HTTP: statuses for the layers' errors, and request copies for retries.
+//! rampart over HTTP: statuses for the layers' errors, request copies for retries, and a
+//! request's criticality carried between services in a header.
 //!
 //! # Statuses
 //!
@@ -54,8 +55,96 @@
 //! # let _ = policy;
 //! ```
 
+//!
+//! # Criticality between services
+//!
+//! Under overload the layers shed the least important work first, by each request's
+//! [`Criticality`](rampart_core::Criticality) (see [`rampart_core::RequestContext`]). Between
+//! services it travels in a header, [`CRITICALITY_HEADER`] (`rampart-criticality`, in its wire
+//! form: `critical`, `sheddable-plus/42`; configurable). gRPC metadata is sent as the same
+//! HTTP/2 headers, so the two layers serve tonic services and clients as they are.
+//!
+//! - [`ServerContextLayer`], outermost in a server, reads the header of the callers it trusts
+//!   ([`Trust`]), caps it, falls back to a default for the others, and makes the result current
+//!   for the whole handling of the request: the limiter inside sheds by it, and the handler
+//!   reads it with [`current_criticality`](rampart_core::current_criticality). A malformed
+//!   value never fails a request: it gets the default, and a counted metric.
+//! - [`ClientContextLayer`], on a client, writes the outgoing request's own `Criticality`
+//!   extension, or else the current request's, in the header: a handler's calls to other
+//!   services carry its request's criticality on with no plumbing.
+//!
+//! ```
+//! use http::{Request, Response};
+//! use rampart::core::{Criticality, current_criticality};
+//! use rampart::http::{
+//!     CRITICALITY_HEADER, ClientContextLayer, ServerContextConfig, ServerContextLayer, Trust,
+//! };
+//! use tower::{BoxError, ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), BoxError> {
+//! // A downstream service, reached through a client that carries the criticality on (the
+//! // transport here is a function answering with the header it received).
+//! let downstream = ServiceBuilder::new()
+//!     .layer(ClientContextLayer::new())
+//!     .service(service_fn(|request: Request<()>| async move {
+//!         Ok::<_, BoxError>(request.headers()[CRITICALITY_HEADER].to_str()?.to_owned())
+//!     }));
+//!
+//! // An internal service: its callers are its own fleet, trusted up to critical.
+//! let server = ServiceBuilder::new()
+//!     .layer(ServerContextLayer::new(
+//!         ServerContextConfig::default()
+//!             .with_trust(Trust::All)
+//!             .with_max(Criticality::CRITICAL)
+//!             .with_name("orders"),
+//!     ))
+//!     .service(service_fn(move |_: Request<()>| {
+//!         let downstream = downstream.clone();
+//!         async move {
+//!             // The limiter would stand here, reading the same value.
+//!             let here = current_criticality();
+//!             let sent = downstream.oneshot(Request::new(())).await?;
+//!             Ok::<_, BoxError>(Response::new((here, sent)))
+//!         }
+//!     }));
+//!
+//! let prefetch = Request::builder().header(CRITICALITY_HEADER, "sheddable-plus/40").body(())?;
+//! let (here, sent) = server.clone().oneshot(prefetch).await?.into_body();
+//! assert_eq!(here, "sheddable-plus/40".parse()?);
+//! assert_eq!(sent, "sheddable-plus/40");
+//!
+//! // Above the cap: lowered to it, here and downstream.
+//! let pushy = Request::builder().header(CRITICALITY_HEADER, "critical-plus").body(())?;
+//! let (here, sent) = server.oneshot(pushy).await?.into_body();
+//! assert_eq!((here, sent.as_str()), (Criticality::CRITICAL, "critical"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Edge services
+//!
+//! **A service that the internet reaches must not honour the criticality the internet sends**:
+//! any caller could send `critical-plus` and jump ahead of everyone else's work when the
+//! service sheds. The default, [`Trust::None`], honours no caller: every request gets the
+//! configured default ([`ServerContextConfig::with_default`]; the layers' `critical` without
+//! one), and the header is rewritten to it before the request goes further, so that what the
+//! internet sent never reaches the services behind. An edge decides its requests' criticality
+//! itself (from the route, the client's plan, whether a user waits) by setting the
+//! `Criticality` extension of its outgoing requests. Internal services, reached only by their
+//! own fleet, configure [`Trust::All`], or [`Trust::when`] a predicate on the request (a peer
+//! identity a TLS layer put in its extensions, a header only the service's own edge sets) when
+//! both kinds of caller reach them; [`ServerContextConfig::with_max`] caps what even a trusted
+//! caller can ask for.
+
+mod context;
 mod request;
 mod status;
 
+pub use self::context::CRITICALITY_HEADER;
+pub use self::context::client::{ClientContext, ClientContextLayer};
+pub use self::context::future::ResponseFuture;
+pub use self::context::server::{ServerContext, ServerContextConfig, ServerContextLayer};
+pub use self::context::trust::Trust;
 pub use self::request::clone_request;
 pub use self::status::{ErrorStatus, Mapped};

@@ -1,0 +1,58 @@
+//! A request's criticality between services: read from a header on the way in
+//! ([`ServerContextLayer`](server::ServerContextLayer)), written on the way out
+//! ([`ClientContextLayer`](client::ClientContextLayer)), and current for the whole handling of
+//! a request as its [`RequestContext`](rampart_core::RequestContext) scope. The public docs are
+//! `rampart::http`'s "Criticality between services".
+
+pub(super) mod client;
+pub(super) mod future;
+mod metrics;
+pub(super) mod server;
+pub(super) mod trust;
+
+use http::{HeaderName, HeaderValue};
+use rampart_core::{Criticality, CriticalityClass};
+
+/// The header a criticality travels in unless configured otherwise: `rampart-criticality`.
+///
+/// gRPC metadata is sent as HTTP/2 headers, so the same header carries it between gRPC
+/// services (tonic's `MetadataMap` shows it under the same name).
+pub const CRITICALITY_HEADER: HeaderName = HeaderName::from_static("rampart-criticality");
+
+/// `criticality` in its wire form (`critical`, `sheddable-plus/42`), as a header value.
+pub(super) fn header_value(criticality: Criticality) -> HeaderValue {
+    // The four classes at level 0, the usual case, are constants: no allocation.
+    let class = match criticality.class() {
+        CriticalityClass::Sheddable => const { class_value(CriticalityClass::Sheddable) },
+        CriticalityClass::SheddablePlus => const { class_value(CriticalityClass::SheddablePlus) },
+        CriticalityClass::Critical => const { class_value(CriticalityClass::Critical) },
+        CriticalityClass::CriticalPlus => const { class_value(CriticalityClass::CriticalPlus) },
+    };
+    if criticality.level() == 0 {
+        return class;
+    }
+    // The wire form is always visible ASCII; the class alone stands in should it ever not be.
+    HeaderValue::try_from(criticality.to_string()).unwrap_or(class)
+}
+
+/// A class's name as a header value, made at compile time.
+const fn class_value(class: CriticalityClass) -> HeaderValue {
+    HeaderValue::from_static(class.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_are_the_wire_form_and_read_back_as_the_same_criticality() {
+        for class in CriticalityClass::ALL {
+            for level in [0, 1, 42, Criticality::MAX_LEVEL] {
+                let criticality = Criticality::with_level(class, level);
+                let value = header_value(criticality);
+                assert_eq!(value.to_str().ok(), Some(&*criticality.to_string()));
+                assert_eq!(value.to_str().ok().map(str::parse), Some(Ok(criticality)));
+            }
+        }
+    }
+}
