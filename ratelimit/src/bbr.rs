@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use rampart_core::saturating_nanos;
 use rampart_core::{
-    Clock, ConfigError, OncePerBucket, PerBucketCache, RollingWindow, SystemClock,
+    Clock, ConfigError, Criticality, OncePerBucket, PerBucketCache, RollingWindow, SystemClock,
     ValidWindowConfig, View,
 };
 
 use crate::cpu::CpuUsage;
 use crate::events::Transitions;
 use crate::metrics::LimiterMetrics;
+use crate::priority::Priorities;
 use crate::{BbrConfig, Gate, Overloaded, SchedulingDelay, SystemCpu};
 
 /// Drops are remembered at this resolution: finer would make every shed request write to a
@@ -64,6 +65,11 @@ pub struct BbrSnapshot {
     pub cpu: f64,
     /// Requests admitted and not yet completed.
     pub inflight: u64,
+    /// Of those, the requests of each criticality class, in [`CriticalityClass::index`]
+    /// order (requests that said none count as `critical`).
+    ///
+    /// [`CriticalityClass::index`]: rampart_core::CriticalityClass::index
+    pub inflight_by_class: [u64; 4],
     /// The limit: the concurrency the service has proven it sustains without queueing
     /// (`L = max_pass × min_rt`) and `headroom × √L` more (see [`BbrConfig::headroom`]).
     pub max_inflight: u64,
@@ -130,6 +136,9 @@ pub struct BbrLimiter<C = SystemClock, U = SystemCpu> {
     window: RollingWindow<C>,
     stats: PerBucketCache<4>,
     inflight: AtomicU64,
+    /// Demand and requests in flight per criticality band, for shedding the least important
+    /// first.
+    priorities: Priorities,
     /// One more than the nanosecond instant of the most recent drop; 0 before any.
     last_drop: AtomicU64,
     /// Claimed by the first request of each bucket, which publishes the gauges.
@@ -170,6 +179,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
             window,
             stats: PerBucketCache::new(),
             inflight: AtomicU64::new(0),
+            priorities: Priorities::new(),
             last_drop: AtomicU64::new(0),
             published: OncePerBucket::new(),
             buckets_per_second,
@@ -199,25 +209,34 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
 
 /// # Deciding
 impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
-    /// Decides; on admission counts the request in flight.
+    /// Decides for a request of `criticality` (`None`: it said none, and counts as the
+    /// default); on admission counts the request in flight and returns its band.
     #[inline]
-    pub(crate) fn admit(&self, now: Duration) -> Result<(), Overloaded> {
+    pub(crate) fn admit(
+        &self,
+        now: Duration,
+        criticality: Option<Criticality>,
+    ) -> Result<usize, Overloaded> {
+        let counted = criticality.unwrap_or_default();
+        let band = counted.band();
         let inflight = self.inflight.load(Ordering::Relaxed);
         let bucket = self.window.bucket_at(now);
         // Read from the per-bucket cache at most once per decision, and only if needed.
         let stats = OnceCell::new();
         let stats = || *stats.get_or_init(|| self.stats_in(bucket, now));
         self.publish_once_per_bucket(bucket, now, inflight, &stats);
-        if self.should_drop(now, inflight, &stats) {
-            self.metrics.shed();
+        self.priorities.arrived(counted);
+        if self.should_drop(now, inflight, band, &stats) {
+            self.metrics.shed(counted.class());
             self.events.shed(|| stats().max_inflight);
             if self.config.enforce {
-                return Err(Overloaded::new());
+                return Err(Overloaded::shedding(criticality));
             }
         }
         self.inflight.fetch_add(1, Ordering::Relaxed);
-        self.metrics.admitted();
-        Ok(())
+        self.priorities.enter(band);
+        self.metrics.admitted(counted.class());
+        Ok(band)
     }
 
     /// Whether a request arriving at `now` with `inflight` requests in flight is shed.
@@ -230,10 +249,18 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     ///   host's CPU hot. (The probe reads no delay while the runtime is not busy, so a host
     ///   that preempts the process sheds nothing.)
     /// - In flight: while the gate says the service is overloaded (or a drop of an overloaded
-    ///   service was less than `cooldown` ago), more than one request, and more than
-    ///   `max_inflight`.
+    ///   service was less than `cooldown` ago), more than one request, and more than the cap
+    ///   of the request's criticality band: `max_inflight` for traffic of one band, lower for
+    ///   the least important bands and higher for the most important when several arrive
+    ///   (see `priority.rs`).
     #[inline]
-    fn should_drop(&self, now: Duration, inflight: u64, stats: &impl Fn() -> Stats) -> bool {
+    fn should_drop(
+        &self,
+        now: Duration,
+        inflight: u64,
+        band: usize,
+        stats: &impl Fn() -> Stats,
+    ) -> bool {
         if self.runtime_late(now) {
             self.remember_drop(now);
             return true;
@@ -242,7 +269,10 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
             return false;
         }
         let overloaded = self.overloaded(stats);
-        if (!overloaded && !self.cooling_down(now)) || inflight <= stats().max_inflight {
+        if !overloaded && !self.cooling_down(now) {
+            return self.held_back_while_warm(inflight, band, stats);
+        }
+        if inflight <= self.priorities.cap(band, stats().max_inflight) {
             return false;
         }
         // With the CPU gate, only a drop of a hot service restarts the cooldown: the CPU stays
@@ -254,6 +284,20 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
             self.remember_drop(now);
         }
         true
+    }
+
+    /// Whether a request of `band` is shed before the gate opens: while the CPU is warm (at
+    /// or above three quarters of `cpu_threshold`), a band below another band's demand may
+    /// not take more than twice `max_inflight` in flight. A step in load queues requests
+    /// for as long as the smoothed CPU takes to cross the threshold (a few hundred
+    /// milliseconds); this keeps that queue from the more important requests. Traffic of one
+    /// band, a cool service or the latency gate alone are never held back.
+    #[inline]
+    fn held_back_while_warm(&self, inflight: u64, band: usize, stats: &impl Fn() -> Stats) -> bool {
+        self.config.gate.uses_cpu()
+            && inflight > stats().max_inflight.saturating_mul(2)
+            && self.priorities.demand_above(band)
+            && self.cpu.usage() >= 0.75 * self.config.cpu_threshold
     }
 
     /// Whether the runtime runs ready work later than `max_delay`.
@@ -294,13 +338,13 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         }
     }
 
-    /// Records a completion: the response time in µs (at least 1) and one pass, and takes the
-    /// request out of flight.
-    pub(crate) fn complete(&self, started: Duration, now: Duration) {
+    /// Records a completion of a request of `band`: the response time in µs (at least 1) and
+    /// one pass, and takes the request out of flight.
+    pub(crate) fn complete(&self, started: Duration, now: Duration, band: usize) {
         let rt = now.saturating_sub(started);
         let rt_us = rt.as_nanos().div_ceil(1_000).clamp(1, u128::from(u64::MAX)) as u64;
         self.window.record_at(now, rt_us);
-        self.leave();
+        self.leave(band);
     }
 }
 
@@ -308,7 +352,8 @@ impl<C, U> BbrLimiter<C, U> {
     /// Takes a request out of flight: a completion, or a request that never completed
     /// (cancelled, or unwinding from a panic), which records nothing: only real completions
     /// count as throughput.
-    pub(crate) fn leave(&self) {
+    pub(crate) fn leave(&self, band: usize) {
+        self.priorities.leave(band);
         if self.inflight.fetch_sub(1, Ordering::Relaxed) == 1 {
             // The gauge is otherwise published by arrivals, once per bucket: without this, a
             // server whose traffic stopped would show the last sample's requests in flight.
@@ -328,6 +373,21 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
             self.window.advance_to(now);
             let (stats, held) = self.compute_stats(now);
             self.held_min_rt_us.store(held.to_bits(), Ordering::Relaxed);
+            let rt_us = if stats.last_rt_us > 0.0 {
+                stats.last_rt_us
+            } else {
+                stats.min_rt_us
+            };
+            let moved = self.priorities.refresh(
+                bucket,
+                rt_us / 1e6,
+                self.buckets_per_second,
+                stats.max_inflight,
+            );
+            if let Some((from, to)) = moved {
+                self.events
+                    .threshold_moved(from, to, || self.cooling_down(now));
+            }
             stats.pack()
         }))
     }
@@ -436,6 +496,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
                 0.0
             },
             inflight: self.inflight.load(Ordering::Relaxed),
+            inflight_by_class: self.priorities.inflight_by_class(),
             max_inflight: stats.max_inflight,
             max_pass: stats.max_pass,
             min_rt: Duration::from_secs_f64(stats.min_rt_us / 1e6),

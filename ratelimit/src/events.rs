@@ -9,6 +9,7 @@
 // Without the feature the methods are empty and ignore `self`.
 #![cfg_attr(not(feature = "tracing"), allow(clippy::unused_self))]
 
+use rampart_core::CriticalityClass;
 #[cfg(feature = "tracing")]
 use rampart_core::Switch;
 
@@ -53,6 +54,30 @@ impl Transitions {
         }
         #[cfg(not(feature = "tracing"))]
         let _ = max_inflight;
+    }
+
+    /// The shedding threshold moved from the class `from` to `to` (`None`: every class's
+    /// demand fits under the limit); reported while the limiter sheds (`cooling_down()`).
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn threshold_moved(
+        &self,
+        from: Option<CriticalityClass>,
+        to: Option<CriticalityClass>,
+        cooling_down: impl FnOnce() -> bool,
+    ) {
+        #[cfg(feature = "tracing")]
+        if self.shedding.is_on() && cooling_down() {
+            let name =
+                |class: Option<CriticalityClass>| class.map_or("none", CriticalityClass::as_str);
+            tracing::info!(
+                target: "rampart::ratelimit",
+                name = &*self.name,
+                key = self.key.as_deref().unwrap_or(""),
+                from = name(from),
+                to = name(to),
+                "limiter's shedding threshold moved between criticality classes"
+            );
+        }
     }
 
     /// A new bucket began; `cooling_down` tells whether the last shed is within the cooldown.

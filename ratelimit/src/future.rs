@@ -34,7 +34,7 @@ enum State<F, C, U> {
         permit: Option<OwnedPermit<C, U>>,
     },
     /// Shed; the inner service was not called.
-    Shed,
+    Shed(Overloaded),
     /// The output has been returned.
     Done,
 }
@@ -49,8 +49,10 @@ impl<F, C, U> ResponseFuture<F, C, U> {
         }
     }
 
-    pub(crate) fn shed() -> Self {
-        Self { state: State::Shed }
+    pub(crate) fn shed(error: Overloaded) -> Self {
+        Self {
+            state: State::Shed(error),
+        }
     }
 }
 
@@ -74,7 +76,7 @@ where
                 }
                 result.map_err(Into::into)
             }
-            StateProj::Shed => Err(Overloaded::new().into()),
+            StateProj::Shed(error) => Err((*error).into()),
             StateProj::Done => return Poll::Pending,
         };
         state.set(State::Done);

@@ -160,7 +160,7 @@ where
         let limiter = self.group.get_at(&key, now);
         match Permit::acquire(limiter, now) {
             Ok(permit) => ResponseFuture::admitted(self.inner.call(request), permit),
-            Err(_) => ResponseFuture::shed(),
+            Err(shed) => ResponseFuture::shed(shed),
         }
     }
 }

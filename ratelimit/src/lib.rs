@@ -82,6 +82,34 @@
 //! (Kratos's limit, `headroom` 0: 93–98 % and 20.6–21.8 ms. The default's one `√L` of queue
 //! buys the last points of goodput for about 4 ms of p99.)
 //!
+//! # Criticality: the least important work is shed first
+//!
+//! Each request's [`Criticality`](rampart_core::Criticality) is the current
+//! [`RequestContext`](rampart_core::RequestContext)'s, set by a server-side layer from the
+//! request (the facade's `rampart::http::ServerContextLayer`) or by your code with
+//! `RequestContext::scope`; a request that says none is `critical`, the default. The limiter
+//! counts the arrivals of each criticality band (a class's quarter of levels), smoothed per
+//! bucket, and what each band holds in flight. While it sheds, the cap of a request depends on
+//! its band, with no per-class numbers to configure:
+//!
+//! - bands whose demand, with everything above them, fits under the limit are shed only above
+//!   `limit + min(3√limit, demand of the bands below)`: their bursts pass at the expense of
+//!   the bands below;
+//! - the others are capped at the limit less what the bands above ask for and do not hold at
+//!   this instant: the first of them gets the room left (a proportional share), the ones
+//!   below are shed. Capacity the important bands leave unused flows down.
+//! - While the CPU is warm (¾ of `cpu_threshold`) and before the gate opens, a band below
+//!   another's demand may not hold more than twice the limit: the queue a step in load builds
+//!   while the smoothed CPU catches up does not form in front of the important requests.
+//!
+//! With every request in one band (no criticality anywhere) the caps are the limit: the
+//! limiter decides exactly as without. The error of a shed request says its class, decisions
+//! are counted per class, and a `tracing` event reports the threshold class moving while the
+//! limiter sheds. `tests/criticality.rs` steps a server from 0.8× to 3× its capacity with a
+//! sixth of the requests critical: every critical request but one of 15 429 is served (two
+//! seeds) and goodput stays at 98 % of capacity; blind to criticality, the same limiter serves
+//! a third of them.
+//!
 //! # The CPU signal
 //!
 //! [`SystemCpu`] (the default) reads the cgroup that actually limits the process, found from
@@ -127,7 +155,8 @@
 //! # Metrics
 //!
 //! Registered once when a limiter is built (install your recorder first), labelled `name`
-//! (and `key` in a group): `rampart_ratelimit_requests_total{outcome="admitted"|"shed"}` (in a
+//! (and `key` in a group): `rampart_ratelimit_requests_total{outcome="admitted"|"shed",
+//! criticality}` (`criticality` the class name, `critical` for requests that said none; in a
 //! dry run, `shed` counts the requests that would have been shed);
 //! `rampart_ratelimit_inflight`, `rampart_ratelimit_max_inflight`,
 //! `rampart_ratelimit_cpu_ratio` and (for a limiter that reads one)
@@ -174,6 +203,7 @@ mod group_layer;
 mod layer;
 mod metrics;
 mod permit;
+mod priority;
 mod service;
 
 pub use crate::bbr::{BbrLimiter, BbrSnapshot};

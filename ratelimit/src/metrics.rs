@@ -10,16 +10,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Label};
-use rampart_core::{Clock, Switch};
+use rampart_core::{Clock, CriticalityClass, Switch};
 
 use crate::{BbrLimiter, CpuUsage};
 
-/// `rampart_ratelimit_requests_total{name, outcome}`, `rampart_ratelimit_inflight{name}`,
+/// `rampart_ratelimit_requests_total{name, outcome, criticality}` (a handle per class),
+/// `rampart_ratelimit_inflight{name}`,
 /// `rampart_ratelimit_max_inflight{name}` and `rampart_ratelimit_cpu_ratio{name}`.
 #[derive(Debug)]
 pub(crate) struct LimiterMetrics {
-    admitted: Counter,
-    shed: Counter,
+    /// Per class, in [`CriticalityClass::index`] order.
+    admitted: [Counter; 4],
+    shed: [Counter; 4],
     inflight: Gauge,
     max_inflight: Gauge,
     cpu: Gauge,
@@ -38,9 +40,12 @@ impl LimiterMetrics {
             labels.push(Label::new("key", key.to_owned()));
         }
         let requests = |outcome: &'static str| {
-            let mut labels = labels.clone();
-            labels.push(Label::new("outcome", outcome));
-            metrics::counter!("rampart_ratelimit_requests_total", labels)
+            CriticalityClass::ALL.map(|class| {
+                let mut labels = labels.clone();
+                labels.push(Label::new("outcome", outcome));
+                labels.push(Label::new("criticality", class.as_str()));
+                metrics::counter!("rampart_ratelimit_requests_total", labels)
+            })
         };
         Self {
             admitted: requests("admitted"),
@@ -60,13 +65,13 @@ impl LimiterMetrics {
     }
 
     #[inline]
-    pub(crate) fn admitted(&self) {
-        self.admitted.increment(1);
+    pub(crate) fn admitted(&self, class: CriticalityClass) {
+        self.admitted[class.index()].increment(1);
     }
 
     #[inline]
-    pub(crate) fn shed(&self) {
-        self.shed.increment(1);
+    pub(crate) fn shed(&self, class: CriticalityClass) {
+        self.shed[class.index()].increment(1);
     }
 
     /// Sets the gauges: `delay` only for a limiter that reads one.

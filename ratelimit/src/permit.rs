@@ -6,13 +6,14 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_core::{Clock, SystemClock};
+use rampart_core::{Clock, RequestContext, SystemClock};
 
 use crate::{BbrLimiter, CpuUsage, Overloaded, SystemCpu};
 
 /// # Admission
 impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
-    /// Admits a request now, or sheds it.
+    /// Admits a request now, or sheds it. The request's criticality is the current
+    /// [`RequestContext`]'s (the default, `critical`, outside any).
     ///
     /// # Errors
     ///
@@ -112,6 +113,8 @@ where
 pub struct Permit<L: BbrLimiterRef> {
     limiter: L,
     started: Duration,
+    /// The request's criticality band.
+    band: u8,
     done: bool,
 }
 
@@ -127,10 +130,12 @@ where
     /// own handle to the member.)
     #[inline]
     pub(crate) fn acquire(limiter: L, now: Duration) -> Result<Self, Overloaded> {
-        limiter.limiter().admit(now)?;
+        let criticality = RequestContext::current().criticality();
+        let band = limiter.limiter().admit(now, criticality)?;
         Ok(Self {
             limiter,
             started: now,
+            band: band as u8,
             done: false,
         })
     }
@@ -144,7 +149,9 @@ where
     /// Records the completion at `now` (read from the limiter's clock).
     pub fn complete_at(mut self, now: Duration) {
         self.done = true;
-        self.limiter.limiter().complete(self.started, now);
+        self.limiter
+            .limiter()
+            .complete(self.started, now, usize::from(self.band));
     }
 }
 
@@ -158,7 +165,7 @@ impl<L: BbrLimiterRef> Permit<L> {
 impl<L: BbrLimiterRef> Drop for Permit<L> {
     fn drop(&mut self) {
         if !self.done {
-            self.limiter.limiter().leave();
+            self.limiter.limiter().leave(usize::from(self.band));
         }
     }
 }

@@ -94,7 +94,7 @@ where
         match self.limiter.acquire_owned() {
             // The permit exists before the inner call: if `call` panics, it is released.
             Ok(permit) => ResponseFuture::admitted(self.inner.call(request), permit),
-            Err(_) => ResponseFuture::shed(),
+            Err(shed) => ResponseFuture::shed(shed),
         }
     }
 }

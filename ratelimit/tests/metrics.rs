@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use rampart_core::ManualClock;
+use rampart_core::{Criticality, ManualClock, RequestContext};
 use rampart_ratelimit::{BbrConfig, BbrLimiter, ManualCpu};
 use rampart_testkit::recorded::{gauge, take, value};
 
@@ -39,15 +39,66 @@ fn requests_are_counted_by_outcome_and_gauges_follow_once_per_bucket() {
         value(
             &metrics,
             "rampart_ratelimit_requests_total",
-            &[("name", "api"), ("outcome", outcome)],
+            &[
+                ("name", "api"),
+                ("outcome", outcome),
+                ("criticality", "critical"),
+            ],
         )
     };
+    // Requests that say no criticality count as the default class.
     assert_eq!(requests("admitted"), Some(&DebugValue::Counter(2)));
     assert_eq!(requests("shed"), Some(&DebugValue::Counter(9)));
     let gauge = |name| gauge(&metrics, name, &[("name", "api")]);
     assert_eq!(gauge("rampart_ratelimit_inflight"), 2.0);
     assert_eq!(gauge("rampart_ratelimit_cpu_ratio"), 1.0);
     assert_eq!(gauge("rampart_ratelimit_max_inflight"), 0.0);
+    drop(held);
+}
+
+#[test]
+fn decisions_are_counted_per_criticality_class() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let clock = ManualClock::new();
+    let limiter = limiter_into(&recorder, &clock, ManualCpu::new(1.0));
+    let batch = RequestContext::new().with_criticality(Criticality::SHEDDABLE);
+    let held: Vec<_> = {
+        let _scope = batch.enter();
+        (0..5).filter_map(|_| limiter.acquire().ok()).collect()
+    };
+    let vip = RequestContext::new().with_criticality(Criticality::CRITICAL_PLUS);
+    let refused = vip.enter();
+    let error = limiter.acquire().expect_err("hot, and past the limit");
+    drop(refused);
+    assert_eq!(error.criticality(), Some(Criticality::CRITICAL_PLUS));
+    assert_eq!(error.to_string(), "service overloaded: shed critical-plus");
+
+    let metrics = take(&snapshotter);
+    let requests = |outcome, class| {
+        value(
+            &metrics,
+            "rampart_ratelimit_requests_total",
+            &[
+                ("name", "api"),
+                ("outcome", outcome),
+                ("criticality", class),
+            ],
+        )
+    };
+    assert_eq!(
+        requests("admitted", "sheddable"),
+        Some(&DebugValue::Counter(2))
+    );
+    assert_eq!(requests("shed", "sheddable"), Some(&DebugValue::Counter(3)));
+    assert_eq!(
+        requests("shed", "critical-plus"),
+        Some(&DebugValue::Counter(1))
+    );
+    assert_eq!(
+        requests("admitted", "critical"),
+        Some(&DebugValue::Counter(0))
+    );
     drop(held);
 }
 
