@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 
 use pin_project::pin_project;
 use rampart_core::{
-    Classify, Clock, Completion, DefaultClassifier, Outcome, Recorder, SystemClock,
+    Classify, Clock, Completion, Criticality, DefaultClassifier, Outcome, Recorder, SystemClock,
 };
 use tower::BoxError;
 
@@ -17,23 +17,24 @@ use crate::{Rejected, SreBreaker};
 /// Records an admitted call's outcome on its breaker, through a [`Completion`], at the instant
 /// it arrives (one clock read): when the response completes, when the inner service panics,
 /// or, with the breaker's `on_cancel` outcome, when the response future is dropped before
-/// either (a cancellation).
+/// either (a cancellation). The outcome counts as one of the call's criticality (the metrics'
+/// `criticality` label), whatever context is current when it arrives.
 ///
 /// Never at the instant the call was admitted: a call that fails after a quiet spell longer
 /// than the window must count in the window when it fails, and the admission instant's bucket
 /// has expired by then.
 #[derive(Debug)]
-pub(crate) struct Admitted<C>(pub(crate) Arc<SreBreaker<C>>);
+pub(crate) struct Admitted<C>(pub(crate) Arc<SreBreaker<C>>, pub(crate) Criticality);
 
 impl<C: Clock> Recorder for Admitted<C> {
     fn record(&mut self, outcome: Outcome) {
-        self.0.record(outcome);
+        self.0.record_for(self.1, outcome);
     }
 
     fn record_cancel(&mut self) {
         let outcome = self.0.config().on_cancel;
         if outcome != Outcome::Ignore {
-            self.0.record(outcome);
+            self.0.record_for(self.1, outcome);
         }
     }
 }
@@ -67,7 +68,7 @@ enum State<F, C, L> {
         completion: Completion<Admitted<C>, L>,
     },
     /// Rejected by the breaker; the inner service was not called.
-    Rejected,
+    Rejected(Rejected),
     /// The output has been returned.
     Done,
 }
@@ -81,10 +82,10 @@ impl<F, C, L> ResponseFuture<F, C, L> {
         }
     }
 
-    /// The breaker rejected the call: the future resolves to [`Rejected`] at once.
-    pub(crate) fn rejected() -> Self {
+    /// The breaker rejected the call: the future resolves to `rejected` at once.
+    pub(crate) fn rejected(rejected: Rejected) -> Self {
         Self {
-            state: State::Rejected,
+            state: State::Rejected(rejected),
         }
     }
 }
@@ -104,7 +105,7 @@ where
             StateProj::Admitted { future, completion } => {
                 ready!(completion.poll_inner(future, cx)).map_err(Into::into)
             }
-            StateProj::Rejected => Err(Rejected::new().into()),
+            StateProj::Rejected(rejected) => Err((*rejected).into()),
             StateProj::Done => return Poll::Pending,
         };
         state.set(State::Done);

@@ -5,7 +5,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use rampart_core::{Classify, Clock, Completion, DefaultClassifier, SystemClock};
+use rampart_core::{Classify, Clock, Completion, DefaultClassifier, RequestContext, SystemClock};
 use tower::{BoxError, Layer, Service};
 
 use crate::BreakerGroup;
@@ -174,10 +174,12 @@ where
         let key = (self.key_of)(&request);
         let now = self.group.clock().now();
         let breaker = self.group.get_at(&key, now);
-        if breaker.allow_at(now).is_err() {
-            return ResponseFuture::rejected();
+        let said = RequestContext::current().criticality();
+        if let Err(rejected) = breaker.admit_at(now, said, None) {
+            return ResponseFuture::rejected(rejected);
         }
-        let completion = Completion::new(Admitted(breaker), self.classifier.clone());
+        let admitted = Admitted(breaker, said.unwrap_or_default());
+        let completion = Completion::new(admitted, self.classifier.clone());
         ResponseFuture::admitted(self.inner.call(request), completion)
     }
 }

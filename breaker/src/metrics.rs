@@ -8,14 +8,22 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use metrics::{Counter, Gauge};
-use rampart_core::Switch;
+use rampart_core::{CriticalityClass, Switch};
 
-/// `rampart_breaker_requests_total{name, outcome}` and `rampart_breaker_drop_probability{name}`.
+/// The `outcome` labels of `rampart_breaker_requests_total`, in the order of
+/// [`BreakerMetrics::requests`]' inner arrays.
+const OUTCOMES: [&str; 3] = ["success", "failure", "rejected"];
+const SUCCESS: usize = 0;
+const FAILURE: usize = 1;
+const REJECTED: usize = 2;
+
+/// `rampart_breaker_requests_total{name, outcome, criticality}` and
+/// `rampart_breaker_drop_probability{name}`.
 #[derive(Debug)]
 pub(crate) struct BreakerMetrics {
-    success: Counter,
-    failure: Counter,
-    rejected: Counter,
+    /// Per criticality class (by [`CriticalityClass::index`]), per outcome (by [`OUTCOMES`]):
+    /// every handle registered up front, so that counting is an index, never a lookup.
+    requests: [[Counter; 3]; 4],
     drop_probability: Gauge,
     /// The last probability set on the gauge, as `f64` bits, so that the gauge is only
     /// touched when the probability changes.
@@ -33,15 +41,16 @@ impl BreakerMetrics {
         if let Some(key) = key {
             labels.push(metrics::Label::new("key", key.to_owned()));
         }
-        let requests = |outcome: &'static str| {
-            let mut labels = labels.clone();
-            labels.push(metrics::Label::new("outcome", outcome));
-            metrics::counter!("rampart_breaker_requests_total", labels)
+        let requests = |class: CriticalityClass| {
+            OUTCOMES.map(|outcome| {
+                let mut labels = labels.clone();
+                labels.push(metrics::Label::new("outcome", outcome));
+                labels.push(metrics::Label::new("criticality", class.as_str()));
+                metrics::counter!("rampart_breaker_requests_total", labels)
+            })
         };
         let metrics = Self {
-            success: requests("success"),
-            failure: requests("failure"),
-            rejected: requests("rejected"),
+            requests: CriticalityClass::ALL.map(requests),
             drop_probability: metrics::gauge!("rampart_breaker_drop_probability", labels.clone()),
             published: AtomicU64::new(0.0_f64.to_bits()),
             unrefreshed: Switch::new(true),
@@ -57,18 +66,18 @@ impl BreakerMetrics {
     }
 
     #[inline]
-    pub(crate) fn success(&self) {
-        self.success.increment(1);
+    pub(crate) fn success(&self, class: CriticalityClass) {
+        self.requests[class.index()][SUCCESS].increment(1);
     }
 
     #[inline]
-    pub(crate) fn failure(&self) {
-        self.failure.increment(1);
+    pub(crate) fn failure(&self, class: CriticalityClass) {
+        self.requests[class.index()][FAILURE].increment(1);
     }
 
     #[inline]
-    pub(crate) fn rejected(&self) {
-        self.rejected.increment(1);
+    pub(crate) fn rejected(&self, class: CriticalityClass) {
+        self.requests[class.index()][REJECTED].increment(1);
     }
 
     /// Sets the drop-probability gauge to `probability` if it changed; returns the probability

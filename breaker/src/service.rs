@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use rampart_core::{Classify, Clock, Completion, ConfigError, DefaultClassifier, SystemClock};
+use rampart_core::{
+    Classify, Clock, Completion, ConfigError, DefaultClassifier, RequestContext, SystemClock,
+};
 use tower::{BoxError, Service};
 
 use crate::future::{Admitted, ResponseFuture};
@@ -20,6 +22,10 @@ use crate::{BreakerConfig, BreakerLayer, SreBreaker};
 ///
 /// Readiness is the inner service's: the breaker decides in `call`, never in `poll_ready`, so
 /// a throttled client is never "not ready". Inner errors pass through untouched.
+///
+/// A call's criticality is the [`RequestContext`]'s current in `call`: the breaker rejects the
+/// least critical calls first (see [`SreBreaker`]), and a rejection carries the criticality the
+/// context said.
 ///
 /// Build it with [`BreakerLayer`] or [`Breaker::new`].
 #[derive(Debug)]
@@ -106,12 +112,13 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let now = self.shared.clock().now();
-        if self.shared.allow_at(now).is_err() {
-            return ResponseFuture::rejected();
+        let said = RequestContext::current().criticality();
+        if let Err(rejected) = self.shared.admit_at(now, said, None) {
+            return ResponseFuture::rejected(rejected);
         }
         // Armed before the inner call: if `call` itself panics, the guard records a failure.
-        let completion =
-            Completion::new(Admitted(Arc::clone(&self.shared)), self.classifier.clone());
+        let admitted = Admitted(Arc::clone(&self.shared), said.unwrap_or_default());
+        let completion = Completion::new(admitted, self.classifier.clone());
         ResponseFuture::admitted(self.inner.call(request), completion)
     }
 }

@@ -4,8 +4,9 @@ use std::fmt;
 use std::time::Duration;
 
 use rampart_core::{
-    BucketStats, Clock, ConfigError, OncePerBucket, Outcome, PerBucketCache, RollingWindow,
-    SystemClock, ValidWindowConfig, View,
+    ArrivalRates, BucketStats, Clock, ConfigError, Criticality, OncePerBucket, Outcome,
+    PerBucketCache, RequestContext, RollingWindow, SystemClock, ValidWindowConfig, View,
+    current_criticality,
 };
 
 use crate::draw::Draws;
@@ -94,6 +95,14 @@ pub struct BreakerSnapshot {
 /// So a healthy backend never sees a rejection, and a failing one receives about `k` calls per
 /// success: enough to notice its recovery, few enough to let it recover.
 ///
+/// That probability `p` is a share of the client's traffic, and it falls on the least critical
+/// traffic first (see [`Criticality`] and the crate docs' "Criticality"): the breaker counts
+/// its calls per criticality band ([`ArrivalRates`], folded once per bucket), and a call of
+/// band `b` is rejected with probability `clamp((p − S_b) / s_b, 0, 1)`, where `s_b` is band
+/// `b`'s share of the calls and `S_b` the share of the bands below it. The expected share of
+/// rejections is still `p`; with all calls in one band (or before the first bucket has ended)
+/// every call is rejected with probability `p`, as without criticalities.
+///
 /// ```
 /// use rampart_breaker::{BreakerConfig, BreakerState, Rejected};
 /// use rampart_core::{ManualClock, Outcome};
@@ -131,6 +140,8 @@ pub struct SreBreaker<C = SystemClock> {
     completed: PerBucketCache<4>,
     /// `Adaptive` only: claimed by the first would-be rejection of each bucket, the probe.
     probed: OncePerBucket,
+    /// The calls that reached a decision, per criticality band, folded once per bucket.
+    arrivals: ArrivalRates,
     draws: Draws,
     pub(crate) metrics: BreakerMetrics,
     /// Starts and stops of throttling, as `tracing` events (feature `tracing`).
@@ -155,6 +166,7 @@ impl<C: Clock> SreBreaker<C> {
     ) -> Self {
         Self {
             probed: OncePerBucket::new(),
+            arrivals: ArrivalRates::new(),
             draws: Draws::new(config.seed),
             metrics: BreakerMetrics::new(&config.name, key),
             transitions: Transitions::new(&config.name, key),
@@ -169,59 +181,185 @@ impl<C: Clock> SreBreaker<C> {
 impl<C: Clock> SreBreaker<C> {
     /// Decides whether a call may go ahead now; a rejection counts as a rejected request.
     ///
+    /// The call's criticality is the current [`RequestContext`]'s
+    /// ([`current_criticality`]): [`Criticality::CRITICAL`] outside any scope.
+    ///
     /// # Errors
     ///
-    /// [`Rejected`] when the call is rejected (never with `enforce = false`).
+    /// [`Rejected`] when the call is rejected (never with `enforce = false`), carrying the
+    /// scope's criticality if it has one.
     #[inline]
     pub fn allow(&self) -> Result<(), Rejected> {
         self.allow_at(self.window.clock().now())
     }
 
-    /// Decides whether a call may go ahead at instant `now` (read from [`clock`](Self::clock)).
+    /// Decides whether a call may go ahead at instant `now` (read from [`clock`](Self::clock)),
+    /// its criticality the current [`RequestContext`]'s, as [`allow`](Self::allow).
     ///
     /// # Errors
     ///
     /// [`Rejected`] when the call is rejected (never with `enforce = false`).
     #[inline]
     pub fn allow_at(&self, now: Duration) -> Result<(), Rejected> {
-        let (bucket, evidence) = self.evidence_at(now);
-        let probability = self.publish(self.decide(evidence));
-        if probability == 0.0 {
-            return Ok(());
-        }
-        self.reject_if(now, bucket, self.draws.next_unit() < probability)
+        self.admit_at(now, RequestContext::current().criticality(), None)
+    }
+
+    /// Decides whether a call of `criticality` may go ahead now.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] carrying `criticality` when the call is rejected (never with
+    /// `enforce = false`).
+    #[inline]
+    pub fn allow_for(&self, criticality: Criticality) -> Result<(), Rejected> {
+        self.allow_for_at(self.window.clock().now(), criticality)
+    }
+
+    /// Decides whether a call of `criticality` may go ahead at instant `now` (read from
+    /// [`clock`](Self::clock)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rampart_breaker::BreakerConfig;
+    /// use rampart_core::{Clock, Criticality, ManualClock, Outcome};
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = BreakerConfig::default().with_seed(1).build_with(clock.clone())?;
+    /// // 100 calls go through (nothing recorded yet): 60 sheddable ones, which the backend
+    /// // refuses, and 40 critical ones, which it serves.
+    /// let now = clock.now();
+    /// let calls = [(Criticality::SHEDDABLE, Outcome::Failure, 60), (Criticality::CRITICAL, Outcome::Success, 40)];
+    /// for (criticality, _, count) in calls {
+    ///     for _ in 0..count {
+    ///         breaker.allow_for_at(now, criticality)?;
+    ///     }
+    /// }
+    /// for (criticality, outcome, count) in calls {
+    ///     for _ in 0..count {
+    ///         breaker.record_for_at(now, criticality, outcome);
+    ///     }
+    /// }
+    /// clock.advance(Duration::from_millis(300)); // a bucket ends: the bands' shares are known
+    /// let now = clock.now();
+    /// let p = breaker.drop_probability_at(now); // (100 − 2 × 40) / 101
+    /// assert!((p - 20.0 / 101.0).abs() < 1e-12);
+    /// // All of it falls on the sheddable calls, 60 % of the traffic.
+    /// let sheddable = breaker.drop_probability_for_at(now, Criticality::SHEDDABLE);
+    /// assert!((sheddable - p / 0.6).abs() < 1e-12);
+    /// assert_eq!(breaker.drop_probability_for_at(now, Criticality::CRITICAL), 0.0);
+    /// assert!((0..1_000).all(|_| breaker.allow_for_at(now, Criticality::CRITICAL).is_ok()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] carrying `criticality` when the call is rejected (never with
+    /// `enforce = false`).
+    #[inline]
+    pub fn allow_for_at(&self, now: Duration, criticality: Criticality) -> Result<(), Rejected> {
+        self.admit_at(now, Some(criticality), None)
     }
 
     /// As [`allow_at`](Self::allow_at), with the uniform draw in [0, 1) supplied by the
-    /// caller: the call is rejected when `draw < drop probability`. For deterministic tests
-    /// and simulations.
+    /// caller: the call is rejected when `draw <` its drop probability. For deterministic
+    /// tests and simulations.
     ///
     /// # Errors
     ///
     /// [`Rejected`] when the call is rejected (never with `enforce = false`).
     pub fn allow_at_with_draw(&self, now: Duration, draw: f64) -> Result<(), Rejected> {
-        let (bucket, evidence) = self.evidence_at(now);
-        let probability = self.publish(self.decide(evidence));
-        self.reject_if(now, bucket, probability > 0.0 && draw < probability)
+        self.admit_at(now, RequestContext::current().criticality(), Some(draw))
     }
 
-    fn reject_if(&self, now: Duration, bucket: u64, reject: bool) -> Result<(), Rejected> {
-        if !reject || self.probe(bucket) {
+    /// As [`allow_for_at`](Self::allow_for_at), with the uniform draw in [0, 1) supplied by
+    /// the caller, as [`allow_at_with_draw`](Self::allow_at_with_draw).
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] carrying `criticality` when the call is rejected (never with
+    /// `enforce = false`).
+    pub fn allow_for_at_with_draw(
+        &self,
+        now: Duration,
+        criticality: Criticality,
+        draw: f64,
+    ) -> Result<(), Rejected> {
+        self.admit_at(now, Some(criticality), Some(draw))
+    }
+
+    /// The decision for a call at `now` that said the criticality `said` (`None`: the
+    /// default, and a rejection that carries none), drawing from the breaker's draws unless
+    /// given `draw`.
+    #[inline]
+    pub(crate) fn admit_at(
+        &self,
+        now: Duration,
+        said: Option<Criticality>,
+        draw: Option<f64>,
+    ) -> Result<(), Rejected> {
+        let criticality = said.unwrap_or_default();
+        let (bucket, evidence) = self.evidence_at(now);
+        // Counted after the evidence, which folds the counts of a bucket that has ended.
+        self.arrivals.record(criticality);
+        let total = self.publish(self.decide(evidence));
+        if total == 0.0 {
             return Ok(());
         }
-        self.metrics.rejected();
+        let probability = self.share_for(total, criticality);
+        if probability == 0.0 {
+            return Ok(());
+        }
+        let draw = draw.unwrap_or_else(|| self.draws.next_unit());
+        if draw >= probability || self.probe(bucket) {
+            return Ok(());
+        }
+        self.metrics.rejected(criticality.class());
         if self.config.enforce {
             self.window.record_at(now, REJECTED);
-            Err(Rejected::new())
+            Err(said.map_or(Rejected::new(), Rejected::of))
         } else {
             Ok(())
         }
     }
 
-    /// Records the outcome of an admitted call now.
+    /// The probability that a call of `criticality` is rejected when the breaker's total drop
+    /// probability is `total`: `total` allocated from the lowest band upward, by each band's
+    /// share of the calls.
+    #[inline]
+    fn share_for(&self, total: f64, criticality: Criticality) -> f64 {
+        let rates = self.arrivals.rates();
+        let all: f64 = rates.iter().sum();
+        if all <= 0.0 {
+            // No bucket has ended yet: nothing to allocate by.
+            return total;
+        }
+        let band = criticality.band();
+        let below: f64 = rates[..band].iter().sum();
+        allocate(total, below / all, rates[band] / all)
+    }
+
+    /// The probability that a call of `criticality` at `now` is rejected: the drop
+    /// probability allocated to its band (see the type's docs), the total alone when the
+    /// breaker has no calls of other bands to reject first.
+    pub fn drop_probability_for_at(&self, now: Duration, criticality: Criticality) -> f64 {
+        let total = self.drop_probability_at(now);
+        if total == 0.0 {
+            return 0.0;
+        }
+        self.share_for(total, criticality)
+    }
+
+    /// Records the outcome of an admitted call now, as a call of the current
+    /// [`RequestContext`]'s criticality (for the metrics' `criticality` label).
     #[inline]
     pub fn record(&self, outcome: Outcome) {
         self.record_at(self.window.clock().now(), outcome);
+    }
+
+    /// Records the outcome of an admitted call of `criticality` now.
+    #[inline]
+    pub fn record_for(&self, criticality: Criticality, outcome: Outcome) {
+        self.record_for_at(self.window.clock().now(), criticality, outcome);
     }
 
     /// `Adaptive` only: whether this would-be rejection is the bucket's probe, let through
@@ -262,6 +400,9 @@ impl<C: Clock> SreBreaker<C> {
     fn evidence_at(&self, now: Duration) -> (u64, Evidence) {
         let (bucket, current) = self.window.advance_and_read(now);
         let [sum, count, last_sum, last_count] = self.completed.get_or_refresh(bucket, || {
+            // Once per bucket, as the totals: the calls counted per band since the last fold
+            // become the bands' rates (a fold of a bucket already folded does nothing).
+            self.arrivals.fold(bucket);
             let completed = self.window.view_at(now, View::Completed);
             let totals = completed.totals();
             let last = completed.iter().last().unwrap_or_default();
@@ -343,6 +484,22 @@ impl Rejections {
     }
 }
 
+/// A band's rejection probability when a total `total` is allocated from the lowest band
+/// upward: `clamp((total − below) / own, 0, 1)`, where `below` is the share of the calls in the
+/// bands below it and `own` its own share (a band with no share is rejected outright once the
+/// bands below are exhausted).
+#[inline]
+fn allocate(total: f64, below: f64, own: f64) -> f64 {
+    let excess = total - below;
+    if excess <= 0.0 {
+        0.0
+    } else if excess >= own {
+        1.0
+    } else {
+        excess / own
+    }
+}
+
 /// `max(0, (requests − accepted) / (requests + 1))`, with `accepted = k · accepts`.
 #[inline]
 fn probability(requests: f64, accepted: f64) -> f64 {
@@ -401,16 +558,27 @@ impl<C> SreBreaker<C> {
     /// recorded at its call's admission instant, with no write since to move the window on,
     /// lands in that instant's bucket, already expired if the call took longer than the
     /// window: it would be lost.
+    ///
+    /// The call counts as one of the current [`RequestContext`]'s criticality in the metrics;
+    /// [`record_for_at`](Self::record_for_at) names it.
     #[inline]
     pub fn record_at(&self, now: Duration, outcome: Outcome) {
+        self.record_for_at(now, current_criticality(), outcome);
+    }
+
+    /// Records the outcome of an admitted call of `criticality` at instant `now`, as
+    /// [`record_at`](Self::record_at) does.
+    #[inline]
+    pub fn record_for_at(&self, now: Duration, criticality: Criticality, outcome: Outcome) {
+        let class = criticality.class();
         match outcome {
             Outcome::Success => {
                 self.window.record_at(now, 1);
-                self.metrics.success();
+                self.metrics.success(class);
             }
             Outcome::Failure => {
                 self.window.record_at(now, 0);
-                self.metrics.failure();
+                self.metrics.failure(class);
             }
             Outcome::Ignore => {}
         }
@@ -467,6 +635,32 @@ mod tests {
                 accepts: 7,
                 rejected: 3
             }
+        );
+    }
+
+    #[test]
+    fn allocation_fills_the_lowest_bands_first_and_keeps_the_total() {
+        // Bands with shares 0.6 (below) and 0.4 (above).
+        let (low, high) = (0.6, 0.4);
+        let per_band = |total: f64| (allocate(total, 0.0, low), allocate(total, low, high));
+        let (l, h) = per_band(0.2);
+        assert!((l - 0.2 / 0.6).abs() < 1e-12 && h == 0.0, "{l} {h}");
+        let (l, h) = per_band(0.8);
+        assert!(l == 1.0 && (h - 0.5).abs() < 1e-12, "{l} {h}");
+        for total in [0.0, 0.1, 0.6, 0.75, 0.99] {
+            let (l, h) = per_band(total);
+            assert!((low * l + high * h - total).abs() < 1e-12, "{total}");
+        }
+        assert_eq!(allocate(0.3, 0.0, 1.0), 0.3, "one band: the total itself");
+        assert_eq!(
+            allocate(0.3, 0.2, 0.0),
+            1.0,
+            "no share, the bands below exhausted"
+        );
+        assert_eq!(
+            allocate(0.3, 0.3, 0.0),
+            0.0,
+            "no share, nothing left for it"
         );
     }
 

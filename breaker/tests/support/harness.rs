@@ -115,7 +115,8 @@ impl Subject for UnderTest {
         model.check(now, &breaker.snapshot())
     }
 
-    /// Compares the `requests_total` counters with every outcome the models counted.
+    /// Compares the `requests_total` counters (summed over their criticalities) with every
+    /// outcome the models counted.
     fn finish<S: Service<u8>>(harness: &Harness<S>) -> Result<(), String> {
         let mut expected: Vec<(String, Counts)> = Vec::new();
         for (label, model) in harness.models() {
@@ -126,10 +127,11 @@ impl Subject for UnderTest {
         }
         let metrics = harness.recorder().snapshotter().snapshot().into_vec();
         for (label, totals) in expected {
-            let counter = |outcome: &str| {
+            // The sum over the `criticality` label: the model counts every class alike.
+            let counter = |outcome: &str| -> u64 {
                 metrics
                     .iter()
-                    .find_map(|(key, _, _, value)| {
+                    .filter_map(|(key, _, _, value)| {
                         let key = key.key();
                         let labelled = |name: &str, wanted: &str| {
                             key.labels().any(|l| l.key() == name && l.value() == wanted)
@@ -142,7 +144,7 @@ impl Subject for UnderTest {
                             _ => None,
                         }
                     })
-                    .unwrap_or(0)
+                    .sum()
             };
             let failures = totals.admitted - totals.accepts;
             ensure!(
