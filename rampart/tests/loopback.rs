@@ -1,6 +1,7 @@
 //! The client and server stacks on real sockets: three servers on 127.0.0.1 (one failing half
 //! its requests slowly), a bounded burst of HTTP requests through rampart's client stack, and
-//! the metrics the servers expose.
+//! the metrics the servers expose; and a request's criticality carried over HTTP from a client
+//! through a server to the service that server calls.
 
 #[path = "../examples/support/mod.rs"]
 mod support;
@@ -133,4 +134,218 @@ fn assert_the_layers_agree(
         arrived - shed,
         "what the limiters admitted reached the handlers"
     );
+}
+
+// A request's criticality over HTTP: client → server A (where its limiter stands) → A's
+// handler → server B.
+
+mod criticality {
+    use std::convert::Infallible;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    use axum::body::Body;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::Response;
+    use axum::routing::get;
+    use axum::{Router, ServiceExt as _};
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper::Request;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use rampart::core::{Criticality, CriticalityClass, current_criticality};
+    use rampart::http::{
+        CRITICALITY_HEADER, ClientContextLayer, ServerContextConfig, ServerContextLayer, Trust,
+    };
+    use rampart_testkit::recorded::{take, value};
+    use tokio::task::JoinHandle;
+    use tower::util::MapRequestLayer;
+    use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};
+
+    use super::support::client::Endpoint;
+
+    const SHEDDABLE_PLUS_40: Criticality =
+        Criticality::with_level(CriticalityClass::SheddablePlus, 40);
+
+    /// The criticality current at each admission, where server A's limiter stands.
+    type Admissions = Arc<Mutex<Vec<Criticality>>>;
+
+    /// Server A's stack between its `ServerContextLayer` and its handler: the place of its
+    /// limiter, which reads `current_criticality()` when it admits a request. Today a probe
+    /// that records that value at the same moment (in the inner `call`).
+    fn where_the_limiter_stands(
+        admissions: Admissions,
+    ) -> MapRequestLayer<impl Fn(Request<Body>) -> Request<Body> + Clone> {
+        MapRequestLayer::new(move |request| {
+            admissions
+                .lock()
+                .expect("no panic while held")
+                .push(current_criticality());
+            request
+        })
+    }
+
+    /// The limiter's view of the run: server A admitted one request, at `expected`.
+    ///
+    /// The limiter's per-class metric check joins this one here once the limiter counts its
+    /// decisions by criticality: its one admission counted under `expected`'s class.
+    fn assert_admitted_as(admissions: &Admissions, expected: Criticality) {
+        assert_eq!(
+            *admissions.lock().expect("no panic while held"),
+            [expected],
+            "what server A's limiter saw"
+        );
+    }
+
+    /// Serves `app` on an ephemeral port of 127.0.0.1 until the handle is aborted.
+    async fn serve<S>(app: S) -> Result<(SocketAddr, JoinHandle<()>), BoxError>
+    where
+        S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+        S::Future: Send,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app.into_make_service()).await;
+        });
+        Ok((addr, task))
+    }
+
+    /// Server B: answers with the criticality header it received (its values joined by
+    /// commas), or `none`.
+    fn echo() -> Router {
+        Router::new().route(
+            "/echo",
+            get(|headers: HeaderMap| async move {
+                let values: Vec<&str> = headers
+                    .get_all(CRITICALITY_HEADER)
+                    .iter()
+                    .map(|value| value.to_str().unwrap_or("not text"))
+                    .collect();
+                if values.is_empty() {
+                    "none".to_owned()
+                } else {
+                    values.join(",")
+                }
+            }),
+        )
+    }
+
+    /// Server A: reads its callers' criticality as `layer` says, admits (where its limiter
+    /// stands), and answers with what B answers to a call its handler makes through a client
+    /// that carries the criticality on (the handler sets none: the scope supplies it).
+    fn relay(
+        layer: ServerContextLayer,
+        b: SocketAddr,
+        admissions: Admissions,
+    ) -> impl Service<Request<Body>, Response = Response, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + 'static {
+        let [endpoint] = <[Endpoint; 1]>::try_from(Endpoint::each(&[b]))
+            .ok()
+            .expect("one");
+        let to_b = ClientContextLayer::new().layer(endpoint);
+        let handler = Router::new().route(
+            "/relay",
+            get(move || {
+                let to_b = to_b.clone();
+                async move {
+                    let call_b = async {
+                        let request = Request::get("/echo").body(Full::new(Bytes::new()))?;
+                        let answer = to_b.oneshot(request).await?;
+                        let body = answer.into_body().collect().await?.to_bytes();
+                        Ok::<_, BoxError>(String::from_utf8(body.to_vec())?)
+                    };
+                    call_b
+                        .await
+                        .map_err(|error| (StatusCode::BAD_GATEWAY, error.to_string()))
+                }
+            }),
+        );
+        ServiceBuilder::new()
+            .layer(layer)
+            .layer(where_the_limiter_stands(admissions))
+            .service(handler)
+    }
+
+    /// What one run of the chain saw.
+    struct Run {
+        /// The criticality current where A's limiter stands, at each admission.
+        admissions: Admissions,
+        /// The criticality header B received.
+        b_received: String,
+        /// A's `rampart_criticality_inbound_total`.
+        recorder: DebuggingRecorder,
+    }
+
+    /// Sends one request carrying `criticality` as its extension through a client with
+    /// `ClientContextLayer` to server A, configured by `config`, which calls server B.
+    async fn run(config: ServerContextConfig, criticality: Criticality) -> Result<Run, BoxError> {
+        let recorder = DebuggingRecorder::new();
+        let layer = metrics::with_local_recorder(&recorder, || ServerContextLayer::new(config));
+        let admissions = Admissions::default();
+        let (b, b_task) = serve(echo()).await?;
+        let (a, a_task) = serve(relay(layer, b, Arc::clone(&admissions))).await?;
+
+        let [endpoint] = <[Endpoint; 1]>::try_from(Endpoint::each(&[a]))
+            .ok()
+            .expect("one");
+        let client = ClientContextLayer::new().layer(endpoint);
+        let mut request = Request::get("/relay").body(Full::new(Bytes::new()))?;
+        request.extensions_mut().insert(criticality);
+        let answer = client.oneshot(request).await?;
+        assert!(answer.status().is_success(), "{}", answer.status());
+        let body = answer.into_body().collect().await?.to_bytes();
+        a_task.abort();
+        b_task.abort();
+        Ok(Run {
+            admissions,
+            b_received: String::from_utf8(body.to_vec())?,
+            recorder,
+        })
+    }
+
+    /// A's count of `outcome`.
+    fn inbound(recorder: &DebuggingRecorder, outcome: &str) -> u64 {
+        let metrics = take(&recorder.snapshotter());
+        match value(
+            &metrics,
+            "rampart_criticality_inbound_total",
+            &[("name", "relay"), ("outcome", outcome)],
+        ) {
+            Some(DebugValue::Counter(count)) => *count,
+            other => panic!("{outcome}: {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_clients_criticality_reaches_the_servers_limiter_and_the_service_it_calls() {
+        let config = ServerContextConfig::default()
+            .with_trust(Trust::All)
+            .with_name("relay");
+        let run = run(config, SHEDDABLE_PLUS_40)
+            .await
+            .expect("the chain answers");
+        assert_admitted_as(&run.admissions, SHEDDABLE_PLUS_40);
+        assert_eq!(
+            run.b_received, "sheddable-plus/40",
+            "what server B received"
+        );
+        assert_eq!(inbound(&run.recorder, "honoured"), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_trusting_no_caller_runs_the_request_at_its_default_and_passes_that_on() {
+        let config = ServerContextConfig::default()
+            .with_trust(Trust::None)
+            .with_default(Criticality::SHEDDABLE)
+            .with_name("relay");
+        let run = run(config, Criticality::CRITICAL_PLUS)
+            .await
+            .expect("the chain answers");
+        assert_admitted_as(&run.admissions, Criticality::SHEDDABLE);
+        assert_eq!(run.b_received, "sheddable", "what server B received");
+        assert_eq!(inbound(&run.recorder, "untrusted"), 1);
+    }
 }
