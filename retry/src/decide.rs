@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use fastrand::Rng;
-use rampart_core::{ConfigError, Outcome};
+use rampart_core::{ConfigError, Criticality, Outcome, current_criticality};
 
 use crate::{Budget, Decision, RetryConfig};
 
@@ -69,12 +69,21 @@ pub struct Attempts {
     previous_wait: Duration,
     /// The jitter generator, seeded on the first retry granted.
     rng: Option<Rng>,
+    /// The request's criticality, which its withdrawals ask for.
+    criticality: Criticality,
 }
 
 impl Attempts {
     /// Attempts made so far, the first included (and a retry granted but not yet sent).
     pub fn made(&self) -> u32 {
         self.made
+    }
+
+    /// The request's criticality, as [`Retrier::start`] read it or
+    /// [`Retrier::start_for`] was given it: its retries withdraw as this class
+    /// ([`Budget::withdraw_for`]).
+    pub fn criticality(&self) -> Criticality {
+        self.criticality
     }
 }
 
@@ -123,13 +132,45 @@ impl<B: Budget> Retrier<B> {
         })
     }
 
-    /// A new request, its first attempt under way: deposits into the budget.
+    /// A new request, its first attempt under way: deposits into the budget. The request's
+    /// criticality is the current [`RequestContext`](rampart_core::RequestContext)'s
+    /// ([`current_criticality`]: [`Criticality::CRITICAL`] outside any scope).
+    #[inline]
     pub fn start(&self) -> Attempts {
+        self.start_for(current_criticality())
+    }
+
+    /// A new request of `criticality`, its first attempt under way: deposits into the budget.
+    ///
+    /// ```
+    /// use rampart_core::{Criticality, Outcome};
+    /// use rampart_retry::{Decision, Next, RatioConfig, Retrier, RetryConfig, StopReason};
+    ///
+    /// // No reserve; 10 requests at a ratio of 0.4 earn 4 retries.
+    /// let budget = RatioConfig { ratio: 0.4, min_per_sec: 0, ..RatioConfig::default() }.build()?;
+    /// let retrier = Retrier::new(RetryConfig::default(), budget)?;
+    /// let retry = |criticality| {
+    ///     let mut attempts = retrier.start_for(criticality);
+    ///     retrier.record(Outcome::Failure);
+    ///     retrier.decide(&mut attempts, Decision::Retry, &mut Some(()))
+    /// };
+    /// // Sheddable retries may spend only half of what the budget earned: 2 of the 4.
+    /// let granted = (0..10)
+    ///     .filter(|_| matches!(retry(Criticality::SHEDDABLE), Next::Retry { .. }))
+    ///     .count();
+    /// assert_eq!(granted, 2);
+    /// assert_eq!(retry(Criticality::SHEDDABLE), Next::Stop(StopReason::BudgetExhausted));
+    /// // A critical request still gets its retry.
+    /// assert!(matches!(retry(Criticality::CRITICAL), Next::Retry { .. }));
+    /// # Ok::<(), rampart_core::ConfigError>(())
+    /// ```
+    pub fn start_for(&self, criticality: Criticality) -> Attempts {
         self.budget.deposit();
         Attempts {
             made: 1,
             previous_wait: Duration::ZERO,
             rng: None,
+            criticality,
         }
     }
 
@@ -151,7 +192,8 @@ impl<B: Budget> Retrier<B> {
     /// request in `copy` (taken out of it), or a stop.
     ///
     /// A retry needs, in this order: a policy asking for one, an attempt left, a copy, and a
-    /// withdrawal from the budget. Its wait is the one the policy asked for
+    /// withdrawal from the budget, as the request's criticality
+    /// ([`Budget::withdraw_for`]: lower classes stop first as the budget runs low). Its wait is the one the policy asked for
     /// ([`Decision::RetryAfter`]) or the backoff's, drawn from the request's jitter
     /// generator (seeded from the layer's seeds on the first retry granted). A granted retry
     /// counts in [`Attempts::made`].
@@ -172,7 +214,7 @@ impl<B: Budget> Retrier<B> {
         let Some(request) = copy.take() else {
             return Next::Stop(StopReason::NoCopy);
         };
-        if !self.budget.withdraw() {
+        if !self.budget.withdraw_for(attempts.criticality) {
             return Next::Stop(StopReason::BudgetExhausted);
         }
         let rng = attempts.rng.get_or_insert_with(|| {

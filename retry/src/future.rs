@@ -105,7 +105,9 @@ where
                     shared.retrier.record(outcome);
                     let decision = this.policy.decide(outcome, result.as_ref());
                     let next = shared.retrier.decide(this.attempts, decision, this.next);
-                    shared.metrics.decided(&next);
+                    shared
+                        .metrics
+                        .decided(&next, this.attempts.criticality().class());
                     let Next::Retry { wait, request } = next else {
                         this.state.set(State::Done);
                         return Poll::Ready(result);
@@ -140,7 +142,7 @@ where
                     } else {
                         None
                     };
-                    shared.metrics.retry();
+                    shared.metrics.retry(this.attempts.criticality().class());
                     let future = this.service.call(request);
                     this.state.set(State::Attempt {
                         future,

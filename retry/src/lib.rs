@@ -71,6 +71,28 @@
 //! request's [`Attempts`], a copy of the request) and answers [`Next`]: stop, and why, or retry
 //! after a wait. It holds no tower or tokio type, so another client can reuse it.
 //!
+//! # Criticality
+//!
+//! Lower classes stop retrying first when the budget runs low, and critical work keeps a share
+//! of it, with no per-class configuration. A request's
+//! [`Criticality`](rampart_core::Criticality) is the current
+//! [`RequestContext`](rampart_core::RequestContext)'s when the layer is called
+//! (`rampart_core::current_criticality()`: critical, the default, outside any scope), or the one
+//! given to [`Retrier::start_for`]; its retries ask [`Budget::withdraw_for`]. A retry is granted
+//! only while what the budget holds after it covers the share of its capacity that
+//! [`kept_back`] keeps for the classes above: nothing for critical-plus and critical (a request
+//! without a criticality retries exactly as before), a quarter for sheddable-plus, half for
+//! sheddable. Capacity is [`RatioBudget`]'s allowance in its window (`ratio × deposits +
+//! min_per_sec × ttl`) and [`TokenBudget`]'s tokens above its threshold when full (with 10
+//! tokens, retries need more than 5 for critical, 6.25 for sheddable-plus, 7.5 for sheddable);
+//! [`Unlimited`] grants every class.
+//!
+//! Measured in `tests/criticality.rs`: 100 retries earned, sheddable retries take 50 and stop,
+//! sheddable-plus ones 25 more, critical ones the last 25
+//! (`a_ratio_budget_drained_by_sheddable_retries_still_grants_critical_ones`); through the
+//! layer, 20 failing sheddable requests earning 10 retries get 5, and a critical request after
+//! them is still retried (`the_layer_retries_by_the_requests_context_and_counts_each_class`).
+//!
 //! # Differences from tower's `Retry` and `TpsBudget`
 //!
 //! - Exact ratios: tower withdraws `1 / ratio` rounded down, so a 0.6 ratio allows 100 % (tower
@@ -81,8 +103,10 @@
 //!
 //! # Metrics
 //!
-//! Registered once when the layer is built (install your recorder first), labelled `name`:
-//! `rampart_retry_attempts_total{kind="first"|"retry"}` and
+//! Registered once when the layer is built (install your recorder first), labelled `name` and
+//! `criticality` (the request's class: `sheddable`, `sheddable-plus`, `critical`,
+//! `critical-plus`, as `CriticalityClass::as_str`; `critical` for a request that said none;
+//! every series registered up front): `rampart_retry_attempts_total{kind="first"|"retry"}` and
 //! `rampart_retry_budget_exhausted_total` (retries the budget refused).
 //!
 //! # Cost
@@ -110,6 +134,7 @@ mod service;
 pub use crate::backoff::Backoff;
 pub use crate::budget::{
     Budget, BudgetSnapshot, RatioBudget, RatioConfig, TokenBudget, TokenConfig, Unlimited,
+    kept_back,
 };
 pub use crate::config::RetryConfig;
 pub use crate::decide::{Attempts, Next, Retrier, StopReason};

@@ -18,9 +18,11 @@ pub(crate) struct Shared<B> {
 ///
 /// Each request deposits once into the budget. When an attempt fails (as the policy `P`
 /// decides), the request is retried if attempts remain, a copy of it exists, and the budget
-/// allows a withdrawal, after the backoff's wait (or the wait the policy asks for). The last
-/// attempt's result is returned. Dropping the response future cancels the attempts in flight
-/// and any retries to come.
+/// allows a withdrawal for the request's criticality (the current
+/// [`RequestContext`](rampart_core::RequestContext)'s when `call` is made, for all its
+/// attempts: see [`Budget::withdraw_for`]), after the backoff's wait (or the wait the policy
+/// asks for). The last attempt's result is returned. Dropping the response future cancels the
+/// attempts in flight and any retries to come.
 ///
 /// Readiness is the inner service's; retries wait for it too. Errors come back as the inner
 /// service's (boxed), or [`AttemptTimedOut`](crate::AttemptTimedOut).
@@ -87,8 +89,9 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
+        // The request's criticality, read from the current context once, for all its attempts.
         let attempts = self.shared.retrier.start();
-        self.shared.metrics.first();
+        self.shared.metrics.first(attempts.criticality().class());
         // A copy only if a retry can follow this first attempt.
         let copy = if self.shared.retrier.allows_another(&attempts) {
             self.policy.clone_request(&request)

@@ -37,7 +37,11 @@ async fn attempts_are_counted_by_kind_and_exhaustion_is_counted() {
         recorded::value(
             &metrics,
             "rampart_retry_attempts_total",
-            &[("name", "inventory"), ("kind", kind)],
+            &[
+                ("name", "inventory"),
+                ("kind", kind),
+                ("criticality", "critical"),
+            ],
         )
     };
     assert_eq!(attempts("first"), Some(&DebugValue::Counter(2)));
@@ -46,7 +50,7 @@ async fn attempts_are_counted_by_kind_and_exhaustion_is_counted() {
         recorded::value(
             &metrics,
             "rampart_retry_budget_exhausted_total",
-            &[("name", "inventory")]
+            &[("name", "inventory"), ("criticality", "critical")]
         ),
         Some(&DebugValue::Counter(1))
     );

@@ -2,11 +2,11 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rampart_core::{
-    BucketStats, Clock, ConfigError, PerBucketCache, RollingWindow, SystemClock, View,
-    WindowConfig, check,
+    BucketStats, Clock, ConfigError, Criticality, CriticalityClass, PerBucketCache, RollingWindow,
+    SystemClock, View, WindowConfig, check,
 };
 
-use super::{Budget, BudgetSnapshot};
+use super::{Budget, BudgetSnapshot, floor};
 
 /// Fixed-point units per retry: ratios are exact to the millionth.
 const UNIT: u128 = 1_000_000;
@@ -149,20 +149,47 @@ impl<C: Clock> RatioBudget<C> {
 
     /// Asks for one retry at `now`; `true` spends it.
     pub fn withdraw_at(&self, now: Duration) -> bool {
+        self.withdraw_class_at(now, CriticalityClass::Critical)
+    }
+
+    /// Asks for one retry of a request of `criticality` at `now`; `true` spends it. It is
+    /// granted only while the balance left after it is at least the share of the window's
+    /// allowance (`ratio × deposits + min_per_sec × ttl`) that
+    /// [`kept_back`](crate::kept_back) keeps for the classes above.
+    pub fn withdraw_for_at(&self, now: Duration, criticality: Criticality) -> bool {
+        self.withdraw_class_at(now, criticality.class())
+    }
+
+    fn withdraw_class_at(&self, now: Duration, class: CriticalityClass) -> bool {
         // Refusing needs no lock: only withdrawals lower the balance (besides time), and they
         // are serialised below, so a balance seen short now cannot have been enough.
-        if self.balance_at(now) < UNIT {
+        if !self.grants(self.counts_at(now), class) {
             return false;
         }
         let _one_at_a_time = self.withdrawing.0.lock();
         // Withdrawals land in the newest bucket, which the next one's totals include: the
         // window moves to `now` as the current bucket is read.
         let (bucket, current) = self.window.advance_and_read(now);
-        if self.balance_of(self.counts_of(now, bucket, current)) < UNIT {
+        if !self.grants(self.counts_of(now, bucket, current), class) {
             return false;
         }
         self.window.record_at(now, WITHDRAWAL);
         true
+    }
+
+    /// Whether `(deposits, withdrawals)` leave room for one more retry of `class`: a whole
+    /// retry above the class's floor.
+    #[inline]
+    fn grants(&self, (deposits, withdrawals): (u64, u64), class: CriticalityClass) -> bool {
+        let allowance = self.allowance_of(deposits);
+        let balance = allowance.saturating_sub(u128::from(withdrawals) * UNIT);
+        balance >= UNIT + floor(class, allowance)
+    }
+
+    /// The retries `deposits` and the reserve allow, in millionths of a retry.
+    #[inline]
+    fn allowance_of(&self, deposits: u64) -> u128 {
+        self.reserve_units + u128::from(deposits) * self.deposit_units
     }
 
     /// `(deposits, withdrawals)` in the window at `now`.
@@ -192,7 +219,7 @@ impl<C: Clock> RatioBudget<C> {
 
     /// The balance left by `(deposits, withdrawals)`, in millionths of a retry.
     fn balance_of(&self, (deposits, withdrawals): (u64, u64)) -> u128 {
-        (self.reserve_units + u128::from(deposits) * self.deposit_units)
+        self.allowance_of(deposits)
             .saturating_sub(u128::from(withdrawals) * UNIT)
     }
 
@@ -215,6 +242,10 @@ impl<C: Clock> Budget for RatioBudget<C> {
 
     fn withdraw(&self) -> bool {
         self.withdraw_at(self.window.clock().now())
+    }
+
+    fn withdraw_for(&self, criticality: Criticality) -> bool {
+        self.withdraw_for_at(self.window.clock().now(), criticality)
     }
 
     fn snapshot(&self) -> BudgetSnapshot {

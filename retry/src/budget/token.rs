@@ -1,8 +1,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rampart_core::{ConfigError, Outcome, check};
+use rampart_core::{ConfigError, Criticality, CriticalityClass, Outcome, check};
 
-use super::{Budget, BudgetSnapshot};
+use super::{Budget, BudgetSnapshot, floor};
 
 /// Thousandths of a token: gRPC specifies token ratios to three decimal places.
 const MILLI: u64 = 1_000;
@@ -55,12 +55,19 @@ impl TokenConfig {
     pub fn build(self) -> Result<TokenBudget, ConfigError> {
         self.validate()?;
         let max = u64::from(self.max_tokens) * MILLI;
+        let threshold = max / 2;
+        // Each class's floor: the threshold, plus its kept-back share of the tokens above it.
+        let floors = CriticalityClass::ALL.map(|class| {
+            let kept = floor(class, u128::from(max - threshold));
+            threshold + u64::try_from(kept).unwrap_or(u64::MAX)
+        });
         Ok(TokenBudget {
             config: self,
             tokens: AtomicU64::new(max),
             max,
             ratio: milli(self.token_ratio),
-            threshold: max / 2,
+            threshold,
+            floors,
         })
     }
 }
@@ -101,6 +108,8 @@ pub struct TokenBudget {
     max: u64,
     ratio: u64,
     threshold: u64,
+    /// Per criticality class (by index): the tokens a retry of the class needs more than.
+    floors: [u64; 4],
 }
 
 impl TokenBudget {
@@ -130,6 +139,13 @@ impl Budget for TokenBudget {
 
     fn withdraw(&self) -> bool {
         self.tokens.load(Ordering::Relaxed) > self.threshold
+    }
+
+    /// Allowed while more tokens remain than the threshold plus the class's
+    /// [`kept_back`](crate::kept_back) share of the tokens above it (`max_tokens / 2`): with
+    /// 10 tokens, more than 5 for critical retries, 6.25 for sheddable-plus, 7.5 for sheddable.
+    fn withdraw_for(&self, criticality: Criticality) -> bool {
+        self.tokens.load(Ordering::Relaxed) > self.floors[criticality.class().index()]
     }
 
     fn record(&self, outcome: Outcome) {

@@ -1,5 +1,7 @@
 //! [`Unlimited`]: no budget at all, so that only `max_attempts` bounds retries.
 
+use rampart_core::Criticality;
+
 use super::{Budget, BudgetSnapshot};
 
 /// A budget that grants every retry: only [`max_attempts`](crate::RetryConfig::max_attempts)
@@ -25,6 +27,11 @@ impl Budget for Unlimited {
     fn deposit(&self) {}
 
     fn withdraw(&self) -> bool {
+        true
+    }
+
+    /// Every class, always: there is no capacity to keep a share of.
+    fn withdraw_for(&self, _: Criticality) -> bool {
         true
     }
 
