@@ -14,14 +14,26 @@ const RATE: f64 = 500.0;
 
 /// Every metric rampart reports (the README lists them), with the labels each must carry.
 const METRICS: &[(&str, &[&str])] = &[
-    ("rampart_breaker_requests_total", &["name", "outcome"]),
+    (
+        "rampart_breaker_requests_total",
+        &["name", "outcome", "criticality"],
+    ),
     ("rampart_breaker_drop_probability", &["name"]),
-    ("rampart_ratelimit_requests_total", &["name", "outcome"]),
+    (
+        "rampart_ratelimit_requests_total",
+        &["name", "outcome", "criticality"],
+    ),
     ("rampart_ratelimit_inflight", &["name"]),
     ("rampart_ratelimit_max_inflight", &["name"]),
     ("rampart_ratelimit_cpu_ratio", &["name"]),
-    ("rampart_retry_attempts_total", &["name", "kind"]),
-    ("rampart_retry_budget_exhausted_total", &["name"]),
+    (
+        "rampart_retry_attempts_total",
+        &["name", "kind", "criticality"],
+    ),
+    (
+        "rampart_retry_budget_exhausted_total",
+        &["name", "criticality"],
+    ),
     ("rampart_balancer_endpoints", &["name"]),
     ("rampart_balancer_picks_total", &["name", "endpoint"]),
     ("rampart_balancer_endpoint_score", &["name", "endpoint"]),
@@ -145,6 +157,7 @@ mod criticality {
     use std::sync::{Arc, Mutex};
 
     use axum::body::Body;
+    use axum::error_handling::HandleErrorLayer;
     use axum::http::{HeaderMap, StatusCode};
     use axum::response::Response;
     use axum::routing::get;
@@ -157,7 +170,8 @@ mod criticality {
     use rampart::http::{
         CRITICALITY_HEADER, ClientContextLayer, ServerContextConfig, ServerContextLayer, Trust,
     };
-    use rampart_testkit::recorded::{take, value};
+    use rampart::ratelimit::{BbrConfig, BbrLimitLayer};
+    use rampart_testkit::recorded::{Metrics, take, value};
     use tokio::task::JoinHandle;
     use tower::util::MapRequestLayer;
     use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};
@@ -185,16 +199,35 @@ mod criticality {
         })
     }
 
-    /// The limiter's view of the run: server A admitted one request, at `expected`.
-    ///
-    /// The limiter's per-class metric check joins this one here once the limiter counts its
-    /// decisions by criticality: its one admission counted under `expected`'s class.
-    fn assert_admitted_as(admissions: &Admissions, expected: Criticality) {
+    /// The limiter's view of the run: server A admitted one request, at `expected`, and its
+    /// limiter counted that admission under `expected`'s class.
+    fn assert_admitted_as(run: &Run, expected: Criticality) {
         assert_eq!(
-            *admissions.lock().expect("no panic while held"),
+            *run.admissions.lock().expect("no panic while held"),
             [expected],
             "what server A's limiter saw"
         );
+        let metrics = &run.metrics;
+        let admitted = |class: CriticalityClass| match value(
+            metrics,
+            "rampart_ratelimit_requests_total",
+            &[
+                ("name", "relay"),
+                ("outcome", "admitted"),
+                ("criticality", class.as_str()),
+            ],
+        ) {
+            Some(DebugValue::Counter(count)) => *count,
+            other => panic!("{class}: {other:?}"),
+        };
+        for class in CriticalityClass::ALL {
+            let expected = u64::from(class == expected.class());
+            assert_eq!(
+                admitted(class),
+                expected,
+                "the limiter's admissions of {class}"
+            );
+        }
     }
 
     /// Serves `app` on an ephemeral port of 127.0.0.1 until the handle is aborted.
@@ -236,6 +269,7 @@ mod criticality {
     /// that carries the criticality on (the handler sets none: the scope supplies it).
     fn relay(
         layer: ServerContextLayer,
+        limiter: BbrLimitLayer,
         b: SocketAddr,
         admissions: Admissions,
     ) -> impl Service<Request<Body>, Response = Response, Error = Infallible, Future: Send>
@@ -246,23 +280,31 @@ mod criticality {
             .ok()
             .expect("one");
         let to_b = ClientContextLayer::new().layer(endpoint);
-        let handler = Router::new().route(
-            "/relay",
-            get(move || {
-                let to_b = to_b.clone();
-                async move {
-                    let call_b = async {
-                        let request = Request::get("/echo").body(Full::new(Bytes::new()))?;
-                        let answer = to_b.oneshot(request).await?;
-                        let body = answer.into_body().collect().await?.to_bytes();
-                        Ok::<_, BoxError>(String::from_utf8(body.to_vec())?)
-                    };
-                    call_b
-                        .await
-                        .map_err(|error| (StatusCode::BAD_GATEWAY, error.to_string()))
-                }
-            }),
-        );
+        let handler = Router::new()
+            .route(
+                "/relay",
+                get(move || {
+                    let to_b = to_b.clone();
+                    async move {
+                        let call_b = async {
+                            let request = Request::get("/echo").body(Full::new(Bytes::new()))?;
+                            let answer = to_b.oneshot(request).await?;
+                            let body = answer.into_body().collect().await?.to_bytes();
+                            Ok::<_, BoxError>(String::from_utf8(body.to_vec())?)
+                        };
+                        call_b
+                            .await
+                            .map_err(|error| (StatusCode::BAD_GATEWAY, error.to_string()))
+                    }
+                }),
+            )
+            .layer(
+                ServiceBuilder::new()
+                    .layer(HandleErrorLayer::new(|error: BoxError| async move {
+                        (StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+                    }))
+                    .layer(limiter),
+            );
         ServiceBuilder::new()
             .layer(layer)
             .layer(where_the_limiter_stands(admissions))
@@ -275,18 +317,24 @@ mod criticality {
         admissions: Admissions,
         /// The criticality header B received.
         b_received: String,
-        /// A's `rampart_criticality_inbound_total`.
-        recorder: DebuggingRecorder,
+        /// A's `rampart_criticality_inbound_total` and its limiter's metrics.
+        metrics: Metrics,
     }
 
     /// Sends one request carrying `criticality` as its extension through a client with
     /// `ClientContextLayer` to server A, configured by `config`, which calls server B.
     async fn run(config: ServerContextConfig, criticality: Criticality) -> Result<Run, BoxError> {
         let recorder = DebuggingRecorder::new();
-        let layer = metrics::with_local_recorder(&recorder, || ServerContextLayer::new(config));
+        let (layer, limiter) = metrics::with_local_recorder(&recorder, || {
+            let limiter = BbrConfig::default().with_name("relay").build()?;
+            Ok::<_, BoxError>((
+                ServerContextLayer::new(config),
+                BbrLimitLayer::from_limiter(Arc::new(limiter)),
+            ))
+        })?;
         let admissions = Admissions::default();
         let (b, b_task) = serve(echo()).await?;
-        let (a, a_task) = serve(relay(layer, b, Arc::clone(&admissions))).await?;
+        let (a, a_task) = serve(relay(layer, limiter, b, Arc::clone(&admissions))).await?;
 
         let [endpoint] = <[Endpoint; 1]>::try_from(Endpoint::each(&[a]))
             .ok()
@@ -302,15 +350,14 @@ mod criticality {
         Ok(Run {
             admissions,
             b_received: String::from_utf8(body.to_vec())?,
-            recorder,
+            metrics: take(&recorder.snapshotter()),
         })
     }
 
     /// A's count of `outcome`.
-    fn inbound(recorder: &DebuggingRecorder, outcome: &str) -> u64 {
-        let metrics = take(&recorder.snapshotter());
+    fn inbound(metrics: &Metrics, outcome: &str) -> u64 {
         match value(
-            &metrics,
+            metrics,
             "rampart_criticality_inbound_total",
             &[("name", "relay"), ("outcome", outcome)],
         ) {
@@ -327,12 +374,12 @@ mod criticality {
         let run = run(config, SHEDDABLE_PLUS_40)
             .await
             .expect("the chain answers");
-        assert_admitted_as(&run.admissions, SHEDDABLE_PLUS_40);
+        assert_admitted_as(&run, SHEDDABLE_PLUS_40);
         assert_eq!(
             run.b_received, "sheddable-plus/40",
             "what server B received"
         );
-        assert_eq!(inbound(&run.recorder, "honoured"), 1);
+        assert_eq!(inbound(&run.metrics, "honoured"), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,8 +391,8 @@ mod criticality {
         let run = run(config, Criticality::CRITICAL_PLUS)
             .await
             .expect("the chain answers");
-        assert_admitted_as(&run.admissions, Criticality::SHEDDABLE);
+        assert_admitted_as(&run, Criticality::SHEDDABLE);
         assert_eq!(run.b_received, "sheddable", "what server B received");
-        assert_eq!(inbound(&run.recorder, "untrusted"), 1);
+        assert_eq!(inbound(&run.metrics, "untrusted"), 1);
     }
 }
