@@ -9,7 +9,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use serde::Serialize;
 
-use crate::report::{Chart, LabReport, ScenarioReport};
+use crate::report::{Chart, LabReport, ScenarioReport, Table};
 use crate::table;
 
 const CHART_SIZE: (u32, u32) = (960, 380);
@@ -51,23 +51,38 @@ pub fn chart(
     scenario: &ScenarioReport,
     chart: &Chart,
 ) -> Result<String, Box<dyn std::error::Error>> {
-    let lines: Vec<(&str, Vec<(f64, f64)>)> = scenario
-        .stacks
-        .iter()
-        .map(|stack| {
-            let values = stack
-                .series
-                .get(&chart.series)
-                .map_or(&[][..], Vec::as_slice);
-            let points = values
+    let points = |values: Option<&Vec<f64>>| -> Vec<(f64, f64)> {
+        values
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .enumerate()
+            .map(|(bin, &value)| ((bin as f64 + 0.5) * scenario.bin_s, value))
+            .filter(|(_, value)| value.is_finite())
+            .collect()
+    };
+    let lines: Vec<(&str, Vec<(f64, f64)>)> = match &chart.stack {
+        // One stack, a line per series.
+        Some(name) => {
+            let stack = scenario.stack(name);
+            chart
+                .lines
                 .iter()
-                .enumerate()
-                .map(|(bin, &value)| ((bin as f64 + 0.5) * scenario.bin_s, value))
-                .filter(|(_, value)| value.is_finite())
-                .collect();
-            (stack.name.as_str(), points)
-        })
-        .collect();
+                .map(|(label, series)| {
+                    let values = stack.and_then(|stack| stack.series.get(series));
+                    (label.as_str(), points(values))
+                })
+                .collect()
+        }
+        None => scenario
+            .stacks
+            .iter()
+            .map(|stack| (stack.name.as_str(), points(stack.series.get(&chart.series))))
+            .collect(),
+    };
+    let caption = match &chart.stack {
+        Some(stack) => format!("{}: {stack}", scenario.name),
+        None => scenario.name.clone(),
+    };
     let highest = lines
         .iter()
         .flat_map(|(_, points)| points.iter().map(|&(_, y)| y))
@@ -80,7 +95,7 @@ pub fn chart(
         let root = SVGBackend::with_string(&mut svg, CHART_SIZE).into_drawing_area();
         root.fill(&WHITE)?;
         let mut plot = ChartBuilder::on(&root)
-            .caption(&scenario.name, ("sans-serif", 24))
+            .caption(&caption, ("sans-serif", 24))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(70)
@@ -94,7 +109,11 @@ pub fn chart(
             .draw()?;
         for (index, (name, points)) in lines.into_iter().enumerate() {
             let colour = COLOURS[index % COLOURS.len()];
-            let width = if name.starts_with("rampart") { 3 } else { 2 };
+            let width = if chart.stack.is_none() && name.starts_with("rampart") {
+                3
+            } else {
+                2
+            };
             plot.draw_series(LineSeries::new(points, colour.stroke_width(width)))?
                 .label(name)
                 .legend(move |(x, y)| {
@@ -187,10 +206,33 @@ pub fn page(report: &LabReport) -> Result<String, Box<dyn std::error::Error>> {
             }
             out.push_str("</tr>\n");
         }
-        out.push_str("</table>\n</section>\n");
+        out.push_str("</table>\n");
+        for stack in &scenario.stacks {
+            for one in &stack.tables {
+                table_of(&mut out, one);
+            }
+        }
+        out.push_str("</section>\n");
     }
     out.push_str("</body>\n</html>\n");
     Ok(out)
+}
+
+/// Writes `table` with its title.
+fn table_of(out: &mut String, table: &Table) {
+    let _ = writeln!(out, "<h3>{}</h3>\n<table>\n<tr>", escape(&table.title));
+    for column in &table.columns {
+        let _ = write!(out, "<th>{}</th>", escape(column));
+    }
+    out.push_str("</tr>\n");
+    for (label, values) in &table.rows {
+        let _ = write!(out, "<tr><td>{}</td>", escape(label));
+        for &value in values {
+            let _ = write!(out, "<td>{}</td>", escape(&table::number(value)));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
 }
 
 const STYLE: &str =

@@ -35,16 +35,36 @@ pub struct ScenarioReport {
     pub checks: Vec<Check>,
 }
 
-/// Which series a chart draws.
+/// A table of figures: named columns, and rows each a label and one value per column (NaN,
+/// `null` in JSON, when there is nothing to measure).
+#[derive(Debug, Clone, Serialize)]
+pub struct Table {
+    /// What it shows.
+    pub title: String,
+    /// The name of the label column, then of each value column.
+    pub columns: Vec<String>,
+    /// Each row's label and values.
+    pub rows: Vec<(String, Vec<f64>)>,
+}
+
+/// Which series a chart draws: one series of every stack (a line per stack), or several
+/// series of one stack (a line per series, [`Chart::of_stack`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct Chart {
-    /// The series' name in every stack.
+    /// The series' name in every stack; for a chart of one stack, the chart's own name, unique
+    /// in its scenario.
     pub series: String,
     /// The y axis's label.
     pub y_label: String,
     /// The x axis's label, when it is not simulated time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub x_label: Option<String>,
+    /// The one stack drawn, for a chart of one stack.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+    /// For a chart of one stack: each line's label and the series it draws.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<(String, String)>,
 }
 
 impl Chart {
@@ -54,6 +74,20 @@ impl Chart {
             series: series.to_owned(),
             y_label: y_label.to_owned(),
             x_label: None,
+            stack: None,
+            lines: Vec::new(),
+        }
+    }
+
+    /// A chart named `name` of `stack` alone, one line per `(label, series)` of `lines`.
+    pub fn of_stack(name: &str, stack: &str, lines: &[(&str, &str)], y_label: &str) -> Self {
+        Self {
+            stack: Some(stack.to_owned()),
+            lines: lines
+                .iter()
+                .map(|&(label, series)| (label.to_owned(), series.to_owned()))
+                .collect(),
+            ..Self::new(name, y_label)
         }
     }
 
@@ -83,6 +117,10 @@ pub struct StackReport {
     pub figures: Vec<(String, f64)>,
     /// Time series, one value per bin, by name.
     pub series: BTreeMap<String, Vec<f64>>,
+    /// Tables of the stack's figures beyond its row (its figures per phase and class), shown
+    /// below the scenario's table.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<Table>,
 }
 
 impl StackReport {
@@ -92,7 +130,15 @@ impl StackReport {
             name: name.into(),
             figures: Vec::new(),
             series: BTreeMap::new(),
+            tables: Vec::new(),
         }
+    }
+
+    /// Adds a table.
+    #[must_use]
+    pub fn table(mut self, table: Table) -> Self {
+        self.tables.push(table);
+        self
     }
 
     /// Adds a figure (or replaces the one of that name).

@@ -53,3 +53,23 @@ pub const LIVE_CHECK_GOODPUT: f64 = 0.80;
 pub const LIVE_CHECK_P99_RATIO: f64 = 10.0;
 /// live `--check`: the default stack's goodput at 2× as a multiple of the unprotected one's.
 pub const LIVE_CHECK_VS_NONE: f64 = 5.0;
+
+/// priority-overload (`rampart BBR + criticality`): the critical-plus and the critical class's
+/// goodput as a share of their demand, at every step.
+pub const PRIORITY_CRITICAL_SERVED: f64 = 0.99;
+/// priority-overload: the worst p99 of successes of critical-plus and critical over the steps,
+/// as a multiple of the unloaded p99 (all classes' p99 at 0.8× capacity).
+pub const PRIORITY_P99_RATIO: f64 = 1.5;
+/// priority-overload: goodput of all classes at 5× capacity and during the sheddable spike, as a
+/// share of capacity.
+pub const PRIORITY_GOODPUT: f64 = 0.90;
+/// priority-overload: priority inversions (an admission in a 100 ms bin in which a more critical
+/// class had a refusal) as a share of all decisions.
+pub const PRIORITY_INVERSIONS: f64 = 0.01;
+/// priority-overload: the largest distance of a class's goodput from its ideal strict-priority
+/// allocation over the steps, in units of capacity, measured from 2 s into each step.
+pub const PRIORITY_IDEAL_DISTANCE: f64 = 0.1;
+/// priority-overload (`rampart breaker → BBR + criticality`): the share of critical-plus and
+/// critical requests the clients' breakers refuse locally, over the seconds in which the server
+/// sheds at least half of what reaches it.
+pub const PRIORITY_CLIENT_REFUSED: f64 = 0.01;

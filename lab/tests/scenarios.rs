@@ -10,8 +10,12 @@ const OPTIONS: Options = Options {
 };
 
 fn run(name: &str) -> ScenarioReport {
+    run_with(name, OPTIONS)
+}
+
+fn run_with(name: &str, options: Options) -> ScenarioReport {
     let scenario = scenarios::find(name).expect("a known scenario");
-    let report = rampart_lab::run(&[scenario], OPTIONS, |_, _| {})
+    let report = rampart_lab::run(&[scenario], options, |_, _| {})
         .scenarios
         .remove(0);
     let missed: Vec<String> = report
@@ -162,4 +166,33 @@ fn overload_runtime_blocking_only_the_delay_signal_sees_the_queue() {
         assert_eq!(figure(&report, stack, "shed"), 0.0, "{stack}");
     }
     assert!(figure(&report, "rampart BBR default", "shed") > 0.5);
+}
+
+#[test]
+fn priority_overload_sheds_the_least_critical_first_for_seeds_1_to_3() {
+    for seed in 1..=3 {
+        let report = run_with("priority-overload", Options { seed, ..OPTIONS });
+        // Shedding blind to the class refuses critical work as often as any: at 5× capacity
+        // four critical requests in five.
+        for blind in ["BBR (priority-blind)", "tower GCL+LS"] {
+            assert!(
+                figure(&report, blind, "critical_served") < 0.3,
+                "seed {seed}: {blind}"
+            );
+            assert!(
+                figure(&report, blind, "inversions") > 0.1,
+                "seed {seed}: {blind}"
+            );
+        }
+        // Fixed partitions protect the critical classes only up to their shares, and leave
+        // the allocation far from strict priority.
+        assert!(
+            figure(&report, "static partitions", "critical_served") < 0.9,
+            "seed {seed}"
+        );
+        assert!(
+            figure(&report, "static partitions", "ideal_distance") > 0.1,
+            "seed {seed}"
+        );
+    }
 }

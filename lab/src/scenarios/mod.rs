@@ -5,6 +5,7 @@ mod full_stack;
 mod outage;
 mod overload;
 mod overload_runtime;
+mod priority_overload;
 mod retry_storm;
 
 use std::time::Duration;
@@ -73,7 +74,7 @@ impl Scenario {
 }
 
 /// Every scenario, in the order the lab runs them.
-pub fn all() -> [Scenario; 9] {
+pub fn all() -> [Scenario; 10] {
     [
         overload::OVERLOAD,
         overload::OVERLOAD_IO,
@@ -84,6 +85,7 @@ pub fn all() -> [Scenario; 9] {
         balancing::SLOW_ENDPOINT,
         balancing::BLACK_HOLE,
         full_stack::FULL_STACK,
+        priority_overload::PRIORITY_OVERLOAD,
     ]
 }
 
