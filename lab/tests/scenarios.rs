@@ -196,3 +196,37 @@ fn priority_overload_sheds_the_least_critical_first_for_seeds_1_to_3() {
         );
     }
 }
+
+#[test]
+fn priority_overload_charts_each_class_of_one_stack_from_series_it_has() {
+    let scenario = scenarios::find("priority-overload").expect("a known scenario");
+    let report = rampart_lab::run(&[scenario], OPTIONS, |_, _| {})
+        .scenarios
+        .remove(0);
+    let bins = (report.duration_s / report.bin_s).ceil() as usize;
+    let of_one_stack: Vec<_> = report.charts.iter().filter(|c| c.stack.is_some()).collect();
+    assert_eq!(
+        of_one_stack.len(),
+        5,
+        "four stacks' goodput, the clients' refusals"
+    );
+    for chart in of_one_stack {
+        let name = chart.stack.as_deref().expect("one stack");
+        let stack = report
+            .stack(name)
+            .unwrap_or_else(|| panic!("no stack {name}"));
+        assert_eq!(chart.lines.len(), 4, "a line per class");
+        for (_, series) in &chart.lines {
+            assert_eq!(
+                stack.series.get(series).map(Vec::len),
+                Some(bins),
+                "{name} lacks {series}"
+            );
+        }
+    }
+    // Each stack's table: a row per step and class.
+    for stack in &report.stacks {
+        assert_eq!(stack.tables.len(), 1, "{}", stack.name);
+        assert_eq!(stack.tables[0].rows.len(), 5 * 4, "{}", stack.name);
+    }
+}

@@ -9,16 +9,16 @@ use super::Options;
 use crate::sim::{self, Record};
 
 /// Each step's length.
-pub(super) const STEP: Duration = Duration::from_secs(10);
+const STEP: Duration = Duration::from_secs(10);
 /// Each class's share of the offered load, by [`CriticalityClass::index`] (sheddable first).
-pub(super) const SHARES: [f64; 4] = [0.60, 0.25, 0.10, 0.05];
+const SHARES: [f64; 4] = [0.60, 0.25, 0.10, 0.05];
 
 /// The steps' names, for the figures that single them out.
 pub(super) const FIVE: &str = "5 C";
 pub(super) const SPIKE: &str = "spike";
 /// Each step: its name, the offered load (a multiple of capacity) and the sheddable class's
 /// multiplier (the others unchanged).
-pub(super) const LOAD: [(&str, f64, f64); 5] = [
+const LOAD: [(&str, f64, f64); 5] = [
     ("0.8 C", 0.8, 1.0),
     ("2 C", 2.0, 1.0),
     (FIVE, 5.0, 1.0),
@@ -58,6 +58,7 @@ pub(super) struct Request {
     pub(super) local: bool,
 }
 
+/// The steps of [`LOAD`], each [`STEP`] long (scaled), one after the other.
 pub(super) fn steps(options: &Options) -> Vec<Step> {
     let length = options.scaled(STEP);
     (0_u32..)
