@@ -6,7 +6,10 @@
 //! the closed state (a healthy backend), where every request pays the decision and the
 //! outcome record. The targets: `allow()+record()` within 25 ns plus its clock reads
 //! (`allow()` and `record()` read the clock once each, and so does the layer: on admission and
-//! on completion), and the layer adding no more than `ConcurrencyLimit` does.
+//! on completion), and the layer adding no more than `ConcurrencyLimit` does. The layer row and
+//! the given-instant row each have a `/sheddable` twin beside them: the same breaker, called
+//! within a request context carrying a criticality (within 1.25× of the row without, the
+//! criticality issue's claim).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -16,7 +19,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use failsafe::futures::CircuitBreaker as _;
 use rampart_benches::{backend, call_ready, layer_floors};
 use rampart_breaker::{BreakerConfig, BreakerLayer};
-use rampart_core::{CoarseClock, ManualClock, Outcome};
+use rampart_core::{CoarseClock, Criticality, ManualClock, Outcome, RequestContext};
 use tower::{Layer, service_fn};
 
 fn breaker(c: &mut Criterion) {
@@ -29,6 +32,11 @@ fn breaker(c: &mut Criterion) {
         .expect("valid")
         .layer(backend());
     group.bench_function("rampart/breaker_layer", |b| {
+        b.iter(|| call_ready(&mut protected, black_box(1)));
+    });
+    let sheddable = RequestContext::new().with_criticality(Criticality::SHEDDABLE);
+    group.bench_function("rampart/breaker_layer/sheddable", |b| {
+        let _scope = sheddable.enter();
         b.iter(|| call_ready(&mut protected, black_box(1)));
     });
 
@@ -45,11 +53,16 @@ fn breaker(c: &mut Criterion) {
         .build_with(ManualClock::new())
         .expect("valid");
     let now = Duration::from_millis(50);
-    group.bench_function("rampart/allow_record/given_instant", |b| {
+    let mut allow_record = |b: &mut criterion::Bencher<'_>| {
         b.iter(|| {
             let _ = black_box(algorithm.allow_at(black_box(now)));
             algorithm.record_at(now, Outcome::Success);
         });
+    };
+    group.bench_function("rampart/allow_record/given_instant", &mut allow_record);
+    group.bench_function("rampart/allow_record/given_instant/sheddable", |b| {
+        let _scope = sheddable.enter();
+        allow_record(b);
     });
     let timed = BreakerConfig::default().build().expect("valid");
     group.bench_function("rampart/allow_record/system_clock", |b| {

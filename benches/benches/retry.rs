@@ -6,14 +6,17 @@
 //! them, the decision row times the same request's retry decision alone, without tower (the
 //! `Retrier` starting the request, recording its success and deciding to stop).
 //! The targets: budgets at most 0.5× tower's single-threaded and 0.25× contended; the
-//! layer's success path no slower than tower's `Retry` with `TpsBudget`.
+//! layer's success path no slower than tower's `Retry` with `TpsBudget`. The ratio-budget layer
+//! row has a `/sheddable` twin (the same layer, called within a request context carrying a
+//! criticality), and `retry_budget/withdraw_for` times a deposit and a withdrawal asked as a
+//! critical and as a sheddable request, through rampart's own `Budget` trait.
 
 use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rampart_benches::{TpsPolicy, backend, call_ready, contended};
-use rampart_core::{CoarseClock, Outcome};
+use rampart_core::{CoarseClock, Criticality, Outcome, RequestContext};
 use rampart_retry::{Decision, RatioConfig, Retrier, RetryConfig, RetryLayer, TokenConfig};
 use tower::Layer;
 use tower::retry::budget::{Budget, TpsBudget};
@@ -54,6 +57,25 @@ fn budget(c: &mut Criterion) {
     }
     group.finish();
 
+    let mut group = c.benchmark_group("retry_budget/withdraw_for");
+    group.throughput(Throughput::Elements(1));
+    let ratio = RatioConfig::default().build().expect("valid");
+    for (name, criticality) in [
+        ("rampart/ratio_budget/critical", Criticality::CRITICAL),
+        ("rampart/ratio_budget/sheddable", Criticality::SHEDDABLE),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                rampart_retry::Budget::deposit(&ratio);
+                black_box(rampart_retry::Budget::withdraw_for(
+                    &ratio,
+                    black_box(criticality),
+                ))
+            });
+        });
+    }
+    group.finish();
+
     let mut group = c.benchmark_group("retry_budget/deposit_withdraw_2_threads");
     group.throughput(Throughput::Elements(1));
     for (name, budget) in budgets() {
@@ -89,6 +111,11 @@ fn layer(c: &mut Criterion) {
         .expect("valid")
         .layer(backend());
     group.bench_function("rampart/retry_ratio_budget", |b| {
+        b.iter(|| call_ready(&mut ours, black_box(1)));
+    });
+    let sheddable = RequestContext::new().with_criticality(Criticality::SHEDDABLE);
+    group.bench_function("rampart/retry_ratio_budget/sheddable", |b| {
+        let _scope = sheddable.enter();
         b.iter(|| call_ready(&mut ours, black_box(1)));
     });
 

@@ -114,6 +114,10 @@
 //! Medians on our 2-vCPU benchmark machine (`benches/benches/retry.rs`): a deposit and a
 //! withdrawal take 26 ns on `RatioBudget` (12 ns on `CoarseClock`), 6 ns on `TokenBudget`,
 //! 74 ns on tower's `TpsBudget`. The layer's success path costs 31 ns (tower's `Retry`: 32 ns).
+//! A request in a context that carries a criticality costs what one without does (two runs on
+//! a busier machine: `rampart/retry_ratio_budget/sheddable` 45.9 and 49.2 ns against 46.6 and
+//! 51.5 ns without), and so does a withdrawal asked as sheddable (`retry_budget/withdraw_for`:
+//! 23.3 and 24.2 ns against 24.9 and 26.1 ns as critical).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
