@@ -250,9 +250,9 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     ///   that preempts the process sheds nothing.)
     /// - In flight: while the gate says the service is overloaded (or a drop of an overloaded
     ///   service was less than `cooldown` ago), more than one request, and more than the cap
-    ///   of the request's criticality band: `max_inflight` for traffic of one band, lower for
-    ///   the least important bands and higher for the most important when several arrive
-    ///   (see `priority.rs`).
+    ///   of the request's criticality band: `max_inflight` for traffic of one band; when
+    ///   several arrive, a ladder around it, the threshold band at the limit, the bands above
+    ///   higher, the bands below lower (see `priority.rs`).
     #[inline]
     fn should_drop(
         &self,
@@ -373,17 +373,9 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
             self.window.advance_to(now);
             let (stats, held) = self.compute_stats(now);
             self.held_min_rt_us.store(held.to_bits(), Ordering::Relaxed);
-            let rt_us = if stats.last_rt_us > 0.0 {
-                stats.last_rt_us
-            } else {
-                stats.min_rt_us
-            };
-            let moved = self.priorities.refresh(
-                bucket,
-                rt_us / 1e6,
-                self.buckets_per_second,
-                stats.max_inflight,
-            );
+            let moved = self
+                .priorities
+                .refresh(bucket, stats.max_pass as f64, stats.max_inflight);
             if let Some((from, to)) = moved {
                 self.events
                     .threshold_moved(from, to, || self.cooling_down(now));
