@@ -65,11 +65,6 @@ pub struct BbrSnapshot {
     pub cpu: f64,
     /// Requests admitted and not yet completed.
     pub inflight: u64,
-    /// Of those, the requests of each criticality class, in [`CriticalityClass::index`]
-    /// order (requests that said none count as `critical`).
-    ///
-    /// [`CriticalityClass::index`]: rampart_core::CriticalityClass::index
-    pub inflight_by_class: [u64; 4],
     /// The limit: the concurrency the service has proven it sustains without queueing
     /// (`L = max_pass × min_rt`) and `headroom × √L` more (see [`BbrConfig::headroom`]).
     pub max_inflight: u64,
@@ -136,8 +131,8 @@ pub struct BbrLimiter<C = SystemClock, U = SystemCpu> {
     window: RollingWindow<C>,
     stats: PerBucketCache<4>,
     inflight: AtomicU64,
-    /// Demand and requests in flight per criticality band, for shedding the least important
-    /// first.
+    /// Each criticality band's share of the capacity and its cap, for shedding the least
+    /// important first.
     priorities: Priorities,
     /// One more than the nanosecond instant of the most recent drop; 0 before any.
     last_drop: AtomicU64,
@@ -210,13 +205,13 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
 /// # Deciding
 impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     /// Decides for a request of `criticality` (`None`: it said none, and counts as the
-    /// default); on admission counts the request in flight and returns its band.
+    /// default); on admission counts the request in flight.
     #[inline]
     pub(crate) fn admit(
         &self,
         now: Duration,
         criticality: Option<Criticality>,
-    ) -> Result<usize, Overloaded> {
+    ) -> Result<(), Overloaded> {
         let counted = criticality.unwrap_or_default();
         let band = counted.band();
         let inflight = self.inflight.load(Ordering::Relaxed);
@@ -234,9 +229,8 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
             }
         }
         self.inflight.fetch_add(1, Ordering::Relaxed);
-        self.priorities.enter(band);
         self.metrics.admitted(counted.class());
-        Ok(band)
+        Ok(())
     }
 
     /// Whether a request arriving at `now` with `inflight` requests in flight is shed.
@@ -338,13 +332,13 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         }
     }
 
-    /// Records a completion of a request of `band`: the response time in µs (at least 1) and
-    /// one pass, and takes the request out of flight.
-    pub(crate) fn complete(&self, started: Duration, now: Duration, band: usize) {
+    /// Records a completion: the response time in µs (at least 1) and one pass, and takes the
+    /// request out of flight.
+    pub(crate) fn complete(&self, started: Duration, now: Duration) {
         let rt = now.saturating_sub(started);
         let rt_us = rt.as_nanos().div_ceil(1_000).clamp(1, u128::from(u64::MAX)) as u64;
         self.window.record_at(now, rt_us);
-        self.leave(band);
+        self.leave();
     }
 }
 
@@ -352,8 +346,7 @@ impl<C, U> BbrLimiter<C, U> {
     /// Takes a request out of flight: a completion, or a request that never completed
     /// (cancelled, or unwinding from a panic), which records nothing: only real completions
     /// count as throughput.
-    pub(crate) fn leave(&self, band: usize) {
-        self.priorities.leave(band);
+    pub(crate) fn leave(&self) {
         if self.inflight.fetch_sub(1, Ordering::Relaxed) == 1 {
             // The gauge is otherwise published by arrivals, once per bucket: without this, a
             // server whose traffic stopped would show the last sample's requests in flight.
@@ -488,7 +481,6 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
                 0.0
             },
             inflight: self.inflight.load(Ordering::Relaxed),
-            inflight_by_class: self.priorities.inflight_by_class(),
             max_inflight: stats.max_inflight,
             max_pass: stats.max_pass,
             min_rt: Duration::from_secs_f64(stats.min_rt_us / 1e6),

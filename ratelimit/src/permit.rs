@@ -113,8 +113,6 @@ where
 pub struct Permit<L: BbrLimiterRef> {
     limiter: L,
     started: Duration,
-    /// The request's criticality band.
-    band: u8,
     done: bool,
 }
 
@@ -131,11 +129,10 @@ where
     #[inline]
     pub(crate) fn acquire(limiter: L, now: Duration) -> Result<Self, Overloaded> {
         let criticality = RequestContext::current().criticality();
-        let band = limiter.limiter().admit(now, criticality)?;
+        limiter.limiter().admit(now, criticality)?;
         Ok(Self {
             limiter,
             started: now,
-            band: band as u8,
             done: false,
         })
     }
@@ -149,9 +146,7 @@ where
     /// Records the completion at `now` (read from the limiter's clock).
     pub fn complete_at(mut self, now: Duration) {
         self.done = true;
-        self.limiter
-            .limiter()
-            .complete(self.started, now, usize::from(self.band));
+        self.limiter.limiter().complete(self.started, now);
     }
 }
 
@@ -165,7 +160,7 @@ impl<L: BbrLimiterRef> Permit<L> {
 impl<L: BbrLimiterRef> Drop for Permit<L> {
     fn drop(&mut self) {
         if !self.done {
-            self.limiter.limiter().leave(usize::from(self.band));
+            self.limiter.limiter().leave();
         }
     }
 }

@@ -47,12 +47,10 @@ const BLOCKING: f64 = 0.0003;
 /// The share of the capacity below which a band asks for nothing.
 const NEGLIGIBLE: f64 = 0.001;
 
-/// The limiter's per-band demand, caps and in-flight counts.
+/// The limiter's per-band demand and caps.
 #[derive(Debug)]
 pub(crate) struct Priorities {
     arrivals: ArrivalRates,
-    /// Requests of each band admitted and not yet out of flight.
-    inflight: [AtomicU64; BANDS],
     /// Each band's share of the capacity (`f64` bits), set once per bucket.
     share: [AtomicU64; BANDS],
     /// Each band's cap, less the limit: its rung on the ladder, set once per bucket.
@@ -70,7 +68,6 @@ impl Priorities {
     pub(crate) fn new() -> Self {
         Self {
             arrivals: ArrivalRates::new(),
-            inflight: array::from_fn(|_| AtomicU64::new(0)),
             share: array::from_fn(|_| AtomicU64::new(0.0_f64.to_bits())),
             rung: array::from_fn(|_| AtomicI64::new(0)),
             threshold: AtomicU8::new(u8::MAX),
@@ -81,28 +78,6 @@ impl Priorities {
     #[inline]
     pub(crate) fn arrived(&self, criticality: Criticality) {
         self.arrivals.record(criticality);
-    }
-
-    /// Counts an admitted request of `band` in flight.
-    #[inline]
-    pub(crate) fn enter(&self, band: usize) {
-        self.inflight[band].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Takes a request of `band` out of flight.
-    #[inline]
-    pub(crate) fn leave(&self, band: usize) {
-        self.inflight[band].fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Requests in flight per class (`CriticalityClass::index` order).
-    pub(crate) fn inflight_by_class(&self) -> [u64; 4] {
-        array::from_fn(|class| {
-            self.inflight[class * 4..class * 4 + 4]
-                .iter()
-                .map(|band| band.load(Ordering::Relaxed))
-                .sum()
-        })
     }
 
     /// Once per `bucket`: folds the arrivals into the rates and sets each band's share of a
@@ -168,7 +143,7 @@ fn anchor(shares: &[f64; BANDS]) -> (usize, bool) {
 
 /// Each band's rung, from `anchor`'s 0: up by the reservation of each band above that asks
 /// for anything, down by it below (never below `-limit`). The bands above the threshold ask
-/// for less than the capacity, so each step up is at most 10 places, and the in-flight count
+/// for less than the capacity, so each step up is at most 12 places, and the in-flight count
 /// climbs them only as far as their bursts take it.
 fn ladder(shares: &[f64; BANDS], anchor: usize, limit: u64) -> [i64; BANDS] {
     let mut rungs = [0_i64; BANDS];
@@ -363,20 +338,5 @@ mod tests {
             LIMIT,
             "alone"
         );
-    }
-
-    #[test]
-    fn in_flight_is_counted_per_class() {
-        let priorities = Priorities::new();
-        for criticality in [
-            Criticality::SHEDDABLE,
-            Criticality::with_level(CriticalityClass::Sheddable, 127),
-            Criticality::CRITICAL_PLUS,
-        ] {
-            priorities.enter(criticality.band());
-        }
-        assert_eq!(priorities.inflight_by_class(), [2, 0, 0, 1]);
-        priorities.leave(Criticality::SHEDDABLE.band());
-        assert_eq!(priorities.inflight_by_class(), [1, 0, 0, 1]);
     }
 }
