@@ -20,7 +20,7 @@ pub(super) const LOW: Duration = Duration::from_secs(10);
 pub(super) const RAMP: Duration = Duration::from_secs(10);
 pub(super) const HIGH: Duration = Duration::from_secs(30);
 pub(super) const FALL: Duration = Duration::from_secs(10);
-const WORKERS: usize = 8;
+pub(super) const WORKERS: usize = 8;
 /// The clients' deadline: 10× the unloaded p99 (20 ms).
 const DEADLINE: Duration = Duration::from_millis(200);
 const BIN: Duration = Duration::from_secs(1);
@@ -70,14 +70,7 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str), io_bound: bool) -> Sce
         options.scaled(FALL),
     );
     let duration = low + ramp + high + fall;
-    let config = SimConfig::default()
-        .with_workers(WORKERS)
-        .with_service_time(Distribution::log_normal_p99(
-            Duration::from_millis(10),
-            Duration::from_micros(19_500),
-        ))
-        .with_queue_capacity(1_000)
-        .with_seed(options.seed);
+    let config = server(options.seed);
     let capacity = config.capacity();
     let arrivals = arrivals(options.seed, duration, ramp_load(low, ramp, high, capacity));
     let scenario = if io_bound { OVERLOAD_IO } else { OVERLOAD };
@@ -140,6 +133,33 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str), io_bound: bool) -> Sce
     )
 }
 
+/// The server of the overload scenarios: `WORKERS` workers, a log-normal service time (median
+/// 10 ms, p99 19.5 ms) and a queue of 1 000, drawing its service times from `seed`.
+pub(super) fn server(seed: u64) -> SimConfig {
+    SimConfig::default()
+        .with_workers(WORKERS)
+        .with_service_time(Distribution::log_normal_p99(
+            Duration::from_millis(10),
+            Duration::from_micros(19_500),
+        ))
+        .with_queue_capacity(1_000)
+        .with_seed(seed)
+}
+
+/// The CPU signal BBR reads from a simulated server: its utilisation, sampled every 250 ms
+/// and smoothed with decay 0.8 (the limiter's default sampling).
+pub(super) fn sampled_cpu(backend: &SimBackend) -> Arc<dyn CpuUsage> {
+    let server = backend.clone();
+    Arc::new(
+        spawn_sampler(
+            move || server.utilization(),
+            Duration::from_millis(250),
+            0.8,
+        )
+        .expect("valid sampling"),
+    )
+}
+
 /// The offered load of the overload ramp, in requests per second: half of `capacity` for
 /// `low`, rising linearly to three times it over `ramp`, held for `high`, then half again.
 pub(super) fn ramp_load(
@@ -177,15 +197,7 @@ async fn run_stack(stack: Stack, config: SimConfig, arrivals: &[Duration]) -> Ve
             let cpu: Arc<dyn CpuUsage> = if let Some(usage) = pinned {
                 Arc::new(ManualCpu::new(usage))
             } else {
-                let server = backend.clone();
-                Arc::new(
-                    spawn_sampler(
-                        move || server.utilization(),
-                        Duration::from_millis(250),
-                        0.8,
-                    )
-                    .expect("valid sampling"),
-                )
+                sampled_cpu(&backend)
             };
             let limiter = BbrConfig::default()
                 .with_gate(gate)

@@ -21,11 +21,11 @@ mod stacks;
 use std::time::Duration;
 
 use rampart_core::CriticalityClass;
-use rampart_fault::{Distribution, SimConfig};
 
 use self::figures::{BIN, Frame};
 use self::load::{arrivals, requests, steps};
 use self::stacks::{Stack, run_stack};
+use super::overload::WORKERS;
 use super::{Options, Scenario};
 use crate::report::{Chart, Check, ScenarioReport, StackReport};
 use crate::sim::simulate;
@@ -33,7 +33,6 @@ use crate::thresholds;
 
 /// How long into a step before its figures are measured.
 const SETTLE: Duration = Duration::from_secs(2);
-const WORKERS: usize = 8;
 /// The classes, from the most critical down (the order of the tables and charts).
 const CLASSES: [CriticalityClass; 4] = [
     CriticalityClass::CriticalPlus,
@@ -57,14 +56,7 @@ pub(super) const PRIORITY_OVERLOAD: Scenario = Scenario {
 };
 
 fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> ScenarioReport {
-    let config = SimConfig::default()
-        .with_workers(WORKERS)
-        .with_service_time(Distribution::log_normal_p99(
-            Duration::from_millis(10),
-            Duration::from_micros(19_500),
-        ))
-        .with_queue_capacity(1_000)
-        .with_seed(options.seed);
+    let config = super::overload::server(options.seed);
     let capacity = config.capacity();
     let steps = steps(options);
     let duration = steps.last().expect("steps").end;

@@ -7,7 +7,7 @@ use parking_lot::Mutex;
 use rampart_breaker::{BreakerConfig, BreakerLayer};
 use rampart_core::{Criticality, CriticalityClass, RequestContext, TokioClock};
 use rampart_fault::{SimBackend, SimConfig};
-use rampart_ratelimit::{BbrConfig, BbrLimit, BbrLimitLayer, CpuUsage, Gate, spawn_sampler};
+use rampart_ratelimit::{BbrConfig, BbrLimit, BbrLimitLayer, CpuUsage, Gate};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{Layer, ServiceBuilder, ServiceExt as _};
 
@@ -57,15 +57,7 @@ where
 /// rampart's BBR in front of `backend`, default configuration on the `Cpu` gate, the CPU the
 /// server's utilisation sampled every 250 ms (as `overload`'s BBR stack).
 fn bbr(backend: &SimBackend) -> BbrLimit<SimBackend, TokioClock, Arc<dyn CpuUsage>> {
-    let server = backend.clone();
-    let cpu: Arc<dyn CpuUsage> = Arc::new(
-        spawn_sampler(
-            move || server.utilization(),
-            Duration::from_millis(250),
-            0.8,
-        )
-        .expect("valid sampling"),
-    );
+    let cpu = super::super::overload::sampled_cpu(backend);
     let limiter = BbrConfig::default()
         .with_gate(Gate::Cpu)
         .build_with(TokioClock::new(), cpu)
