@@ -47,16 +47,18 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::Criticality;
+use crate::{Criticality, Deadline};
 
-/// What a request carries between services: today its [`Criticality`]. Each value is optional:
-/// an absent one means the request did not say, and a layer uses its own default.
+/// What a request carries between services: its [`Criticality`] and its [`Deadline`]. Each
+/// value is optional: an absent one means the request did not say, and a layer uses its own
+/// default.
 ///
 /// It is `Copy` and small, so reading the current one costs a thread-local load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub struct RequestContext {
     criticality: Option<Criticality>,
+    deadline: Option<Deadline>,
 }
 
 thread_local! {
@@ -66,7 +68,10 @@ thread_local! {
 impl RequestContext {
     /// A context that says nothing.
     pub const fn new() -> Self {
-        Self { criticality: None }
+        Self {
+            criticality: None,
+            deadline: None,
+        }
     }
 
     /// The context of the request being handled on this thread: the innermost scope's, or an
@@ -86,6 +91,21 @@ impl RequestContext {
     pub const fn with_criticality(self, criticality: Criticality) -> Self {
         Self {
             criticality: Some(criticality),
+            ..self
+        }
+    }
+
+    /// The deadline the request carries, if it has one (an instant of the layers' clock).
+    pub const fn deadline(&self) -> Option<Deadline> {
+        self.deadline
+    }
+
+    /// This context, carrying `deadline`.
+    #[must_use]
+    pub const fn with_deadline(self, deadline: Deadline) -> Self {
+        Self {
+            deadline: Some(deadline),
+            ..self
         }
     }
 
@@ -95,6 +115,7 @@ impl RequestContext {
     pub fn or(self, outer: Self) -> Self {
         Self {
             criticality: self.criticality.or(outer.criticality),
+            deadline: self.deadline.or(outer.deadline),
         }
     }
 
@@ -122,6 +143,12 @@ impl RequestContext {
 #[inline]
 pub fn current_criticality() -> Criticality {
     RequestContext::current().criticality.unwrap_or_default()
+}
+
+/// The deadline of the request being handled on this thread, if it has one.
+#[inline]
+pub fn current_deadline() -> Option<Deadline> {
+    RequestContext::current().deadline
 }
 
 /// A context made current by [`RequestContext::enter`]; dropping it restores the one before.
@@ -246,6 +273,15 @@ mod tests {
     fn a_requests_own_values_win_over_the_scope() {
         assert_eq!(VIP.or(BATCH), VIP);
         assert_eq!(RequestContext::new().or(BATCH), BATCH);
+        let soon = Deadline::at(std::time::Duration::from_millis(5));
+        let timed = RequestContext::new().with_deadline(soon);
+        assert_eq!(
+            VIP.or(timed),
+            VIP.with_deadline(soon),
+            "each value from where it is set"
+        );
+        let later = Deadline::at(std::time::Duration::from_secs(5));
+        assert_eq!(timed.or(RequestContext::new().with_deadline(later)), timed);
         assert_eq!(
             RequestContext::new().or(RequestContext::new()),
             RequestContext::new()

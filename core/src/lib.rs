@@ -27,10 +27,13 @@
 //!   level inside each), ordered, parsed from and written to its wire form;
 //!   [`ArrivalRates`], the smoothed demand of each criticality band, for layers that shed the
 //!   least important first.
-//! - [`RequestContext`]: what travels with a request (its criticality), current for the whole
+//! - [`Deadline`]: when a request's caller stops waiting, an instant of the layers' clock;
+//!   [`grpc_timeout`], its form on the wire; [`DeadlineExceeded`], the error of work
+//!   abandoned at its deadline.
+//! - [`RequestContext`]: what travels with a request (its criticality, its deadline), current for the whole
 //!   handling of the request inside a scope a server-side layer installs
 //!   ([`RequestContext::scope`], [`RequestContext::enter`]); [`current_criticality`] is what
-//!   the layers read.
+//!   the layers read, and [`current_deadline`].
 //! - [`KeyedGroup`]: one value per key (a breaker or limiter per route), created once,
 //!   bounded, idle-evicted, with the layers' default bounds; [`KeyLabel`] names a member's key
 //!   in metrics.
@@ -78,6 +81,7 @@ mod clock;
 mod completion;
 mod context;
 mod criticality;
+mod deadline;
 mod error;
 pub mod gauges;
 mod group;
@@ -93,8 +97,10 @@ pub use crate::classify::{Classify, DefaultClassifier, Outcome};
 pub use crate::clock::TokioClock;
 pub use crate::clock::{Clock, CoarseClock, ManualClock, SystemClock, saturating_nanos};
 pub use crate::completion::{Completion, Recorder};
-pub use crate::context::{Entered, RequestContext, Scoped, current_criticality};
+pub use crate::context::{Entered, RequestContext, Scoped, current_criticality, current_deadline};
 pub use crate::criticality::{ArrivalRates, Criticality, CriticalityClass, ParseCriticalityError};
+pub use crate::deadline::grpc_timeout;
+pub use crate::deadline::{Deadline, DeadlineExceeded};
 pub use crate::error::{ConfigError, check};
 pub use crate::group::{KeyLabel, KeyedGroup};
 pub use crate::rejected::Rejected;
