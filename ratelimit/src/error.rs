@@ -1,4 +1,5 @@
 use std::fmt;
+use std::time::Duration;
 
 use rampart_core::Criticality;
 
@@ -52,3 +53,60 @@ impl fmt::Display for Overloaded {
 }
 
 impl std::error::Error for Overloaded {}
+
+/// The limiter refused a request that could not finish in time: at the current load, its
+/// predicted completion comes after its deadline, so serving it would spend the server's work
+/// on an answer nobody waits for.
+///
+/// Returned (boxed into `tower::BoxError`) by [`BbrLimit`](crate::BbrLimit) for a request whose
+/// [`Deadline`](rampart_core::Deadline) is current; a request whose deadline has already
+/// passed gets [`DeadlineExceeded`](rampart_core::DeadlineExceeded) instead. Servers map it
+/// to `504 Gateway Timeout`.
+///
+/// ```
+/// use std::time::Duration;
+/// use rampart_ratelimit::WouldMissDeadline;
+///
+/// let refusal = WouldMissDeadline::new(Duration::from_millis(8), Duration::from_millis(30));
+/// assert_eq!(refusal.remaining(), Duration::from_millis(8));
+/// let err: tower::BoxError = refusal.into();
+/// assert_eq!(err.to_string(), "would miss its deadline: 8ms left, 30ms predicted");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WouldMissDeadline {
+    remaining: Duration,
+    predicted: Duration,
+}
+
+impl WouldMissDeadline {
+    /// The refusal of a request with `remaining` time left whose completion was predicted to
+    /// take `predicted`.
+    pub const fn new(remaining: Duration, predicted: Duration) -> Self {
+        Self {
+            remaining,
+            predicted,
+        }
+    }
+
+    /// The time the request had left.
+    pub const fn remaining(&self) -> Duration {
+        self.remaining
+    }
+
+    /// The completion time predicted at the load it arrived at.
+    pub const fn predicted(&self) -> Duration {
+        self.predicted
+    }
+}
+
+impl fmt::Display for WouldMissDeadline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "would miss its deadline: {:?} left, {:?} predicted",
+            self.remaining, self.predicted
+        )
+    }
+}
+
+impl std::error::Error for WouldMissDeadline {}

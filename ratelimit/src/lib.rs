@@ -224,7 +224,7 @@ pub use crate::cpu::tokio::spawn_sampler;
 #[cfg(feature = "tokio")]
 pub use crate::delay::probe::DelayProbe;
 pub use crate::delay::source::{ManualDelay, SchedulingDelay};
-pub use crate::error::Overloaded;
+pub use crate::error::{Overloaded, WouldMissDeadline};
 pub use crate::future::ResponseFuture;
 pub use crate::group::BbrGroup;
 pub use crate::group_layer::{BbrGroupLayer, KeyedBbrLimit};
