@@ -26,34 +26,39 @@ const DROP_RESOLUTION_NANOS: u64 = 1_000_000;
 
 /// The statistics of the completed buckets, computed once per bucket.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Stats {
+pub(crate) struct Stats {
     /// The most completions in one completed bucket (at least 1).
-    max_pass: u64,
+    pub(crate) max_pass: u64,
     /// The lowest mean response time of a completed bucket, in µs (at least 1).
-    min_rt_us: f64,
+    pub(crate) min_rt_us: f64,
     /// The limit: `floor(L + headroom × √L)`, where `L = max_pass × min_rt × buckets per
     /// second` (Little's law on the best bucket).
-    max_inflight: u64,
+    pub(crate) max_inflight: u64,
     /// The mean response time of the newest completed bucket, in µs (0 when empty).
-    last_rt_us: f64,
+    pub(crate) last_rt_us: f64,
+    /// Whether any completed bucket of the window (or the held minimum) has a response time:
+    /// without one, `min_rt_us` is a placeholder.
+    pub(crate) measured: bool,
 }
 
 impl Stats {
-    fn pack(self) -> [u64; 4] {
+    fn pack(self) -> [u64; 5] {
         [
             self.max_pass,
             self.min_rt_us.to_bits(),
             self.max_inflight,
             self.last_rt_us.to_bits(),
+            u64::from(self.measured),
         ]
     }
 
-    fn unpack([max_pass, min_rt, max_inflight, last_rt]: [u64; 4]) -> Self {
+    fn unpack([max_pass, min_rt, max_inflight, last_rt, measured]: [u64; 5]) -> Self {
         Self {
             max_pass,
             min_rt_us: f64::from_bits(min_rt),
             max_inflight,
             last_rt_us: f64::from_bits(last_rt),
+            measured: measured != 0,
         }
     }
 }
@@ -129,7 +134,7 @@ pub struct BbrLimiter<C = SystemClock, U = SystemCpu> {
     config: BbrConfig,
     /// Per bucket: the sum of response times in µs, and the number of completions.
     window: RollingWindow<C>,
-    stats: PerBucketCache<4>,
+    stats: PerBucketCache<5>,
     inflight: AtomicU64,
     /// Each criticality band's share of the capacity and its cap, for shedding the least
     /// important first.
@@ -359,7 +364,7 @@ impl<C, U> BbrLimiter<C, U> {
 impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     /// The statistics of the completed buckets before `bucket` (the one `now` is in), from the
     /// per-bucket cache; computing them also updates the held minimum response time.
-    fn stats_in(&self, bucket: u64, now: Duration) -> Stats {
+    pub(crate) fn stats_in(&self, bucket: u64, now: Duration) -> Stats {
         Stats::unpack(self.stats.get_or_refresh(bucket, || {
             // Rotated first, so that a completion at an earlier instant recorded after this
             // read lands in the newest bucket, never in one these statistics have summed.
@@ -409,11 +414,8 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     }
 
     fn stats_from(&self, max_pass: u64, min_rt_us: f64, last_rt_us: f64) -> Stats {
-        let min_rt_us = if min_rt_us.is_finite() {
-            min_rt_us.max(1.0)
-        } else {
-            1.0
-        };
+        let measured = min_rt_us.is_finite();
+        let min_rt_us = if measured { min_rt_us.max(1.0) } else { 1.0 };
         let proven = max_pass as f64 * min_rt_us * self.buckets_per_second / 1e6;
         let max_inflight = (proven + self.config.headroom * proven.sqrt()).floor() as u64;
         Stats {
@@ -421,6 +423,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
             min_rt_us,
             max_inflight,
             last_rt_us,
+            measured,
         }
     }
 
@@ -509,6 +512,16 @@ impl<C, U> BbrLimiter<C, U> {
     /// The limiter's CPU signal.
     pub fn cpu(&self) -> &U {
         &self.cpu
+    }
+
+    /// The number of the window's bucket `now` falls in.
+    pub(crate) fn window_bucket_at(&self, now: Duration) -> u64 {
+        self.window.bucket_at(now)
+    }
+
+    /// How many of the window's buckets make a second.
+    pub(crate) fn buckets_per_second(&self) -> f64 {
+        self.buckets_per_second
     }
 
     /// Requests admitted and not yet completed.

@@ -1,7 +1,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use rampart_core::Criticality;
+use rampart_core::{Criticality, DeadlineExceeded};
 
 /// The limiter shed the request: the service is overloaded and already carries as many
 /// requests as it has proven it can.
@@ -110,3 +110,42 @@ impl fmt::Display for WouldMissDeadline {
 }
 
 impl std::error::Error for WouldMissDeadline {}
+
+/// Why [`BbrLimiter::check_deadline_at`](crate::BbrLimiter::check_deadline_at) refuses a
+/// request: its deadline has passed, or it would pass before the request could finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadlineRefusal {
+    /// No time is left: the caller has stopped waiting.
+    Expired(DeadlineExceeded),
+    /// Time is left, less than the request's predicted completion.
+    WouldMiss(WouldMissDeadline),
+}
+
+impl fmt::Display for DeadlineRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Expired(error) => error.fmt(f),
+            Self::WouldMiss(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for DeadlineRefusal {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Expired(error) => Some(error),
+            Self::WouldMiss(error) => Some(error),
+        }
+    }
+}
+
+impl DeadlineRefusal {
+    /// The error inside, boxed: [`DeadlineExceeded`] or [`WouldMissDeadline`], the types a
+    /// caller downcasts to (what [`BbrLimit`](crate::BbrLimit) returns).
+    pub fn into_boxed(self) -> tower::BoxError {
+        match self {
+            Self::Expired(error) => Box::new(error),
+            Self::WouldMiss(error) => Box::new(error),
+        }
+    }
+}

@@ -33,8 +33,8 @@ enum State<F, C, U> {
         future: F,
         permit: Option<OwnedPermit<C, U>>,
     },
-    /// Shed; the inner service was not called.
-    Shed(Overloaded),
+    /// Refused (shed, or unable to meet its deadline); the inner service was not called.
+    Refused(Option<BoxError>),
     /// The output has been returned.
     Done,
 }
@@ -49,9 +49,9 @@ impl<F, C, U> ResponseFuture<F, C, U> {
         }
     }
 
-    pub(crate) fn shed(error: Overloaded) -> Self {
+    pub(crate) fn refused(error: impl Into<BoxError>) -> Self {
         Self {
-            state: State::Shed(error),
+            state: State::Refused(Some(error.into())),
         }
     }
 }
@@ -76,7 +76,9 @@ where
                 }
                 result.map_err(Into::into)
             }
-            StateProj::Shed(error) => Err((*error).into()),
+            StateProj::Refused(error) => {
+                Err(error.take().unwrap_or_else(|| Overloaded::new().into()))
+            }
             StateProj::Done => return Poll::Pending,
         };
         state.set(State::Done);

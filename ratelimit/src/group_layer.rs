@@ -158,9 +158,12 @@ where
         let key = (self.key_of)(&request);
         let now = self.group.clock().now();
         let limiter = self.group.get_at(&key, now);
+        if let Err(refusal) = limiter.check_current_deadline_at(now) {
+            return ResponseFuture::refused(refusal.into_boxed());
+        }
         match Permit::acquire(limiter, now) {
             Ok(permit) => ResponseFuture::admitted(self.inner.call(request), permit),
-            Err(shed) => ResponseFuture::shed(shed),
+            Err(shed) => ResponseFuture::refused(shed),
         }
     }
 }

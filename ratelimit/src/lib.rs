@@ -112,6 +112,21 @@
 //! criticality, the same limiter serves a third of them. The lab's `priority-overload`
 //! scenario gives the figures for four classes.
 //!
+//! # Deadlines: no work on a request that cannot finish in time
+//!
+//! A request whose current [`RequestContext`](rampart_core::RequestContext) carries a
+//! [`Deadline`](rampart_core::Deadline) (the facade's `ServerContextLayer` reads it from
+//! `grpc-timeout`) is checked before admission, with the instant the limiter reads anyway:
+//! one whose deadline has passed is refused with
+//! [`DeadlineExceeded`](rampart_core::DeadlineExceeded), one with less time left than its
+//! predicted completion with [`WouldMissDeadline`] (504 over HTTP), neither reaching the
+//! window. The prediction is what the limiter already measures: the best bucket's throughput
+//! and minimum response time give the concurrency the service sustains; a request joining
+//! more than that waits for the excess to drain at that throughput
+//! ([`BbrLimiter::predicted_completion_at`]). Below its proven concurrency a service answers
+//! in its minimum response time, so under ordinary load only a request with less time left
+//! than a typical answer is refused. `tests/deadline.rs` checks each case.
+//!
 //! # The CPU signal
 //!
 //! [`SystemCpu`] (the default) reads the cgroup that actually limits the process, found from
@@ -151,15 +166,20 @@
 //!
 //! # Errors
 //!
-//! A shed request resolves to [`Overloaded`], boxed in `tower::BoxError`; errors of the inner
-//! service pass through untouched.
+//! A shed request resolves to [`Overloaded`], boxed in `tower::BoxError`; a request refused at
+//! its deadline to [`DeadlineExceeded`](rampart_core::DeadlineExceeded) (already passed) or
+//! [`WouldMissDeadline`] (would pass before it could finish); errors of the inner service
+//! pass through untouched.
 //!
 //! # Metrics
 //!
 //! Registered once when a limiter is built (install your recorder first), labelled `name`
-//! (and `key` in a group): `rampart_ratelimit_requests_total{outcome="admitted"|"shed",
-//! criticality}` (`criticality` the class name, `critical` for requests that said none; in a
-//! dry run, `shed` counts the requests that would have been shed);
+//! (and `key` in a group): `rampart_ratelimit_requests_total{outcome="admitted"|"shed"|
+//! "expired"|"would_miss", criticality}` (`criticality` the class name, `critical` for
+//! requests that said none; in a dry run, `shed` counts the requests that would have been
+//! shed; `expired` and `would_miss` are the deadline refusals);
+//! `rampart_ratelimit_deadline_remaining_seconds`, a histogram of the time requests with a
+//! deadline had left when they arrived;
 //! `rampart_ratelimit_inflight`, `rampart_ratelimit_max_inflight`,
 //! `rampart_ratelimit_cpu_ratio` and (for a limiter that reads one)
 //! `rampart_ratelimit_delay_seconds`, the runtime's scheduling delay, published once per bucket by the first request in it, and,
@@ -200,6 +220,7 @@
 mod bbr;
 mod config;
 pub mod cpu;
+mod deadline;
 pub mod delay;
 mod error;
 mod events;
@@ -224,7 +245,7 @@ pub use crate::cpu::tokio::spawn_sampler;
 #[cfg(feature = "tokio")]
 pub use crate::delay::probe::DelayProbe;
 pub use crate::delay::source::{ManualDelay, SchedulingDelay};
-pub use crate::error::{Overloaded, WouldMissDeadline};
+pub use crate::error::{DeadlineRefusal, Overloaded, WouldMissDeadline};
 pub use crate::future::ResponseFuture;
 pub use crate::group::BbrGroup;
 pub use crate::group_layer::{BbrGroupLayer, KeyedBbrLimit};

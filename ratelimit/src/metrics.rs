@@ -9,12 +9,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics::{Counter, Gauge, Label};
+use metrics::{Counter, Gauge, Histogram, Label};
 use rampart_core::{Clock, CriticalityClass, Switch};
 
 use crate::{BbrLimiter, CpuUsage};
 
-/// `rampart_ratelimit_requests_total{name, outcome, criticality}` (a handle per class),
+/// `rampart_ratelimit_requests_total{name, outcome, criticality}` (a handle per outcome and
+/// class), `rampart_ratelimit_deadline_remaining_seconds{name}`,
 /// `rampart_ratelimit_inflight{name}`,
 /// `rampart_ratelimit_max_inflight{name}` and `rampart_ratelimit_cpu_ratio{name}`.
 #[derive(Debug)]
@@ -22,6 +23,11 @@ pub(crate) struct LimiterMetrics {
     /// Per class, in [`CriticalityClass::index`] order.
     admitted: [Counter; 4],
     shed: [Counter; 4],
+    /// Refused at their deadline, or before it as unable to finish in time.
+    expired: [Counter; 4],
+    would_miss: [Counter; 4],
+    /// The time requests with a deadline had left when they arrived.
+    remaining: Histogram,
     inflight: Gauge,
     max_inflight: Gauge,
     cpu: Gauge,
@@ -50,6 +56,12 @@ impl LimiterMetrics {
         Self {
             admitted: requests("admitted"),
             shed: requests("shed"),
+            expired: requests("expired"),
+            would_miss: requests("would_miss"),
+            remaining: metrics::histogram!(
+                "rampart_ratelimit_deadline_remaining_seconds",
+                labels.clone()
+            ),
             inflight: metrics::gauge!("rampart_ratelimit_inflight", labels.clone()),
             max_inflight: metrics::gauge!("rampart_ratelimit_max_inflight", labels.clone()),
             cpu: metrics::gauge!("rampart_ratelimit_cpu_ratio", labels.clone()),
@@ -72,6 +84,21 @@ impl LimiterMetrics {
     #[inline]
     pub(crate) fn shed(&self, class: CriticalityClass) {
         self.shed[class.index()].increment(1);
+    }
+
+    /// A request arrived after its deadline.
+    pub(crate) fn expired(&self, class: CriticalityClass) {
+        self.expired[class.index()].increment(1);
+    }
+
+    /// A request was refused as unable to finish before its deadline.
+    pub(crate) fn would_miss(&self, class: CriticalityClass) {
+        self.would_miss[class.index()].increment(1);
+    }
+
+    /// A request with a deadline arrived with `remaining` left.
+    pub(crate) fn remaining(&self, remaining: Duration) {
+        self.remaining.record(remaining.as_secs_f64());
     }
 
     /// Sets the gauges: `delay` only for a limiter that reads one.

@@ -11,7 +11,9 @@ use crate::{BbrConfig, BbrLimitLayer, BbrLimiter, SystemCpu};
 /// A service that sheds requests to `S` while the server is overloaded, with a [`BbrLimiter`].
 ///
 /// A shed request resolves at once to [`Overloaded`](crate::Overloaded) (boxed) without
-/// calling `S`. An admitted one holds a permit until its response completes, fails, panics or
+/// calling `S`; so does a request whose current [`Deadline`](rampart_core::Deadline) has
+/// passed ([`DeadlineExceeded`](rampart_core::DeadlineExceeded)) or would pass before it
+/// could finish ([`WouldMissDeadline`](crate::WouldMissDeadline)). An admitted one holds a permit until its response completes, fails, panics or
 /// is dropped: the response time and the in-flight count are recorded exactly once, whatever
 /// happens. Readiness is the inner service's; inner errors pass through untouched.
 #[derive(Debug)]
@@ -91,10 +93,14 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        match self.limiter.acquire_owned() {
+        let now = self.limiter.clock().now();
+        if let Err(refusal) = self.limiter.check_current_deadline_at(now) {
+            return ResponseFuture::refused(refusal.into_boxed());
+        }
+        match self.limiter.acquire_owned_at(now) {
             // The permit exists before the inner call: if `call` panics, it is released.
             Ok(permit) => ResponseFuture::admitted(self.inner.call(request), permit),
-            Err(shed) => ResponseFuture::shed(shed),
+            Err(shed) => ResponseFuture::refused(shed),
         }
     }
 }
