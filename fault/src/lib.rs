@@ -10,7 +10,10 @@
 //! - [`SimBackend`]: a server with a fixed number of workers, a service-time distribution and a
 //!   bounded queue. Latency grows with queueing, throughput saturates at its capacity, a full
 //!   queue rejects at once, abandoned requests still burn worker time, and
-//!   [`SimBackend::utilization`] reports busy worker time like a CPU counter.
+//!   [`SimBackend::utilization`] reports busy worker time like a CPU counter. Its queue is FIFO,
+//!   or follows a [`QueueDiscipline`] (adaptive LIFO, [`CoDel`], dropping requests whose
+//!   deadline has passed), and [`SimBackend::work`] tells the worker time spent on requests
+//!   that finished after their deadline.
 //! - [`SimRuntime`]: a server whose stack runs on the same workers as its handler, as on tokio.
 //!   Requests wait in the runtime's run queue before the stack sees them, so a handler that
 //!   never yields hides that queue from a limiter's in-flight count; the runtime reports its
@@ -81,6 +84,7 @@ pub use crate::handle::{FaultHandle, FaultStats};
 pub use crate::layer::FaultLayer;
 pub use crate::service::Fault;
 pub use crate::sim::{
-    Handler, HandlerFuture, NotOnWorker, RuntimeClock, RuntimeConfig, RuntimeFuture, RuntimeServer,
-    RuntimeStats, Served, SimBackend, SimConfig, SimFuture, SimRuntime, SimStats, Unanswered,
+    CoDel, Handler, HandlerFuture, NotOnWorker, QueueDiscipline, QueueOrder, QueueTimeout,
+    RuntimeClock, RuntimeConfig, RuntimeFuture, RuntimeServer, RuntimeStats, Served, SimBackend,
+    SimConfig, SimFuture, SimRuntime, SimStats, SimWork, Unanswered,
 };

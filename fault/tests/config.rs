@@ -115,6 +115,7 @@ async fn every_sim_config_is_refused_by_field_or_serves() {
                     service_time,
                     queue_capacity,
                     seed: Some(7),
+                    ..SimConfig::default()
                 };
                 let checked = config.validate();
                 match SimBackend::new(config.clone()) {

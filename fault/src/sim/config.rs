@@ -2,13 +2,15 @@ use std::time::Duration;
 
 use rampart_core::{ConfigError, check};
 
+use super::QueueDiscipline;
 use crate::Distribution;
 
 /// The shape of a [`SimBackend`](crate::SimBackend): a server with `workers` parallel slots,
-/// a service-time distribution and a bounded FIFO queue.
+/// a service-time distribution and a bounded queue, FIFO unless given another
+/// [`QueueDiscipline`].
 ///
 /// The default is 8 workers, a log-normal service time with a 10 ms median and σ 0.5 (p99
-/// 32 ms), and a queue of 1 000 requests: about 700 requests per second of capacity.
+/// 32 ms), and a FIFO queue of 1 000 requests: about 700 requests per second of capacity.
 ///
 /// ```
 /// use std::time::Duration;
@@ -33,6 +35,9 @@ pub struct SimConfig {
     pub queue_capacity: usize,
     /// Seed of the service-time draws; `None` (the default) seeds from entropy.
     pub seed: Option<u64>,
+    /// Which waiting request a free worker takes, and which the queue drops: FIFO, dropping
+    /// nothing, by default.
+    pub discipline: QueueDiscipline,
 }
 
 impl Default for SimConfig {
@@ -45,6 +50,7 @@ impl Default for SimConfig {
             },
             queue_capacity: 1_000,
             seed: None,
+            discipline: QueueDiscipline::default(),
         }
     }
 }
@@ -83,6 +89,12 @@ impl SimConfig {
         }
     }
 
+    /// This configuration with the given queue discipline.
+    #[must_use]
+    pub fn with_discipline(self, discipline: QueueDiscipline) -> Self {
+        Self { discipline, ..self }
+    }
+
     /// Requests per second the backend serves when saturated: `workers / mean service time`.
     pub fn capacity(&self) -> f64 {
         self.workers as f64 / self.service_time.mean().as_secs_f64()
@@ -94,10 +106,12 @@ impl SimConfig {
     ///
     /// # Errors
     ///
-    /// No workers, or an invalid service-time distribution (see [`Distribution::validate`]).
+    /// No workers, an invalid service-time distribution (see [`Distribution::validate`]), or
+    /// an invalid discipline (see [`QueueDiscipline::validate`]).
     pub fn validate(&self) -> Result<(), ConfigError> {
         check::at_least("workers", self.workers, 1)?;
-        self.service_time.validate("service_time")
+        self.service_time.validate("service_time")?;
+        self.discipline.validate()
     }
 }
 

@@ -1,23 +1,28 @@
 //! [`SimBackend`]: a capacity-bound server to overload in tests and simulations.
 
 mod config;
+mod discipline;
 mod future;
 mod queue;
 mod runtime;
 
-use std::sync::Arc;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use fastrand::Rng;
 use parking_lot::Mutex;
-use rampart_core::ConfigError;
+use rampart_core::{Clock, ConfigError, current_deadline};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tower::{BoxError, Service};
 
 pub use self::config::SimConfig;
+pub use self::discipline::{CoDel, QueueDiscipline, QueueOrder, QueueTimeout};
 pub use self::future::SimFuture;
-use self::queue::Queue;
+use self::queue::{Admission, Queue};
 pub use self::runtime::{
     Handler, HandlerFuture, NotOnWorker, RuntimeClock, RuntimeConfig, RuntimeFuture, RuntimeServer,
     RuntimeStats, SimRuntime, Unanswered,
@@ -26,7 +31,7 @@ use crate::Distribution;
 use crate::error::in_runtime;
 
 /// A simulated server: `workers` parallel slots, a service-time distribution and a bounded
-/// FIFO queue, on tokio's clock.
+/// queue (FIFO unless its [`QueueDiscipline`] says otherwise), on tokio's clock.
 ///
 /// Each request is booked on arrival onto the earliest free worker: it waits in the queue
 /// until then, occupies the worker for a service time drawn at arrival (at most about 30
@@ -70,6 +75,16 @@ use crate::error::in_runtime;
 /// # }
 /// ```
 ///
+/// # Deadlines and queue disciplines
+///
+/// Built with [`new_with`](Self::new_with) and the clock the layers in front of it read, the
+/// backend notes the deadline current when a request is called
+/// ([`current_deadline`]), and [`work`](Self::work) tells the worker time spent
+/// on requests that finished after theirs. A [`QueueDiscipline`] other than FIFO holds waiting
+/// requests until a worker frees up and then chooses among them (newest first, or dropping
+/// those that waited too long or whose deadline has passed); a task on the runtime hands the
+/// held requests to workers as they free up.
+///
 /// # Sharing
 ///
 /// Clones share one server: one queue, one set of workers.
@@ -82,6 +97,49 @@ pub struct SimBackend {
 struct Shared {
     config: SimConfig,
     queue: Mutex<Queue>,
+    /// The clock of the deadlines requests carry, if the backend reads them.
+    deadlines: Option<DeadlineClock>,
+    /// Wakes the dispatcher when a request is held in an empty queue, or the backend is gone.
+    wake: Arc<Notify>,
+    /// Whether the dispatcher of held requests has been started.
+    dispatching: AtomicBool,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.wake.notify_one();
+    }
+}
+
+/// The clock of the deadlines a backend reads.
+struct DeadlineClock(Arc<dyn Clock>);
+
+impl fmt::Debug for DeadlineClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DeadlineClock")
+    }
+}
+
+/// The work a [`SimBackend`] has done, counted as each request finishes, and the requests its
+/// [`QueueDiscipline`] dropped.
+///
+/// A request's deadline is known when the backend was built with
+/// [`new_with`](SimBackend::new_with) and a deadline was current when the request was called.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SimWork {
+    /// Worker time of every finished request.
+    pub busy: Duration,
+    /// Worker time of the finished requests that finished after their deadline: work whose
+    /// answer came too late to be of use.
+    pub late_busy: Duration,
+    /// Finished requests with a known deadline, finished by it.
+    pub in_time: u64,
+    /// Finished requests that finished after their deadline.
+    pub late: u64,
+    /// Requests dropped because their deadline had passed when a worker would have taken them.
+    pub dropped_expired: u64,
+    /// Requests dropped because they had waited longer than [`CoDel`]'s timeout.
+    pub dropped_timeout: u64,
 }
 
 /// What a [`SimBackend`] did with a request it served.
@@ -120,12 +178,50 @@ impl SimBackend {
     ///
     /// If `config` is invalid (see [`SimConfig::validate`]).
     pub fn new(config: SimConfig) -> Result<Self, ConfigError> {
+        Self::build(config, None)
+    }
+
+    /// A backend of the given shape that reads each request's deadline on `clock`: the
+    /// [`current_deadline`] when the request is called. Give it a clock of the origin the
+    /// deadlines were set on (a clone of the layers' clock).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), tower::BoxError> {
+    /// use std::time::Duration;
+    /// use rampart_core::{Clock, Deadline, ManualClock, RequestContext};
+    /// use rampart_fault::{Distribution, SimBackend, SimConfig};
+    /// use tower::ServiceExt;
+    ///
+    /// let clock = ManualClock::new(); // the layers' clock (a `TokioClock` in a simulation)
+    /// let config = SimConfig::default()
+    ///     .with_workers(1)
+    ///     .with_service_time(Distribution::Fixed(Duration::from_millis(30)));
+    /// let backend = SimBackend::new_with(config, clock.clone())?;
+    /// let deadline = Deadline::after(clock.now(), Duration::from_millis(20));
+    /// let context = RequestContext::new().with_deadline(deadline);
+    /// context.scope(backend.clone().oneshot(())).await?;
+    /// let work = backend.work();
+    /// assert_eq!((work.late, work.late_busy), (1, Duration::from_millis(30)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// If `config` is invalid (see [`SimConfig::validate`]).
+    pub fn new_with(config: SimConfig, clock: impl Clock) -> Result<Self, ConfigError> {
+        Self::build(config, Some(DeadlineClock(Arc::new(clock))))
+    }
+
+    fn build(config: SimConfig, deadlines: Option<DeadlineClock>) -> Result<Self, ConfigError> {
         config.validate()?;
         let rng = config.seed.map_or_else(Rng::new, Rng::with_seed);
         let queue = Queue::new(
             config.workers,
             config.queue_capacity,
             config.service_time,
+            config.discipline,
             rng,
             Instant::now(),
         );
@@ -133,6 +229,9 @@ impl SimBackend {
             shared: Arc::new(Shared {
                 config,
                 queue: Mutex::new(queue),
+                deadlines,
+                wake: Arc::new(Notify::new()),
+                dispatching: AtomicBool::new(false),
             }),
         })
     }
@@ -151,6 +250,11 @@ impl SimBackend {
     /// The backend's traffic so far, and its queue now.
     pub fn stats(&self) -> SimStats {
         self.shared.queue.lock().stats(Instant::now())
+    }
+
+    /// The work done so far (requests finished by now), and the requests dropped.
+    pub fn work(&self) -> SimWork {
+        self.shared.queue.lock().work(Instant::now())
     }
 
     /// Changes the service time of requests that arrive from now on (a backend degrades or
@@ -186,9 +290,49 @@ impl<Req> Service<Req> for SimBackend {
             return SimFuture::missing_runtime();
         }
         let now = Instant::now();
-        match self.shared.queue.lock().book(now) {
-            Some(booking) => SimFuture::serving(now, booking),
-            None => SimFuture::rejected(),
+        let deadline = self.shared.deadlines.as_ref().and_then(|clock| {
+            let remaining = current_deadline()?.remaining(clock.0.now());
+            Some(now.checked_add(remaining).unwrap_or(now))
+        });
+        let admission = self.shared.queue.lock().admit(now, deadline);
+        match admission {
+            Admission::Booked(booking) => SimFuture::serving(now, booking),
+            Admission::Held(booking) => {
+                self.dispatch_held();
+                SimFuture::held(now, booking, self.clone())
+            }
+            Admission::Rejected => SimFuture::rejected(),
+            Admission::Dropped(dropped) => SimFuture::dropped(dropped),
+        }
+    }
+}
+
+impl SimBackend {
+    /// Wakes the dispatcher of held requests, starting it on first use.
+    fn dispatch_held(&self) {
+        if !self.shared.dispatching.swap(true, Ordering::Relaxed) {
+            let shared = Arc::downgrade(&self.shared);
+            tokio::spawn(dispatch(shared, Arc::clone(&self.shared.wake)));
+        }
+        self.shared.wake.notify_one();
+    }
+}
+
+/// Hands held requests to workers as they free up, until the backend is gone: sleeps until the
+/// next release while requests are held, and until woken otherwise.
+async fn dispatch(shared: Weak<Shared>, wake: Arc<Notify>) {
+    loop {
+        let next = {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let mut queue = shared.queue.lock();
+            queue.catch_up(Instant::now());
+            queue.next_release()
+        };
+        match next {
+            Some(release) => tokio::time::sleep_until(release).await,
+            None => wake.notified().await,
         }
     }
 }
