@@ -2,9 +2,13 @@
 //!
 //! After each attempt of a request, a [`Retrier`] says what follows ([`Next`]): stop (and
 //! why), or retry a copy of the request after a wait. It applies the rules in a fixed order:
-//! the policy's [`Decision`], the attempt limit, the existence of a copy, the budget (asked
-//! last, so that only a retry that would otherwise happen spends it), then the wait (the
-//! policy's, or the [`Backoff`]'s drawn from the request's jitter generator).
+//! the policy's [`Decision`], the attempt limit, the existence of a copy, for a request with a
+//! deadline the time left (now, and once the wait is over), the budget (asked last, so that
+//! only a retry that would otherwise happen spends it), then the wait (the policy's, or the
+//! [`Backoff`]'s drawn from the request's jitter generator).
+//!
+//! For requests with a deadline it also predicts how long an attempt takes: the smoothed
+//! latency of the successful attempts it was told of ([`Retrier::observe`]).
 //!
 //! The layer's response future only sequences: it runs the attempt, reports its outcome
 //! ([`Retrier::record`]), asks the policy for its decision and the retrier for the next step,
@@ -15,12 +19,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use fastrand::Rng;
-use rampart_core::{ConfigError, Criticality, Outcome, current_criticality};
+use rampart_core::{ConfigError, Criticality, Deadline, Outcome, RequestContext, saturating_nanos};
 
 use crate::{Budget, Decision, RetryConfig};
 
 /// Spreads consecutive requests' jitter seeds over the whole `u64` range.
 const SEED_STEP: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// The weight of a new sample in the predicted latency: 1/2^`SMOOTHING_SHIFT` = 1/8, as TCP's
+/// smoothed round-trip time (RFC 6298).
+const SMOOTHING_SHIFT: u32 = 3;
 
 /// The retry rules of a layer: its configuration's attempt limit and backoff, its budget,
 /// and the source of its requests' jitter seeds.
@@ -56,6 +64,9 @@ pub struct Retrier<B> {
     budget: B,
     /// The next request's jitter seed.
     seeds: AtomicU64,
+    /// The predicted latency of an attempt, in nanoseconds: the smoothed latency of the
+    /// successful attempts observed; 0 before the first.
+    predicted: AtomicU64,
 }
 
 /// The retry state of one request: the attempts made, the previous wait, the jitter generator.
@@ -71,9 +82,22 @@ pub struct Attempts {
     rng: Option<Rng>,
     /// The request's criticality, which its withdrawals ask for.
     criticality: Criticality,
+    /// The request's deadline, if it has one.
+    deadline: Option<Deadline>,
 }
 
 impl Attempts {
+    /// The attempts of a request that made none (its deadline had passed): no deposit.
+    pub(crate) fn none() -> Self {
+        Self {
+            made: 0,
+            previous_wait: Duration::ZERO,
+            rng: None,
+            criticality: Criticality::default(),
+            deadline: None,
+        }
+    }
+
     /// Attempts made so far, the first included (and a retry granted but not yet sent).
     pub fn made(&self) -> u32 {
         self.made
@@ -84,6 +108,18 @@ impl Attempts {
     /// ([`Budget::withdraw_for`]).
     pub fn criticality(&self) -> Criticality {
         self.criticality
+    }
+
+    /// The request's deadline, as [`Retrier::start`] read it or [`with_deadline`](Self::with_deadline)
+    /// set it: [`Retrier::decide_at`] grants no retry that cannot finish before it.
+    pub fn deadline(&self) -> Option<Deadline> {
+        self.deadline
+    }
+
+    /// These attempts, for a request whose deadline is `deadline` (`None`: no deadline).
+    #[must_use]
+    pub fn with_deadline(self, deadline: Option<Deadline>) -> Self {
+        Self { deadline, ..self }
     }
 }
 
@@ -113,6 +149,9 @@ pub enum StopReason {
     NoCopy,
     /// The budget refused the retry.
     BudgetExhausted,
+    /// The request's deadline leaves too little time for another attempt: less than the
+    /// predicted latency remains now, or would remain once the wait is over.
+    NoTimeLeft,
 }
 
 impl<B: Budget> Retrier<B> {
@@ -129,15 +168,18 @@ impl<B: Budget> Retrier<B> {
             config,
             budget,
             seeds: AtomicU64::new(seed),
+            predicted: AtomicU64::new(0),
         })
     }
 
     /// A new request, its first attempt under way: deposits into the budget. The request's
-    /// criticality is the current [`RequestContext`](rampart_core::RequestContext)'s
-    /// ([`current_criticality`]: [`Criticality::CRITICAL`] outside any scope).
+    /// criticality and deadline are the current [`RequestContext`]'s (read once; outside any
+    /// scope: [`Criticality::CRITICAL`] and no deadline).
     #[inline]
     pub fn start(&self) -> Attempts {
-        self.start_for(current_criticality())
+        let context = RequestContext::current();
+        self.start_for(context.criticality().unwrap_or_default())
+            .with_deadline(context.deadline())
     }
 
     /// A new request of `criticality`, its first attempt under way: deposits into the budget.
@@ -171,6 +213,7 @@ impl<B: Budget> Retrier<B> {
             previous_wait: Duration::ZERO,
             rng: None,
             criticality,
+            deadline: None,
         }
     }
 
@@ -188,8 +231,62 @@ impl<B: Budget> Retrier<B> {
         self.budget.record(outcome);
     }
 
+    /// Reports the latency of a successful attempt to the prediction: the predicted latency
+    /// moves an eighth of the way to it (the first sets it).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rampart_retry::{Retrier, RetryConfig, Unlimited};
+    ///
+    /// let retrier = Retrier::new(RetryConfig::default(), Unlimited)?;
+    /// assert_eq!(retrier.predicted(), Duration::ZERO); // nothing observed yet
+    /// retrier.observe(Duration::from_millis(80));
+    /// retrier.observe(Duration::from_millis(160));
+    /// assert_eq!(retrier.predicted(), Duration::from_millis(90)); // 80 + (160 - 80) / 8
+    /// # Ok::<(), rampart_core::ConfigError>(())
+    /// ```
+    pub fn observe(&self, latency: Duration) {
+        // At least a nanosecond, so that 0 keeps meaning "nothing observed".
+        let sample = saturating_nanos(latency).max(1);
+        let _ = self
+            .predicted
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 {
+                    sample
+                } else if sample >= old {
+                    old + ((sample - old) >> SMOOTHING_SHIFT)
+                } else {
+                    (old - ((old - sample) >> SMOOTHING_SHIFT)).max(1)
+                })
+            });
+    }
+
+    /// The predicted latency of an attempt: the smoothed latency of the successful attempts
+    /// [observed](Self::observe), zero before the first.
+    #[inline]
+    pub fn predicted(&self) -> Duration {
+        Duration::from_nanos(self.predicted.load(Ordering::Relaxed))
+    }
+
+    /// Whether an attempt of `attempts`' request starting at `now` can finish before its
+    /// deadline: some time remains, and no less than the [predicted](Self::predicted) latency.
+    /// Always true for a request without a deadline.
+    #[inline]
+    pub fn time_for_attempt(&self, attempts: &Attempts, now: Duration) -> bool {
+        attempts
+            .deadline
+            .is_none_or(|deadline| self.fits(deadline.remaining(now)))
+    }
+
+    /// Whether an attempt fits in `remaining`: some time, and no less than the predicted
+    /// latency.
+    fn fits(&self, remaining: Duration) -> bool {
+        !remaining.is_zero() && remaining >= self.predicted()
+    }
+
     /// What follows the last of `attempts`, which the policy judged `decision`: a retry of the
-    /// request in `copy` (taken out of it), or a stop.
+    /// request in `copy` (taken out of it), or a stop. The request's deadline, if any, is not
+    /// consulted: for a request with one, use [`decide_at`](Self::decide_at).
     ///
     /// A retry needs, in this order: a policy asking for one, an attempt left, a copy, and a
     /// withdrawal from the budget, as the request's criticality
@@ -197,11 +294,64 @@ impl<B: Budget> Retrier<B> {
     /// ([`Decision::RetryAfter`]) or the backoff's, drawn from the request's jitter
     /// generator (seeded from the layer's seeds on the first retry granted). A granted retry
     /// counts in [`Attempts::made`].
+    #[inline]
     pub fn decide<Req>(
         &self,
         attempts: &mut Attempts,
         decision: Decision,
         copy: &mut Option<Req>,
+    ) -> Next<Req> {
+        self.decide_within(attempts, decision, copy, None)
+    }
+
+    /// What follows the last of `attempts`, ended at `now`, which the policy judged
+    /// `decision`: as [`decide`](Self::decide), and for a request with a deadline, no retry
+    /// that cannot finish before it ([`StopReason::NoTimeLeft`]). After the copy and before the
+    /// budget (which a retry skipped for lack of time does not spend), such a request needs
+    /// some time left at `now`, no less than the [predicted](Self::predicted) latency, and the
+    /// same once the wait is over: a wait that would end after the deadline, or leave less than
+    /// the predicted latency, is not taken. (Its wait is drawn before the budget is asked.)
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rampart_core::Deadline;
+    /// use rampart_retry::{Backoff, Decision, Next, Retrier, RetryConfig, StopReason, Unlimited};
+    ///
+    /// let ms = Duration::from_millis;
+    /// let config = RetryConfig::default().with_backoff(Backoff::Constant(ms(20)));
+    /// let retrier = Retrier::new(config, Unlimited)?;
+    /// retrier.observe(ms(50)); // attempts take 50 ms
+    /// let request = |deadline| retrier.start_for(Default::default()).with_deadline(Some(deadline));
+    ///
+    /// // At 0 ms, a deadline at 100 ms: 20 ms of backoff and a 50 ms attempt fit.
+    /// let mut attempts = request(Deadline::at(ms(100)));
+    /// let next = retrier.decide_at(&mut attempts, Decision::Retry, &mut Some(()), ms(0));
+    /// assert_eq!(next, Next::Retry { wait: ms(20), request: () });
+    ///
+    /// // A deadline at 60 ms: 60 ms left, but only 40 once the backoff is over.
+    /// let mut attempts = request(Deadline::at(ms(60)));
+    /// let next = retrier.decide_at(&mut attempts, Decision::Retry, &mut Some(()), ms(0));
+    /// assert_eq!(next, Next::Stop(StopReason::NoTimeLeft));
+    /// # Ok::<(), rampart_core::ConfigError>(())
+    /// ```
+    #[inline]
+    pub fn decide_at<Req>(
+        &self,
+        attempts: &mut Attempts,
+        decision: Decision,
+        copy: &mut Option<Req>,
+        now: Duration,
+    ) -> Next<Req> {
+        self.decide_within(attempts, decision, copy, Some(now))
+    }
+
+    /// [`decide`](Self::decide), with the deadline checked at `now` if given.
+    fn decide_within<Req>(
+        &self,
+        attempts: &mut Attempts,
+        decision: Decision,
+        copy: &mut Option<Req>,
+        now: Option<Duration>,
     ) -> Next<Req> {
         let asked = match decision {
             Decision::Stop => return Next::Stop(StopReason::Policy),
@@ -211,23 +361,54 @@ impl<B: Budget> Retrier<B> {
         if !self.allows_another(attempts) {
             return Next::Stop(StopReason::MaxAttempts);
         }
-        let Some(request) = copy.take() else {
+        if copy.is_none() {
             return Next::Stop(StopReason::NoCopy);
-        };
+        }
+        // For a request with a deadline, the wait is drawn before the budget is asked: a retry
+        // whose wait leaves too little time stops without spending it.
+        let mut drawn = None;
+        if let (Some(deadline), Some(now)) = (attempts.deadline, now) {
+            let remaining = deadline.remaining(now);
+            if !self.fits(remaining) {
+                return Next::Stop(StopReason::NoTimeLeft);
+            }
+            let wait = asked.unwrap_or_else(|| self.backoff_wait(attempts));
+            if !self.fits(remaining.saturating_sub(wait)) {
+                return Next::Stop(StopReason::NoTimeLeft);
+            }
+            drawn = Some(wait);
+        }
         if !self.budget.withdraw_for(attempts.criticality) {
             return Next::Stop(StopReason::BudgetExhausted);
         }
-        let rng = attempts.rng.get_or_insert_with(|| {
-            Rng::with_seed(self.seeds.fetch_add(SEED_STEP, Ordering::Relaxed))
-        });
-        let wait = asked.unwrap_or_else(|| {
-            self.config
-                .backoff
-                .delay(attempts.made, attempts.previous_wait, rng)
-        });
+        let Some(request) = copy.take() else {
+            return Next::Stop(StopReason::NoCopy);
+        };
+        // The jitter generator is seeded on the first retry granted (or, for a request with a
+        // deadline, on its first draw), whatever the retry's wait.
+        self.rng(attempts);
+        let wait = drawn
+            .or(asked)
+            .unwrap_or_else(|| self.backoff_wait(attempts));
         attempts.previous_wait = wait;
         attempts.made += 1;
         Next::Retry { wait, request }
+    }
+
+    /// The backoff's wait before the next retry of `attempts`, drawn from the request's jitter
+    /// generator (seeded from the layer's seeds on its first draw).
+    fn backoff_wait(&self, attempts: &mut Attempts) -> Duration {
+        let (made, previous_wait) = (attempts.made, attempts.previous_wait);
+        self.config
+            .backoff
+            .delay(made, previous_wait, self.rng(attempts))
+    }
+
+    /// The request's jitter generator, seeded from the layer's seeds on first use.
+    fn rng<'a>(&self, attempts: &'a mut Attempts) -> &'a mut Rng {
+        attempts.rng.get_or_insert_with(|| {
+            Rng::with_seed(self.seeds.fetch_add(SEED_STEP, Ordering::Relaxed))
+        })
     }
 }
 
@@ -432,6 +613,156 @@ mod tests {
         let mut rng = Rng::with_seed(42_u64.wrapping_add(SEED_STEP));
         let wait = Backoff::default().delay(1, Duration::ZERO, &mut rng);
         assert_eq!(next, Next::Retry { wait, request: 2 });
+    }
+
+    /// A request of `request`'s retrier with a deadline at `deadline` ms.
+    fn with_deadline(request: &Request, deadline: u64) -> Attempts {
+        request
+            .retrier
+            .start()
+            .with_deadline(Some(Deadline::at(Duration::from_millis(deadline))))
+    }
+
+    #[test]
+    fn a_retry_without_time_left_stops_without_asking_the_budget() {
+        let request = Request::new(RetryConfig::default().with_backoff(doubling()), 9);
+        request.retrier.observe(30 * MS);
+        // At 80 ms: 20 ms left with a deadline at 100 ms, less than the 30 ms predicted; none
+        // with one at 80 ms.
+        for deadline in [100, 80] {
+            let mut attempts = with_deadline(&request, deadline);
+            let mut copy = Some(7);
+            let next =
+                request
+                    .retrier
+                    .decide_at(&mut attempts, Decision::Retry, &mut copy, 80 * MS);
+            assert_eq!(next, Next::Stop(StopReason::NoTimeLeft));
+            assert_eq!((attempts.made(), copy), (1, Some(7)));
+        }
+        assert_eq!(request.withdrawals(), 0);
+        // 40 ms left: the first backoff (10 ms) leaves 30 ms, the predicted latency: granted.
+        let mut attempts = with_deadline(&request, 120);
+        let next = request
+            .retrier
+            .decide_at(&mut attempts, Decision::Retry, &mut Some(7), 80 * MS);
+        assert_eq!(
+            next,
+            Next::Retry {
+                wait: 10 * MS,
+                request: 7
+            }
+        );
+        assert_eq!(request.withdrawals(), 1);
+    }
+
+    #[test]
+    fn a_wait_the_policy_asks_for_past_the_deadline_is_not_taken() {
+        let request = Request::new(RetryConfig::default(), 9);
+        let mut attempts = with_deadline(&request, 100);
+        let asked = Decision::RetryAfter(100 * MS);
+        let next = request
+            .retrier
+            .decide_at(&mut attempts, asked, &mut Some(7), Duration::ZERO);
+        assert_eq!(next, Next::Stop(StopReason::NoTimeLeft));
+        let next = request.retrier.decide_at(
+            &mut attempts,
+            Decision::RetryAfter(99 * MS),
+            &mut Some(7),
+            Duration::ZERO,
+        );
+        assert_eq!(
+            next,
+            Next::Retry {
+                wait: 99 * MS,
+                request: 7
+            }
+        );
+    }
+
+    #[test]
+    fn the_policy_the_attempt_limit_and_the_copy_come_before_the_deadline() {
+        let mut request = Request::new(RetryConfig::default().with_max_attempts(1), 9);
+        request.attempts = with_deadline(&request, 0);
+        let next =
+            request
+                .retrier
+                .decide_at(&mut request.attempts, Decision::Stop, &mut Some(7), MS);
+        assert_eq!(next, Next::Stop(StopReason::Policy));
+        let next =
+            request
+                .retrier
+                .decide_at(&mut request.attempts, Decision::Retry, &mut Some(7), MS);
+        assert_eq!(next, Next::Stop(StopReason::MaxAttempts));
+        let request = Request::new(RetryConfig::default(), 9);
+        let mut attempts = with_deadline(&request, 0);
+        let next = request
+            .retrier
+            .decide_at(&mut attempts, Decision::Retry, &mut None::<u8>, MS);
+        assert_eq!(next, Next::Stop(StopReason::NoCopy));
+    }
+
+    #[test]
+    fn without_a_deadline_deciding_at_an_instant_decides_as_before() {
+        let waits = |at: Option<Duration>| {
+            let retrier = retrier(RetryConfig::default().with_max_attempts(10), 30);
+            let mut waits = Vec::new();
+            for _ in 0..5 {
+                let mut attempts = retrier.start();
+                while let Next::Retry { wait, .. } = match at {
+                    None => retrier.decide(&mut attempts, Decision::Retry, &mut Some(())),
+                    Some(now) => {
+                        retrier.decide_at(&mut attempts, Decision::Retry, &mut Some(()), now)
+                    }
+                } {
+                    waits.push(wait);
+                }
+            }
+            waits
+        };
+        assert_eq!(waits(None).len(), 30, "the budget's 30 grants");
+        assert_eq!(waits(Some(Duration::from_secs(3600))), waits(None));
+    }
+
+    #[test]
+    fn the_prediction_follows_successes_an_eighth_at_a_time() {
+        let request = Request::new(RetryConfig::default(), 0);
+        let retrier = &request.retrier;
+        assert_eq!(retrier.predicted(), Duration::ZERO);
+        retrier.observe(Duration::ZERO);
+        assert_eq!(
+            retrier.predicted(),
+            Duration::from_nanos(1),
+            "observed: never zero"
+        );
+        retrier.observe(80 * MS);
+        retrier.observe(80 * MS);
+        assert!(retrier.predicted() < 20 * MS, "{:?}", retrier.predicted());
+        for _ in 0..200 {
+            retrier.observe(80 * MS);
+        }
+        assert!(
+            retrier.predicted() > 79 * MS,
+            "converges: {:?}",
+            retrier.predicted()
+        );
+        let before = retrier.predicted();
+        retrier.observe(Duration::ZERO);
+        assert_eq!(
+            retrier.predicted(),
+            before.saturating_sub(before / 8),
+            "an eighth of the way down"
+        );
+        assert!(retrier.predicted() > 69 * MS && retrier.predicted() <= 70 * MS);
+        // A request without a deadline always has time; one whose deadline is past never.
+        let attempts = retrier.start();
+        assert!(retrier.time_for_attempt(&attempts, Duration::MAX));
+        let attempts = attempts.with_deadline(Some(Deadline::at(Duration::from_secs(1))));
+        assert!(retrier.time_for_attempt(&attempts, 900 * MS));
+        assert!(
+            !retrier.time_for_attempt(&attempts, 950 * MS),
+            "50 ms left, 70 predicted"
+        );
+        assert!(!retrier.time_for_attempt(&attempts, Duration::from_secs(1)));
     }
 
     #[test]

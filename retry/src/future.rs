@@ -3,7 +3,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use std::time::Duration;
+
 use pin_project::pin_project;
+use rampart_core::{DeadlineExceeded, Outcome};
 use tokio::time::Sleep;
 use tower::{BoxError, Service};
 
@@ -13,7 +16,9 @@ use crate::{AttemptTimedOut, Attempts, Budget, Next, RetryPolicy};
 /// The response future of [`Retry`](crate::Retry): the attempts of one request.
 ///
 /// It sequences them: after each attempt, the policy classifies and judges the result and the
-/// layer's [`Retrier`](crate::Retrier) says what follows.
+/// layer's [`Retrier`](crate::Retrier) says what follows. For a request with a deadline it
+/// reads the layer's clock when each attempt starts and ends: to cap the attempt's timeout at
+/// the time left, to measure a successful attempt's latency, and to decide at that instant.
 ///
 /// # Cancellation
 ///
@@ -33,16 +38,21 @@ where
     shared: Arc<Shared<B>>,
     /// The request's attempts so far.
     attempts: Attempts,
+    /// For a request with a deadline, when the attempt in flight started.
+    started: Option<Duration>,
 }
 
 #[pin_project(project = StateProj, project_replace = StateOwned)]
 enum State<F, Req> {
-    /// An attempt in flight, with its deadline if any.
+    /// An attempt in flight, with its timeout if any: the configured one, or the request's
+    /// deadline if that comes first (`cut`).
     Attempt {
         #[pin]
         future: F,
         #[pin]
-        deadline: Option<Sleep>,
+        timeout: Option<Sleep>,
+        /// Whether the timeout is the request's deadline.
+        cut: bool,
     },
     /// Waiting out the backoff before retrying `request`.
     Waiting {
@@ -52,6 +62,8 @@ enum State<F, Req> {
     },
     /// Waiting for the service to be ready to retry `request`.
     Ready { request: Req },
+    /// The request's deadline had passed when the layer was called: no attempt is made.
+    Expired,
     /// The output has been returned.
     Done,
 }
@@ -60,24 +72,44 @@ impl<S, Req, B, P> ResponseFuture<S, Req, B, P>
 where
     S: Service<Req>,
 {
+    /// The attempts of a request whose first attempt, `first`, started at `now` (read only for
+    /// a request with a deadline).
     pub(crate) fn new(
         first: S::Future,
         service: S,
         attempts: Attempts,
+        now: Option<Duration>,
         next: Option<Req>,
         policy: P,
         shared: Arc<Shared<B>>,
     ) -> Self {
+        let (timeout, cut) = timeout(&shared, &attempts, now);
         Self {
             state: State::Attempt {
                 future: first,
-                deadline: deadline(&shared),
+                timeout,
+                cut,
             },
             service,
             next,
             policy,
             shared,
             attempts,
+            started: now,
+        }
+    }
+
+    /// A request whose deadline had passed when the layer was called: it ends with
+    /// [`DeadlineExceeded`] when first polled, no attempt made.
+    pub(crate) fn expired(service: S, policy: P, shared: Arc<Shared<B>>) -> Self {
+        Self {
+            state: State::Expired,
+            service,
+            next: None,
+            policy,
+            attempts: Attempts::none(),
+            shared,
+            started: None,
         }
     }
 }
@@ -95,16 +127,35 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Attempt { future, deadline } => {
-                    let result = match deadline.as_pin_mut().map(|deadline| deadline.poll(cx)) {
-                        Some(Poll::Ready(())) => Err(AttemptTimedOut::new().into()),
-                        _ => ready!(future.poll(cx)).map_err(Into::into),
-                    };
+                StateProj::Attempt {
+                    future,
+                    timeout,
+                    cut,
+                } => {
+                    let (result, answered) =
+                        match timeout.as_pin_mut().map(|timeout| timeout.poll(cx)) {
+                            Some(Poll::Ready(())) if *cut => {
+                                (Err(DeadlineExceeded::new().into()), false)
+                            }
+                            Some(Poll::Ready(())) => (Err(AttemptTimedOut::new().into()), false),
+                            _ => (ready!(future.poll(cx)).map_err(Into::into), true),
+                        };
                     let shared = &**this.shared;
                     let outcome = this.policy.classify(result.as_ref());
                     shared.retrier.record(outcome);
                     let decision = this.policy.decide(outcome, result.as_ref());
-                    let next = shared.retrier.decide(this.attempts, decision, this.next);
+                    let next = match *this.started {
+                        None => shared.retrier.decide(this.attempts, decision, this.next),
+                        Some(started) => {
+                            let now = shared.clock.now();
+                            if answered && outcome == Outcome::Success {
+                                shared.retrier.observe(now.saturating_sub(started));
+                            }
+                            shared
+                                .retrier
+                                .decide_at(this.attempts, decision, this.next, now)
+                        }
+                    };
                     shared
                         .metrics
                         .decided(&next, this.attempts.criticality().class());
@@ -136,18 +187,35 @@ where
                         continue;
                     };
                     let shared = &**this.shared;
+                    let class = this.attempts.criticality().class();
+                    // For a request with a deadline: the time may have run out during the
+                    // backoff and the wait for readiness.
+                    let now = this.attempts.deadline().map(|_| shared.clock.now());
+                    if let Some(now) = now
+                        && !shared.retrier.time_for_attempt(this.attempts, now)
+                    {
+                        shared.metrics.retry_skipped(class);
+                        return Poll::Ready(Err(DeadlineExceeded::new().into()));
+                    }
                     // A copy only if a retry can follow the attempt about to be made.
                     *this.next = if shared.retrier.allows_another(this.attempts) {
                         this.policy.clone_request(&request)
                     } else {
                         None
                     };
-                    shared.metrics.retry(this.attempts.criticality().class());
+                    shared.metrics.retry(class);
+                    let (timeout, cut) = timeout(shared, this.attempts, now);
+                    *this.started = now;
                     let future = this.service.call(request);
                     this.state.set(State::Attempt {
                         future,
-                        deadline: deadline(shared),
+                        timeout,
+                        cut,
                     });
+                }
+                StateProj::Expired => {
+                    this.state.set(State::Done);
+                    return Poll::Ready(Err(DeadlineExceeded::new().into()));
                 }
                 StateProj::Done => return Poll::Pending,
             }
@@ -155,13 +223,26 @@ where
     }
 }
 
-/// The deadline of an attempt starting now, if attempts have one.
-fn deadline<B>(shared: &Shared<B>) -> Option<Sleep> {
-    shared
-        .retrier
-        .config()
-        .attempt_timeout
-        .map(tokio::time::sleep)
+/// The timeout of an attempt of `attempts`' request starting at `now` (given for a request
+/// with a deadline), if it has one: the configured attempt timeout, or the time left before the
+/// request's deadline if that is shorter (then `true`: the attempt is cut at the deadline).
+fn timeout<B>(
+    shared: &Shared<B>,
+    attempts: &Attempts,
+    now: Option<Duration>,
+) -> (Option<Sleep>, bool) {
+    let configured = shared.retrier.config().attempt_timeout;
+    let remaining = attempts
+        .deadline()
+        .zip(now)
+        .map(|(deadline, now)| deadline.remaining(now));
+    match (configured, remaining) {
+        (Some(configured), Some(remaining)) if configured < remaining => {
+            (Some(tokio::time::sleep(configured)), false)
+        }
+        (_, Some(remaining)) => (Some(tokio::time::sleep(remaining)), true),
+        (configured, None) => (configured.map(tokio::time::sleep), false),
+    }
 }
 
 impl<S, Req, B, P> std::fmt::Debug for ResponseFuture<S, Req, B, P>

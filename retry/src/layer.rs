@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use rampart_core::ConfigError;
+use rampart_core::{Clock, ConfigError, SystemClock};
 use tower::Layer;
 
 use crate::metrics::RetryMetrics;
@@ -43,17 +43,36 @@ impl<B, P: Clone> Clone for RetryLayer<B, P> {
 }
 
 impl<B: Budget> RetryLayer<B> {
-    /// A layer retrying per `config` within `budget`, with the default [`Policy`].
+    /// A layer retrying per `config` within `budget`, with the default [`Policy`], reading
+    /// requests' deadlines on [`SystemClock`].
     ///
     /// # Errors
     ///
     /// If `config` is invalid (see [`RetryConfig::validate`]).
     pub fn new(config: RetryConfig, budget: B) -> Result<Self, ConfigError> {
+        Self::new_with(config, budget, SystemClock::new())
+    }
+
+    /// A layer retrying per `config` within `budget`, with the default [`Policy`], reading
+    /// requests' deadlines ([`rampart_core::Deadline`]) on `clock`: a clock of the same origin
+    /// as the one that set them (see [`rampart_core::Deadline`]). It is read only for requests
+    /// with a deadline; backoff waits and attempt timeouts are tokio timers, so a simulation
+    /// under paused time passes a `TokioClock`.
+    ///
+    /// # Errors
+    ///
+    /// If `config` is invalid (see [`RetryConfig::validate`]).
+    pub fn new_with<C: Clock>(
+        config: RetryConfig,
+        budget: B,
+        clock: C,
+    ) -> Result<Self, ConfigError> {
         let retrier = Retrier::new(config, budget)?;
         Ok(Self {
             shared: Arc::new(Shared {
                 metrics: RetryMetrics::new(&retrier.config().name),
                 retrier,
+                clock: Box::new(clock),
             }),
             policy: Policy::new(),
         })

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_core::{Classify, DefaultClassifier, Outcome, Rejected};
+use rampart_core::{Classify, DeadlineExceeded, DefaultClassifier, Outcome, Rejected};
 use tower::BoxError;
 
 /// What to do after an attempt.
@@ -72,9 +72,10 @@ type NeverRetry = Arc<[fn(&(dyn std::error::Error + 'static)) -> bool]>;
 ///   [`Failure`](Outcome::Failure) is retried.
 /// - **Never retried:** an error that is, or wraps, a local rejection
 ///   ([`rampart_core::Rejected`], which `rampart-breaker` returns while it throttles):
-///   retrying it only adds load to a client that is already shedding; and any error a
-///   [`never_retry`](Self::never_retry) check recognises (for example your framework's
-///   "deadline exceeded", when the whole call's deadline has passed).
+///   retrying it only adds load to a client that is already shedding; an error that is, or
+///   wraps, [`rampart_core::DeadlineExceeded`] (the request's deadline has passed: its caller
+///   no longer waits); and any error a [`never_retry`](Self::never_retry) check recognises
+///   (for example your framework's own "deadline exceeded").
 /// - Requests are copied with `K` (default: `Clone`); [`with_cloner`](Self::with_cloner)
 ///   takes a function returning `None` for requests that cannot be replayed.
 ///
@@ -141,7 +142,7 @@ impl<L, K> Policy<L, K> {
 
     fn is_final(&self, error: &BoxError) -> bool {
         let error: &(dyn std::error::Error + 'static) = error.as_ref();
-        if Rejected::is_in(error) {
+        if Rejected::is_in(error) || DeadlineExceeded::is_in(error) {
             return true;
         }
         let mut current = Some(error);
@@ -195,15 +196,15 @@ mod tests {
     use super::*;
 
     #[derive(Debug)]
-    struct DeadlineExceeded;
+    struct FrameworkDeadline;
 
-    impl fmt::Display for DeadlineExceeded {
+    impl fmt::Display for FrameworkDeadline {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("deadline exceeded")
         }
     }
 
-    impl std::error::Error for DeadlineExceeded {}
+    impl std::error::Error for FrameworkDeadline {}
 
     fn decide(policy: &Policy, result: Result<&u8, &BoxError>) -> Decision {
         let outcome = RetryPolicy::<u8, u8>::classify(policy, result);
@@ -225,9 +226,29 @@ mod tests {
     }
 
     #[test]
+    fn deadline_exceeded_is_never_retried_even_wrapped() {
+        #[derive(Debug)]
+        struct CallFailed(rampart_core::DeadlineExceeded);
+        impl fmt::Display for CallFailed {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("call failed")
+            }
+        }
+        impl std::error::Error for CallFailed {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let err: BoxError = rampart_core::DeadlineExceeded::new().into();
+        assert_eq!(decide(&Policy::new(), Err(&err)), Decision::Stop);
+        let wrapped: BoxError = CallFailed(rampart_core::DeadlineExceeded::new()).into();
+        assert_eq!(decide(&Policy::new(), Err(&wrapped)), Decision::Stop);
+    }
+
+    #[test]
     fn errors_a_check_recognises_are_never_retried() {
-        let policy = Policy::new().never_retry_type::<DeadlineExceeded>();
-        let err: BoxError = DeadlineExceeded.into();
+        let policy = Policy::new().never_retry_type::<FrameworkDeadline>();
+        let err: BoxError = FrameworkDeadline.into();
         assert_eq!(decide(&policy, Err(&err)), Decision::Stop);
         assert_eq!(
             decide(&Policy::new(), Err(&err)),

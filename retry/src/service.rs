@@ -1,17 +1,29 @@
+use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use rampart_core::{Clock, RequestContext};
 use tower::{BoxError, Service};
 
 use crate::future::ResponseFuture;
 use crate::metrics::RetryMetrics;
 use crate::{Budget, Policy, Retrier, RetryPolicy};
 
-/// What every service of a retry layer shares: the retry rules and budget, the metrics.
-#[derive(Debug)]
+/// What every service of a retry layer shares: the retry rules and budget, the metrics, and
+/// the clock that requests' deadlines are instants of (read only for requests with one).
 pub(crate) struct Shared<B> {
     pub(crate) retrier: Retrier<B>,
     pub(crate) metrics: RetryMetrics,
+    pub(crate) clock: Box<dyn Clock>,
+}
+
+impl<B: fmt::Debug> fmt::Debug for Shared<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("retrier", &self.retrier)
+            .field("metrics", &self.metrics)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A service that retries failed attempts at `S`, within a shared [`Budget`].
@@ -24,8 +36,13 @@ pub(crate) struct Shared<B> {
 /// asks for). The last attempt's result is returned. Dropping the response future cancels the
 /// attempts in flight and any retries to come.
 ///
+/// A request whose context carries a deadline gets no attempt that cannot finish before it
+/// (see the crate docs' "Deadlines"): none at all if it has passed when `call` is made, no
+/// retry with less than the predicted latency left, and each attempt cut at the deadline.
+///
 /// Readiness is the inner service's; retries wait for it too. Errors come back as the inner
-/// service's (boxed), or [`AttemptTimedOut`](crate::AttemptTimedOut).
+/// service's (boxed), [`AttemptTimedOut`](crate::AttemptTimedOut), or
+/// [`DeadlineExceeded`](rampart_core::DeadlineExceeded).
 #[derive(Debug)]
 pub struct Retry<S, B, P = Policy> {
     inner: S,
@@ -89,9 +106,32 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        // The request's criticality, read from the current context once, for all its attempts.
-        let attempts = self.shared.retrier.start();
-        self.shared.metrics.first(attempts.criticality().class());
+        // The request's criticality and deadline, read from the current context once, for all
+        // its attempts; the clock only for a request with a deadline.
+        let context = RequestContext::current();
+        let criticality = context.criticality().unwrap_or_default();
+        let now = match context.deadline() {
+            None => None,
+            Some(deadline) => {
+                let now = self.shared.clock.now();
+                if deadline.is_expired(now) {
+                    // No time at all: no attempt, no deposit; the service stays ready.
+                    self.shared.metrics.first_skipped(criticality.class());
+                    return ResponseFuture::expired(
+                        self.inner.clone(),
+                        self.policy.clone(),
+                        Arc::clone(&self.shared),
+                    );
+                }
+                Some(now)
+            }
+        };
+        let attempts = self
+            .shared
+            .retrier
+            .start_for(criticality)
+            .with_deadline(context.deadline());
+        self.shared.metrics.first(criticality.class());
         // A copy only if a retry can follow this first attempt.
         let copy = if self.shared.retrier.allows_another(&attempts) {
             self.policy.clone_request(&request)
@@ -107,6 +147,7 @@ where
             first,
             ready,
             attempts,
+            now,
             copy,
             self.policy.clone(),
             Arc::clone(&self.shared),
