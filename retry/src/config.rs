@@ -31,8 +31,10 @@ pub struct RetryConfig {
     pub max_attempts: u32,
     /// The wait before each retry.
     pub backoff: Backoff,
-    /// A deadline for each attempt; an attempt past it fails with
-    /// [`AttemptTimedOut`](crate::AttemptTimedOut) (and may be retried).
+    /// A timeout for each attempt; an attempt past it fails with
+    /// [`AttemptTimedOut`](crate::AttemptTimedOut) (and may be retried). For a request with a
+    /// deadline, an attempt's timeout is the sooner of this and the deadline (see the crate
+    /// docs' "Deadlines").
     pub attempt_timeout: Option<Duration>,
     /// Seed of the jitter draws, for reproducible tests.
     pub seed: Option<u64>,

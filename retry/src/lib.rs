@@ -56,8 +56,9 @@
 //!
 //! [`Policy`] (the default) retries attempts the classifier calls failures (`Err` by default;
 //! `HttpClassifier` also counts 5xx and 429), and **never** retries a local rejection
-//! ([`rampart_core::Rejected`], returned by `rampart-breaker`) or an error a
-//! [`never_retry`](Policy::never_retry) check recognises. Requests are copied with `Clone`, or
+//! ([`rampart_core::Rejected`], returned by `rampart-breaker`), a passed deadline
+//! ([`rampart_core::DeadlineExceeded`]) or an error a [`never_retry`](Policy::never_retry)
+//! check recognises. Requests are copied with `Clone`, or
 //! by [`with_cloner`](Policy::with_cloner)'s function, which may refuse (`None`) a request whose
 //! body cannot be replayed: such a request is not retried. A custom [`RetryPolicy`] can ask for
 //! a specific wait ([`Decision::RetryAfter`]: server pushback).
@@ -65,7 +66,8 @@
 //! Each request deposits once; each attempt's outcome is reported to the budget; each retry
 //! withdraws first, then waits the [`Backoff`] (exponential from 25 ms, doubling to 1 s, full
 //! jitter, seedable). `max_attempts` (3, the first included) and an optional per-attempt
-//! timeout ([`AttemptTimedOut`]) bound the rest. Dropping the response future stops the retries.
+//! timeout ([`AttemptTimedOut`]) bound the rest, and the request's deadline if it has one
+//! (see [Deadlines](#deadlines)). Dropping the response future stops the retries.
 //!
 //! These rules are a [`Retrier`], which takes plain values (the policy's [`Decision`], the
 //! request's [`Attempts`], a copy of the request) and answers [`Next`]: stop, and why, or retry
@@ -93,6 +95,60 @@
 //! layer, 20 failing sheddable requests earning 10 retries get 5, and a critical request after
 //! them is still retried (`the_layer_retries_by_the_requests_context_and_counts_each_class`).
 //!
+//! # Deadlines
+//!
+//! A retry that cannot finish before the caller stops waiting only adds load. A request's
+//! [`Deadline`](rampart_core::Deadline) is the current
+//! [`RequestContext`](rampart_core::RequestContext)'s when the layer is called
+//! (`rampart_core::current_deadline()`, read once with the criticality), an instant of the
+//! layer's clock: [`RetryLayer::new`] reads [`SystemClock`](rampart_core::SystemClock), whose
+//! origin every `SystemClock` of the process shares; [`RetryLayer::new_with`] takes another (a
+//! `TokioClock` under paused time, a clone of the one that set the deadlines). For such a
+//! request:
+//!
+//! - **The first attempt** is sent if any time remains (the server decides whether it can
+//!   make it; `rampart-ratelimit` refuses a predicted miss itself). If none remains, no attempt
+//!   is made: the request ends with [`DeadlineExceeded`](rampart_core::DeadlineExceeded) and
+//!   deposits nothing into the budget.
+//! - **A retry** needs some time left and no less than the **predicted latency**: the
+//!   exponentially smoothed latency of the layer's successful attempts (each sample moves it an
+//!   eighth of the way, as TCP's smoothed round-trip time), measured on the requests that carry
+//!   a deadline. Successes only, because a retry is worth its work only if it can succeed in
+//!   time, and a fast failure says nothing of how long a success takes; an attempt cut by a
+//!   timeout has no latency to report. Before the first success the prediction is zero and
+//!   only the time left counts. The same holds once the wait is over: a backoff (or the wait a
+//!   policy asks for) that would end after the deadline, or leave less than the predicted
+//!   latency, is not taken. Such a stop is [`StopReason::NoTimeLeft`]; it is decided before
+//!   the budget is asked, so a retry skipped for lack of time spends nothing, and the last
+//!   attempt's own result is returned (a stop never replaces an answer the layer has). If the
+//!   time runs out while the service is not ready for a granted retry, the retry is not sent
+//!   (its withdrawal stays spent, as when `poll_ready` fails) and the request ends with
+//!   `DeadlineExceeded` (`a_retry_whose_service_is_ready_too_late_is_not_sent`).
+//! - **Each attempt's timeout** is the sooner of [`RetryConfig::attempt_timeout`] and the
+//!   deadline. An attempt cut at the deadline ends with `DeadlineExceeded` (not
+//!   [`AttemptTimedOut`]) and is not retried.
+//!
+//! A request without a deadline reads no clock and is retried exactly as before.
+//!
+//! Measured in `tests/deadline.rs` (paused time, the layer on a `TokioClock`):
+//!
+//! - after a 30 ms success, a request with 50 ms whose first attempt fails at 30 ms has 20 ms
+//!   left and is not retried (its own error at 30 ms, one call); with 70 ms it is, and
+//!   answers at 60 ms (`a_retry_is_skipped_when_less_than_the_predicted_latency_remains`);
+//! - a 50 ms backoff with 40 ms left is not taken (the request ends at 0 ms); with attempts of
+//!   30 ms, a 20 ms backoff is not taken with 45 ms left and is with 55 ms, the retry answering
+//!   at 50 ms (`a_backoff_past_the_deadline_is_not_taken`);
+//! - an attempt that never answers, with a 1 s attempt timeout and a 250 ms deadline, ends at
+//!   exactly 250 ms with `DeadlineExceeded`, one call
+//!   (`an_attempt_that_never_answers_ends_exactly_at_the_deadline`); with a 100 ms attempt
+//!   timeout, attempts at 0 and 100 ms time out and are retried, the third is cut at 250 ms
+//!   (three calls; 300 ms and `AttemptTimedOut` without a deadline:
+//!   `each_attempt_times_out_at_the_sooner_of_its_timeout_and_the_deadline`);
+//! - a request already past its deadline makes no call and no deposit
+//!   (`a_request_past_its_deadline_makes_no_attempt_and_no_deposit`); a request without a
+//!   deadline reads the layer's clock 0 times, one with a deadline and one retry 4 times
+//!   (`a_request_without_a_deadline_reads_no_clock_and_retries_as_before`).
+//!
 //! # Differences from tower's `Retry` and `TpsBudget`
 //!
 //! - Exact ratios: tower withdraws `1 / ratio` rounded down, so a 0.6 ratio allows 100 % (tower
@@ -106,8 +162,13 @@
 //! Registered once when the layer is built (install your recorder first), labelled `name` and
 //! `criticality` (the request's class: `sheddable`, `sheddable-plus`, `critical`,
 //! `critical-plus`, as `CriticalityClass::as_str`; `critical` for a request that said none;
-//! every series registered up front): `rampart_retry_attempts_total{kind="first"|"retry"}` and
-//! `rampart_retry_budget_exhausted_total` (retries the budget refused).
+//! every series registered up front): `rampart_retry_attempts_total{kind="first"|"retry"}`
+//! (attempts sent), `rampart_retry_budget_exhausted_total` (retries the budget refused) and
+//! `rampart_retry_deadline_skips_total{kind="first"|"retry"}` (attempts not sent for lack of
+//! time: a first attempt whose deadline had passed when the layer was called, a retry stopped
+//! with [`StopReason::NoTimeLeft`] or not sent because the time ran out while the service was
+//! not ready). The deadline's refusals are their own counter, as the budget's are, so that
+//! `attempts_total` keeps counting exactly what was sent.
 //!
 //! # Cost
 //!
