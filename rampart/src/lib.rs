@@ -8,7 +8,8 @@
 //! | [`retry`] (`retry`) | retries within a budget bounded as a share of traffic, with jittered backoff |
 //! | [`balancer`] (`balancer`) | power-of-two-choices balancing over EWMA latency, success and load |
 //! | [`fault`] (`fault`) | fault injection and a simulated server, for tests and chaos runs |
-//! | [`http`] (`http`) | HTTP statuses for the layers' errors; `HttpClassifier` counts 5xx and 429 as failures; a request's criticality carried between services in a header |
+//! | [`http`] (`http`) | HTTP statuses for the layers' errors; `HttpClassifier` counts 5xx and 429 as failures; a request's criticality and deadline carried between services in headers |
+//! | [`deadline`] (`tokio`) | `EnforceDeadlineLayer`: a request's work ended at its deadline, one already past refused without calling the service |
 //!
 //! The default features are the four layers and `tracing` (each layer's state transitions as
 //! `tracing` events, once per transition); `full` adds `fault`, `http` and `tokio`. Metrics go
@@ -67,6 +68,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
+#[cfg(feature = "tokio")]
+pub mod deadline;
 #[cfg(feature = "http")]
 pub mod http;
 

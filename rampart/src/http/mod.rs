@@ -1,5 +1,5 @@
 //! rampart over HTTP: statuses for the layers' errors, request copies for retries, and a
-//! request's criticality carried between services in a header.
+//! request's criticality and deadline carried between services in headers.
 //!
 //! # Statuses
 //!
@@ -12,6 +12,8 @@
 //! | [`Rejected`](rampart_core::Rejected) (the client's breaker throttles) | 503 | the configured delay |
 //! | [`NoEndpoints`](rampart_balancer::NoEndpoints) (no backend ready) | 503 | the configured delay |
 //! | [`AttemptTimedOut`](rampart_retry::AttemptTimedOut) (an attempt ran out of time) | 504 | none |
+//! | [`DeadlineExceeded`](rampart_core::DeadlineExceeded) (the request's deadline passed: abandoned, or not sent) | 504 | none |
+//! | [`WouldMissDeadline`](rampart_ratelimit::WouldMissDeadline) (the limiter predicts the request cannot finish in time) | 504 | none |
 //!
 //! Each error is also found when another error wraps it (through `source()`). Other errors
 //! are the application's: [`ErrorStatus::of`] returns `None` for them.
@@ -136,15 +138,93 @@
 //! identity a TLS layer put in its extensions, a header only the service's own edge sets) when
 //! both kinds of caller reach them; [`ServerContextConfig::with_max`] caps what even a trusted
 //! caller can ask for.
+//!
+//! # Deadlines between services
+//!
+//! A request's [`Deadline`](rampart_core::Deadline) is when its caller stops waiting. Between
+//! services it travels as the time that remains, in gRPC's `grpc-timeout` header and form
+//! ([`DEADLINE_HEADER`]; `250m`, `1500u`: at most eight digits and a unit), for HTTP as for
+//! gRPC unless configured otherwise, so that rampart services, gRPC clients and servers, and
+//! proxies that speak it (Envoy) understand one another.
+//!
+//! - [`ServerContextLayer`] reads it on arrival, caps it at the server's own maximum
+//!   ([`ServerContextConfig::with_max_timeout`], 60 s by default: a caller's wish, not a
+//!   right), or gives a request without one a default
+//!   ([`ServerContextConfig::with_default_timeout`], none by default), turns it into an
+//!   instant of its clock and makes it current with the criticality: the limiter inside
+//!   refuses a request that cannot finish in time, and the handler reads it with
+//!   [`current_deadline`](rampart_core::current_deadline). No trust applies: a caller may
+//!   always ask for less. A malformed value never fails a request: it is counted, and the
+//!   request gets the default.
+//! - [`ClientContextLayer`] writes on each outgoing request what remains of the request's own
+//!   `Deadline` extension, or else of the current one, less a margin
+//!   ([`ClientContextLayer::with_margin`], 5 ms by default) for the trip; with nothing left, it
+//!   does not send the request and fails it with
+//!   [`DeadlineExceeded`](rampart_core::DeadlineExceeded). A chain of services shares one
+//!   budget, with no plumbing in the handlers.
+//! - [`EnforceDeadlineLayer`](crate::deadline::EnforceDeadlineLayer) (feature `tokio`) ends
+//!   the work of a request whose deadline passes, and [`ErrorStatus`] answers
+//!   `DeadlineExceeded` and the limiter's `WouldMissDeadline` with 504.
+//!
+//! Every layer that reads a deadline must read a clock of the same origin as the layer that
+//! made it: the [`SystemClock`](rampart_core::SystemClock) by default; in tests, clones of one
+//! `ManualClock` or `TokioClock`, given with `new_with`.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use http::{Request, Response};
+//! use rampart::core::{Clock, ManualClock, current_deadline};
+//! use rampart::http::{ClientContextLayer, DEADLINE_HEADER, ServerContextConfig, ServerContextLayer};
+//! use tower::{BoxError, Layer, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), BoxError> {
+//! let clock = ManualClock::new();
+//! // A downstream service, reached through a client that carries the deadline on (the
+//! // transport here is a function answering with the header it received).
+//! let downstream = ClientContextLayer::new_with(clock.clone()).layer(service_fn(
+//!     |request: Request<()>| async move {
+//!         Ok::<_, BoxError>(request.headers()[DEADLINE_HEADER].to_str()?.to_owned())
+//!     },
+//! ));
+//!
+//! let config = ServerContextConfig::default()
+//!     .with_max_timeout(Duration::from_secs(2))
+//!     .with_name("orders");
+//! let handler_clock = clock.clone();
+//! let server = config.build_with(clock.clone())?.layer(service_fn(move |_: Request<()>| {
+//!     let (downstream, clock) = (downstream.clone(), handler_clock.clone());
+//!     async move {
+//!         let left = current_deadline().map(|deadline| deadline.remaining(clock.now()));
+//!         clock.advance(Duration::from_millis(40)); // the handler's own work
+//!         let sent = downstream.oneshot(Request::new(())).await?;
+//!         Ok::<_, BoxError>(Response::new((left, sent)))
+//!     }
+//! }));
+//!
+//! let request = Request::builder().header(DEADLINE_HEADER, "250m").body(())?;
+//! let (left, sent) = server.clone().oneshot(request).await?.into_body();
+//! assert_eq!(left, Some(Duration::from_millis(250)));
+//! assert_eq!(sent, "205000u"); // 250 - 40 - the 5 ms margin
+//!
+//! // A caller asking for an hour gets the server's maximum.
+//! let request = Request::builder().header(DEADLINE_HEADER, "1H").body(())?;
+//! let (left, _) = server.oneshot(request).await?.into_body();
+//! assert_eq!(left, Some(Duration::from_secs(2)));
+//! # Ok(())
+//! # }
+//! ```
 
 mod context;
 mod request;
 mod status;
 
-pub use self::context::CRITICALITY_HEADER;
 pub use self::context::client::{ClientContext, ClientContextLayer};
-pub use self::context::future::ResponseFuture;
-pub use self::context::server::{ServerContext, ServerContextConfig, ServerContextLayer};
+pub use self::context::config::ServerContextConfig;
+pub use self::context::future::{ClientResponseFuture, ResponseFuture};
+pub use self::context::server::{ServerContext, ServerContextLayer};
 pub use self::context::trust::Trust;
+pub use self::context::{CRITICALITY_HEADER, DEADLINE_HEADER};
 pub use self::request::clone_request;
 pub use self::status::{ErrorStatus, Mapped};

@@ -96,12 +96,21 @@ impl ErrorStatus {
         if error.is::<rampart_balancer::NoEndpoints>() {
             return refusal(StatusCode::SERVICE_UNAVAILABLE);
         }
+        // Out of time: no `Retry-After`, the caller's deadline has passed or is about to.
+        let timeout = Some(Mapped {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            retry_after: None,
+        });
+        if error.is::<rampart_core::DeadlineExceeded>() {
+            return timeout;
+        }
+        #[cfg(feature = "ratelimit")]
+        if error.is::<rampart_ratelimit::WouldMissDeadline>() {
+            return timeout;
+        }
         #[cfg(feature = "retry")]
         if error.is::<rampart_retry::AttemptTimedOut>() {
-            return Some(Mapped {
-                status: StatusCode::GATEWAY_TIMEOUT,
-                retry_after: None,
-            });
+            return timeout;
         }
         None
     }
@@ -148,6 +157,20 @@ mod tests {
             status(&rampart_retry::AttemptTimedOut::new().into()),
             Some(StatusCode::GATEWAY_TIMEOUT)
         );
+        assert_eq!(
+            status(&rampart_core::DeadlineExceeded::new().into()),
+            Some(StatusCode::GATEWAY_TIMEOUT)
+        );
+        assert_eq!(
+            status(
+                &rampart_ratelimit::WouldMissDeadline::new(
+                    Duration::from_millis(8),
+                    Duration::from_millis(30)
+                )
+                .into()
+            ),
+            Some(StatusCode::GATEWAY_TIMEOUT)
+        );
         assert_eq!(status(&"boom".into()), None);
     }
 
@@ -168,13 +191,21 @@ mod tests {
         let long = ErrorStatus::default().with_retry_after(Some(Duration::from_millis(2_500)));
         assert_eq!(headers(long)[header::RETRY_AFTER], "3");
         assert!(headers(ErrorStatus::default().with_retry_after(None)).is_empty());
-        let timed_out: tower::BoxError = rampart_retry::AttemptTimedOut::new().into();
-        assert!(
-            ErrorStatus::default()
-                .of(&*timed_out)
-                .unwrap()
-                .headers()
-                .is_empty()
-        );
+        let timed_out: [tower::BoxError; 3] = [
+            rampart_retry::AttemptTimedOut::new().into(),
+            rampart_core::DeadlineExceeded::new().into(),
+            rampart_ratelimit::WouldMissDeadline::new(Duration::ZERO, Duration::from_millis(1))
+                .into(),
+        ];
+        for error in timed_out {
+            assert!(
+                ErrorStatus::default()
+                    .of(&*error)
+                    .unwrap()
+                    .headers()
+                    .is_empty(),
+                "{error}"
+            );
+        }
     }
 }

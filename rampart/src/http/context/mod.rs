@@ -1,10 +1,12 @@
-//! A request's criticality between services: read from a header on the way in
-//! ([`ServerContextLayer`](server::ServerContextLayer)), written on the way out
-//! ([`ClientContextLayer`](client::ClientContextLayer)), and current for the whole handling of
-//! a request as its [`RequestContext`](rampart_core::RequestContext) scope. The public docs are
-//! `rampart::http`'s "Criticality between services".
+//! A request's criticality and deadline between services: read from headers on the way in
+//! ([`ServerContextLayer`](server::ServerContextLayer), as [`ServerContextConfig`](config::ServerContextConfig)
+//! says), written on the way out ([`ClientContextLayer`](client::ClientContextLayer)), and
+//! current for the whole handling of a request as its
+//! [`RequestContext`](rampart_core::RequestContext) scope. The public docs are
+//! `rampart::http`'s "Criticality between services" and "Deadlines between services".
 
 pub(super) mod client;
+pub(super) mod config;
 pub(super) mod future;
 mod metrics;
 pub(super) mod server;
@@ -18,6 +20,11 @@ use rampart_core::{Criticality, CriticalityClass};
 /// gRPC metadata is sent as HTTP/2 headers, so the same header carries it between gRPC
 /// services (tonic's `MetadataMap` shows it under the same name).
 pub const CRITICALITY_HEADER: HeaderName = HeaderName::from_static("rampart-criticality");
+
+/// The header a deadline travels in unless configured otherwise: `grpc-timeout`, the time the
+/// caller still waits in gRPC's form (at most eight digits and a unit: `250m`, `1500u`, `2S`;
+/// see [`grpc_timeout`](rampart_core::grpc_timeout)), for HTTP as for gRPC.
+pub const DEADLINE_HEADER: HeaderName = HeaderName::from_static("grpc-timeout");
 
 /// `criticality` in its wire form (`critical`, `sheddable-plus/42`), as a header value.
 pub(super) fn header_value(criticality: Criticality) -> HeaderValue {
