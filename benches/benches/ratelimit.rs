@@ -9,7 +9,8 @@
 //! its two clock reads (one per event). Each `acquire_release/*/given_instants` row has a
 //! `/sheddable` twin beside it: the same admission for a request whose context carries a
 //! criticality (within 1.25× of the row without, the criticality issue's claim); under a hot
-//! CPU it computes its band's cap.
+//! CPU it computes its band's cap. `bbr_limit_layer/low_cpu/deadline` is the layer's row for a
+//! request carrying a deadline (within 1.25× of the row without, the deadlines issue's claim).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rampart_benches::{backend, call_ready, layer_floors};
-use rampart_core::{Criticality, ManualClock, RequestContext, SystemClock};
+use rampart_core::{Criticality, Deadline, ManualClock, RequestContext, SystemClock};
 use rampart_ratelimit::{BbrConfig, BbrLimitLayer, BbrLimiter, ManualCpu};
 use tower::Layer;
 
@@ -49,6 +50,13 @@ fn ratelimit(c: &mut Criterion) {
         .expect("valid");
     let mut protected = BbrLimitLayer::from_limiter(Arc::new(cool)).layer(backend());
     group.bench_function("rampart/bbr_limit_layer/low_cpu", |b| {
+        b.iter(|| call_ready(&mut protected, black_box(1)));
+    });
+    // The same call for a request with a deadline far enough away: the check reads the
+    // statistics the admission reads, and predicts.
+    let far = RequestContext::new().with_deadline(Deadline::at(Duration::MAX));
+    group.bench_function("rampart/bbr_limit_layer/low_cpu/deadline", |b| {
+        let _scope = far.enter();
         b.iter(|| call_ready(&mut protected, black_box(1)));
     });
 
