@@ -73,3 +73,10 @@ pub const PRIORITY_IDEAL_DISTANCE: f64 = 0.1;
 /// critical requests the clients' breakers refuse locally, over the seconds in which the server
 /// sheds at least half of what reaches it.
 pub const PRIORITY_CLIENT_REFUSED: f64 = 0.01;
+
+/// deadline-chain (`propagated deadline`): end-to-end goodput before the client's deadline in
+/// the 3× phase, as a share of C's capacity.
+pub const DEADLINE_CHAIN_GOODPUT: f64 = 0.90;
+/// deadline-chain: the propagated deadline's end-to-end goodput as a multiple of the per-hop
+/// fixed timeouts'.
+pub const DEADLINE_CHAIN_VS_FIXED: f64 = 2.0;

@@ -230,3 +230,31 @@ fn priority_overload_charts_each_class_of_one_stack_from_series_it_has() {
         assert_eq!(stack.tables[0].rows.len(), 5 * 4, "{}", stack.name);
     }
 }
+
+#[test]
+fn deadline_chain_a_propagated_deadline_keeps_the_bottleneck_serving_for_seeds_1_to_3() {
+    for seed in 1..=3 {
+        let report = run_with("deadline-chain", Options { seed, ..OPTIONS });
+        let fixed = "fixed timeouts 500/250 ms";
+        let propagated = "propagated deadline";
+        // Without a deadline the bottleneck's limiter sees only the requests someone still
+        // waits for: the work of those abandoned stays queued on C, and most of C's time goes
+        // to answers that arrive after their client gave up.
+        assert!(
+            figure(&report, fixed, "wasted_c") > 0.5,
+            "seed {seed}: {}",
+            figure(&report, fixed, "wasted_c")
+        );
+        assert!(figure(&report, fixed, "short_work_c") > 0.5, "seed {seed}");
+        // With it, C refuses what cannot finish in time and works on what can.
+        assert!(figure(&report, propagated, "wasted_c") < 0.02, "seed {seed}");
+        assert!(
+            figure(&report, propagated, "short_work_c") < 0.02,
+            "seed {seed}"
+        );
+        assert!(
+            figure(&report, propagated, "short_entry_bc") < 0.01,
+            "seed {seed}"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! The scenarios, each comparing stacks on the same arrivals.
 
 mod balancing;
+mod deadline_chain;
 mod full_stack;
 mod outage;
 mod overload;
@@ -74,7 +75,7 @@ impl Scenario {
 }
 
 /// Every scenario, in the order the lab runs them.
-pub fn all() -> [Scenario; 10] {
+pub fn all() -> [Scenario; 11] {
     [
         overload::OVERLOAD,
         overload::OVERLOAD_IO,
@@ -86,6 +87,7 @@ pub fn all() -> [Scenario; 10] {
         balancing::BLACK_HOLE,
         full_stack::FULL_STACK,
         priority_overload::PRIORITY_OVERLOAD,
+        deadline_chain::DEADLINE_CHAIN,
     ]
 }
 
