@@ -147,7 +147,11 @@
 //! - a request already past its deadline makes no call and no deposit
 //!   (`a_request_past_its_deadline_makes_no_attempt_and_no_deposit`); a request without a
 //!   deadline reads the layer's clock 0 times, one with a deadline and one retry 4 times
-//!   (`a_request_without_a_deadline_reads_no_clock_and_retries_as_before`).
+//!   (`a_request_without_a_deadline_reads_no_clock_and_retries_as_before`);
+//! - in the model test (`tests/model.rs`, `retries_and_budgets_match_the_model_with_deadlines`:
+//!   about 1.3 × 10⁵ random operations, half the requests with a deadline 0 to 300 ms away),
+//!   every attempt, deposit, withdrawal and result is the model's, and the budget's balance
+//!   exact, while attempts are cut at deadlines and retries skipped for lack of time.
 //!
 //! # Differences from tower's `Retry` and `TpsBudget`
 //!

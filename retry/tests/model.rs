@@ -13,6 +13,13 @@
 //! balance exactly as its docs state it. An attempt that panics reports no outcome and is not
 //! retried: the panic goes to the caller.
 //!
+//! A third run gives half the requests a deadline (0 to 300 ms away): the model also predicts
+//! an attempt's latency as the layer's docs state it (the smoothed latency of successful
+//! attempts), and requires no attempt and no deposit for a request already past its deadline,
+//! each attempt cut at the deadline with `DeadlineExceeded` and not retried, no retry (and no
+//! withdrawal) with less time left than the predicted latency now or after the wait, and no
+//! retry sent once the time ran out waiting for readiness; the budget's books stay exact.
+//!
 //! After every operation the backend's attempts (which request, whether still alive), the
 //! layer's calls to the budget, and the budget's counts and balance must equal the model's,
 //! every poll must give what the model predicts, and nothing may panic but the injected panics.
@@ -58,8 +65,9 @@ use crate::world::World;
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// `poll_ready`, then `call` with a new request if ready.
-    Call,
+    /// `poll_ready`, then `call` with a new request if ready, with a deadline this many
+    /// milliseconds away if any.
+    Call(Option<u64>),
     /// The backend's next `call` panics, whether a request's or a retry's.
     ArmCallPanic,
     /// The attempt in flight of one request ends so when next polled.
@@ -112,7 +120,7 @@ fn cancellation() -> impl Strategy<Value = Cancellation> {
     prop_oneof![3 => Just(Cancellation::Dropped), 1 => Just(Cancellation::Unwound)]
 }
 
-fn op(steps_back: bool) -> impl Strategy<Value = Op> {
+fn op(steps_back: bool, deadlines: bool) -> impl Strategy<Value = Op> {
     let command = prop_oneof![
         4 => Just(Command::Succeed),
         6 => Just(Command::Fail),
@@ -122,8 +130,13 @@ fn op(steps_back: bool) -> impl Strategy<Value = Op> {
     let catch = Catch::any();
     let advance = sequence::forward(400, 8_000, 10_000..=70_000);
     let back_weight = u32::from(steps_back);
+    let deadline_weight = u32::from(deadlines);
+    let deadline = prop_oneof![
+        1 => Just(None),
+        deadline_weight => prop_oneof![1 => Just(0_u64), 6 => 1..=300_u64].prop_map(Some),
+    ];
     prop_oneof![
-        12 => Just(Op::Call),
+        12 => deadline.prop_map(Op::Call),
         1 => Just(Op::ArmCallPanic),
         14 => (any::<Index>(), command).prop_map(|(at, command)| Op::Resolve(at, command)),
         16 => (any::<Index>(), catch).prop_map(|(at, catch)| Op::Poll(at, catch)),
@@ -134,13 +147,13 @@ fn op(steps_back: bool) -> impl Strategy<Value = Op> {
     ]
 }
 
-fn case(max_ops: usize, steps_back: bool) -> impl Strategy<Value = Case> {
+fn case(max_ops: usize, steps_back: bool, deadlines: bool) -> impl Strategy<Value = Case> {
     (
         budgets::choice(),
         prop::sample::select(vec![1_u32, 2, 3, 5]),
         backoff(),
         prop_oneof![3 => Just(None), 2 => (1..200_u64).prop_map(|t| Some(ms(t)))],
-        prop::collection::vec(op(steps_back), 1..=max_ops),
+        prop::collection::vec(op(steps_back, deadlines), 1..=max_ops),
     )
         .prop_map(
             |(budget, max_attempts, backoff, attempt_timeout, ops)| Case {
@@ -172,18 +185,37 @@ rampart_testkit::goals! {
         STEPPED_BACK: "budget clock stepped back",
         YEAR_JUMP: "year jump",
         UNWOUND: "cancelled by the caller's own panic",
+        EXPIRED: "no attempt: the deadline had passed at the call",
+        DEADLINE_CUT: "attempt cut at the deadline",
+        NO_TIME_LEFT: "retry skipped: less time left than the predicted latency",
+        WAIT_TOO_LONG: "retry skipped: the wait would leave too little time",
+        READY_TOO_LATE: "retry not sent: the time ran out waiting for readiness",
+        PREDICTED: "a retry granted with a latency predicted",
     ];
 }
 
-fn run_model(name: &str, steps_back: bool) {
+fn run_model(name: &str, steps_back: bool, deadlines: bool) {
     let settings = Settings::from_env(320, 800);
-    let excused: &[usize] = if steps_back { &[] } else { &[STEPPED_BACK] };
+    let mut excused = Vec::new();
+    if !steps_back {
+        excused.push(STEPPED_BACK);
+    }
+    if !deadlines {
+        excused.extend([
+            EXPIRED,
+            DEADLINE_CUT,
+            NO_TIME_LEFT,
+            WAIT_TOO_LONG,
+            READY_TOO_LATE,
+            PREDICTED,
+        ]);
+    }
     sequence::run_covered(
         name,
         settings,
-        case(settings.max_ops, steps_back),
+        case(settings.max_ops, steps_back, deadlines),
         GOALS,
-        excused,
+        &excused,
         |case, coverage, progress| {
             sequence::play(|| World::new(&case, coverage), &case.ops, progress)
         },
@@ -192,13 +224,19 @@ fn run_model(name: &str, steps_back: bool) {
 
 #[test]
 fn retries_and_budgets_match_the_model() {
-    run_model("retry model", false);
+    run_model("retry model", false, false);
 }
 
 /// The same, with the budget's clock also stepping back (by up to 15 s).
 #[test]
 fn retries_and_budgets_match_the_model_when_the_clock_steps_back() {
-    run_model("retry model, clock stepping back", true);
+    run_model("retry model, clock stepping back", true, false);
+}
+
+/// The same, with half the requests carrying a deadline (0 to 300 ms away).
+#[test]
+fn retries_and_budgets_match_the_model_with_deadlines() {
+    run_model("retry model, deadlines", false, true);
 }
 
 /// Regression: `RatioBudget` caches the totals of its completed buckets for the bucket of the

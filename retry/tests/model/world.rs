@@ -12,7 +12,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
-use rampart_core::{Clock, ManualClock};
+use rampart_core::{Clock, Deadline, ManualClock, RequestContext, TokioClock};
 use rampart_retry::{Backoff, Policy, ResponseFuture, Retry, RetryConfig, RetryLayer};
 use tower::{Layer, Service};
 
@@ -23,6 +23,10 @@ use crate::{
     CALL_PANIC, CANCEL_FRESH, CANCEL_PENDING, CANCEL_READY, CANCEL_WAITING, Case, DROP_POISONED,
     GOALS, Op, STEPPED_BACK, UNWOUND, YEAR_JUMP,
 };
+
+/// The weight of a new sample in the predicted latency, as the layer's docs state it: an
+/// eighth.
+const SMOOTHING_SHIFT: u32 = 3;
 use rampart_testkit::sequence;
 
 /// The response future under test.
@@ -30,10 +34,13 @@ type Response = ResponseFuture<Backend, u32, Arc<Observed>, Policy>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Attempt number `attempt` (backend order) is in flight, with its deadline.
+    /// Attempt number `attempt` (backend order) is in flight since `started`, with its
+    /// timeout if any: when it ends, and whether it is the request's deadline (`cut`).
     Attempt {
         attempt: usize,
-        deadline: Option<Duration>,
+        timeout: Option<Duration>,
+        cut: bool,
+        started: Duration,
     },
     /// The backoff sleep ends between `earliest` and `latest` (equal unless the backoff
     /// draws at random).
@@ -43,6 +50,8 @@ enum Phase {
     },
     /// Waiting for the backend to be ready for the retry.
     Ready,
+    /// The deadline had passed when the layer was called: no attempt.
+    Expired,
     /// A poll panicked and the panic was caught: the future is kept (with the attempt that
     /// panicked, if any) until it is dropped.
     Poisoned { attempt: Option<usize> },
@@ -58,6 +67,8 @@ struct Request {
     /// The longest the previous backoff wait may have been.
     previous_longest: Duration,
     polled: bool,
+    /// The request's deadline (tokio's time since the start), if it has one.
+    deadline: Option<Duration>,
 }
 
 /// The layer under test beside the model of what it must do.
@@ -69,6 +80,8 @@ pub(crate) struct World<'a> {
     backend: Backend,
     observed: Arc<Observed>,
     clock: ManualClock,
+    /// The layer's clock, which requests' deadlines are instants of.
+    tokio_clock: TokioClock,
     coverage: &'a Coverage<{ GOALS.len() }>,
     // The model.
     /// Tokio's time since the runtime started.
@@ -80,6 +93,8 @@ pub(crate) struct World<'a> {
     calls: Calls<u64>,
     requests: Vec<Request>,
     next_id: u32,
+    /// The predicted latency of an attempt, in nanoseconds (0: nothing observed).
+    predicted: u64,
 }
 
 impl<'a> World<'a> {
@@ -99,7 +114,9 @@ impl<'a> World<'a> {
             None => config,
         };
         let backend = Backend::new();
-        let layer = RetryLayer::new(config, Arc::clone(&observed)).expect("a valid config");
+        let tokio_clock = TokioClock::new();
+        let layer = RetryLayer::new_with(config, Arc::clone(&observed), tokio_clock)
+            .expect("a valid config");
         Self {
             max_attempts: case.max_attempts,
             backoff: case.backoff,
@@ -108,6 +125,7 @@ impl<'a> World<'a> {
             backend,
             observed,
             clock,
+            tokio_clock,
             coverage,
             now: Duration::ZERO,
             ready: true,
@@ -117,10 +135,48 @@ impl<'a> World<'a> {
             calls: Calls::default(),
             requests: Vec::new(),
             next_id: 0,
+            predicted: 0,
         }
     }
 
-    fn call(&mut self) -> Result<(), TestCaseError> {
+    /// Whether an attempt fits in `remaining`: some time, and no less than the predicted
+    /// latency.
+    fn fits(&self, remaining: Duration) -> bool {
+        !remaining.is_zero() && remaining >= Duration::from_nanos(self.predicted)
+    }
+
+    /// A successful attempt of a request with a deadline took `latency`.
+    fn observe(&mut self, latency: Duration) {
+        let sample = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let old = self.predicted;
+        self.predicted = if old == 0 {
+            sample
+        } else if sample >= old {
+            old + ((sample - old) >> SMOOTHING_SHIFT)
+        } else {
+            (old - ((old - sample) >> SMOOTHING_SHIFT)).max(1)
+        };
+    }
+
+    /// The phase of an attempt of a request with `deadline` starting now.
+    fn attempt(&self, attempt: usize, deadline: Option<Duration>) -> Phase {
+        let configured = self.attempt_timeout.map(|timeout| self.now + timeout);
+        let (timeout, cut) = match (configured, deadline) {
+            (Some(configured), Some(deadline)) if configured < deadline => {
+                (Some(configured), false)
+            }
+            (_, Some(deadline)) => (Some(deadline), true),
+            (configured, None) => (configured, false),
+        };
+        Phase::Attempt {
+            attempt,
+            timeout,
+            cut,
+            started: self.now,
+        }
+    }
+
+    fn call(&mut self, timeout: Option<u64>) -> Result<(), TestCaseError> {
         let ready = match caught(|| {
             self.service
                 .poll_ready(&mut Context::from_waker(Waker::noop()))
@@ -138,9 +194,40 @@ impl<'a> World<'a> {
         }
         let id = self.next_id;
         self.next_id += 1;
+        prop_assert_eq!(
+            self.tokio_clock.now(),
+            self.now,
+            "the layer's clock is tokio's"
+        );
+        let deadline = timeout.map(|timeout| self.now + sequence::ms(timeout));
+        let context = match deadline {
+            Some(deadline) => RequestContext::new().with_deadline(Deadline::at(deadline)),
+            None => RequestContext::new(),
+        };
+        if deadline.is_some_and(|deadline| deadline <= self.now) {
+            // No attempt, no deposit: the backend's call (armed or not) is not made.
+            let called = caught(|| {
+                let _entered = context.enter();
+                self.service.call(id)
+            });
+            let future = sequence::called(called)?;
+            self.requests.push(Request {
+                id,
+                future: Some(Box::pin(future)),
+                phase: Phase::Expired,
+                attempts: 0,
+                previous_longest: Duration::ZERO,
+                polled: false,
+                deadline,
+            });
+            return Ok(());
+        }
         self.calls.deposits += 1;
         self.budget.deposit(self.clock.now());
-        let called = caught(|| self.service.call(id));
+        let called = caught(|| {
+            let _entered = context.enter();
+            self.service.call(id)
+        });
         let not_injected = "the backend's call panicked, not the layer's";
         let Some(future) = sequence::armed_call(called, &mut self.panic_next_call, not_injected)?
         else {
@@ -151,13 +238,11 @@ impl<'a> World<'a> {
         self.requests.push(Request {
             id,
             future: Some(Box::pin(future)),
-            phase: Phase::Attempt {
-                attempt: self.attempts.len() - 1,
-                deadline: self.attempt_timeout.map(|timeout| self.now + timeout),
-            },
+            phase: self.attempt(self.attempts.len() - 1, deadline),
             attempts: 1,
             previous_longest: Duration::ZERO,
             polled: false,
+            deadline,
         });
         Ok(())
     }
@@ -184,6 +269,7 @@ impl<'a> World<'a> {
             self.coverage.hit(UNWOUND);
         }
         let goal = match request.phase {
+            Phase::Expired => CANCEL_FRESH,
             Phase::Attempt { .. } if !request.polled => CANCEL_FRESH,
             Phase::Attempt { .. } => CANCEL_PENDING,
             Phase::Waiting { .. } => CANCEL_WAITING,
@@ -238,7 +324,7 @@ impl sequence::World for World<'_> {
     async fn step(&mut self, op: &Op) -> Result<(), TestCaseError> {
         let granted_before = self.calls.withdrawals_granted;
         match *op {
-            Op::Call => self.call()?,
+            Op::Call(deadline) => self.call(deadline)?,
             Op::ArmCallPanic => {
                 self.backend.log().arm_call_panic();
                 self.panic_next_call = true;
