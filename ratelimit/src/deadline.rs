@@ -17,7 +17,7 @@
 
 use std::time::Duration;
 
-use rampart_core::{Clock, Deadline, DeadlineExceeded, RequestContext};
+use rampart_core::{Clock, Criticality, Deadline, DeadlineExceeded, RequestContext};
 
 use crate::bbr::Stats;
 use crate::cpu::CpuUsage;
@@ -62,34 +62,35 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         now: Duration,
         deadline: Deadline,
     ) -> Result<(), DeadlineRefusal> {
-        let class = RequestContext::current()
-            .criticality()
-            .unwrap_or_default()
-            .class();
+        self.check_deadline_as(now, deadline, RequestContext::current().criticality())
+    }
+
+    /// As [`check_deadline_at`](Self::check_deadline_at), for a request of `criticality`
+    /// (`None`: it said none), counted under its class.
+    #[inline]
+    pub(crate) fn check_deadline_as(
+        &self,
+        now: Duration,
+        deadline: Deadline,
+        criticality: Option<Criticality>,
+    ) -> Result<(), DeadlineRefusal> {
+        let class = criticality.unwrap_or_default().class();
         let remaining = deadline.remaining(now);
         self.metrics().remaining(remaining);
         if deadline.is_expired(now) {
             self.metrics().expired(class);
             return Err(DeadlineRefusal::Expired(DeadlineExceeded::new()));
         }
-        match self.predicted_completion_at(now) {
-            Some(predicted) if predicted > remaining => {
+        let stats = self.stats_in(self.window_bucket_at(now), now);
+        match predict_secs(&stats, self.inflight(), self.buckets_per_second()) {
+            Some(predicted) if predicted > remaining.as_secs_f64() => {
                 self.metrics().would_miss(class);
                 Err(DeadlineRefusal::WouldMiss(WouldMissDeadline::new(
-                    remaining, predicted,
+                    remaining,
+                    Duration::from_secs_f64(predicted),
                 )))
             }
             _ => Ok(()),
-        }
-    }
-
-    /// As [`check_deadline_at`](Self::check_deadline_at) for the current context's deadline;
-    /// nothing to check without one.
-    #[inline]
-    pub(crate) fn check_current_deadline_at(&self, now: Duration) -> Result<(), DeadlineRefusal> {
-        match rampart_core::current_deadline() {
-            None => Ok(()),
-            Some(deadline) => self.check_deadline_at(now, deadline),
         }
     }
 
@@ -97,13 +98,15 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     /// module docs); `None` while the window holds no response time.
     pub fn predicted_completion_at(&self, now: Duration) -> Option<Duration> {
         let stats = self.stats_in(self.window_bucket_at(now), now);
-        predict(&stats, self.inflight(), self.buckets_per_second())
+        predict_secs(&stats, self.inflight(), self.buckets_per_second())
+            .map(Duration::from_secs_f64)
     }
 }
 
-/// The predicted completion of a request joining `inflight` others, from `stats` measured in
-/// buckets of which there are `buckets_per_second` a second.
-fn predict(stats: &Stats, inflight: u64, buckets_per_second: f64) -> Option<Duration> {
+/// The predicted completion, in seconds, of a request joining `inflight` others, from `stats`
+/// measured in buckets of which there are `buckets_per_second` a second.
+#[inline]
+fn predict_secs(stats: &Stats, inflight: u64, buckets_per_second: f64) -> Option<f64> {
     if !stats.measured {
         return None;
     }
@@ -111,7 +114,7 @@ fn predict(stats: &Stats, inflight: u64, buckets_per_second: f64) -> Option<Dura
     let throughput = stats.max_pass as f64 * buckets_per_second;
     let proven = throughput * min_rt;
     let queued = (inflight as f64 + 1.0 - proven).max(0.0);
-    Some(Duration::from_secs_f64(min_rt + queued / throughput))
+    Some(min_rt + queued / throughput)
 }
 
 #[cfg(test)]
@@ -133,11 +136,8 @@ mod tests {
         // 80 per 100 ms bucket at 10 ms: 800 a second, 8 in flight.
         let stats = stats(80, 10.0);
         for inflight in [0, 3, 7] {
-            let predicted = predict(&stats, inflight, 10.0).expect("measured");
-            assert!(
-                (predicted.as_secs_f64() - 0.010).abs() < 1e-9,
-                "{inflight}: {predicted:?}"
-            );
+            let predicted = predict_secs(&stats, inflight, 10.0).expect("measured");
+            assert!((predicted - 0.010).abs() < 1e-9, "{inflight}: {predicted}");
         }
     }
 
@@ -145,11 +145,8 @@ mod tests {
     fn beyond_it_the_queue_ahead_drains_at_the_throughput() {
         let stats = stats(80, 10.0);
         // 48 in flight: 41 beyond the 8 it sustains, at 800 a second: 51.25 ms more.
-        let predicted = predict(&stats, 48, 10.0).expect("measured");
-        assert!(
-            (predicted.as_secs_f64() - 0.06125).abs() < 1e-9,
-            "{predicted:?}"
-        );
+        let predicted = predict_secs(&stats, 48, 10.0).expect("measured");
+        assert!((predicted - 0.06125).abs() < 1e-9, "{predicted}");
     }
 
     #[test]
@@ -158,6 +155,6 @@ mod tests {
             measured: false,
             ..stats(1, 0.001)
         };
-        assert_eq!(predict(&unmeasured, 100, 10.0), None);
+        assert_eq!(predict_secs(&unmeasured, 100, 10.0), None);
     }
 }

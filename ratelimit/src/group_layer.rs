@@ -5,7 +5,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use rampart_core::{Clock, SystemClock};
+use rampart_core::{Clock, RequestContext, SystemClock};
 use tower::{BoxError, Layer, Service};
 
 use crate::cpu::CpuUsage;
@@ -158,10 +158,13 @@ where
         let key = (self.key_of)(&request);
         let now = self.group.clock().now();
         let limiter = self.group.get_at(&key, now);
-        if let Err(refusal) = limiter.check_current_deadline_at(now) {
+        let context = RequestContext::current();
+        if let Some(deadline) = context.deadline()
+            && let Err(refusal) = limiter.check_deadline_as(now, deadline, context.criticality())
+        {
             return ResponseFuture::refused(refusal.into_boxed());
         }
-        match Permit::acquire(limiter, now) {
+        match Permit::acquire_as(limiter, now, context.criticality()) {
             Ok(permit) => ResponseFuture::admitted(self.inner.call(request), permit),
             Err(shed) => ResponseFuture::refused(shed),
         }

@@ -6,7 +6,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_core::{Clock, RequestContext, SystemClock};
+use rampart_core::{Clock, Criticality, RequestContext, SystemClock};
 
 use crate::{BbrLimiter, CpuUsage, Overloaded, SystemCpu};
 
@@ -128,7 +128,16 @@ where
     /// own handle to the member.)
     #[inline]
     pub(crate) fn acquire(limiter: L, now: Duration) -> Result<Self, Overloaded> {
-        let criticality = RequestContext::current().criticality();
+        Self::acquire_as(limiter, now, RequestContext::current().criticality())
+    }
+
+    /// As [`acquire`](Self::acquire), for a request of `criticality` (`None`: it said none).
+    #[inline]
+    pub(crate) fn acquire_as(
+        limiter: L,
+        now: Duration,
+        criticality: Option<Criticality>,
+    ) -> Result<Self, Overloaded> {
         limiter.limiter().admit(now, criticality)?;
         Ok(Self {
             limiter,

@@ -1,12 +1,12 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use rampart_core::{Clock, ConfigError, SystemClock};
+use rampart_core::{Clock, ConfigError, RequestContext, SystemClock};
 use tower::{BoxError, Service};
 
 use crate::cpu::CpuUsage;
 use crate::future::ResponseFuture;
-use crate::{BbrConfig, BbrLimitLayer, BbrLimiter, SystemCpu};
+use crate::{BbrConfig, BbrLimitLayer, BbrLimiter, Permit, SystemCpu};
 
 /// A service that sheds requests to `S` while the server is overloaded, with a [`BbrLimiter`].
 ///
@@ -94,10 +94,15 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let now = self.limiter.clock().now();
-        if let Err(refusal) = self.limiter.check_current_deadline_at(now) {
+        let context = RequestContext::current();
+        if let Some(deadline) = context.deadline()
+            && let Err(refusal) =
+                self.limiter
+                    .check_deadline_as(now, deadline, context.criticality())
+        {
             return ResponseFuture::refused(refusal.into_boxed());
         }
-        match self.limiter.acquire_owned_at(now) {
+        match Permit::acquire_as(Arc::clone(&self.limiter), now, context.criticality()) {
             // The permit exists before the inner call: if `call` panics, it is released.
             Ok(permit) => ResponseFuture::admitted(self.inner.call(request), permit),
             Err(shed) => ResponseFuture::refused(shed),
