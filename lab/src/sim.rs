@@ -110,6 +110,18 @@ pub fn simulate<F: Future>(simulation: F) -> F::Output {
 pub async fn drive(
     arrivals: &[Duration],
     deadline: Duration,
+    send: impl AsyncFnMut(usize) -> Call,
+    tick: impl FnMut(Duration),
+) -> Vec<Record> {
+    drive_each(arrivals, |_| deadline, send, tick).await
+}
+
+/// [`drive`], the `n`th request's client waiting up to `deadline(n)` for its answer.
+///
+/// Must run inside [`simulate`].
+pub async fn drive_each(
+    arrivals: &[Duration],
+    deadline: impl Fn(usize) -> Duration,
     mut send: impl AsyncFnMut(usize) -> Call,
     mut tick: impl FnMut(Duration),
 ) -> Vec<Record> {
@@ -120,6 +132,7 @@ pub async fn drive(
         tokio::time::sleep_until(start + at).await;
         tick(at);
         let call = send(n).await;
+        let deadline = deadline(n);
         let records = Arc::clone(&records);
         tasks.push(tokio::spawn(async move {
             let (fate, latency) = match tokio::time::timeout(deadline, call.0).await {

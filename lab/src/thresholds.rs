@@ -80,3 +80,16 @@ pub const DEADLINE_CHAIN_GOODPUT: f64 = 0.90;
 /// deadline-chain: the propagated deadline's end-to-end goodput as a multiple of the per-hop
 /// fixed timeouts'.
 pub const DEADLINE_CHAIN_VS_FIXED: f64 = 2.0;
+
+/// deadline-overload (`rampart BBR with deadline-aware admission`): completions before their
+/// deadline in the 3× phase, as a share of capacity.
+pub const DEADLINE_OVERLOAD_GOODPUT: f64 = 0.95;
+/// deadline-overload: the server's busy time in the 3× phase spent on requests that finished
+/// after their deadline, as a share of its busy time.
+pub const DEADLINE_OVERLOAD_WASTED: f64 = 0.02;
+/// deadline-overload: requests of the 0.5× phases refused as unable to finish
+/// (`WouldMissDeadline`) although their deadline was at least twice the unloaded p99, as a share
+/// of the 0.5× phases' requests.
+pub const DEADLINE_OVERLOAD_FALSE_REFUSALS: f64 = 0.005;
+/// deadline-overload: p99 of the time a refused request waited for its refusal, in milliseconds.
+pub const DEADLINE_OVERLOAD_REFUSE_P99_MS: f64 = 1.0;

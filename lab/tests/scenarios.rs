@@ -247,13 +247,49 @@ fn deadline_chain_a_propagated_deadline_keeps_the_bottleneck_serving_for_seeds_1
         );
         assert!(figure(&report, fixed, "short_work_c") > 0.5, "seed {seed}");
         // With it, C refuses what cannot finish in time and works on what can.
-        assert!(figure(&report, propagated, "wasted_c") < 0.02, "seed {seed}");
+        assert!(
+            figure(&report, propagated, "wasted_c") < 0.02,
+            "seed {seed}"
+        );
         assert!(
             figure(&report, propagated, "short_work_c") < 0.02,
             "seed {seed}"
         );
         assert!(
             figure(&report, propagated, "short_entry_bc") < 0.01,
+            "seed {seed}"
+        );
+    }
+}
+
+#[test]
+fn deadline_overload_serves_answers_in_time_and_wastes_no_work_for_seeds_1_to_3() {
+    for seed in 1..=3 {
+        let report = run_with("deadline-overload", Options { seed, scale: 0.25 });
+        // A FIFO server works through a queue of answers nobody waits for any more.
+        assert!(
+            figure(&report, "none (FIFO)", "useful_goodput") < 0.1,
+            "seed {seed}"
+        );
+        assert!(
+            figure(&report, "none (FIFO)", "wasted") > 0.9,
+            "seed {seed}"
+        );
+        // A limiter blind to deadlines admits work behind a backlog its clients have left.
+        let blind = "rampart BBR without deadlines";
+        assert!(
+            figure(&report, blind, "useful_goodput") < 0.5,
+            "seed {seed}"
+        );
+        assert!(figure(&report, blind, "wasted") > 0.5, "seed {seed}");
+        // Dropping only the expired still starts work that ends too late.
+        assert!(
+            figure(&report, "expired only", "wasted") > 0.04,
+            "seed {seed}"
+        );
+        // CoDel refuses only after a request has waited in the queue.
+        assert!(
+            figure(&report, "CoDel (5 ms / 100 ms)", "refuse_p99_ms") > 5.0,
             "seed {seed}"
         );
     }

@@ -2,6 +2,7 @@
 
 mod balancing;
 mod deadline_chain;
+mod deadline_overload;
 mod full_stack;
 mod outage;
 mod overload;
@@ -75,7 +76,7 @@ impl Scenario {
 }
 
 /// Every scenario, in the order the lab runs them.
-pub fn all() -> [Scenario; 11] {
+pub fn all() -> [Scenario; 12] {
     [
         overload::OVERLOAD,
         overload::OVERLOAD_IO,
@@ -87,6 +88,7 @@ pub fn all() -> [Scenario; 11] {
         balancing::BLACK_HOLE,
         full_stack::FULL_STACK,
         priority_overload::PRIORITY_OVERLOAD,
+        deadline_overload::DEADLINE_OVERLOAD,
         deadline_chain::DEADLINE_CHAIN,
     ]
 }
