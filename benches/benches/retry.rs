@@ -9,14 +9,21 @@
 //! layer's success path no slower than tower's `Retry` with `TpsBudget`. The ratio-budget layer
 //! row has a `/sheddable` twin (the same layer, called within a request context carrying a
 //! criticality), and `retry_budget/withdraw_for` times a deposit and a withdrawal asked as a
-//! critical and as a sheddable request, through rampart's own `Budget` trait.
+//! critical and as a sheddable request, through rampart's own `Budget` trait. The
+//! `/deadline` twin calls it within a context carrying a deadline an hour away (two clock reads
+//! and the latency observed; the deadline's timer is armed only for an attempt that waits),
+//! beside `/attempt_timeout`, the same layer with a configured attempt timeout and no deadline
+//! (a timer registered on every attempt); both in a tokio runtime, which the timers need.
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rampart_benches::{TpsPolicy, backend, call_ready, contended};
-use rampart_core::{CoarseClock, Criticality, Outcome, RequestContext};
+use rampart_core::{
+    Clock, CoarseClock, Criticality, Deadline, Outcome, RequestContext, SystemClock,
+};
 use rampart_retry::{Decision, RatioConfig, Retrier, RetryConfig, RetryLayer, TokenConfig};
 use tower::Layer;
 use tower::retry::budget::{Budget, TpsBudget};
@@ -117,6 +124,28 @@ fn layer(c: &mut Criterion) {
     group.bench_function("rampart/retry_ratio_budget/sheddable", |b| {
         let _scope = sheddable.enter();
         b.iter(|| call_ready(&mut ours, black_box(1)));
+    });
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let _runtime = runtime.enter();
+    let clock = SystemClock::new();
+    let within = RequestContext::new()
+        .with_deadline(Deadline::after(clock.now(), Duration::from_secs(3_600)));
+    group.bench_function("rampart/retry_ratio_budget/deadline", |b| {
+        let _scope = within.enter();
+        assert!(call_ready(&mut ours, 1), "served before the deadline");
+        b.iter(|| call_ready(&mut ours, black_box(1)));
+    });
+    let ratio = RatioConfig::default().build().expect("valid");
+    let config = RetryConfig::default().with_attempt_timeout(Duration::from_secs(10));
+    let mut timed = RetryLayer::new(config, ratio)
+        .expect("valid")
+        .layer(backend());
+    group.bench_function("rampart/retry_ratio_budget/attempt_timeout", |b| {
+        b.iter(|| call_ready(&mut timed, black_box(1)));
     });
 
     let ratio = RatioConfig::default().build().expect("valid");

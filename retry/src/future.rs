@@ -6,7 +6,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project::pin_project;
-use rampart_core::{DeadlineExceeded, Outcome};
+use rampart_core::{Clock, Deadline, DeadlineExceeded, Outcome};
 use tokio::time::Sleep;
 use tower::{BoxError, Service};
 
@@ -49,10 +49,12 @@ enum State<F, Req> {
     Attempt {
         #[pin]
         future: F,
+        /// The timer of the timeout. For a cut at the deadline it is armed at the attempt's
+        /// first pending poll: an attempt that answers at once registers no timer.
         #[pin]
         timeout: Option<Sleep>,
-        /// Whether the timeout is the request's deadline.
-        cut: bool,
+        /// The request's deadline, when the attempt is cut at it.
+        cut: Option<Deadline>,
     },
     /// Waiting out the backoff before retrying `request`.
     Waiting {
@@ -132,22 +134,16 @@ where
                     timeout,
                     cut,
                 } => {
-                    let (result, answered) =
-                        match timeout.as_pin_mut().map(|timeout| timeout.poll(cx)) {
-                            Some(Poll::Ready(())) if *cut => {
-                                (Err(DeadlineExceeded::new().into()), false)
-                            }
-                            Some(Poll::Ready(())) => (Err(AttemptTimedOut::new().into()), false),
-                            _ => (ready!(future.poll(cx)).map_err(Into::into), true),
-                        };
                     let shared = &**this.shared;
+                    let (result, answered, ended_at) =
+                        ready!(poll_attempt(future, timeout, *cut, &*shared.clock, cx));
                     let outcome = this.policy.classify(result.as_ref());
                     shared.retrier.record(outcome);
                     let decision = this.policy.decide(outcome, result.as_ref());
                     let next = match *this.started {
                         None => shared.retrier.decide(this.attempts, decision, this.next),
                         Some(started) => {
-                            let now = shared.clock.now();
+                            let now = ended_at.unwrap_or_else(|| shared.clock.now());
                             if answered && outcome == Outcome::Success {
                                 shared.retrier.observe(now.saturating_sub(started));
                             }
@@ -224,24 +220,77 @@ where
 }
 
 /// The timeout of an attempt of `attempts`' request starting at `now` (given for a request
-/// with a deadline), if it has one: the configured attempt timeout, or the time left before the
-/// request's deadline if that is shorter (then `true`: the attempt is cut at the deadline).
+/// with a deadline), if it has one: the configured attempt timeout's timer, or, if the request's
+/// deadline comes first, that deadline (its timer armed at the attempt's first pending poll).
 fn timeout<B>(
     shared: &Shared<B>,
     attempts: &Attempts,
     now: Option<Duration>,
-) -> (Option<Sleep>, bool) {
+) -> (Option<Sleep>, Option<Deadline>) {
     let configured = shared.retrier.config().attempt_timeout;
-    let remaining = attempts
-        .deadline()
-        .zip(now)
-        .map(|(deadline, now)| deadline.remaining(now));
-    match (configured, remaining) {
-        (Some(configured), Some(remaining)) if configured < remaining => {
-            (Some(tokio::time::sleep(configured)), false)
+    match (configured, attempts.deadline().zip(now)) {
+        (Some(configured), Some((deadline, now))) if configured < deadline.remaining(now) => {
+            (Some(tokio::time::sleep(configured)), None)
         }
-        (_, Some(remaining)) => (Some(tokio::time::sleep(remaining)), true),
-        (configured, None) => (configured.map(tokio::time::sleep), false),
+        (_, Some((deadline, _))) => (None, Some(deadline)),
+        (configured, None) => (configured.map(tokio::time::sleep), None),
+    }
+}
+
+/// Polls an attempt: its result once it ends, whether the service answered (rather than the
+/// attempt running out of time), and the clock's reading at its end if taken. An attempt cut at
+/// the request's deadline reads the clock at its first poll, before polling the service (past
+/// the deadline, the attempt is cut, as its timer would have cut it), and arms its timer if
+/// that poll is pending.
+fn poll_attempt<F, T, E>(
+    future: Pin<&mut F>,
+    mut timeout: Pin<&mut Option<Sleep>>,
+    cut: Option<Deadline>,
+    clock: &dyn Clock,
+    cx: &mut Context<'_>,
+) -> Poll<(Result<T, BoxError>, bool, Option<Duration>)>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    let fired = |timeout: Pin<&mut Option<Sleep>>, cx: &mut Context<'_>| {
+        timeout
+            .as_pin_mut()
+            .is_some_and(|timeout| timeout.poll(cx).is_ready())
+    };
+    if fired(timeout.as_mut(), cx) {
+        return Poll::Ready((Err(timed_out(cut.is_some())), false, None));
+    }
+    let deadline = match cut {
+        Some(deadline) if timeout.is_none() => deadline,
+        _ => {
+            return future
+                .poll(cx)
+                .map(|result| (result.map_err(Into::into), true, None));
+        }
+    };
+    // Unarmed: the deadline is checked first, as an armed timer would be.
+    let now = clock.now();
+    if deadline.is_expired(now) {
+        return Poll::Ready((Err(timed_out(true)), false, Some(now)));
+    }
+    if let Poll::Ready(result) = future.poll(cx) {
+        return Poll::Ready((result.map_err(Into::into), true, Some(now)));
+    }
+    timeout.set(Some(tokio::time::sleep(deadline.remaining(now))));
+    if fired(timeout, cx) {
+        return Poll::Ready((Err(timed_out(true)), false, None));
+    }
+    Poll::Pending
+}
+
+/// The error of an attempt that ran out of time: cut at the request's deadline, or past the
+/// configured attempt timeout.
+fn timed_out(cut: bool) -> BoxError {
+    if cut {
+        DeadlineExceeded::new().into()
+    } else {
+        AttemptTimedOut::new().into()
     }
 }
 

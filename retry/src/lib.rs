@@ -126,7 +126,9 @@
 //!   `DeadlineExceeded` (`a_retry_whose_service_is_ready_too_late_is_not_sent`).
 //! - **Each attempt's timeout** is the sooner of [`RetryConfig::attempt_timeout`] and the
 //!   deadline. An attempt cut at the deadline ends with `DeadlineExceeded` (not
-//!   [`AttemptTimedOut`]) and is not retried.
+//!   [`AttemptTimedOut`]) and is not retried. The deadline's timer is armed only when an
+//!   attempt does not answer at its first poll (the clock is read then, before the service is
+//!   polled, and an attempt first polled past the deadline is cut as the timer would have).
 //!
 //! A request without a deadline reads no clock and is retried exactly as before.
 //!
@@ -182,7 +184,12 @@
 //! A request in a context that carries a criticality costs what one without does (two runs on
 //! a busier machine: `rampart/retry_ratio_budget/sheddable` 45.9 and 49.2 ns against 46.6 and
 //! 51.5 ns without), and so does a withdrawal asked as sheddable (`retry_budget/withdraw_for`:
-//! 23.3 and 24.2 ns against 24.9 and 26.1 ns as critical).
+//! 23.3 and 24.2 ns against 24.9 and 26.1 ns as critical). A request with a deadline that the
+//! service answers at once costs 1.13–1.19× one without (two runs on a busier machine:
+//! `rampart/retry_ratio_budget/deadline` 73.9 and 70.2 ns against 62.3 and 62.4 ns): two clock
+//! reads and the latency observed, no timer, since the deadline's timer is armed only when an
+//! attempt waits; a configured attempt timeout, whose timer is registered on every attempt,
+//! costs 181.5 and 175.9 ns (`/attempt_timeout`).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
