@@ -2,7 +2,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-
 use std::time::Duration;
 
 use pin_project::pin_project;
@@ -17,8 +16,9 @@ use crate::{AttemptTimedOut, Attempts, Budget, Next, RetryPolicy};
 ///
 /// It sequences them: after each attempt, the policy classifies and judges the result and the
 /// layer's [`Retrier`](crate::Retrier) says what follows. For a request with a deadline it
-/// reads the layer's clock when each attempt starts and ends: to cap the attempt's timeout at
-/// the time left, to measure a successful attempt's latency, and to decide at that instant.
+/// reads the layer's clock when each attempt starts, is first polled and ends: to check the
+/// time left before a retry, to cut the attempt at the deadline (arming a timer only if it
+/// waits), to measure a successful attempt's latency, and to decide at that instant.
 ///
 /// # Cancellation
 ///
