@@ -1,7 +1,8 @@
 //! The client and server stacks on real sockets: three servers on 127.0.0.1 (one failing half
 //! its requests slowly), a bounded burst of HTTP requests through rampart's client stack, and
-//! the metrics the servers expose; and a request's criticality carried over HTTP from a client
-//! through a server to the service that server calls.
+//! the metrics the servers expose; a request's criticality and its deadline carried over HTTP
+//! from a client through a server to the service that server calls; and requests that cannot
+//! finish in time answered 504.
 
 #[path = "../examples/support/mod.rs"]
 mod support;
@@ -231,7 +232,7 @@ mod criticality {
     }
 
     /// Serves `app` on an ephemeral port of 127.0.0.1 until the handle is aborted.
-    async fn serve<S>(app: S) -> Result<(SocketAddr, JoinHandle<()>), BoxError>
+    pub(super) async fn serve<S>(app: S) -> Result<(SocketAddr, JoinHandle<()>), BoxError>
     where
         S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
         S::Future: Send,
@@ -394,5 +395,234 @@ mod criticality {
         assert_admitted_as(&run, Criticality::SHEDDABLE);
         assert_eq!(run.b_received, "sheddable", "what server B received");
         assert_eq!(inbound(&run.metrics, "untrusted"), 1);
+    }
+}
+
+// A request's deadline over HTTP: client → server A → A's handler → server B, each hop hearing
+// what remains; and 504 for the requests that cannot finish in time.
+
+mod deadline {
+    use std::future::pending;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::error_handling::HandleErrorLayer;
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::get;
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper::Request;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use rampart::core::{
+        Clock, Deadline, ManualClock, SystemClock, current_deadline, grpc_timeout,
+    };
+    use rampart::deadline::EnforceDeadlineLayer;
+    use rampart::http::{
+        ClientContextLayer, DEADLINE_HEADER, ErrorStatus, ServerContextConfig, ServerContextLayer,
+    };
+    use rampart::ratelimit::{BbrConfig, BbrLimitLayer, ManualCpu};
+    use rampart_testkit::recorded::{take, value};
+    use tower::{BoxError, Layer, ServiceBuilder, ServiceExt};
+
+    use super::criticality::serve;
+    use super::support::client::Endpoint;
+
+    /// The client's budget for the whole chain.
+    const BUDGET: Duration = Duration::from_millis(300);
+    /// Each client-side layer's margin (the default).
+    const MARGIN: Duration = Duration::from_millis(5);
+    /// The most A can see left: the budget less the client's margin.
+    const MOST_AT_A: Duration = Duration::from_millis(300 - 5);
+    /// The least A may see left: the trip to A and A's start may take up to 250 ms of the
+    /// budget on a busy machine.
+    const LEAST_AT_A: Duration = Duration::from_millis(300 - 5 - 250);
+
+    /// The one endpoint of `addr`.
+    fn endpoint(addr: std::net::SocketAddr) -> Endpoint {
+        let [endpoint] = <[Endpoint; 1]>::try_from(Endpoint::each(&[addr]))
+            .ok()
+            .expect("one");
+        endpoint
+    }
+
+    /// A's answer to an error of its layers: the status `ErrorStatus` gives it, with its
+    /// headers.
+    async fn refuse(error: BoxError) -> Response {
+        match ErrorStatus::default().of(&*error) {
+            Some(mapped) => (mapped.status, mapped.headers(), error.to_string()).into_response(),
+            None => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+        }
+    }
+
+    /// Server B: answers with the deadline header it received, or `none`.
+    fn echo() -> Router {
+        Router::new().route(
+            "/echo",
+            get(|headers: HeaderMap| async move {
+                headers
+                    .get(DEADLINE_HEADER)
+                    .map_or("none", |value| value.to_str().unwrap_or("not text"))
+                    .to_owned()
+            }),
+        )
+    }
+
+    /// Server A: its `ServerContextLayer` (on the system clock, named `relay`) makes the
+    /// deadline current; its handler answers with the time it sees left (in nanoseconds) and
+    /// what B received from a call made through a `ClientContextLayer`, with no plumbing.
+    fn relay(layer: ServerContextLayer, b: std::net::SocketAddr) -> Router {
+        let to_b = ClientContextLayer::new().layer(endpoint(b));
+        Router::new()
+            .route(
+                "/relay",
+                get(move || {
+                    let to_b = to_b.clone();
+                    async move {
+                        let left = current_deadline()
+                            .map(|deadline| deadline.remaining(SystemClock::new().now()));
+                        let call_b = async {
+                            let request = Request::get("/echo").body(Full::new(Bytes::new()))?;
+                            let answer = to_b.oneshot(request).await?;
+                            let body = answer.into_body().collect().await?.to_bytes();
+                            Ok::<_, BoxError>(String::from_utf8(body.to_vec())?)
+                        };
+                        let b_received = call_b
+                            .await
+                            .map_err(|error| (StatusCode::BAD_GATEWAY, error.to_string()))?;
+                        let left =
+                            left.map_or("none".to_owned(), |left| left.as_nanos().to_string());
+                        Ok::<_, (StatusCode, String)>(format!("{left} {b_received}"))
+                    }
+                }),
+            )
+            .layer(layer)
+    }
+
+    /// `request` sent to `addr`, through a client-side layer; the status and the body.
+    async fn send(
+        addr: std::net::SocketAddr,
+        request: Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, HeaderMap, String), BoxError> {
+        let answer = ClientContextLayer::new()
+            .layer(endpoint(addr))
+            .oneshot(request)
+            .await?;
+        let (status, headers) = (answer.status(), answer.headers().clone());
+        let body = answer.into_body().collect().await?.to_bytes();
+        Ok((status, headers, String::from_utf8(body.to_vec())?))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_clients_deadline_reaches_the_second_hop_with_what_remains() {
+        let recorder = DebuggingRecorder::new();
+        let layer = metrics::with_local_recorder(&recorder, || {
+            ServerContextConfig::default().with_name("relay").build()
+        })
+        .expect("valid");
+        let (b, b_task) = serve(echo()).await.expect("B serves");
+        let (a, a_task) = serve(relay(layer, b)).await.expect("A serves");
+
+        let mut request = Request::get("/relay")
+            .body(Full::new(Bytes::new()))
+            .expect("valid");
+        request
+            .extensions_mut()
+            .insert(Deadline::after(SystemClock::new().now(), BUDGET));
+        let (status, _, body) = send(a, request).await.expect("the chain answers");
+        a_task.abort();
+        b_task.abort();
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        let (left_at_a, b_received) = body.split_once(' ').expect("two fields");
+        let left_at_a = Duration::from_nanos(left_at_a.parse().expect("A saw a deadline"));
+        let at_b = grpc_timeout::parse(b_received).expect("B received a grpc-timeout");
+        assert!(
+            (LEAST_AT_A..=MOST_AT_A).contains(&left_at_a),
+            "A saw {left_at_a:?} left of {BUDGET:?}"
+        );
+        assert!(
+            at_b > Duration::ZERO && at_b + MARGIN <= left_at_a,
+            "B received {at_b:?}, A had {left_at_a:?} left"
+        );
+        let metrics = take(&recorder.snapshotter());
+        let honoured = value(
+            &metrics,
+            "rampart_deadline_inbound_total",
+            &[("name", "relay"), ("outcome", "honoured")],
+        );
+        assert!(
+            matches!(honoured, Some(DebugValue::Counter(1))),
+            "{honoured:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn work_that_outlives_its_deadline_is_answered_504() {
+        // A handler that never answers: only the deadline ends its request. `1n` has passed
+        // by the time the enforcing layer reads the clock, or ends at its first timer tick.
+        let app = Router::new()
+            .route("/hang", get(pending::<&'static str>))
+            .route_layer(
+                ServiceBuilder::new()
+                    .layer(HandleErrorLayer::new(refuse))
+                    .layer(EnforceDeadlineLayer::new()),
+            )
+            .layer(ServerContextLayer::new(ServerContextConfig::default()));
+        let (a, a_task) = serve(app).await.expect("A serves");
+        let request = Request::get("/hang")
+            .header(DEADLINE_HEADER, "1n")
+            .body(Full::new(Bytes::new()))
+            .expect("valid");
+        let (status, headers, body) = send(a, request).await.expect("answered");
+        a_task.abort();
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+        assert_eq!(body, "deadline exceeded");
+        assert!(!headers.contains_key(header::RETRY_AFTER));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_the_limiter_predicts_cannot_finish_in_time_is_answered_504() {
+        // The limiter and the server layer read one clock; the limiter has learned a 20 ms
+        // response time.
+        let clock = ManualClock::new();
+        let limiter = BbrConfig::default()
+            .with_name("relay")
+            .build_with(clock.clone(), ManualCpu::new(0.1))
+            .expect("valid");
+        for _ in 0..10 {
+            let permit = limiter.acquire().expect("admitted");
+            clock.advance(Duration::from_millis(20));
+            permit.complete();
+        }
+        clock.advance(Duration::from_millis(100)); // the bucket ends
+        let context = ServerContextConfig::default()
+            .build_with(clock.clone())
+            .expect("valid");
+        let app = Router::new()
+            .route("/work", get(|| async { "done" }))
+            .route_layer(
+                ServiceBuilder::new()
+                    .layer(HandleErrorLayer::new(refuse))
+                    .layer(BbrLimitLayer::from_limiter(Arc::new(limiter))),
+            )
+            .layer(context);
+        let (a, a_task) = serve(app).await.expect("A serves");
+        let request = |timeout: &str| {
+            Request::get("/work")
+                .header(DEADLINE_HEADER, timeout)
+                .body(Full::new(Bytes::new()))
+                .expect("valid")
+        };
+
+        let (status, headers, body) = send(a, request("5m")).await.expect("answered");
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+        assert!(body.starts_with("would miss its deadline"), "{body}");
+        assert!(!headers.contains_key(header::RETRY_AFTER));
+
+        let (status, _, body) = send(a, request("1S")).await.expect("answered");
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "done"));
+        a_task.abort();
     }
 }
