@@ -52,9 +52,11 @@
 //! # }
 //! ```
 //!
-//! Errors stay downcastable: a breaker's [`Rejected`], a limiter's `Overloaded`, a balancer's
-//! `NoEndpoints`, and the inner service's own errors untouched. [`http::ErrorStatus`] maps them
-//! to HTTP statuses; the `server` example shows it under axum with a Prometheus endpoint.
+//! Errors stay downcastable: a breaker's [`Rejected`], a limiter's `Overloaded` (or
+//! `WouldMissDeadline`), a balancer's `NoEndpoints`, a deadline's
+//! [`DeadlineExceeded`](rampart_core::DeadlineExceeded), and the inner service's own errors
+//! untouched. [`http::ErrorStatus`] maps them to HTTP statuses; the `server` example shows it
+//! under axum with a Prometheus endpoint.
 //!
 //! # Cost
 //!
