@@ -61,7 +61,7 @@ use tower::{BoxError, Layer, Service, ServiceExt as _};
 use super::overload::{WORKERS, sampled_cpu, server};
 use super::{Options, Scenario};
 use crate::report::{Chart, Check, ScenarioReport, StackReport};
-use crate::sim::{self, Fate, Record, between, simulate};
+use crate::sim::{self, Call, Fate, Outcome, Record, between, simulate};
 use crate::thresholds;
 
 /// The phases: half of C's capacity, three times it, half again.
@@ -367,10 +367,8 @@ async fn run_stack(
     };
     let a = limited(a, clock, "a");
 
-    let records = Arc::new(Mutex::new(Vec::with_capacity(arrivals.len())));
-    let mut tasks = Vec::with_capacity(arrivals.len());
-    for (&at, &deadline) in arrivals.iter().zip(deadlines) {
-        tokio::time::sleep_until(start + at).await;
+    let call_chain = async |n: usize| {
+        let deadline = deadlines[n];
         let job = Job {
             given_up: Instant::now() + deadline,
         };
@@ -383,21 +381,9 @@ async fn run_stack(
                 Box::pin(context.scope(answer))
             }
         };
-        let records = Arc::clone(&records);
-        tasks.push(tokio::spawn(async move {
-            let (fate, latency) = match tokio::time::timeout(deadline, answer).await {
-                Ok(result) => (fate(&result), start.elapsed().saturating_sub(at)),
-                Err(_) => (Fate::TimedOut, deadline),
-            };
-            records.lock().push(Record { at, latency, fate });
-        }));
-    }
-    for task in tasks {
-        // A panicking request loses its record; the hops do not panic.
-        let _ = task.await;
-    }
-    let mut records = std::mem::take(&mut *records.lock());
-    records.sort_by_key(|record| record.at);
+        Call::new(async move { outcome(&answer.await) })
+    };
+    let records = sim::drive_each(arrivals, |n| deadlines[n], call_chain, |_| {}).await;
     let logs = logs.map(|log| std::mem::take(&mut *log.lock()));
     (records, logs)
 }
@@ -405,17 +391,17 @@ async fn run_stack(
 /// A client's view of its answer: a limiter's refusal at any hop (shed, would miss the
 /// deadline, already expired) is a refusal; any other error (a hop's timeout, a full queue) a
 /// failure.
-fn fate(result: &Result<(), BoxError>) -> Fate {
+fn outcome(result: &Result<(), BoxError>) -> Outcome {
     match result {
-        Ok(()) => Fate::Served,
+        Ok(()) => Outcome::Ok,
         Err(error)
             if sim::is_refusal(error)
                 || error.is::<WouldMissDeadline>()
                 || error.is::<DeadlineExceeded>() =>
         {
-            Fate::Refused
+            Outcome::Refused
         }
-        Err(_) => Fate::Failed,
+        Err(_) => Outcome::Err,
     }
 }
 
