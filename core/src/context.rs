@@ -49,9 +49,9 @@ use std::task::{Context, Poll};
 
 use crate::{Criticality, Deadline};
 
-/// What a request carries between services: its [`Criticality`] and its [`Deadline`]. Each
-/// value is optional: an absent one means the request did not say, and a layer uses its own
-/// default.
+/// What a request carries between services: its [`Criticality`], its [`Deadline`] and its
+/// attempt number. Each value is optional: an absent one means the request did not say, and a
+/// layer uses its own default.
 ///
 /// It is `Copy` and small, so reading the current one costs a thread-local load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -59,6 +59,7 @@ use crate::{Criticality, Deadline};
 pub struct RequestContext {
     criticality: Option<Criticality>,
     deadline: Option<Deadline>,
+    attempt: Option<u32>,
 }
 
 thread_local! {
@@ -71,6 +72,7 @@ impl RequestContext {
         Self {
             criticality: None,
             deadline: None,
+            attempt: None,
         }
     }
 
@@ -109,6 +111,22 @@ impl RequestContext {
         }
     }
 
+    /// The attempts made before this one, if the request said: 0 for a first attempt, 1 for
+    /// the first retry, as gRPC's `grpc-previous-rpc-attempts` counts them. A retry layer sets
+    /// it around each attempt it makes, so a client-side layer inside it can send it on.
+    pub const fn attempt(&self) -> Option<u32> {
+        self.attempt
+    }
+
+    /// This context, carrying `previous` attempts made before this one.
+    #[must_use]
+    pub const fn with_attempt(self, previous: u32) -> Self {
+        Self {
+            attempt: Some(previous),
+            ..self
+        }
+    }
+
     /// This context, its absent values taken from `outer`: a request's own values win over the
     /// scope it is made in.
     #[must_use]
@@ -116,6 +134,7 @@ impl RequestContext {
         Self {
             criticality: self.criticality.or(outer.criticality),
             deadline: self.deadline.or(outer.deadline),
+            attempt: self.attempt.or(outer.attempt),
         }
     }
 
@@ -286,5 +305,17 @@ mod tests {
             RequestContext::new().or(RequestContext::new()),
             RequestContext::new()
         );
+    }
+
+    #[test]
+    fn an_attempt_number_travels_and_merges_like_the_other_values() {
+        assert_eq!(RequestContext::new().attempt(), None);
+        let retry = VIP.with_attempt(2);
+        assert_eq!(retry.attempt(), Some(2));
+        assert_eq!(retry.criticality(), Some(Criticality::CRITICAL_PLUS));
+        assert_eq!(BATCH.or(retry), BATCH.with_attempt(2), "taken from the scope");
+        assert_eq!(retry.or(BATCH.with_attempt(0)), retry, "the request's own wins");
+        let _entered = retry.enter();
+        assert_eq!(RequestContext::current().attempt(), Some(2));
     }
 }
