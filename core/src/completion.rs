@@ -69,7 +69,8 @@ pub trait Recorder {
 /// ```
 #[derive(Debug)]
 pub struct Completion<R, L> {
-    recorder: R,
+    /// Taken when the recorder is handed over to a [`Deferred`](crate::Deferred) outcome.
+    recorder: Option<R>,
     classifier: L,
     /// Set once the end is recorded.
     recorded: bool,
@@ -86,7 +87,7 @@ impl<R: Recorder, L> Completion<R, L> {
     /// gives: armed, so that a panic in the inner service's `call` counts as a failure.
     pub fn new(recorder: R, classifier: L) -> Self {
         Self {
-            recorder,
+            recorder: Some(recorder),
             classifier,
             recorded: false,
             calling: true,
@@ -116,10 +117,52 @@ impl<R: Recorder, L> Completion<R, L> {
         poll
     }
 
+    /// Polls the inner service's future as [`poll_inner`](Self::poll_inner) does, except that
+    /// when the response arrives and the classifier [defers](Classify::defer) its outcome, the
+    /// recorder is handed over to that [`Deferred`](crate::Deferred) outcome, which records it
+    /// exactly once when the response's body ends, fails or is dropped; nothing is recorded at
+    /// the headers then. An `Err`, or a response the classifier does not defer, is recorded
+    /// now, as `poll_inner` records it.
+    #[inline]
+    pub fn poll_inner_or_defer<F, T, E>(
+        &mut self,
+        future: Pin<&mut F>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, E>>
+    where
+        F: Future<Output = Result<T, E>>,
+        L: Classify<T, E>,
+        R: Send + 'static,
+    {
+        let watch = PanicWatch(self);
+        let poll = future.poll(cx);
+        std::mem::forget(watch);
+        if let Poll::Ready(result) = &poll {
+            let later = match result {
+                Ok(response) => self.classifier.defer(response),
+                Err(_) => None,
+            };
+            if let Some(deferred) = later {
+                if !self.recorded {
+                    self.recorded = true;
+                    if let Some(recorder) = self.recorder.take() {
+                        deferred.attach(recorder);
+                    }
+                }
+            } else {
+                let outcome = self.classifier.classify(result.as_ref());
+                self.record(outcome);
+            }
+        }
+        poll
+    }
+
     fn record(&mut self, outcome: Outcome) {
         if !self.recorded {
             self.recorded = true;
-            self.recorder.record(outcome);
+            if let Some(recorder) = self.recorder.as_mut() {
+                recorder.record(outcome);
+            }
         }
     }
 }
@@ -134,8 +177,10 @@ impl<R, L> Completion<R, L> {
 
 impl<R, L> Drop for Completion<R, L> {
     fn drop(&mut self) {
-        if !self.recorded {
-            (self.on_drop)(&mut self.recorder, self.calling);
+        if !self.recorded
+            && let Some(recorder) = self.recorder.as_mut()
+        {
+            (self.on_drop)(recorder, self.calling);
         }
     }
 }

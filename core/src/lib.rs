@@ -71,6 +71,8 @@
 //!
 //! - `tokio`: `TokioClock`.
 //! - `http`: `HttpClassifier` for `http::Response`s (HTTP status and `grpc-status`).
+//! - `grpc`: `GrpcClassifier` and `GrpcBody`: a gRPC call's outcome from the headers of a
+//!   trailers-only answer, or from the trailers at the end of its body ([`Deferred`]).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -92,7 +94,9 @@ mod window;
 
 #[cfg(feature = "http")]
 pub use crate::classify::HttpClassifier;
-pub use crate::classify::{Classify, DefaultClassifier, Outcome};
+pub use crate::classify::{Classify, DefaultClassifier, Deferred, Outcome};
+#[cfg(feature = "grpc")]
+pub use crate::classify::{GrpcBody, GrpcClassifier, grpc_code_outcome};
 #[cfg(feature = "tokio")]
 pub use crate::clock::TokioClock;
 pub use crate::clock::{Clock, CoarseClock, ManualClock, SystemClock, saturating_nanos};

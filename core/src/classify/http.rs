@@ -28,6 +28,7 @@ const GRPC_FAILURES: [(&[u8], &str); 6] = [
 /// gRPC sends its status in the *trailers* of a streamed response; this classifier sees the
 /// headers only, so it catches trailers-only responses (every error a server returns before
 /// sending a message, which is how tonic and grpc-go return errors from unary calls).
+/// `GrpcClassifier` (feature `grpc`) also reads the trailers at the end of the body.
 ///
 /// ```
 /// use http::{Response, StatusCode};

@@ -1,8 +1,14 @@
 //! Outcome classification: how a completed call counts.
 
+mod deferred;
+#[cfg(feature = "grpc")]
+mod grpc;
 #[cfg(feature = "http")]
 mod http;
 
+pub use self::deferred::Deferred;
+#[cfg(feature = "grpc")]
+pub use self::grpc::{GrpcBody, GrpcClassifier, grpc_code_outcome};
 #[cfg(feature = "http")]
 pub use self::http::HttpClassifier;
 
@@ -39,6 +45,19 @@ pub enum Outcome {
 pub trait Classify<Res, Err> {
     /// Classifies one completed call.
     fn classify(&self, result: Result<&Res, &Err>) -> Outcome;
+
+    /// The [`Deferred`] outcome of a response whose end is still to come, or `None` (the
+    /// default) to classify the response now.
+    ///
+    /// A layer whose response future records through
+    /// [`Completion::poll_inner_or_defer`](crate::Completion::poll_inner_or_defer) (the
+    /// breaker's, the balancer's) asks this first when the response arrives: given `Some`, it
+    /// hands its recorder over and records nothing at the headers. `GrpcClassifier` (feature
+    /// `grpc`) defers a gRPC answer whose status is not in its headers to the end of its body.
+    fn defer(&self, response: &Res) -> Option<Deferred> {
+        let _ = response;
+        None
+    }
 }
 
 impl<F, Res, Err> Classify<Res, Err> for F
