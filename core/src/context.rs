@@ -313,8 +313,16 @@ mod tests {
         let retry = VIP.with_attempt(2);
         assert_eq!(retry.attempt(), Some(2));
         assert_eq!(retry.criticality(), Some(Criticality::CRITICAL_PLUS));
-        assert_eq!(BATCH.or(retry), BATCH.with_attempt(2), "taken from the scope");
-        assert_eq!(retry.or(BATCH.with_attempt(0)), retry, "the request's own wins");
+        assert_eq!(
+            BATCH.or(retry),
+            BATCH.with_attempt(2),
+            "taken from the scope"
+        );
+        assert_eq!(
+            retry.or(BATCH.with_attempt(0)),
+            retry,
+            "the request's own wins"
+        );
         let _entered = retry.enter();
         assert_eq!(RequestContext::current().attempt(), Some(2));
     }

@@ -12,6 +12,8 @@ use crate::Backoff;
 /// | `max_attempts` | 3 (the first included) | 1 to 100 |
 /// | `backoff` | exponential, 25 ms doubling to 1 s, full jitter | see [`Backoff`] |
 /// | `attempt_timeout` | none | above zero |
+/// | `max_pushback` | 30 s | above zero |
+/// | `mark_gave_up` | false | |
 /// | `seed` | none (entropy) | |
 /// | `name` | `"default"` | not empty |
 ///
@@ -36,6 +38,16 @@ pub struct RetryConfig {
     /// deadline, an attempt's timeout is the sooner of this and the deadline (see the crate
     /// docs' "Deadlines").
     pub attempt_timeout: Option<Duration>,
+    /// The longest wait a server's pushback ([`Decision::RetryAfter`](crate::Decision)) may
+    /// ask for: a longer one is not waited, and the request stops with its last answer
+    /// ([`StopReason::Pushback`](crate::StopReason::Pushback)), so that a broken or hostile
+    /// server cannot hold a client.
+    pub max_pushback: Duration,
+    /// Whether a failed request the layer gives up on (attempts, budget, pushback or time
+    /// exhausted) ends with [`GaveUp`](crate::GaveUp) wrapping its last error, so that a
+    /// server can tell its caller not to retry. Off by default: the last error is returned
+    /// as it is.
+    pub mark_gave_up: bool,
     /// Seed of the jitter draws, for reproducible tests.
     pub seed: Option<u64>,
     /// The `name` label of the layer's metrics.
@@ -48,6 +60,8 @@ impl Default for RetryConfig {
             max_attempts: 3,
             backoff: Backoff::default(),
             attempt_timeout: None,
+            max_pushback: Duration::from_secs(30),
+            mark_gave_up: false,
             seed: None,
             name: Cow::Borrowed("default"),
         }
@@ -79,6 +93,24 @@ impl RetryConfig {
         }
     }
 
+    /// This configuration waiting at most `max_pushback` for a server's pushback.
+    #[must_use]
+    pub fn with_max_pushback(self, max_pushback: Duration) -> Self {
+        Self {
+            max_pushback,
+            ..self
+        }
+    }
+
+    /// This configuration ending a failed request it gives up on with [`GaveUp`](crate::GaveUp).
+    #[must_use]
+    pub fn with_mark_gave_up(self, mark_gave_up: bool) -> Self {
+        Self {
+            mark_gave_up,
+            ..self
+        }
+    }
+
     /// This configuration with a fixed seed.
     #[must_use]
     pub fn with_seed(self, seed: u64) -> Self {
@@ -101,13 +133,15 @@ impl RetryConfig {
     ///
     /// # Errors
     ///
-    /// `max_attempts` outside 1–100, an invalid backoff, a zero attempt timeout, an empty name.
+    /// `max_attempts` outside 1–100, an invalid backoff, a zero attempt timeout or `max_pushback`, an empty
+    /// name.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check::within("max_attempts", self.max_attempts, 1..=100)?;
         self.backoff.validate()?;
         if let Some(timeout) = self.attempt_timeout {
             check::positive("attempt_timeout", timeout)?;
         }
+        check::positive("max_pushback", self.max_pushback)?;
         check::not_empty("name", &self.name)?;
         Ok(())
     }

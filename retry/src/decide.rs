@@ -152,6 +152,9 @@ pub enum StopReason {
     /// The request's deadline leaves too little time for another attempt: less than the
     /// predicted latency remains now, or would remain once the wait is over.
     NoTimeLeft,
+    /// The server asked for no retry ([`Decision::DontRetry`]), or for a wait longer than
+    /// [`max_pushback`](RetryConfig::max_pushback).
+    Pushback,
 }
 
 impl<B: Budget> Retrier<B> {
@@ -291,7 +294,9 @@ impl<B: Budget> Retrier<B> {
     /// A retry needs, in this order: a policy asking for one, an attempt left, a copy, and a
     /// withdrawal from the budget, as the request's criticality
     /// ([`Budget::withdraw_for`]: lower classes stop first as the budget runs low). Its wait is the one the policy asked for
-    /// ([`Decision::RetryAfter`]) or the backoff's, drawn from the request's jitter
+    /// ([`Decision::RetryAfter`]; one longer than [`max_pushback`](RetryConfig::max_pushback),
+    /// or [`Decision::DontRetry`], stops with [`StopReason::Pushback`] before anything else is
+    /// asked) or the backoff's, drawn from the request's jitter
     /// generator (seeded from the layer's seeds on the first retry granted). A granted retry
     /// counts in [`Attempts::made`].
     #[inline]
@@ -355,7 +360,11 @@ impl<B: Budget> Retrier<B> {
     ) -> Next<Req> {
         let asked = match decision {
             Decision::Stop => return Next::Stop(StopReason::Policy),
+            Decision::DontRetry => return Next::Stop(StopReason::Pushback),
             Decision::Retry => None,
+            Decision::RetryAfter(wait) if wait > self.config.max_pushback => {
+                return Next::Stop(StopReason::Pushback);
+            }
             Decision::RetryAfter(wait) => Some(wait),
         };
         if !self.allows_another(attempts) {
@@ -600,6 +609,34 @@ mod tests {
                 wait: 7 * MS,
                 request: 7
             }
+        );
+    }
+
+    #[test]
+    fn dont_retry_and_a_wait_past_max_pushback_stop_before_anything_is_asked() {
+        let config = RetryConfig::default().with_max_pushback(100 * MS);
+        let (mut request, mut copy) = (Request::new(config.clone(), 9), Some(7));
+        let next = request.end(Outcome::Failure, Decision::DontRetry, &mut copy);
+        assert_eq!(next, Next::Stop(StopReason::Pushback));
+        let next = request.end(Outcome::Failure, Decision::RetryAfter(101 * MS), &mut copy);
+        assert_eq!(next, Next::Stop(StopReason::Pushback));
+        assert_eq!(request.withdrawals(), 0);
+        assert_eq!((request.attempts.made(), copy), (1, Some(7)));
+        let next = request.end(Outcome::Failure, Decision::RetryAfter(100 * MS), &mut copy);
+        assert_eq!(
+            next,
+            Next::Retry {
+                wait: 100 * MS,
+                request: 7
+            },
+            "the maximum itself is waited"
+        );
+        let huge = Decision::RetryAfter(Duration::MAX);
+        let mut request = Request::new(RetryConfig::default(), 9);
+        assert_eq!(
+            request.end(Outcome::Failure, huge, &mut Some(7)),
+            Next::Stop(StopReason::Pushback),
+            "past the default 30 s"
         );
     }
 

@@ -5,12 +5,12 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project::pin_project;
-use rampart_core::{Clock, Deadline, DeadlineExceeded, Outcome};
+use rampart_core::{Clock, Deadline, DeadlineExceeded, Outcome, RequestContext};
 use tokio::time::Sleep;
 use tower::{BoxError, Service};
 
 use crate::service::Shared;
-use crate::{AttemptTimedOut, Attempts, Budget, Next, RetryPolicy};
+use crate::{AttemptTimedOut, Attempts, Budget, GaveUp, Next, RetryPolicy, StopReason};
 
 /// The response future of [`Retry`](crate::Retry): the attempts of one request.
 ///
@@ -157,7 +157,7 @@ where
                         .decided(&next, this.attempts.criticality().class());
                     let Next::Retry { wait, request } = next else {
                         this.state.set(State::Done);
-                        return Poll::Ready(result);
+                        return Poll::Ready(gave_up(result, &next, this.attempts, shared));
                     };
                     this.state.set(State::Waiting {
                         sleep: tokio::time::sleep(wait),
@@ -202,7 +202,12 @@ where
                     shared.metrics.retry(class);
                     let (timeout, cut) = timeout(shared, this.attempts, now);
                     *this.started = now;
-                    let future = this.service.call(request);
+                    // The attempt's number is current while the service is called.
+                    let previous = this.attempts.made().saturating_sub(1);
+                    let future = {
+                        let _attempt = RequestContext::current().with_attempt(previous).enter();
+                        this.service.call(request)
+                    };
                     this.state.set(State::Attempt {
                         future,
                         timeout,
@@ -216,6 +221,31 @@ where
                 StateProj::Done => return Poll::Pending,
             }
         }
+    }
+}
+
+/// The result of a request the layer stopped retrying: a failure it gave up on wrapped in
+/// [`GaveUp`] if the configuration says so, anything else as it is.
+fn gave_up<T, B, Req>(
+    result: Result<T, BoxError>,
+    next: &Next<Req>,
+    attempts: &Attempts,
+    shared: &Shared<B>,
+) -> Result<T, BoxError> {
+    match (result, next) {
+        (Err(error), Next::Stop(reason))
+            if shared.retrier.config().mark_gave_up
+                && matches!(
+                    reason,
+                    StopReason::MaxAttempts
+                        | StopReason::BudgetExhausted
+                        | StopReason::Pushback
+                        | StopReason::NoTimeLeft
+                ) =>
+        {
+            Err(GaveUp::new(*reason, attempts.made(), error).into())
+        }
+        (result, _) => result,
     }
 }
 

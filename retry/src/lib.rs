@@ -205,6 +205,7 @@ mod future;
 mod layer;
 mod metrics;
 mod policy;
+pub mod pushback;
 mod service;
 
 pub use crate::backoff::Backoff;
@@ -214,7 +215,7 @@ pub use crate::budget::{
 };
 pub use crate::config::RetryConfig;
 pub use crate::decide::{Attempts, Next, Retrier, StopReason};
-pub use crate::error::AttemptTimedOut;
+pub use crate::error::{AttemptTimedOut, GaveUp};
 pub use crate::future::ResponseFuture;
 pub use crate::layer::RetryLayer;
 pub use crate::policy::{ByClone, CloneRequest, Decision, Policy, RetryPolicy};

@@ -5,6 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_core::{Classify, DeadlineExceeded, DefaultClassifier, Outcome, Rejected};
+
+use crate::GaveUp;
+use crate::pushback::{NoPushback, Pushback, ReadPushback};
 use tower::BoxError;
 
 /// What to do after an attempt.
@@ -15,8 +18,13 @@ pub enum Decision {
     /// Retry, after the backoff's wait (budget and attempts permitting).
     Retry,
     /// Retry after this wait instead of the backoff's: the server asked (`Retry-After`,
-    /// `grpc-retry-pushback-ms`).
+    /// `grpc-retry-pushback-ms`); longer than
+    /// [`max_pushback`](crate::RetryConfig::max_pushback), it is not waited and the request
+    /// stops.
     RetryAfter(Duration),
+    /// Stop: the server asked for no retry ([`Pushback::DontRetry`]), or the error says a
+    /// retry layer below already gave up ([`GaveUp`]).
+    DontRetry,
 }
 
 /// Decides which attempts are retried, and copies requests for retries.
@@ -76,6 +84,10 @@ type NeverRetry = Arc<[fn(&(dyn std::error::Error + 'static)) -> bool]>;
 ///   wraps, [`rampart_core::DeadlineExceeded`] (the request's deadline has passed: its caller
 ///   no longer waits); and any error a [`never_retry`](Self::never_retry) check recognises
 ///   (for example your framework's own "deadline exceeded").
+/// - **Pushback:** after a failure, the reader `R` ([`with_pushback`](Self::with_pushback);
+///   default: none) reads what the server asked: a wait ([`Decision::RetryAfter`], in place of
+///   the backoff) or no retry ([`Decision::DontRetry`]). An error that is, or wraps, a
+///   [`GaveUp`] saying so is never retried either: the layer below has retried already.
 /// - Requests are copied with `K` (default: `Clone`); [`with_cloner`](Self::with_cloner)
 ///   takes a function returning `None` for requests that cannot be replayed.
 ///
@@ -83,10 +95,11 @@ type NeverRetry = Arc<[fn(&(dyn std::error::Error + 'static)) -> bool]>;
 /// retry layer and it cancels the retries with the call. Put per-attempt timeouts in
 /// [`RetryConfig::attempt_timeout`](crate::RetryConfig::attempt_timeout).
 #[derive(Clone)]
-pub struct Policy<L = DefaultClassifier, K = ByClone> {
+pub struct Policy<L = DefaultClassifier, K = ByClone, R = NoPushback> {
     classifier: L,
     cloner: K,
     never_retry: NeverRetry,
+    pushback: R,
 }
 
 impl Default for Policy {
@@ -95,6 +108,7 @@ impl Default for Policy {
             classifier: DefaultClassifier,
             cloner: ByClone,
             never_retry: Arc::new([]),
+            pushback: NoPushback,
         }
     }
 }
@@ -106,23 +120,52 @@ impl Policy {
     }
 }
 
-impl<L, K> Policy<L, K> {
+impl<L, K, R> Policy<L, K, R> {
     /// The same policy, classifying attempts with `classifier` (for example `HttpClassifier`,
     /// which also retries 5xx and 429 responses).
-    pub fn with_classifier<L2>(self, classifier: L2) -> Policy<L2, K> {
+    pub fn with_classifier<L2>(self, classifier: L2) -> Policy<L2, K, R> {
         Policy {
             classifier,
             cloner: self.cloner,
             never_retry: self.never_retry,
+            pushback: self.pushback,
         }
     }
 
     /// The same policy, copying requests with `cloner`.
-    pub fn with_cloner<K2>(self, cloner: K2) -> Policy<L, K2> {
+    pub fn with_cloner<K2>(self, cloner: K2) -> Policy<L, K2, R> {
         Policy {
             classifier: self.classifier,
             cloner,
             never_retry: self.never_retry,
+            pushback: self.pushback,
+        }
+    }
+
+    /// The same policy, reading the server's pushback after each failure with `reader`
+    /// (`HttpPushback` with feature `http`, or a function of the attempt's result).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rampart_retry::pushback::Pushback;
+    /// use rampart_retry::{Decision, Policy, RetryPolicy};
+    ///
+    /// // A backend whose errors say "busy 40": retry after 40 ms.
+    /// let policy = Policy::new().with_pushback(|result: Result<&u8, &tower::BoxError>| {
+    ///     let busy = result.err()?.to_string().strip_prefix("busy ")?.parse().ok()?;
+    ///     Some(Pushback::After(Duration::from_millis(busy)))
+    /// });
+    /// let err: tower::BoxError = "busy 40".into();
+    /// let outcome = RetryPolicy::<u8, u8>::classify(&policy, Err(&err));
+    /// let decision = RetryPolicy::<u8, u8>::decide(&policy, outcome, Err(&err));
+    /// assert_eq!(decision, Decision::RetryAfter(Duration::from_millis(40)));
+    /// ```
+    pub fn with_pushback<R2>(self, reader: R2) -> Policy<L, K, R2> {
+        Policy {
+            classifier: self.classifier,
+            cloner: self.cloner,
+            never_retry: self.never_retry,
+            pushback: reader,
         }
     }
 
@@ -156,10 +199,11 @@ impl<L, K> Policy<L, K> {
     }
 }
 
-impl<L, K, Req, Res> RetryPolicy<Req, Res> for Policy<L, K>
+impl<L, K, R, Req, Res> RetryPolicy<Req, Res> for Policy<L, K, R>
 where
     L: Classify<Res, BoxError>,
     K: CloneRequest<Req>,
+    R: ReadPushback<Res>,
 {
     #[inline]
     fn classify(&self, result: Result<&Res, &BoxError>) -> Outcome {
@@ -170,7 +214,12 @@ where
     fn decide(&self, outcome: Outcome, result: Result<&Res, &BoxError>) -> Decision {
         match (outcome, result) {
             (_, Err(error)) if self.is_final(error) => Decision::Stop,
-            (Outcome::Failure, _) => Decision::Retry,
+            (_, Err(error)) if gave_up(error) => Decision::DontRetry,
+            (Outcome::Failure, _) => match self.pushback.pushback(result) {
+                None => Decision::Retry,
+                Some(Pushback::After(wait)) => Decision::RetryAfter(wait),
+                Some(Pushback::DontRetry) => Decision::DontRetry,
+            },
             _ => Decision::Stop,
         }
     }
@@ -181,12 +230,28 @@ where
     }
 }
 
-impl<L: fmt::Debug, K: fmt::Debug> fmt::Debug for Policy<L, K> {
+/// Whether `error` is, or wraps, a [`GaveUp`] saying not to retry.
+fn gave_up(error: &BoxError) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(&**error);
+    while let Some(error) = current {
+        if error
+            .downcast_ref::<GaveUp>()
+            .is_some_and(GaveUp::dont_retry)
+        {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
+impl<L: fmt::Debug, K: fmt::Debug, R> fmt::Debug for Policy<L, K, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Policy")
             .field("classifier", &self.classifier)
             .field("cloner", &self.cloner)
             .field("never_retry", &self.never_retry.len())
+            .field("pushback", &std::any::type_name::<R>())
             .finish()
     }
 }
@@ -254,6 +319,54 @@ mod tests {
             decide(&Policy::new(), Err(&err)),
             Decision::Retry,
             "not by default"
+        );
+    }
+
+    #[test]
+    fn the_pushback_reader_decides_after_a_failure_only() {
+        let policy = Policy::new().with_pushback(|result: Result<&u8, &BoxError>| match result {
+            Ok(&wait) => Some(Pushback::After(Duration::from_millis(wait.into()))),
+            Err(_) => Some(Pushback::DontRetry),
+        });
+        let decide = |result| {
+            let outcome = RetryPolicy::<u8, u8>::classify(&policy, result);
+            RetryPolicy::<u8, u8>::decide(&policy, outcome, result)
+        };
+        assert_eq!(decide(Ok(&5)), Decision::Stop, "a success is not retried");
+        let err: BoxError = std::io::Error::other("reset").into();
+        assert_eq!(decide(Err(&err)), Decision::DontRetry);
+        let rejected: BoxError = Rejected::new().into();
+        assert_eq!(
+            decide(Err(&rejected)),
+            Decision::Stop,
+            "never retried first"
+        );
+    }
+
+    #[test]
+    fn an_error_that_a_retry_layer_below_gave_up_on_is_not_retried() {
+        #[derive(Debug)]
+        struct Wrapped(GaveUp);
+        impl fmt::Display for Wrapped {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("call failed")
+            }
+        }
+        impl std::error::Error for Wrapped {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let gave_up = |reason| GaveUp::new(reason, 3, "reset".into());
+        let err: BoxError = gave_up(crate::StopReason::MaxAttempts).into();
+        assert_eq!(decide(&Policy::new(), Err(&err)), Decision::DontRetry);
+        let err: BoxError = Wrapped(gave_up(crate::StopReason::BudgetExhausted)).into();
+        assert_eq!(decide(&Policy::new(), Err(&err)), Decision::DontRetry);
+        let err: BoxError = gave_up(crate::StopReason::NoCopy).into();
+        assert_eq!(
+            decide(&Policy::new(), Err(&err)),
+            Decision::Retry,
+            "a request that could not be copied may be retried above"
         );
     }
 

@@ -142,7 +142,11 @@ where
         // a fresh clone here for the next request (tower's `Retry` does the same).
         let fresh = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, fresh);
-        let first = ready.call(request);
+        let first = {
+            // The first attempt: none before it.
+            let _attempt = context.with_attempt(0).enter();
+            ready.call(request)
+        };
         ResponseFuture::new(
             first,
             ready,

@@ -117,6 +117,8 @@ pub struct RatioBudget<C = SystemClock> {
     completed: PerBucketCache<2>,
     deposit_units: u128,
     reserve_units: u128,
+    /// `(per_sec, clients)` of a fleet floor replacing `min_per_sec`, if set.
+    fleet: Option<(u32, u32)>,
     withdrawing: OwnLine<Mutex<()>>,
 }
 
@@ -134,11 +136,73 @@ impl<C: Clock> RatioBudget<C> {
             deposit_units: (config.ratio * UNIT as f64).round() as u128,
             reserve_units: (f64::from(config.min_per_sec) * config.ttl.as_secs_f64() * UNIT as f64)
                 .round() as u128,
+            fleet: None,
             window,
             completed: PerBucketCache::new(),
             withdrawing: OwnLine(Mutex::new(())),
             config,
         })
+    }
+
+    /// This budget with a floor stated for the whole fleet: `per_sec` retries per second
+    /// shared by about `clients` clients, each keeping `per_sec / clients` of it (exact to the
+    /// millionth of a retry per `ttl`), in place of the per-client `min_per_sec`.
+    ///
+    /// A per-client floor adds up: `min_per_sec` of 10 is 10 000 retries a second from a
+    /// thousand clients facing a dead backend, whatever their traffic. Divided by the fleet's
+    /// size, the floors of all the clients together stay `per_sec`, and the fleet's retries
+    /// within any `ttl` stay near `ratio ×` its requests `+ per_sec × ttl`. A quiet client
+    /// keeps only its share of the floor (a tenth of a retry per 10 s for 10/s over 1 000
+    /// clients): its retries come from its own traffic's `ratio`. An estimate of `clients`
+    /// that is too low makes the floor larger, one too high smaller; neither changes the
+    /// `ratio` part.
+    ///
+    /// ```
+    /// use rampart_retry::{Budget, RatioConfig};
+    ///
+    /// // 10 retries a second for a fleet of 1 000, 10 s ttl: 0.1 retry per client and ttl.
+    /// let budget = RatioConfig { ratio: 0.2, ..RatioConfig::default() }
+    ///     .build()?
+    ///     .with_fleet_floor(10, 1_000)?;
+    /// assert_eq!(budget.floor_per_sec(), 0.01);
+    /// assert!(!budget.withdraw(), "no traffic, no retry");
+    /// for _ in 0..5 {
+    ///     budget.deposit();
+    /// }
+    /// assert!(budget.withdraw()); // 0.2 × 5 + 0.1
+    /// assert!(!budget.withdraw());
+    /// # Ok::<(), rampart_core::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `per_sec` above 1 000 000 (`fleet_floor_per_sec`), `clients` outside 1–10 000 000
+    /// (`fleet_clients`).
+    pub fn with_fleet_floor(self, per_sec: u32, clients: u32) -> Result<Self, ConfigError> {
+        check::at_most("fleet_floor_per_sec", per_sec, 1_000_000)?;
+        check::within("fleet_clients", clients, 1..=10_000_000)?;
+        let reserve_units = (f64::from(per_sec) * self.config.ttl.as_secs_f64() * UNIT as f64
+            / f64::from(clients))
+        .round() as u128;
+        Ok(Self {
+            reserve_units,
+            fleet: Some((per_sec, clients)),
+            ..self
+        })
+    }
+
+    /// This client's floor, in retries per second: `min_per_sec`, or its share of a fleet
+    /// floor ([`with_fleet_floor`](Self::with_fleet_floor)).
+    pub fn floor_per_sec(&self) -> f64 {
+        match self.fleet {
+            Some((per_sec, clients)) => f64::from(per_sec) / f64::from(clients),
+            None => f64::from(self.config.min_per_sec),
+        }
+    }
+
+    /// The fleet floor, `(per_sec, clients)`, if the budget has one.
+    pub fn fleet_floor(&self) -> Option<(u32, u32)> {
+        self.fleet
     }
 
     /// Records a deposit at `now` (read from [`clock`](Self::clock)).
