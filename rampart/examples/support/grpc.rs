@@ -1,0 +1,370 @@
+//! gRPC over tonic: echo servers behind rampart's BBR limiter on 127.0.0.1, and the client
+//! stack (retry → breaker → P2C over one channel per server) under tonic's generated client.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use http_body_util::{BodyExt, Full};
+use rampart::core::{Clock, ManualClock};
+use rampart::ratelimit::{BbrConfig, BbrLimitLayer, BbrLimiter, CpuUsage, ManualCpu};
+use rampart_grpc_echo::{Echo, EchoClient, EchoServer, SayReply, SayRequest};
+use tokio::sync::{Semaphore, mpsc};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tower::util::{BoxCloneService, MapErrLayer};
+use tower::{BoxError, Service};
+
+use super::client::{Body, rampart_stack_over};
+
+/// The gRPC status for an error of one of rampart's layers (any other error passes through,
+/// and tonic answers it `UNKNOWN`).
+///
+/// The limiter's `Overloaded` is `RESOURCE_EXHAUSTED` (the server is out of capacity, as tonic
+/// answers its own load shedding), other refusals (the breaker's, an empty balancer) are
+/// `UNAVAILABLE`, running out of time is `DEADLINE_EXCEEDED`; a refusal carries its delay as
+/// `grpc-retry-pushback-ms`. The HTTP mapping decides which errors are refusals.
+pub fn refusal_status(error: BoxError) -> BoxError {
+    let Some(mapped) = rampart::http::ErrorStatus::default().of(&*error) else {
+        return error;
+    };
+    let code = if mapped.status == http::StatusCode::GATEWAY_TIMEOUT {
+        Code::DeadlineExceeded
+    } else if is_overloaded(&*error) {
+        Code::ResourceExhausted
+    } else {
+        Code::Unavailable
+    };
+    let mut status = Status::new(code, error.to_string());
+    if let Some(wait) = mapped.retry_after {
+        let millis = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        status
+            .metadata_mut()
+            .insert("grpc-retry-pushback-ms", millis.into());
+    }
+    Box::new(status)
+}
+
+fn is_overloaded(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<rampart::ratelimit::Overloaded>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
+/// Holds the requests that reach a server's handler until released: a test's way to keep
+/// requests in flight for as long as it needs, without timers.
+#[derive(Clone)]
+pub struct Hold {
+    arrived: mpsc::UnboundedSender<()>,
+    release: Arc<Semaphore>,
+}
+
+/// The test's side of a [`Hold`].
+pub struct Held {
+    arrived: mpsc::UnboundedReceiver<()>,
+    release: Arc<Semaphore>,
+}
+
+impl Held {
+    /// A hold and its controls.
+    pub fn new() -> (Hold, Self) {
+        let (arrived, receiver) = mpsc::unbounded_channel();
+        let release = Arc::new(Semaphore::new(0));
+        (
+            Hold {
+                arrived,
+                release: Arc::clone(&release),
+            },
+            Self {
+                arrived: receiver,
+                release,
+            },
+        )
+    }
+
+    /// Waits until `count` more requests have reached the handler.
+    pub async fn arrivals(&mut self, count: usize) {
+        for _ in 0..count {
+            self.arrived.recv().await.expect("the server is running");
+        }
+    }
+
+    /// Lets `count` held requests go on.
+    pub fn release(&self, count: usize) {
+        self.release.add_permits(count);
+    }
+}
+
+/// The echo service: `Say` answers the text (or fails with `fail_say`), `Repeat` streams the
+/// text `count` times (and then fails with `fail_stream`, when set: an error in the trailers
+/// after a body).
+#[derive(Clone, Default)]
+pub struct EchoService {
+    server: u32,
+    hold: Option<Hold>,
+    fail_say: Option<Code>,
+    fail_stream: Option<Code>,
+    calls: Arc<AtomicU64>,
+}
+
+impl EchoService {
+    /// Server number `server`, answering every call.
+    pub fn new(server: u32) -> Self {
+        Self {
+            server,
+            ..Self::default()
+        }
+    }
+
+    /// Holds each call to `Say` until `hold` releases it.
+    #[must_use]
+    pub fn holding(self, hold: Hold) -> Self {
+        Self {
+            hold: Some(hold),
+            ..self
+        }
+    }
+
+    /// Answers `Say` requests whose text is `"fail"` with `code` (a trailers-only response).
+    #[must_use]
+    pub fn failing_say(self, code: Code) -> Self {
+        Self {
+            fail_say: Some(code),
+            ..self
+        }
+    }
+
+    /// Ends each `Repeat` stream with `code` after its messages.
+    #[must_use]
+    pub fn failing_stream(self, code: Code) -> Self {
+        Self {
+            fail_stream: Some(code),
+            ..self
+        }
+    }
+
+    /// The calls that reached the handler.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    fn reply(&self, text: &str) -> SayReply {
+        SayReply {
+            text: text.to_owned(),
+            server: self.server,
+        }
+    }
+}
+
+/// A stream of replies.
+pub type Replies = Pin<Box<dyn tokio_stream::Stream<Item = Result<SayReply, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Echo for EchoService {
+    async fn say(
+        &self,
+        request: tonic::Request<SayRequest>,
+    ) -> Result<tonic::Response<SayReply>, Status> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(hold) = &self.hold {
+            let _ = hold.arrived.send(());
+            let permit = hold.release.acquire().await;
+            permit.map_err(|_| Status::cancelled("released"))?.forget();
+        }
+        let request = request.into_inner();
+        if let Some(code) = self.fail_say
+            && request.text == "fail"
+        {
+            return Err(Status::new(code, "failing as asked"));
+        }
+        Ok(tonic::Response::new(self.reply(&request.text)))
+    }
+
+    type RepeatStream = Replies;
+
+    async fn repeat(
+        &self,
+        request: tonic::Request<SayRequest>,
+    ) -> Result<tonic::Response<Replies>, Status> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let request = request.into_inner();
+        let mut items: Vec<Result<SayReply, Status>> = (0..request.count)
+            .map(|_| Ok(self.reply(&request.text)))
+            .collect();
+        if let Some(code) = self.fail_stream {
+            items.push(Err(Status::new(code, "failing after the messages")));
+        }
+        Ok(tonic::Response::new(Box::pin(tokio_stream::iter(items))))
+    }
+}
+
+/// A running tonic server.
+pub struct GrpcServer {
+    /// Where it listens (on 127.0.0.1).
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for GrpcServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves `echo` on an ephemeral port of 127.0.0.1 behind `limiter`, its refusals answered
+/// with [`refusal_status`].
+///
+/// # Errors
+///
+/// If the port cannot be bound.
+pub async fn serve<C, U>(
+    echo: EchoService,
+    limiter: Arc<BbrLimiter<C, U>>,
+) -> Result<GrpcServer, BoxError>
+where
+    C: Clock,
+    U: CpuUsage,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let router = tonic::transport::Server::builder()
+        .layer(MapErrLayer::new(refusal_status))
+        .layer(BbrLimitLayer::from_limiter(limiter))
+        .add_service(EchoServer::new(echo));
+    let task = tokio::spawn(async move {
+        // Serving ends when the task is aborted.
+        let _ = router.serve_with_incoming(incoming).await;
+    });
+    Ok(GrpcServer { addr, task })
+}
+
+/// A limiter that sheds deterministically: the CPU reads 95 % and nothing has completed yet,
+/// so its proven capacity is tiny and it admits two requests in flight, no more.
+///
+/// # Errors
+///
+/// Never with these settings; the type is the builder's.
+pub fn hot_limiter(name: &str) -> Result<Arc<BbrLimiter<ManualClock, ManualCpu>>, BoxError> {
+    Ok(Arc::new(
+        BbrConfig::default()
+            .with_name(name.to_owned())
+            .build_with(ManualClock::new(), ManualCpu::new(0.95))?,
+    ))
+}
+
+/// A lazily connecting channel to `addr`, as a service of whole request bodies (so the retry
+/// layer above it can copy a request).
+#[derive(Clone)]
+pub struct GrpcEndpoint(Channel);
+
+impl GrpcEndpoint {
+    /// A channel to each address (they connect on first use).
+    ///
+    /// # Errors
+    ///
+    /// Never for a socket address.
+    pub fn each(addrs: &[SocketAddr]) -> Result<Vec<Self>, BoxError> {
+        addrs
+            .iter()
+            .map(|addr| {
+                Ok(Self(
+                    Channel::from_shared(format!("http://{addr}"))?.connect_lazy(),
+                ))
+            })
+            .collect()
+    }
+}
+
+type Call<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
+
+impl Service<http::Request<Body>> for GrpcEndpoint {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = BoxError;
+    type Future = Call<Self::Response>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.0.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let call = self.0.call(request.map(tonic::body::Body::new));
+        Box::pin(async move { call.await.map_err(Into::into) })
+    }
+}
+
+/// The adapter between tonic's generated client and a stack of whole request bodies: it reads
+/// each request's body (a unary or server-streaming call's single message) into memory, and
+/// answers the stack's own refusals with their gRPC status ([`refusal_status`]).
+#[derive(Clone)]
+pub struct WholeBody<S>(S);
+
+impl<S> WholeBody<S> {
+    /// The adapter over `stack`.
+    pub fn new(stack: S) -> Self {
+        Self(stack)
+    }
+}
+
+impl<S, B> Service<http::Request<tonic::body::Body>> for WholeBody<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<B>, Error = BoxError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+    B: 'static,
+{
+    type Response = http::Response<B>;
+    type Error = BoxError;
+    type Future = Call<Self::Response>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        // The clone takes the place of the service that is ready, which makes the call.
+        let fresh = self.0.clone();
+        let mut ready = std::mem::replace(&mut self.0, fresh);
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let whole = body.collect().await?.to_bytes();
+            let request = http::Request::from_parts(parts, Full::new(whole));
+            ready.call(request).await.map_err(refusal_status)
+        })
+    }
+}
+
+/// A client stack of whole request bodies over tonic channels.
+pub type Stack = BoxCloneService<http::Request<Body>, http::Response<tonic::body::Body>, BoxError>;
+
+/// tonic's generated echo client over a [`Stack`].
+pub type Client = EchoClient<WholeBody<Stack>>;
+
+/// The echo client over rampart's client stack (retry → breaker → P2C, counting gRPC
+/// failures) across `addrs`, named `name` in its metrics.
+///
+/// # Errors
+///
+/// If a configuration is invalid.
+pub fn rampart_client(addrs: &[SocketAddr], name: &str) -> Result<Client, BoxError> {
+    let stack = rampart_stack_over(GrpcEndpoint::each(addrs)?, name)?;
+    Ok(EchoClient::new(WholeBody::new(BoxCloneService::new(stack))))
+}
+
+/// A message to echo.
+pub fn say(text: &str, count: u32) -> SayRequest {
+    SayRequest {
+        text: text.to_owned(),
+        count,
+    }
+}
