@@ -103,7 +103,8 @@ impl Held {
     }
 }
 
-/// The echo service: `Say` answers the text (or fails with `fail_say`), `Repeat` streams the
+/// The echo service: `Say` answers the text (`"invalid"` with `INVALID_ARGUMENT`, `"fail"` with
+/// the code of [`failing_say`](Self::failing_say) when set), `Repeat` streams the
 /// text `count` times (and then fails with `fail_stream`, when set: an error in the trailers
 /// after a body).
 #[derive(Clone, Default)]
@@ -180,6 +181,9 @@ impl Echo for EchoService {
             permit.map_err(|_| Status::cancelled("released"))?.forget();
         }
         let request = request.into_inner();
+        if request.text == "invalid" {
+            return Err(Status::invalid_argument("the caller's own error"));
+        }
         if let Some(code) = self.fail_say
             && request.text == "fail"
         {
