@@ -50,6 +50,13 @@ impl<C: Clock> Recorder for Sent<C> {
 
 /// The response future of [`P2c`](crate::P2c).
 ///
+/// # Outcomes at the end of the body
+///
+/// When the classifier [defers](rampart_core::Classify::defer) a response's outcome (a gRPC
+/// answer whose status comes in its trailers, with `GrpcClassifier` and `GrpcBody`), the
+/// request stays in flight on its endpoint until the body ends, fails or is dropped, and its
+/// outcome and latency are recorded then (a body dropped before its end is a cancellation).
+///
 /// # Cancellation
 ///
 /// Dropping it before it completes drops the endpoint's future; the endpoint's in-flight count
@@ -112,7 +119,7 @@ where
         let mut state = self.project().state;
         let output = match state.as_mut().project() {
             StateProj::Sent { future, completion } => {
-                ready!(completion.poll_inner(future, cx)).map_err(Into::into)
+                ready!(completion.poll_inner_or_defer(future, cx)).map_err(Into::into)
             }
             StateProj::NoEndpoint => Err(NoEndpoints::new().into()),
             StateProj::Done => return Poll::Pending,

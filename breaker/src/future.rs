@@ -41,6 +41,13 @@ impl<C: Clock> Recorder for Admitted<C> {
 
 /// The response future of [`Breaker`](crate::Breaker).
 ///
+/// # Outcomes at the end of the body
+///
+/// When the classifier [defers](rampart_core::Classify::defer) a response's outcome (a gRPC
+/// answer whose status comes in its trailers, with `GrpcClassifier` and `GrpcBody`), the
+/// outcome is recorded when the body ends, fails or is dropped, not when the response arrives;
+/// a body dropped before its end counts as a cancellation (the breaker's `on_cancel`).
+///
 /// # Cancellation
 ///
 /// Dropping it before it completes drops the inner future and records the breaker's
@@ -103,7 +110,7 @@ where
         let mut state = self.project().state;
         let output = match state.as_mut().project() {
             StateProj::Admitted { future, completion } => {
-                ready!(completion.poll_inner(future, cx)).map_err(Into::into)
+                ready!(completion.poll_inner_or_defer(future, cx)).map_err(Into::into)
             }
             StateProj::Rejected(rejected) => Err((*rejected).into()),
             StateProj::Done => return Poll::Pending,
