@@ -1,7 +1,9 @@
 //! tonic's generated client against tonic servers behind rampart, on real sockets of 127.0.0.1:
 //! a server whose limiter is hot sheds a call with `RESOURCE_EXHAUSTED` and pushback while its
 //! capacity is held, and never runs the shed call; the breaker counts a trailers-only gRPC error
-//! as the backend's failure and a caller's error as a success.
+//! as the backend's failure and a caller's error as a success; with `GrpcClassifier` and
+//! `GrpcBody`, the breaker and the balancer count a stream that fails in its trailers, after a
+//! message, as a failure.
 //!
 //! Overload is forced without timers: the limiter reads a manual CPU at 95 % and a manual clock,
 //! and the handler holds calls until the test releases them.
@@ -10,17 +12,20 @@
 mod support;
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rampart::HttpClassifier;
+use rampart::balancer::{P2c, P2cConfig};
 use rampart::breaker::{BreakerConfig, BreakerLayer};
-use rampart::core::ManualClock;
+use rampart::core::{GrpcBody, GrpcClassifier, ManualClock};
 use rampart::ratelimit::{BbrConfig, ManualCpu};
 use rampart_grpc_echo::EchoClient;
 use support::grpc::{EchoService, GrpcEndpoint, Held, WholeBody, hot_limiter, say, serve};
 use tonic::Code;
-use tower::ServiceBuilder;
 use tower::util::BoxCloneService;
+use tower::{BoxError, Service, ServiceBuilder};
 
 /// Calls of each kind in the breaker's test.
 const EACH: u64 = 10;
@@ -124,4 +129,135 @@ async fn the_breaker_counts_trailers_only_backend_errors_as_failures_and_caller_
         "UNAVAILABLE is the backend's failure, INVALID_ARGUMENT the caller's: {snapshot:?}"
     );
     assert_eq!(echo.calls(), 3 * EACH);
+}
+
+/// A service the test shares with the client, to read the balancer's view between calls.
+struct Shared<S>(Arc<Mutex<S>>);
+
+impl<S> Clone for Shared<S> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<S: Service<R>, R> Service<R> for Shared<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.lock().expect("not poisoned").poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> S::Future {
+        self.0.lock().expect("not poisoned").call(request)
+    }
+}
+
+/// A response whose body is a `GrpcBody`, as tonic's client takes it.
+fn tonic_body(
+    response: http::Response<GrpcBody<tonic::body::Body>>,
+) -> http::Response<tonic::body::Body> {
+    response.map(tonic::body::Body::new)
+}
+
+/// Reads a `Repeat` stream to its end: the messages, and the status that ended it.
+async fn read_stream(
+    client: &mut EchoClient<WholeBody<support::grpc::Stack>>,
+    messages: u32,
+) -> (u32, Result<(), tonic::Status>) {
+    let mut stream = bounded(client.repeat(say("streamed", messages)))
+        .await
+        .expect("the stream starts")
+        .into_inner();
+    let mut received = 0;
+    loop {
+        match bounded(stream.message()).await {
+            Ok(Some(reply)) => {
+                assert_eq!(reply.text, "streamed");
+                received += 1;
+            }
+            Ok(None) => return (received, Ok(())),
+            Err(status) => return (received, Err(status)),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_and_the_balancer_count_an_error_in_the_trailers_after_a_message() {
+    let limiter = BbrConfig::default()
+        .with_name("grpc-trailers")
+        .build_with(ManualClock::new(), ManualCpu::new(0.0))
+        .expect("valid");
+    let echo = EchoService::new(0).failing_stream(Code::Unavailable);
+    let server = serve(echo.clone(), limiter.into())
+        .await
+        .expect("the server starts");
+    // Each response's body is wrapped at the transport, below the layers that count.
+    let endpoint = || {
+        ServiceBuilder::new()
+            .map_response(GrpcBody::wrap)
+            .service(GrpcEndpoint::each(&[server.addr]).expect("valid").remove(0))
+    };
+
+    // The breaker.
+    let breaker = BreakerLayer::new(BreakerConfig::default().with_name("grpc-trailers"))
+        .expect("valid")
+        .with_classifier(GrpcClassifier);
+    let counts = breaker.breaker().clone();
+    let stack = ServiceBuilder::new()
+        .map_response(tonic_body)
+        .layer(breaker)
+        .map_err(BoxError::from)
+        .service(endpoint());
+    let mut client = EchoClient::new(WholeBody::new(BoxCloneService::new(stack)));
+    let reply = bounded(client.say(say("unary", 0)))
+        .await
+        .expect("answered");
+    assert_eq!(reply.into_inner().text, "unary");
+    let (received, end) = read_stream(&mut client, 1).await;
+    assert_eq!(received, 1, "the message before the error arrives");
+    assert_eq!(
+        end.expect_err("the trailers fail").code(),
+        Code::Unavailable
+    );
+    let snapshot = counts.snapshot();
+    assert_eq!(snapshot.admitted, 2, "{snapshot:?}");
+    assert_eq!(
+        snapshot.accepts, 1,
+        "the unary answer is accepted, the stream failing in its trailers is not: {snapshot:?}"
+    );
+
+    // The balancer, over the same server: its success rate stays whole through a unary
+    // answer and drops when the stream fails in its trailers.
+    let balancer = Shared(Arc::new(Mutex::new(
+        P2c::from_services(
+            [endpoint()],
+            P2cConfig::default().with_name("grpc-trailers"),
+        )
+        .expect("valid")
+        .with_classifier(GrpcClassifier),
+    )));
+    let stack = ServiceBuilder::new()
+        .map_response(tonic_body)
+        .map_err(BoxError::from)
+        .service(balancer.clone());
+    let mut client = EchoClient::new(WholeBody::new(BoxCloneService::new(stack)));
+    let success = || balancer.0.lock().expect("not poisoned").snapshot()[0].success;
+    bounded(client.say(say("unary", 0)))
+        .await
+        .expect("answered");
+    assert_eq!(success(), 1.0, "a unary answer is a success");
+    let (received, end) = read_stream(&mut client, 1).await;
+    assert_eq!(received, 1);
+    assert_eq!(
+        end.expect_err("the trailers fail").code(),
+        Code::Unavailable
+    );
+    assert!(
+        success() < 1.0,
+        "the stream's failure in its trailers counts: success {}",
+        success()
+    );
+    assert_eq!(echo.calls(), 4);
 }
