@@ -3,7 +3,8 @@
 //! capacity is held, and never runs the shed call; the breaker counts a trailers-only gRPC error
 //! as the backend's failure and a caller's error as a success; with `GrpcClassifier` and
 //! `GrpcBody`, the breaker and the balancer count a stream that fails in its trailers, after a
-//! message, as a failure.
+//! message, as a failure; the client's retry waits the pushback a shedding server asks for,
+//! and does not retry at all when the value is negative, malformed or too long.
 //!
 //! Overload is forced without timers: the limiter reads a manual CPU at 95 % and a manual clock,
 //! and the handler holds calls until the test releases them.
@@ -21,8 +22,11 @@ use rampart::balancer::{P2c, P2cConfig};
 use rampart::breaker::{BreakerConfig, BreakerLayer};
 use rampart::core::{GrpcBody, GrpcClassifier, ManualClock};
 use rampart::ratelimit::{BbrConfig, ManualCpu};
+use rampart::retry::{Backoff, RetryConfig};
 use rampart_grpc_echo::EchoClient;
-use support::grpc::{EchoService, GrpcEndpoint, Held, WholeBody, hot_limiter, say, serve};
+use support::grpc::{
+    EchoService, GrpcEndpoint, Held, WholeBody, grpc_stack, hot_limiter, say, serve,
+};
 use tonic::Code;
 use tower::util::BoxCloneService;
 use tower::{BoxError, Service, ServiceBuilder};
@@ -260,4 +264,60 @@ async fn the_breaker_and_the_balancer_count_an_error_in_the_trailers_after_a_mes
         success()
     );
     assert_eq!(echo.calls(), 4);
+}
+
+/// A server whose handler sheds its first call with `grpc-retry-pushback-ms: pushback`, and the
+/// outcome of one call through rampart's gRPC client stack (retry → breaker → P2C): its result,
+/// the calls the handler saw, and how long the call took.
+async fn call_with_pushback(
+    pushback: &'static str,
+) -> (Result<String, tonic::Status>, u64, Duration) {
+    let limiter = BbrConfig::default()
+        .with_name("grpc-pushback")
+        .build_with(ManualClock::new(), ManualCpu::new(0.0))
+        .expect("valid");
+    let echo = EchoService::new(0).shedding_first(1, pushback);
+    let server = serve(echo.clone(), limiter.into())
+        .await
+        .expect("the server starts");
+    // A backoff of 1 ms: any longer wait is the pushback's.
+    let retry = RetryConfig::default().with_backoff(Backoff::Constant(Duration::from_millis(1)));
+    let stack = grpc_stack(&[server.addr], "grpc-pushback", retry).expect("valid");
+    let mut client = EchoClient::new(WholeBody::new(stack));
+    let started = std::time::Instant::now();
+    let result = bounded(client.say(say("again", 0)))
+        .await
+        .map(|reply| reply.into_inner().text);
+    (result, echo.calls(), started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retry_waits_the_servers_pushback_before_trying_again() {
+    let (result, calls, took) = call_with_pushback("150").await;
+    assert_eq!(result.expect("the retry is answered"), "again");
+    assert_eq!(calls, 2, "one shed call, one retry");
+    assert!(
+        took >= Duration::from_millis(150),
+        "the retry waited the pushback, not the 1 ms backoff: {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negative_malformed_and_overlong_pushback_stop_the_retry() {
+    // Negative: "don't retry" (gRPC A6); malformed: the same; longer than the retry layer's
+    // `max_pushback` (30 s): not waited, the call ends with the server's answer.
+    for pushback in ["-1", "soon", "1.5", "60000", "99999999999999999999999"] {
+        let (result, calls, took) = call_with_pushback(pushback).await;
+        let status = result.expect_err("not retried");
+        assert_eq!(
+            status.code(),
+            Code::ResourceExhausted,
+            "{pushback}: {status:?}"
+        );
+        assert_eq!(calls, 1, "{pushback}: no retry");
+        assert!(
+            took < Duration::from_secs(5),
+            "{pushback}: not held, {took:?}"
+        );
+    }
 }

@@ -18,7 +18,17 @@ use tonic::{Code, Status};
 use tower::util::{BoxCloneService, MapErrLayer};
 use tower::{BoxError, Service};
 
-use super::client::{Body, rampart_stack_over};
+use rampart::ServiceBuilderExt;
+use rampart::balancer::{P2c, P2cConfig};
+use rampart::breaker::BreakerConfig;
+use rampart::core::{GrpcBody, GrpcClassifier};
+use rampart::http::clone_request;
+use rampart::retry::pushback::HttpPushback;
+use rampart::retry::{Policy, RatioConfig, RetryConfig};
+use tower::ServiceBuilder;
+use tower::discover::ServiceList;
+
+use super::client::Body;
 
 /// The gRPC status for an error of one of rampart's layers (any other error passes through,
 /// and tonic answers it `UNKNOWN`).
@@ -113,6 +123,7 @@ pub struct EchoService {
     hold: Option<Hold>,
     fail_say: Option<Code>,
     fail_stream: Option<Code>,
+    shed: Option<(u64, &'static str)>,
     calls: Arc<AtomicU64>,
 }
 
@@ -152,6 +163,16 @@ impl EchoService {
         }
     }
 
+    /// Answers the first `calls` calls to `Say` as a shedding server does: `RESOURCE_EXHAUSTED`
+    /// with `grpc-retry-pushback-ms: pushback` (any text, to try malformed values).
+    #[must_use]
+    pub fn shedding_first(self, calls: u64, pushback: &'static str) -> Self {
+        Self {
+            shed: Some((calls, pushback)),
+            ..self
+        }
+    }
+
     /// The calls that reached the handler.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
@@ -174,7 +195,19 @@ impl Echo for EchoService {
         &self,
         request: tonic::Request<SayRequest>,
     ) -> Result<tonic::Response<SayReply>, Status> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        let call = self.calls.fetch_add(1, Ordering::Relaxed);
+        if let Some((shed, pushback)) = self.shed
+            && call < shed
+        {
+            let mut status = Status::resource_exhausted("shedding");
+            let value = pushback
+                .parse()
+                .map_err(|_| Status::internal("bad value"))?;
+            status
+                .metadata_mut()
+                .insert("grpc-retry-pushback-ms", value);
+            return Err(status);
+        }
         if let Some(hold) = &self.hold {
             let _ = hold.arrived.send(());
             let permit = hold.release.acquire().await;
@@ -354,15 +387,58 @@ pub type Stack = BoxCloneService<http::Request<Body>, http::Response<tonic::body
 /// tonic's generated echo client over a [`Stack`].
 pub type Client = EchoClient<WholeBody<Stack>>;
 
-/// The echo client over rampart's client stack (retry → breaker → P2C, counting gRPC
-/// failures) across `addrs`, named `name` in its metrics.
+/// rampart's client stack for gRPC over `addrs`, named `name` in its metrics: retry (honouring
+/// `grpc-retry-pushback-ms`, within a `RatioBudget`) → breaker → buffer → P2C, the breaker and
+/// the balancer counting gRPC outcomes with [`GrpcClassifier`], also those that arrive in the
+/// trailers after a body ([`GrpcBody`] wraps each channel's responses).
+///
+/// # Errors
+///
+/// If a configuration is invalid.
+pub fn grpc_stack(addrs: &[SocketAddr], name: &str, retry: RetryConfig) -> Result<Stack, BoxError> {
+    let endpoints: Vec<_> = GrpcEndpoint::each(addrs)?
+        .into_iter()
+        .map(|channel| {
+            ServiceBuilder::new()
+                .map_response(GrpcBody::wrap)
+                .service(channel)
+        })
+        .collect();
+    let balancer = P2c::new(
+        ServiceList::new::<http::Request<Body>>(endpoints),
+        P2cConfig::default().with_name(name.to_owned()),
+    )?
+    .with_classifier(GrpcClassifier);
+    let policy = Policy::new()
+        .with_classifier(GrpcClassifier)
+        .with_cloner(clone_request::<Body>)
+        .with_pushback(HttpPushback);
+    let stack = ServiceBuilder::new()
+        .map_response(|response: http::Response<GrpcBody<tonic::body::Body>>| {
+            response.map(tonic::body::Body::new)
+        })
+        .budgeted_retry_with(
+            retry.with_name(name.to_owned()),
+            RatioConfig::default().build()?,
+            policy,
+        )?
+        .sre_breaker_with(
+            BreakerConfig::default().with_name(name.to_owned()),
+            GrpcClassifier,
+        )?
+        .buffer(1_024)
+        .service(balancer);
+    Ok(BoxCloneService::new(stack))
+}
+
+/// The echo client over [`grpc_stack`] with the default retry configuration.
 ///
 /// # Errors
 ///
 /// If a configuration is invalid.
 pub fn rampart_client(addrs: &[SocketAddr], name: &str) -> Result<Client, BoxError> {
-    let stack = rampart_stack_over(GrpcEndpoint::each(addrs)?, name)?;
-    Ok(EchoClient::new(WholeBody::new(BoxCloneService::new(stack))))
+    let stack = grpc_stack(addrs, name, RetryConfig::default())?;
+    Ok(EchoClient::new(WholeBody::new(stack)))
 }
 
 /// A message to echo.
