@@ -9,10 +9,11 @@
 //! | [`balancer`] (`balancer`) | power-of-two-choices balancing over EWMA latency, success and load |
 //! | [`fault`] (`fault`) | fault injection and a simulated server, for tests and chaos runs |
 //! | [`http`] (`http`) | HTTP statuses for the layers' errors; `HttpClassifier` counts 5xx and 429 as failures; a request's criticality and deadline carried between services in headers |
+//! | [`grpc`] (`grpc`) | gRPC statuses (with `grpc-retry-pushback-ms`) for the layers' errors; `GrpcClassifier` and `GrpcBody` count a call's status in the breaker and the balancer, from a trailers-only answer's headers or from the trailers after its body |
 //! | [`deadline`] (`tokio`) | `EnforceDeadlineLayer`: a request's work ended at its deadline, one already past refused without calling the service |
 //!
 //! The default features are the four layers and `tracing` (each layer's state transitions as
-//! `tracing` events, once per transition); `full` adds `fault`, `http` and `tokio`. Metrics go
+//! `tracing` events, once per transition); `full` adds `fault`, `http`, `grpc` and `tokio`. Metrics go
 //! through the [`metrics`](https://docs.rs/metrics) facade under `rampart_*` names: install a
 //! recorder (Prometheus, for example) before building the layers.
 //!
@@ -56,7 +57,8 @@
 //! `WouldMissDeadline`), a balancer's `NoEndpoints`, a deadline's
 //! [`DeadlineExceeded`](rampart_core::DeadlineExceeded), and the inner service's own errors
 //! untouched. [`http::ErrorStatus`] maps them to HTTP statuses; the `server` example shows it
-//! under axum with a Prometheus endpoint.
+//! under axum with a Prometheus endpoint. `grpc::GrpcStatus` (feature `grpc`) maps them to gRPC
+//! statuses.
 //!
 //! # Cost
 //!
@@ -72,6 +74,8 @@
 mod builder;
 #[cfg(feature = "tokio")]
 pub mod deadline;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 #[cfg(feature = "http")]
 pub mod http;
 
