@@ -10,7 +10,7 @@ use tokio::time::Sleep;
 use tower::{BoxError, Service};
 
 use crate::service::Shared;
-use crate::{AttemptTimedOut, Attempts, Budget, GaveUp, Next, RetryPolicy, StopReason};
+use crate::{AttemptTimedOut, Attempts, Budget, GaveUp, GaveUpMark, Next, RetryPolicy, StopReason};
 
 /// The response future of [`Retry`](crate::Retry): the attempts of one request.
 ///
@@ -157,7 +157,8 @@ where
                         .decided(&next, this.attempts.criticality().class());
                     let Next::Retry { wait, request } = next else {
                         this.state.set(State::Done);
-                        return Poll::Ready(gave_up(result, &next, this.attempts, shared));
+                        let result = gave_up(result, &next, this.attempts, shared, this.policy);
+                        return Poll::Ready(result);
                     };
                     this.state.set(State::Waiting {
                         sleep: tokio::time::sleep(wait),
@@ -224,28 +225,35 @@ where
     }
 }
 
-/// The result of a request the layer stopped retrying: a failure it gave up on wrapped in
-/// [`GaveUp`] if the configuration says so, anything else as it is.
-fn gave_up<T, B, Req>(
+/// The result of a request the layer stopped retrying: if the configuration says so, a failure
+/// it gave up on wrapped in [`GaveUp`] and an answer it gave up on marked by the policy;
+/// anything else as it is.
+fn gave_up<T, B, Req, P: RetryPolicy<Req, T>>(
     result: Result<T, BoxError>,
     next: &Next<Req>,
     attempts: &Attempts,
     shared: &Shared<B>,
+    policy: &P,
 ) -> Result<T, BoxError> {
-    match (result, next) {
-        (Err(error), Next::Stop(reason))
-            if shared.retrier.config().mark_gave_up
-                && matches!(
-                    reason,
-                    StopReason::MaxAttempts
-                        | StopReason::BudgetExhausted
-                        | StopReason::Pushback
-                        | StopReason::NoTimeLeft
-                ) =>
-        {
-            Err(GaveUp::new(*reason, attempts.made(), error).into())
+    let reason = match next {
+        Next::Stop(
+            reason @ (StopReason::MaxAttempts
+            | StopReason::BudgetExhausted
+            | StopReason::Pushback
+            | StopReason::NoTimeLeft),
+        ) if shared.retrier.config().mark_gave_up => *reason,
+        _ => return result,
+    };
+    match result {
+        Err(error) => Err(GaveUp::new(reason, attempts.made(), error).into()),
+        Ok(mut response) => {
+            let mark = GaveUpMark {
+                reason,
+                attempts: attempts.made(),
+            };
+            policy.mark_gave_up(&mut response, mark);
+            Ok(response)
         }
-        (result, _) => result,
     }
 }
 

@@ -178,7 +178,9 @@
 //! [`dont_retry`](GaveUp::dont_retry) a server turns into the mark for its caller
 //! ([`pushback::dont_retry_header`]: `grpc-retry-pushback-ms: -1` for gRPC, `rampart-retry:
 //! no` for HTTP); [`Policy`] never retries an error that is, or wraps, such a `GaveUp` (a
-//! retry layer below in the same process).
+//! retry layer below in the same process). An answer that is not an error (a 503 retried in
+//! vain) is returned as it is, marked by the policy ([`RetryPolicy::mark_gave_up`]:
+//! `HttpPushback` inserts a [`GaveUpMark`] into its extensions).
 //!
 //! Each attempt's number is current in the [`RequestContext`](rampart_core::RequestContext)
 //! while the layer calls the service (`attempt()`: 0 for the first, 1 for the first retry, as
@@ -271,5 +273,5 @@ pub use crate::decide::{Attempts, Next, Retrier, StopReason};
 pub use crate::error::{AttemptTimedOut, GaveUp};
 pub use crate::future::ResponseFuture;
 pub use crate::layer::RetryLayer;
-pub use crate::policy::{ByClone, CloneRequest, Decision, Policy, RetryPolicy};
+pub use crate::policy::{ByClone, CloneRequest, Decision, GaveUpMark, Policy, RetryPolicy};
 pub use crate::service::Retry;

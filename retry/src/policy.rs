@@ -42,6 +42,26 @@ pub trait RetryPolicy<Req, Res> {
 
     /// A copy of `request` for another attempt, or `None` if it cannot be copied.
     fn clone_request(&self, request: &Req) -> Option<Req>;
+
+    /// Marks a response (an answer the policy wanted retried) that the layer gave up on, with
+    /// [`RetryConfig::mark_gave_up`](crate::RetryConfig::mark_gave_up) set: what an error
+    /// carries in [`GaveUp`], for an answer that is not an error. The default does nothing;
+    /// [`Policy`] asks its pushback reader (`HttpPushback` inserts a [`GaveUpMark`] into the
+    /// response's extensions).
+    fn mark_gave_up(&self, response: &mut Res, mark: GaveUpMark) {
+        let _ = (response, mark);
+    }
+}
+
+/// A response the retry layer gave up on (see [`RetryPolicy::mark_gave_up`]): why, after how
+/// many attempts. A server that answers its caller from it should mark its own answer "don't
+/// retry" ([`pushback::dont_retry_header`](crate::pushback::dont_retry_header)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GaveUpMark {
+    /// Why the layer stopped.
+    pub reason: crate::StopReason,
+    /// Attempts made, the first included.
+    pub attempts: u32,
 }
 
 /// Copies a request for a retry.
@@ -227,6 +247,10 @@ where
     #[inline]
     fn clone_request(&self, request: &Req) -> Option<Req> {
         self.cloner.clone_request(request)
+    }
+
+    fn mark_gave_up(&self, response: &mut Res, mark: GaveUpMark) {
+        self.pushback.mark_gave_up(response, mark);
     }
 }
 

@@ -38,6 +38,8 @@ use std::time::Duration;
 
 use tower::BoxError;
 
+use crate::GaveUpMark;
+
 /// What a server asked of the next attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Pushback {
@@ -106,6 +108,12 @@ fn saturating(digits: &[u8]) -> u64 {
 pub trait ReadPushback<Res> {
     /// What the server asked of the next attempt, if anything.
     fn pushback(&self, result: Result<&Res, &BoxError>) -> Option<Pushback>;
+
+    /// Marks a response the layer gave up on ([`RetryPolicy::mark_gave_up`](crate::RetryPolicy::mark_gave_up)).
+    /// The default does nothing.
+    fn mark_gave_up(&self, response: &mut Res, mark: GaveUpMark) {
+        let _ = (response, mark);
+    }
 }
 
 /// Reads no pushback: retries wait their backoff (the default).
@@ -131,6 +139,7 @@ where
 /// Reads pushback from an HTTP response's headers (feature `http`): "don't retry" in any form
 /// wins, then `grpc-retry-pushback-ms` (several values are malformed: don't retry), then
 /// `Retry-After` (one value; several, or a date, are ignored). Errors carry no headers: `None`.
+/// A response the layer gave up on gets a [`GaveUpMark`] in its extensions.
 ///
 /// ```
 /// use std::time::Duration;
@@ -179,6 +188,10 @@ impl<B> ReadPushback<http::Response<B>> for HttpPushback {
         result
             .ok()
             .and_then(|response| Self::read(response.headers()))
+    }
+
+    fn mark_gave_up(&self, response: &mut http::Response<B>, mark: GaveUpMark) {
+        response.extensions_mut().insert(mark);
     }
 }
 

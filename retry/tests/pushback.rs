@@ -10,7 +10,9 @@ use std::time::Duration;
 use http::{Response, StatusCode};
 use rampart_core::{Deadline, HttpClassifier, RequestContext, TokioClock};
 use rampart_retry::pushback::HttpPushback;
-use rampart_retry::{Backoff, GaveUp, Policy, RetryConfig, RetryLayer, StopReason, Unlimited};
+use rampart_retry::{
+    Backoff, GaveUp, GaveUpMark, Policy, RetryConfig, RetryLayer, StopReason, Unlimited,
+};
 use tokio::time::Instant;
 use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
 
@@ -232,5 +234,39 @@ async fn each_attempt_carries_its_number_in_the_context() {
         RequestContext::current().attempt(),
         None,
         "outside the calls"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_the_layer_gave_up_on_is_marked_for_the_server_to_pass_on() {
+    let answer = |config: RetryConfig, failures, headers| async move {
+        let calls = Arc::new(AtomicU32::new(0));
+        let service = retry(config).layer(backend(failures, headers, calls));
+        let response = service.oneshot(()).await.expect("an answer");
+        (
+            response.status(),
+            response.extensions().get::<GaveUpMark>().copied(),
+        )
+    };
+    let marking = RetryConfig::default().with_mark_gave_up(true);
+    let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+    let mark = |reason, attempts| Some(GaveUpMark { reason, attempts });
+    assert_eq!(
+        answer(marking.clone(), 9, &[]).await,
+        (unavailable, mark(StopReason::MaxAttempts, 3))
+    );
+    assert_eq!(
+        answer(marking.clone(), 9, &[("retry-after", "31")]).await,
+        (unavailable, mark(StopReason::Pushback, 1))
+    );
+    assert_eq!(
+        answer(marking, 1, &[]).await,
+        (StatusCode::OK, None),
+        "rescued"
+    );
+    assert_eq!(
+        answer(RetryConfig::default(), 9, &[]).await,
+        (unavailable, None),
+        "not without mark_gave_up"
     );
 }
