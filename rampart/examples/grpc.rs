@@ -1,5 +1,5 @@
 //! tonic with rampart: three echo servers on 127.0.0.1, each behind rampart's BBR limiter
-//! (a request it sheds is answered `RESOURCE_EXHAUSTED` with `grpc-retry-pushback-ms`), and
+//! (a request it sheds is answered `UNAVAILABLE` with `grpc-retry-pushback-ms`), and
 //! tonic's generated client over rampart's client stack: retry → breaker → P2C over one
 //! channel per server. The service's code is generated from `proto/echo.proto` at build time
 //! by a protobuf compiler written in Rust: no `protoc` to install.
@@ -92,8 +92,8 @@ async fn main() -> Result<(), BoxError> {
         if answered_by.len() < 2 {
             return Err("the balancer should spread calls over the servers".into());
         }
-        if shed.code() != Code::ResourceExhausted || pushback == "none" {
-            return Err("a shed call should be RESOURCE_EXHAUSTED with pushback".into());
+        if shed.code() != Code::Unavailable || pushback == "none" {
+            return Err("a shed call should be UNAVAILABLE with pushback".into());
         }
     }
     Ok(())

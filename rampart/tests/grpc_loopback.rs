@@ -1,5 +1,5 @@
 //! tonic's generated client against tonic servers behind rampart, on real sockets of 127.0.0.1:
-//! a server whose limiter is hot sheds a call with `RESOURCE_EXHAUSTED` and pushback while its
+//! a server whose limiter is hot sheds a call with `UNAVAILABLE` and pushback while its
 //! capacity is held, and never runs the shed call; the breaker counts a trailers-only gRPC error
 //! as the backend's failure and a caller's error as a success; with `GrpcClassifier` and
 //! `GrpcBody`, the breaker and the balancer count a stream that fails in its trailers, after a
@@ -43,7 +43,7 @@ async fn bounded<F: Future>(future: F) -> F::Output {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hot_server_sheds_with_resource_exhausted_and_pushback_and_never_runs_the_shed_call() {
+async fn a_hot_server_sheds_with_unavailable_and_pushback_and_never_runs_the_shed_call() {
     let (hold, mut gate) = Held::new();
     let echo = EchoService::new(0).holding(hold);
     let server = serve(echo.clone(), hot_limiter("grpc-shed").expect("valid"))
@@ -66,7 +66,7 @@ async fn a_hot_server_sheds_with_resource_exhausted_and_pushback_and_never_runs_
     let shed = bounded(client.clone().say(say("third", 0)))
         .await
         .expect_err("a third call is shed");
-    assert_eq!(shed.code(), Code::ResourceExhausted, "{shed:?}");
+    assert_eq!(shed.code(), Code::Unavailable, "{shed:?}");
     assert_eq!(
         shed.metadata()
             .get("grpc-retry-pushback-ms")

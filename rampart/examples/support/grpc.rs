@@ -10,12 +10,14 @@ use std::task::{Context, Poll};
 
 use http_body_util::{BodyExt, Full};
 use rampart::core::{Clock, ManualClock};
+use rampart::grpc::GrpcStatus;
 use rampart::ratelimit::{BbrConfig, BbrLimitLayer, BbrLimiter, CpuUsage, ManualCpu};
 use rampart_grpc_echo::{Echo, EchoClient, EchoServer, SayReply, SayRequest};
 use tokio::sync::{Semaphore, mpsc};
+use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
-use tower::util::{BoxCloneService, MapErrLayer};
+use tower::util::{BoxCloneService, MapResultLayer};
 use tower::{BoxError, Service};
 
 use rampart::ServiceBuilderExt;
@@ -30,43 +32,40 @@ use tower::discover::ServiceList;
 
 use super::client::Body;
 
-/// The gRPC status for an error of one of rampart's layers (any other error passes through,
-/// and tonic answers it `UNKNOWN`).
+/// A server's answer to a refusal of one of rampart's layers: its gRPC status as a
+/// trailers-only response (by [`GrpcStatus`]: the limiter's `Overloaded` is `UNAVAILABLE` with
+/// `grpc-retry-pushback-ms: 1000`). Any other error passes on, and tonic answers it `UNKNOWN`.
 ///
-/// The limiter's `Overloaded` is `RESOURCE_EXHAUSTED` (the server is out of capacity, as tonic
-/// answers its own load shedding), other refusals (the breaker's, an empty balancer) are
-/// `UNAVAILABLE`, running out of time is `DEADLINE_EXCEEDED`; a refusal carries its delay as
-/// `grpc-retry-pushback-ms`. The HTTP mapping decides which errors are refusals.
-pub fn refusal_status(error: BoxError) -> BoxError {
-    let Some(mapped) = rampart::http::ErrorStatus::default().of(&*error) else {
-        return error;
-    };
-    let code = if mapped.status == http::StatusCode::GATEWAY_TIMEOUT {
-        Code::DeadlineExceeded
-    } else if is_overloaded(&*error) {
-        Code::ResourceExhausted
-    } else {
-        Code::Unavailable
-    };
-    let mut status = Status::new(code, error.to_string());
-    if let Some(wait) = mapped.retry_after {
-        let millis = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-        status
-            .metadata_mut()
-            .insert("grpc-retry-pushback-ms", millis.into());
+/// # Errors
+///
+/// The errors that are not rampart's.
+pub fn answer_refusal(
+    result: Result<http::Response<tonic::body::Body>, BoxError>,
+) -> Result<http::Response<tonic::body::Body>, BoxError> {
+    match result {
+        Err(error) => match GrpcStatus::default().of(&*error) {
+            Some(mapped) => Ok(mapped.response(tonic::body::Body::default())),
+            None => Err(error),
+        },
+        answer => answer,
     }
-    Box::new(status)
 }
 
-fn is_overloaded(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if error.is::<rampart::ratelimit::Overloaded>() {
-            return true;
-        }
-        current = error.source();
+/// A client's view of a refusal by one of its own layers (the breaker, an empty balancer): the
+/// tonic `Status` that [`GrpcStatus`] maps it to, with its pushback. Any other error passes on.
+pub fn status_of_refusal(error: BoxError) -> BoxError {
+    let Some(mapped) = GrpcStatus::default().of(&*error) else {
+        return error;
+    };
+    let mut metadata = http::HeaderMap::new();
+    if let Some(pushback) = mapped.pushback {
+        metadata.insert("grpc-retry-pushback-ms", pushback.header_value());
     }
-    false
+    Box::new(Status::with_metadata(
+        Code::from_i32(i32::from(mapped.code.number())),
+        mapped.message,
+        MetadataMap::from_headers(metadata),
+    ))
 }
 
 /// Holds the requests that reach a server's handler until released: a test's way to keep
@@ -257,7 +256,7 @@ impl Drop for GrpcServer {
 }
 
 /// Serves `echo` on an ephemeral port of 127.0.0.1 behind `limiter`, its refusals answered
-/// with [`refusal_status`].
+/// by [`answer_refusal`].
 ///
 /// # Errors
 ///
@@ -274,7 +273,7 @@ where
     let addr = listener.local_addr()?;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let router = tonic::transport::Server::builder()
-        .layer(MapErrLayer::new(refusal_status))
+        .layer(MapResultLayer::new(answer_refusal))
         .layer(BbrLimitLayer::from_limiter(limiter))
         .add_service(EchoServer::new(echo));
     let task = tokio::spawn(async move {
@@ -340,7 +339,7 @@ impl Service<http::Request<Body>> for GrpcEndpoint {
 
 /// The adapter between tonic's generated client and a stack of whole request bodies: it reads
 /// each request's body (a unary or server-streaming call's single message) into memory, and
-/// answers the stack's own refusals with their gRPC status ([`refusal_status`]).
+/// answers the stack's own refusals with their gRPC status ([`status_of_refusal`]).
 #[derive(Clone)]
 pub struct WholeBody<S>(S);
 
@@ -376,7 +375,7 @@ where
             let (parts, body) = request.into_parts();
             let whole = body.collect().await?.to_bytes();
             let request = http::Request::from_parts(parts, Full::new(whole));
-            ready.call(request).await.map_err(refusal_status)
+            ready.call(request).await.map_err(status_of_refusal)
         })
     }
 }
