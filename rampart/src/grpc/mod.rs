@@ -4,7 +4,9 @@
 //! It depends on `http` alone (and core's `http-body` wrapper), so it works for tonic and for
 //! any gRPC-over-HTTP/2 stack: a server turns a layer's error into a trailers-only answer with
 //! [`GrpcMapped::response`], or into metadata for its framework's status type with
-//! [`GrpcMapped::metadata`] (tonic: `Status::with_metadata`, reading the same keys).
+//! [`GrpcMapped::metadata`] (tonic: `tonic::Status::from_header_map(&mapped.metadata())`,
+//! which keeps the pushback in the status's metadata). There is no tonic dependency: that one
+//! call is the whole conversion, and a dependency would tie this crate to tonic's releases.
 //!
 //! # Refusals as statuses
 //!
