@@ -168,6 +168,7 @@ impl GrpcStatus {
     }
 
     /// `error` itself (not its sources) maps to a status.
+    #[cfg_attr(not(feature = "ratelimit"), allow(clippy::unused_self))]
     fn direct(&self, error: &(dyn Error + 'static)) -> Option<GrpcMapped> {
         let mapped = |code, message, pushback| {
             Some(GrpcMapped {
