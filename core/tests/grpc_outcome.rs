@@ -236,3 +236,20 @@ fn a_response_without_a_grpc_body_is_classified_at_the_headers() {
     assert!(completion.poll_inner_or_defer(future, &mut cx).is_ready());
     assert_eq!(ends.seen(), [Some(Outcome::Success)]);
 }
+
+#[test]
+fn a_panic_in_the_response_future_is_a_failure_recorded_once() {
+    let ends = Ends::default();
+    let mut completion = Completion::new(ends.clone(), GrpcClassifier);
+    completion.called();
+    let future = pin!(std::future::poll_fn(
+        |_| -> Poll<Result<Response<Body>, std::io::Error>> { panic!("the inner service") }
+    ));
+    let mut cx = Context::from_waker(Waker::noop());
+    let caught = catch_unwind(AssertUnwindSafe(|| {
+        completion.poll_inner_or_defer(future, &mut cx)
+    }));
+    assert!(caught.is_err());
+    drop(completion);
+    assert_eq!(ends.seen(), [Some(Outcome::Failure)]);
+}

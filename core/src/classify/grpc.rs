@@ -100,6 +100,9 @@ fn status_value_outcome(value: &HeaderValue) -> Outcome {
 /// The balancer's latency for a deferred call runs to the body's end: for a unary call that is
 /// the answer's time; for a long stream it is the stream's.
 ///
+/// Cost: a deferred call allocates its `Deferred` (an `Arc` around a mutex) and one box per
+/// recorder handed over; the mutex is taken once per layer and once at the end, uncontended.
+///
 /// # Which statuses count against the backend
 ///
 /// | code | name | outcome | why |
