@@ -4,7 +4,8 @@
 //! as the backend's failure and a caller's error as a success; with `GrpcClassifier` and
 //! `GrpcBody`, the breaker and the balancer count a stream that fails in its trailers, after a
 //! message, as a failure; the client's retry waits the pushback a shedding server asks for,
-//! and does not retry at all when the value is negative, malformed or too long.
+//! and does not retry at all when the value is negative, malformed or too long; in a chain
+//! user → B → C with C failing, only B (next to the failure) retries.
 //!
 //! Overload is forced without timers: the limiter reads a manual CPU at 95 % and a manual clock,
 //! and the handler holds calls until the test releases them.
@@ -167,7 +168,7 @@ fn tonic_body(
 
 /// Reads a `Repeat` stream to its end: the messages, and the status that ended it.
 async fn read_stream(
-    client: &mut EchoClient<WholeBody<support::grpc::Stack>>,
+    client: &mut EchoClient<WholeBody>,
     messages: u32,
 ) -> (u32, Result<(), tonic::Status>) {
     let mut stream = bounded(client.repeat(say("streamed", messages)))
@@ -320,4 +321,66 @@ async fn negative_malformed_and_overlong_pushback_stop_the_retry() {
             "{pushback}: not held, {took:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_chain_only_the_hop_next_to_the_failure_retries() {
+    let cool = |name: &'static str| {
+        std::sync::Arc::new(
+            BbrConfig::default()
+                .with_name(name)
+                .build_with(ManualClock::new(), ManualCpu::new(0.0))
+                .expect("valid"),
+        )
+    };
+    // Three attempts at each hop, 1 ms apart; an answer a hop's retries gave up on is marked
+    // "don't retry" for its caller.
+    let retry = RetryConfig::default()
+        .with_backoff(Backoff::Constant(Duration::from_millis(1)))
+        .with_mark_gave_up(true);
+    let c = EchoService::new(2).failing_say(Code::Unavailable);
+    let c_server = serve(c.clone(), cool("grpc-chain-c"))
+        .await
+        .expect("C starts");
+    let to_c = EchoClient::new(WholeBody::new(
+        grpc_stack(&[c_server.addr], "grpc-chain-b-to-c", retry.clone()).expect("valid"),
+    ));
+    let b = EchoService::new(1).forwarding(to_c);
+    let b_server = serve(b.clone(), cool("grpc-chain-b"))
+        .await
+        .expect("B starts");
+    let mut user = EchoClient::new(WholeBody::new(
+        grpc_stack(&[b_server.addr], "grpc-chain-user-to-b", retry).expect("valid"),
+    ));
+
+    // Answered calls first: the breakers' acceptances and the retry budgets' deposits, so that
+    // neither refuses the failing call's retries.
+    for _ in 0..EACH {
+        let reply = bounded(user.say(say("ok", 0))).await.expect("answered");
+        assert_eq!(reply.into_inner().text, "ok");
+    }
+    assert_eq!((b.calls(), c.calls()), (EACH, EACH));
+
+    let status = bounded(user.say(say("fail", 0)))
+        .await
+        .expect_err("C fails every attempt");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(
+        status
+            .metadata()
+            .get("grpc-retry-pushback-ms")
+            .map(|value| value.to_str().expect("ascii")),
+        Some("-1"),
+        "B's retries are spent: it tells its caller not to retry"
+    );
+    assert_eq!(
+        c.calls() - EACH,
+        3,
+        "B, next to the failure, tried C three times"
+    );
+    assert_eq!(
+        b.calls() - EACH,
+        1,
+        "the user's client did not retry B (naive: 3 × 3 = 9 at C)"
+    );
 }

@@ -4,8 +4,8 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use http_body_util::{BodyExt, Full};
@@ -25,8 +25,8 @@ use rampart::balancer::{P2c, P2cConfig};
 use rampart::breaker::BreakerConfig;
 use rampart::core::{GrpcBody, GrpcClassifier};
 use rampart::http::clone_request;
-use rampart::retry::pushback::HttpPushback;
-use rampart::retry::{Policy, RatioConfig, RetryConfig};
+use rampart::retry::pushback::{HttpPushback, dont_retry_header};
+use rampart::retry::{GaveUpMark, Policy, RatioConfig, RetryConfig};
 use tower::ServiceBuilder;
 use tower::discover::ServiceList;
 
@@ -51,21 +51,22 @@ pub fn answer_refusal(
     }
 }
 
-/// A client's view of a refusal by one of its own layers (the breaker, an empty balancer): the
-/// tonic `Status` that [`GrpcStatus`] maps it to, with its pushback. Any other error passes on.
-pub fn status_of_refusal(error: BoxError) -> BoxError {
+/// A client's view of an error of its stack: a refusal by one of its own layers (the breaker,
+/// an empty balancer, spent retries) is the tonic `Status` that [`GrpcStatus`] maps it to, with
+/// its pushback; any other error is the `Status` tonic makes of it.
+pub fn status_of(error: BoxError) -> Status {
     let Some(mapped) = GrpcStatus::default().of(&*error) else {
-        return error;
+        return Status::from_error(error);
     };
     let mut metadata = http::HeaderMap::new();
     if let Some(pushback) = mapped.pushback {
         metadata.insert("grpc-retry-pushback-ms", pushback.header_value());
     }
-    Box::new(Status::with_metadata(
+    Status::with_metadata(
         Code::from_i32(i32::from(mapped.code.number())),
         mapped.message,
         MetadataMap::from_headers(metadata),
-    ))
+    )
 }
 
 /// Holds the requests that reach a server's handler until released: a test's way to keep
@@ -123,6 +124,7 @@ pub struct EchoService {
     fail_say: Option<Code>,
     fail_stream: Option<Code>,
     shed: Option<(u64, &'static str)>,
+    backend: Option<Arc<Mutex<Client>>>,
     calls: Arc<AtomicU64>,
 }
 
@@ -172,6 +174,16 @@ impl EchoService {
         }
     }
 
+    /// Answers `Say` by calling `backend` with the same request: a service in the middle of a
+    /// chain, passing its backend's answer (status and metadata) on to its caller.
+    #[must_use]
+    pub fn forwarding(self, backend: Client) -> Self {
+        Self {
+            backend: Some(Arc::new(Mutex::new(backend))),
+            ..self
+        }
+    }
+
     /// The calls that reached the handler.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
@@ -213,6 +225,10 @@ impl Echo for EchoService {
             permit.map_err(|_| Status::cancelled("released"))?.forget();
         }
         let request = request.into_inner();
+        if let Some(backend) = &self.backend {
+            let mut backend = backend.lock().expect("not poisoned").clone();
+            return backend.say(request).await;
+        }
         if request.text == "invalid" {
             return Err(Status::invalid_argument("the caller's own error"));
         }
@@ -339,32 +355,29 @@ impl Service<http::Request<Body>> for GrpcEndpoint {
 
 /// The adapter between tonic's generated client and a stack of whole request bodies: it reads
 /// each request's body (a unary or server-streaming call's single message) into memory, and
-/// answers the stack's own refusals with their gRPC status ([`status_of_refusal`]).
+/// answers the stack's own refusals with their gRPC status ([`status_of`]), and marks
+/// "don't retry" (`grpc-retry-pushback-ms: -1`) on an answer the stack's retries gave up on.
 #[derive(Clone)]
-pub struct WholeBody<S>(S);
+pub struct WholeBody(Stack);
 
-impl<S> WholeBody<S> {
+impl WholeBody {
     /// The adapter over `stack`.
-    pub fn new(stack: S) -> Self {
+    pub fn new(stack: Stack) -> Self {
         Self(stack)
     }
 }
 
-impl<S, B> Service<http::Request<tonic::body::Body>> for WholeBody<S>
-where
-    S: Service<http::Request<Body>, Response = http::Response<B>, Error = BoxError>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-    B: 'static,
-{
-    type Response = http::Response<B>;
-    type Error = BoxError;
-    type Future = Call<Self::Response>;
+// Over the one stack type, in a type without parameters: with the stack's type (which names
+// `BoxError`, a trait object with a lifetime) among the client's type parameters, the compiler
+// cannot prove the generated client's futures `Send`, which a handler calling a backend through
+// this client needs.
+impl Service<http::Request<tonic::body::Body>> for WholeBody {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Status;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Status>> + Send>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.0.poll_ready(cx)
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        self.0.poll_ready(cx).map_err(status_of)
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
@@ -375,7 +388,15 @@ where
             let (parts, body) = request.into_parts();
             let whole = body.collect().await?.to_bytes();
             let request = http::Request::from_parts(parts, Full::new(whole));
-            ready.call(request).await.map_err(status_of_refusal)
+            let mut response = ready.call(request).await.map_err(status_of)?;
+            if response.extensions().get::<GaveUpMark>().is_some() {
+                // The retry layer gave up on this answer: the caller must not retry it either.
+                let (name, value) = dont_retry_header(true);
+                response
+                    .headers_mut()
+                    .insert(name, http::HeaderValue::from_static(value));
+            }
+            Ok(response)
         })
     }
 }
@@ -384,7 +405,7 @@ where
 pub type Stack = BoxCloneService<http::Request<Body>, http::Response<tonic::body::Body>, BoxError>;
 
 /// tonic's generated echo client over a [`Stack`].
-pub type Client = EchoClient<WholeBody<Stack>>;
+pub type Client = EchoClient<WholeBody>;
 
 /// rampart's client stack for gRPC over `addrs`, named `name` in its metrics: retry (honouring
 /// `grpc-retry-pushback-ms`, within a `RatioBudget`) → breaker → buffer → P2C, the breaker and
