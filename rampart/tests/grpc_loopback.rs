@@ -2,8 +2,8 @@
 //! a server whose limiter is hot sheds a call with `UNAVAILABLE` and pushback while its
 //! capacity is held, and never runs the shed call; the breaker counts a trailers-only gRPC error
 //! as the backend's failure and a caller's error as a success; with `GrpcClassifier` and
-//! `GrpcBody`, the breaker and the balancer count a stream that fails in its trailers, after a
-//! message, as a failure; the client's retry waits the pushback a shedding server asks for,
+//! `GrpcBody`, the breaker and the balancer count both a trailers-only error and a stream that
+//! fails in its trailers, after a message, as failures; the client's retry waits the pushback a shedding server asks for,
 //! and does not retry at all when the value is negative, malformed or too long; in a chain
 //! user → B → C with C failing, only B (next to the failure) retries.
 //!
@@ -189,12 +189,14 @@ async fn read_stream(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_breaker_and_the_balancer_count_an_error_in_the_trailers_after_a_message() {
+async fn the_breaker_and_the_balancer_count_trailers_only_errors_and_errors_after_a_message() {
     let limiter = BbrConfig::default()
         .with_name("grpc-trailers")
         .build_with(ManualClock::new(), ManualCpu::new(0.0))
         .expect("valid");
-    let echo = EchoService::new(0).failing_stream(Code::Unavailable);
+    let echo = EchoService::new(0)
+        .failing_say(Code::Unavailable)
+        .failing_stream(Code::Unavailable);
     let server = serve(echo.clone(), limiter.into())
         .await
         .expect("the server starts");
@@ -204,8 +206,28 @@ async fn the_breaker_and_the_balancer_count_an_error_in_the_trailers_after_a_mes
             .map_response(GrpcBody::wrap)
             .service(GrpcEndpoint::each(&[server.addr]).expect("valid").remove(0))
     };
+    // One answered call, one trailers-only failure, one stream failing after its message.
+    let calls = |mut client: EchoClient<WholeBody>, after_each: Box<dyn Fn(&str) + Send>| async move {
+        let reply = bounded(client.say(say("unary", 0)))
+            .await
+            .expect("answered");
+        assert_eq!(reply.into_inner().text, "unary");
+        after_each("answered");
+        let error = bounded(client.say(say("fail", 0)))
+            .await
+            .expect_err("trailers-only failure");
+        assert_eq!(error.code(), Code::Unavailable);
+        after_each("trailers-only");
+        let (received, end) = read_stream(&mut client, 1).await;
+        assert_eq!(received, 1, "the message before the error arrives");
+        assert_eq!(
+            end.expect_err("the trailers fail").code(),
+            Code::Unavailable
+        );
+        after_each("after a message");
+    };
 
-    // The breaker.
+    // The breaker (k = 2: one acceptance covers the two failures, nothing is rejected).
     let breaker = BreakerLayer::new(BreakerConfig::default().with_name("grpc-trailers"))
         .expect("valid")
         .with_classifier(GrpcClassifier);
@@ -215,26 +237,32 @@ async fn the_breaker_and_the_balancer_count_an_error_in_the_trailers_after_a_mes
         .layer(breaker)
         .map_err(BoxError::from)
         .service(endpoint());
-    let mut client = EchoClient::new(WholeBody::new(BoxCloneService::new(stack)));
-    let reply = bounded(client.say(say("unary", 0)))
-        .await
-        .expect("answered");
-    assert_eq!(reply.into_inner().text, "unary");
-    let (received, end) = read_stream(&mut client, 1).await;
-    assert_eq!(received, 1, "the message before the error arrives");
+    let client = EchoClient::new(WholeBody::new(BoxCloneService::new(stack)));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = {
+        let seen = Arc::clone(&seen);
+        move |step: &str| {
+            let snapshot = counts.snapshot();
+            seen.lock().expect("not poisoned").push((
+                step.to_owned(),
+                snapshot.admitted,
+                snapshot.accepts,
+            ));
+        }
+    };
+    calls(client, Box::new(record)).await;
     assert_eq!(
-        end.expect_err("the trailers fail").code(),
-        Code::Unavailable
-    );
-    let snapshot = counts.snapshot();
-    assert_eq!(snapshot.admitted, 2, "{snapshot:?}");
-    assert_eq!(
-        snapshot.accepts, 1,
-        "the unary answer is accepted, the stream failing in its trailers is not: {snapshot:?}"
+        *seen.lock().expect("not poisoned"),
+        [
+            ("answered".to_owned(), 1, 1),
+            ("trailers-only".to_owned(), 2, 1),
+            ("after a message".to_owned(), 3, 1),
+        ],
+        "(step, admitted, accepts): each failure counted, none as an acceptance"
     );
 
-    // The balancer, over the same server: its success rate stays whole through a unary
-    // answer and drops when the stream fails in its trailers.
+    // The balancer, over the same server: its success rate stays whole through the answered
+    // call and drops at each failure.
     let balancer = Shared(Arc::new(Mutex::new(
         P2c::from_services(
             [endpoint()],
@@ -247,24 +275,25 @@ async fn the_breaker_and_the_balancer_count_an_error_in_the_trailers_after_a_mes
         .map_response(tonic_body)
         .map_err(BoxError::from)
         .service(balancer.clone());
-    let mut client = EchoClient::new(WholeBody::new(BoxCloneService::new(stack)));
-    let success = || balancer.0.lock().expect("not poisoned").snapshot()[0].success;
-    bounded(client.say(say("unary", 0)))
-        .await
-        .expect("answered");
-    assert_eq!(success(), 1.0, "a unary answer is a success");
-    let (received, end) = read_stream(&mut client, 1).await;
-    assert_eq!(received, 1);
-    assert_eq!(
-        end.expect_err("the trailers fail").code(),
-        Code::Unavailable
-    );
+    let client = EchoClient::new(WholeBody::new(BoxCloneService::new(stack)));
+    let rates = Arc::new(Mutex::new(Vec::new()));
+    let record = {
+        let rates = Arc::clone(&rates);
+        let balancer = balancer.clone();
+        move |_: &str| {
+            let success = balancer.0.lock().expect("not poisoned").snapshot()[0].success;
+            rates.lock().expect("not poisoned").push(success);
+        }
+    };
+    calls(client, Box::new(record)).await;
+    let rates = rates.lock().expect("not poisoned").clone();
+    assert_eq!(rates.len(), 3);
+    assert_eq!(rates[0], 1.0, "an answered call is a success");
     assert!(
-        success() < 1.0,
-        "the stream's failure in its trailers counts: success {}",
-        success()
+        rates[1] < rates[0] && rates[2] < rates[1],
+        "each failure lowers the success rate: {rates:?}"
     );
-    assert_eq!(echo.calls(), 4);
+    assert_eq!(echo.calls(), 6);
 }
 
 /// A server whose handler sheds its first call with `grpc-retry-pushback-ms: pushback`, and the
