@@ -19,6 +19,7 @@ use tonic::Code;
 use tower::BoxError;
 
 const CALLS: u32 = 200;
+const CONCURRENCY: usize = 10;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -36,13 +37,24 @@ async fn main() -> Result<(), BoxError> {
     let mut client = rampart_client(&addrs, "grpc-client")?;
 
     // Healthy servers: every unary call and every stream is answered, spread over the three.
+    // The calls run ten at a time: P2C weighs each server's calls in flight with its latency
+    // (one call at a time, the fastest-looking server would take most of them).
     let mut answered_by = BTreeMap::new();
+    let mut running = tokio::task::JoinSet::new();
     for at in 0..CALLS {
-        let call = client.say(say(&format!("hello {at}"), 0));
-        let reply = tokio::time::timeout(Duration::from_secs(5), call)
-            .await??
-            .into_inner();
-        *answered_by.entry(reply.server).or_insert(0_u32) += 1;
+        if running.len() == CONCURRENCY {
+            let server = running.join_next().await.expect("a call is running")??;
+            *answered_by.entry(server).or_insert(0_u32) += 1;
+        }
+        let mut client = client.clone();
+        running.spawn(async move {
+            let call = client.say(say(&format!("hello {at}"), 0));
+            let reply = tokio::time::timeout(Duration::from_secs(5), call).await??;
+            Ok::<_, BoxError>(reply.into_inner().server)
+        });
+    }
+    while let Some(server) = running.join_next().await {
+        *answered_by.entry(server??).or_insert(0_u32) += 1;
     }
     let mut stream = client.repeat(say("again", 3)).await?.into_inner();
     let mut streamed = 0;
