@@ -17,7 +17,7 @@ use rampart::core::{
     current_criticality, current_deadline,
 };
 use rampart::http::{
-    CRITICALITY_HEADER, ClientContextLayer, DEADLINE_HEADER, ServerContextConfig,
+    ATTEMPTS_HEADER, CRITICALITY_HEADER, ClientContextLayer, DEADLINE_HEADER, ServerContextConfig,
     ServerContextLayer, Trust,
 };
 use rampart_testkit::recorded::{take, value};
@@ -1021,4 +1021,43 @@ async fn a_deadline_set_by_a_client_arrives_at_each_hop_with_the_time_that_remai
     assert_eq!(at_a, Some(Deadline::at(ms(1_295))));
     assert_eq!(at_b, due(Deadline::at(ms(1_290)), "240000u"));
     assert_eq!(deadlines_counted(&recorder, "a"), only("honoured", 1));
+}
+
+/// The attempt numbers a transport saw in `grpc-previous-rpc-attempts`, one per call.
+type AttemptsSeen = Arc<std::sync::Mutex<Vec<Option<String>>>>;
+
+#[tokio::test(start_paused = true)]
+async fn each_retry_carries_the_number_of_attempts_before_it() {
+    use rampart::retry::{Policy, RetryConfig, RetryLayer, Unlimited};
+
+    let seen = AttemptsSeen::default();
+    let transport = {
+        let seen = Arc::clone(&seen);
+        service_fn(move |request: Request<()>| {
+            let header = request
+                .headers()
+                .get(ATTEMPTS_HEADER)
+                .map(|value| value.to_str().expect("digits").to_owned());
+            seen.lock().expect("no panic while held").push(header);
+            async { Err::<(), BoxError>("connection reset".into()) }
+        })
+    };
+    let client = tower::ServiceBuilder::new()
+        .layer(
+            RetryLayer::new(RetryConfig::default().with_max_attempts(3), Unlimited)
+                .expect("valid")
+                .with_policy(Policy::new().with_cloner(|request: &Request<()>| {
+                    let mut copy = Request::new(());
+                    *copy.headers_mut() = request.headers().clone();
+                    Some(copy)
+                })),
+        )
+        .layer(ClientContextLayer::new())
+        .service(transport);
+    assert!(client.oneshot(Request::new(())).await.is_err());
+    assert_eq!(
+        *seen.lock().expect("no panic while held"),
+        [None, Some("1".to_owned()), Some("2".to_owned())],
+        "the first attempt carries none"
+    );
 }

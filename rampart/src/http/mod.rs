@@ -225,6 +225,6 @@ pub use self::context::config::ServerContextConfig;
 pub use self::context::future::{ClientResponseFuture, ResponseFuture};
 pub use self::context::server::{ServerContext, ServerContextLayer};
 pub use self::context::trust::Trust;
-pub use self::context::{CRITICALITY_HEADER, DEADLINE_HEADER};
+pub use self::context::{ATTEMPTS_HEADER, CRITICALITY_HEADER, DEADLINE_HEADER};
 pub use self::request::clone_request;
 pub use self::status::{ErrorStatus, Mapped};

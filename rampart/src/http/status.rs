@@ -5,6 +5,11 @@ use std::time::Duration;
 
 use ::http::{HeaderMap, HeaderValue, StatusCode, header};
 
+/// The header of an answer that says not to retry, and its value (as `rampart-retry`'s
+/// `pushback::DONT_RETRY_HEADER` and `DONT_RETRY_VALUE`, which read it).
+const DONT_RETRY_HEADER: &str = "rampart-retry";
+const DONT_RETRY_VALUE: &str = "no";
+
 /// A status (and `Retry-After` delay) for an error of one of rampart's layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mapped {
@@ -12,12 +17,25 @@ pub struct Mapped {
     pub status: StatusCode,
     /// How long the client should wait before trying again, for refusals.
     pub retry_after: Option<Duration>,
+    /// Whether the answer tells the caller not to retry: this service's own retries toward
+    /// its backend gave up (a `rampart_retry::GaveUp` saying so), so only the hop next to the
+    /// failure retries.
+    pub dont_retry: bool,
 }
 
 impl Mapped {
-    /// The `Retry-After` header (whole seconds, at least 1), when there is a delay.
+    /// The `Retry-After` header (whole seconds, at least 1), when there is a delay; for an
+    /// answer that says not to retry, `rampart-retry: no` instead (which
+    /// `rampart_retry::pushback::HttpPushback` reads on the caller's side).
     pub fn headers(&self) -> HeaderMap {
         let mut headers = HeaderMap::new();
+        if self.dont_retry {
+            headers.insert(
+                header::HeaderName::from_static(DONT_RETRY_HEADER),
+                HeaderValue::from_static(DONT_RETRY_VALUE),
+            );
+            return headers;
+        }
         if let Some(wait) = self.retry_after {
             let seconds = wait
                 .as_secs()
@@ -67,15 +85,30 @@ impl ErrorStatus {
 
     /// The status for `error`, or for the first of rampart's errors in its `source()` chain;
     /// `None` when there is none.
+    ///
+    /// A `rampart_retry::GaveUp` that says not to retry (this service's retries toward its
+    /// backend gave up, with `RetryConfig::with_mark_gave_up`) marks the answer
+    /// [`dont_retry`](Mapped::dont_retry): the status of the error it wraps, or 503 when that
+    /// is the application's own.
     pub fn of(&self, error: &(dyn Error + 'static)) -> Option<Mapped> {
+        let mut gave_up = false;
         let mut current = Some(error);
         while let Some(error) = current {
-            if let Some(mapped) = self.direct(error) {
+            gave_up |= says_dont_retry(error);
+            if let Some(mut mapped) = self.direct(error) {
+                if gave_up {
+                    mapped.dont_retry = true;
+                    mapped.retry_after = None;
+                }
                 return Some(mapped);
             }
             current = error.source();
         }
-        None
+        gave_up.then_some(Mapped {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            retry_after: None,
+            dont_retry: true,
+        })
     }
 
     fn direct(&self, error: &(dyn Error + 'static)) -> Option<Mapped> {
@@ -83,6 +116,7 @@ impl ErrorStatus {
             Some(Mapped {
                 status,
                 retry_after: self.retry_after,
+                dont_retry: false,
             })
         };
         #[cfg(feature = "ratelimit")]
@@ -100,6 +134,7 @@ impl ErrorStatus {
         let timeout = Some(Mapped {
             status: StatusCode::GATEWAY_TIMEOUT,
             retry_after: None,
+            dont_retry: false,
         });
         if error.is::<rampart_core::DeadlineExceeded>() {
             return timeout;
@@ -114,6 +149,16 @@ impl ErrorStatus {
         }
         None
     }
+}
+
+/// Whether `error` is a retry layer's give-up that tells the caller not to retry.
+fn says_dont_retry(error: &(dyn Error + 'static)) -> bool {
+    #[cfg(feature = "retry")]
+    if let Some(gave_up) = error.downcast_ref::<rampart_retry::GaveUp>() {
+        return gave_up.dont_retry();
+    }
+    let _ = error;
+    false
 }
 
 #[cfg(test)]
@@ -207,5 +252,38 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn an_answer_whose_retries_gave_up_tells_the_caller_not_to_retry() {
+        use rampart_retry::{GaveUp, StopReason};
+        let gave_up = |source: tower::BoxError| -> tower::BoxError {
+            GaveUp::new(StopReason::MaxAttempts, 3, source).into()
+        };
+        // The backend shed the last attempt: its status, and "don't retry" instead of a delay.
+        let mapped = ErrorStatus::default()
+            .of(&*gave_up(rampart_ratelimit::Overloaded::new().into()))
+            .unwrap();
+        assert_eq!(mapped.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(mapped.dont_retry);
+        let headers = mapped.headers();
+        assert_eq!(headers["rampart-retry"], "no");
+        assert!(!headers.contains_key(header::RETRY_AFTER));
+        // The application's own error under it: 503, still "don't retry".
+        let own = ErrorStatus::default()
+            .of(&*gave_up("connection reset".into()))
+            .unwrap();
+        assert_eq!(
+            (own.status, own.dont_retry),
+            (StatusCode::SERVICE_UNAVAILABLE, true)
+        );
+        // A refusal not wrapped in a give-up is retried after its delay, as before.
+        let shed: tower::BoxError = rampart_ratelimit::Overloaded::new().into();
+        assert!(!ErrorStatus::default().of(&*shed).unwrap().dont_retry);
+        // The header the caller's retry layer reads.
+        assert_eq!(
+            (DONT_RETRY_HEADER, DONT_RETRY_VALUE),
+            rampart_retry::pushback::dont_retry_header(false)
+        );
     }
 }

@@ -9,7 +9,7 @@ use rampart_core::{Clock, Criticality, Deadline, RequestContext, SystemClock, gr
 use tower::{BoxError, Layer, Service};
 
 use super::future::ClientResponseFuture;
-use super::{CRITICALITY_HEADER, DEADLINE_HEADER, header_value};
+use super::{ATTEMPTS_HEADER, CRITICALITY_HEADER, DEADLINE_HEADER, header_value};
 
 /// The time taken off a deadline's remaining time on the wire unless configured otherwise.
 const DEFAULT_MARGIN: Duration = Duration::from_millis(5);
@@ -35,7 +35,9 @@ const DEFAULT_MARGIN: Duration = Duration::from_millis(5);
 ///
 /// Place it below a retry layer, next to the transport: each attempt is then stamped with
 /// what remains when it is sent (a retry inside it would send the first attempt's timeout
-/// again). The deadline's clock, the [`SystemClock`] unless built with
+/// again). There it also writes each retry's number in [`ATTEMPTS_HEADER`]
+/// (`grpc-previous-rpc-attempts`: the attempts made before this one, which the retry layer
+/// sets in the current context; the first attempt carries none). The deadline's clock, the [`SystemClock`] unless built with
 /// [`new_with`](Self::new_with), must have the origin of the clock that made the deadline
 /// (the server-side layer's).
 ///
@@ -234,6 +236,11 @@ where
             request
                 .headers_mut()
                 .insert(&self.header, header_value(criticality));
+        }
+        if let Some(previous) = context.attempt().filter(|&previous| previous > 0) {
+            request
+                .headers_mut()
+                .insert(ATTEMPTS_HEADER, HeaderValue::from(previous));
         }
         if let Some(deadline) = context.deadline() {
             let left = deadline

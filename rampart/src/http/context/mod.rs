@@ -26,6 +26,13 @@ pub const CRITICALITY_HEADER: HeaderName = HeaderName::from_static("rampart-crit
 /// see [`grpc_timeout`](rampart_core::grpc_timeout)), for HTTP as for gRPC.
 pub const DEADLINE_HEADER: HeaderName = HeaderName::from_static("grpc-timeout");
 
+/// The header an attempt's number travels in: `grpc-previous-rpc-attempts`, how many attempts
+/// of the same call were made before this one (gRPC's name, for HTTP as for gRPC). A
+/// [`ClientContextLayer`](crate::http::ClientContextLayer) placed inside a retry layer writes
+/// it from the current context's [`attempt`](rampart_core::RequestContext::attempt), which the
+/// retry layer sets for each attempt; the first attempt carries none.
+pub const ATTEMPTS_HEADER: HeaderName = HeaderName::from_static("grpc-previous-rpc-attempts");
+
 /// `criticality` in its wire form (`critical`, `sheddable-plus/42`), as a header value.
 pub(super) fn header_value(criticality: Criticality) -> HeaderValue {
     // The four classes at level 0, the usual case, are constants: no allocation.
