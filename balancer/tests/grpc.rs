@@ -6,52 +6,13 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderMap, Response};
-use http_body::Frame;
-use http_body_util::{BodyExt, StreamBody};
+use http::Response;
+use http_body_util::BodyExt;
 use rampart_balancer::{EndpointSnapshot, P2c, P2cConfig, PeakSuccess};
-use rampart_core::{GrpcBody, GrpcClassifier, ManualClock};
+use rampart_core::{GrpcClassifier, ManualClock};
+use rampart_testkit::grpc::{Answer, Body, answer};
 use tower::discover::ServiceList;
 use tower::{Service, ServiceExt, service_fn};
-
-type Frames = Vec<Result<Frame<Bytes>, std::io::Error>>;
-type Body = GrpcBody<
-    StreamBody<tokio_stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>>,
->;
-
-/// How the endpoint answers.
-#[derive(Clone, Copy)]
-enum Answer {
-    /// `grpc-status` in the headers, no body.
-    TrailersOnly(&'static str),
-    /// A message, then trailers with this `grpc-status`.
-    AfterBody(&'static str),
-    /// A message, then an error frame.
-    BodyError,
-}
-
-fn answer(how: Answer) -> Response<Body> {
-    let message = || Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\x02hi")));
-    let trailers = |code: &str| {
-        let mut trailers = HeaderMap::new();
-        trailers.insert("grpc-status", code.parse().expect("a header value"));
-        Ok(Frame::trailers(trailers))
-    };
-    let frames: Frames = match how {
-        Answer::TrailersOnly(_) => Vec::new(),
-        Answer::AfterBody(code) => vec![message(), trailers(code)],
-        Answer::BodyError => vec![message(), Err(std::io::Error::other("stream reset"))],
-    };
-    let mut response = Response::new(StreamBody::new(tokio_stream::iter(frames)));
-    if let Answer::TrailersOnly(code) = how {
-        response
-            .headers_mut()
-            .insert("grpc-status", code.parse().expect("a header value"));
-    }
-    // Wrapped at the transport, below the balancer.
-    GrpcBody::wrap(response)
-}
 
 /// Sends one request through a one-endpoint balancer answering `how`, on `clock`; returns the
 /// response and the endpoint as the balancer saw it when the response arrived.

@@ -5,51 +5,12 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{HeaderMap, Response};
-use http_body::Frame;
-use http_body_util::{BodyExt, StreamBody};
+use http::Response;
+use http_body_util::BodyExt;
 use rampart_breaker::{BreakerConfig, BreakerLayer, SreBreaker};
-use rampart_core::{GrpcBody, GrpcClassifier, ManualClock, Outcome};
+use rampart_core::{GrpcClassifier, ManualClock, Outcome};
+use rampart_testkit::grpc::{Answer, Body, answer};
 use tower::{Layer, Service, ServiceExt, service_fn};
-
-type Frames = Vec<Result<Frame<Bytes>, std::io::Error>>;
-type Body = GrpcBody<
-    StreamBody<tokio_stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>>,
->;
-
-/// How the backend answers.
-#[derive(Clone, Copy)]
-enum Answer {
-    /// `grpc-status` in the headers, no body.
-    TrailersOnly(&'static str),
-    /// A message, then trailers with this `grpc-status`.
-    AfterBody(&'static str),
-    /// A message, then an error frame.
-    BodyError,
-}
-
-fn answer(how: Answer) -> Response<Body> {
-    let message = || Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\x02hi")));
-    let trailers = |code: &str| {
-        let mut trailers = HeaderMap::new();
-        trailers.insert("grpc-status", code.parse().expect("a header value"));
-        Ok(Frame::trailers(trailers))
-    };
-    let frames: Frames = match how {
-        Answer::TrailersOnly(_) => Vec::new(),
-        Answer::AfterBody(code) => vec![message(), trailers(code)],
-        Answer::BodyError => vec![message(), Err(std::io::Error::other("stream reset"))],
-    };
-    let mut response = Response::new(StreamBody::new(tokio_stream::iter(frames)));
-    if let Answer::TrailersOnly(code) = how {
-        response
-            .headers_mut()
-            .insert("grpc-status", code.parse().expect("a header value"));
-    }
-    // Wrapped at the transport, below the breaker.
-    GrpcBody::wrap(response)
-}
 
 fn breaker(on_cancel: Outcome) -> Arc<SreBreaker<ManualClock>> {
     Arc::new(

@@ -36,6 +36,7 @@ pub mod buckets;
 pub mod driver;
 pub mod events;
 pub mod exposition;
+pub mod grpc;
 pub mod harness;
 pub mod held;
 pub mod membership;
