@@ -107,9 +107,7 @@ impl<R: Recorder, L> Completion<R, L> {
         F: Future<Output = Result<T, E>>,
         L: Classify<T, E>,
     {
-        let watch = PanicWatch(self);
-        let poll = future.poll(cx);
-        std::mem::forget(watch);
+        let poll = self.poll_watched(future, cx);
         if let Poll::Ready(result) = &poll {
             let outcome = self.classifier.classify(result.as_ref());
             self.record(outcome);
@@ -134,9 +132,7 @@ impl<R: Recorder, L> Completion<R, L> {
         L: Classify<T, E>,
         R: Send + 'static,
     {
-        let watch = PanicWatch(self);
-        let poll = future.poll(cx);
-        std::mem::forget(watch);
+        let poll = self.poll_watched(future, cx);
         if let Poll::Ready(result) = &poll {
             let later = match result {
                 Ok(response) => self.classifier.defer(response),
@@ -154,6 +150,19 @@ impl<R: Recorder, L> Completion<R, L> {
                 self.record(outcome);
             }
         }
+        poll
+    }
+
+    /// Polls `future`, recording a failure as the panic leaves if the poll panics.
+    #[inline]
+    fn poll_watched<F: Future>(
+        &mut self,
+        future: Pin<&mut F>,
+        cx: &mut Context<'_>,
+    ) -> Poll<F::Output> {
+        let watch = PanicWatch(self);
+        let poll = future.poll(cx);
+        std::mem::forget(watch);
         poll
     }
 
