@@ -87,6 +87,7 @@ mod deadline;
 mod error;
 pub mod gauges;
 mod group;
+pub mod pick_hint;
 mod rejected;
 mod switch;
 mod sync;
