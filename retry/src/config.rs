@@ -14,6 +14,7 @@ use crate::Backoff;
 /// | `attempt_timeout` | none | above zero |
 /// | `max_pushback` | 30 s | above zero |
 /// | `mark_gave_up` | false | |
+/// | `hold_on_pushback` | true | |
 /// | `seed` | none (entropy) | |
 /// | `name` | `"default"` | not empty |
 ///
@@ -48,6 +49,11 @@ pub struct RetryConfig {
     /// server can tell its caller not to retry. Off by default: the last error is returned
     /// as it is.
     pub mark_gave_up: bool,
+    /// Whether a server's pushback delay holds all of the layer's retries, not only the
+    /// pushed-back request's: while the latest pushback's delay runs, no retry is granted and
+    /// none is sent (see [`PushbackHold`](crate::PushbackHold)). On by default: a server that
+    /// says it is overloaded is overloaded for every request sent to it.
+    pub hold_on_pushback: bool,
     /// Seed of the jitter draws, for reproducible tests.
     pub seed: Option<u64>,
     /// The `name` label of the layer's metrics.
@@ -62,6 +68,7 @@ impl Default for RetryConfig {
             attempt_timeout: None,
             max_pushback: Duration::from_secs(30),
             mark_gave_up: false,
+            hold_on_pushback: true,
             seed: None,
             name: Cow::Borrowed("default"),
         }
@@ -107,6 +114,16 @@ impl RetryConfig {
     pub fn with_mark_gave_up(self, mark_gave_up: bool) -> Self {
         Self {
             mark_gave_up,
+            ..self
+        }
+    }
+
+    /// This configuration holding all retries during a pushback's delay (`true`), or only the
+    /// pushed-back request's (`false`).
+    #[must_use]
+    pub fn with_hold_on_pushback(self, hold_on_pushback: bool) -> Self {
+        Self {
+            hold_on_pushback,
             ..self
         }
     }

@@ -2,7 +2,8 @@
 //!
 //! After each attempt of a request, a [`Retrier`] says what follows ([`Next`]): stop (and
 //! why), or retry a copy of the request after a wait. It applies the rules in a fixed order:
-//! the policy's [`Decision`], the attempt limit, the existence of a copy, for a request with a
+//! the policy's [`Decision`], a server's pushback holding the layer's retries, the attempt
+//! limit, the existence of a copy, for a request with a
 //! deadline the time left (now, and once the wait is over), the budget (asked last, so that
 //! only a retry that would otherwise happen spends it), then the wait (the policy's, or the
 //! [`Backoff`]'s drawn from the request's jitter generator).
@@ -21,7 +22,7 @@ use std::time::Duration;
 use fastrand::Rng;
 use rampart_core::{ConfigError, Criticality, Deadline, Outcome, RequestContext, saturating_nanos};
 
-use crate::{Budget, Decision, RetryConfig};
+use crate::{Budget, Decision, PushbackHold, RetryConfig};
 
 /// Spreads consecutive requests' jitter seeds over the whole `u64` range.
 const SEED_STEP: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -67,6 +68,8 @@ pub struct Retrier<B> {
     /// The predicted latency of an attempt, in nanoseconds: the smoothed latency of the
     /// successful attempts observed; 0 before the first.
     predicted: AtomicU64,
+    /// Until when servers' pushback holds the retries.
+    hold: PushbackHold,
 }
 
 /// The retry state of one request: the attempts made, the previous wait, the jitter generator.
@@ -153,7 +156,8 @@ pub enum StopReason {
     /// predicted latency remains now, or would remain once the wait is over.
     NoTimeLeft,
     /// The server asked for no retry ([`Decision::DontRetry`]), or for a wait longer than
-    /// [`max_pushback`](RetryConfig::max_pushback).
+    /// [`max_pushback`](RetryConfig::max_pushback); or a server's pushback holds the layer's
+    /// retries ([`hold_on_pushback`](RetryConfig::hold_on_pushback)).
     Pushback,
 }
 
@@ -172,6 +176,7 @@ impl<B: Budget> Retrier<B> {
             budget,
             seeds: AtomicU64::new(seed),
             predicted: AtomicU64::new(0),
+            hold: PushbackHold::new(),
         })
     }
 
@@ -288,8 +293,9 @@ impl<B: Budget> Retrier<B> {
     }
 
     /// What follows the last of `attempts`, which the policy judged `decision`: a retry of the
-    /// request in `copy` (taken out of it), or a stop. The request's deadline, if any, is not
-    /// consulted: for a request with one, use [`decide_at`](Self::decide_at).
+    /// request in `copy` (taken out of it), or a stop. Neither the request's deadline nor
+    /// servers' pushback holds are consulted (both need the time): use
+    /// [`decide_at`](Self::decide_at).
     ///
     /// A retry needs, in this order: a policy asking for one, an attempt left, a copy, and a
     /// withdrawal from the budget, as the request's criticality
@@ -316,6 +322,11 @@ impl<B: Budget> Retrier<B> {
     /// some time left at `now`, no less than the [predicted](Self::predicted) latency, and the
     /// same once the wait is over: a wait that would end after the deadline, or leave less than
     /// the predicted latency, is not taken. (Its wait is drawn before the budget is asked.)
+    ///
+    /// With [`hold_on_pushback`](RetryConfig::hold_on_pushback), a pushback
+    /// ([`Decision::RetryAfter`]) holds the layer's retries until `now` plus its wait, and no
+    /// retry is granted while one holds them ([`StopReason::Pushback`]), checked right after
+    /// the policy: see [`PushbackHold`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -367,6 +378,19 @@ impl<B: Budget> Retrier<B> {
             }
             Decision::RetryAfter(wait) => Some(wait),
         };
+        // A pushback holds every retry of the layer for its delay, this request's own included
+        // if an earlier one holds them already.
+        if let Some(now) = now
+            && self.config.hold_on_pushback
+        {
+            let held = self.hold.holds_at(now);
+            if let Some(wait) = asked {
+                self.hold.extend_to(now.saturating_add(wait));
+            }
+            if held {
+                return Next::Stop(StopReason::Pushback);
+            }
+        }
         if !self.allows_another(attempts) {
             return Next::Stop(StopReason::MaxAttempts);
         }
@@ -422,6 +446,20 @@ impl<B: Budget> Retrier<B> {
 }
 
 impl<B> Retrier<B> {
+    /// Whether servers' pushback holds the layer's retries at `now`: a retry decided earlier
+    /// whose wait ends now is not sent ([`hold_on_pushback`](RetryConfig::hold_on_pushback)).
+    #[inline]
+    pub fn holds_retries_at(&self, now: Duration) -> bool {
+        self.config.hold_on_pushback && self.hold.holds_at(now)
+    }
+
+    /// Whether a server's pushback has ever held the layer's retries: until then no retry
+    /// needs the time read to check the hold.
+    #[inline]
+    pub fn ever_held(&self) -> bool {
+        self.config.hold_on_pushback && self.hold.ever_held()
+    }
+
     /// The budget every request draws from.
     pub fn budget(&self) -> &B {
         &self.budget
@@ -694,7 +732,8 @@ mod tests {
 
     #[test]
     fn a_wait_the_policy_asks_for_past_the_deadline_is_not_taken() {
-        let request = Request::new(RetryConfig::default(), 9);
+        // Two pushbacks of one layer at one instant: the first would hold the second.
+        let request = Request::new(RetryConfig::default().with_hold_on_pushback(false), 9);
         let mut attempts = with_deadline(&request, 100);
         let asked = Decision::RetryAfter(100 * MS);
         let next = request

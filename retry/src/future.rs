@@ -10,7 +10,9 @@ use tokio::time::Sleep;
 use tower::{BoxError, Service};
 
 use crate::service::Shared;
-use crate::{AttemptTimedOut, Attempts, Budget, GaveUp, GaveUpMark, Next, RetryPolicy, StopReason};
+use crate::{
+    AttemptTimedOut, Attempts, Budget, Decision, GaveUp, GaveUpMark, Next, RetryPolicy, StopReason,
+};
 
 /// The response future of [`Retry`](crate::Retry): the attempts of one request.
 ///
@@ -18,7 +20,9 @@ use crate::{AttemptTimedOut, Attempts, Budget, GaveUp, GaveUpMark, Next, RetryPo
 /// layer's [`Retrier`](crate::Retrier) says what follows. For a request with a deadline it
 /// reads the layer's clock when each attempt starts, is first polled and ends: to check the
 /// time left before a retry, to cut the attempt at the deadline (arming a timer only if it
-/// waits), to measure a successful attempt's latency, and to decide at that instant.
+/// waits), to measure a successful attempt's latency, and to decide at that instant. After a
+/// server's pushback, and once one has held the layer's retries, it reads the clock at each
+/// decision and before sending each retry ([`PushbackHold`](crate::PushbackHold)).
 ///
 /// # Cancellation
 ///
@@ -29,7 +33,7 @@ where
     S: Service<Req>,
 {
     #[pin]
-    state: State<S::Future, Req>,
+    state: State<S::Future, Req, S::Response>,
     /// The service instance the retries are called on.
     service: S,
     /// A copy of the request for the next attempt, if there can be one.
@@ -43,7 +47,7 @@ where
 }
 
 #[pin_project(project = StateProj, project_replace = StateOwned)]
-enum State<F, Req> {
+enum State<F, Req, Res> {
     /// An attempt in flight, with its timeout if any: the configured one, or the request's
     /// deadline if that comes first (`cut`).
     Attempt {
@@ -56,14 +60,20 @@ enum State<F, Req> {
         /// The request's deadline, when the attempt is cut at it.
         cut: Option<Deadline>,
     },
-    /// Waiting out the backoff before retrying `request`.
+    /// Waiting out the backoff before retrying `request`. Once a server's pushback has held
+    /// the layer's retries, the answer being retried is kept in `last`, to be returned if a
+    /// newer pushback holds the retry when the wait is over.
     Waiting {
         #[pin]
         sleep: Sleep,
         request: Req,
+        last: Option<Result<Res, BoxError>>,
     },
     /// Waiting for the service to be ready to retry `request`.
-    Ready { request: Req },
+    Ready {
+        request: Req,
+        last: Option<Result<Res, BoxError>>,
+    },
     /// The request's deadline had passed when the layer was called: no attempt is made.
     Expired,
     /// The output has been returned.
@@ -140,18 +150,12 @@ where
                     let outcome = this.policy.classify(result.as_ref());
                     shared.retrier.record(outcome);
                     let decision = this.policy.decide(outcome, result.as_ref());
-                    let next = match *this.started {
-                        None => shared.retrier.decide(this.attempts, decision, this.next),
-                        Some(started) => {
-                            let now = ended_at.unwrap_or_else(|| shared.clock.now());
-                            if answered && outcome == Outcome::Success {
-                                shared.retrier.observe(now.saturating_sub(started));
-                            }
-                            shared
-                                .retrier
-                                .decide_at(this.attempts, decision, this.next, now)
-                        }
+                    let ended = Ended {
+                        started: *this.started,
+                        at: ended_at,
+                        measured: answered && outcome == Outcome::Success,
                     };
+                    let next = decide(shared, this.attempts, decision, this.next, ended);
                     shared
                         .metrics
                         .decided(&next, this.attempts.criticality().class());
@@ -160,17 +164,19 @@ where
                         let result = gave_up(result, &next, this.attempts, shared, this.policy);
                         return Poll::Ready(result);
                     };
+                    let last = shared.retrier.ever_held().then_some(result);
                     this.state.set(State::Waiting {
                         sleep: tokio::time::sleep(wait),
                         request,
+                        last,
                     });
                 }
                 StateProj::Waiting { sleep, .. } => {
                     ready!(sleep.poll(cx));
-                    if let StateOwned::Waiting { request, .. } =
+                    if let StateOwned::Waiting { request, last, .. } =
                         this.state.as_mut().project_replace(State::Done)
                     {
-                        this.state.set(State::Ready { request });
+                        this.state.set(State::Ready { request, last });
                     }
                 }
                 StateProj::Ready { .. } => {
@@ -178,12 +184,26 @@ where
                         this.state.set(State::Done);
                         return Poll::Ready(Err(error.into()));
                     }
-                    let StateOwned::Ready { request } =
+                    let StateOwned::Ready { request, last } =
                         this.state.as_mut().project_replace(State::Done)
                     else {
                         continue;
                     };
                     let shared = &**this.shared;
+                    // A pushback that arrived during the wait holds this retry: the answer it
+                    // would have retried is the request's.
+                    if let Some(last) = last
+                        && shared.retrier.holds_retries_at(shared.clock.now())
+                    {
+                        let stop = Next::Stop(StopReason::Pushback);
+                        return Poll::Ready(gave_up(
+                            last,
+                            &stop,
+                            this.attempts,
+                            shared,
+                            this.policy,
+                        ));
+                    }
                     let class = this.attempts.criticality().class();
                     // For a request with a deadline: the time may have run out during the
                     // backoff and the wait for readiness.
@@ -223,6 +243,41 @@ where
             }
         }
     }
+}
+
+/// How an attempt ended, for [`decide`].
+#[derive(Clone, Copy)]
+struct Ended {
+    /// When it started, for a request with a deadline.
+    started: Option<Duration>,
+    /// The clock's reading at its end, if taken.
+    at: Option<Duration>,
+    /// Whether its latency is a successful answer's, to be observed.
+    measured: bool,
+}
+
+/// What follows an attempt of `attempts`' request that `ended` as the policy judged
+/// `decision`. The time is read for a request with a deadline, and for a pushback or once one
+/// has held the layer's retries; a successful answer's latency is observed for a request with a
+/// deadline.
+fn decide<B: Budget, Req>(
+    shared: &Shared<B>,
+    attempts: &mut Attempts,
+    decision: Decision,
+    next: &mut Option<Req>,
+    ended: Ended,
+) -> Next<Req> {
+    let pushback = matches!(decision, Decision::RetryAfter(_));
+    if ended.started.is_none() && !pushback && !shared.retrier.ever_held() {
+        return shared.retrier.decide(attempts, decision, next);
+    }
+    let now = ended.at.unwrap_or_else(|| shared.clock.now());
+    if let Some(started) = ended.started
+        && ended.measured
+    {
+        shared.retrier.observe(now.saturating_sub(started));
+    }
+    shared.retrier.decide_at(attempts, decision, next, now)
 }
 
 /// The result of a request the layer stopped retrying: if the configuration says so, a failure

@@ -55,9 +55,10 @@ impl<B: Budget> RetryLayer<B> {
 
     /// A layer retrying per `config` within `budget`, with the default [`Policy`], reading
     /// requests' deadlines ([`rampart_core::Deadline`]) on `clock`: a clock of the same origin
-    /// as the one that set them (see [`rampart_core::Deadline`]). It is read only for requests
-    /// with a deadline; backoff waits and attempt timeouts are tokio timers, so a simulation
-    /// under paused time passes a `TokioClock`.
+    /// as the one that set them (see [`rampart_core::Deadline`]), and timing servers' pushback
+    /// holds ([`PushbackHold`](crate::PushbackHold)) on it. It is read only for requests with a
+    /// deadline and after pushback; backoff waits and attempt timeouts are tokio timers, so a
+    /// simulation under paused time passes a `TokioClock`.
     ///
     /// # Errors
     ///

@@ -21,7 +21,9 @@
 //! waited (the request stops with its answer, [`StopReason::Pushback`](crate::StopReason)),
 //! nor one that would end past the request's deadline ([`StopReason::NoTimeLeft`](crate::StopReason)).
 //! A value too large to represent is such a delay. The delay replaces the backoff for that
-//! retry; the budget is still asked.
+//! retry; the budget is still asked. It also holds the layer's other retries until it is over
+//! ([`PushbackHold`](crate::PushbackHold), on by default), so that under sustained pushback a
+//! client stops retrying into the server's overload, as the server asked.
 //!
 //! ```
 //! use std::time::Duration;

@@ -235,7 +235,8 @@ impl RetryPolicy<u32, u32> for Pushback {
 #[tokio::test(start_paused = true)]
 async fn a_policy_can_set_the_wait_before_a_retry() {
     let (_, service) = backend(1.0, 6);
-    let layer = RetryLayer::new(CONFIG(), Unlimited)
+    // The pushback holds are timed on the layer's clock: paused time's, as the waits.
+    let layer = RetryLayer::new_with(CONFIG(), Unlimited, TokioClock::new())
         .expect("valid")
         .with_policy(Pushback(Duration::from_millis(700)));
     let start = Instant::now();
