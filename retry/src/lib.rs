@@ -257,6 +257,7 @@ mod decide;
 mod error;
 mod events;
 mod future;
+mod hedge;
 mod hold;
 mod layer;
 mod metrics;
@@ -273,6 +274,10 @@ pub use crate::config::RetryConfig;
 pub use crate::decide::{Attempts, Next, Retrier, StopReason};
 pub use crate::error::{AttemptTimedOut, GaveUp};
 pub use crate::future::ResponseFuture;
+pub use crate::hedge::{
+    AnyRequest, Hedge, HedgeConfig, HedgeFuture, HedgeLayer, HedgeRefusal, HedgeStats, Hedger,
+    MayHedge,
+};
 pub use crate::hold::PushbackHold;
 pub use crate::layer::RetryLayer;
 pub use crate::policy::{ByClone, CloneRequest, Decision, GaveUpMark, Policy, RetryPolicy};

@@ -1,0 +1,170 @@
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use rampart_core::{Clock, RequestContext, pick_hint};
+use tower::{BoxError, Service};
+
+use super::future::HedgeFuture;
+use super::metrics::HedgeMetrics;
+use super::{AnyRequest, Hedger, MayHedge};
+use crate::{Budget, Policy, RetryPolicy};
+
+/// What every service of a hedge layer shares: the hedging rules, window and budget, the
+/// metrics, and the clock latencies and deadlines are read on.
+pub(crate) struct Shared<B> {
+    pub(crate) hedger: Hedger<B>,
+    pub(crate) metrics: HedgeMetrics,
+    pub(crate) clock: Box<dyn Clock>,
+}
+
+impl<B: fmt::Debug> fmt::Debug for Shared<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("hedger", &self.hedger)
+            .field("metrics", &self.metrics)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A service that sends a slow request to `S` again, within a shared [`Budget`], and
+/// answers with the first copy to answer.
+///
+/// Each request deposits once into the budget (unless a retry layer outside it did). If no
+/// answer has come after the hedge delay (the configured quantile of recent latencies), and
+/// the request may be hedged (the filter `F`, and a copy from the policy `P`), one more copy
+/// is sent, if the request's deadline leaves the predicted latency and the budget grants a
+/// withdrawal for the request's criticality; up to
+/// [`max_hedges`](crate::HedgeConfig::max_hedges) copies, a delay apart. The first answer
+/// wins and the other copies are dropped. A failure is returned only when no other copy is
+/// under way. Dropping the response future drops every copy.
+///
+/// Readiness is the inner service's; a hedge waits for it too. Errors come back as the inner
+/// service's, boxed.
+#[derive(Debug)]
+pub struct Hedge<S, B, P = Policy, F = AnyRequest> {
+    inner: S,
+    shared: Arc<Shared<B>>,
+    policy: P,
+    filter: F,
+}
+
+impl<S: Clone, B, P: Clone, F: Clone> Clone for Hedge<S, B, P, F> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+            policy: self.policy.clone(),
+            filter: self.filter.clone(),
+        }
+    }
+}
+
+impl<S, B, P, F> Hedge<S, B, P, F> {
+    pub(crate) fn from_parts(inner: S, shared: Arc<Shared<B>>, policy: P, filter: F) -> Self {
+        Self {
+            inner,
+            shared,
+            policy,
+            filter,
+        }
+    }
+
+    /// The budget this service shares with its clones (and with retry layers given it).
+    pub fn budget(&self) -> &B {
+        self.shared.hedger.budget()
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B, P, F, Req> Service<Req> for Hedge<S, B, P, F>
+where
+    S: Service<Req> + Clone,
+    S::Error: Into<BoxError>,
+    B: Budget,
+    P: RetryPolicy<Req, S::Response> + Clone,
+    F: MayHedge<Req>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = HedgeFuture<S, Req, B, P>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let shared = &*self.shared;
+        let context = RequestContext::current();
+        let now = shared.clock.now();
+        // Under a retry layer the request's attempt number is set, and its deposit made.
+        let deposited = context.attempt().is_none();
+        if deposited {
+            shared.hedger.deposit();
+        }
+        let (delay, computed) = shared.hedger.delay_reporting_at(now);
+        if computed {
+            shared.metrics.delay(delay);
+        }
+        let plan = super::future::Plan {
+            context,
+            started: now,
+            deposited,
+        };
+        let Some(delay) = delay else {
+            // A cold window: no hedge.
+            let first = self.inner.call(request);
+            return HedgeFuture::single(
+                first,
+                plan,
+                None,
+                self.policy.clone(),
+                Arc::clone(&self.shared),
+            );
+        };
+        let copy = if self.filter.may_hedge(&request) {
+            self.policy.clone_request(&request)
+        } else {
+            None
+        };
+        let Some(copy) = copy else {
+            let first = self.inner.call(request);
+            return HedgeFuture::single(
+                first,
+                plan,
+                Some(delay),
+                self.policy.clone(),
+                Arc::clone(&self.shared),
+            );
+        };
+        // Call the instance `poll_ready` made ready; keep it for the hedges and leave a fresh
+        // clone here for the next request.
+        let fresh = self.inner.clone();
+        let mut ready = std::mem::replace(&mut self.inner, fresh);
+        let (first, picked) = pick_hint::call_avoiding(&[], || ready.call(request));
+        HedgeFuture::hedging(
+            first,
+            picked,
+            plan,
+            delay,
+            ready,
+            copy,
+            self.policy.clone(),
+            Arc::clone(&self.shared),
+        )
+    }
+}
