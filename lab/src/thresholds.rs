@@ -93,3 +93,7 @@ pub const DEADLINE_OVERLOAD_WASTED: f64 = 0.02;
 pub const DEADLINE_OVERLOAD_FALSE_REFUSALS: f64 = 0.005;
 /// deadline-overload: p99 of the time a refused request waited for its refusal, in milliseconds.
 pub const DEADLINE_OVERLOAD_REFUSE_P99_MS: f64 = 1.0;
+
+/// fleet-layers (`rampart + don't retry`): calls reaching C per user request while C fails
+/// every call, three attempts at each of the chain's hops (naive: 27).
+pub const FLEET_LAYERS_AMPLIFICATION: f64 = 1.5;

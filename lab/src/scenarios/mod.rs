@@ -3,6 +3,7 @@
 mod balancing;
 mod deadline_chain;
 mod deadline_overload;
+mod fleet_layers;
 mod full_stack;
 mod outage;
 mod overload;
@@ -76,7 +77,7 @@ impl Scenario {
 }
 
 /// Every scenario, in the order the lab runs them.
-pub fn all() -> [Scenario; 12] {
+pub fn all() -> [Scenario; 13] {
     [
         overload::OVERLOAD,
         overload::OVERLOAD_IO,
@@ -90,6 +91,7 @@ pub fn all() -> [Scenario; 12] {
         priority_overload::PRIORITY_OVERLOAD,
         deadline_overload::DEADLINE_OVERLOAD,
         deadline_chain::DEADLINE_CHAIN,
+        fleet_layers::FLEET_LAYERS,
     ]
 }
 
