@@ -14,6 +14,13 @@
 //! and the latency observed; the deadline's timer is armed only for an attempt that waits),
 //! beside `/attempt_timeout`, the same layer with a configured attempt timeout and no deadline
 //! (a timer registered on every attempt); both in a tokio runtime, which the timers need.
+//!
+//! `retry_hedge/no_hedge` times a request that the service answers at once, through the hedge
+//! layer with a warm window (a hedge delay known, a copy of the request kept, the first copy's
+//! endpoint asked for, no timer registered since the answer comes at the first poll), beside
+//! tower's `Hedge` with a warm histogram and the bare service; `rampart/hedge/cold` is the
+//! same layer before its window holds enough samples to hedge. The target: at most
+//! 0.5× tower's `Hedge`.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -24,7 +31,9 @@ use rampart_benches::{TpsPolicy, backend, call_ready, contended};
 use rampart_core::{
     Clock, CoarseClock, Criticality, Deadline, Outcome, RequestContext, SystemClock,
 };
-use rampart_retry::{Decision, RatioConfig, Retrier, RetryConfig, RetryLayer, TokenConfig};
+use rampart_retry::{
+    Decision, HedgeConfig, HedgeLayer, RatioConfig, Retrier, RetryConfig, RetryLayer, TokenConfig,
+};
 use tower::Layer;
 use tower::retry::budget::{Budget, TpsBudget};
 
@@ -170,5 +179,69 @@ fn layer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, budget, layer);
+/// tower's hedge policy for `u32` requests: every request may be hedged.
+#[derive(Debug, Clone, Copy)]
+struct HedgeAny;
+
+impl tower::hedge::Policy<u32> for HedgeAny {
+    fn clone_request(&self, request: &u32) -> Option<u32> {
+        Some(*request)
+    }
+
+    fn can_retry(&self, _: &u32) -> bool {
+        true
+    }
+}
+
+fn hedge(c: &mut Criterion) {
+    let mut group = c.benchmark_group("retry_hedge/no_hedge");
+    group.throughput(Throughput::Elements(1));
+    // tower's `Hedge` registers its delay's timer on every request: it needs a runtime.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let _runtime = runtime.enter();
+
+    let mut bare = backend();
+    group.bench_function("floor/bare_service", |b| {
+        b.iter(|| call_ready(&mut bare, black_box(1)));
+    });
+
+    // Warm: 1 000 latencies of 10 ms, past its 100-sample floor.
+    let mut tower_hedge = tower::hedge::Hedge::new_with_mock_latencies(
+        backend(),
+        HedgeAny,
+        100,
+        0.95,
+        Duration::from_secs(10),
+        &[10; 1_000],
+    );
+    group.bench_function("tower/hedge", |b| {
+        b.iter(|| call_ready(&mut tower_hedge, black_box(1)));
+    });
+
+    let budget = RatioConfig::default().build().expect("valid");
+    let layer = HedgeLayer::new(HedgeConfig::default(), budget).expect("valid");
+    let mut ours = layer.layer(backend());
+    // Warm: requests until the window's first bucket (1 s) is over with its 100 samples.
+    while layer.delay().is_none() {
+        call_ready(&mut ours, 1);
+    }
+    group.bench_function("rampart/hedge", |b| {
+        b.iter(|| call_ready(&mut ours, black_box(1)));
+    });
+
+    let budget = RatioConfig::default().build().expect("valid");
+    let config = HedgeConfig::default().with_min_samples(u64::MAX);
+    let mut cold = HedgeLayer::new(config, budget)
+        .expect("valid")
+        .layer(backend());
+    group.bench_function("rampart/hedge/cold", |b| {
+        b.iter(|| call_ready(&mut cold, black_box(1)));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, budget, layer, hedge);
 criterion_main!(benches);
