@@ -9,9 +9,11 @@
 //!   by the processes Redis last counted);
 //! - Redis said lately that the quota is short (it granted less than this process asked):
 //!   refused until the process may ask again;
-//! - otherwise (a new key, a lease spent faster than foreseen, or one gone stale in a quiet
-//!   spell): served from the local share, and the tokens so spent are owed to the quota, charged
-//!   by the next ask ("debt"), so the fleet's total stays exact over time.
+//! - a live lease, spent faster than foreseen: refused until its refill, on the way, arrives
+//!   (within `redis_timeout`);
+//! - otherwise (a new key, or a lease gone stale in a quiet spell): served from the local share,
+//!   and the tokens so spent are owed to the quota, charged by the next ask ("debt"), so the
+//!   fleet's total stays exact over time.
 //!
 //! Each request also counts toward the key's demand, from which the next ask is sized.
 
@@ -36,6 +38,8 @@ pub(crate) struct Params {
     pub(crate) ttl: u64,
     pub(crate) max_lease: u64,
     pub(crate) fallback: Fallback,
+    /// `redis_timeout`: an ask under way is answered within it.
+    pub(crate) answer_within: Duration,
 }
 
 impl Params {
@@ -48,6 +52,7 @@ impl Params {
             ttl: rampart_core::saturating_nanos(config.lease_ttl),
             max_lease: config.max_lease,
             fallback: config.fallback,
+            answer_within: config.redis_timeout,
         }
     }
 
@@ -205,6 +210,9 @@ impl Lease {
             }
         } else if now < slow.short_until {
             Take::Refused(Duration::from_nanos(slow.short_until - now))
+        } else if now < self.expires.load(Ordering::Relaxed) {
+            // A live lease, spent: demand outran it, and its refill is on the way.
+            Take::Refused(params.answer_within)
         } else {
             let take = slow.local_take(now, params, processes);
             if take == Take::Local {
@@ -365,11 +373,13 @@ mod tests {
         }
         assert_eq!(asks, 1, "one claimant, at the low-water mark");
         assert_eq!(lease.tokens(), 0);
-        // Out of tokens, Redis up, no shortage said: the local share, owed to the quota.
+        // Out of tokens, the refill on its way: refused until it comes.
         let decision = lease.take_at(MS, &p, UP);
-        assert_eq!(decision.take, Take::Local);
+        assert_eq!(decision.take, Take::Refused(p.answer_within));
         assert!(!decision.ask, "the ask already in flight is the only one");
-        assert_eq!(lease.ask_at(MS, &p, 1).debt, 1);
+        // The lease gone stale, Redis up, no shortage said: the local share, owed to the quota.
+        assert_eq!(lease.take_at(p.ttl, &p, UP).take, Take::Local);
+        assert_eq!(lease.ask_at(p.ttl, &p, 1).debt, 1);
     }
 
     #[test]

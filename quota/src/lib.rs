@@ -57,9 +57,11 @@
 //! for `demand × lease_horizon` tokens (at most `max_lease`). So at steady demand a process asks
 //! about once per `lease_horizon`, ahead of need. Tokens unspent for `lease_ttl` are dropped.
 //!
-//! A lease runs out before its refill only when demand jumps. The request is then served from
-//! the process's local share of the quota (below) and the tokens so spent are charged to the
-//! quota by the next ask: the fleet's total stays exact, the jump is not refused.
+//! A lease runs out before its refill only when demand jumps: the requests that find it empty
+//! are refused until the refill arrives (one round trip). A key with no live lease (new, or
+//! idle past `lease_ttl`) is served from the process's local share of the quota (below) until
+//! Redis answers, and the tokens so spent are charged to the quota by the first ask: the
+//! fleet's total stays exact over time.
 //!
 //! # Fairness: leases shrink as the quota runs short
 //!
@@ -97,8 +99,9 @@
 //! `Display` form, hashed: 40 hex characters whatever it holds), and both of its entries expire:
 //! the TAT once the quota is full again, the process set after `presence`. In the process, the
 //! leases live in a [`KeyedGroup`](rampart_core::KeyedGroup), bounded (`max_keys`, 1 024 by
-//! default) and evicting idle keys first; a flood of new keys makes at most `max_in_flight`
-//! Redis calls at a time. No metric carries a key.
+//! default) and evicting idle keys first, plus at most `max_in_flight` keys whose ask is under
+//! way (an ask holds its key); a flood of new keys makes at most `max_in_flight` Redis calls at
+//! a time. No metric carries a key.
 //!
 //! # Figures
 //!

@@ -1,0 +1,160 @@
+//! The quota's behaviour against a real `redis-server` on 127.0.0.1: the layer through tower,
+//! what it writes in Redis for hostile keys, its bounds, and a Redis that stops answering.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use rampart_quota::{Fallback, QuotaConfig, QuotaExceeded, QuotaGroup, QuotaLayer};
+use support::RedisServer;
+use tower::{ServiceBuilder, ServiceExt};
+
+/// Waits (real time, bounded) until `done` holds.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layer_serves_from_a_lease_and_refuses_past_the_quota() {
+    let redis = RedisServer::start();
+    // 10 a second, a burst of 10, and one lease at most 10: the whole quota of a second.
+    let config = QuotaConfig::per_second(10.0)
+        .with_redis_url(redis.url())
+        .with_name("layer");
+    let group: QuotaGroup<String> = QuotaGroup::new(config).expect("valid");
+    let layer = QuotaLayer::new(group, |(tenant, _): &(String, u32)| tenant.clone());
+    let group = std::sync::Arc::clone(layer.group());
+    let service = ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(|(_, n): (String, u32)| async move { Ok::<_, tower::BoxError>(n) });
+    // The first request is served from the local share and asks for a lease.
+    assert_eq!(
+        service.clone().oneshot(("a".to_owned(), 1)).await.unwrap(),
+        1
+    );
+    until("a lease", || group.tokens(&"a".to_owned()) > 0).await;
+    // One request a millisecond for 300 ms: the burst of 10 (the first request's token
+    // included, charged to the quota by the first ask) and the 3 tokens earned meanwhile.
+    let mut admitted = 1;
+    let mut refused = None;
+    let start = Instant::now();
+    for n in 0.. {
+        if start.elapsed() >= Duration::from_millis(300) {
+            break;
+        }
+        match service.clone().oneshot(("a".to_owned(), n)).await {
+            Ok(_) => admitted += 1,
+            Err(err) => refused = Some(*err.downcast::<QuotaExceeded>().expect("a refusal")),
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!((10..=13).contains(&admitted), "{admitted}");
+    let refused = refused.expect("refusals past the quota");
+    assert!(refused.retry_after() <= Duration::from_millis(250));
+    // Another key has its own quota.
+    assert!(service.oneshot(("b".to_owned(), 0)).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_keys_are_hashed_namespaced_and_expire_and_the_process_holds_a_bounded_number() {
+    let redis = RedisServer::start();
+    let config = QuotaConfig::per_second(100.0)
+        .with_redis_url(redis.url())
+        .with_prefix("app:quota")
+        .with_name("hostile")
+        .with_presence(Duration::from_millis(500));
+    let group: QuotaGroup<String> = QuotaGroup::new(config)
+        .expect("valid")
+        .with_max_keys(16)
+        .expect("valid");
+    let hostile = [
+        "*".to_owned(),
+        "a:b}{c".to_owned(),
+        "\r\nFLUSHALL\r\n".to_owned(),
+        "x".repeat(100_000),
+    ];
+    for key in hostile
+        .iter()
+        .cloned()
+        .chain((0..1_000).map(|n| format!("user-{n}")))
+    {
+        let _ = group.check(&key);
+    }
+    // The bound, and the keys whose ask is under way.
+    assert!(group.len() <= 16 + 64, "{} leases held", group.len());
+    until("the asks", || {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("*")
+            .query(&mut redis.connection())
+            .expect("KEYS");
+        keys.len() >= 8
+    })
+    .await;
+    let mut connection = redis.connection();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query(&mut connection)
+        .expect("KEYS");
+    for key in &keys {
+        // `app:quota:{hostile:<40 hex>}` and its process set, `...:p`.
+        let hash = key
+            .strip_prefix("app:quota:{hostile:")
+            .and_then(|rest| rest.strip_suffix('}').or_else(|| rest.strip_suffix("}:p")))
+            .unwrap_or_else(|| panic!("{key:?} outside the namespace"));
+        assert!(
+            hash.len() == 40 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{key:?}"
+        );
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query(&mut connection)
+            .expect("PTTL");
+        assert!(ttl > 0, "{key:?} never expires ({ttl})");
+    }
+    // Everything expires: the quotas are full again within their burst's second, the process
+    // sets after `presence`.
+    until("the keys to expire", || {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("*")
+            .query(&mut redis.connection())
+            .expect("KEYS");
+        keys.is_empty()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_stops_answering_is_a_fallback_within_the_timeout_and_a_probe_ends_it() {
+    let redis = RedisServer::start();
+    let config = QuotaConfig::per_second(1_000.0)
+        .with_redis_url(redis.url())
+        .with_name("paused")
+        .with_redis_timeout(Duration::from_millis(20))
+        .with_fallback(Fallback::FailOpen);
+    let group: QuotaGroup<String> = QuotaGroup::new(config).expect("valid");
+    let key = "k".to_owned();
+    group.check(&key).expect("the local share");
+    until("a lease", || group.tokens(&key) > 0).await;
+    redis.pause(true);
+    // Spend the lease: the ask at its low-water mark gets no answer, the fallback starts.
+    let start = Instant::now();
+    let mut admitted = 0;
+    while !group.fallback_active() {
+        admitted += u32::from(group.check(&key).is_ok());
+        assert!(start.elapsed() < Duration::from_secs(5), "no fallback");
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    // Fail open: every request admitted, the lease spent or not.
+    assert!((0..10_000).all(|_| group.check(&key).is_ok()));
+    assert!(admitted > 0);
+    redis.pause(false);
+    until("the fallback to end", || {
+        let _ = group.check(&key);
+        !group.fallback_active()
+    })
+    .await;
+}
