@@ -7,6 +7,7 @@
 //! | [`ratelimit`] (`ratelimit`) | server-side BBR-style limiting: shed when the CPU is hot and in-flight exceeds what the server has proven it carries |
 //! | [`retry`] (`retry`) | retries within a budget bounded as a share of traffic, with jittered backoff |
 //! | [`balancer`] (`balancer`) | power-of-two-choices balancing over EWMA latency, success and load |
+//! | [`quota`] (`quota`) | fleet-wide quotas per key on Redis: one limit shared by every process, served from local leases, with a local share while Redis is away |
 //! | [`fault`] (`fault`) | fault injection and a simulated server, for tests and chaos runs |
 //! | [`http`] (`http`) | HTTP statuses for the layers' errors; `HttpClassifier` counts 5xx and 429 as failures; a request's criticality and deadline carried between services in headers |
 //! | [`grpc`] (`grpc`) | gRPC statuses (with `grpc-retry-pushback-ms`) for the layers' errors; `GrpcClassifier` and `GrpcBody` count a call's status in the breaker and the balancer, from a trailers-only answer's headers or from the trailers after its body |
@@ -102,6 +103,10 @@ pub use rampart_retry as retry;
 /// Power-of-two-choices load balancing over EWMA scores.
 #[cfg(feature = "balancer")]
 pub use rampart_balancer as balancer;
+
+/// Fleet-wide quotas per key on Redis, served from local leases.
+#[cfg(feature = "quota")]
+pub use rampart_quota as quota;
 
 /// Fault injection and a simulated capacity-bound server.
 #[cfg(feature = "fault")]

@@ -11,6 +11,7 @@
 //! | [`Overloaded`](rampart_ratelimit::Overloaded) (the server sheds) | 503, or 429 with [`ErrorStatus::with_overloaded`] | the configured delay (1 s) |
 //! | [`Rejected`](rampart_core::Rejected) (the client's breaker throttles) | 503 | the configured delay |
 //! | [`NoEndpoints`](rampart_balancer::NoEndpoints) (no backend ready) | 503 | the configured delay |
+//! | [`QuotaExceeded`](rampart_quota::QuotaExceeded) (the caller's fleet-wide quota is spent) | 429 | until its next token, in whole seconds (at least 1) |
 //! | [`AttemptTimedOut`](rampart_retry::AttemptTimedOut) (an attempt ran out of time) | 504 | none |
 //! | [`DeadlineExceeded`](rampart_core::DeadlineExceeded) (the request's deadline passed: abandoned, or not sent) | 504 | none |
 //! | [`WouldMissDeadline`](rampart_ratelimit::WouldMissDeadline) (the limiter predicts the request cannot finish in time) | 504 | none |

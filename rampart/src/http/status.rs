@@ -130,6 +130,15 @@ impl ErrorStatus {
         if error.is::<rampart_balancer::NoEndpoints>() {
             return refusal(StatusCode::SERVICE_UNAVAILABLE);
         }
+        // The caller's quota is spent: 429, and `Retry-After` when its next token is due.
+        #[cfg(feature = "quota")]
+        if let Some(refused) = error.downcast_ref::<rampart_quota::QuotaExceeded>() {
+            return Some(Mapped {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                retry_after: Some(refused.retry_after()),
+                dont_retry: false,
+            });
+        }
         // Out of time: no `Retry-After`, the caller's deadline has passed or is about to.
         let timeout = Some(Mapped {
             status: StatusCode::GATEWAY_TIMEOUT,
@@ -182,6 +191,22 @@ mod tests {
 
     fn status(error: &tower::BoxError) -> Option<StatusCode> {
         ErrorStatus::default().of(&**error).map(|m| m.status)
+    }
+
+    #[test]
+    fn a_spent_quota_is_429_with_retry_after_its_next_token() {
+        let refused = |ms| -> tower::BoxError {
+            rampart_quota::QuotaExceeded::new(Duration::from_millis(ms)).into()
+        };
+        let mapped = ErrorStatus::default().of(&*refused(2_500)).expect("mapped");
+        assert_eq!(mapped.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(mapped.retry_after, Some(Duration::from_millis(2_500)));
+        assert_eq!(mapped.headers()[header::RETRY_AFTER], "3");
+        // Whole seconds, at least 1; found through wrappers too.
+        let wrapped: tower::BoxError = Box::new(Wrapped(refused(10)));
+        let mapped = ErrorStatus::default().of(&*wrapped).expect("mapped");
+        assert_eq!(mapped.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(mapped.headers()[header::RETRY_AFTER], "1");
     }
 
     #[test]
