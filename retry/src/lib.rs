@@ -210,6 +210,62 @@
 //! `with_fleet_floor(10, 1_000)`, 1.200, never more than 1 000 retries in a second
 //! (`per_client_floors_add_up_to_a_storm_and_a_fleet_floor_does_not`).
 //!
+//! # Hedging
+//!
+//! A retry rescues a request from a failure; a hedge rescues it from a slow answer. "The Tail
+//! at Scale" (Dean & Barroso, 2013) sends a second copy of a request still unanswered after
+//! the 95th percentile of latencies and takes whichever answers first: the tail shrinks for a
+//! few percent more load. Unbounded, hedging becomes the load: when every answer slows down,
+//! every request passes the delay and is sent twice. [`HedgeLayer`] bounds its hedges as
+//! Finagle's backup requests do, with the budget retries draw from:
+//!
+//! - **The delay** is the configured quantile ([`HedgeConfig::quantile`], 0.95) of the
+//!   latencies of the last [`window`](HedgeConfig::window) (10 s in 10 buckets), at least
+//!   [`min_delay`](HedgeConfig::min_delay) (1 ms), read from log-linear histograms of
+//!   microseconds (within 6.25 %, never below) once per bucket, from the completed buckets.
+//!   A record is a relaxed `fetch_add`, with no lock but once per bucket to empty a histogram.
+//!   The window counts each answer's latency from when its copy was sent (failures do not
+//!   count), and for a first copy that lost to its hedge, how long it had run by then: without
+//!   these lower bounds, the slowest latencies would leave the window as soon as they are
+//!   hedged, and the delay would fall. Until the completed buckets hold
+//!   [`min_samples`](HedgeConfig::min_samples) (100) latencies, no request is hedged.
+//! - **The budget**: each request deposits into the [`Budget`] (unless a retry layer outside
+//!   did: its context then carries an attempt number) and each hedge withdraws as a retry
+//!   does ([`Budget::withdraw_for`] the request's criticality). Give one `Arc` of a budget to a
+//!   [`RetryLayer`] and a [`HedgeLayer`] inside it, and retries and hedges together stay
+//!   within its ratio. An empty budget sends no hedge.
+//! - **The deadline**: a hedge is not sent when the request's deadline
+//!   (`rampart_core::current_deadline()`, read when the layer is called) leaves less than the
+//!   predicted latency, the window's median; nothing is withdrawn then.
+//! - **The cost**: only requests the filter allows ([`HedgeLayer::only_hedging`], a
+//!   [`MayHedge`]: mark what is expensive or not idempotent) and the policy can copy
+//!   ([`RetryPolicy::clone_request`]: a request the retry layer could not retry either) are
+//!   hedged.
+//! - **Another endpoint**: the first copy's call and each hedge's are made inside a
+//!   [`pick_hint`](rampart_core::pick_hint) scope; a balancer that honours it records the
+//!   endpoint it picked, and each hedge asks it to avoid the endpoints still working on the
+//!   request.
+//! - **The answer**: the first copy to answer wins, the others are dropped (cancelled); a
+//!   failure wins only when no other copy is under way. Up to
+//!   [`max_hedges`](HedgeConfig::max_hedges) (1) copies go, a delay apart.
+//!
+//! The rules are a [`Hedger`], which takes instants and holds no tower type. The delay's
+//! timer is armed at the first poll that finds no answer, so a request answered at once
+//! registers none; tokio's timer fires on the millisecond.
+//!
+//! Differences from tower's `Hedge`: a budget; microsecond latencies instead of milliseconds;
+//! no lock per request (tower's takes a mutex to read the delay and one to record a latency);
+//! the deadline, the filter and the pick hints; the latencies of the losing first copies.
+//!
+//! Measured in `tests/hedge.rs` (paused time, answers of 10 ms, a delay of 10.239 ms): a
+//! first copy stalled for a second is answered at 21 ms by its hedge, and dropped
+//! (`a_slow_first_copy_is_hedged_and_dropped_when_the_hedge_answers`); with a ratio budget of
+//! 0.1 and no reserve, 30 requests (20 of them slow, at once) send exactly 3 hedges and
+//! refuse 17 (`a_ratio_budget_bounds_hedges_to_its_share_of_requests`); under a retry layer,
+//! one deposit per request and one budget for the retry and the hedge
+//! (`under_a_retry_layer_hedges_and_retries_share_one_budget_and_one_deposit`); a dropped
+//! request, a failing copy and a panicking copy leave no copy under way.
+//!
 //! # Differences from tower's `Retry` and `TpsBudget`
 //!
 //! - Exact ratios: tower withdraws `1 / ratio` rounded down, so a 0.6 ratio allows 100 % (tower
@@ -230,6 +286,15 @@
 //! with [`StopReason::NoTimeLeft`] or not sent because the time ran out while the service was
 //! not ready). The deadline's refusals are their own counter, as the budget's are, so that
 //! `attempts_total` keeps counting exactly what was sent.
+//!
+//! The hedge layer's, labelled `name` and (but the gauge) `criticality`:
+//! `rampart_retry_hedges_total{outcome="sent"|"won"|"refused_budget"|"refused_deadline"|"refused_policy"}`
+//! (hedges sent; requests a hedge answered; hedges due and not sent, by reason, a request the
+//! filter or the policy refused counted when it proved slower than the delay) and
+//! `rampart_retry_hedge_delay_seconds` (the delay, 0 while the window is cold, set once per
+//! bucket); [`HedgeLayer::stats`] gives the same counts. With feature `tracing`, hedging
+//! starting and stopping (the window warm or cold) and the budget refusing hedges and
+//! granting them again are events.
 //!
 //! # Cost
 //!
