@@ -97,3 +97,13 @@ pub const DEADLINE_OVERLOAD_REFUSE_P99_MS: f64 = 1.0;
 /// fleet-layers (`rampart + don't retry`): calls reaching C per user request while C fails
 /// every call, three attempts at each of the chain's hops (naive: 27).
 pub const FLEET_LAYERS_AMPLIFICATION: f64 = 1.5;
+
+/// fleet-storm (rampart pushback + fleet floor): backend calls per client request while the
+/// backends are down.
+pub const FLEET_AMPLIFICATION: f64 = 1.2;
+/// fleet-storm: retries as a share of first attempts among the calls clients made less than a
+/// second after they received a pushback.
+pub const FLEET_PUSHBACK_RETRIES: f64 = 0.05;
+/// fleet-storm: seconds from the return of full capacity until every second's success rate is
+/// at least 99 %.
+pub const FLEET_RECOVERY_S: f64 = 5.0;

@@ -4,6 +4,7 @@ mod balancing;
 mod deadline_chain;
 mod deadline_overload;
 mod fleet_layers;
+mod fleet_storm;
 mod full_stack;
 mod outage;
 mod overload;
@@ -77,7 +78,7 @@ impl Scenario {
 }
 
 /// Every scenario, in the order the lab runs them.
-pub fn all() -> [Scenario; 13] {
+pub fn all() -> [Scenario; 14] {
     [
         overload::OVERLOAD,
         overload::OVERLOAD_IO,
@@ -91,6 +92,7 @@ pub fn all() -> [Scenario; 13] {
         priority_overload::PRIORITY_OVERLOAD,
         deadline_overload::DEADLINE_OVERLOAD,
         deadline_chain::DEADLINE_CHAIN,
+        fleet_storm::FLEET_STORM,
         fleet_layers::FLEET_LAYERS,
     ]
 }

@@ -50,15 +50,25 @@ enum Stack {
 /// tower's usual policy: deposit on success, withdraw before each retry, three attempts,
 /// waiting 25 ms before a retry (rampart's backoff averages about that).
 #[derive(Clone)]
-struct TowerPolicy {
+pub(super) struct TowerPolicy {
     budget: Arc<TpsBudget>,
     attempts: u32,
 }
 
-impl<E> tower::retry::Policy<(), (), E> for TowerPolicy {
+impl TowerPolicy {
+    /// The policy of a client whose retries draw on `budget`.
+    pub(super) fn new(budget: Arc<TpsBudget>) -> Self {
+        Self {
+            budget,
+            attempts: 1,
+        }
+    }
+}
+
+impl<Req: Clone, E> tower::retry::Policy<Req, (), E> for TowerPolicy {
     type Future = Pin<Box<tokio::time::Sleep>>;
 
-    fn retry(&mut self, (): &mut (), result: &mut Result<(), E>) -> Option<Self::Future> {
+    fn retry(&mut self, _: &mut Req, result: &mut Result<(), E>) -> Option<Self::Future> {
         use tower::retry::budget::Budget as _;
         match result {
             Ok(()) => {
@@ -73,8 +83,8 @@ impl<E> tower::retry::Policy<(), (), E> for TowerPolicy {
         }
     }
 
-    fn clone_request(&mut self, (): &()) -> Option<()> {
-        Some(())
+    fn clone_request(&mut self, request: &Req) -> Option<Req> {
+        Some(request.clone())
     }
 }
 
@@ -185,10 +195,7 @@ async fn run_stack(
                 .layer(backend),
         ),
         Stack::Tower => {
-            let policy = TowerPolicy {
-                budget: Arc::new(TpsBudget::default()),
-                attempts: 1,
-            };
+            let policy = TowerPolicy::new(Arc::new(TpsBudget::default()));
             sim::caller(tower::retry::RetryLayer::new(policy).layer(backend))
         }
     };
