@@ -44,14 +44,14 @@
 //! per-hop budgets, and each hop more multiplies that by 1.2 again. With "don't retry", A and the
 //! user's client stop at B's first answer and only B's budget spends: C sees 1.2 calls per user
 //! request (1 + 20 % + the floor, 10 a second over 500), at any depth. tower's `TpsBudget`, fed
-//! by successes only, has nothing but its floor left in an outage (1.09), at the price of
-//! retrying little when failures are frequent (`retry-storm`). With C failing 20 %, the
-//! per-hop stacks recover every failure: a request B gives up on is retried from A, and each of
-//! A's retries brings B a fresh deposit. In the rampart stack B alone retries, and its budget
-//! (20 % of its requests plus 10 a second) is a little short of what three attempts against 20 %
-//! failures ask for (20 % second attempts, 4 % third): about 2.6 % of requests fail, the price of
-//! the bound that holds in the outage. A hop next to a failure that must ride out frequent
-//! failures needs the budget the layers above it no longer spend.
+//! by successes only, has little but its floor left in an outage. With C failing 20 %, the
+//! stacks without the signal recover nearly every failure: a request B gives up on is retried
+//! from A (and from the user's client), and each of A's retries brings B's budget a fresh
+//! deposit. In the rampart stack B alone retries, and its budget (20 % of its requests plus 10
+//! a second) is a little short of what three attempts against 20 % failures ask for (20 %
+//! second attempts, 4 % third): a few percent of requests fail, the price of the bound that
+//! holds in the outage. A hop next to a failure that must ride out frequent failures needs the
+//! budget the layers above it no longer spend.
 
 use std::ops::Range;
 use std::pin::Pin;
@@ -97,23 +97,23 @@ const RAMPART: &str = "rampart + don't retry";
 
 pub(super) const FLEET_LAYERS: Scenario = Scenario {
     name: "fleet-layers",
-    description: "A → B → C, 3 attempts at each hop; C fails 100 % for 20 s, then 20 % of calls for 20 s; 500 user requests per second",
+    description: "user → A → B → C, 3 attempts at each layer (the user's client, A, B); C fails 100 % for 20 s, then 20 % of calls for 20 s; 500 user requests per second",
     duration: Duration::from_secs(40),
     stacks: &[NAIVE, PER_HOP, TOWER, RAMPART],
     run,
 };
 
-/// How each hop retries its calls to the next.
+/// How each layer (the user's client, A, B) retries its calls to the next hop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stack {
     /// Three attempts, no budget.
     Naive,
-    /// Three attempts within a `RatioBudget` per hop; a hop answers a failure it gave up on
+    /// Three attempts within a `RatioBudget` per layer; a hop answers a failure it gave up on
     /// as any failure.
     PerHop,
-    /// tower's `Retry` with a `TpsBudget` per hop.
+    /// tower's `Retry` with a `TpsBudget` per layer.
     Tower,
-    /// Three attempts within a `RatioBudget` per hop, and "don't retry" from hop to hop.
+    /// Three attempts within a `RatioBudget` per layer, and "don't retry" from hop to hop.
     Rampart,
 }
 
