@@ -10,17 +10,35 @@
 //! the given-instant row each have a `/sheddable` twin beside them: the same breaker, called
 //! within a request context carrying a criticality (within 1.25× of the row without, the
 //! criticality issue's claim).
+//!
+//! `rampart/breaker_layer` is the layer as `BreakerLayer::new` builds it, on its default clock
+//! (`BucketClock`: the kernel's coarse clock); the `breaker_layer/{clock}` rows are the same
+//! layer on `SystemClock` (the TSC), `CoarseClock` and a `ManualClock` (the layer without the
+//! cost of reading time). The clock issue's target: the default row at most 1.0×
+//! `tower/concurrency_limit`.
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use failsafe::futures::CircuitBreaker as _;
 use rampart_benches::{backend, call_ready, layer_floors};
 use rampart_breaker::{BreakerConfig, BreakerLayer};
-use rampart_core::{CoarseClock, Criticality, ManualClock, Outcome, RequestContext};
+use rampart_core::{
+    Clock, CoarseClock, Criticality, ManualClock, Outcome, RequestContext, SystemClock,
+};
 use tower::{Layer, service_fn};
+
+/// The row `rampart/breaker_layer/{name}`: the default breaker layer reading `clock`.
+fn layer_on<C: Clock>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, clock: C) {
+    let breaker = BreakerConfig::default().build_with(clock).expect("valid");
+    let mut protected = BreakerLayer::from_breaker(Arc::new(breaker)).layer(backend());
+    group.bench_function(format!("rampart/breaker_layer/{name}"), |b| {
+        b.iter(|| call_ready(&mut protected, black_box(1)));
+    });
+}
 
 fn breaker(c: &mut Criterion) {
     let mut group = c.benchmark_group("breaker");
@@ -40,14 +58,12 @@ fn breaker(c: &mut Criterion) {
         b.iter(|| call_ready(&mut protected, black_box(1)));
     });
 
-    // The same layer on the coarse clock: a memory load instead of a TSC read per request.
-    let coarse = BreakerConfig::default()
-        .build_with(CoarseClock::new())
-        .expect("valid");
-    let mut protected_coarse = BreakerLayer::from_breaker(Arc::new(coarse)).layer(backend());
-    group.bench_function("rampart/breaker_layer/coarse_clock", |b| {
-        b.iter(|| call_ready(&mut protected_coarse, black_box(1)));
-    });
+    // The same layer on other clocks: the TSC (`SystemClock`, the default before
+    // `BucketClock`), a memory load refreshed by a thread (`CoarseClock`), and a manual clock
+    // (an atomic load: the layer without the cost of reading time).
+    layer_on(&mut group, "system_clock", SystemClock::new());
+    layer_on(&mut group, "coarse_clock", CoarseClock::new());
+    layer_on(&mut group, "manual_clock", ManualClock::new());
 
     let algorithm = BreakerConfig::default()
         .build_with(ManualClock::new())

@@ -11,6 +11,9 @@
 //! criticality (within 1.25× of the row without, the criticality issue's claim); under a hot
 //! CPU it computes its band's cap. `bbr_limit_layer/low_cpu/deadline` is the layer's row for a
 //! request carrying a deadline (within 1.25× of the row without, the deadlines issue's claim).
+//! `bbr_limit_layer/low_cpu/manual_clock` is the same layer on a manual clock: its cost
+//! without the two reads of time, which measure response times and so stay on the TSC
+//! (`SystemClock`, the default).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -58,6 +61,16 @@ fn ratelimit(c: &mut Criterion) {
     group.bench_function("rampart/bbr_limit_layer/low_cpu/deadline", |b| {
         let _scope = far.enter();
         b.iter(|| call_ready(&mut protected, black_box(1)));
+    });
+
+    // The same layer on a manual clock (an atomic load): the layer without the cost of
+    // reading time, which on the default clock is two TSC reads.
+    let untimed = BbrConfig::default()
+        .build_with(ManualClock::new(), ManualCpu::new(0.1))
+        .expect("valid");
+    let mut protected_untimed = BbrLimitLayer::from_limiter(Arc::new(untimed)).layer(backend());
+    group.bench_function("rampart/bbr_limit_layer/low_cpu/manual_clock", |b| {
+        b.iter(|| call_ready(&mut protected_untimed, black_box(1)));
     });
 
     let timed = BbrConfig::default()

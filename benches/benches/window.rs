@@ -5,6 +5,11 @@
 //! most 2× `floor/mutex_add`, a two-thread contended record at most 4× the single-thread one,
 //! a 10-bucket sum within 25 ns and a 100-bucket sum within 150 ns, and `system_clock` at most
 //! half of `std_instant_now`.
+//!
+//! The `clock` group also measures the candidates for a cheaper default clock beside
+//! `Instant::now()` and the time-stamp counter: `BucketClock` (the kernel's coarse monotonic
+//! clock, the breaker's default), quanta's raw counter read, and quanta's "recent" time with
+//! and without its upkeep thread.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -14,7 +19,8 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rampart_benches::{clocks, contended, floors};
 use rampart_core::{
-    Clock, CoarseClock, ManualClock, RollingWindow, Stripes, SystemClock, View, WindowConfig,
+    BucketClock, Clock, CoarseClock, ManualClock, RollingWindow, Stripes, SystemClock, View,
+    WindowConfig,
 };
 
 fn window_with<C: Clock>(buckets: usize, clock: C) -> RollingWindow<C> {
@@ -50,6 +56,10 @@ fn record(c: &mut Criterion) {
     let coarse = window_with(10, CoarseClock::new());
     group.bench_function("record/coarse_clock", |b| {
         b.iter(|| coarse.record(black_box(1)));
+    });
+    let bucket = window_with(10, BucketClock::for_buckets(Duration::from_millis(100)));
+    group.bench_function("record/bucket_clock", |b| {
+        b.iter(|| bucket.record(black_box(1)));
     });
     group.finish();
 }
@@ -125,6 +135,34 @@ fn sum(c: &mut Criterion) {
 fn clock(c: &mut Criterion) {
     let mut group = c.benchmark_group("clock");
     clocks(&mut group, "now");
+
+    // The candidates for a cheaper default. `BucketClock` reads `CLOCK_MONOTONIC_COARSE`
+    // through rustix's vDSO call where the kernel has it; `/precise` is its fallback.
+    let bucket = BucketClock::new();
+    group.bench_function(
+        format!("now/bucket_clock/coarse={}", bucket.is_coarse()),
+        |b| b.iter(|| bucket.now()),
+    );
+    let precise = BucketClock::precise();
+    group.bench_function("now/bucket_clock/precise", |b| b.iter(|| precise.now()));
+    // The time-stamp counter alone, unscaled: what every precise read pays.
+    let tsc = quanta::Clock::new();
+    group.bench_function("now/quanta_raw", |b| b.iter(|| tsc.raw()));
+    // quanta's "recent" time: without its upkeep thread `Instant::recent()` falls back to a
+    // full read (behind a thread-local check; `Clock::recent()` would read a constant zero).
+    group.bench_function("now/quanta_instant_recent/no_upkeep", |b| {
+        b.iter(quanta::Instant::recent);
+    });
+    // With the upkeep thread (waking every millisecond, as `CoarseClock`'s does), a load.
+    match quanta::Upkeep::new(Duration::from_millis(1)).start() {
+        Ok(upkeep) => {
+            group.bench_function("now/quanta_recent/upkeep_1ms", |b| {
+                b.iter(|| tsc.recent());
+            });
+            drop(upkeep);
+        }
+        Err(error) => eprintln!("quanta's upkeep thread did not start: {error}"),
+    }
     group.finish();
 }
 

@@ -2,6 +2,7 @@
 //! [`saturating_nanos`], the form instants take in atomics. The trait's documentation
 //! compares the clocks.
 
+mod bucket;
 mod coarse;
 mod manual;
 mod system;
@@ -11,6 +12,7 @@ mod tokio;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use self::bucket::BucketClock;
 pub use self::coarse::CoarseClock;
 pub use self::manual::ManualClock;
 pub use self::system::SystemClock;
@@ -26,8 +28,9 @@ pub use self::tokio::TokioClock;
 ///
 /// | clock | source | cost here | use it for |
 /// | --- | --- | --- | --- |
-/// | [`SystemClock`] (default) | the CPU's invariant TSC, calibrated against the OS monotonic clock; the OS clock where no such TSC exists | ~10 ns | everything in production |
-/// | [`CoarseClock`] | a value a background thread refreshes every millisecond | ~1 ns | windows whose buckets are far wider than 1 ms |
+/// | [`SystemClock`] (default) | the CPU's invariant TSC, calibrated against the OS monotonic clock; the OS clock where no such TSC exists | ~15 ns | response times, deadlines: everything that measures an interval |
+/// | [`BucketClock`] (the breaker's default) | the kernel's coarse monotonic clock (`CLOCK_MONOTONIC_COARSE`, its timer tick: 1–10 ms), no thread; `SystemClock` where buckets are finer than ten ticks or no such clock exists | ~5 ns | windows that only ask which bucket an instant falls in |
+/// | [`CoarseClock`] | a value a background thread refreshes every millisecond | ~1 ns | windows whose buckets are far wider than 1 ms, where a thread waking 1 000 times a second is acceptable |
 /// | [`ManualClock`] | a shared counter moved by hand | ~1 ns | deterministic unit tests |
 /// | `TokioClock` (feature `tokio`) | `tokio::time::Instant`, so it follows `tokio::time::pause()` | ~25 ns | simulations under paused time |
 ///
@@ -59,8 +62,9 @@ pub use self::tokio::TokioClock;
 ///
 /// Implementations must be cheap to call and safe to share between threads. Instants from
 /// different clock *instances* are only comparable when the clock documents a shared origin
-/// ([`SystemClock`] and [`CoarseClock`] share one per process; clones of [`ManualClock`] and
-/// `TokioClock` share theirs).
+/// ([`SystemClock`] and [`CoarseClock`] share one per process, and [`BucketClock`] is placed
+/// on it to within a tick and a slow drift; clones of [`ManualClock`] and `TokioClock` share
+/// theirs).
 pub trait Clock: Send + Sync + 'static {
     /// The time elapsed since this clock's origin.
     fn now(&self) -> Duration;
