@@ -281,7 +281,7 @@ impl<C: Clock> Shared<C> {
         let now = saturating_nanos(self.clock.now());
         match result {
             Ok(grant) => {
-                lease.answered_at(now, &self.params, ask, grant);
+                lease.answered_at(now, &self.params, ask, grant, 0.75 + fastrand::f64() / 2.0);
                 self.metrics.lease(grant.granted);
                 self.health
                     .processes

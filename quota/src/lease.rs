@@ -257,8 +257,17 @@ impl Lease {
         }
     }
 
-    /// Redis granted `grant` at `now` for `ask`.
-    pub(crate) fn answered_at(&self, now: u64, params: &Params, ask: Ask, grant: Grant) {
+    /// Redis granted `grant` at `now` for `ask`. When the grant falls short, the next ask
+    /// waits the cadence times `jitter` (drawn by the caller around 1, so that the processes'
+    /// asks do not keep one order, and none keeps the place after the longest lull).
+    pub(crate) fn answered_at(
+        &self,
+        now: u64,
+        params: &Params,
+        ask: Ask,
+        grant: Grant,
+        jitter: f64,
+    ) {
         let mut slow = self.slow.lock();
         slow.processes = grant.processes.max(1);
         if grant.granted > 0 {
@@ -274,9 +283,8 @@ impl Lease {
         self.low_water
             .store((ask.want / 2) as i64, Ordering::Relaxed);
         if grant.granted < ask.want {
-            let wait = params
-                .cadence()
-                .max(rampart_core::saturating_nanos(grant.next_token));
+            let cadence = (params.cadence() as f64 * jitter) as u64;
+            let wait = cadence.max(rampart_core::saturating_nanos(grant.next_token));
             slow.short_until = now.saturating_add(wait);
             self.next_ask.store(slow.short_until, Ordering::Relaxed);
         } else {
@@ -345,6 +353,7 @@ mod tests {
                 next_token: Duration::ZERO,
                 processes: 4,
             },
+            1.0,
         );
         ask
     }
@@ -364,6 +373,7 @@ mod tests {
                 next_token: Duration::ZERO,
                 processes: 1,
             },
+            1.0,
         );
         let mut asks = 0;
         for i in 0..100 {
@@ -414,6 +424,7 @@ mod tests {
                 next_token: Duration::from_millis(1),
                 processes: 2,
             },
+            1.0,
         );
         assert_eq!(lease.take_at(1, &p, UP).take, Take::Leased);
         assert_eq!(lease.take_at(2, &p, UP).take, Take::Leased);

@@ -137,6 +137,10 @@ async fn uneven_demand_the_light_process_gets_its_whole_demand() {
     let each = ten_seconds([600.0, 600.0, 600.0, 60.0]).await;
     let light = each[3];
     assert!(light >= 582, "the light process got {light} of its 600");
+    // The heavy ones share the rest about equally (9 400 / 3: 3 133).
+    for heavy in &each[..3] {
+        assert!((2_750..=3_500).contains(heavy), "{heavy}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
