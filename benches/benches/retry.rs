@@ -19,8 +19,9 @@
 //! layer with a warm window (a hedge delay known, a copy of the request kept, the first copy's
 //! endpoint asked for, no timer registered since the answer comes at the first poll), beside
 //! tower's `Hedge` with a warm histogram and the bare service; `rampart/hedge/cold` is the
-//! same layer before its window holds enough samples to hedge. The target: at most
-//! 0.5× tower's `Hedge`.
+//! same layer before its window holds enough samples to hedge, and `rampart/hedger` the
+//! decision alone at a given instant (a deposit, the delay read, a latency observed). The
+//! issue's target: at most 0.5× tower's `Hedge`.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -32,7 +33,8 @@ use rampart_core::{
     Clock, CoarseClock, Criticality, Deadline, Outcome, RequestContext, SystemClock,
 };
 use rampart_retry::{
-    Decision, HedgeConfig, HedgeLayer, RatioConfig, Retrier, RetryConfig, RetryLayer, TokenConfig,
+    Decision, HedgeConfig, HedgeLayer, Hedger, RatioConfig, Retrier, RetryConfig, RetryLayer,
+    TokenConfig,
 };
 use tower::Layer;
 use tower::retry::budget::{Budget, TpsBudget};
@@ -230,6 +232,25 @@ fn hedge(c: &mut Criterion) {
     }
     group.bench_function("rampart/hedge", |b| {
         b.iter(|| call_ready(&mut ours, black_box(1)));
+    });
+
+    // The decision alone, at a given instant: a deposit, the delay read, a latency observed.
+    let budget = RatioConfig::default().build().expect("valid");
+    let hedger = Hedger::new(HedgeConfig::default(), budget).expect("valid");
+    let earlier = SystemClock::new().now();
+    for _ in 0..100 {
+        hedger.observe_at(earlier, Duration::from_micros(80));
+    }
+    // A bucket later: the window is warm.
+    let now = earlier + Duration::from_secs(1);
+    assert!(hedger.delay_at(now).is_some(), "warm");
+    group.bench_function("rampart/hedger", |b| {
+        b.iter(|| {
+            hedger.deposit();
+            let delay = hedger.delay_at(black_box(now));
+            hedger.observe_at(now, black_box(Duration::from_micros(80)));
+            black_box(delay)
+        });
     });
 
     let budget = RatioConfig::default().build().expect("valid");

@@ -310,6 +310,13 @@
 //! reads and the latency observed, no timer, since the deadline's timer is armed only when an
 //! attempt waits; a configured attempt timeout, whose timer is registered on every attempt,
 //! costs 181.5 and 175.9 ns (`/attempt_timeout`).
+//!
+//! The hedge layer's path when no hedge fires (the service answers at once, the window warm:
+//! a deposit, the delay read, a copy of the request kept, the first copy's endpoint asked for,
+//! its latency observed; no timer) costs 0.23–0.25× tower's `Hedge` (two runs on a busy
+//! machine, `retry_hedge/no_hedge`: `rampart/hedge` 95.7 and 127.8 ns against `tower/hedge`
+//! 385.1 and 553.7 ns); `rampart/hedger`, the decision alone (a deposit, the delay read, a
+//! latency observed), 33.4 and 46.3 ns.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
