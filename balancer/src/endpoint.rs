@@ -135,21 +135,20 @@ impl EndpointStats {
         if self.inflight() == 0 {
             return lag;
         }
-        let now = saturating_nanos(now);
-        let ewma = self.ewma.lock();
-        let (mut total, mut slow, mut slow_age) = (0_u64, 0_u64, 0.0);
-        for &start in ewma.starts.iter().filter(|start| **start != FREE) {
-            total += 1;
-            let age = now.saturating_sub(start) as f64;
-            if age > lag {
-                slow += 1;
-                slow_age += age;
-            }
+        stalled_lag_ns(&self.ewma.lock(), lag, now)
+    }
+
+    /// [`effective_lag_ns`](Self::effective_lag_ns) without waiting: when another thread
+    /// holds the endpoint's lock (starting or ending a request on it), the EWMA alone. The
+    /// shared balancer's pick never waits on an endpoint.
+    pub(crate) fn effective_lag_ns_now(&self, now: Duration) -> f64 {
+        let lag = self.lag_ns();
+        if self.inflight() == 0 {
+            return lag;
         }
-        if slow > total / 2 {
-            lag.max(slow_age / slow as f64)
-        } else {
-            lag
+        match self.ewma.try_lock() {
+            Some(ewma) => stalled_lag_ns(&ewma, lag, now),
+            None => lag,
         }
     }
 
@@ -181,6 +180,26 @@ impl EndpointStats {
     /// Whether any completion has been recorded.
     pub(crate) fn is_warm(&self) -> bool {
         self.ewma.lock().stamp.is_some()
+    }
+}
+
+/// `lag`, or the mean age at `now` of the in-flight requests older than it when they are the
+/// majority.
+fn stalled_lag_ns(ewma: &Ewma, lag: f64, now: Duration) -> f64 {
+    let now = saturating_nanos(now);
+    let (mut total, mut slow, mut slow_age) = (0_u64, 0_u64, 0.0);
+    for &start in ewma.starts.iter().filter(|start| **start != FREE) {
+        total += 1;
+        let age = now.saturating_sub(start) as f64;
+        if age > lag {
+            slow += 1;
+            slow_age += age;
+        }
+    }
+    if slow > total / 2 {
+        lag.max(slow_age / slow as f64)
+    } else {
+        lag
     }
 }
 

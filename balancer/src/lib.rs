@@ -60,6 +60,36 @@
 //! # }
 //! ```
 //!
+//! # Shared by many tasks: `SharedP2c`
+//!
+//! `P2c` takes `&mut self`, as tower's `Balance` does: a client that the handlers of a server
+//! share puts it behind a `tower::buffer::Buffer`, whose one worker task then carries every
+//! request of the process (a channel hop and a wake-up per call, one core's worth of
+//! balancing). [`SharedP2c`] is the same balancer as a `Clone + Send + Sync` handle: each
+//! clone picks and sends on the task that calls it, over one shared set of endpoints and
+//! statistics read without a lock; discovery updates never hold up a pick. Its endpoint
+//! services must be `Clone` (each request goes to a clone polled ready by its own task), as
+//! tonic's `Channel`, hyper's client or a `Buffer` are. Use `P2c` where one task owns the
+//! balancer, `SharedP2c` where many send through it.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tower::BoxError> {
+//! use rampart_balancer::{P2cConfig, SharedP2c};
+//! use tower::{ServiceExt, service_fn};
+//!
+//! let replica = |address: &'static str| service_fn(move |()| async move { Ok::<_, std::io::Error>(address) });
+//! let balancer = SharedP2c::empty(P2cConfig::default())?;
+//! balancer.insert("10.0.0.1", replica("10.0.0.1"));
+//! let handler = balancer.clone(); // what each request handler holds
+//! assert_eq!(handler.oneshot(()).await?, "10.0.0.1");
+//! balancer.insert("10.0.0.2", replica("10.0.0.2"));
+//! balancer.remove(&"10.0.0.1");
+//! assert_eq!(balancer.clone().oneshot(()).await?, "10.0.0.2");
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # What the score is for
 //!
 //! Measured in `tests/fleet.rs` (paused time; 5 endpoints, 1 000 requests per second, 10 ms
@@ -99,7 +129,7 @@
 //! Labelled `name`: `rampart_balancer_endpoints`; per endpoint (label `endpoint`, the key's
 //! `Debug` form): `rampart_balancer_picks_total` and `rampart_balancer_endpoint_score` (the
 //! cost, refreshed at most every 100 ms). Install your recorder before the balancer discovers
-//! its endpoints.
+//! its endpoints. A [`SharedP2c`] reports the same, once for all its handles.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -115,6 +145,7 @@ mod p2c;
 mod score;
 mod service;
 mod set;
+mod shared;
 mod state;
 
 pub use crate::config::{P2cConfig, WhenEmpty};
@@ -123,3 +154,4 @@ pub use crate::future::ResponseFuture;
 pub use crate::p2c::{Candidate, Pair, TwoChoices};
 pub use crate::score::{Kratos, Load, PeakEwma, PeakSuccess, Score};
 pub use crate::service::{EndpointSnapshot, P2c};
+pub use crate::shared::SharedP2c;

@@ -106,9 +106,21 @@ impl TwoChoices {
         })
     }
 
+    /// The pick of the `nth` handle of a shared balancer configured by `config` (already
+    /// validated): with a seed, its own stream of draws derived from it, so that handles do
+    /// not draw the same pairs in step.
+    pub(crate) fn for_handle(config: &P2cConfig, nth: u64) -> Self {
+        Self {
+            rng: config.seed.map_or_else(fastrand::Rng::new, |seed| {
+                fastrand::Rng::with_seed(seed ^ nth.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            }),
+            force_pick_after: config.force_pick_after,
+        }
+    }
+
     /// Two distinct positions below `len`, uniformly over the pairs; `None` if `len < 2`.
     #[inline]
-    fn draw(&mut self, len: usize) -> Option<[usize; 2]> {
+    pub(crate) fn draw(&mut self, len: usize) -> Option<[usize; 2]> {
         if len < 2 {
             return None;
         }
@@ -125,7 +137,7 @@ impl TwoChoices {
     /// either cost is NaN), unless the other has gone unpicked for longer than
     /// `force_pick_after`.
     #[inline]
-    fn choose(&self, now: Duration, a: Candidate, b: Candidate) -> usize {
+    pub(crate) fn choose(&self, now: Duration, a: Candidate, b: Candidate) -> usize {
         let (better, worse) = if a.cost <= b.cost { (0, 1) } else { (1, 0) };
         let last_pick = [a.last_pick, b.last_pick][worse];
         if now.saturating_sub(last_pick) > self.force_pick_after {

@@ -218,19 +218,25 @@ where
     /// `weight` not finite, or not a normal positive number (zero, negative, or so small
     /// that dividing a cost by it overflows).
     pub fn set_weight(&self, key: &D::Key, weight: f64) -> Result<bool, ConfigError> {
-        if !(weight.is_finite() && weight.is_normal() && weight > 0.0) {
-            return Err(ConfigError::new(
-                "weight",
-                "must be finite and positive, and not subnormal (at least 2.2e-308)",
-            )
-            .with_value(weight));
-        }
+        check_weight(weight)?;
         let set = &self.state.set;
         Ok(set
             .find(key)
             .map(|at| set.get(at).stats.set_weight(weight))
             .is_some())
     }
+}
+
+/// Checks an endpoint's weight: finite, positive, not subnormal.
+pub(crate) fn check_weight(weight: f64) -> Result<(), ConfigError> {
+    if weight.is_finite() && weight.is_normal() && weight > 0.0 {
+        return Ok(());
+    }
+    Err(ConfigError::new(
+        "weight",
+        "must be finite and positive, and not subnormal (at least 2.2e-308)",
+    )
+    .with_value(weight))
 }
 
 impl<D, Req, C, S, L> Service<Req> for P2c<D, Req, C, S, L>

@@ -1,112 +1,22 @@
 //! P2C over a fleet of `rampart-fault` endpoints, on paused time: 1 000 requests per second,
 //! 10 ms log-normal latency (p99 20 ms), one endpoint misbehaving.
 
+#[path = "fleet/support.rs"]
+mod support;
+
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use rampart_balancer::{P2c, P2cConfig, PeakSuccess};
 use rampart_core::TokioClock;
-use rampart_fault::{Distribution, Fault, FaultConfig, FaultHandle, FaultLayer};
+use rampart_fault::{Distribution, FaultConfig};
 use tokio::time::Instant;
 use tower::discover::Change;
-use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
+use tower::{BoxError, Service, ServiceExt};
 
-const SECOND: Duration = Duration::from_secs(1);
-/// The last millisecond of a 30 s run.
-const END: Duration = Duration::from_millis(29_999);
-type Backend =
-    Fault<tower::util::ServiceFn<fn(u32) -> std::future::Ready<Result<u32, Infallible>>>>;
-
-fn healthy() -> FaultConfig {
-    FaultConfig::default().with_latency(Distribution::log_normal_p99(
-        Duration::from_millis(10),
-        Duration::from_millis(20),
-    ))
-}
-
-fn endpoint(seed: u64) -> (Backend, FaultHandle) {
-    let (layer, handle) = FaultLayer::pair(healthy().with_seed(seed)).expect("valid");
-    let answer: fn(u32) -> std::future::Ready<Result<u32, Infallible>> =
-        |n| std::future::ready(Ok(n));
-    (layer.layer(service_fn(answer)), handle)
-}
-
-/// `n` endpoints keyed 0..n, and their handles.
-fn fleet(n: usize) -> (Vec<(usize, Backend)>, Vec<FaultHandle>) {
-    (0..n)
-        .map(|i| {
-            let (service, handle) = endpoint(100 + i as u64);
-            ((i, service), handle)
-        })
-        .unzip()
-}
-
-/// One request's fate: when it was sent, its latency, whether it succeeded.
-#[derive(Debug, Clone, Copy)]
-struct Sent {
-    at: Duration,
-    latency: Duration,
-    ok: bool,
-}
-
-/// Sends 1 000 requests per second for `duration` through `balancer`, calling `script` with
-/// the elapsed time before each; returns every request's fate.
-async fn drive<B>(
-    mut balancer: B,
-    duration: Duration,
-    mut script: impl FnMut(Duration),
-) -> Vec<Sent>
-where
-    B: Service<u32, Response = u32, Error = BoxError>,
-    B::Future: Send + 'static,
-{
-    let start = Instant::now();
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let mut tasks = Vec::new();
-    for n in 0..(duration.as_millis() as u32) {
-        let at = Duration::from_millis(u64::from(n));
-        tokio::time::sleep_until(start + at).await;
-        script(at);
-        let call = balancer
-            .ready()
-            .await
-            .expect("the balancer stays ready")
-            .call(n);
-        let sent = Arc::clone(&sent);
-        tasks.push(tokio::spawn(async move {
-            let result = call.await;
-            sent.lock().push(Sent {
-                at,
-                latency: start.elapsed().saturating_sub(at),
-                ok: result.is_ok(),
-            });
-        }));
-    }
-    for task in tasks {
-        task.await.expect("no panic");
-    }
-    let mut sent = Arc::try_unwrap(sent).expect("all tasks done").into_inner();
-    sent.sort_by_key(|s| s.at);
-    sent
-}
-
-fn p99(sent: &[Sent], from: Duration) -> Duration {
-    let mut latencies: Vec<Duration> = sent
-        .iter()
-        .filter(|s| s.at >= from)
-        .map(|s| s.latency)
-        .collect();
-    latencies.sort();
-    latencies[latencies.len() * 99 / 100]
-}
-
-/// The share of requests sent between two instants that `handle`'s endpoint received, from
-/// request counts taken at those instants.
-fn share(before: u64, after: u64, total: u64) -> f64 {
-    (after - before) as f64 / total as f64
-}
+use crate::support::{
+    Backend, Counts, END, SECOND, drive, fleet, healthy, misbehaving_endpoint, p99, share,
+};
 
 fn rampart(
     endpoints: Vec<(usize, Backend)>,
@@ -128,30 +38,6 @@ fn rampart(
         PeakSuccess,
     )
     .expect("valid")
-}
-
-/// Each endpoint's request count, at one instant.
-type Tally = (Duration, Vec<u64>);
-
-/// Counts each endpoint's requests at the instants the script sees.
-#[derive(Clone, Default)]
-struct Counts(Arc<Mutex<Vec<Tally>>>);
-
-impl Counts {
-    fn take(&self, at: Duration, handles: &[FaultHandle]) {
-        self.0
-            .lock()
-            .push((at, handles.iter().map(|h| h.stats().requests).collect()));
-    }
-
-    fn at(&self, at: Duration) -> Vec<u64> {
-        self.0
-            .lock()
-            .iter()
-            .find(|(t, _)| *t == at)
-            .map(|(_, c)| c.clone())
-            .expect("counted")
-    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -214,34 +100,6 @@ fn tower_peak_ewma(
         tower::load::CompleteOnResponse::default(),
     );
     tower::balance::p2c::Balance::from_rng(load, Seeded(fastrand::Rng::with_seed(2)))
-}
-
-/// Runs `n` endpoints for `duration`, applying `change` to endpoint 4 at 10 s; returns the
-/// share of requests endpoint 4 got from 12 s on, and the fates.
-async fn misbehaving_endpoint<B>(
-    balancer: impl FnOnce(Vec<(usize, Backend)>) -> B,
-    change: FaultConfig,
-) -> (f64, Vec<Sent>)
-where
-    B: Service<u32, Response = u32, Error = BoxError>,
-    B::Future: Send + 'static,
-{
-    let (endpoints, handles) = fleet(5);
-    let counts = Counts::default();
-    let (script_counts, script_handles) = (counts.clone(), handles.clone());
-    let sent = drive(balancer(endpoints), 30 * SECOND, move |at| {
-        if at == 10 * SECOND {
-            script_handles[4].set(change.clone()).expect("valid");
-        }
-        if at == 12 * SECOND || at == END {
-            script_counts.take(at, &script_handles);
-        }
-    })
-    .await;
-    (
-        share(counts.at(12 * SECOND)[4], counts.at(END)[4], 18_000),
-        sent,
-    )
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,0 +1,151 @@
+//! The [`Service`] impl of [`SharedP2c`]: the pick and its readiness in `poll_ready`, the
+//! request sent in `call`; and `Clone`.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use rampart_core::{Classify, Clock, Completion};
+use tower::{BoxError, Service};
+
+use crate::WhenEmpty;
+use crate::future::{ResponseFuture, Sent};
+use crate::p2c::TwoChoices;
+use crate::score::Score;
+use crate::shared::state::Shared;
+use crate::shared::{Chosen, SharedP2c, pick};
+
+impl<K, Svc, C, S, L, Req> Service<Req> for SharedP2c<K, Svc, C, S, L>
+where
+    K: std::hash::Hash + Eq,
+    Svc: Service<Req> + Clone,
+    Svc::Error: Into<BoxError>,
+    C: Clock + Clone,
+    S: Score,
+    L: Classify<Svc::Response, Svc::Error> + Clone,
+{
+    type Response = Svc::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<Svc::Future, C, L>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        if self.chosen.is_some() || self.fail_next {
+            return Poll::Ready(Ok(()));
+        }
+        let shared = &*self.shared;
+        let mut waiting = false;
+        loop {
+            shared.maintain::<Req>()?;
+            if let Some(chosen) = choose::<Req, _, _, _, _>(&mut self.choices, shared) {
+                self.chosen = Some(chosen);
+                self.empty_timer = None;
+                return Poll::Ready(Ok(()));
+            }
+            if waiting {
+                break;
+            }
+            // Nothing ready: wait for a change, then look once more, so that a change made
+            // between the look and the wait is not missed.
+            shared.signals.wait(cx.waker());
+            waiting = true;
+        }
+        self.poll_empty(cx)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let Some(Chosen {
+            member,
+            mut service,
+            now,
+        }) = self.chosen.take()
+        else {
+            // Nothing was ready (or `poll_ready` was not called): fail this request.
+            self.fail_next = false;
+            return ResponseFuture::no_endpoint();
+        };
+        let record = &member.record;
+        // Tracked before the call: if the endpoint's `call` panics, the guard ends it.
+        let ticket = record.stats.begin(now);
+        let sent = Sent::new(Arc::clone(&record.stats), ticket, self.shared.clock.clone());
+        let completion = Completion::new(sent, self.classifier.clone());
+        record.picked(now);
+        ResponseFuture::sent(service.call(request), completion)
+    }
+}
+
+/// Picks a ready endpoint and polls a clone of its service ready; an endpoint whose clone is
+/// not ready is parked and another picked, one that fails is dropped. `None` when no endpoint
+/// is ready.
+fn choose<Req, K, Svc, C, S>(
+    choices: &mut TwoChoices,
+    shared: &Shared<K, Svc, C, S>,
+) -> Option<Chosen<K, Svc>>
+where
+    Svc: Service<Req> + Clone,
+    C: Clock,
+    S: Score,
+{
+    let list = shared.members.load();
+    let now = shared.clock.now();
+    let mut cx = Context::from_waker(&shared.probe_waker);
+    // Each miss takes an endpoint out of the candidates: at most one try per endpoint.
+    for _ in 0..list.len() {
+        let member = pick::pick(choices, &shared.score, &list, now)?;
+        let mut service = member.service.clone();
+        match Service::<Req>::poll_ready(&mut service, &mut cx) {
+            Poll::Ready(Ok(())) => {
+                return Some(Chosen {
+                    member: Arc::clone(member),
+                    service,
+                    now,
+                });
+            }
+            Poll::Pending => shared.park(member, service),
+            Poll::Ready(Err(_)) => shared.drop_member(member),
+        }
+    }
+    None
+}
+
+impl<K, Svc, C, S, L> SharedP2c<K, Svc, C, S, L> {
+    /// No endpoint is ready: wait, or fail the next request.
+    fn poll_empty(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        match self.shared.config.when_empty {
+            WhenEmpty::Wait => Poll::Pending,
+            WhenEmpty::FailFast { after: None } => {
+                self.fail_next = true;
+                Poll::Ready(Ok(()))
+            }
+            WhenEmpty::FailFast { after: Some(after) } => {
+                let timer = self
+                    .empty_timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    self.empty_timer = None;
+                    self.fail_next = true;
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<K, Svc, C, S, L: Clone> Clone for SharedP2c<K, Svc, C, S, L> {
+    /// Another handle on the same endpoints, with no pick in progress and draws of its own.
+    fn clone(&self) -> Self {
+        let choices = match self.shared.config.seed {
+            // Reproducible: the nth handle made draws the nth stream.
+            Some(_) => TwoChoices::for_handle(&self.shared.config, self.shared.next_handle()),
+            // From this thread's generator: no shared counter to write.
+            None => TwoChoices::for_handle(&self.shared.config, 0),
+        };
+        Self {
+            shared: Arc::clone(&self.shared),
+            classifier: self.classifier.clone(),
+            choices,
+            chosen: None,
+            fail_next: false,
+            empty_timer: None,
+        }
+    }
+}

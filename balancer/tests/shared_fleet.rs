@@ -1,0 +1,299 @@
+//! The fleet scenarios of `tests/fleet.rs` with `SharedP2c` in place of `P2c`: the same
+//! endpoints, rates and thresholds, on paused time. The slow-endpoint scenario also runs with
+//! each request on its own task and its own clone of the handle, as the handlers of a server
+//! would share it.
+
+#[path = "fleet/support.rs"]
+mod support;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rampart_balancer::{NoEndpoints, P2cConfig, PeakSuccess, SharedP2c};
+use rampart_core::TokioClock;
+use rampart_fault::{Distribution, FaultConfig};
+use tokio::time::Instant;
+use tower::discover::Change;
+use tower::{Service, ServiceExt};
+
+use crate::support::{
+    Backend, Counts, END, SECOND, Sent, drive, fleet, healthy, misbehaving_endpoint, p99, share,
+};
+
+type Balancer = SharedP2c<usize, Backend, TokioClock>;
+
+fn shared(endpoints: Vec<(usize, Backend)>, seed: u64) -> Balancer {
+    let balancer = SharedP2c::empty_with(
+        P2cConfig::default().with_seed(seed),
+        TokioClock::new(),
+        PeakSuccess,
+    )
+    .expect("valid");
+    for (key, service) in endpoints {
+        balancer.insert(key, service);
+    }
+    balancer
+}
+
+/// `drive` with each request on its own task, sent through its own clone of `balancer`.
+async fn drive_clones(
+    balancer: &Balancer,
+    duration: Duration,
+    mut script: impl FnMut(Duration),
+) -> Vec<Sent> {
+    let start = Instant::now();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for n in 0..(duration.as_millis() as u32) {
+        let at = Duration::from_millis(u64::from(n));
+        tokio::time::sleep_until(start + at).await;
+        script(at);
+        let (handle, sent) = (balancer.clone(), Arc::clone(&sent));
+        tasks.push(tokio::spawn(async move {
+            let result = handle.oneshot(n).await;
+            sent.lock().push(Sent {
+                at,
+                latency: start.elapsed().saturating_sub(at),
+                ok: result.is_ok(),
+            });
+        }));
+    }
+    for task in tasks {
+        task.await.expect("no panic");
+    }
+    let mut sent = Arc::try_unwrap(sent).expect("all tasks done").into_inner();
+    sent.sort_by_key(|s| s.at);
+    sent
+}
+
+/// The slow-endpoint scenario: endpoint 4 ten times slower from 10 s; its share from 12 s on
+/// and the p99 beside a healthy run's, each request on its own clone when `clones`.
+async fn ten_times_slower(clones: bool) -> (f64, Duration, Duration) {
+    let slow = healthy().with_latency(Distribution::log_normal_p99(
+        Duration::from_millis(100),
+        Duration::from_millis(200),
+    ));
+    let (endpoints, _) = fleet(5);
+    let healthy_run = shared(endpoints, 1);
+    let baseline = if clones {
+        drive_clones(&healthy_run, 30 * SECOND, |_| {}).await
+    } else {
+        drive(healthy_run, 30 * SECOND, |_| {}).await
+    };
+    let (endpoints, handles) = fleet(5);
+    let counts = Counts::default();
+    let (script_counts, script_handles) = (counts.clone(), handles.clone());
+    let script = move |at| {
+        if at == 10 * SECOND {
+            script_handles[4].set(slow.clone()).expect("valid");
+        }
+        if at == 12 * SECOND || at == END {
+            script_counts.take(at, &script_handles);
+        }
+    };
+    let balancer = shared(endpoints, 1);
+    let sent = if clones {
+        drive_clones(&balancer, 30 * SECOND, script).await
+    } else {
+        drive(balancer, 30 * SECOND, script).await
+    };
+    let slow_share = share(counts.at(12 * SECOND)[4], counts.at(END)[4], 18_000);
+    (
+        slow_share,
+        p99(&baseline, 12 * SECOND),
+        p99(&sent, 12 * SECOND),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_10x_slower_endpoint_gets_under_1_percent_and_p99_stays_within_20_percent() {
+    for clones in [false, true] {
+        let (slow_share, healthy_p99, p99) = ten_times_slower(clones).await;
+        assert!(
+            slow_share <= 0.01,
+            "clones {clones}: the slow endpoint got {:.2} %",
+            slow_share * 100.0
+        );
+        assert!(
+            p99 <= healthy_p99.mul_f64(1.2),
+            "clones {clones}: p99 {p99:?} against {healthy_p99:?} healthy"
+        );
+        eprintln!(
+            "10x slower, clones {clones}: {:.2} %, p99 {p99:?} (healthy {healthy_p99:?})",
+            slow_share * 100.0
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_endpoint_failing_fast_is_avoided() {
+    let black_hole = FaultConfig::default()
+        .with_delay(Duration::from_millis(1))
+        .with_error_rate(1.0);
+    let (ours, sent) = misbehaving_endpoint(|e| shared(e, 2), black_hole).await;
+    assert!(ours <= 0.005, "PeakSuccess sent it {:.2} %", ours * 100.0);
+    let errors = sent.iter().filter(|s| s.at >= 12 * SECOND && !s.ok).count();
+    assert!(errors <= 90, "clients saw {errors} errors of 18 000");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_endpoint_failing_every_call_is_avoided_and_regains_traffic_after_recovery() {
+    let (endpoints, handles) = fleet(5);
+    let counts = Counts::default();
+    let (script_counts, script_handles) = (counts.clone(), handles.clone());
+    let failing = healthy().with_error_rate(1.0);
+    drive(shared(endpoints, 3), 40 * SECOND, move |at| {
+        if at == 5 * SECOND {
+            script_handles[4].set(failing.clone()).expect("valid");
+        }
+        if at == 25 * SECOND {
+            script_handles[4].set(healthy()).expect("valid");
+        }
+        if at.subsec_millis() == 0 {
+            script_counts.take(at, &script_handles);
+        }
+    })
+    .await;
+    let second = |s: u32| {
+        let (a, b) = (counts.at(s * SECOND)[4], counts.at((s + 1) * SECOND)[4]);
+        share(a, b, 1_000)
+    };
+    let failing_share = share(counts.at(10 * SECOND)[4], counts.at(25 * SECOND)[4], 15_000);
+    assert!(
+        failing_share <= 0.02,
+        "failing: {:.2} %",
+        failing_share * 100.0
+    );
+    let regained = (25..30).any(|s| second(s) >= 0.10);
+    assert!(
+        regained,
+        "no second within 5 s of recovery reached half its fair share: {:?}",
+        (25..31).map(second).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn three_identical_endpoints_share_evenly() {
+    let (endpoints, handles) = fleet(3);
+    let balancer = shared(endpoints, 4);
+    drive_clones(&balancer, 30 * SECOND, |_| {}).await;
+    for handle in &handles {
+        let share = handle.stats().requests as f64 / 30_000.0;
+        assert!((share - 1.0 / 3.0).abs() <= 0.03, "{share:.3}");
+    }
+    let picks: u64 = balancer.snapshot().iter().map(|e| e.picks).sum();
+    assert_eq!(picks, 30_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_endpoint_keeps_the_others_statistics_and_reaches_its_share_within_5s() {
+    let (mut endpoints, mut handles) = fleet(5);
+    let (new_endpoint, new_handle) = endpoints.pop().zip(handles.pop()).expect("five");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    for (key, service) in endpoints {
+        tx.send(Ok::<_, Infallible>(Change::Insert(key, service)))
+            .expect("open");
+    }
+    let discover = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
+    let balancer = SharedP2c::new_with(
+        discover,
+        P2cConfig::default().with_seed(5),
+        TokioClock::new(),
+        PeakSuccess,
+    )
+    .expect("valid");
+    let start = Instant::now();
+    let mut calls = Vec::new();
+    let mut per_second = Vec::new();
+    let mut before = None;
+    for n in 0..20_000_u32 {
+        let at = Duration::from_millis(u64::from(n));
+        tokio::time::sleep_until(start + at).await;
+        if at == 10 * SECOND {
+            before = Some(balancer.snapshot());
+            tx.send(Ok(Change::Insert(new_endpoint.0, new_endpoint.1.clone())))
+                .expect("open");
+        }
+        if at >= 10 * SECOND && at.subsec_millis() == 0 {
+            per_second.push(new_handle.stats().requests);
+        }
+        let mut handle = balancer.clone();
+        calls.push(tokio::spawn(handle.ready().await.expect("ready").call(n)));
+        if at == 10 * SECOND {
+            let after = balancer.snapshot();
+            let mut placed = 0;
+            for old in before.as_ref().expect("taken") {
+                let kept = after
+                    .iter()
+                    .find(|e| e.key == old.key)
+                    .expect("still there");
+                assert_eq!(
+                    (kept.lag, kept.success),
+                    (old.lag, old.success),
+                    "{:?}",
+                    kept.key
+                );
+                placed += kept.picks - old.picks;
+            }
+            assert_eq!(after.len(), 5);
+            assert_eq!(
+                placed + after.iter().find(|e| e.key == 4).expect("new").picks,
+                1
+            );
+        }
+    }
+    for call in calls {
+        call.await.expect("no panic").expect("ok");
+    }
+    let seconds: Vec<u64> = per_second.windows(2).map(|w| w[1] - w[0]).collect();
+    eprintln!(
+        "new endpoint, requests per second after joining: {:?}",
+        &seconds[..6]
+    );
+    assert!(
+        seconds[..5].iter().any(|&n| n >= 150),
+        "the new endpoint's first seconds: {seconds:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelled_requests_do_not_lower_success() {
+    let (endpoints, _) = fleet(2);
+    let balancer = shared(endpoints, 6);
+    for n in 0..100 {
+        let mut handle = balancer.clone();
+        let call = handle.ready().await.expect("ready").call(n);
+        drop(call);
+    }
+    tokio::time::sleep(SECOND).await;
+    for endpoint in balancer.snapshot() {
+        assert_eq!(
+            (endpoint.success, endpoint.inflight),
+            (1.0, 0),
+            "{endpoint:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn removing_an_endpoint_loses_none_of_its_requests_in_flight() {
+    let (endpoints, handles) = fleet(1);
+    let balancer = shared(endpoints, 7);
+    let mut calls = Vec::new();
+    for n in 0..10 {
+        let mut handle = balancer.clone();
+        calls.push(tokio::spawn(handle.ready().await.expect("ready").call(n)));
+    }
+    assert!(balancer.remove(&0));
+    let err = tokio::time::timeout(5 * SECOND, balancer.clone().oneshot(99))
+        .await
+        .expect("fails within the wait")
+        .unwrap_err();
+    assert!(err.is::<NoEndpoints>(), "{err}");
+    for (n, call) in (0..).zip(calls) {
+        assert_eq!(call.await.expect("no panic").expect("answered"), n);
+    }
+    assert_eq!(handles[0].stats().requests, 10);
+}
