@@ -567,6 +567,62 @@ async fn the_hedge_goes_to_another_endpoint_than_the_first_copy() {
     assert_eq!(balancer.endpoints[1].log.counts(), (1, 0, 0));
 }
 
+/// Three endpoints, preferred in order: the first not avoided is picked.
+#[derive(Clone)]
+struct ThreeEndpoints {
+    endpoints: [Backend; 3],
+}
+
+impl Service<u32> for ThreeEndpoints {
+    type Response = u32;
+    type Error = BoxError;
+    type Future = Reply;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: u32) -> Reply {
+        let pick = (0..3)
+            .find(|&id| !pick_hint::is_avoided(EndpointId::new(id)))
+            .unwrap_or(0);
+        pick_hint::record_pick(EndpointId::new(pick));
+        self.endpoints[usize::try_from(pick).expect("small")].call(request)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_hedge_avoids_every_endpoint_still_working_on_the_request() {
+    let balancer = ThreeEndpoints {
+        endpoints: [Backend::default(), Backend::default(), Backend::default()],
+    };
+    let layer = HedgeLayer::new_with(config().with_max_hedges(2), Unlimited, TokioClock::new())
+        .expect("valid");
+    let mut client = layer.layer(balancer.clone());
+    warm(&mut client).await;
+
+    balancer.endpoints[0].script([Step::Never]);
+    balancer.endpoints[1].script([Step::Never]);
+    balancer.endpoints[2].script([Step::Ok(10, 2)]);
+    let (result, took) = timed(&mut client, 0).await;
+    assert_eq!((result.expect("answered"), took), (2, 32 * MS));
+    let calls = balancer.endpoints.each_ref().map(|e| e.log.counts());
+    assert_eq!(calls, [(11, 0, 1), (1, 0, 1), (1, 0, 0)]);
+
+    // A copy that answered (with a failure) is no longer avoided: the next hedge may go there.
+    balancer.endpoints[0].script([Step::Err(5 + 11, "reset")]);
+    balancer.endpoints[1].script([Step::Never]);
+    balancer.endpoints[0].script([Step::Ok(10, 0)]);
+    balancer.endpoints[2].script([Step::Ok(10, 2)]);
+    let (result, _) = timed(&mut client, 0).await;
+    assert_eq!(
+        result.expect("answered"),
+        0,
+        "the second hedge went to the first endpoint"
+    );
+    assert_eq!(balancer.endpoints[2].log.counts().0, 1, "not to the third");
+}
+
 #[tokio::test(start_paused = true)]
 async fn hedges_are_counted_by_outcome() {
     let recorder = DebuggingRecorder::new();
