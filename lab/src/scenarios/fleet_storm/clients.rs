@@ -68,9 +68,7 @@ pub(super) fn clients(stack: Stack, fleet: &Arc<Fleet>, clients: usize, seed: u6
                         ..RatioConfig::default()
                     }
                     .build_with(TokioClock::new())
-                    .and_then(|budget| {
-                        budget.with_fleet_floor(FLEET_FLOOR_PER_SEC, clients as u32)
-                    })
+                    .and_then(|budget| budget.with_fleet_floor(FLEET_FLOOR_PER_SEC, clients as u32))
                     .expect("valid");
                     let policy = Policy::new().with_pushback(read_pushback);
                     BoxCloneService::new(
@@ -90,4 +88,3 @@ fn read_pushback(result: Result<&(), &BoxError>) -> Option<Pushback> {
     let error = result.err()?;
     error.is::<Shed>().then_some(Pushback::After(PUSHBACK))
 }
-

@@ -127,14 +127,9 @@ impl Timeline {
 fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> ScenarioReport {
     let timeline = Timeline::new(options);
     let duration = timeline.end;
-    let arrivals = arrivals(options.seed, duration, |_| {
-        RATE_PER_CLIENT * CLIENTS as f64
-    });
+    let arrivals = arrivals(options.seed, duration, |_| RATE_PER_CLIENT * CLIENTS as f64);
     let mut rng = fastrand::Rng::with_seed(options.seed ^ 0xC11E_475);
-    let senders: Vec<u32> = arrivals
-        .iter()
-        .map(|_| rng.u32(..CLIENTS as u32))
-        .collect();
+    let senders: Vec<u32> = arrivals.iter().map(|_| rng.u32(..CLIENTS as u32)).collect();
     let mut reports = Vec::new();
     for (name, stack) in FLEET_STORM.stacks.iter().zip([
         Stack::Naive,
@@ -165,7 +160,12 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> ScenarioReport {
             "pushback_retries",
             thresholds::FLEET_PUSHBACK_RETRIES,
         ),
-        Check::at_most(&reports, RAMPART, "recovery_s", thresholds::FLEET_RECOVERY_S),
+        Check::at_most(
+            &reports,
+            RAMPART,
+            "recovery_s",
+            thresholds::FLEET_RECOVERY_S,
+        ),
     ];
     FLEET_STORM.report(
         duration,
@@ -290,4 +290,3 @@ fn recovery_s(success: &[f64], from: usize) -> f64 {
     }
     ((good_from - from) as f64) * BIN.as_secs_f64()
 }
-
