@@ -302,11 +302,18 @@ fn fleet_storm_a_fleet_floor_and_pushback_bound_a_thousand_clients_for_seeds_1_t
         let report = run_with("fleet-storm", Options { seed, scale: 0.25 });
         // Per-client floors add up to twice the fleet's traffic: every failed request retries
         // twice during the outage, and the clients retry into the shedding at half capacity.
-        for stack in ["naive 3 attempts", "per-client RatioBudget", "tower TpsBudget"] {
+        for stack in [
+            "naive 3 attempts",
+            "per-client RatioBudget",
+            "tower TpsBudget",
+        ] {
             let down = figure(&report, stack, "amplification_down");
             assert!(down > 2.5, "seed {seed}: {stack} {down}");
             let after_pushback = figure(&report, stack, "pushback_retries");
-            assert!(after_pushback > 0.5, "seed {seed}: {stack} {after_pushback}");
+            assert!(
+                after_pushback > 0.5,
+                "seed {seed}: {stack} {after_pushback}"
+            );
         }
         // rampart offers the backends barely more than the clients' own traffic while they
         // shed, and serves as much as any.
