@@ -98,6 +98,20 @@ pub const DEADLINE_OVERLOAD_REFUSE_P99_MS: f64 = 1.0;
 /// every call, three attempts at each of the chain's hops (naive: 27).
 pub const FLEET_LAYERS_AMPLIFICATION: f64 = 1.5;
 
+/// hedge-tail (`rampart hedge`): p99.9 of successes as a multiple of the unhedged stack's.
+pub const HEDGE_TAIL_P999_RATIO: f64 = 0.25;
+/// hedge-tail: copies beyond the first, per request.
+pub const HEDGE_TAIL_EXTRA_LOAD: f64 = 0.05;
+/// hedge-shift (`rampart hedge`): copies beyond the first per request in every second, above
+/// the hedge budget's ratio.
+pub const HEDGE_SHIFT_OVER_BUDGET: f64 = 0.01;
+/// hedge-shift: the share of requests served within their deadline from the slowdown on, as a
+/// multiple of the unhedged stack's.
+pub const HEDGE_SHIFT_GOODPUT_VS_UNHEDGED: f64 = 0.98;
+/// hedge-heavy (`rampart hedge`): the heavy requests' p99.9 of successes as a multiple of the
+/// unhedged stack's.
+pub const HEDGE_HEAVY_P999_RATIO: f64 = 1.0;
+
 /// fleet-storm (rampart pushback + fleet floor): backend calls per client request while the
 /// backends are down.
 pub const FLEET_AMPLIFICATION: f64 = 1.2;

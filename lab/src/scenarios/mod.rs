@@ -6,6 +6,7 @@ mod deadline_overload;
 mod fleet_layers;
 mod fleet_storm;
 mod full_stack;
+mod hedge;
 mod outage;
 mod overload;
 mod overload_runtime;
@@ -78,7 +79,7 @@ impl Scenario {
 }
 
 /// Every scenario, in the order the lab runs them.
-pub fn all() -> [Scenario; 14] {
+pub fn all() -> [Scenario; 17] {
     [
         overload::OVERLOAD,
         overload::OVERLOAD_IO,
@@ -94,6 +95,9 @@ pub fn all() -> [Scenario; 14] {
         deadline_chain::DEADLINE_CHAIN,
         fleet_storm::FLEET_STORM,
         fleet_layers::FLEET_LAYERS,
+        hedge::HEDGE_TAIL,
+        hedge::HEDGE_SHIFT,
+        hedge::HEDGE_HEAVY,
     ]
 }
 

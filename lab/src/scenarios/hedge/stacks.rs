@@ -1,0 +1,225 @@
+//! The stacks in front of the fleet: the same balancer under no hedging, tower's `Hedge`, and
+//! rampart's hedge layer; and how each request is sent through them.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rampart_balancer::{P2c, P2cConfig, PeakSuccess};
+use rampart_core::TokioClock;
+use rampart_retry::{HedgeConfig, HedgeLayer, RatioConfig};
+use tower::discover::ServiceList;
+use tower::hedge::Hedge;
+use tower::{BoxError, Layer as _, Service, ServiceExt as _};
+
+use super::replicas::{Fleet, Replica, Request};
+use crate::sim::{self, Call, Record, drive};
+
+/// The latency quantile after which both hedging stacks send a second copy.
+pub(super) const QUANTILE: f64 = 0.97;
+/// rampart's hedge budget: copies beyond the first, per request.
+pub(super) const BUDGET: f64 = 0.05;
+/// How long a hedge counts against rampart's budget: a second, so that no second holds more
+/// than the ratio's share of copies (plus the budget's floor) beyond the first.
+const BUDGET_TTL: Duration = Duration::from_secs(1);
+/// tower's `Hedge`: the latency histogram it reads is the previous period's (its
+/// `RotatingHistogram`); one second, so that it follows a change as soon as it can.
+const TOWER_PERIOD: Duration = Duration::from_secs(1);
+/// tower's `Hedge` sends no copy before its histogram holds this many latencies.
+const TOWER_MIN_POINTS: u64 = 100;
+
+/// A stack in front of the fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stack {
+    /// The balancer alone.
+    None,
+    /// tower's `Hedge` over the balancer, every request clonable.
+    Tower,
+    /// rampart's hedge layer over the balancer, within a budget, heavy requests not hedged.
+    Rampart,
+}
+
+/// The stacks' names, in the order they run.
+pub(super) const NONE: &str = "no hedging";
+pub(super) const TOWER: &str = "tower Hedge p97";
+pub(super) const RAMPART: &str = "rampart hedge p97, 5 % budget";
+pub(super) const NAMES: &[&str] = &[NONE, TOWER, RAMPART];
+pub(super) const STACKS: [Stack; 3] = [Stack::None, Stack::Tower, Stack::Rampart];
+
+/// What a run is given beside its stack.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Traffic<'a> {
+    pub(super) seed: u64,
+    pub(super) arrivals: &'a [Duration],
+    pub(super) requests: &'a [Request],
+    pub(super) deadline: Duration,
+}
+
+/// Runs `stack` over a fresh fleet; `tick(at, fleet)` is called before each request. Returns
+/// the records and the fleet, to read where each request's copies went.
+pub(super) async fn run_stack(
+    stack: Stack,
+    traffic: Traffic<'_>,
+    tick: impl FnMut(Duration, &Fleet),
+) -> (Vec<Record>, Fleet) {
+    let fleet = Fleet::new(traffic.seed, traffic.requests.len());
+    let balancer = balancer(&fleet, traffic.seed);
+    let records = match stack {
+        Stack::None => drive_through(balancer, traffic, &fleet, tick).await,
+        Stack::Tower => {
+            let hedge = Hedge::new::<Request>(
+                balancer,
+                CloneAll,
+                TOWER_MIN_POINTS,
+                QUANTILE as f32,
+                TOWER_PERIOD,
+            );
+            drive_through(hedge, traffic, &fleet, tick).await
+        }
+        Stack::Rampart => {
+            let budget = RatioConfig {
+                ttl: BUDGET_TTL,
+                ratio: BUDGET,
+                ..RatioConfig::default()
+            }
+            .build_with(TokioClock::new())
+            .expect("a valid budget");
+            let hedge = HedgeLayer::new_with(
+                HedgeConfig::default().with_quantile(QUANTILE),
+                budget,
+                TokioClock::new(),
+            )
+            .expect("a valid hedge layer")
+            .only_hedging(|request: &Request| !request.heavy)
+            .layer(balancer);
+            drive_through(hedge, traffic, &fleet, tick).await
+        }
+    };
+    (records, fleet)
+}
+
+/// rampart's P2C over the replicas (`PeakSuccess`), shared by every copy of a request.
+fn balancer(
+    fleet: &Fleet,
+    seed: u64,
+) -> Shared<P2c<ServiceList<Vec<Replica>>, Request, TokioClock>> {
+    let p2c = P2c::new_with(
+        ServiceList::new::<Request>(fleet.replicas()),
+        P2cConfig::default().with_seed(seed),
+        TokioClock::new(),
+        PeakSuccess,
+    )
+    .expect("a valid balancer");
+    Shared(Arc::new(Mutex::new(p2c)))
+}
+
+#[allow(
+    clippy::async_yields_async,
+    reason = "the driver awaits each call in a task of its own"
+)]
+async fn drive_through<S>(
+    mut service: S,
+    traffic: Traffic<'_>,
+    fleet: &Fleet,
+    mut tick: impl FnMut(Duration, &Fleet),
+) -> Vec<Record>
+where
+    S: Service<Request, Response = (), Error = BoxError>,
+    S::Future: Send + 'static,
+{
+    drive(
+        traffic.arrivals,
+        traffic.deadline,
+        async |n| -> Call {
+            match service.ready().await {
+                Ok(ready) => {
+                    let call = ready.call(traffic.requests[n]);
+                    Call::new(async move { sim::outcome(&call.await) })
+                }
+                Err(error) => {
+                    let outcome = sim::outcome::<()>(&Err(error));
+                    Call::new(async move { outcome })
+                }
+            }
+        },
+        |at| tick(at, fleet),
+    )
+    .await
+}
+
+/// tower's hedge policy: every request may be copied, and every copy sent.
+#[derive(Debug, Clone, Copy)]
+struct CloneAll;
+
+impl tower::hedge::Policy<Request> for CloneAll {
+    fn clone_request(&self, request: &Request) -> Option<Request> {
+        Some(*request)
+    }
+
+    fn can_retry(&self, _request: &Request) -> bool {
+        true
+    }
+}
+
+/// A service behind a lock, so that every copy of a request goes through the one balancer:
+/// `call` asks the balancer for its pick and sends the request under one lock, in the caller's
+/// task (so what the caller has made current, the hedge layer's hint, is current there).
+/// Always ready: the balancer's readiness is awaited inside the call if it is not there at
+/// once (it is, over replicas that are always ready).
+#[derive(Debug)]
+pub(super) struct Shared<S>(Arc<Mutex<S>>);
+
+impl<S> Clone for Shared<S> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
+
+impl<S, Req> Service<Req> for Shared<S>
+where
+    S: Service<Req, Error = BoxError> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    Req: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = BoxFuture<S::Response>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let mut inner = self.0.lock();
+        match inner.poll_ready(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(())) => Box::pin(inner.call(request)),
+            Poll::Ready(Err(error)) => Box::pin(std::future::ready(Err(error))),
+            Poll::Pending => {
+                drop(inner);
+                let shared = Arc::clone(&self.0);
+                let mut request = Some(request);
+                Box::pin(async move {
+                    let sent = std::future::poll_fn(|cx| {
+                        let mut inner = shared.lock();
+                        match inner.poll_ready(cx) {
+                            Poll::Ready(Ok(())) => match request.take() {
+                                Some(request) => Poll::Ready(Ok(inner.call(request))),
+                                None => Poll::Pending,
+                            },
+                            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+                            Poll::Pending => Poll::Pending,
+                        }
+                    })
+                    .await?;
+                    sent.await
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The hedging scenarios meet their thresholds for seeds 1 to 3, at half their default
+//! duration, and show the contrast they exist to show.
+
+use rampart_lab::report::ScenarioReport;
+use rampart_lab::{Options, scenarios};
+
+const NONE: &str = "no hedging";
+const TOWER: &str = "tower Hedge p97";
+const RAMPART: &str = "rampart hedge p97, 5 % budget";
+
+fn run(name: &str, seed: u64) -> ScenarioReport {
+    let scenario = scenarios::find(name).expect("a known scenario");
+    let options = Options { seed, scale: 0.5 };
+    let report = rampart_lab::run(&[scenario], options, |_, _| {})
+        .scenarios
+        .remove(0);
+    let missed: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|check| !check.passed)
+        .map(|check| {
+            format!(
+                "{} {} = {} (must be {} {})",
+                check.stack, check.figure, check.value, check.op, check.threshold
+            )
+        })
+        .collect();
+    assert!(!report.checks.is_empty(), "{name} checks nothing");
+    assert!(missed.is_empty(), "{name}, seed {seed}, missed: {missed:?}");
+    assert_eq!(report.stacks.len(), 3);
+    report
+}
+
+fn figure(report: &ScenarioReport, stack: &str, figure: &str) -> f64 {
+    report
+        .stack(stack)
+        .unwrap_or_else(|| panic!("no stack {stack}"))
+        .get(figure)
+}
+
+#[test]
+fn hedge_tail_a_second_copy_cuts_the_stalls_out_of_the_tail_for_seeds_1_to_3() {
+    for seed in 1..=3 {
+        let report = run("hedge-tail", seed);
+        // Without hedging, the 1 % of stalled responses are the p99.9: 200 ms and more.
+        assert!(figure(&report, NONE, "p999_ms") > 200.0, "seed {seed}");
+        assert_eq!(figure(&report, NONE, "extra_load"), 0.0, "seed {seed}");
+        // Both hedging stacks cut it, for a few percent more requests.
+        for stack in [TOWER, RAMPART] {
+            assert!(
+                figure(&report, stack, "p999_vs_unhedged") < 0.25,
+                "seed {seed}: {stack}"
+            );
+            let extra = figure(&report, stack, "extra_load");
+            assert!(
+                (0.01..0.05).contains(&extra),
+                "seed {seed}: {stack} {extra}"
+            );
+        }
+    }
+}
+
+#[test]
+fn hedge_shift_copies_without_a_budget_become_the_load_for_seeds_1_to_3() {
+    for seed in 1..=3 {
+        let report = run("hedge-shift", seed);
+        // Nothing failed, and the unhedged fleet served everything in time.
+        assert!(figure(&report, NONE, "goodput") > 0.99, "seed {seed}");
+        // tower's copies went to nearly every request in some second, and the fleet lost
+        // requests it serves without them.
+        assert!(
+            figure(&report, TOWER, "worst_second_extra_load") > 0.5,
+            "seed {seed}"
+        );
+        assert!(
+            figure(&report, TOWER, "goodput_vs_unhedged") < 0.9,
+            "seed {seed}"
+        );
+    }
+}
+
+#[test]
+fn hedge_heavy_copies_of_expensive_requests_are_as_expensive_for_seeds_1_to_3() {
+    for seed in 1..=3 {
+        let report = run("hedge-heavy", seed);
+        // tower's delay comes from the heavy requests' latencies: it copies them, not the
+        // stalled light ones.
+        assert!(
+            figure(&report, TOWER, "extra_load_heavy") > 0.3,
+            "seed {seed}"
+        );
+        assert_eq!(
+            figure(&report, RAMPART, "extra_load_heavy"),
+            0.0,
+            "seed {seed}"
+        );
+    }
+}
