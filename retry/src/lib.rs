@@ -225,7 +225,8 @@
 //!   microseconds (within 6.25 %, never below) once per bucket, from the completed buckets.
 //!   A record is a relaxed `fetch_add`, with no lock but once per bucket to empty a histogram.
 //!   The window counts each answer's latency from when its copy was sent (failures do not
-//!   count), and for a first copy that lost to its hedge, how long it had run by then: without
+//!   count, nor the requests the filter below keeps from hedging: the delay is for the
+//!   others), and for a first copy that lost to its hedge, how long it had run by then: without
 //!   these lower bounds, the slowest latencies would leave the window as soon as they are
 //!   hedged, and the delay would fall. Until the completed buckets hold
 //!   [`min_samples`](HedgeConfig::min_samples) (100) latencies, no request is hedged.

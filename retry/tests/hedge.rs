@@ -463,14 +463,14 @@ async fn requests_the_filter_or_the_policy_refuse_are_sent_once() {
     let backend = Backend::default();
     let layer = HedgeLayer::new_with(config(), Unlimited, TokioClock::new())
         .expect("valid")
-        .only_hedging(|n: &u32| n.is_multiple_of(2));
+        .only_hedging(|n: &u32| *n < 100);
     let mut client = layer.layer(backend.clone());
     warm(&mut client).await;
 
     backend.script([Step::Ok(100, 1), Step::Ok(5, 1)]);
-    let (_, took) = timed(&mut client, 1).await;
-    assert_eq!(took, 100 * MS, "odd requests are not hedged");
-    let (_, took) = timed(&mut client, 3).await;
+    let (_, took) = timed(&mut client, 100).await;
+    assert_eq!(took, 100 * MS, "requests from 100 on are not hedged");
+    let (_, took) = timed(&mut client, 101).await;
     assert_eq!(took, 5 * MS);
     let mut refused = HedgeStats::default();
     refused.refused_policy = 1;
@@ -490,6 +490,26 @@ async fn requests_the_filter_or_the_policy_refuse_are_sent_once() {
     let (_, took) = timed(&mut client, 0).await;
     assert_eq!(took, 100 * MS);
     assert_eq!(layer.stats(), refused);
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_the_filter_refuses_stay_out_of_the_window() {
+    let backend = Backend::default();
+    let layer = HedgeLayer::new_with(config(), Unlimited, TokioClock::new())
+        .expect("valid")
+        .only_hedging(|n: &u32| *n < 100);
+    let mut client = layer.layer(backend.clone());
+    // Ten 10 ms requests that may be hedged, twenty 400 ms ones that may not.
+    backend.script((0..20).map(|_| Step::Ok(400, 0)));
+    for n in 100..120 {
+        timed(&mut client, n).await.0.expect("answered");
+    }
+    warm(&mut client).await;
+    assert_eq!(
+        layer.delay(),
+        Some(Duration::from_micros(10_239)),
+        "the light ones' p95"
+    );
 }
 
 #[tokio::test(start_paused = true)]

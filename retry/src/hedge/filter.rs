@@ -3,10 +3,12 @@
 /// Says whether a request may be hedged: a hook for requests that must not run twice
 /// (expensive, non-idempotent). Any `Fn(&Req) -> bool` is one.
 ///
-/// The layer asks it once per request, in `call`, and only while the window is warm enough to
-/// hedge at all. A request it refuses is sent once, as without the layer; one whose copy the
-/// policy refuses ([`RetryPolicy::clone_request`](crate::RetryPolicy::clone_request) returning
-/// `None`: a request the retry layer would not retry either) too.
+/// The layer asks it once per request, in `call`. A request it refuses is sent once, as
+/// without the layer, and its latency stays out of the window: the hedge delay is a quantile
+/// of the latencies of the requests it applies to, so a few expensive requests kept from
+/// hedging do not lengthen it for the others. A request whose copy the policy refuses
+/// ([`RetryPolicy::clone_request`](crate::RetryPolicy::clone_request) returning `None`: a
+/// request the retry layer would not retry either) is sent once too.
 ///
 /// ```
 /// use rampart_retry::{HedgeConfig, HedgeLayer, Unlimited};

@@ -57,6 +57,8 @@ pub(crate) struct Plan {
     pub(crate) started: Duration,
     /// Whether this layer deposited for the request (no retry layer outside did).
     pub(crate) deposited: bool,
+    /// Whether the request's latency counts in the window: the filter allows it.
+    pub(crate) observed: bool,
 }
 
 /// A hedge under way.
@@ -86,7 +88,7 @@ where
     S: Service<Req>,
 {
     /// A request that will not be hedged: the window is cold (`unhedged_after` is `None`), or
-    /// the request may not be hedged after `unhedged_after`.
+    /// the request may not be hedged after `unhedged_after` (the delay when it was called).
     pub(crate) fn single(
         first: S::Future,
         plan: Plan,
@@ -209,7 +211,7 @@ where
         }
         let shared = &**self.shared;
         let now = shared.clock.now();
-        if outcome != Outcome::Failure {
+        if outcome != Outcome::Failure && self.plan.observed {
             shared.hedger.observe_at(now, now.saturating_sub(started));
             if is_hedge && self.first.is_some() {
                 // The first copy is slower than this: at least this long.

@@ -120,33 +120,25 @@ where
         if computed {
             shared.metrics.delay(delay);
         }
+        // The window times only the requests the filter allows: those the delay is for.
+        let allowed = self.filter.may_hedge(&request);
         let plan = super::future::Plan {
             context,
             started: now,
             deposited,
+            observed: allowed,
         };
-        let Some(delay) = delay else {
-            // A cold window: no hedge.
+        let copy = match delay {
+            Some(_) if allowed => self.policy.clone_request(&request),
+            _ => None,
+        };
+        let (Some(delay), Some(copy)) = (delay, copy) else {
+            // A cold window, or a request that may not be hedged (counted if it proves slow).
             let first = self.inner.call(request);
             return HedgeFuture::single(
                 first,
                 plan,
-                None,
-                self.policy.clone(),
-                Arc::clone(&self.shared),
-            );
-        };
-        let copy = if self.filter.may_hedge(&request) {
-            self.policy.clone_request(&request)
-        } else {
-            None
-        };
-        let Some(copy) = copy else {
-            let first = self.inner.call(request);
-            return HedgeFuture::single(
-                first,
-                plan,
-                Some(delay),
+                delay,
                 self.policy.clone(),
                 Arc::clone(&self.shared),
             );
