@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use rampart_core::pick_hint::{self, EndpointId};
 use rampart_core::{Classify, Clock, Completion, ConfigError, DefaultClassifier, SystemClock};
 use tower::discover::{Discover, ServiceList};
 use tower::{BoxError, Service};
@@ -74,6 +75,12 @@ pub struct EndpointSnapshot<K> {
 /// Only ready endpoints are candidates, and the chosen one is polled ready right before the
 /// request goes to it. When none is ready, [`WhenEmpty`](crate::WhenEmpty) decides: wait, or fail the request
 /// with [`NoEndpoints`](crate::NoEndpoints) (after at most a second, by default).
+///
+/// # Pick hints
+///
+/// Under a hedge layer's [`pick_hint`](rampart_core::pick_hint) scope, `call` sends to an
+/// endpoint outside the hint's list when one is ready (the better of two drawn among them),
+/// and records the endpoint it sends to. Outside a scope it costs one thread-local read.
 ///
 /// # Clock
 ///
@@ -264,11 +271,15 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let state = &mut self.state;
-        let Some((at, now)) = state.chosen.take() else {
+        let Some((mut at, now)) = state.chosen.take() else {
             // Nothing was ready (or `poll_ready` was not called): fail this request.
             state.fail_next = false;
             return ResponseFuture::no_endpoint();
         };
+        if pick_hint::is_listening() {
+            at = state.honour_hint::<Req>(at, now);
+            pick_hint::record_pick(EndpointId::of(&state.set.get(at).key));
+        }
         let endpoint = state.set.get_mut(at);
         // Tracked before the call: if the endpoint's `call` panics, the guard ends it.
         let ticket = endpoint.stats.begin(now);

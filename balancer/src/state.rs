@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rampart_core::Clock;
+use rampart_core::pick_hint::{self, EndpointId};
 use tokio::time::Sleep;
 use tower::discover::{Change, Discover};
 use tower::{BoxError, Service};
@@ -219,6 +220,50 @@ where
             self.note_avoidance(drawn[1], b_cost, a_cost);
         }
         Some(chosen)
+    }
+
+    /// The endpoint to send to in place of `at` (chosen by `poll_ready` at `now`) when the
+    /// caller's pick hint asks to avoid it: the better of two drawn among the ready endpoints
+    /// not avoided, polled ready now (one that is not ready is moved to the pending list, to be
+    /// polled with the task's waker at the next `poll_ready`). `at` itself when it is not
+    /// avoided or no other endpoint is ready: a hint is a preference, never a refusal.
+    pub(crate) fn honour_hint<Req>(&mut self, at: usize, now: Duration) -> usize
+    where
+        D::Service: Service<Req>,
+    {
+        if !pick_hint::is_avoided(EndpointId::of(&self.set.get(at).key)) {
+            return at;
+        }
+        let mut others: Vec<usize> = self
+            .set
+            .ready()
+            .iter()
+            .copied()
+            .filter(|&other| {
+                other != at && !pick_hint::is_avoided(EndpointId::of(&self.set.get(other).key))
+            })
+            .collect();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        while !others.is_empty() {
+            let (set, score) = (&self.set, &self.score);
+            let nth = match self.choices.pick(now, others.len(), |nth| {
+                let endpoint = set.get(others[nth]);
+                Candidate {
+                    cost: cost_of(score, &endpoint.stats, now),
+                    last_pick: endpoint.last_pick,
+                }
+            }) {
+                Some(pair) => pair.chosen,
+                None => 0,
+            };
+            let other = others.swap_remove(nth);
+            match Service::<Req>::poll_ready(&mut self.set.get_mut(other).service, &mut cx) {
+                Poll::Ready(Ok(())) => return other,
+                // Polled again, with the task's waker, by the next `poll_ready`.
+                Poll::Pending | Poll::Ready(Err(_)) => self.set.make_pending(other),
+            }
+        }
+        at
     }
 
     /// Reports endpoint `at` entering or leaving avoidance, from a pick in which it cost

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
+use rampart_core::pick_hint::EndpointId;
 use rampart_core::saturating_nanos;
 
 use crate::endpoint::{EndpointStats, saturating_duration};
@@ -84,6 +85,8 @@ impl Record {
 #[derive(Debug)]
 pub(crate) struct Member<K, Svc> {
     pub(crate) key: K,
+    /// Its name in pick hints.
+    pub(crate) id: EndpointId,
     /// Never polled or called itself: each request goes to a clone of it.
     pub(crate) service: Svc,
     /// Whether the last clone polled was ready (a new member is not, until a clone is).
@@ -93,9 +96,10 @@ pub(crate) struct Member<K, Svc> {
     pub(crate) record: Arc<Record>,
 }
 
-impl<K, Svc> Member<K, Svc> {
+impl<K: Hash, Svc> Member<K, Svc> {
     pub(crate) fn new(key: K, service: Svc, record: Arc<Record>) -> Self {
         Self {
+            id: EndpointId::of(&key),
             key,
             service,
             ready: AtomicBool::new(false),
@@ -103,7 +107,9 @@ impl<K, Svc> Member<K, Svc> {
             record,
         }
     }
+}
 
+impl<K, Svc> Member<K, Svc> {
     #[inline]
     pub(crate) fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)

@@ -91,6 +91,13 @@ use crate::{EndpointSnapshot, P2cConfig, Score};
 /// new key starts at the median latency of its warm peers, a key inserted again keeps its
 /// statistics, and a removed key's requests in flight complete normally.
 ///
+/// # Pick hints
+///
+/// As [`P2c`](crate::P2c): under a hedge layer's [`pick_hint`](rampart_core::pick_hint)
+/// scope, `call` sends to a ready endpoint outside the hint's list when there is one (the
+/// better of two drawn among them, a clone of it polled ready then), and records the endpoint
+/// it sends to.
+///
 /// # Clock
 ///
 /// One clock read when a request is placed (in `poll_ready`) and one when it completes.

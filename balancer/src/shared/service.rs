@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use rampart_core::pick_hint;
 use rampart_core::{Classify, Clock, Completion};
 use tower::{BoxError, Service};
 
@@ -52,16 +54,25 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let Some(Chosen {
-            member,
-            mut service,
-            now,
-        }) = self.chosen.take()
-        else {
+        let Some(mut chosen) = self.chosen.take() else {
             // Nothing was ready (or `poll_ready` was not called): fail this request.
             self.fail_next = false;
             return ResponseFuture::no_endpoint();
         };
+        if pick_hint::is_listening() {
+            if pick_hint::is_avoided(chosen.member.id)
+                && let Some(other) =
+                    choose_avoiding::<Req, _, _, _, _>(&mut self.choices, &self.shared, chosen.now)
+            {
+                chosen = other;
+            }
+            pick_hint::record_pick(chosen.member.id);
+        }
+        let Chosen {
+            member,
+            mut service,
+            now,
+        } = chosen;
         let record = &member.record;
         // Tracked before the call: if the endpoint's `call` panics, the guard ends it.
         let ticket = record.stats.begin(now);
@@ -101,6 +112,46 @@ where
             }
             Poll::Pending => shared.park(member, service),
             Poll::Ready(Err(_)) => shared.drop_member(member),
+        }
+    }
+    None
+}
+
+/// For a request whose pick hint avoids the endpoint chosen: the better of two drawn among
+/// the ready endpoints not avoided, a clone of it polled ready as in [`choose`]; `None` when
+/// none of them is ready (the request then goes where it was going: a hint is a preference,
+/// never a refusal).
+fn choose_avoiding<Req, K, Svc, C, S>(
+    choices: &mut TwoChoices,
+    shared: &Shared<K, Svc, C, S>,
+    now: Duration,
+) -> Option<Chosen<K, Svc>>
+where
+    Svc: Service<Req> + Clone,
+    S: Score,
+{
+    let list = shared.members.load();
+    let mut others: Vec<_> = list
+        .iter()
+        .filter(|member| member.is_ready() && !pick_hint::is_avoided(member.id))
+        .cloned()
+        .collect();
+    drop(list);
+    let mut cx = Context::from_waker(&shared.probe_waker);
+    while !others.is_empty() {
+        let member = Arc::clone(pick::pick(choices, &shared.score, &others, now)?);
+        others.retain(|other| !Arc::ptr_eq(other, &member));
+        let mut service = member.service.clone();
+        match Service::<Req>::poll_ready(&mut service, &mut cx) {
+            Poll::Ready(Ok(())) => {
+                return Some(Chosen {
+                    member,
+                    service,
+                    now,
+                });
+            }
+            Poll::Pending => shared.park(&member, service),
+            Poll::Ready(Err(_)) => shared.drop_member(&member),
         }
     }
     None
