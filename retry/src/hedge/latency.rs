@@ -34,9 +34,11 @@ pub(super) struct LatencyWindow {
     /// One histogram per bucket of time.
     ring: Box<[Tagged]>,
     bucket_nanos: u64,
-    /// Serialises the rare slow paths: emptying a histogram for a new bucket, refreshing the
-    /// cached quantiles.
+    /// Serialises emptying a histogram for a new bucket (once per bucket).
     rotation: Mutex<()>,
+    /// Serialises refreshing the cached quantiles (once per bucket), apart from `rotation` so
+    /// that a record never waits for a refresh.
+    refreshing: Mutex<()>,
     /// The bucket the cached quantiles were computed for, plus one (0: never).
     cached_for: AtomicU64,
     /// The cached `Quantiles`, packed, or `COLD`.
@@ -66,6 +68,7 @@ impl LatencyWindow {
                 .collect(),
             bucket_nanos: saturating_nanos(bucket).max(1),
             rotation: Mutex::new(()),
+            refreshing: Mutex::new(()),
             cached_for: AtomicU64::new(0),
             cached: AtomicU64::new(COLD),
             quantile,
@@ -135,7 +138,7 @@ impl LatencyWindow {
     #[inline(never)]
     fn refresh(&self, bucket: u64) -> bool {
         // Another thread refreshing: the previous bucket's values serve meanwhile.
-        let Some(_refreshing) = self.rotation.try_lock() else {
+        let Some(_refreshing) = self.refreshing.try_lock() else {
             return false;
         };
         if self.cached_for.load(Ordering::Relaxed) == bucket + 1 {
