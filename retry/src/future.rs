@@ -196,6 +196,8 @@ where
                         && shared.retrier.holds_retries_at(shared.clock.now())
                     {
                         let stop = Next::Stop(StopReason::Pushback);
+                        let class = this.attempts.criticality().class();
+                        shared.metrics.decided(&stop, class);
                         return Poll::Ready(gave_up(
                             last,
                             &stop,

@@ -7,8 +7,9 @@ use crate::events::Transitions;
 use crate::{Next, StopReason};
 
 /// `rampart_retry_attempts_total{name, kind, criticality}`,
-/// `rampart_retry_budget_exhausted_total{name, criticality}` and
-/// `rampart_retry_deadline_skips_total{name, kind, criticality}`: every handle registered up
+/// `rampart_retry_budget_exhausted_total{name, criticality}`,
+/// `rampart_retry_deadline_skips_total{name, kind, criticality}` and
+/// `rampart_retry_pushback_stops_total{name, criticality}`: every handle registered up
 /// front, one per criticality class (by [`CriticalityClass::index`]), so that counting is an
 /// index, never a lookup.
 #[derive(Debug)]
@@ -20,6 +21,9 @@ pub(crate) struct RetryMetrics {
     first_skipped: [Counter; 4],
     /// Retries not sent: the deadline left too little time.
     retry_skipped: [Counter; 4],
+    /// Retries not made because a server asked: "don't retry", a wait past `max_pushback`, or
+    /// a pushback holding the layer's retries.
+    pushback_stops: [Counter; 4],
     transitions: Transitions,
 }
 
@@ -48,6 +52,12 @@ impl RetryMetrics {
             }),
             first_skipped: skips("first"),
             retry_skipped: skips("retry"),
+            pushback_stops: CriticalityClass::ALL.map(|class| {
+                metrics::counter!(
+                    "rampart_retry_pushback_stops_total",
+                    vec![name.clone(), criticality(class)]
+                )
+            }),
             transitions: Transitions::new(name.value()),
         }
     }
@@ -75,7 +85,8 @@ impl RetryMetrics {
     }
 
     /// Counts what the retrier decided after an attempt of a request of `class`: a retry the
-    /// budget granted, one it refused, or one skipped for lack of time.
+    /// budget granted, one it refused, one skipped for lack of time, or one a server's pushback
+    /// stopped (also when a retry due is held at the end of its wait).
     #[inline]
     pub(crate) fn decided<Req>(&self, next: &Next<Req>, class: CriticalityClass) {
         match next {
@@ -85,6 +96,9 @@ impl RetryMetrics {
                 self.transitions.refused();
             }
             Next::Stop(StopReason::NoTimeLeft) => self.retry_skipped(class),
+            Next::Stop(StopReason::Pushback) => {
+                self.pushback_stops[class.index()].increment(1);
+            }
             Next::Stop(_) => {}
         }
     }

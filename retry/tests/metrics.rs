@@ -55,3 +55,52 @@ async fn attempts_are_counted_by_kind_and_exhaustion_is_counted() {
         Some(&DebugValue::Counter(1))
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn retries_a_server_stopped_are_counted() {
+    use rampart_retry::Policy;
+    use rampart_retry::pushback::Pushback;
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let config = RetryConfig::default().with_name("inventory");
+    // The server says "don't retry" to odd calls and "retry after 1 s" to even ones.
+    let policy = Policy::new().with_pushback(|result: Result<&(), &BoxError>| {
+        let error = result.err()?;
+        Some(if error.to_string() == "odd" {
+            Pushback::DontRetry
+        } else {
+            Pushback::After(std::time::Duration::from_secs(1))
+        })
+    });
+    let layer = metrics::with_local_recorder(&recorder, || {
+        RetryLayer::new_with(
+            config,
+            rampart_retry::Unlimited,
+            rampart_core::TokioClock::new(),
+        )
+        .expect("valid")
+        .with_policy(policy)
+    });
+    let odd = layer.layer(service_fn(|()| async { Err::<(), BoxError>("odd".into()) }));
+    odd.oneshot(()).await.unwrap_err(); // don't retry: one stop
+    // Pushed back at 0 s, then, while that pushback holds, at 0.5 s: held, a second stop. The
+    // first request's retry at 1 s is held by the second pushback: a third.
+    let even = layer.layer(service_fn(|()| async {
+        Err::<(), BoxError>("even".into())
+    }));
+    let first = tokio::spawn(even.clone().oneshot(()));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    even.oneshot(()).await.unwrap_err();
+    first.await.expect("ran").unwrap_err();
+
+    let metrics = recorded::take(&snapshotter);
+    assert_eq!(
+        recorded::value(
+            &metrics,
+            "rampart_retry_pushback_stops_total",
+            &[("name", "inventory"), ("criticality", "critical")]
+        ),
+        Some(&DebugValue::Counter(3))
+    );
+}
