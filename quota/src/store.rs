@@ -155,3 +155,128 @@ fn process_id() -> String {
         std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now());
     format!("{}-{random:016x}", std::process::id())
 }
+
+/// The tests' `redis-server`.
+#[cfg(test)]
+#[path = "../tests/support/mod.rs"]
+mod test_redis;
+
+#[cfg(test)]
+mod tests {
+    //! The script against a real `redis-server`, at instants the test gives it.
+
+    use super::test_redis as support;
+    use super::*;
+
+    const MS: u64 = 1_000;
+    const T0: u64 = 1_000_000_000_000;
+
+    /// A store of 1 000 tokens a second and a burst of 100, whose cadence is `cadence`.
+    fn store(redis: &support::RedisServer, cadence: Duration) -> Store {
+        let config = QuotaConfig::per_second(1_000.0)
+            .with_burst(100)
+            .with_lease_horizon(cadence * 2)
+            .with_lease_ttl(Duration::from_secs(10))
+            .with_redis_url(redis.url())
+            .with_presence(Duration::from_millis(500));
+        Store::new(&config, config.validated_client().expect("valid"))
+    }
+
+    async fn lease(store: &Store, want: u64, debt: u64, at: u64) -> Grant {
+        store
+            .lease_at("k", Ask { want, debt }, Some(at))
+            .await
+            .expect("an answer")
+    }
+
+    #[tokio::test]
+    async fn the_burst_then_the_rate_exactly() {
+        let redis = support::RedisServer::start();
+        let store = store(&redis, Duration::from_millis(250));
+        let first = lease(&store, 150, 0, T0).await;
+        assert_eq!((first.granted, first.processes), (100, 1), "the burst");
+        let none = lease(&store, 150, 0, T0).await;
+        assert_eq!(none.granted, 0);
+        assert_eq!(
+            none.next_token,
+            Duration::from_millis(1),
+            "one token's interval"
+        );
+        assert_eq!(lease(&store, 150, 0, T0 + 50 * MS).await.granted, 50);
+        assert_eq!(lease(&store, 10, 0, T0 + 1_000 * MS).await.granted, 10);
+        // After a whole second more, the quota is full again, and no fuller.
+        assert_eq!(lease(&store, 1_000, 0, T0 + 2_000 * MS).await.granted, 100);
+    }
+
+    #[tokio::test]
+    async fn a_debt_is_charged_before_anything_is_granted() {
+        let redis = support::RedisServer::start();
+        let store = store(&redis, Duration::from_millis(250));
+        assert_eq!(lease(&store, 100, 30, T0).await.granted, 70);
+        // A debt past the burst is still charged: nothing until it is paid.
+        let owed = lease(&store, 100, 50, T0).await;
+        assert_eq!(owed.granted, 0);
+        assert_eq!(owed.next_token, Duration::from_millis(51));
+        assert_eq!(lease(&store, 100, 0, T0 + 50 * MS).await.granted, 0);
+        assert_eq!(lease(&store, 100, 0, T0 + 60 * MS).await.granted, 10);
+    }
+
+    #[tokio::test]
+    async fn a_short_quota_gives_each_present_process_an_equal_share() {
+        let redis = support::RedisServer::start();
+        // A cadence of 1 ms earns one token: the share is of what is available.
+        let mut stores: Vec<Store> = (0..4)
+            .map(|_| store(&redis, Duration::from_millis(1)))
+            .collect();
+        for store in &stores {
+            assert_eq!(lease(store, 0, 0, T0).await.granted, 0);
+        }
+        let grant = lease(&stores[0], 100, 0, T0).await;
+        assert_eq!((grant.granted, grant.processes), (25, 4), "100 / 4");
+        assert_eq!(lease(&stores[1], 100, 0, T0).await.granted, 18, "75 / 4");
+        assert_eq!(
+            lease(&stores[2], 10, 0, T0).await.granted,
+            10,
+            "all it wants"
+        );
+        // With a cadence of 250 ms (250 tokens earned), each may take 250 / 5 (the four and this
+        // one) while there are that many.
+        let wide = store(&redis, Duration::from_millis(250));
+        let grant = lease(&wide, 100, 0, T0 + 100 * MS).await;
+        assert_eq!(
+            (grant.granted, grant.processes),
+            (50, 5),
+            "of 147 available"
+        );
+        // The processes that stopped asking are forgotten after `presence`.
+        stores.truncate(1);
+        let alone = lease(&stores[0], 1, 0, T0 + 550 * MS).await;
+        assert_eq!(alone.processes, 2, "this one and the last to ask");
+    }
+
+    #[tokio::test]
+    async fn both_keys_expire() {
+        let redis = support::RedisServer::start();
+        let store = store(&redis, Duration::from_millis(250));
+        let key = store.redis_key(&"tenant");
+        assert_eq!(
+            &*key,
+            "rampart:quota:{default:b32c3765e5dce97e32597c99fcaee9af2f24c79b}"
+        );
+        store
+            .lease(&key, Ask { want: 40, debt: 0 })
+            .await
+            .expect("an answer");
+        let mut connection = redis.connection();
+        let ttl = |key: String, connection: &mut redis::Connection| -> i64 {
+            redis::cmd("PTTL").arg(key).query(connection).expect("PTTL")
+        };
+        let tat = ttl(key.to_string(), &mut connection);
+        assert!(
+            (1..=40).contains(&tat),
+            "40 tokens: the TAT 40 ms ahead ({tat})"
+        );
+        let present = ttl(format!("{key}:p"), &mut connection);
+        assert!((400..=500).contains(&present), "{present}");
+    }
+}
