@@ -272,6 +272,38 @@ mod tests {
     }
 
     #[test]
+    fn the_delay_follows_a_slowdown_one_bucket_later() {
+        let hedger = Hedger::new(HedgeConfig::default(), Unlimited).expect("valid");
+        let second = Duration::from_secs(1);
+        // Nine seconds of 100 answers of 5 ms.
+        for at in 0..9 {
+            for _ in 0..100 {
+                hedger.observe_at(at * second, 5 * MS);
+            }
+        }
+        let fast = hedger.delay_at(9 * second).expect("warm");
+        assert_eq!(fast, Duration::from_micros(5_119));
+        // Everything turns 4× slower in second 9: the next second's delay has moved.
+        for _ in 0..100 {
+            hedger.observe_at(9 * second, 20 * MS);
+        }
+        assert_eq!(
+            hedger.delay_at(9 * second + 999 * MS),
+            Some(fast),
+            "once per bucket"
+        );
+        assert_eq!(
+            hedger.delay_at(10 * second),
+            Some(Duration::from_micros(20_479)),
+            "a tenth of the window is slow: the 95th percentile is"
+        );
+        assert_eq!(
+            hedger.predicted_at(10 * second),
+            Some(Duration::from_micros(5_119))
+        );
+    }
+
+    #[test]
     fn refusals_have_their_labels() {
         assert_eq!(HedgeRefusal::Budget.as_str(), "refused_budget");
         assert_eq!(HedgeRefusal::Deadline.as_str(), "refused_deadline");
