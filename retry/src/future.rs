@@ -190,21 +190,8 @@ where
                         continue;
                     };
                     let shared = &**this.shared;
-                    // A pushback that arrived during the wait holds this retry: the answer it
-                    // would have retried is the request's.
-                    if let Some(last) = last
-                        && shared.retrier.holds_retries_at(shared.clock.now())
-                    {
-                        let stop = Next::Stop(StopReason::Pushback);
-                        let class = this.attempts.criticality().class();
-                        shared.metrics.decided(&stop, class);
-                        return Poll::Ready(gave_up(
-                            last,
-                            &stop,
-                            this.attempts,
-                            shared,
-                            this.policy,
-                        ));
+                    if let Some(held) = held(last, this.attempts, shared, this.policy) {
+                        return Poll::Ready(held);
                     }
                     let class = this.attempts.criticality().class();
                     // For a request with a deadline: the time may have run out during the
@@ -280,6 +267,26 @@ fn decide<B: Budget, Req>(
         shared.retrier.observe(now.saturating_sub(started));
     }
     shared.retrier.decide_at(attempts, decision, next, now)
+}
+
+/// The result of a retry due now that a pushback which arrived during its wait holds: the
+/// answer it would have retried, `last`, kept during the wait once pushback has held the
+/// layer's retries; `None` when it goes ahead.
+fn held<T, B, Req, P: RetryPolicy<Req, T>>(
+    last: Option<Result<T, BoxError>>,
+    attempts: &Attempts,
+    shared: &Shared<B>,
+    policy: &P,
+) -> Option<Result<T, BoxError>> {
+    let last = last?;
+    if !shared.retrier.holds_retries_at(shared.clock.now()) {
+        return None;
+    }
+    let stop = Next::Stop(StopReason::Pushback);
+    shared
+        .metrics
+        .decided(&stop, attempts.criticality().class());
+    Some(gave_up(last, &stop, attempts, shared, policy))
 }
 
 /// The result of a request the layer stopped retrying: if the configuration says so, a failure
