@@ -233,7 +233,8 @@ where
         Ok(())
     }
 
-    /// The tokens this process holds for `key` now (0 for a key it holds no lease of).
+    /// The tokens this process holds for `key` now (0 for a key it holds no lease of): for
+    /// tests and diagnostics, it visits every lease of the group.
     pub fn tokens(&self, key: &K) -> u64 {
         let mut tokens = 0;
         let redis_key = self.shared.store.redis_key(key);

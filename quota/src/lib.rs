@@ -105,9 +105,37 @@
 //!
 //! # Figures
 //!
-//! Measured by `tests/fleet.rs` against a real `redis-server` on 127.0.0.1, four independent
-//! groups (each its own connection and leases) sharing one quota of 1 000 requests a second:
-//! see the test file for the figures of each run.
+//! Measured by `tests/fleet.rs` against a real `redis-server` on 127.0.0.1: four independent
+//! groups in one test process (each its own connection, leases and process id) share one key's
+//! quota of 1 000 requests a second (burst 1 000, the default lease horizon of 500 ms), each
+//! offered a steady demand in real time, counted over the last 10 s of a 12 s run (the first
+//! two drain the burst). Two runs on our 2-vCPU machine, under other builds:
+//!
+//! | run | the fleet over 10 s | each process | admissions per Redis call |
+//! | --- | --- | --- | --- |
+//! | even: 500/s each (2× the quota) | +0.57 %, +1.16 % of 10 000 | 2 455–2 653 (an equal share: 2 500) | 64, 62 |
+//! | 10:1: 600/s × 3 and 60/s | +0.85 %, −0.40 % | the light one 600 of its 600 both times; the heavy ones 3 037–3 280 (an equal share of the rest: 3 133) | 74, 71 |
+//!
+//! The test asserts ±3 % for the fleet, at least 50 admissions per Redis call, and the light
+//! process's whole demand (97 %). The fleet's excess is the burst's tail: a second's admissions
+//! vary by a few percent with the jittered asks, and the 10 s totals stay within ±1.2 %.
+//!
+//! Redis killed at 3 s and started again (empty) at 6 s, the same four processes at 500/s each
+//! (`redis_stopped_mid_run_the_fleet_keeps_to_the_local_share_then_to_the_quota`): every
+//! request was decided at once, with no error but the quota's; from 3.5 s to 6 s each process admitted 759–813 (its local
+//! share allows 625 over 2.5 s plus its burst of 250: at most 875); every process was on leases
+//! again 0.89 s after the restart (both runs; the test asserts 2 s), and the fleet admitted
+//! 2 036–2 056 over 8–10 s (the quota's 2 000, and what remained of the restarted Redis's fresh
+//! burst).
+//!
+//! # Cost
+//!
+//! On our 2-vCPU benchmark machine, loaded by other builds (`benches/benches/quota.rs`,
+//! medians of two runs): the layer's request path served from a lease (a group lookup, a clock
+//! read, a token, the demand count) took 117.9 and 94.9 ns, against 97.1 and 84.3 ns for
+//! tower's `ConcurrencyLimit` in the same runs: 1.21× and 1.13× (the bound: 2×). A Redis
+//! call (about one per 60–75 admitted requests at steady demand) runs in the background and
+//! costs the request path one task spawn when a lease runs low.
 //!
 //! # Configuration
 //!
