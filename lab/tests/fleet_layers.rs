@@ -116,7 +116,7 @@ fn every_stack_has_each_charted_series_bin_by_bin() {
     let bins = (report.duration_s / report.bin_s).ceil() as usize;
     assert_eq!(report.charts[0].series, "c_calls", "the headline chart");
     for stack in &report.stacks {
-        for chart in &report.charts {
+        for chart in report.charts.iter().filter(|chart| chart.stack.is_none()) {
             assert_eq!(
                 stack.series.get(&chart.series).map(Vec::len),
                 Some(bins),
@@ -131,6 +131,35 @@ fn every_stack_has_each_charted_series_bin_by_bin() {
             .map(|(label, _)| label.as_str())
             .collect();
         assert_eq!(rows, ["A", "B", "C"], "{}", stack.name);
+    }
+    // The charts of one stack: a line per hop, each a series the stack has.
+    let of_one_stack: Vec<_> = report
+        .charts
+        .iter()
+        .filter_map(|chart| Some((chart.stack.as_deref()?, chart)))
+        .collect();
+    assert_eq!(
+        of_one_stack
+            .iter()
+            .map(|(stack, _)| *stack)
+            .collect::<Vec<_>>(),
+        [PER_HOP, RAMPART]
+    );
+    for (name, chart) in of_one_stack {
+        let stack = report.stack(name).expect("the stack");
+        let labels: Vec<&str> = chart
+            .lines
+            .iter()
+            .map(|(label, _)| label.as_str())
+            .collect();
+        assert_eq!(labels, ["A", "B", "C"], "{name}");
+        for (_, series) in &chart.lines {
+            assert_eq!(
+                stack.series.get(series).map(Vec::len),
+                Some(bins),
+                "{name}: {series}"
+            );
+        }
     }
     // While C is down nothing succeeds; in the partial phase the naive stack's 27 calls per
     // request fall to about 1.28.
