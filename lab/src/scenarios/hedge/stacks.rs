@@ -1,14 +1,9 @@
 //! The stacks in front of the fleet: the same balancer under no hedging, tower's `Hedge`, and
 //! rampart's hedge layer; and how each request is sent through them.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use rampart_balancer::{P2c, P2cConfig, PeakSuccess};
+use rampart_balancer::{P2cConfig, PeakSuccess, SharedP2c};
 use rampart_core::TokioClock;
 use rampart_retry::{HedgeConfig, HedgeLayer, RatioConfig};
 use tower::discover::ServiceList;
@@ -101,19 +96,16 @@ pub(super) async fn run_stack(
     (records, fleet)
 }
 
-/// rampart's P2C over the replicas (`PeakSuccess`), shared by every copy of a request.
-fn balancer(
-    fleet: &Fleet,
-    seed: u64,
-) -> Shared<P2c<ServiceList<Vec<Replica>>, Request, TokioClock>> {
-    let p2c = P2c::new_with(
+/// rampart's P2C over the replicas (`PeakSuccess`), as a handle every copy of a request
+/// clones: each copy picks in its own `call`, where a hedge layer's pick hint is current.
+fn balancer(fleet: &Fleet, seed: u64) -> SharedP2c<usize, Replica, TokioClock> {
+    SharedP2c::new_with(
         ServiceList::new::<Request>(fleet.replicas()),
         P2cConfig::default().with_seed(seed),
         TokioClock::new(),
         PeakSuccess,
     )
-    .expect("a valid balancer");
-    Shared(Arc::new(Mutex::new(p2c)))
+    .expect("a valid balancer")
 }
 
 #[allow(
@@ -161,65 +153,5 @@ impl tower::hedge::Policy<Request> for CloneAll {
 
     fn can_retry(&self, _request: &Request) -> bool {
         true
-    }
-}
-
-/// A service behind a lock, so that every copy of a request goes through the one balancer:
-/// `call` asks the balancer for its pick and sends the request under one lock, in the caller's
-/// task (so what the caller has made current, the hedge layer's hint, is current there).
-/// Always ready: the balancer's readiness is awaited inside the call if it is not there at
-/// once (it is, over replicas that are always ready).
-#[derive(Debug)]
-pub(super) struct Shared<S>(Arc<Mutex<S>>);
-
-impl<S> Clone for Shared<S> {
-    fn clone(&self) -> Self {
-        Self(Arc::clone(&self.0))
-    }
-}
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
-
-impl<S, Req> Service<Req> for Shared<S>
-where
-    S: Service<Req, Error = BoxError> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Response: Send + 'static,
-    Req: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = BoxError;
-    type Future = BoxFuture<S::Response>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Req) -> Self::Future {
-        let mut inner = self.0.lock();
-        match inner.poll_ready(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(Ok(())) => Box::pin(inner.call(request)),
-            Poll::Ready(Err(error)) => Box::pin(std::future::ready(Err(error))),
-            Poll::Pending => {
-                drop(inner);
-                let shared = Arc::clone(&self.0);
-                let mut request = Some(request);
-                Box::pin(async move {
-                    let sent = std::future::poll_fn(|cx| {
-                        let mut inner = shared.lock();
-                        match inner.poll_ready(cx) {
-                            Poll::Ready(Ok(())) => match request.take() {
-                                Some(request) => Poll::Ready(Ok(inner.call(request))),
-                                None => Poll::Pending,
-                            },
-                            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
-                            Poll::Pending => Poll::Pending,
-                        }
-                    })
-                    .await?;
-                    sent.await
-                })
-            }
-        }
     }
 }
