@@ -3,8 +3,8 @@
 
 use std::fmt;
 use std::hash::Hash;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use rampart_core::{Clock, ConfigError, KeyedGroup, Switch, SystemClock, saturating_nanos};
@@ -48,7 +48,8 @@ use crate::store::{Failure, Store};
 /// Keys come from requests, so the group holds at most `max_keys` leases (default 1 024,
 /// [`KeyedGroup::DEFAULT_MAX_KEYS`]) and evicts those unused for `idle_timeout` (default 10
 /// minutes) first when it needs room: see [`KeyedGroup`]. An evicted key's unspent tokens are
-/// dropped. In Redis, each key's two entries expire once its quota is full again, or after
+/// dropped, and so is the grant of an ask under way for it (an ask does not keep its lease in
+/// the table: only a request being decided does, for that instant). In Redis, each key's two entries expire once its quota is full again, or after
 /// `presence`.
 pub struct QuotaGroup<K, C = SystemClock> {
     config: QuotaConfig,
@@ -267,22 +268,34 @@ impl<C: Clock> Shared<C> {
             lease.failed(now.saturating_add(saturating_nanos(this.min_backoff)));
             return;
         };
-        runtime.spawn(Arc::clone(this).ask(lease, permit));
+        // The ask holds its lease only while it reads or fills it, never while Redis answers:
+        // a lease whose ask is under way is not in use, and the group may evict it (its grant
+        // is then dropped), so that asks never hold the table past its bound.
+        runtime.spawn(Arc::clone(this).ask(Arc::downgrade(&lease), permit));
     }
 
-    async fn ask(self: Arc<Self>, lease: Arc<Lease>, _permit: OwnedSemaphorePermit) {
+    async fn ask(self: Arc<Self>, lease: Weak<Lease>, _permit: OwnedSemaphorePermit) {
+        let Some(held) = lease.upgrade() else {
+            return;
+        };
         let now = saturating_nanos(self.clock.now());
         if !self.health.may_call(now, &self) {
-            lease.failed(self.health.next_try.load(Ordering::Relaxed));
+            held.failed(self.health.next_try.load(Ordering::Relaxed));
             return;
         }
         let processes = self.health.processes.load(Ordering::Relaxed);
-        let ask = lease.ask_at(now, &self.params, processes);
-        let result = self.store.lease(lease.redis_key(), ask).await;
+        let ask = held.ask_at(now, &self.params, processes);
+        let key = String::from(held.redis_key());
+        drop(held);
+        let result = self.store.lease(&key, ask).await;
         let now = saturating_nanos(self.clock.now());
+        let lease = lease.upgrade();
         match result {
             Ok(grant) => {
-                lease.answered_at(now, &self.params, ask, grant, 0.75 + fastrand::f64() / 2.0);
+                if let Some(lease) = lease {
+                    let jitter = 0.75 + fastrand::f64() / 2.0;
+                    lease.answered_at(now, &self.params, ask, grant, jitter);
+                }
                 self.metrics.lease(grant.granted);
                 self.health
                     .processes
@@ -295,7 +308,9 @@ impl<C: Clock> Shared<C> {
             }
             Err(failure) => {
                 let retry_at = self.failed(now, &failure);
-                lease.failed(retry_at);
+                if let Some(lease) = lease {
+                    lease.failed(retry_at);
+                }
             }
         }
     }

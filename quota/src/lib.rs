@@ -99,9 +99,9 @@
 //! `Display` form, hashed: 40 hex characters whatever it holds), and both of its entries expire:
 //! the TAT once the quota is full again, the process set after `presence`. In the process, the
 //! leases live in a [`KeyedGroup`](rampart_core::KeyedGroup), bounded (`max_keys`, 1 024 by
-//! default) and evicting idle keys first, plus at most `max_in_flight` keys whose ask is under
-//! way (an ask holds its key); a flood of new keys makes at most `max_in_flight` Redis calls at
-//! a time. No metric carries a key.
+//! default) and evicting idle keys first (an ask under way does not keep its key in the table);
+//! a flood of new keys makes at most `max_in_flight` Redis calls at a time. No metric carries a
+//! key.
 //!
 //! # Figures
 //!

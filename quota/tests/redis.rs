@@ -54,7 +54,8 @@ async fn the_layer_serves_from_a_lease_and_refuses_past_the_quota() {
     }
     assert!((10..=13).contains(&admitted), "{admitted}");
     let refused = refused.expect("refusals past the quota");
-    assert!(refused.retry_after() <= Duration::from_millis(250));
+    // Until the next ask: the cadence (250 ms), jittered by up to a quarter.
+    assert!(refused.retry_after() <= Duration::from_millis(313));
     // Another key has its own quota.
     assert!(service.oneshot(("b".to_owned(), 0)).await.is_ok());
 }
@@ -84,8 +85,9 @@ async fn hostile_keys_are_hashed_namespaced_and_expire_and_the_process_holds_a_b
     {
         let _ = group.check(&key);
     }
-    // The bound, and the keys whose ask is under way.
-    assert!(group.len() <= 16 + 64, "{} leases held", group.len());
+    // The bound (give or take a lease an ask was reading or filling at the instant a key came
+    // to its full shard).
+    assert!(group.len() <= 16 + 2, "{} leases held", group.len());
     until("the asks", || {
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg("*")
@@ -133,12 +135,17 @@ async fn a_redis_that_stops_answering_is_a_fallback_within_the_timeout_and_a_pro
     let config = QuotaConfig::per_second(1_000.0)
         .with_redis_url(redis.url())
         .with_name("paused")
-        .with_redis_timeout(Duration::from_millis(20))
+        .with_redis_timeout(Duration::from_millis(100))
         .with_fallback(Fallback::FailOpen);
     let group: QuotaGroup<String> = QuotaGroup::new(config).expect("valid");
     let key = "k".to_owned();
     group.check(&key).expect("the local share");
-    until("a lease", || group.tokens(&key) > 0).await;
+    // (Requests meanwhile, in case a first ask on a busy machine took longer than the bound.)
+    until("a lease", || {
+        let _ = group.check(&key);
+        group.tokens(&key) > 0 && !group.fallback_active()
+    })
+    .await;
     redis.pause(true);
     // Spend the lease: the ask at its low-water mark gets no answer, the fallback starts.
     let start = Instant::now();
