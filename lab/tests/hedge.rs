@@ -57,6 +57,17 @@ fn hedge_tail_a_second_copy_cuts_the_stalls_out_of_the_tail_for_seeds_1_to_3() {
                 "seed {seed}: {stack} {extra}"
             );
         }
+        // rampart's hedge tells the balancer which replica holds the first copy, and every
+        // hedge goes elsewhere; tower's lands beside its first copy when P2C happens to pick it.
+        assert_eq!(
+            figure(&report, RAMPART, "hedges_elsewhere"),
+            1.0,
+            "seed {seed}"
+        );
+        assert!(
+            figure(&report, TOWER, "hedges_elsewhere") < 0.99,
+            "seed {seed}"
+        );
     }
 }
 
