@@ -220,7 +220,7 @@ where
         let shared = &*self.shared;
         let decision = lease.take_at(now, &shared.params, shared.health.view(now));
         if decision.ask {
-            Shared::spawn_ask(&self.shared, lease, now);
+            Shared::spawn_ask(&self.shared, &lease, now);
         }
         match decision.take {
             Take::Leased => shared.metrics.leased(),
@@ -257,7 +257,7 @@ impl<C: Clock> Shared<C> {
     /// Starts the ask `lease`'s caller claimed, on the current runtime; without one, or with
     /// `max_in_flight` asks already out, hands the claim back.
     #[cold]
-    fn spawn_ask(this: &Arc<Self>, lease: Arc<Lease>, now: u64) {
+    fn spawn_ask(this: &Arc<Self>, lease: &Arc<Lease>, now: u64) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             // No runtime to ask on: as good as no Redis.
             let retry_at = this.failed(now, &Failure::Timeout);
@@ -271,7 +271,7 @@ impl<C: Clock> Shared<C> {
         // The ask holds its lease only while it reads or fills it, never while Redis answers:
         // a lease whose ask is under way is not in use, and the group may evict it (its grant
         // is then dropped), so that asks never hold the table past its bound.
-        runtime.spawn(Arc::clone(this).ask(Arc::downgrade(&lease), permit));
+        runtime.spawn(Arc::clone(this).ask(Arc::downgrade(lease), permit));
     }
 
     async fn ask(self: Arc<Self>, lease: Weak<Lease>, _permit: OwnedSemaphorePermit) {
