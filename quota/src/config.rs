@@ -36,7 +36,8 @@ pub enum Fallback {
 /// | `lease_ttl` | 2 s | from 1 ms to 1 hour, at least `lease_horizon` |
 /// | `presence` | 2 s | from 1 ms to 1 hour |
 /// | `redis_timeout` | 50 ms | from 1 ms to 60 s |
-/// | `reconnect_backoff` | 50 ms, doubling to 500 ms | from 1 ms to 60 s, `min` ≤ `max` |
+/// | `min_backoff` | 50 ms | from 1 ms to 60 s |
+/// | `max_backoff` | 500 ms | from `min_backoff` to 60 s |
 /// | `max_in_flight` | 64 | from 1 to 65 536 |
 /// | `fallback` | [`Fallback::LocalShare`] | |
 ///
