@@ -62,7 +62,8 @@ pub struct QuotaConfig {
     /// Tokens the quota may grant at once after a quiet spell. Leases are capped by it, so for
     /// the fleet to admit the whole rate it should hold at least `rate × lease_horizon / 2`.
     pub burst: u64,
-    /// The Redis server the fleet shares (`redis://host:port/db`, `rediss://`, `unix://`).
+    /// The Redis server the fleet shares: `redis://[user:password@]host:port[/db]` or
+    /// `redis+unix:///path/to/socket` (TLS is not built in).
     pub redis_url: String,
     /// The namespace of every Redis key this quota writes.
     pub prefix: Cow<'static, str>,
@@ -294,6 +295,15 @@ mod tests {
         assert_eq!(config.validate(), Ok(()));
         assert_eq!(QuotaConfig::per_second(0.5).burst, 1);
         assert_eq!(QuotaConfig::per_second(2.5).burst, 3);
+        for url in [
+            "redis://:secret@10.0.0.5:6380/2",
+            "redis+unix:///run/redis.sock",
+        ] {
+            assert_eq!(
+                QuotaConfig::default().with_redis_url(url).validate(),
+                Ok(())
+            );
+        }
     }
 
     #[test]
@@ -326,6 +336,7 @@ mod tests {
             (base.clone().with_backoff(ms(100), ms(10)), "max_backoff"),
             (base.clone().with_max_in_flight(0), "max_in_flight"),
             (base.clone().with_redis_url("http://example"), "redis_url"),
+            (base.clone().with_redis_url("rediss://example"), "redis_url"),
         ];
         for (config, field) in cases {
             let err = config.validate().unwrap_err();
