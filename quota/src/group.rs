@@ -43,6 +43,11 @@ use crate::store::{Failure, Store};
 /// # }
 /// ```
 ///
+/// # Keys
+///
+/// In Redis a key is its `Display` form, hashed: two keys that print alike share a quota, in
+/// this process and across the fleet.
+///
 /// # Bounds
 ///
 /// Keys come from requests, so the group holds at most `max_keys` leases (default 1 024,
