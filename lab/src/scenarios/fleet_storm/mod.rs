@@ -13,10 +13,10 @@
 //! Poisson stream of 5 000 a second):
 //!
 //! - **naive 3 attempts**: no budget.
-//! - **per-client RatioBudget**: rampart's `RatioBudget` with its defaults (20 % of the client's
+//! - **per-client `RatioBudget`**: rampart's `RatioBudget` with its defaults (20 % of the client's
 //!   requests, a floor of 10 retries a second) in each client, as a single service would
 //!   configure it. A thousand floors are 10 000 retries a second, twice the fleet's traffic.
-//! - **tower TpsBudget**: tower's `Retry` with `TpsBudget`'s defaults (20 %, 10 a second), per
+//! - **tower `TpsBudget`**: tower's `Retry` with `TpsBudget`'s defaults (20 %, 10 a second), per
 //!   client: the same multiplication.
 //! - **rampart pushback + fleet floor**: `RatioBudget` at 10 % with
 //!   [`with_fleet_floor`](rampart_retry::RatioBudget::with_fleet_floor)`(10, 1 000)`: the floor
@@ -128,7 +128,7 @@ fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> ScenarioReport {
     let timeline = Timeline::new(options);
     let duration = timeline.end;
     let arrivals = arrivals(options.seed, duration, |_| RATE_PER_CLIENT * CLIENTS as f64);
-    let mut rng = fastrand::Rng::with_seed(options.seed ^ 0xC11E_475);
+    let mut rng = fastrand::Rng::with_seed(options.seed ^ 0x0C11_E475);
     let senders: Vec<u32> = arrivals.iter().map(|_| rng.u32(..CLIENTS as u32)).collect();
     let mut reports = Vec::new();
     for (name, stack) in FLEET_STORM.stacks.iter().zip([
@@ -226,7 +226,7 @@ fn report(name: &str, records: &[Record], bins: &[Counts], timeline: Timeline) -
         sim::share(&phase, Record::is_good)
     };
     let all = total(bins);
-    let half_seconds = (timeline.full - timeline.half).as_secs_f64();
+    let half_seconds = timeline.full.saturating_sub(timeline.half).as_secs_f64();
     let half = total(span(timeline.half, timeline.full));
     let success_series = sim::series(records, timeline.end, BIN, |_, bin| {
         sim::share(bin, Record::is_good)
