@@ -1,9 +1,11 @@
 //! The balancers' cost per request over N ready endpoints: tower's `Balance` with `PeakEwma`
-//! and with `PendingRequests`, and rampart's `P2c` (`PeakSuccess`).
+//! and with `PendingRequests`, and rampart's `P2c` and `SharedP2c` (`PeakSuccess`).
 //!
 //! Each row drives one request through `poll_ready`, `call` and one poll of the response, over
 //! endpoints that answer at once. The targets: `P2c` at most 0.5× tower's
-//! `Balance` + `PeakEwma` and no slower than `Balance` + `PendingRequests`, at every N.
+//! `Balance` + `PeakEwma` and no slower than `Balance` + `PendingRequests`, at every N; the
+//! shared handle (`rampart/shared_p2c_peak_success`, one handle, its endpoint clone polled
+//! ready and called) at most 0.25× tower's `Balance` + `PeakEwma`.
 //!
 //! Beside them, `rampart/two_choices_pick`: the pick alone, [`TwoChoices::pick`] over N
 //! candidates whose `PeakSuccess` cost comes from a fixed [`Load`] each (the pair drawn, two
@@ -14,7 +16,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use rampart_balancer::{Candidate, Load, P2c, P2cConfig, PeakSuccess, Score, TwoChoices};
+use rampart_balancer::{
+    Candidate, Load, P2c, P2cConfig, PeakSuccess, Score, SharedP2c, TwoChoices,
+};
 use rampart_benches::{call_ready, endpoints};
 use tower::balance::p2c::Balance;
 use tower::discover::ServiceList;
@@ -49,6 +53,15 @@ fn balancers(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("rampart/p2c_peak_success", n), |b| {
             b.iter(|| call_ready(&mut ours, black_box(1)));
         });
+
+        let mut shared = SharedP2c::from_services(endpoints(n), P2cConfig::default().with_seed(1))
+            .expect("valid");
+        group.bench_function(
+            BenchmarkId::new("rampart/shared_p2c_peak_success", n),
+            |b| {
+                b.iter(|| call_ready(&mut shared, black_box(1)));
+            },
+        );
 
         let loads: Vec<Load> = (0..n)
             .map(|at| Load {

@@ -82,7 +82,11 @@ impl Record {
 
 /// One endpoint of the shared balancer: its key, the service every request's clone is made
 /// from, whether it is ready, and its [`Record`].
+///
+/// Aligned to 128 bytes, so that its `Arc`'s counts, written by each request sent to it,
+/// share no cache line with what the picks of other threads read.
 #[derive(Debug)]
+#[repr(align(128))]
 pub(crate) struct Member<K, Svc> {
     pub(crate) key: K,
     /// Its name in pick hints.

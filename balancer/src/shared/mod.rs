@@ -213,7 +213,7 @@ where
 
 impl<K, Svc, C, S> SharedP2c<K, Svc, C, S> {
     fn from_shared(shared: Shared<K, Svc, C, S>) -> Self {
-        let choices = TwoChoices::for_handle(&shared.config, shared.next_handle());
+        let choices = TwoChoices::for_handle(&shared.config, 0);
         Self {
             shared: Arc::new(shared),
             classifier: DefaultClassifier,

@@ -181,15 +181,23 @@ impl<K, Svc, C, S, L> SharedP2c<K, Svc, C, S, L> {
     }
 }
 
+thread_local! {
+    /// Handles cloned on this thread so far.
+    static CLONES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 impl<K, Svc, C, S, L: Clone> Clone for SharedP2c<K, Svc, C, S, L> {
     /// Another handle on the same endpoints, with no pick in progress and draws of its own.
     fn clone(&self) -> Self {
-        let choices = match self.shared.config.seed {
-            // Reproducible: the nth handle made draws the nth stream.
-            Some(_) => TwoChoices::for_handle(&self.shared.config, self.shared.next_handle()),
-            // From this thread's generator: no shared counter to write.
-            None => TwoChoices::for_handle(&self.shared.config, 0),
-        };
+        // Its own stream of draws, numbered on this thread: handles cloned on many threads
+        // at once write no shared counter (with a seed, a thread's sequence of clones draws
+        // the same streams in every run).
+        let nth = CLONES.with(|clones| {
+            let nth = clones.get().wrapping_add(1);
+            clones.set(nth);
+            nth
+        });
+        let choices = TwoChoices::for_handle(&self.shared.config, nth);
         Self {
             shared: Arc::clone(&self.shared),
             classifier: self.classifier.clone(),

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
 use parking_lot::Mutex;
@@ -21,6 +21,10 @@ use crate::shared::members::{Member, Members, Record};
 use crate::shared::signal::Signals;
 
 /// The state all handles of one shared balancer hold an `Arc` of.
+///
+/// Aligned to 128 bytes, so that the `Arc`'s counts, written by every clone and drop of a
+/// handle, share no cache line with the fields every pick reads.
+#[repr(align(128))]
 pub(crate) struct Shared<K, Svc, C, S> {
     pub(crate) members: Members<K, Svc>,
     discovery: Mutex<Stream<K, Svc>>,
@@ -33,8 +37,6 @@ pub(crate) struct Shared<K, Svc, C, S> {
     pub(crate) score: S,
     metrics: BalancerMetrics,
     pub(crate) label: Mutex<fn(&K) -> String>,
-    /// Handles made so far: the seed of each one's draws, with a configured seed.
-    handles: AtomicU64,
 }
 
 impl<K, Svc, C, S> Shared<K, Svc, C, S> {
@@ -56,13 +58,7 @@ impl<K, Svc, C, S> Shared<K, Svc, C, S> {
             clock,
             score,
             label: Mutex::new(|key| format!("{key:?}")),
-            handles: AtomicU64::new(0),
         }
-    }
-
-    /// A number for a new handle.
-    pub(crate) fn next_handle(&self) -> u64 {
-        self.handles.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Drops `member` (its `poll_ready` failed) until discovery inserts its key again.
