@@ -30,7 +30,7 @@ use rampart_breaker::{BreakerConfig, BreakerLayer};
 #[cfg(feature = "ratelimit")]
 use rampart_ratelimit::{BbrConfig, BbrLimitLayer};
 #[cfg(feature = "retry")]
-use rampart_retry::{Budget, RetryConfig, RetryLayer};
+use rampart_retry::{Budget, HedgeConfig, HedgeLayer, RetryConfig, RetryLayer};
 
 /// A `ServiceBuilder` with `Outer` added over its layers `L`, or the configuration error.
 pub type Extended<Outer, L> = Result<ServiceBuilder<Stack<Outer, L>>, ConfigError>;
@@ -43,8 +43,10 @@ mod sealed {
 /// rampart's layers as `ServiceBuilder` methods.
 ///
 /// Layers run in the order they are added: the first added sees a request first. A client
-/// stack puts the retry outside the breaker (each attempt is one call the breaker judges), and
-/// both outside the balancer.
+/// stack puts the retry outside the hedge (a request deposits into their shared budget once),
+/// both outside the breaker (each attempt and each copy is one call the breaker judges), and
+/// all of them outside the balancer (which sends a hedge to another endpoint than the copies
+/// under way).
 pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
     /// Adds the SRE adaptive-throttling breaker built from `config`.
     ///
@@ -103,6 +105,37 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
         budget: B,
         policy: P,
     ) -> Extended<RetryLayer<B, P>, L>;
+
+    /// Adds hedged requests, as `config` says (the delay's quantile, the copies), within
+    /// `budget`, with the default [`Policy`](rampart_retry::Policy): share one budget with
+    /// [`budgeted_retry`](Self::budgeted_retry) by giving both an `Arc` of it.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), tower::BoxError> {
+    /// use std::sync::Arc;
+    /// use rampart::ServiceBuilderExt;
+    /// use rampart::retry::{HedgeConfig, RatioConfig, RetryConfig};
+    /// use tower::ServiceBuilder;
+    ///
+    /// let budget = Arc::new(RatioConfig::default().build()?);
+    /// let client = ServiceBuilder::new()
+    ///     .budgeted_retry(RetryConfig::default(), Arc::clone(&budget))?
+    ///     .budgeted_hedge(HedgeConfig::default(), budget)?
+    ///     .service_fn(|sku: u32| async move { Ok::<_, tower::BoxError>(sku) });
+    /// # let _ = client;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// If `config` is invalid (see [`HedgeConfig::validate`]).
+    #[cfg(feature = "retry")]
+    fn budgeted_hedge<B: Budget>(
+        self,
+        config: HedgeConfig,
+        budget: B,
+    ) -> Extended<HedgeLayer<B>, L>;
 }
 
 impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
@@ -142,5 +175,14 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         policy: P,
     ) -> Extended<RetryLayer<B, P>, L> {
         Ok(self.layer(RetryLayer::new(config, budget)?.with_policy(policy)))
+    }
+
+    #[cfg(feature = "retry")]
+    fn budgeted_hedge<B: Budget>(
+        self,
+        config: HedgeConfig,
+        budget: B,
+    ) -> Extended<HedgeLayer<B>, L> {
+        Ok(self.layer(HedgeLayer::new(config, budget)?))
     }
 }

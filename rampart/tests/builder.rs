@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use rampart::breaker::BreakerConfig;
 use rampart::ratelimit::BbrConfig;
-use rampart::retry::{Policy, RatioConfig, RetryConfig};
+use rampart::retry::{HedgeConfig, Policy, RatioConfig, RetryConfig};
 use rampart::{Outcome, Rejected, ServiceBuilderExt};
 use tower::{BoxError, ServiceBuilder, ServiceExt, service_fn};
 
@@ -122,4 +122,13 @@ fn each_method_returns_the_configuration_error_naming_the_field() {
         .map(|_| ())
         .expect_err("zero attempts is invalid");
     assert_eq!(retry.field(), "max_attempts");
+
+    let hedge = ServiceBuilder::new()
+        .budgeted_hedge(
+            HedgeConfig::default().with_quantile(1.0),
+            RatioConfig::default().build().expect("valid"),
+        )
+        .map(|_| ())
+        .expect_err("the maximum as the quantile is invalid");
+    assert_eq!(hedge.field(), "quantile");
 }
