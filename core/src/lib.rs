@@ -31,10 +31,12 @@
 //! - [`Deadline`]: when a request's caller stops waiting, an instant of the layers' clock;
 //!   [`grpc_timeout`], its form on the wire; [`DeadlineExceeded`], the error of work
 //!   abandoned at its deadline.
-//! - [`RequestContext`]: what travels with a request (its criticality, its deadline), current for the whole
-//!   handling of the request inside a scope a server-side layer installs
+//! - [`RequestContext`]: what travels with a request (its criticality, its deadline, its
+//!   attempt number), current for the whole handling of the request inside a scope a server-side layer installs
 //!   ([`RequestContext::scope`], [`RequestContext::enter`]); [`current_criticality`] is what
 //!   the layers read, and [`current_deadline`].
+//! - [`pick_hint`]: which endpoints a balancer below should avoid for one call and which it
+//!   picked, so that a hedge goes to another endpoint than the copies under way.
 //! - [`KeyedGroup`]: one value per key (a breaker or limiter per route), created once,
 //!   bounded, idle-evicted, with the layers' default bounds; [`KeyLabel`] names a member's key
 //!   in metrics.
