@@ -1,14 +1,14 @@
 //! The balancer scores an endpoint by a gRPC call's status where it arrives: in the headers of
 //! a trailers-only answer at once, in the trailers after a body when the body ends (with
 //! `GrpcClassifier`, over endpoints whose response bodies `GrpcBody` wraps); until then the
-//! call stays in flight on its endpoint.
+//! call stays in flight on its endpoint. The same through a `SharedP2c` handle.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use http::Response;
 use http_body_util::BodyExt;
-use rampart_balancer::{EndpointSnapshot, P2c, P2cConfig, PeakSuccess};
+use rampart_balancer::{EndpointSnapshot, P2c, P2cConfig, PeakSuccess, SharedP2c};
 use rampart_core::{GrpcClassifier, ManualClock};
 use rampart_testkit::grpc::{Answer, Body, answer};
 use tower::discover::ServiceList;
@@ -121,4 +121,57 @@ async fn a_body_error_scores_as_a_failure() {
     assert!(response.into_body().collect().await.is_err());
     let endpoint = balancer.endpoint();
     assert_eq!((endpoint.inflight, endpoint.success), (0, 0.0));
+}
+
+/// [`send`] through a `SharedP2c` handle.
+async fn send_shared(how: Answer, clock: &ManualClock) -> (Response<Body>, Balancer) {
+    let endpoint = service_fn(move |()| async move { Ok::<_, Infallible>(answer(how)) });
+    let balancer = SharedP2c::empty_with(
+        P2cConfig::default().with_seed(1),
+        clock.clone(),
+        PeakSuccess,
+    )
+    .expect("a valid config")
+    .with_classifier(GrpcClassifier);
+    balancer.insert(0, endpoint);
+    let response = balancer.clone().oneshot(()).await.expect("an answer");
+    (
+        response,
+        Balancer(Box::new(move || balancer.snapshot().remove(0))),
+    )
+}
+
+#[tokio::test]
+async fn through_the_shared_handle_a_status_in_the_trailers_scores_when_the_body_ends() {
+    let clock = ManualClock::new();
+    let (response, balancer) = send_shared(Answer::AfterBody("14"), &clock).await;
+    assert_eq!(balancer.endpoint().inflight, 1, "in flight until the end");
+    clock.advance(Duration::from_millis(40));
+    response.into_body().collect().await.expect("a whole body");
+    let endpoint = balancer.endpoint();
+    assert_eq!(
+        (endpoint.inflight, endpoint.success, endpoint.lag),
+        (0, 0.0, Duration::from_millis(40))
+    );
+}
+
+#[tokio::test]
+async fn through_the_shared_handle_a_body_dropped_before_its_trailers_only_leaves_flight() {
+    let clock = ManualClock::new();
+    let (response, balancer) = send_shared(Answer::AfterBody("14"), &clock).await;
+    let mut body = response.into_body();
+    assert!(
+        body.frame()
+            .await
+            .expect("a frame")
+            .expect("data")
+            .is_data()
+    );
+    clock.advance(Duration::from_millis(40));
+    drop(body);
+    let endpoint = balancer.endpoint();
+    assert_eq!(
+        (endpoint.inflight, endpoint.success, endpoint.lag),
+        (0, 1.0, Duration::ZERO)
+    );
 }
