@@ -14,6 +14,7 @@ use tower::BoxError;
 
 use crate::NoEndpoints;
 use crate::endpoint::{EndpointStats, Ticket};
+use crate::shared::Record;
 
 /// Records a request's end on its endpoint, through a [`Completion`]: its outcome and latency
 /// when the response completes, a failure when the endpoint panics (as the panic leaves it),
@@ -21,14 +22,33 @@ use crate::endpoint::{EndpointStats, Ticket};
 /// cancellation).
 #[derive(Debug)]
 pub(crate) struct Sent<C> {
-    stats: Arc<EndpointStats>,
+    stats: Stats,
     ticket: Ticket,
     clock: C,
 }
 
+/// Whose statistics a request ends on: a [`P2c`](crate::P2c) endpoint's, or a
+/// [`SharedP2c`](crate::SharedP2c) endpoint's record, which holds them (one reference per
+/// request either way).
+#[derive(Debug)]
+pub(crate) enum Stats {
+    Owned(Arc<EndpointStats>),
+    Shared(Arc<Record>),
+}
+
+impl Stats {
+    #[inline]
+    fn get(&self) -> &EndpointStats {
+        match self {
+            Self::Owned(stats) => stats,
+            Self::Shared(record) => &record.stats,
+        }
+    }
+}
+
 impl<C> Sent<C> {
     /// The request holding `ticket`, sent to the endpoint of `stats`, its end read on `clock`.
-    pub(crate) fn new(stats: Arc<EndpointStats>, ticket: Ticket, clock: C) -> Self {
+    pub(crate) fn new(stats: Stats, ticket: Ticket, clock: C) -> Self {
         Self {
             stats,
             ticket,
@@ -40,11 +60,12 @@ impl<C> Sent<C> {
 impl<C: Clock> Recorder for Sent<C> {
     fn record(&mut self, outcome: Outcome) {
         self.stats
+            .get()
             .end(&self.ticket, self.clock.now(), Some(outcome));
     }
 
     fn record_cancel(&mut self) {
-        self.stats.end(&self.ticket, self.clock.now(), None);
+        self.stats.get().end(&self.ticket, self.clock.now(), None);
     }
 }
 

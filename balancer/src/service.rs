@@ -13,7 +13,7 @@ use tower::discover::{Discover, ServiceList};
 use tower::{BoxError, Service};
 
 use crate::P2cConfig;
-use crate::future::{ResponseFuture, Sent};
+use crate::future::{ResponseFuture, Sent, Stats};
 use crate::score::{PeakSuccess, Score};
 use crate::state::{P2cState, cost_of};
 
@@ -283,7 +283,8 @@ where
         let endpoint = state.set.get_mut(at);
         // Tracked before the call: if the endpoint's `call` panics, the guard ends it.
         let ticket = endpoint.stats.begin(now);
-        let sent = Sent::new(Arc::clone(&endpoint.stats), ticket, state.clock.clone());
+        let recorded = Stats::Owned(Arc::clone(&endpoint.stats));
+        let sent = Sent::new(recorded, ticket, state.clock.clone());
         let completion = Completion::new(sent, self.classifier.clone());
         endpoint.picks += 1;
         endpoint.last_pick = now;

@@ -24,7 +24,7 @@ use crate::metrics::EndpointMetrics;
 /// What an endpoint keeps across a re-insertion of its key: statistics, counts, metrics.
 #[derive(Debug)]
 pub(crate) struct Record {
-    pub(crate) stats: Arc<EndpointStats>,
+    pub(crate) stats: EndpointStats,
     /// Requests sent to it.
     pub(crate) picks: AtomicU64,
     /// When it was last picked (or added), in nanoseconds.
@@ -51,7 +51,7 @@ impl Record {
         #[cfg(not(feature = "tracing"))]
         let _ = (name, label);
         Self {
-            stats: Arc::new(stats),
+            stats,
             picks: AtomicU64::new(0),
             last_pick: AtomicU64::new(saturating_nanos(now)),
             metrics,

@@ -20,7 +20,7 @@ use tower::discover::{Change, Discover};
 
 use crate::p2c::TwoChoices;
 use crate::score::PeakSuccess;
-use crate::shared::members::Member;
+pub(crate) use crate::shared::members::Record;
 use crate::shared::state::Shared;
 use crate::{EndpointSnapshot, P2cConfig, Score};
 
@@ -107,15 +107,18 @@ pub struct SharedP2c<K, Svc, C = SystemClock, S = PeakSuccess, L = DefaultClassi
     /// This handle's draws.
     choices: TwoChoices,
     /// The endpoint `poll_ready` chose for the next `call`: its clone, ready.
-    chosen: Option<Chosen<K, Svc>>,
+    chosen: Option<Chosen<Svc>>,
     /// The next `call` fails: nothing was ready.
     fail_next: bool,
     empty_timer: Option<Pin<Box<Sleep>>>,
 }
 
 /// An endpoint chosen for the next request, with a clone of its service polled ready.
-struct Chosen<K, Svc> {
-    member: Arc<Member<K, Svc>>,
+struct Chosen<Svc> {
+    /// Its record: the request's statistics end there.
+    record: Arc<Record>,
+    /// Its name in pick hints.
+    id: rampart_core::pick_hint::EndpointId,
     service: Svc,
     /// When it was chosen: the request's start.
     now: std::time::Duration,

@@ -10,7 +10,7 @@ use rampart_core::{Classify, Clock, Completion};
 use tower::{BoxError, Service};
 
 use crate::WhenEmpty;
-use crate::future::{ResponseFuture, Sent};
+use crate::future::{ResponseFuture, Sent, Stats};
 use crate::p2c::TwoChoices;
 use crate::score::Score;
 use crate::shared::state::Shared;
@@ -60,25 +60,25 @@ where
             return ResponseFuture::no_endpoint();
         };
         if pick_hint::is_listening() {
-            if pick_hint::is_avoided(chosen.member.id)
+            if pick_hint::is_avoided(chosen.id)
                 && let Some(other) =
                     choose_avoiding::<Req, _, _, _, _>(&mut self.choices, &self.shared, chosen.now)
             {
                 chosen = other;
             }
-            pick_hint::record_pick(chosen.member.id);
+            pick_hint::record_pick(chosen.id);
         }
         let Chosen {
-            member,
+            record,
             mut service,
             now,
+            ..
         } = chosen;
-        let record = &member.record;
+        record.picked(now);
         // Tracked before the call: if the endpoint's `call` panics, the guard ends it.
         let ticket = record.stats.begin(now);
-        let sent = Sent::new(Arc::clone(&record.stats), ticket, self.shared.clock.clone());
+        let sent = Sent::new(Stats::Shared(record), ticket, self.shared.clock.clone());
         let completion = Completion::new(sent, self.classifier.clone());
-        record.picked(now);
         ResponseFuture::sent(service.call(request), completion)
     }
 }
@@ -89,7 +89,7 @@ where
 fn choose<Req, K, Svc, C, S>(
     choices: &mut TwoChoices,
     shared: &Shared<K, Svc, C, S>,
-) -> Option<Chosen<K, Svc>>
+) -> Option<Chosen<Svc>>
 where
     Svc: Service<Req> + Clone,
     C: Clock,
@@ -105,7 +105,8 @@ where
         match Service::<Req>::poll_ready(&mut service, &mut cx) {
             Poll::Ready(Ok(())) => {
                 return Some(Chosen {
-                    member: Arc::clone(member),
+                    record: Arc::clone(&member.record),
+                    id: member.id,
                     service,
                     now,
                 });
@@ -125,7 +126,7 @@ fn choose_avoiding<Req, K, Svc, C, S>(
     choices: &mut TwoChoices,
     shared: &Shared<K, Svc, C, S>,
     now: Duration,
-) -> Option<Chosen<K, Svc>>
+) -> Option<Chosen<Svc>>
 where
     Svc: Service<Req> + Clone,
     S: Score,
@@ -145,7 +146,8 @@ where
         match Service::<Req>::poll_ready(&mut service, &mut cx) {
             Poll::Ready(Ok(())) => {
                 return Some(Chosen {
-                    member,
+                    record: Arc::clone(&member.record),
+                    id: member.id,
                     service,
                     now,
                 });
