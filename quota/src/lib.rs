@@ -134,12 +134,12 @@
 //!
 //! # Cost
 //!
-//! On our 2-vCPU benchmark machine, loaded by other builds (`benches/benches/quota.rs`,
-//! medians of two runs): the layer's request path served from a lease (a group lookup, a clock
-//! read, a token, the demand count) took 117.9 and 94.9 ns, against 97.1 and 84.3 ns for
-//! tower's `ConcurrencyLimit` in the same runs: 1.21× and 1.13× (the bound: 2×). A Redis
-//! call (about one per 60–75 admitted requests at steady demand) runs in the background and
-//! costs the request path one task spawn when a lease runs low.
+//! On our 2-vCPU benchmark machine (`benches/benches/quota.rs`, medians of two runs, the
+//! first under other builds): the layer's request path served from a lease (a group lookup, a
+//! clock read, a token, the demand count) took 100.4 and 54.2 ns, against 73.5 and 39.2 ns for
+//! tower's `ConcurrencyLimit` in the same runs: 1.37× and 1.38× (the bound: 2×). A
+//! Redis call (about one per 60–75 admitted requests at steady demand) runs in the background
+//! and costs the request path one task spawn when a lease runs low.
 //!
 //! # Configuration
 //!
