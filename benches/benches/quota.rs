@@ -83,7 +83,10 @@ fn quota(c: &mut Criterion) {
         b.iter(|| call_ready(&mut limited, black_box(7)));
     });
     group.finish();
-    assert!(!leases.fallback_active(), "every row was served from leases");
+    assert!(
+        !leases.fallback_active(),
+        "every row was served from leases"
+    );
 }
 
 criterion_group!(benches, quota);
