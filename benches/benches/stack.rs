@@ -17,7 +17,8 @@
 //! counts the requests of all its tasks. With no `Buffer`, two tasks should come close to
 //! twice one task's throughput (the target: 1.7×); a `Buffer` sends every request through
 //! its one worker task. Beside the stacks: the `Buffer` floor, and the shared balancer alone
-//! (`rampart/shared_p2c`), which tells the balancer's own scaling from the layers'. With no
+//! (`rampart/shared_p2c`, a clone per request; `rampart/shared_p2c_kept`, one clone per task
+//! for all its requests), which tells the balancer's own scaling from the layers'. With no
 //! `block_on` per request, these rows are closer to a server's handlers than the `stack`
 //! group's.
 
@@ -159,6 +160,41 @@ where
     })
 }
 
+/// [`run_tasks`] with each task keeping one clone of `service` for all its requests
+/// (`ready`, then `call`), instead of a clone per request.
+fn run_tasks_kept<S>(
+    runtime: &tokio::runtime::Runtime,
+    service: &S,
+    tasks: u64,
+    iters: u64,
+) -> Duration
+where
+    S: Service<u32, Response = u32, Future: Send> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+{
+    runtime.block_on(async {
+        let start = Arc::new(tokio::sync::Barrier::new(tasks as usize + 1));
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let (mut service, start) = (service.clone(), Arc::clone(&start));
+                tokio::spawn(async move {
+                    start.wait().await;
+                    for _ in 0..iters {
+                        let ready = service.ready().await.ok().expect("always ready");
+                        black_box(ready.call(black_box(1)).await.is_ok());
+                    }
+                })
+            })
+            .collect();
+        start.wait().await;
+        let began = Instant::now();
+        for handle in handles {
+            handle.await.expect("no panic");
+        }
+        began.elapsed()
+    })
+}
+
 fn shared_between_tasks(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -182,6 +218,9 @@ fn shared_between_tasks(c: &mut Criterion) {
         });
         group.bench_function(format!("rampart/shared_p2c/{label}"), |b| {
             b.iter_custom(|iters| run_tasks(&runtime, &balancer, tasks, iters));
+        });
+        group.bench_function(format!("rampart/shared_p2c_kept/{label}"), |b| {
+            b.iter_custom(|iters| run_tasks_kept(&runtime, &balancer, tasks, iters));
         });
         group.bench_function(format!("tower/retry_tps_balance_peak_ewma/{label}"), |b| {
             b.iter_custom(|iters| run_tasks(&runtime, &tower_stack, tasks, iters));
