@@ -1,18 +1,18 @@
 //! `hedge-heavy`: 5 % of requests cost 50× the others, wherever they go. They are the latency
 //! tail, so a hedge delay read from it sends them a copy, and the copy costs as much and ends no
 //! sooner: the heavy work is done twice while the stalled light requests wait as before.
-//! rampart's stack marks the heavy requests as not to be hedged (its cost hook); tower's policy
+//! rampart's stack marks the heavy requests as not to be hedged (its filter); its delay is then
+//! read from the light requests' latencies alone, and their stalls are hedged. tower's policy
 //! copies every request, as a policy that tells only whether a request is safe to copy does.
 
 use std::time::Duration;
 
 use super::figures::{BIN, Run};
 use super::replicas::{self, Request};
-use super::stacks::{self, RAMPART, STACKS, Traffic, run_stack};
+use super::stacks::{self, RAMPART, STACKS, Traffic, simulate_stack};
 use super::{HEDGE_HEAVY, arrivals};
 use crate::report::{self, Chart, Check, ScenarioReport};
 use crate::scenarios::Options;
-use crate::sim::simulate;
 use crate::thresholds;
 
 /// The offered load, as a share of the fleet's capacity (with the heavy requests' cost).
@@ -43,7 +43,7 @@ pub(super) fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Scenario
     let mut reports = Vec::new();
     for (name, stack) in stacks::NAMES.iter().zip(STACKS) {
         progress(name);
-        let (records, fleet) = simulate(run_stack(stack, traffic, |_, _| {}));
+        let (records, fleet) = simulate_stack(stack, traffic, |_, _| {});
         let (sent, hedged_at) = (fleet.sent(), fleet.hedged_at());
         let run = Run {
             records: &records,

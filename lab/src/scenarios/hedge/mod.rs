@@ -34,7 +34,7 @@ use super::Scenario;
 
 pub(super) const HEDGE_TAIL: Scenario = Scenario {
     name: "hedge-tail",
-    description: "10 replicas (2 workers, log-normal 5 ms median, 15 ms p99), each stalling 1 % of responses for 200 ms; 0.5× capacity",
+    description: "10 replicas (4 workers, log-normal 5 ms median, 15 ms p99), each stalling 1 % of responses for 200 ms; 0.5× capacity",
     duration: Duration::from_secs(30),
     stacks: stacks::NAMES,
     run: tail::run,

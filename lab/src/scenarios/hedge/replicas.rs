@@ -22,7 +22,7 @@ use tower::{BoxError, Service};
 /// Replicas in the fleet.
 pub(super) const REPLICAS: usize = 10;
 /// Workers of each replica.
-pub(super) const WORKERS: usize = 2;
+pub(super) const WORKERS: usize = 4;
 /// A light request's service time: log-normal, this median...
 const MEDIAN: Duration = Duration::from_millis(5);
 /// ...and this 99th percentile.

@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use super::figures::{BIN, Run};
 use super::replicas::{self, Request};
-use super::stacks::{self, BUDGET, RAMPART, STACKS, Traffic, run_stack};
+use super::stacks::{self, BUDGET, RAMPART, STACKS, Traffic, simulate_stack};
 use super::{HEDGE_SHIFT, arrivals};
 use crate::report::{self, Chart, Check, ScenarioReport};
 use crate::scenarios::Options;
-use crate::sim::simulate;
 use crate::thresholds;
 
 /// The offered load, as a share of the fleet's capacity.
@@ -47,7 +46,7 @@ pub(super) fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Scenario
             let slow = at >= slow_from && at < slow_until;
             fleet.slow_down(if slow { SLOWDOWN } else { 1 });
         };
-        let (records, fleet) = simulate(run_stack(stack, traffic, tick));
+        let (records, fleet) = simulate_stack(stack, traffic, tick);
         let (sent, hedged_at) = (fleet.sent(), fleet.hedged_at());
         let run = Run {
             records: &records,

@@ -53,9 +53,27 @@ pub(super) struct Traffic<'a> {
     pub(super) deadline: Duration,
 }
 
+/// Simulates `stack` over a fresh fleet ([`run_stack`]) on a thread of its own.
+///
+/// `SharedP2c` numbers the draw streams of its clones per thread, for the thread's lifetime: on
+/// a fresh thread a run draws the same streams whatever ran before it (other seeds, other
+/// scenarios), so that a seed gives the same figures alone and in the whole lab.
+pub(super) fn simulate_stack(
+    stack: Stack,
+    traffic: Traffic<'_>,
+    tick: impl FnMut(Duration, &Fleet) + Send,
+) -> (Vec<Record>, Fleet) {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || sim::simulate(run_stack(stack, traffic, tick)))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 /// Runs `stack` over a fresh fleet; `tick(at, fleet)` is called before each request. Returns
 /// the records and the fleet, to read where each request's copies went.
-pub(super) async fn run_stack(
+async fn run_stack(
     stack: Stack,
     traffic: Traffic<'_>,
     tick: impl FnMut(Duration, &Fleet),

@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use super::figures::{BIN, Run};
 use super::replicas::{self, Request};
-use super::stacks::{self, RAMPART, STACKS, Traffic, run_stack};
+use super::stacks::{self, RAMPART, STACKS, Traffic, simulate_stack};
 use super::{HEDGE_TAIL, arrivals};
 use crate::report::{self, Chart, Check, ScenarioReport};
 use crate::scenarios::Options;
-use crate::sim::simulate;
 use crate::thresholds;
 
 /// The offered load, as a share of the fleet's capacity.
@@ -34,7 +33,7 @@ pub(super) fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Scenario
     let mut reports = Vec::new();
     for (name, stack) in stacks::NAMES.iter().zip(STACKS) {
         progress(name);
-        let (records, fleet) = simulate(run_stack(stack, traffic, |_, _| {}));
+        let (records, fleet) = simulate_stack(stack, traffic, |_, _| {});
         let (sent, hedged_at) = (fleet.sent(), fleet.hedged_at());
         let run = Run {
             records: &records,
