@@ -208,7 +208,8 @@ impl Fleet {
         let retry = ticket.attempts.fetch_add(1, Ordering::Relaxed) > 0;
         let mut state = self.state.lock();
         let client = ticket.client as usize;
-        let after_pushback = state.pushed_back[client].is_some_and(|at| now.saturating_sub(at) < PUSHBACK);
+        let after_pushback =
+            state.pushed_back[client].is_some_and(|at| now.saturating_sub(at) < PUSHBACK);
         let last = state.bins.len() - 1;
         let bin = &mut state.bins[((now.as_secs_f64() / BIN.as_secs_f64()) as usize).min(last)];
         if retry {
