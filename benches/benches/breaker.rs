@@ -12,10 +12,11 @@
 //! criticality issue's claim).
 //!
 //! `rampart/breaker_layer` is the layer as `BreakerLayer::new` builds it, on its default clock
-//! (`BucketClock`: the kernel's coarse clock); the `breaker_layer/{clock}` rows are the same
-//! layer on `SystemClock` (the TSC), `CoarseClock` and a `ManualClock` (the layer without the
-//! cost of reading time). The clock issue's target: the default row at most 1.0×
-//! `tower/concurrency_limit`.
+//! (`SystemClock`, the TSC); the `breaker_layer/{clock}` rows are the same layer built the
+//! same way on each clock: `SystemClock` again, beside the candidates for a cheaper one: the kernel's coarse clock (`KernelCoarseClock`, a vDSO call,
+//! no thread), `CoarseClock` (a memory load a thread refreshes every millisecond), and a
+//! `ManualClock` that does not move (the layer without the cost of time). The clock issue's
+//! target: the default row at most 1.0× `tower/concurrency_limit`.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use std::time::Duration;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use failsafe::futures::CircuitBreaker as _;
-use rampart_benches::{backend, call_ready, layer_floors};
+use rampart_benches::{KernelCoarseClock, backend, call_ready, layer_floors};
 use rampart_breaker::{BreakerConfig, BreakerLayer};
 use rampart_core::{
     Clock, CoarseClock, Criticality, ManualClock, Outcome, RequestContext, SystemClock,
@@ -58,10 +59,9 @@ fn breaker(c: &mut Criterion) {
         b.iter(|| call_ready(&mut protected, black_box(1)));
     });
 
-    // The same layer on other clocks: the TSC (`SystemClock`, the default before
-    // `BucketClock`), a memory load refreshed by a thread (`CoarseClock`), and a manual clock
-    // (an atomic load: the layer without the cost of reading time).
+    // The same layer on the candidates for a cheaper clock, and on a clock that does not move.
     layer_on(&mut group, "system_clock", SystemClock::new());
+    layer_on(&mut group, "kernel_coarse_clock", KernelCoarseClock::new());
     layer_on(&mut group, "coarse_clock", CoarseClock::new());
     layer_on(&mut group, "manual_clock", ManualClock::new());
 

@@ -11,17 +11,21 @@
 //! criticality (within 1.25× of the row without, the criticality issue's claim); under a hot
 //! CPU it computes its band's cap. `bbr_limit_layer/low_cpu/deadline` is the layer's row for a
 //! request carrying a deadline (within 1.25× of the row without, the deadlines issue's claim).
-//! `bbr_limit_layer/low_cpu/manual_clock` is the same layer on a manual clock: its cost
-//! without the two reads of time, which measure response times and so stay on the TSC
-//! (`SystemClock`, the default).
+//! `bbr_limit_layer/low_cpu/{coarse_clock,manual_clock}` are the same layer on `CoarseClock`
+//! (a read that is a memory load; too coarse for response times, which stay on the TSC,
+//! `SystemClock`, the default) and on a `ManualClock` that does not move: the breakdown of
+//! what time costs the layer.
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use rampart_benches::{backend, call_ready, layer_floors};
-use rampart_core::{Criticality, Deadline, ManualClock, RequestContext, SystemClock};
+use rampart_core::{
+    Clock, CoarseClock, Criticality, Deadline, ManualClock, RequestContext, SystemClock,
+};
 use rampart_ratelimit::{BbrConfig, BbrLimitLayer, BbrLimiter, ManualCpu};
 use tower::Layer;
 
@@ -40,6 +44,18 @@ fn proven(cpu: f64) -> BbrLimiter<ManualClock, ManualCpu> {
     }
     clock.set(Duration::from_millis(150));
     limiter
+}
+
+/// The row `rampart/bbr_limit_layer/low_cpu/{name}`: the layer of
+/// `rampart/bbr_limit_layer/low_cpu` reading `clock`.
+fn layer_on<C: Clock>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, clock: C) {
+    let limiter = BbrConfig::default()
+        .build_with(clock, ManualCpu::new(0.1))
+        .expect("valid");
+    let mut protected = BbrLimitLayer::from_limiter(Arc::new(limiter)).layer(backend());
+    group.bench_function(format!("rampart/bbr_limit_layer/low_cpu/{name}"), |b| {
+        b.iter(|| call_ready(&mut protected, black_box(1)));
+    });
 }
 
 fn ratelimit(c: &mut Criterion) {
@@ -63,15 +79,10 @@ fn ratelimit(c: &mut Criterion) {
         b.iter(|| call_ready(&mut protected, black_box(1)));
     });
 
-    // The same layer on a manual clock (an atomic load): the layer without the cost of
-    // reading time, which on the default clock is two TSC reads.
-    let untimed = BbrConfig::default()
-        .build_with(ManualClock::new(), ManualCpu::new(0.1))
-        .expect("valid");
-    let mut protected_untimed = BbrLimitLayer::from_limiter(Arc::new(untimed)).layer(backend());
-    group.bench_function("rampart/bbr_limit_layer/low_cpu/manual_clock", |b| {
-        b.iter(|| call_ready(&mut protected_untimed, black_box(1)));
-    });
+    // The same layer on a clock whose read is a memory load (`CoarseClock`, too coarse for
+    // response times: for the breakdown only) and on one that does not move.
+    layer_on(&mut group, "coarse_clock", CoarseClock::new());
+    layer_on(&mut group, "manual_clock", ManualClock::new());
 
     let timed = BbrConfig::default()
         .build_with(SystemClock::new(), ManualCpu::new(0.1))

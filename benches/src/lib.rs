@@ -118,6 +118,63 @@ pub fn layer_floors(group: &mut BenchmarkGroup<'_, WallTime>) {
     });
 }
 
+/// The kernel's coarse monotonic clock (`CLOCK_MONOTONIC_COARSE`, read through rustix's
+/// vDSO call): the time of the kernel's latest timer tick, with no thread to keep it, since
+/// this clock's creation. The thread-free coarse candidate the clock benchmarks measure beside
+/// rampart's clocks; [`SystemClock`] where there is no such clock.
+#[derive(Debug, Clone, Copy)]
+pub struct KernelCoarseClock {
+    /// The coarse clock's reading at creation, in nanoseconds.
+    #[cfg(target_os = "linux")]
+    origin: u64,
+}
+
+#[cfg(target_os = "linux")]
+impl KernelCoarseClock {
+    /// A clock at zero now.
+    pub fn new() -> Self {
+        Self {
+            origin: Self::nanos(),
+        }
+    }
+
+    #[inline]
+    fn nanos() -> u64 {
+        let time = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+        (time.tv_sec as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(time.tv_nsec as u64)
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+impl KernelCoarseClock {
+    /// [`SystemClock`]: there is no coarse clock here.
+    pub fn new() -> Self {
+        Self {}
+    }
+}
+
+impl Default for KernelCoarseClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for KernelCoarseClock {
+    #[cfg(target_os = "linux")]
+    #[inline]
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(Self::nanos().saturating_sub(self.origin))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    #[inline]
+    fn now(&self) -> std::time::Duration {
+        SystemClock::new().now()
+    }
+}
+
 /// Adds one row per clock source, named `{prefix}/{source}`.
 pub fn clocks(group: &mut BenchmarkGroup<'_, WallTime>, prefix: &str) {
     group.bench_function(format!("{prefix}/std_instant_now"), |b| {

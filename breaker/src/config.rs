@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use rampart_core::{
-    BucketClock, Clock, ConfigError, Outcome, ValidWindowConfig, WindowConfig, check,
+    Clock, ConfigError, Outcome, SystemClock, ValidWindowConfig, WindowConfig, check,
 };
 
 use crate::SreBreaker;
@@ -203,22 +203,13 @@ impl BreakerConfig {
         Ok(window)
     }
 
-    /// Builds a breaker that reads a [`BucketClock`] for its buckets: the kernel's coarse
-    /// clock where a bucket spans at least ten of its ticks (the default 300 ms buckets do
-    /// wherever the tick is 10 ms or less), `SystemClock` otherwise.
+    /// Builds a breaker that reads [`SystemClock`].
     ///
     /// # Errors
     ///
     /// As [`validate`](Self::validate).
     pub fn build(self) -> Result<SreBreaker, ConfigError> {
-        let clock = self.default_clock();
-        self.build_with(clock)
-    }
-
-    /// The clock `build()` gives a breaker of this configuration: a [`BucketClock`] for its
-    /// buckets' width.
-    pub fn default_clock(&self) -> BucketClock {
-        BucketClock::for_buckets(self.window_config().bucket_duration)
+        self.build_with(SystemClock::new())
     }
 
     /// Builds a breaker that reads `clock`.

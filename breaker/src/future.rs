@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 
 use pin_project::pin_project;
 use rampart_core::{
-    BucketClock, Classify, Clock, Completion, Criticality, DefaultClassifier, Outcome, Recorder,
+    Classify, Clock, Completion, Criticality, DefaultClassifier, Outcome, Recorder, SystemClock,
 };
 use tower::BoxError;
 
@@ -60,7 +60,7 @@ impl<C: Clock> Recorder for Admitted<C> {
 /// future dropped afterwards records nothing more.
 #[pin_project]
 #[derive(Debug)]
-pub struct ResponseFuture<F, C = BucketClock, L = DefaultClassifier> {
+pub struct ResponseFuture<F, C = SystemClock, L = DefaultClassifier> {
     #[pin]
     state: State<F, C, L>,
 }

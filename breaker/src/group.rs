@@ -5,7 +5,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_core::{BucketClock, Clock, ConfigError, KeyLabel, KeyedGroup, ValidWindowConfig};
+use rampart_core::{Clock, ConfigError, KeyLabel, KeyedGroup, SystemClock, ValidWindowConfig};
 
 use crate::{BreakerConfig, SreBreaker};
 
@@ -41,7 +41,7 @@ use crate::{BreakerConfig, SreBreaker};
 /// bounded (routes, not user ids) for the sake of your metrics backend. Each member's gauge is
 /// kept current while its key sees no call (see [`keep_gauges_current`](Self::keep_gauges_current))
 /// until the member is evicted.
-pub struct BreakerGroup<K, C = BucketClock> {
+pub struct BreakerGroup<K, C = SystemClock> {
     /// Validated when the group is built, so that members are built without failing.
     config: BreakerConfig,
     /// The shape of every member's window, validated with `config`.
@@ -53,15 +53,13 @@ pub struct BreakerGroup<K, C = BucketClock> {
 
 /// # Construction
 impl<K: fmt::Debug> BreakerGroup<K> {
-    /// A group whose members are built from `config` and read the clock `build()` would give
-    /// each ([`BreakerConfig::default_clock`]).
+    /// A group whose members are built from `config` and read [`SystemClock`].
     ///
     /// # Errors
     ///
     /// If `config` is invalid (see [`BreakerConfig::validate`]).
     pub fn new(config: BreakerConfig) -> Result<Self, ConfigError> {
-        let clock = config.default_clock();
-        Self::new_with(config, clock)
+        Self::new_with(config, SystemClock::new())
     }
 }
 

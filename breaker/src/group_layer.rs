@@ -5,7 +5,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use rampart_core::{BucketClock, Classify, Clock, Completion, DefaultClassifier, RequestContext};
+use rampart_core::{Classify, Clock, Completion, DefaultClassifier, RequestContext, SystemClock};
 use tower::{BoxError, Layer, Service};
 
 use crate::BreakerGroup;
@@ -30,7 +30,7 @@ use crate::future::{Admitted, ResponseFuture};
 /// # Sharing
 ///
 /// Every service the layer builds, and their clones, share the layer's one group.
-pub struct BreakerGroupLayer<K, F, C = BucketClock, L = DefaultClassifier> {
+pub struct BreakerGroupLayer<K, F, C = SystemClock, L = DefaultClassifier> {
     group: Arc<BreakerGroup<K, C>>,
     key_of: F,
     classifier: L,
@@ -103,7 +103,7 @@ impl<K, F, C, L: fmt::Debug> fmt::Debug for BreakerGroupLayer<K, F, C, L> {
 ///
 /// It behaves as [`Breaker`](crate::Breaker) does, one breaker per key; build it with
 /// [`BreakerGroupLayer`].
-pub struct KeyedBreaker<S, K, F, C = BucketClock, L = DefaultClassifier> {
+pub struct KeyedBreaker<S, K, F, C = SystemClock, L = DefaultClassifier> {
     inner: S,
     group: Arc<BreakerGroup<K, C>>,
     key_of: F,

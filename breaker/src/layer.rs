@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use rampart_core::{BucketClock, Clock, ConfigError, DefaultClassifier};
+use rampart_core::{Clock, ConfigError, DefaultClassifier, SystemClock};
 use tower::Layer;
 
 use crate::{Breaker, BreakerConfig, SreBreaker};
@@ -28,7 +28,7 @@ use crate::{Breaker, BreakerConfig, SreBreaker};
 /// # Ok::<(), rampart_core::ConfigError>(())
 /// ```
 #[derive(Debug)]
-pub struct BreakerLayer<C = BucketClock, L = DefaultClassifier> {
+pub struct BreakerLayer<C = SystemClock, L = DefaultClassifier> {
     breaker: Arc<SreBreaker<C>>,
     classifier: L,
 }
@@ -43,8 +43,8 @@ impl<C, L: Clone> Clone for BreakerLayer<C, L> {
 }
 
 impl BreakerLayer {
-    /// A layer with a new breaker built from `config`, reading the [`BucketClock`] of
-    /// [`BreakerConfig::build`] and counting `Ok` as success and `Err` as failure.
+    /// A layer with a new breaker built from `config`, reading [`SystemClock`] and counting
+    /// `Ok` as success and `Err` as failure.
     ///
     /// # Errors
     ///

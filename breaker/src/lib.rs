@@ -139,12 +139,21 @@
 //!
 //! On our 2-vCPU benchmark machine (`benches/benches/breaker.rs`, medians): a decision and
 //! a record take 17 ns given the instant; the layer adds 43 ns to a call, two TSC clock reads
-//! (12 ns each) included, about what tower's `ConcurrencyLimit` adds (37 ns); on
-//! [`CoarseClock`](rampart_core::CoarseClock) 29 ns. The `failsafe` crate's breaker adds
-//! 100 ns, `tower-resilience`'s 257 ns. The layer reads the clock twice per request, when it
-//! admits the call and when the outcome arrives: an outcome counts in the bucket of its
-//! arrival, even after a quiet spell longer than the window (recording at the admission
-//! instant saved one read, about 10 ns, and lost such outcomes).
+//! included, about what tower's `ConcurrencyLimit` adds (37 ns). The `failsafe` crate's
+//! breaker adds 100 ns, `tower-resilience`'s 257 ns. The layer reads the clock twice per
+//! request, when it admits the call and when the outcome arrives: an outcome counts in the
+//! bucket of its arrival, even after a quiet spell longer than the window (recording at the
+//! admission instant lost such outcomes).
+//!
+//! The breaker only asks which bucket an instant falls in, so a coarse clock would do; it
+//! reads [`SystemClock`](rampart_core::SystemClock) by default because, inside the layer, no
+//! coarse clock without a thread is cheaper. In two later runs with short samples on a loaded
+//! machine, the layer took 37.5–37.9 ns on its default clock against tower's
+//! `ConcurrencyLimit`'s 38.1–39.2 ns in the same runs (0.97–0.98×); on the kernel's coarse
+//! clock (`CLOCK_MONOTONIC_COARSE`, 2.8 ns alone against the TSC's 9.8 ns) 38.5–40.5 ns, on
+//! [`CoarseClock`](rampart_core::CoarseClock) (a load a thread refreshes every millisecond)
+//! 34.9–35.7 ns, and on a clock that does not move 33.8–37.3 ns (the `breaker_layer/*` rows;
+//! `rampart_core::Clock`'s docs say why).
 //!
 //! Counting each call in its criticality band (one relaxed increment) adds about 5 ns to a
 //! decision: `rampart/allow_record/given_instant` 20.4 ns in two runs, against 15–16 ns before

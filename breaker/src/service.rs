@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use rampart_core::{
-    BucketClock, Classify, Clock, Completion, ConfigError, DefaultClassifier, RequestContext,
+    Classify, Clock, Completion, ConfigError, DefaultClassifier, RequestContext, SystemClock,
 };
 use tower::{BoxError, Service};
 
@@ -29,7 +29,7 @@ use crate::{BreakerConfig, BreakerLayer, SreBreaker};
 ///
 /// Build it with [`BreakerLayer`] or [`Breaker::new`].
 #[derive(Debug)]
-pub struct Breaker<S, C = BucketClock, L = DefaultClassifier> {
+pub struct Breaker<S, C = SystemClock, L = DefaultClassifier> {
     inner: S,
     shared: Arc<SreBreaker<C>>,
     classifier: L,

@@ -4,8 +4,8 @@ use std::fmt;
 use std::time::Duration;
 
 use rampart_core::{
-    ArrivalRates, BucketClock, BucketStats, Clock, ConfigError, Criticality, OncePerBucket,
-    Outcome, PerBucketCache, RequestContext, RollingWindow, ValidWindowConfig, View,
+    ArrivalRates, BucketStats, Clock, ConfigError, Criticality, OncePerBucket, Outcome,
+    PerBucketCache, RequestContext, RollingWindow, SystemClock, ValidWindowConfig, View,
     current_criticality,
 };
 
@@ -132,11 +132,7 @@ pub struct BreakerSnapshot {
 /// instant from a caller that has already read the same clock (see [`clock`](Self::clock)).
 /// The [`Breaker`](crate::Breaker) layer reads it once per event: when it admits a call and
 /// when the call's outcome arrives, so that the outcome counts in the bucket of its arrival.
-///
-/// The breaker only asks which bucket an instant falls in, so [`BreakerConfig::build`] gives
-/// it a [`BucketClock`]: the kernel's coarse clock (a few nanoseconds, no thread) where its
-/// buckets span at least ten kernel ticks, `SystemClock` where they are finer.
-pub struct SreBreaker<C = BucketClock> {
+pub struct SreBreaker<C = SystemClock> {
     config: BreakerConfig,
     window: RollingWindow<C>,
     /// `[sum, count]` of the completed buckets and `[sum, count]` of the newest completed

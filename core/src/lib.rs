@@ -8,8 +8,7 @@
 //!
 //! - [`Clock`]: monotonic time since an origin, as a [`Duration`](std::time::Duration).
 //!   [`SystemClock`] (the default; a calibrated TSC read, ~2.5× cheaper than
-//!   `Instant::now()` on a VM), [`BucketClock`] (the kernel's coarse clock, no thread: for
-//!   windows that only need a bucket), [`CoarseClock`] (a memory load, millisecond-grade),
+//!   `Instant::now()` on a VM), [`CoarseClock`] (a memory load, millisecond-grade),
 //!   [`ManualClock`] for tests, and `TokioClock` (feature `tokio`) for simulations under
 //!   `tokio::time::pause()`. [`saturating_nanos`] converts an instant to the `u64` of
 //!   nanoseconds that fits an atomic.
@@ -103,9 +102,7 @@ pub use crate::classify::{Classify, DefaultClassifier, Deferred, Outcome};
 pub use crate::classify::{GrpcBody, GrpcClassifier, grpc_code_outcome};
 #[cfg(feature = "tokio")]
 pub use crate::clock::TokioClock;
-pub use crate::clock::{
-    BucketClock, Clock, CoarseClock, ManualClock, SystemClock, saturating_nanos,
-};
+pub use crate::clock::{Clock, CoarseClock, ManualClock, SystemClock, saturating_nanos};
 pub use crate::completion::{Completion, Recorder};
 pub use crate::context::{Entered, RequestContext, Scoped, current_criticality, current_deadline};
 pub use crate::criticality::{ArrivalRates, Criticality, CriticalityClass, ParseCriticalityError};

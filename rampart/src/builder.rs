@@ -19,9 +19,9 @@
 //! Each method validates its configuration and returns the builder, or the
 //! [`ConfigError`](rampart_core::ConfigError) naming the field that is wrong.
 
-#[cfg(feature = "breaker")]
-use rampart_core::BucketClock;
 use rampart_core::ConfigError;
+#[cfg(feature = "breaker")]
+use rampart_core::SystemClock;
 use tower::ServiceBuilder;
 use tower::layer::util::Stack;
 
@@ -68,7 +68,7 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
         self,
         config: BreakerConfig,
         classifier: K,
-    ) -> Extended<BreakerLayer<BucketClock, K>, L>;
+    ) -> Extended<BreakerLayer<SystemClock, K>, L>;
 
     /// Adds the BBR-style adaptive limiter built from `config` (reading the machine's CPU).
     ///
@@ -149,7 +149,7 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         self,
         config: BreakerConfig,
         classifier: K,
-    ) -> Extended<BreakerLayer<BucketClock, K>, L> {
+    ) -> Extended<BreakerLayer<SystemClock, K>, L> {
         Ok(self.layer(BreakerLayer::new(config)?.with_classifier(classifier)))
     }
 
