@@ -2,8 +2,11 @@
 //! (calls reaching C per user request while C is down), only the hop next to the failure
 //! retries, and the other stacks show what the scenario contrasts it with.
 
+mod support;
+
 use rampart_lab::report::ScenarioReport;
-use rampart_lab::{Options, scenarios, thresholds};
+use rampart_lab::{Options, thresholds};
+use support::figure;
 
 const NAIVE: &str = "naive 3 attempts";
 const PER_HOP: &str = "per-hop RatioBudget";
@@ -11,19 +14,7 @@ const TOWER: &str = "tower Retry+TpsBudget";
 const RAMPART: &str = "rampart + don't retry";
 
 fn run(seed: u64, scale: f64) -> ScenarioReport {
-    let scenario = scenarios::find("fleet-layers").expect("a known scenario");
-    let report = rampart_lab::run(&[scenario], Options { seed, scale }, |_, _| {})
-        .scenarios
-        .remove(0);
-    assert_eq!(report.stacks.len(), scenario.stacks.len());
-    report
-}
-
-fn figure(report: &ScenarioReport, stack: &str, figure: &str) -> f64 {
-    report
-        .stack(stack)
-        .unwrap_or_else(|| panic!("no stack {stack}"))
-        .get(figure)
+    support::run("fleet-layers", Options { seed, scale })
 }
 
 /// The calls reaching `hop` ("A", "B" or "C") per user request, while C is down (`column` 0)

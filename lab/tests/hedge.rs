@@ -2,41 +2,18 @@
 //! duration (`hedge-shift`, the longest, at a quarter: its slowdown for 7.5 s), and show the
 //! contrast they exist to show.
 
+mod support;
+
 use rampart_lab::report::ScenarioReport;
 use rampart_lab::{Options, scenarios};
+use support::{figure, run_checked};
 
 const NONE: &str = "no hedging";
 const TOWER: &str = "tower Hedge p97";
 const RAMPART: &str = "rampart hedge p97, 5 % budget";
 
 fn run(name: &str, seed: u64, scale: f64) -> ScenarioReport {
-    let scenario = scenarios::find(name).expect("a known scenario");
-    let options = Options { seed, scale };
-    let report = rampart_lab::run(&[scenario], options, |_, _| {})
-        .scenarios
-        .remove(0);
-    let missed: Vec<String> = report
-        .checks
-        .iter()
-        .filter(|check| !check.passed)
-        .map(|check| {
-            format!(
-                "{} {} = {} (must be {} {})",
-                check.stack, check.figure, check.value, check.op, check.threshold
-            )
-        })
-        .collect();
-    assert!(!report.checks.is_empty(), "{name} checks nothing");
-    assert!(missed.is_empty(), "{name}, seed {seed}, missed: {missed:?}");
-    assert_eq!(report.stacks.len(), 3);
-    report
-}
-
-fn figure(report: &ScenarioReport, stack: &str, figure: &str) -> f64 {
-    report
-        .stack(stack)
-        .unwrap_or_else(|| panic!("no stack {stack}"))
-        .get(figure)
+    run_checked(name, Options { seed, scale })
 }
 
 #[test]

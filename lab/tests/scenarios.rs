@@ -1,8 +1,11 @@
 //! Every scenario at half its default duration meets its thresholds, and shows the contrast it
 //! exists to show.
 
+mod support;
+
 use rampart_lab::report::ScenarioReport;
 use rampart_lab::{Options, scenarios};
+use support::{figure, run_checked};
 
 const OPTIONS: Options = Options {
     seed: 1,
@@ -14,32 +17,7 @@ fn run(name: &str) -> ScenarioReport {
 }
 
 fn run_with(name: &str, options: Options) -> ScenarioReport {
-    let scenario = scenarios::find(name).expect("a known scenario");
-    let report = rampart_lab::run(&[scenario], options, |_, _| {})
-        .scenarios
-        .remove(0);
-    let missed: Vec<String> = report
-        .checks
-        .iter()
-        .filter(|check| !check.passed)
-        .map(|check| {
-            format!(
-                "{} {} = {} (must be {} {})",
-                check.stack, check.figure, check.value, check.op, check.threshold
-            )
-        })
-        .collect();
-    assert!(!report.checks.is_empty(), "{name} checks nothing");
-    assert!(missed.is_empty(), "{name} missed: {missed:?}");
-    assert_eq!(report.stacks.len(), scenario.stacks.len());
-    report
-}
-
-fn figure(report: &ScenarioReport, stack: &str, figure: &str) -> f64 {
-    report
-        .stack(stack)
-        .unwrap_or_else(|| panic!("no stack {stack}"))
-        .get(figure)
+    run_checked(name, options)
 }
 
 #[test]
