@@ -147,13 +147,13 @@
 //!
 //! The breaker only asks which bucket an instant falls in, so a coarse clock would do; it
 //! reads [`SystemClock`](rampart_core::SystemClock) by default because, inside the layer, no
-//! coarse clock without a thread is cheaper. In two later runs with short samples on a loaded
-//! machine, the layer took 37.5–37.9 ns on its default clock against tower's
-//! `ConcurrencyLimit`'s 38.1–39.2 ns in the same runs (0.97–0.98×); on the kernel's coarse
-//! clock (`CLOCK_MONOTONIC_COARSE`, 2.8 ns alone against the TSC's 9.8 ns) 38.5–40.5 ns, on
-//! [`CoarseClock`](rampart_core::CoarseClock) (a load a thread refreshes every millisecond)
-//! 34.9–35.7 ns, and on a clock that does not move 33.8–37.3 ns (the `breaker_layer/*` rows;
-//! `rampart_core::Clock`'s docs say why).
+//! coarse clock without a thread is cheaper. In four later runs with short samples on a loaded
+//! machine, the layer took 36.6–38.2 ns on its default clock against tower's
+//! `ConcurrencyLimit`'s 37.9–39.2 ns in the same runs (0.97–0.98×); on the kernel's coarse
+//! clock (`CLOCK_MONOTONIC_COARSE`, 2.7–2.8 ns alone against the TSC's 9.7–10.1 ns)
+//! 36.2–40.5 ns, on [`CoarseClock`](rampart_core::CoarseClock) (a load a thread refreshes
+//! every millisecond) 32.5–35.7 ns, and on a clock that does not move 32.0–37.3 ns (the
+//! `breaker_layer/*` rows; `rampart_core::Clock`'s docs say why).
 //!
 //! Counting each call in its criticality band (one relaxed increment) adds about 5 ns to a
 //! decision: `rampart/allow_record/given_instant` 20.4 ns in two runs, against 15–16 ns before

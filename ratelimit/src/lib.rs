@@ -208,13 +208,13 @@
 //!
 //! The limiter measures response times, so it reads
 //! [`SystemClock`](rampart_core::SystemClock) (the TSC, microsecond-accurate) at admission and
-//! at completion, and no coarse clock will do. What time costs the layer, in two later runs
-//! with short samples on a loaded machine: 63.7–63.8 ns on its default clock, 61.2–61.8 ns on
+//! at completion, and no coarse clock will do. What time costs the layer, in four later runs
+//! with short samples on a loaded machine: 61.9–63.8 ns on its default clock, 59.6–62.3 ns on
 //! [`CoarseClock`](rampart_core::CoarseClock) (a load; too coarse for response times) and
-//! 51.0–52.0 ns on a clock that does not move, against tower's `ConcurrencyLimit`'s
-//! 38.9–39.0 ns in the same runs (the `bbr_limit_layer/low_cpu/*` rows). The layer without
+//! 47.3–52.0 ns on a clock that does not move, against tower's `ConcurrencyLimit`'s
+//! 37.2–39.0 ns in the same runs (the `bbr_limit_layer/low_cpu/*` rows). The layer without
 //! any cost of time is 1.3× `ConcurrencyLimit`: the rest is the admission and the completion
-//! (34–40 ns given the instants), the request's context and the permit's handle.
+//! (33–39 ns given the instants), the request's context and the permit's handle.
 //!
 //! # Feature flags
 //!

@@ -34,13 +34,14 @@ pub use self::tokio::TokioClock;
 /// # Cost in a layer
 ///
 /// A read alone is not a read inside a layer. Alone (`benches/benches/window.rs`, group
-/// `clock`, two runs on our 2-vCPU benchmark machine) [`SystemClock`] takes 9.8–9.9 ns, and
-/// the kernel's coarse clock (`CLOCK_MONOTONIC_COARSE`, a vDSO call, no thread) 2.8 ns. Inside
-/// the breaker's layer, which reads its clock twice per request (`benches/benches/breaker.rs`,
-/// rows `breaker_layer/*`), the layer took 37.5–38.6 ns on `SystemClock`, 38.5–40.5 ns on the
-/// coarse clock and 33.8–37.3 ns on a clock that does not move: the time-stamp counter is one
-/// instruction the processor overlaps with the work around it, the vDSO a call that nothing
-/// overlaps. [`CoarseClock`] saved 2–3 ns a request there, for a thread that wakes 1 000 times
+/// `clock`, four runs on our 2-vCPU benchmark machine) [`SystemClock`] takes 9.7–10.1 ns, and
+/// the kernel's coarse clock (`CLOCK_MONOTONIC_COARSE`, a vDSO call, no thread) 2.7–2.8 ns.
+/// Inside the breaker's layer, which reads its clock twice per request
+/// (`benches/benches/breaker.rs`, rows `breaker_layer/*`, the same four runs), the layer took
+/// 36.4–38.6 ns on `SystemClock`, 36.2–40.5 ns on the coarse clock and 32.0–37.3 ns on a
+/// clock that does not move: the time-stamp counter is one instruction the processor overlaps
+/// with the work around it, the vDSO a call that nothing overlaps, so the coarse clock saves
+/// nothing there. [`CoarseClock`] saved 2–4 ns a request, for a thread that wakes 1 000 times
 /// a second. `SystemClock` is therefore every layer's default: the cheapest clock in a layer
 /// that needs no thread, and precise enough for the response times the limiter and the
 /// balancer measure.
