@@ -13,10 +13,11 @@
 //!
 //! `rampart/breaker_layer` is the layer as `BreakerLayer::new` builds it, on its default clock
 //! (`SystemClock`, the TSC); the `breaker_layer/{clock}` rows are the same layer built the
-//! same way on each clock: `SystemClock` again, beside the candidates for a cheaper one: the kernel's coarse clock (`KernelCoarseClock`, a vDSO call,
-//! no thread), `CoarseClock` (a memory load a thread refreshes every millisecond), and a
-//! `ManualClock` that does not move (the layer without the cost of time). The clock issue's
-//! target: the default row at most 1.0× `tower/concurrency_limit`.
+//! same way on each clock: `SystemClock` again, beside the candidates for a cheaper one (the
+//! kernel's coarse clock, `KernelCoarseClock`: a vDSO call, no thread; `CoarseClock`: a
+//! memory load a thread refreshes every millisecond) and a `ManualClock` that does not move
+//! (the layer without the cost of time). The clock issue's target: the default row at most
+//! 1.0× `tower/concurrency_limit`.
 
 use std::hint::black_box;
 use std::sync::Arc;
