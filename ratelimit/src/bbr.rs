@@ -340,8 +340,10 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     /// Records a completion: the response time in µs (at least 1) and one pass, and takes the
     /// request out of flight.
     pub(crate) fn complete(&self, started: Duration, now: Duration) {
-        let rt = now.saturating_sub(started);
-        let rt_us = rt.as_nanos().div_ceil(1_000).clamp(1, u128::from(u64::MAX)) as u64;
+        // In whole nanoseconds (a u64 holds 584 years of them): no 128-bit division on the
+        // request path.
+        let rt_ns = saturating_nanos(now.saturating_sub(started));
+        let rt_us = rt_ns.div_ceil(1_000).max(1);
         self.window.record_at(now, rt_us);
         self.leave();
     }
