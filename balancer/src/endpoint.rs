@@ -23,6 +23,8 @@ struct Ewma {
     starts: Vec<u64>,
     /// Unused slots of `starts`.
     free: Vec<usize>,
+    /// Requests begun: a shared balancer's pick count, kept under the lock it takes anyway.
+    begun: u64,
 }
 
 /// One endpoint's statistics, shared by the balancer (which reads them to choose) and the
@@ -60,6 +62,7 @@ impl EndpointStats {
                 stamp: None,
                 starts: Vec::new(),
                 free: Vec::new(),
+                begun: 0,
             }),
             lag_ns: AtomicU64::new(lag_ns.to_bits()),
             success: AtomicU64::new(1.0_f64.to_bits()),
@@ -74,6 +77,7 @@ impl EndpointStats {
         let start = saturating_nanos(now).min(FREE - 1);
         let slot = {
             let mut ewma = self.ewma.lock();
+            ewma.begun += 1;
             if let Some(slot) = ewma.free.pop() {
                 ewma.starts[slot] = start;
                 slot
@@ -97,11 +101,9 @@ impl EndpointStats {
                 ewma.free.push(ticket.slot);
             }
             if let Some(outcome) = outcome {
-                let sample = now.saturating_sub(ticket.started).as_nanos() as f64;
+                let sample = nanos_f64(now.saturating_sub(ticket.started));
                 let weight = match ewma.stamp {
-                    Some(stamp) => {
-                        (-(now.saturating_sub(stamp).as_nanos() as f64) / self.tau_ns).exp()
-                    }
+                    Some(stamp) => (-nanos_f64(now.saturating_sub(stamp)) / self.tau_ns).exp(),
                     None => 0.0,
                 };
                 ewma.stamp = Some(now.max(ewma.stamp.unwrap_or_default()));
@@ -177,9 +179,26 @@ impl EndpointStats {
         self.weight.store(weight.to_bits(), Ordering::Relaxed);
     }
 
+    /// The requests begun on it.
+    pub(crate) fn begun(&self) -> u64 {
+        self.ewma.lock().begun
+    }
+
     /// Whether any completion has been recorded.
     pub(crate) fn is_warm(&self) -> bool {
         self.ewma.lock().stamp.is_some()
+    }
+}
+
+/// `duration` in nanoseconds as an `f64`: `duration.as_nanos() as f64`, converted from a
+/// `u64` when it fits one (a single instruction; a `u128` conversion is a library call on the
+/// request path), which gives the same value.
+#[inline]
+fn nanos_f64(duration: Duration) -> f64 {
+    let nanos = duration.as_nanos();
+    match u64::try_from(nanos) {
+        Ok(nanos) => nanos as f64,
+        Err(_) => nanos as f64,
     }
 }
 
@@ -299,6 +318,28 @@ mod tests {
         for nothing in [0.0, -1.0, f64::NEG_INFINITY, f64::NAN] {
             assert_eq!(saturating_duration(nothing), Duration::ZERO, "{nothing}");
         }
+    }
+
+    #[test]
+    fn nanoseconds_convert_as_a_128_bit_conversion_would() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        let edges = [0, 1, (1 << 53) + 1, u64::MAX - 1, u64::MAX].map(u128::from);
+        let samples = (0..10_000).map(|_| u128::from(rng.u64(..)) >> rng.u32(0..64));
+        for nanos in edges
+            .into_iter()
+            .chain(samples)
+            .chain([u128::from(u64::MAX) + 1])
+        {
+            let secs = (nanos / 1_000_000_000) as u64;
+            let duration = Duration::new(secs, (nanos % 1_000_000_000) as u32);
+            assert_eq!(
+                nanos_f64(duration).to_bits(),
+                (nanos as f64).to_bits(),
+                "{nanos}"
+            );
+        }
+        let max = Duration::MAX;
+        assert_eq!(nanos_f64(max).to_bits(), (max.as_nanos() as f64).to_bits());
     }
 
     #[test]

@@ -25,8 +25,6 @@ use crate::metrics::EndpointMetrics;
 #[derive(Debug)]
 pub(crate) struct Record {
     pub(crate) stats: EndpointStats,
-    /// Requests sent to it.
-    pub(crate) picks: AtomicU64,
     /// When it was last picked (or added), in nanoseconds.
     last_pick: AtomicU64,
     pub(crate) metrics: EndpointMetrics,
@@ -52,7 +50,6 @@ impl Record {
         let _ = (name, label);
         Self {
             stats,
-            picks: AtomicU64::new(0),
             last_pick: AtomicU64::new(saturating_nanos(now)),
             metrics,
             #[cfg(feature = "tracing")]
@@ -70,10 +67,10 @@ impl Record {
         Duration::from_nanos(self.last_pick.load(Ordering::Relaxed))
     }
 
-    /// Counts a request sent to it at `now`.
+    /// Counts a request sent to it at `now` (the count itself is the statistics' requests
+    /// begun).
     #[inline]
     pub(crate) fn picked(&self, now: Duration) {
-        self.picks.fetch_add(1, Ordering::Relaxed);
         self.last_pick
             .store(saturating_nanos(now), Ordering::Relaxed);
         self.metrics.picks.increment(1);

@@ -64,6 +64,13 @@ use crate::{EndpointSnapshot, P2cConfig, Score};
 /// take a writer lock that picks never touch. A pick never waits on an endpoint's lock either
 /// (when another thread is recording a request on it, its stall estimate is skipped).
 ///
+/// Why `ArcSwap`: a `RwLock` read writes the lock's shared counter, so every pick of every
+/// thread would bounce one cache line between cores; a copy of the list kept by each handle
+/// and refreshed on a version number reads cheaper still, but a handle cloned per request
+/// would take a reference to the shared list each time (the same bouncing), and an idle handle
+/// would keep removed endpoints' services alive. `ArcSwap` loads write only a slot of the
+/// reading thread, and the list is let go at the end of each pick.
+///
 /// # Endpoint services: a clone per request
 ///
 /// Each request goes to a clone of its endpoint's service, polled ready by the handle that
@@ -71,7 +78,10 @@ use crate::{EndpointSnapshot, P2cConfig, Score};
 /// `Channel`; hence `Clone` on the endpoint service, which must be cheap (a handle to a
 /// connection or a pool: hyper's client, tonic's `Channel`, a `Buffer`). The service discovery
 /// hands over is never called itself. An endpoint whose services are not `Clone` can be put
-/// behind its own `Buffer`.
+/// behind its own `Buffer`. The alternatives are worse: one service per endpoint behind a lock
+/// would serialise the tasks sending to it and poll it with whichever task's waker came last;
+/// a clone per handle and endpoint would cost memory in handles × endpoints and go stale with
+/// each discovery update.
 ///
 /// # Readiness
 ///
@@ -290,7 +300,6 @@ where
 
     /// What the balancer sees of each endpoint, now.
     pub fn snapshot(&self) -> Vec<EndpointSnapshot<K>> {
-        use std::sync::atomic::Ordering;
         let now = self.shared.clock.now();
         let list = self.shared.members.load();
         list.iter()
@@ -302,7 +311,7 @@ where
                     lag: stats.lag(),
                     success: stats.success(),
                     inflight: stats.inflight(),
-                    picks: member.record.picks.load(Ordering::Relaxed),
+                    picks: stats.begun(),
                     weight: stats.weight(),
                     ready: member.is_ready(),
                 }
