@@ -11,7 +11,9 @@
 //!
 //! Wraps the inner service's `call` in [`call_avoiding`], with the endpoints to avoid (empty
 //! for a first copy: it only wants to learn the pick), and gets back the call's result and the
-//! endpoint the balancer recorded, if any.
+//! endpoint the balancer recorded, if any. Scopes nest (a hedge layer inside another): an
+//! inner scope avoids the outer one's endpoints as well as its own, and its pick is reported
+//! to the outer one too, so that the outer layer's hedges avoid it.
 //!
 //! # What a balancer must do
 //!
@@ -24,6 +26,7 @@
 //!    refusal: when every ready endpoint is avoided, it picks as it would without the hint.
 //! 2. **Record its pick**: [`record_pick`] with the endpoint it sends the request to, before
 //!    `call` returns. When several balancers record in one scope, the last one is returned.
+//!    A pick recorded in a nested scope is the enclosing scopes' pick too.
 //! 3. **Name endpoints stably**: an [`EndpointId`] stays the same for an endpoint while it is
 //!    in the balancer and differs between its endpoints: [`EndpointId::of`] its discovery
 //!    key.
@@ -111,23 +114,55 @@ thread_local! {
 /// [`MAX_AVOIDED`] of them), and returns its result with the endpoint the balancer recorded
 /// ([`record_pick`]) during it, if any.
 ///
-/// Scopes nest: an inner one hides the outer one until it ends, and the outer one's hint is
-/// back afterwards, also when `call` unwinds.
+/// Scopes nest, as hedge layers do (one hedging a request that another inside it hedges
+/// again): an inner scope avoids its own list and then the outer scope's (up to
+/// [`MAX_AVOIDED`] in all, its own first), since the outer caller's copies are still under way
+/// too; the endpoint recorded in it is the outer scope's pick as well; and the outer scope's
+/// own list is back when it ends, also when `call` unwinds.
 pub fn call_avoiding<R>(avoid: &[EndpointId], call: impl FnOnce() -> R) -> (R, Option<EndpointId>) {
     let mut hint = Hint {
         avoid: [EndpointId(0); MAX_AVOIDED],
-        len: avoid.len().min(MAX_AVOIDED),
+        len: 0,
         picked: None,
     };
-    for (slot, endpoint) in hint.avoid.iter_mut().zip(avoid) {
-        *slot = *endpoint;
+    for endpoint in avoid.iter().take(MAX_AVOIDED) {
+        hint.push(*endpoint);
     }
+    let outer = CURRENT.with(|current| {
+        let mut current = current.borrow_mut();
+        if let Some(outer) = current.as_ref() {
+            for endpoint in outer.avoided() {
+                if hint.len == MAX_AVOIDED {
+                    break;
+                }
+                if !hint.avoided().contains(endpoint) {
+                    hint.push(*endpoint);
+                }
+            }
+        }
+        current.replace(hint)
+    });
     let scope = Scope {
-        outer: CURRENT.with(|current| current.replace(Some(hint))),
+        outer,
         _not_send: PhantomData,
     };
     let result = call();
     (result, scope.close())
+}
+
+impl Hint {
+    /// The endpoints this scope avoids.
+    fn avoided(&self) -> &[EndpointId] {
+        self.avoid.get(..self.len).unwrap_or_default()
+    }
+
+    /// Adds `endpoint` to the list, if there is room.
+    fn push(&mut self, endpoint: EndpointId) {
+        if let Some(slot) = self.avoid.get_mut(self.len) {
+            *slot = endpoint;
+            self.len += 1;
+        }
+    }
 }
 
 /// Restores the outer scope's hint when dropped (also on unwind).
@@ -137,30 +172,33 @@ struct Scope {
 }
 
 impl Scope {
-    /// Ends the scope: the endpoint recorded in it.
-    fn close(self) -> Option<EndpointId> {
+    /// Ends the scope: the endpoint recorded in it, recorded in the outer scope as well.
+    fn close(mut self) -> Option<EndpointId> {
         let picked = CURRENT.with(|current| current.borrow().and_then(|hint| hint.picked));
+        if let (Some(outer), Some(picked)) = (self.outer.as_mut(), picked) {
+            outer.picked = Some(picked);
+        }
         drop(self);
         picked
     }
 }
 
 impl Drop for Scope {
+    /// Restores the outer scope's hint (its pick updated if the scope closed normally).
     fn drop(&mut self) {
         let outer = self.outer.take();
         CURRENT.with(|current| *current.borrow_mut() = outer);
     }
 }
 
-/// Whether the current scope asks balancers not to pick `endpoint`: false outside any scope.
+/// Whether the current scope asks balancers not to pick `endpoint` (its own list or an outer
+/// scope's): false outside any scope.
 #[inline]
 pub fn is_avoided(endpoint: EndpointId) -> bool {
     CURRENT.with(|current| {
-        current.borrow().is_some_and(|hint| {
-            hint.avoid
-                .get(..hint.len)
-                .is_some_and(|avoid| avoid.contains(&endpoint))
-        })
+        current
+            .borrow()
+            .is_some_and(|hint| hint.avoided().contains(&endpoint))
     })
 }
 
@@ -230,8 +268,61 @@ mod tests {
         assert_eq!(
             outer_pick,
             Some(EndpointId::new(8)),
-            "the inner pick stays inner"
+            "the outer scope's own later pick wins"
         );
+    }
+
+    #[test]
+    fn an_inner_scope_avoids_the_outer_list_too_and_reports_its_pick_outward() {
+        let outer = [EndpointId::new(1), EndpointId::new(2)];
+        let ((inner_avoids, inner_pick), outer_pick) = call_avoiding(&outer, || {
+            // A first copy inside: an empty list of its own.
+            call_avoiding(&[EndpointId::new(3)], || {
+                record_pick(EndpointId::new(4));
+                [1, 2, 3, 4].map(|id| is_avoided(EndpointId::new(id)))
+            })
+        });
+        assert_eq!(
+            inner_avoids,
+            [true, true, true, false],
+            "its own and the outer's"
+        );
+        assert_eq!(inner_pick, Some(EndpointId::new(4)));
+        assert_eq!(outer_pick, Some(EndpointId::new(4)), "reported outward");
+        assert!(!is_listening());
+    }
+
+    #[test]
+    fn a_merged_list_keeps_the_inner_ones_first_without_repeats_up_to_the_limit() {
+        let outer: Vec<EndpointId> = (0..MAX_AVOIDED as u64).map(EndpointId::new).collect();
+        let inner = [EndpointId::new(1), EndpointId::new(100)];
+        let ((avoided_outer, avoided_inner), _) = call_avoiding(&outer, || {
+            call_avoiding(&inner, || {
+                (
+                    outer.iter().map(|&id| is_avoided(id)).collect::<Vec<_>>(),
+                    inner.map(is_avoided),
+                )
+            })
+            .0
+        });
+        assert_eq!(avoided_inner, [true, true], "the inner list comes first");
+        // 1 (in both lists), then 0 and 2, 3, ... while there is room: all but the last.
+        let kept = avoided_outer.iter().filter(|&&a| a).count();
+        assert_eq!(kept, MAX_AVOIDED - 1, "1 once, and the room left");
+        assert!(
+            !avoided_outer[MAX_AVOIDED - 1],
+            "the last outer one has no room"
+        );
+    }
+
+    #[test]
+    fn an_inner_scope_that_records_nothing_leaves_the_outer_pick() {
+        let (inner_pick, outer_pick) = call_avoiding(&[], || {
+            record_pick(EndpointId::new(5));
+            call_avoiding(&[], || ()).1
+        });
+        assert_eq!(inner_pick, None);
+        assert_eq!(outer_pick, Some(EndpointId::new(5)));
     }
 
     #[test]
