@@ -7,12 +7,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use rampart_core::pick_hint::{self, EndpointId};
 use rampart_core::{Clock, Deadline, Outcome, RequestContext, TokioClock};
+use rampart_retry::pushback::Pushback;
 use rampart_retry::{
     Backoff, Budget, BudgetSnapshot, HedgeConfig, HedgeLayer, HedgeStats, Policy, RatioConfig,
     RetryConfig, RetryLayer, Unlimited,
@@ -32,6 +33,8 @@ enum Step {
     Err(u64, &'static str),
     /// Panics when polled after a wait.
     Panic(u64),
+    /// Panics in `call`, before any future exists.
+    PanicInCall,
     /// Never answers.
     Never,
 }
@@ -100,6 +103,10 @@ impl Service<u32> for Backend {
             .expect("no poison")
             .pop_front()
             .unwrap_or(Step::Ok(10, 0));
+        assert!(
+            !matches!(step, Step::PanicInCall),
+            "the backend's call panicked"
+        );
         self.log.calls.fetch_add(1, Ordering::SeqCst);
         self.log.live.fetch_add(1, Ordering::SeqCst);
         let alive = Alive {
@@ -110,7 +117,7 @@ impl Service<u32> for Backend {
             let mut alive = alive;
             let wait = match step {
                 Step::Ok(ms, _) | Step::Err(ms, _) | Step::Panic(ms) => ms,
-                Step::Never => u64::MAX / 4_000_000,
+                Step::Never | Step::PanicInCall => u64::MAX / 4_000_000,
             };
             tokio::time::sleep(Duration::from_millis(wait)).await;
             alive.answered = true;
@@ -118,7 +125,7 @@ impl Service<u32> for Backend {
                 Step::Ok(_, tag) => Ok(tag),
                 Step::Err(_, tag) => Err(tag.into()),
                 Step::Panic(_) => panic!("backend panicked"),
-                Step::Never => unreachable!("never answers"),
+                Step::Never | Step::PanicInCall => unreachable!("never answers"),
             }
         })
     }
@@ -686,4 +693,232 @@ async fn hedges_are_counted_by_outcome() {
         &[("name", "search")],
     );
     assert!((delay - 0.010_239).abs() < 1e-9, "{delay}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hedge_whose_call_panics_is_counted_as_sent_with_its_withdrawal() {
+    let backend = Backend::default();
+    let budget = Counting::new();
+    let layer =
+        HedgeLayer::new_with(config(), Arc::clone(&budget), TokioClock::new()).expect("valid");
+    let mut client = layer.layer(backend.clone());
+    warm(&mut client).await;
+
+    backend.script([Step::Never, Step::PanicInCall]);
+    let request = client.ready().await.expect("ready").call(0);
+    let joined = tokio::spawn(request).await;
+    assert!(joined.expect_err("the hedge's call panicked").is_panic());
+    assert_eq!(
+        backend.log.counts(),
+        (11, 0, 1),
+        "the first copy dropped with the request"
+    );
+    assert_eq!(budget.counts(), (11, 1));
+    assert_eq!(
+        layer.stats(),
+        stats(1, 0),
+        "the withdrawal is counted as a hedge sent"
+    );
+}
+
+/// A backend's readiness, switched by the test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    Open,
+    Shut,
+    Broken,
+}
+
+/// A backend whose readiness every clone shares: ready, pending, or failed.
+#[derive(Clone)]
+struct Gated {
+    backend: Backend,
+    gate: Arc<Mutex<(Gate, Option<Waker>)>>,
+}
+
+impl Gated {
+    fn new() -> Self {
+        Self {
+            backend: Backend::default(),
+            gate: Arc::new(Mutex::new((Gate::Open, None))),
+        }
+    }
+
+    fn set(&self, gate: Gate) {
+        let mut state = self.gate.lock().expect("no poison");
+        state.0 = gate;
+        if let Some(waker) = state.1.take() {
+            waker.wake();
+        }
+    }
+}
+
+impl Service<u32> for Gated {
+    type Response = u32;
+    type Error = BoxError;
+    type Future = Reply;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        let mut state = self.gate.lock().expect("no poison");
+        match state.0 {
+            Gate::Open => Poll::Ready(Ok(())),
+            Gate::Shut => {
+                state.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            Gate::Broken => Poll::Ready(Err("broken".into())),
+        }
+    }
+
+    fn call(&mut self, request: u32) -> Reply {
+        self.backend.call(request)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_layer_and_its_hedges_wait_for_readiness_and_a_readiness_error_sends_no_hedge() {
+    let gated = Gated::new();
+    let layer = HedgeLayer::new_with(config(), Unlimited, TokioClock::new()).expect("valid");
+    let mut client = layer.layer(gated.clone());
+    warm(&mut client).await;
+
+    // The layer's readiness is the service's: pending, then its error.
+    gated.set(Gate::Shut);
+    let waited = tokio::time::timeout(50 * MS, ServiceExt::<u32>::ready(&mut client)).await;
+    assert!(waited.is_err(), "pending while the service is");
+    gated.set(Gate::Broken);
+    let error = ServiceExt::<u32>::ready(&mut client).await.err();
+    assert_eq!(error.map(|e| e.to_string()), Some("broken".into()));
+
+    // Due at 11 ms while the service is pending, the hedge waits for it: it goes at 30 ms,
+    // when the service is ready, and answers at 40.
+    gated.set(Gate::Open);
+    gated.backend.script([Step::Ok(100, 1), Step::Ok(10, 2)]);
+    let request = ServiceExt::<u32>::ready(&mut client)
+        .await
+        .expect("ready")
+        .call(0);
+    gated.set(Gate::Shut);
+    let opener = {
+        let gated = gated.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(30 * MS).await;
+            gated.set(Gate::Open);
+        })
+    };
+    let started = Instant::now();
+    let answer = request.await.expect("answered");
+    assert_eq!((answer, started.elapsed()), (2, 40 * MS));
+    opener.await.expect("opened");
+    assert_eq!(gated.backend.log.counts(), (12, 0, 1));
+    assert_eq!(layer.stats(), stats(1, 1));
+
+    // A readiness error when the hedge is due: no hedge, the first copy goes on.
+    gated.backend.script([Step::Ok(100, 3)]);
+    let request = ServiceExt::<u32>::ready(&mut client)
+        .await
+        .expect("ready")
+        .call(0);
+    gated.set(Gate::Broken);
+    let started = Instant::now();
+    let answer = request.await.expect("answered");
+    assert_eq!((answer, started.elapsed()), (3, 100 * MS));
+    assert_eq!(gated.backend.log.counts(), (13, 0, 1), "no hedge");
+    assert_eq!(layer.stats(), stats(1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_buffer_between_the_layer_and_the_balancer_loses_the_hint() {
+    let balancer = TwoEndpoints {
+        endpoints: [Backend::default(), Backend::default()],
+    };
+    let layer = HedgeLayer::new_with(config(), Unlimited, TokioClock::new()).expect("valid");
+    let mut client = layer.layer(tower::buffer::Buffer::new(balancer.clone(), 8));
+    warm(&mut client).await;
+
+    balancer.endpoints[0].script([Step::Ok(1_000, 0), Step::Ok(10, 1)]);
+    let (result, took) = timed(&mut client, 0).await;
+    assert_eq!((result.expect("answered"), took), (1, 21 * MS));
+    // The buffer's worker called the balancer outside the hedge's scope: the hedge went to
+    // the endpoint still working on the first copy.
+    assert_eq!(balancer.endpoints[0].log.counts(), (12, 0, 1));
+    assert_eq!(balancer.endpoints[1].log.counts().0, 0);
+}
+
+/// A server's pushback in an error: "busy N" asks to retry after N ms, "stop" not to retry.
+fn read_busy(result: Result<&u32, &BoxError>) -> Option<Pushback> {
+    let message = result.err()?.to_string();
+    if message == "stop" {
+        return Some(Pushback::DontRetry);
+    }
+    let ms = message.strip_prefix("busy ")?.parse().ok()?;
+    Some(Pushback::After(Duration::from_millis(ms)))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pushback_ends_its_request_s_hedging_and_holds_the_layer_s_hedges_for_its_wait() {
+    let backend = Backend::default();
+    let budget = Counting::new();
+    let layer = HedgeLayer::new_with(
+        config().with_max_hedges(2),
+        Arc::clone(&budget),
+        TokioClock::new(),
+    )
+    .expect("valid")
+    .with_policy(Policy::new().with_pushback(read_busy));
+    let mut client = layer.layer(backend.clone());
+    warm(&mut client).await;
+
+    // The hedge sent at 11 ms is pushed back at 16 ms for 100 ms: no second hedge at 22 ms.
+    backend.script([Step::Ok(50, 1), Step::Err(5, "busy 100")]);
+    let (result, took) = timed(&mut client, 0).await;
+    assert_eq!((result.expect("answered"), took), (1, 50 * MS));
+    assert_eq!(backend.log.counts().0, 12, "one hedge");
+
+    // Until 116 ms the layer's hedges are held: a request sent at 50 ms is not hedged at 61.
+    backend.script([Step::Ok(40, 2)]);
+    let (result, took) = timed(&mut client, 0).await;
+    assert_eq!((result.expect("answered"), took), (2, 40 * MS));
+    assert_eq!(backend.log.counts().0, 13, "no hedge");
+    let mut expected = stats(1, 0);
+    expected.refused_pushback = 1;
+    assert_eq!(layer.stats(), expected);
+    assert_eq!(
+        budget.counts(),
+        (12, 1),
+        "nothing withdrawn for the held hedge"
+    );
+
+    // At 120 ms the hold is over: hedges go again.
+    tokio::time::sleep(30 * MS).await;
+    backend.script([Step::Ok(40, 3)]);
+    let (result, took) = timed(&mut client, 0).await;
+    assert_eq!((result.expect("answered"), took), (0, 21 * MS));
+    expected.sent = 2;
+    expected.won = 1;
+    assert_eq!(layer.stats(), expected);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dont_retry_and_a_pushback_past_the_maximum_end_only_their_request_s_hedging() {
+    let backend = Backend::default();
+    let config = config().with_max_hedges(2).with_max_pushback(50 * MS);
+    let layer = HedgeLayer::new_with(config, Unlimited, TokioClock::new())
+        .expect("valid")
+        .with_policy(Policy::new().with_pushback(read_busy));
+    let mut client = layer.layer(backend.clone());
+    warm(&mut client).await;
+
+    for answer in ["stop", "busy 100"] {
+        backend.script([Step::Ok(50, 1), Step::Err(5, answer)]);
+        let (result, took) = timed(&mut client, 0).await;
+        assert_eq!((result.expect("answered"), took), (1, 50 * MS), "{answer}");
+    }
+    assert_eq!(backend.log.counts().0, 14, "one hedge each");
+
+    // Nothing holds the layer's hedges: the next request is hedged at once.
+    backend.script([Step::Ok(40, 2)]);
+    let (result, took) = timed(&mut client, 0).await;
+    assert_eq!((result.expect("answered"), took), (0, 21 * MS));
+    assert_eq!(layer.stats(), stats(3, 1));
 }

@@ -14,6 +14,7 @@ use rampart_core::{ConfigError, check};
 /// | `min_samples` | 100 | at least 1 |
 /// | `window` | 10 s | `window / window_buckets` at least 1 ms |
 /// | `window_buckets` | 10 | 2 to 600 |
+/// | `max_pushback` | 30 s | above zero |
 /// | `name` | `"default"` | not empty |
 ///
 /// ```
@@ -39,11 +40,17 @@ pub struct HedgeConfig {
     /// The latencies the window's completed buckets must hold before the first hedge: a cold
     /// window sends no hedge.
     pub min_samples: u64,
-    /// How far back latencies count.
+    /// How far back latencies count: the delay is read from the last `window_buckets`
+    /// completed buckets, which cover `window` (the current bucket, partial, is not read).
     pub window: Duration,
     /// The buckets `window` is divided into: the delay is recomputed once per bucket, from the
     /// completed ones.
     pub window_buckets: usize,
+    /// The longest server pushback (`Retry-After`, `grpc-retry-pushback-ms`) that holds the
+    /// layer's hedges: a copy answering "retry after" a wait no longer than this stops the
+    /// layer's hedges for that wait; a longer one, like "don't retry", stops only its own
+    /// request's (a broken or hostile server cannot turn hedging off for long).
+    pub max_pushback: Duration,
     /// The `name` label of the layer's metrics.
     pub name: Cow<'static, str>,
 }
@@ -57,6 +64,7 @@ impl Default for HedgeConfig {
             min_samples: 100,
             window: Duration::from_secs(10),
             window_buckets: 10,
+            max_pushback: Duration::from_secs(30),
             name: Cow::Borrowed("default"),
         }
     }
@@ -100,6 +108,15 @@ impl HedgeConfig {
         }
     }
 
+    /// This configuration holding hedges for server pushbacks up to `max_pushback`.
+    #[must_use]
+    pub fn with_max_pushback(self, max_pushback: Duration) -> Self {
+        Self {
+            max_pushback,
+            ..self
+        }
+    }
+
     /// This configuration with the given metrics name.
     #[must_use]
     pub fn with_name(self, name: impl Into<Cow<'static, str>>) -> Self {
@@ -121,7 +138,7 @@ impl HedgeConfig {
     ///
     /// `quantile` outside 0.01–0.9999 (or not finite), `min_delay` over an hour, `max_hedges`
     /// outside 1–8, `min_samples` of zero, `window_buckets` outside 2–600, a `window` whose
-    /// buckets are shorter than 1 ms, an empty name.
+    /// buckets are shorter than 1 ms, a zero `max_pushback`, an empty name.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check::finite_in("quantile", self.quantile, 0.01..=0.9999)?;
         check::duration_in(
@@ -140,6 +157,7 @@ impl HedgeConfig {
             )
             .with_value(self.window));
         }
+        check::positive("max_pushback", self.max_pushback)?;
         check::not_empty("name", &self.name)?;
         Ok(())
     }
@@ -169,6 +187,10 @@ mod tests {
         assert_eq!(
             field(base().with_window(Duration::from_millis(5), 10)),
             "window"
+        );
+        assert_eq!(
+            field(base().with_max_pushback(Duration::ZERO)),
+            "max_pushback"
         );
         assert_eq!(field(base().with_name("")), "name");
         assert!(base().validate().is_ok());

@@ -8,7 +8,7 @@ use rampart_core::{ConfigError, Criticality, Deadline, Outcome};
 
 use super::HedgeConfig;
 use super::latency::{LatencyWindow, Quantiles};
-use crate::Budget;
+use crate::{Budget, PushbackHold};
 
 /// Why a hedge that was due was not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,15 +20,19 @@ pub enum HedgeRefusal {
     Deadline,
     /// The request may not be hedged: the filter said so, or the policy could not copy it.
     Policy,
+    /// A server's pushback holds the layer's hedges ([`Hedger::pushback_at`]).
+    Pushback,
 }
 
 impl HedgeRefusal {
-    /// The refusal's `outcome` label: `refused_budget`, `refused_deadline`, `refused_policy`.
+    /// The refusal's `outcome` label: `refused_budget`, `refused_deadline`, `refused_policy`,
+    /// `refused_pushback`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Budget => "refused_budget",
             Self::Deadline => "refused_deadline",
             Self::Policy => "refused_policy",
+            Self::Pushback => "refused_pushback",
         }
     }
 }
@@ -38,9 +42,11 @@ impl HedgeRefusal {
 ///
 /// A request's first copy [deposits](Self::deposit) (unless a retry layer outside did);
 /// [`delay_at`](Self::delay_at) says how long to wait before a hedge (`None` while the window
-/// is cold); when that wait is over, [`may_send_at`](Self::may_send_at) checks the deadline
-/// and withdraws from the budget, in that order, so a hedge refused for lack of time spends
-/// nothing. Answers feed the window through [`observe_at`](Self::observe_at).
+/// is cold); when that wait is over, [`may_send_at`](Self::may_send_at) checks that no server
+/// pushback holds hedges, then the deadline, then withdraws from the budget, in that order, so
+/// a hedge refused for lack of time spends nothing. Answers feed the window through
+/// [`observe_at`](Self::observe_at); a server's pushback holds the hedges through
+/// [`pushback_at`](Self::pushback_at).
 ///
 /// ```
 /// use std::time::Duration;
@@ -67,6 +73,8 @@ pub struct Hedger<B> {
     config: HedgeConfig,
     budget: B,
     latencies: LatencyWindow,
+    /// Until when servers' pushback holds the hedges.
+    hold: PushbackHold,
 }
 
 impl<B: Budget> Hedger<B> {
@@ -77,8 +85,9 @@ impl<B: Budget> Hedger<B> {
     /// If `config` is invalid (see [`HedgeConfig::validate`]).
     pub fn new(config: HedgeConfig, budget: B) -> Result<Self, ConfigError> {
         config.validate()?;
+        // The completed buckets cover the whole window, beside the current one.
         let latencies = LatencyWindow::new(
-            config.window_buckets,
+            config.window_buckets + 1,
             config.bucket(),
             config.quantile,
             config.min_samples,
@@ -87,6 +96,7 @@ impl<B: Budget> Hedger<B> {
             config,
             budget,
             latencies,
+            hold: PushbackHold::new(),
         })
     }
 
@@ -137,20 +147,49 @@ impl<B: Budget> Hedger<B> {
         self.latencies.record_at(now, latency);
     }
 
-    /// Whether a hedge of a request of `criticality` with `deadline` may be sent at `now`: the
-    /// deadline leaves no less than the predicted latency, then the budget grants a
-    /// withdrawal ([`Budget::withdraw_for`], spent on `Ok`).
+    /// A server answered a copy at `now` with a pushback asking to wait `wait` before trying
+    /// again (`Retry-After`, `grpc-retry-pushback-ms`): no hedge is sent until `now + wait`,
+    /// as the retry layer holds its retries ([`PushbackHold`]). A wait longer than
+    /// [`max_pushback`](HedgeConfig::max_pushback) holds nothing.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rampart_core::Criticality;
+    /// use rampart_retry::{HedgeConfig, HedgeRefusal, Hedger, Unlimited};
+    ///
+    /// let s = Duration::from_secs;
+    /// let hedger = Hedger::new(HedgeConfig::default(), Unlimited)?;
+    /// hedger.pushback_at(s(1), s(2));
+    /// hedger.pushback_at(s(1), s(60)); // past max_pushback: ignored
+    /// let send = |at| hedger.may_send_at(at, None, Criticality::CRITICAL);
+    /// assert_eq!(send(s(2)), Err(HedgeRefusal::Pushback));
+    /// assert_eq!(send(s(3)), Ok(()), "held until 3 s");
+    /// # Ok::<(), rampart_core::ConfigError>(())
+    /// ```
+    #[cold]
+    pub fn pushback_at(&self, now: Duration, wait: Duration) {
+        if wait <= self.config.max_pushback {
+            self.hold.extend_to(now.saturating_add(wait));
+        }
+    }
+
+    /// Whether a hedge of a request of `criticality` with `deadline` may be sent at `now`: no
+    /// server pushback holds hedges, the deadline leaves no less than the predicted latency,
+    /// then the budget grants a withdrawal ([`Budget::withdraw_for`], spent on `Ok`).
     ///
     /// # Errors
     ///
-    /// The refusal: [`HedgeRefusal::Deadline`] (checked first: nothing is spent) or
-    /// [`HedgeRefusal::Budget`].
+    /// The refusal: [`HedgeRefusal::Pushback`] or [`HedgeRefusal::Deadline`] (checked first:
+    /// nothing is spent), or [`HedgeRefusal::Budget`].
     pub fn may_send_at(
         &self,
         now: Duration,
         deadline: Option<Deadline>,
         criticality: Criticality,
     ) -> Result<(), HedgeRefusal> {
+        if self.hold.holds_at(now) {
+            return Err(HedgeRefusal::Pushback);
+        }
         if let Some(deadline) = deadline {
             let remaining = deadline.remaining(now);
             let predicted = self.predicted_at(now).unwrap_or(Duration::ZERO);
@@ -304,9 +343,24 @@ mod tests {
     }
 
     #[test]
+    fn the_window_covers_its_whole_length() {
+        let hedger =
+            Hedger::new(HedgeConfig::default().with_min_samples(1), Unlimited).expect("valid");
+        let second = Duration::from_secs(1);
+        hedger.observe_at(Duration::ZERO, 20 * MS);
+        // The default window is 10 s: second 0 counts until second 10 is over.
+        assert_eq!(
+            hedger.predicted_at(10 * second),
+            Some(Duration::from_micros(20_479))
+        );
+        assert_eq!(hedger.predicted_at(11 * second), None, "then it has left");
+    }
+
+    #[test]
     fn refusals_have_their_labels() {
         assert_eq!(HedgeRefusal::Budget.as_str(), "refused_budget");
         assert_eq!(HedgeRefusal::Deadline.as_str(), "refused_deadline");
         assert_eq!(HedgeRefusal::Policy.as_str(), "refused_policy");
+        assert_eq!(HedgeRefusal::Pushback.as_str(), "refused_pushback");
     }
 }

@@ -12,7 +12,7 @@ use tower::{BoxError, Service};
 
 use super::HedgeRefusal;
 use super::service::Shared;
-use crate::{Budget, RetryPolicy};
+use crate::{Budget, Decision, RetryPolicy};
 
 /// The response future of [`Hedge`](crate::Hedge): the copies of one request.
 ///
@@ -21,9 +21,24 @@ use crate::{Budget, RetryPolicy};
 /// delay, armed at the first poll that finds no answer: a request answered at once registers
 /// no timer.
 ///
+/// A copy that fails with a server's pushback (the policy's [`Decision::RetryAfter`] or
+/// [`Decision::DontRetry`]) ends the request's hedging: no further copy is sent, and the
+/// copies under way go on; a "retry after" also holds the layer's hedges for its wait
+/// ([`Hedger::pushback_at`](crate::Hedger::pushback_at)), as gRPC's hedging stops on
+/// pushback.
+///
 /// # Cancellation
 ///
 /// Dropping it drops every copy under way and cancels the hedges to come.
+///
+/// # Panics
+///
+/// The hedge delay is a tokio timer (`tokio::time::sleep`): polled outside a tokio runtime
+/// with its time driver enabled, a request that may be hedged and is not answered at its
+/// first poll panics, as any tokio timer does. A request answered at its first poll, or that
+/// may not be hedged (a cold window, the filter or the policy), needs no runtime. A panic of
+/// a copy (its future or the inner service's `call`) comes through; the budget's withdrawal
+/// for a hedge whose `call` panicked is counted as sent.
 #[pin_project(project = Copies)]
 pub struct HedgeFuture<S, Req, B, P>
 where
@@ -206,8 +221,11 @@ where
         is_hedge: bool,
     ) -> Option<Result<S::Response, BoxError>> {
         let outcome = self.policy.classify(result.as_ref());
-        if outcome == Outcome::Failure && (self.first.is_some() || !self.hedges.is_empty()) {
-            return None;
+        if outcome == Outcome::Failure {
+            self.read_pushback(result.as_ref());
+            if self.first.is_some() || !self.hedges.is_empty() {
+                return None;
+            }
         }
         let shared = &**self.shared;
         let now = shared.clock.now();
@@ -240,8 +258,26 @@ where
         Some(result)
     }
 
+    /// A copy failed with `result`: if the server pushed back (the policy decides
+    /// [`Decision::RetryAfter`] or [`Decision::DontRetry`]), no further hedge of this request,
+    /// and a "retry after" holds the layer's hedges for its wait.
+    #[cold]
+    #[inline(never)]
+    fn read_pushback(&mut self, result: Result<&S::Response, &BoxError>) {
+        match self.policy.decide(Outcome::Failure, result) {
+            Decision::RetryAfter(wait) => {
+                let shared = &**self.shared;
+                shared.hedger.pushback_at(shared.clock.now(), wait);
+            }
+            Decision::DontRetry => {}
+            Decision::Stop | Decision::Retry => return,
+        }
+        *self.next = None;
+        self.timer.set(None);
+    }
+
     /// Runs the hedge delay and sends the next hedge when it is over, the service ready and
-    /// the deadline and budget allow.
+    /// the deadline, the budget and servers' pushback allow.
     fn hedge(&mut self, cx: &mut Context<'_>) -> Step {
         let Some(next) = self.next.as_mut() else {
             return Step::Pending;
@@ -303,6 +339,8 @@ where
             *slot = pick;
             len += 1;
         }
+        // Counted with the withdrawal, before the call: a `call` that panics has spent it.
+        shared.metrics.sent(class);
         let context = self.plan.context;
         let service = &mut next.service;
         let (future, pick) = pick_hint::call_avoiding(avoid.get(..len).unwrap_or_default(), || {
@@ -314,7 +352,6 @@ where
             started: now,
             pick,
         });
-        shared.metrics.sent(class);
         next.left -= 1;
         if next.left == 0 {
             *self.next = None;

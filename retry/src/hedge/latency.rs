@@ -3,10 +3,14 @@
 //!
 //! A ring of log-linear histograms ([`AtomicHistogram`]), one per bucket of time, rotated as
 //! `rampart_core`'s rolling window is: each histogram is tagged with the bucket it counts, and
-//! a record whose bucket is not the tagged one empties it first, under a lock taken once per
-//! bucket. Otherwise recording is one load of the tag and one relaxed `fetch_add`, with no
-//! lock. Reading adds up the completed buckets (the current one is partial), once per bucket:
-//! the quantiles are cached with the bucket they were computed for.
+//! the first record whose bucket is newer than the tagged one empties it. Recording takes no
+//! lock: a record is one load of the tag and one relaxed `fetch_add`; once per bucket, the
+//! recorder that wins a compare-and-swap of the tag to a "resetting" mark empties the
+//! histogram and tags it with the new bucket, and a record that finds the mark drops its one
+//! latency rather than wait (a sample lost at a bucket's start, never a thread blocked).
+//! Reading adds up the completed buckets (the current one is partial), once per bucket: the
+//! quantiles are cached with the bucket they were computed for. The ring holds one slot more
+//! than the buckets the window counts, for the current one.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -28,16 +32,17 @@ pub(super) struct Quantiles {
 /// `Quantiles` packed in a `u64`; `COLD` when the window holds too few samples.
 const COLD: u64 = u64::MAX;
 
+/// The tag of a histogram being emptied for a new bucket: above every bucket's tag.
+const RESETTING: u64 = u64::MAX;
+
 /// Latencies over a rolling window, and their quantiles as of each bucket.
 #[derive(Debug)]
 pub(super) struct LatencyWindow {
     /// One histogram per bucket of time.
     ring: Box<[Tagged]>,
     bucket_nanos: u64,
-    /// Serialises emptying a histogram for a new bucket (once per bucket).
-    rotation: Mutex<()>,
-    /// Serialises refreshing the cached quantiles (once per bucket), apart from `rotation` so
-    /// that a record never waits for a refresh.
+    /// Serialises refreshing the cached quantiles (once per bucket; a reader that finds it
+    /// taken does not wait). Records never take it.
     refreshing: Mutex<()>,
     /// The bucket the cached quantiles were computed for, plus one (0: never).
     cached_for: AtomicU64,
@@ -47,7 +52,7 @@ pub(super) struct LatencyWindow {
     min_samples: u64,
 }
 
-/// A histogram and the bucket it counts, plus one (0: never used).
+/// A histogram and the bucket it counts, plus one (0: never used; `RESETTING`: being emptied).
 #[derive(Debug)]
 struct Tagged {
     tag: AtomicU64,
@@ -55,19 +60,18 @@ struct Tagged {
 }
 
 impl LatencyWindow {
-    /// A window of `buckets` buckets of `bucket` each (both checked by the configuration),
-    /// reading `quantile` and the median once `min_samples` latencies are in its completed
-    /// buckets.
-    pub(super) fn new(buckets: usize, bucket: Duration, quantile: f64, min_samples: u64) -> Self {
+    /// A window of `slots` histograms of `bucket` each (both checked by the configuration):
+    /// the current bucket and `slots - 1` completed ones, from which it reads `quantile` and
+    /// the median once they hold `min_samples` latencies.
+    pub(super) fn new(slots: usize, bucket: Duration, quantile: f64, min_samples: u64) -> Self {
         Self {
-            ring: (0..buckets)
+            ring: (0..slots)
                 .map(|_| Tagged {
                     tag: AtomicU64::new(0),
                     histogram: AtomicHistogram::new(),
                 })
                 .collect(),
             bucket_nanos: saturating_nanos(bucket).max(1),
-            rotation: Mutex::new(()),
             refreshing: Mutex::new(()),
             cached_for: AtomicU64::new(0),
             cached: AtomicU64::new(COLD),
@@ -88,31 +92,56 @@ impl LatencyWindow {
         self.ring.get((bucket % self.ring.len() as u64) as usize)
     }
 
-    /// Counts a latency observed at `now`.
+    /// Counts a latency observed at `now`, unless its histogram is being emptied for a new
+    /// bucket by another thread at this instant (the latency is dropped, never waited for).
+    /// Whether it was counted.
     #[inline]
-    pub(super) fn record_at(&self, now: Duration, latency: Duration) {
+    pub(super) fn record_at(&self, now: Duration, latency: Duration) -> bool {
         let bucket = self.bucket_of(now);
         let Some(slot) = self.slot(bucket) else {
-            return;
+            return false;
         };
         // Acquire: a recorder that sees the new tag also sees the emptied bins, so its add
         // lands after the reset.
-        if slot.tag.load(Ordering::Acquire) != bucket + 1 {
-            self.rotate(slot, bucket);
+        let tag = slot.tag.load(Ordering::Acquire);
+        if tag != bucket + 1 && !Self::rotate(slot, tag, bucket) {
+            return false;
         }
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         slot.histogram.record(micros);
+        true
     }
 
-    /// Empties `slot` for `bucket`, unless it already counts it or a later bucket (a record
-    /// delayed past a whole window then counts in the later bucket).
+    /// Makes `slot`, found tagged `tag`, count `bucket`, unless it already counts it or a later
+    /// bucket (a record delayed past a whole window then counts in the later bucket): the
+    /// thread that swaps the tag for `RESETTING` empties the histogram and tags it. Whether
+    /// the record may go ahead: not while another thread empties the histogram.
     #[cold]
     #[inline(never)]
-    fn rotate(&self, slot: &Tagged, bucket: u64) {
-        let _rotating = self.rotation.lock();
-        if slot.tag.load(Ordering::Relaxed) < bucket + 1 {
-            slot.histogram.reset();
-            slot.tag.store(bucket + 1, Ordering::Release);
+    fn rotate(slot: &Tagged, mut tag: u64, bucket: u64) -> bool {
+        loop {
+            if tag == RESETTING {
+                return false;
+            }
+            if tag > bucket {
+                return true;
+            }
+            // Acquire: this thread's reset comes after the adds of the bucket it replaces
+            // that were made visible with the old tag.
+            match slot.tag.compare_exchange_weak(
+                tag,
+                RESETTING,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    slot.histogram.reset();
+                    // Release: a recorder or reader that sees the new tag sees the reset.
+                    slot.tag.store(bucket + 1, Ordering::Release);
+                    return true;
+                }
+                Err(current) => tag = current,
+            }
         }
     }
 
@@ -268,6 +297,67 @@ mod tests {
         window.record_at(Duration::from_secs(4), MS);
         let quantiles = window.quantiles_at(Duration::from_secs(5)).expect("warm");
         assert_eq!(quantiles.delay_micros, 1_023, "the 100 ms latency is gone");
+    }
+
+    fn counts_of(slot: &Tagged) -> Counts {
+        let mut counts = Counts::new();
+        slot.histogram.add_into(&mut counts);
+        counts
+    }
+
+    #[test]
+    fn a_record_that_finds_its_histogram_being_emptied_drops_its_latency_without_waiting() {
+        let window = window(1);
+        let slot = window.slot(0).expect("slot");
+        slot.tag.store(RESETTING, Ordering::Relaxed);
+        assert!(!window.record_at(Duration::ZERO, MS), "dropped");
+        assert!(!window.record_at(Duration::from_secs(4), MS), "dropped");
+        assert_eq!(counts_of(slot).total(), 0);
+        // The emptying thread tags it: records count again.
+        slot.tag.store(1, Ordering::Release);
+        assert!(window.record_at(Duration::ZERO, MS));
+        assert_eq!(counts_of(slot).total(), 1);
+    }
+
+    #[test]
+    fn threads_recording_across_a_bucket_boundary_count_what_they_say_and_nothing_older() {
+        const THREADS: usize = 4;
+        const RECORDS: usize = 20_000;
+        for _ in 0..20 {
+            let window = std::sync::Arc::new(window(1));
+            // Bucket 0 holds 100 ms latencies; bucket 4 reuses its histogram.
+            for _ in 0..1_000 {
+                window.record_at(Duration::ZERO, 100 * MS);
+            }
+            let start = std::sync::Arc::new(std::sync::Barrier::new(THREADS));
+            let threads: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    let window = std::sync::Arc::clone(&window);
+                    let start = std::sync::Arc::clone(&start);
+                    std::thread::spawn(move || {
+                        start.wait();
+                        (0..RECORDS)
+                            .filter(|_| window.record_at(Duration::from_secs(4), MS))
+                            .count() as u64
+                    })
+                })
+                .collect();
+            let counted: u64 = threads
+                .into_iter()
+                .map(|thread| thread.join().expect("no panic"))
+                .sum();
+            let slot = window.slot(4).expect("slot");
+            assert_eq!(slot.tag.load(Ordering::Acquire), 5, "tagged with bucket 4");
+            let counts = counts_of(slot);
+            assert_eq!(counts.total(), counted, "every record said counted is");
+            assert_eq!(
+                counts.quantile(1.0),
+                Some(1_023),
+                "no 100 ms latency of bucket 0 left"
+            );
+            // The thread that emptied it counts all of its own.
+            assert!(counted >= RECORDS as u64, "{counted}");
+        }
     }
 
     #[test]

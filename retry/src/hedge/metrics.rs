@@ -26,19 +26,21 @@ pub struct HedgeStats {
     /// Requests slower than the hedge delay that could not be hedged (the filter refused
     /// them, or the policy could not copy them).
     pub refused_policy: u64,
+    /// Hedges not sent because a server's pushback held them.
+    pub refused_pushback: u64,
 }
 
 /// `rampart_retry_hedges_total{name, outcome, criticality}` (`outcome`: `sent`, `won`,
-/// `refused_budget`, `refused_deadline`, `refused_policy`) and
+/// `refused_budget`, `refused_deadline`, `refused_policy`, `refused_pushback`) and
 /// `rampart_retry_hedge_delay_seconds{name}`: every handle registered up front, one per
 /// criticality class.
 #[derive(Debug)]
 pub(crate) struct HedgeMetrics {
     sent: [Counter; 4],
     won: [Counter; 4],
-    refused: [[Counter; 4]; 3],
+    refused: [[Counter; 4]; 4],
     delay: Gauge,
-    counts: [AtomicU64; 5],
+    counts: [AtomicU64; 6],
     pub(crate) transitions: HedgeTransitions,
 }
 
@@ -50,6 +52,7 @@ const fn refusal_index(refusal: HedgeRefusal) -> usize {
         HedgeRefusal::Budget => 0,
         HedgeRefusal::Deadline => 1,
         HedgeRefusal::Policy => 2,
+        HedgeRefusal::Pushback => 3,
     }
 }
 
@@ -75,6 +78,7 @@ impl HedgeMetrics {
                 HedgeRefusal::Budget,
                 HedgeRefusal::Deadline,
                 HedgeRefusal::Policy,
+                HedgeRefusal::Pushback,
             ]
             .map(|refusal| by_class(refusal.as_str())),
             delay: metrics::gauge!("rampart_retry_hedge_delay_seconds", vec![name.clone()]),
@@ -120,7 +124,14 @@ impl HedgeMetrics {
     }
 
     pub(crate) fn stats(&self) -> HedgeStats {
-        let [sent, won, refused_budget, refused_deadline, refused_policy] = self
+        let [
+            sent,
+            won,
+            refused_budget,
+            refused_deadline,
+            refused_policy,
+            refused_pushback,
+        ] = self
             .counts
             .each_ref()
             .map(|count| count.load(Ordering::Relaxed));
@@ -130,6 +141,7 @@ impl HedgeMetrics {
             refused_budget,
             refused_deadline,
             refused_policy,
+            refused_pushback,
         }
     }
 }

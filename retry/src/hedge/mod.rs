@@ -6,6 +6,24 @@
 //! dropped. Each hedge withdraws from a [`Budget`](crate::Budget) as a retry does, so hedges
 //! cannot become the load. See the crate docs' "Hedging".
 //!
+//! - **Pushback**: a copy that fails with a server's pushback (the policy's
+//!   [`Decision::RetryAfter`](crate::Decision::RetryAfter) or
+//!   [`Decision::DontRetry`](crate::Decision::DontRetry)) ends its request's hedging, and a
+//!   "retry after" holds every hedge of the layer for its wait (up to
+//!   [`max_pushback`](HedgeConfig::max_pushback)), as the retry layer holds its retries: the
+//!   hedges due meanwhile are refused ([`HedgeRefusal::Pushback`]).
+//! - **The window** counts the latencies of the last [`window`](HedgeConfig::window), all of
+//!   it: its `window_buckets` completed buckets, beside the current one. Recording takes no
+//!   lock; a latency recorded while another thread empties its histogram for a new bucket is
+//!   dropped rather than waited for.
+//! - **Another endpoint** needs a balancer called inside the hedge's call: a
+//!   `tower::buffer::Buffer` between the hedge layer and the balancer calls it from its worker
+//!   task, outside the hint's scope, and the hint is lost (hedges may go to the endpoint still
+//!   working on the first copy). `rampart_balancer::SharedP2c` is `Clone` and needs no
+//!   `Buffer`; `P2c` is not `Clone` and does.
+//! - **A tokio runtime** with time enabled must drive the requests that may be hedged: the
+//!   hedge delay is a tokio timer (see [`HedgeFuture`]'s "Panics").
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() -> Result<(), tower::BoxError> {
