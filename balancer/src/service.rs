@@ -82,6 +82,13 @@ pub struct EndpointSnapshot<K> {
 /// endpoint outside the hint's list when one is ready (the better of two drawn among them),
 /// and records the endpoint it sends to. Outside a scope it costs one thread-local read.
 ///
+/// A hint reaches only a `call` made synchronously inside the scope, on the caller's thread.
+/// `P2c` is not `Clone` and a hedge layer needs a `Clone` inner service, so under one it
+/// usually sits behind a `tower::buffer::Buffer`, whose worker task calls it outside any
+/// scope: the hint is lost, and a hedge may go to the endpoint still working on the first
+/// copy. Under a hedge layer use [`SharedP2c`](crate::SharedP2c), which is `Clone` and takes
+/// hints, or a `Clone` wrapper that calls a `P2c` within its own `call` (behind a lock).
+///
 /// # Clock
 ///
 /// One clock read when a request is placed (in `poll_ready`) and one when it completes.

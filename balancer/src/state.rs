@@ -226,7 +226,8 @@ where
     /// caller's pick hint asks to avoid it: the better of two drawn among the ready endpoints
     /// not avoided, polled ready now (one that is not ready is moved to the pending list, to be
     /// polled with the task's waker at the next `poll_ready`). `at` itself when it is not
-    /// avoided or no other endpoint is ready: a hint is a preference, never a refusal.
+    /// avoided or no other endpoint is ready: a hint is a preference, never a refusal. Only a
+    /// `call` made inside the caller's scope sees its hint: behind a `Buffer` there is none.
     pub(crate) fn honour_hint<Req>(&mut self, at: usize, now: Duration) -> usize
     where
         D::Service: Service<Req>,

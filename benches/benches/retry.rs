@@ -198,7 +198,8 @@ impl tower::hedge::Policy<u32> for HedgeAny {
 fn hedge(c: &mut Criterion) {
     let mut group = c.benchmark_group("retry_hedge/no_hedge");
     group.throughput(Throughput::Elements(1));
-    // tower's `Hedge` registers its delay's timer on every request: it needs a runtime.
+    // tower's `Hedge` creates its delay's timer (`tokio::time::sleep`) on every request, though
+    // it is never polled when the answer comes at once: creating one needs a runtime.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()

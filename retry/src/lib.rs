@@ -223,7 +223,8 @@
 //!   latencies of the last [`window`](HedgeConfig::window) (10 s in 10 buckets), at least
 //!   [`min_delay`](HedgeConfig::min_delay) (1 ms), read from log-linear histograms of
 //!   microseconds (within 6.25 %, never below) once per bucket, from the completed buckets.
-//!   A record is a relaxed `fetch_add`, with no lock but once per bucket to empty a histogram.
+//!   A record is a relaxed `fetch_add`, with no lock (a histogram is emptied for a new
+//!   bucket by the one recorder that claims it; a record racing that drops its latency).
 //!   The window counts each answer's latency from when its copy was sent (failures do not
 //!   count, nor the requests the filter below keeps from hedging: the delay is for the
 //!   others), and for a first copy that lost to its hedge, how long it had run by then: without
@@ -245,7 +246,9 @@
 //! - **Another endpoint**: the first copy's call and each hedge's are made inside a
 //!   [`pick_hint`](rampart_core::pick_hint) scope; a balancer that honours it records the
 //!   endpoint it picked, and each hedge asks it to avoid the endpoints still working on the
-//!   request.
+//!   request. A `tower::buffer::Buffer` between the layer and the balancer loses the hint (its
+//!   worker calls the balancer outside the scope): use a balancer that is `Clone`
+//!   (`rampart_balancer::SharedP2c`).
 //! - **The answer**: the first copy to answer wins, the others are dropped (cancelled); a
 //!   failure wins only when no other copy is under way. Up to
 //!   [`max_hedges`](HedgeConfig::max_hedges) (1) copies go, a delay apart.
