@@ -44,14 +44,16 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::num::NonZeroUsize;
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
 use crate::{Criticality, Deadline};
 
-/// What a request carries between services: its [`Criticality`], its [`Deadline`] and its
-/// attempt number. Each value is optional: an absent one means the request did not say, and a
-/// layer uses its own default.
+/// What a request carries between services: its [`Criticality`], its [`Deadline`], its
+/// attempt number, and the budget it has been charged to. Each value is optional: an absent
+/// one means the request did not say, and a layer uses its own default.
 ///
 /// It is `Copy` and small, so reading the current one costs a thread-local load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -60,6 +62,43 @@ pub struct RequestContext {
     criticality: Option<Criticality>,
     deadline: Option<Deadline>,
     attempt: Option<u32>,
+    charged: Option<BudgetId>,
+}
+
+/// The identity of a budget (of retries, of hedges) that requests are charged to: layers that
+/// share one budget see the same id, so that a request deposits into it once however many of
+/// them it passes (see [`RequestContext::charged`]).
+///
+/// ```
+/// use std::sync::Arc;
+/// use rampart_core::BudgetId;
+///
+/// let (one, other) = (Arc::new(10_u32), Arc::new(10_u32));
+/// let shared = Arc::clone(&one);
+/// assert_eq!(BudgetId::of(&*one), BudgetId::of(&*shared), "one budget, two handles");
+/// assert_ne!(BudgetId::of(&*one), BudgetId::of(&*other), "equal values, two budgets");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BudgetId(NonZeroUsize);
+
+impl BudgetId {
+    /// The budget at `budget`'s address: distinct for two budgets alive at once, the same for
+    /// every reference to one. (A zero-sized value has no address of its own: give such a
+    /// budget an id with [`BudgetId::new`].)
+    #[inline]
+    pub fn of<T: ?Sized>(budget: &T) -> Self {
+        Self(NonNull::from(budget).cast::<u8>().addr())
+    }
+
+    /// The budget numbered `id`, for a budget that names itself.
+    pub const fn new(id: NonZeroUsize) -> Self {
+        Self(id)
+    }
+
+    /// The number.
+    pub const fn get(self) -> NonZeroUsize {
+        self.0
+    }
 }
 
 thread_local! {
@@ -73,6 +112,7 @@ impl RequestContext {
             criticality: None,
             deadline: None,
             attempt: None,
+            charged: None,
         }
     }
 
@@ -127,6 +167,30 @@ impl RequestContext {
         }
     }
 
+    /// The budget the request has been charged to (deposited into) by a layer it passed, if
+    /// any. A retry or hedge layer deposits into its budget once per request: it skips the
+    /// deposit when the request is already charged to its budget (a layer outside shares it),
+    /// and otherwise deposits and marks the request charged to its budget for the services
+    /// inside (one mark: the innermost layer's).
+    pub const fn charged(&self) -> Option<BudgetId> {
+        self.charged
+    }
+
+    /// Whether the request has been charged to `budget` (see [`charged`](Self::charged)).
+    #[inline]
+    pub fn is_charged_to(&self, budget: BudgetId) -> bool {
+        self.charged == Some(budget)
+    }
+
+    /// This context, charged to `budget` (see [`charged`](Self::charged)).
+    #[must_use]
+    pub const fn with_charged(self, budget: BudgetId) -> Self {
+        Self {
+            charged: Some(budget),
+            ..self
+        }
+    }
+
     /// This context, its absent values taken from `outer`: a request's own values win over the
     /// scope it is made in.
     #[must_use]
@@ -135,6 +199,7 @@ impl RequestContext {
             criticality: self.criticality.or(outer.criticality),
             deadline: self.deadline.or(outer.deadline),
             attempt: self.attempt.or(outer.attempt),
+            charged: self.charged.or(outer.charged),
         }
     }
 
@@ -325,5 +390,38 @@ mod tests {
         );
         let _entered = retry.enter();
         assert_eq!(RequestContext::current().attempt(), Some(2));
+    }
+
+    #[test]
+    fn a_charge_marks_one_budget_and_merges_like_the_other_values() {
+        let (retries, hedges) = (String::from("retries"), String::from("hedges"));
+        let (retries, hedges) = (BudgetId::of(&retries), BudgetId::of(&hedges));
+        assert_ne!(retries, hedges);
+        assert_eq!(RequestContext::new().charged(), None);
+        let charged = VIP.with_charged(retries);
+        assert!(charged.is_charged_to(retries));
+        assert!(
+            !charged.is_charged_to(hedges),
+            "another budget is not charged"
+        );
+        assert!(!VIP.is_charged_to(retries));
+        assert_eq!(charged.criticality(), Some(Criticality::CRITICAL_PLUS));
+        assert_eq!(
+            charged.with_charged(hedges).charged(),
+            Some(hedges),
+            "the innermost mark"
+        );
+        assert_eq!(
+            BATCH.or(charged).charged(),
+            Some(retries),
+            "taken from the scope"
+        );
+        assert_eq!(
+            BATCH.with_charged(hedges).or(charged).charged(),
+            Some(hedges),
+            "the request's own wins"
+        );
+        let _entered = charged.enter();
+        assert!(RequestContext::current().is_charged_to(retries));
     }
 }

@@ -104,7 +104,9 @@ pub use crate::classify::{GrpcBody, GrpcClassifier, grpc_code_outcome};
 pub use crate::clock::TokioClock;
 pub use crate::clock::{Clock, CoarseClock, ManualClock, SystemClock, saturating_nanos};
 pub use crate::completion::{Completion, Recorder};
-pub use crate::context::{Entered, RequestContext, Scoped, current_criticality, current_deadline};
+pub use crate::context::{
+    BudgetId, Entered, RequestContext, Scoped, current_criticality, current_deadline,
+};
 pub use crate::criticality::{ArrivalRates, Criticality, CriticalityClass, ParseCriticalityError};
 pub use crate::deadline::grpc_timeout;
 pub use crate::deadline::{Deadline, DeadlineExceeded};

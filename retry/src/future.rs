@@ -212,10 +212,15 @@ where
                     shared.metrics.retry(class);
                     let (timeout, cut) = timeout(shared, this.attempts, now);
                     *this.started = now;
-                    // The attempt's number is current while the service is called.
+                    // The attempt's number is current while the service is called, and the
+                    // request charged to the layer's budget.
                     let previous = this.attempts.made().saturating_sub(1);
+                    let charged = shared.retrier.budget().id();
                     let future = {
-                        let _attempt = RequestContext::current().with_attempt(previous).enter();
+                        let _attempt = RequestContext::current()
+                            .with_attempt(previous)
+                            .with_charged(charged)
+                            .enter();
                         this.service.call(request)
                     };
                     this.state.set(State::Attempt {

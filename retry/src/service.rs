@@ -28,7 +28,11 @@ impl<B: fmt::Debug> fmt::Debug for Shared<B> {
 
 /// A service that retries failed attempts at `S`, within a shared [`Budget`].
 ///
-/// Each request deposits once into the budget. When an attempt fails (as the policy `P`
+/// Each request deposits once into the budget: not when a layer outside sharing the budget (a
+/// [`Hedge`](crate::Hedge) given the same `Arc`) has deposited for it already, as the
+/// request's [`RequestContext::charged`](rampart_core::RequestContext::charged) says. Each
+/// attempt is called with the request marked charged to the budget, so that a hedge layer
+/// inside sharing it does not deposit again. When an attempt fails (as the policy `P`
 /// decides), the request is retried if attempts remain, a copy of it exists, and the budget
 /// allows a withdrawal for the request's criticality (the current
 /// [`RequestContext`](rampart_core::RequestContext)'s when `call` is made, for all its
@@ -110,6 +114,7 @@ where
         // its attempts; the clock only for a request with a deadline.
         let context = RequestContext::current();
         let criticality = context.criticality().unwrap_or_default();
+        let budget = self.shared.retrier.budget().id();
         let now = match context.deadline() {
             None => None,
             Some(deadline) => {
@@ -129,7 +134,7 @@ where
         let attempts = self
             .shared
             .retrier
-            .start_for(criticality)
+            .start_charging(criticality, !context.is_charged_to(budget))
             .with_deadline(context.deadline());
         self.shared.metrics.first(criticality.class());
         // A copy only if a retry can follow this first attempt.
@@ -143,8 +148,8 @@ where
         let fresh = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, fresh);
         let first = {
-            // The first attempt: none before it.
-            let _attempt = context.with_attempt(0).enter();
+            // The first attempt: none before it; the request charged to this layer's budget.
+            let _attempt = context.with_attempt(0).with_charged(budget).enter();
             ready.call(request)
         };
         ResponseFuture::new(

@@ -13,7 +13,7 @@ pub use self::ratio::{RatioBudget, RatioConfig};
 pub use self::token::{TokenBudget, TokenConfig};
 pub use self::unlimited::Unlimited;
 
-use rampart_core::{Criticality, CriticalityClass, Outcome};
+use rampart_core::{BudgetId, Criticality, CriticalityClass, Outcome};
 
 /// A source of permission to retry.
 ///
@@ -27,7 +27,21 @@ use rampart_core::{Criticality, CriticalityClass, Outcome};
 /// [`withdraw`](Self::withdraw) before every retry: a retry goes ahead only if it returns
 /// `true`. Implementations are shared by every clone of the layer's services, so they take
 /// `&self` and must be exact under concurrent use.
+///
+/// A request deposits once into a budget however many layers sharing it
+/// ([`id`](Self::id)) it passes: the first to see it deposits and marks the request's
+/// [`RequestContext`](rampart_core::RequestContext) charged to the budget, and the layers
+/// inside sharing the budget neither deposit again nor count their copies as new requests.
 pub trait Budget: Send + Sync + 'static {
+    /// The budget's identity: the same for every handle to one budget (an `Arc` answers its
+    /// budget's), distinct between budgets. The default is the budget's address, right for a
+    /// budget whose state lives in it; a budget that is a handle to state kept elsewhere (a
+    /// `Clone` sharing it) answers the state's.
+    #[inline]
+    fn id(&self) -> BudgetId {
+        BudgetId::of(self)
+    }
+
     /// A new request arrived (its first attempt).
     fn deposit(&self);
 
@@ -57,6 +71,11 @@ pub trait Budget: Send + Sync + 'static {
 }
 
 impl<B: Budget + ?Sized> Budget for std::sync::Arc<B> {
+    #[inline]
+    fn id(&self) -> BudgetId {
+        (**self).id()
+    }
+
     fn deposit(&self) {
         (**self).deposit();
     }

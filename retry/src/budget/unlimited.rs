@@ -1,6 +1,6 @@
 //! [`Unlimited`]: no budget at all, so that only `max_attempts` bounds retries.
 
-use rampart_core::Criticality;
+use rampart_core::{BudgetId, Criticality};
 
 use super::{Budget, BudgetSnapshot};
 
@@ -23,7 +23,15 @@ use super::{Budget, BudgetSnapshot};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Unlimited;
 
+/// The one identity of every [`Unlimited`]: a zero-sized value has no address of its own.
+static UNLIMITED: u8 = 0;
+
 impl Budget for Unlimited {
+    /// One for all: [`Unlimited`] has no state, so every one is the same budget.
+    fn id(&self) -> BudgetId {
+        BudgetId::of(&UNLIMITED)
+    }
+
     fn deposit(&self) {}
 
     fn withdraw(&self) -> bool {

@@ -95,13 +95,38 @@ impl<B: Budget> Retrier<B> {
         })
     }
 
-    /// A new request, its first attempt under way: deposits into the budget. The request's
-    /// criticality and deadline are the current [`RequestContext`]'s (read once; outside any
-    /// scope: [`Criticality::CRITICAL`] and no deadline).
+    /// A new request, its first attempt under way: deposits into the budget, unless the
+    /// request is already [charged](RequestContext::charged) to it (a layer outside sharing
+    /// the budget deposited). The request's criticality and deadline are the current
+    /// [`RequestContext`]'s (read once; outside any scope: [`Criticality::CRITICAL`] and no
+    /// deadline).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use rampart_core::RequestContext;
+    /// use rampart_retry::{Budget, RatioConfig, Retrier, RetryConfig};
+    ///
+    /// // Each request earns one retry.
+    /// let earning = RatioConfig { ratio: 1.0, min_per_sec: 0, ..RatioConfig::default() };
+    /// let budget = Arc::new(earning.build()?);
+    /// let retrier = Retrier::new(RetryConfig::default(), Arc::clone(&budget))?;
+    /// retrier.start();
+    /// assert_eq!(budget.snapshot().remaining, 1.0);
+    /// {
+    ///     // A request that a layer sharing the budget deposited for already.
+    ///     let _charged = RequestContext::new().with_charged(budget.id()).enter();
+    ///     retrier.start();
+    /// }
+    /// assert_eq!(budget.snapshot().remaining, 1.0, "no second deposit");
+    /// retrier.start();
+    /// assert_eq!(budget.snapshot().remaining, 2.0);
+    /// # Ok::<(), rampart_core::ConfigError>(())
+    /// ```
     #[inline]
     pub fn start(&self) -> Attempts {
         let context = RequestContext::current();
-        self.start_for(context.criticality().unwrap_or_default())
+        let deposit = !context.is_charged_to(self.budget.id());
+        self.start_charging(context.criticality().unwrap_or_default(), deposit)
             .with_deadline(context.deadline())
     }
 
@@ -130,7 +155,16 @@ impl<B: Budget> Retrier<B> {
     /// # Ok::<(), rampart_core::ConfigError>(())
     /// ```
     pub fn start_for(&self, criticality: Criticality) -> Attempts {
-        self.budget.deposit();
+        self.start_charging(criticality, true)
+    }
+
+    /// A new request of `criticality`, its first attempt under way, depositing into the budget
+    /// if `deposit` (not when a layer outside sharing the budget did).
+    #[inline]
+    pub(crate) fn start_charging(&self, criticality: Criticality, deposit: bool) -> Attempts {
+        if deposit {
+            self.budget.deposit();
+        }
         Attempts {
             made: 1,
             previous_wait: Duration::ZERO,

@@ -30,7 +30,11 @@ impl<B: fmt::Debug> fmt::Debug for Shared<B> {
 /// A service that sends a slow request to `S` again, within a shared [`Budget`], and
 /// answers with the first copy to answer.
 ///
-/// Each request deposits once into the budget (unless a retry layer outside it did). If no
+/// Each request deposits once into the budget: not when a layer outside sharing the budget (a
+/// [`Retry`](crate::Retry) given the same `Arc`) has deposited for it already, as the
+/// request's [`RequestContext::charged`] says. Every copy is called with the request marked
+/// charged to the budget, so that a retry layer inside sharing it deposits for none of them
+/// (a layer inside with a budget of its own deposits into it for each copy it sees). If no
 /// answer has come after the hedge delay (the configured quantile of recent latencies), and
 /// the request may be hedged (the filter `F`, and a copy from the policy `P`), one more copy
 /// is sent, if the request's deadline leaves the predicted latency and the budget grants a
@@ -111,11 +115,14 @@ where
         let shared = &*self.shared;
         let context = RequestContext::current();
         let now = shared.clock.now();
-        // Under a retry layer the request's attempt number is set, and its deposit made.
-        let deposited = context.attempt().is_none();
+        // Deposit unless a layer outside sharing the budget did; every copy goes marked
+        // charged to it, so that layers inside sharing it do not deposit again.
+        let budget = shared.hedger.budget().id();
+        let deposited = !context.is_charged_to(budget);
         if deposited {
             shared.hedger.deposit();
         }
+        let context = context.with_charged(budget);
         let (delay, computed) = shared.hedger.delay_reporting_at(now);
         if computed {
             shared.metrics.delay(delay);
@@ -134,7 +141,7 @@ where
         };
         let (Some(delay), Some(copy)) = (delay, copy) else {
             // A cold window, or a request that may not be hedged (counted if it proves slow).
-            let first = self.inner.call(request);
+            let first = call_charged(&mut self.inner, request, context, deposited);
             return HedgeFuture::single(
                 first,
                 plan,
@@ -147,7 +154,9 @@ where
         // clone here for the next request.
         let fresh = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, fresh);
-        let (first, picked) = pick_hint::call_avoiding(&[], || ready.call(request));
+        let (first, picked) = pick_hint::call_avoiding(&[], || {
+            call_charged(&mut ready, request, context, deposited)
+        });
         HedgeFuture::hedging(
             first,
             picked,
@@ -158,5 +167,22 @@ where
             self.policy.clone(),
             Arc::clone(&self.shared),
         )
+    }
+}
+
+/// Calls `service` with the request marked charged to the layer's budget: in `context` made
+/// current if this layer `deposited` (else the current context says so already).
+#[inline]
+fn call_charged<S: Service<Req>, Req>(
+    service: &mut S,
+    request: Req,
+    context: RequestContext,
+    deposited: bool,
+) -> S::Future {
+    if deposited {
+        let _charged = context.enter();
+        service.call(request)
+    } else {
+        service.call(request)
     }
 }
