@@ -177,8 +177,16 @@ mod tests {
             .with_burst(100)
             .with_lease_horizon(cadence * 2)
             .with_lease_ttl(Duration::from_secs(10))
-            .with_redis_url(redis.url())
             .with_presence(Duration::from_millis(500));
+        store_of(redis, config)
+    }
+
+    /// A store of `config` on `redis`. None of these tests is about the timeout: each call may
+    /// take 5 s (the first connects and loads the script), so that a loaded machine fails none.
+    fn store_of(redis: &support::RedisServer, config: QuotaConfig) -> Store {
+        let config = config
+            .with_redis_url(redis.url())
+            .with_redis_timeout(Duration::from_secs(5));
         Store::new(&config, config.validated_client().expect("valid"))
     }
 
@@ -257,14 +265,27 @@ mod tests {
     #[tokio::test]
     async fn both_keys_expire() {
         let redis = support::RedisServer::start();
-        let store = store(&redis, Duration::from_millis(250));
+        // 1 000 tokens a second: a lease of 5 000 moves the TAT 5 s ahead; presence 10 s. Both
+        // windows are seconds wide, in real time on Redis's clock.
+        let store = store_of(
+            &redis,
+            QuotaConfig::per_second(1_000.0)
+                .with_burst(10_000)
+                .with_presence(Duration::from_secs(10)),
+        );
         let key = store.redis_key(&"tenant");
         assert_eq!(
             &*key,
             "rampart:quota:{default:b32c3765e5dce97e32597c99fcaee9af2f24c79b}"
         );
         store
-            .lease(&key, Ask { want: 40, debt: 0 })
+            .lease(
+                &key,
+                Ask {
+                    want: 5_000,
+                    debt: 0,
+                },
+            )
             .await
             .expect("an answer");
         let mut connection = redis.connection();
@@ -273,10 +294,10 @@ mod tests {
         };
         let tat = ttl(key.to_string(), &mut connection);
         assert!(
-            (1..=40).contains(&tat),
-            "40 tokens: the TAT 40 ms ahead ({tat})"
+            (3_000..=5_000).contains(&tat),
+            "5 000 tokens: the TAT 5 s ahead ({tat})"
         );
         let present = ttl(format!("{key}:p"), &mut connection);
-        assert!((400..=500).contains(&present), "{present}");
+        assert!((8_000..=10_000).contains(&present), "{present}");
     }
 }

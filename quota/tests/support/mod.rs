@@ -62,22 +62,48 @@ impl RedisServer {
             .spawn()
             .expect("redis-server is installed (`.ci/run` installs it)");
         self.child = Some(child);
+        // Up when this child answers PING: the port accepting connections is not enough (another
+        // process may have taken it meanwhile, and this child may have exited at once).
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        loop {
+            let child = self.child.as_mut().expect("just started");
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "redis-server exited at start ({status}) on port {}",
+                    self.port
+                );
+            }
+            if self.answers_ping() {
+                return;
+            }
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(5));
         }
     }
 
+    fn answers_ping(&self) -> bool {
+        if TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            return false;
+        }
+        redis::Client::open(self.url())
+            .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(1)))
+            .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection))
+            .is_ok_and(|pong| pong == "PONG")
+    }
+
+    /// Sends `signal` to the server, through the shell's own `kill` (a builtin of every POSIX
+    /// shell: no `procps` needed).
+    fn signal(child: &Child, signal: &str) -> std::io::Result<std::process::ExitStatus> {
+        Command::new("sh")
+            .args(["-c", &format!("kill -{signal} {}", child.id())])
+            .status()
+    }
+
     /// Pauses (`true`) or resumes the server: connections stay open, answers stop.
     pub(crate) fn pause(&self, paused: bool) {
         let child = self.child.as_ref().expect("running");
-        let signal = if paused { "-STOP" } else { "-CONT" };
-        let status = Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
+        let status = Self::signal(child, if paused { "STOP" } else { "CONT" }).expect("sh");
+        assert!(status.success(), "kill: {status}");
     }
 
     /// A plain connection, to look at what the quota wrote.
@@ -107,9 +133,7 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         if let Some(child) = &self.child {
             // A paused server must be resumed to die cleanly.
-            let _ = Command::new("kill")
-                .args(["-CONT", &child.id().to_string()])
-                .status();
+            let _ = Self::signal(child, "CONT");
         }
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
