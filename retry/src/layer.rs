@@ -5,7 +5,7 @@ use tower::Layer;
 
 use crate::metrics::RetryMetrics;
 use crate::service::Shared;
-use crate::{Budget, Policy, Retrier, Retry, RetryConfig};
+use crate::{Budget, HedgeConfig, HedgeLayer, Policy, Retrier, Retry, RetryConfig};
 
 /// Wraps services in a [`Retry`] that retries failed attempts within a budget.
 ///
@@ -97,6 +97,58 @@ impl<B, P> RetryLayer<B, P> {
     /// The configuration of the layer.
     pub fn config(&self) -> &RetryConfig {
         self.shared.retrier.config()
+    }
+}
+
+impl<B: Budget + Clone, P: Clone> RetryLayer<B, P> {
+    /// A [`HedgeLayer`] hedging per `config` within this layer's budget and with its policy:
+    /// retries and hedges together stay within the one budget (each request deposits once,
+    /// whichever layer it meets first), and a request the policy cannot copy for a retry (its
+    /// cloner answers `None`: non-idempotent, or too costly) is never hedged either. It times
+    /// latencies on [`SystemClock`]. Put it inside the retry layer, so that a retry is hedged
+    /// too, or outside it.
+    ///
+    /// The budget is shared by cloning it: pass the retry layer an `Arc` of one.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use rampart_retry::{HedgeConfig, Policy, RatioConfig, RetryConfig, RetryLayer};
+    /// use tower::ServiceBuilder;
+    ///
+    /// // Only reads may go twice: writes are neither retried nor hedged.
+    /// let reads = Policy::new().with_cloner(|sql: &String| sql.starts_with("SELECT").then(|| sql.clone()));
+    /// let budget = Arc::new(RatioConfig::default().build()?);
+    /// let retries = RetryLayer::new(RetryConfig::default(), budget)?.with_policy(reads);
+    /// let hedges = retries.hedge_layer(HedgeConfig::default())?;
+    /// assert!(Arc::ptr_eq(hedges.budget(), retries.budget()));
+    /// let client = ServiceBuilder::new()
+    ///     .layer(retries)
+    ///     .layer(hedges)
+    ///     .service_fn(|sql: String| async move { Ok::<_, std::io::Error>(sql.len()) });
+    /// # let _ = client;
+    /// # Ok::<(), rampart_core::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// If `config` is invalid (see [`HedgeConfig::validate`]).
+    pub fn hedge_layer(&self, config: HedgeConfig) -> Result<HedgeLayer<B, P>, ConfigError> {
+        self.hedge_layer_with(config, SystemClock::new())
+    }
+
+    /// [`hedge_layer`](Self::hedge_layer), timing latencies and reading requests' deadlines on
+    /// `clock` (see [`HedgeLayer::new_with`]).
+    ///
+    /// # Errors
+    ///
+    /// If `config` is invalid (see [`HedgeConfig::validate`]).
+    pub fn hedge_layer_with<C: Clock>(
+        &self,
+        config: HedgeConfig,
+        clock: C,
+    ) -> Result<HedgeLayer<B, P>, ConfigError> {
+        let layer = HedgeLayer::new_with(config, self.budget().clone(), clock)?;
+        Ok(layer.with_policy(self.policy.clone()))
     }
 }
 

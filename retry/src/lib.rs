@@ -231,18 +231,25 @@
 //!   these lower bounds, the slowest latencies would leave the window as soon as they are
 //!   hedged, and the delay would fall. Until the completed buckets hold
 //!   [`min_samples`](HedgeConfig::min_samples) (100) latencies, no request is hedged.
-//! - **The budget**: each request deposits into the [`Budget`] (unless a retry layer outside
-//!   did: its context then carries an attempt number) and each hedge withdraws as a retry
-//!   does ([`Budget::withdraw_for`] the request's criticality). Give one `Arc` of a budget to a
-//!   [`RetryLayer`] and a [`HedgeLayer`] inside it, and retries and hedges together stay
-//!   within its ratio. An empty budget sends no hedge.
+//! - **The budget**: each request deposits into the [`Budget`] and each hedge withdraws as a
+//!   retry does ([`Budget::withdraw_for`] the request's criticality). Give one `Arc` of a
+//!   budget to a [`RetryLayer`] and a [`HedgeLayer`] (or build the hedge layer with
+//!   [`RetryLayer::hedge_layer`]), and retries and hedges together stay within its ratio. A
+//!   request deposits once whichever of the two is outside: the first deposits and marks the
+//!   request charged to the budget (a [`Budget::id`] in
+//!   [`RequestContext::charged`](rampart_core::RequestContext::charged)), and the other,
+//!   seeing the mark, deposits neither for it nor for its copies and retries. A layer with a
+//!   budget of its own deposits into it for each request or copy that reaches it. An empty
+//!   budget sends no hedge.
 //! - **The deadline**: a hedge is not sent when the request's deadline
 //!   (`rampart_core::current_deadline()`, read when the layer is called) leaves less than the
 //!   predicted latency, the window's median; nothing is withdrawn then.
 //! - **The cost**: only requests the filter allows ([`HedgeLayer::only_hedging`], a
 //!   [`MayHedge`]: mark what is expensive or not idempotent) and the policy can copy
-//!   ([`RetryPolicy::clone_request`]: a request the retry layer could not retry either) are
-//!   hedged.
+//!   ([`RetryPolicy::clone_request`]) are hedged. [`HedgeLayer::new`]'s default [`Policy`]
+//!   copies every request that is `Clone`; [`RetryLayer::hedge_layer`] gives the hedge layer
+//!   the retry layer's policy, so that what the retry layer would not retry (its cloner
+//!   answers `None`) is never hedged.
 //! - **Another endpoint**: the first copy's call and each hedge's are made inside a
 //!   [`pick_hint`](rampart_core::pick_hint) scope; a balancer that honours it records the
 //!   endpoint it picked, and each hedge asks it to avoid the endpoints still working on the
@@ -267,8 +274,10 @@
 //! 0.1 and no reserve, 30 requests (20 of them slow, at once) send exactly 3 hedges and
 //! refuse 17 (`a_ratio_budget_bounds_hedges_to_its_share_of_requests`); under a retry layer,
 //! one deposit per request and one budget for the retry and the hedge
-//! (`under_a_retry_layer_hedges_and_retries_share_one_budget_and_one_deposit`); a dropped
-//! request, a failing copy and a panicking copy leave no copy under way.
+//! (`under_a_retry_layer_hedges_and_retries_share_one_budget_and_one_deposit`, and in
+//! `tests/hedge_budget.rs` with the hedge layer outside, with two budgets, and through a
+//! client called inside a retry's scope); a dropped request, a failing copy and a panicking
+//! copy leave no copy under way.
 //!
 //! # Differences from tower's `Retry` and `TpsBudget`
 //!

@@ -15,7 +15,7 @@ use std::time::Duration;
 use rampart_core::pick_hint::{self, EndpointId};
 use rampart_core::{Outcome, RequestContext, TokioClock};
 use rampart_retry::{
-    Backoff, Budget, BudgetSnapshot, HedgeConfig, HedgeLayer, RetryConfig, RetryLayer,
+    Backoff, Budget, BudgetSnapshot, HedgeConfig, HedgeLayer, Policy, RetryConfig, RetryLayer,
 };
 use tower::{BoxError, Layer, Service, ServiceExt};
 
@@ -330,4 +330,40 @@ async fn nested_hedge_layers_send_the_outer_hedge_to_another_endpoint() {
     assert_eq!(outer.stats().sent, 1);
     let calls = balancer.endpoints.each_ref().map(Backend::calls);
     assert_eq!(calls, [11, 1, 0], "the hedge went to endpoint 1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hedge_layer_built_from_a_retry_layer_hedges_only_what_its_policy_would_retry() {
+    let backend = Backend::default();
+    let budget = Counting::new();
+    // Odd requests are not idempotent: never copied, for a retry or a hedge.
+    let even = |n: &u32| n.is_multiple_of(2).then_some(*n);
+    let retries = retry_layer(&budget).with_policy(Policy::new().with_cloner(even));
+    let hedges = retries
+        .hedge_layer_with(
+            HedgeConfig::default().with_min_samples(10),
+            TokioClock::new(),
+        )
+        .expect("valid");
+    assert_eq!(
+        Budget::id(hedges.budget()),
+        Budget::id(&budget),
+        "one budget"
+    );
+    let mut client = retries.layer(hedges.layer(backend.clone()));
+    warm(&mut client).await;
+    assert_eq!(budget.counts(), (10, 0));
+
+    backend.script([(1_000, 1)]);
+    assert_eq!(send(&mut client, 1).await.expect("answered"), 1);
+    assert_eq!(
+        hedges.stats().sent,
+        0,
+        "an odd request waits for its one copy"
+    );
+
+    backend.script([(1_000, 1), (10, 2)]);
+    assert_eq!(send(&mut client, 2).await.expect("answered"), 2);
+    assert_eq!(hedges.stats().sent, 1, "an even one is hedged");
+    assert_eq!(budget.counts(), (12, 1), "one deposit per request");
 }

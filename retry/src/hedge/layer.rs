@@ -30,7 +30,10 @@ use crate::{Budget, Policy};
 ///
 /// Every service the layer builds, and their clones, share the layer's one latency window and
 /// budget. Pass an `Arc` of a budget to share it with a [`RetryLayer`](crate::RetryLayer):
-/// retries and hedges then draw from one allowance.
+/// retries and hedges then draw from one allowance, and each request deposits once, whichever
+/// layer is outside. [`RetryLayer::hedge_layer`](crate::RetryLayer::hedge_layer) builds one
+/// sharing the retry layer's budget and policy, so that what the retry policy would not retry
+/// (cannot copy) is not hedged either.
 #[derive(Debug)]
 pub struct HedgeLayer<B, P = Policy, F = AnyRequest> {
     shared: Arc<Shared<B>>,
@@ -51,6 +54,11 @@ impl<B, P: Clone, F: Clone> Clone for HedgeLayer<B, P, F> {
 impl<B: Budget> HedgeLayer<B> {
     /// A layer hedging per `config` within `budget`, with the default [`Policy`] (requests
     /// copied with `Clone`) and every request allowed, timing latencies on [`SystemClock`].
+    ///
+    /// The default policy hedges every request it can clone, whatever a retry layer beside it
+    /// was told: to hedge only what the retry layer would retry, build this layer from it
+    /// ([`RetryLayer::hedge_layer`](crate::RetryLayer::hedge_layer): its budget and policy),
+    /// or give it the same policy ([`with_policy`](Self::with_policy)).
     ///
     /// # Errors
     ///
