@@ -10,8 +10,9 @@ use rampart_core::{ConfigError, check};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Fallback {
     /// Serve from a local share of the quota: its rate and burst divided by the number of
-    /// processes Redis last counted for the key (for a key Redis never answered for, the most
-    /// processes it counted for any key of the group; one if it never answered). While every
+    /// processes Redis last counted for the key. The keys Redis never answered for (new, or
+    /// evicted from the group's table and back) share one such share between them, divided by
+    /// the processes Redis counted at its last answer (one if it never answered). While every
     /// process of the fleet does the same, the fleet admits about the quota. The default.
     #[default]
     LocalShare,
@@ -91,8 +92,9 @@ pub struct QuotaConfig {
     /// The longest wait between calls to a Redis that keeps failing: the quota is exact
     /// again at most this long after Redis returns.
     pub max_backoff: Duration,
-    /// The most Redis calls in flight at once for the group: a flood of new keys asks for no
-    /// more leases than this at a time.
+    /// The most Redis calls in flight at once for the group. The asks of new keys take at most
+    /// half of them (at least one), so that a flood of new keys leaves the other half to the
+    /// keys that hold leases.
     pub max_in_flight: usize,
     /// What to do while Redis cannot be reached: see [`Fallback`].
     pub fallback: Fallback,

@@ -13,7 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::QuotaConfig;
 use crate::error::QuotaExceeded;
 use crate::events::Transitions;
-use crate::lease::{Lease, Params, Redis, Take};
+use crate::lease::{Ask, Cold, Debts, Lease, Params, Redis, Take};
 use crate::metrics::QuotaMetrics;
 use crate::store::{Failure, Store};
 
@@ -54,7 +54,10 @@ use crate::store::{Failure, Store};
 /// [`KeyedGroup::DEFAULT_MAX_KEYS`]) and evicts those unused for `idle_timeout` (default 10
 /// minutes) first when it needs room: see [`KeyedGroup`]. An evicted key's unspent tokens are
 /// dropped, and so is the grant of an ask under way for it (an ask does not keep its lease in
-/// the table: only a request being decided does, for that instant). In Redis, each key's two entries expire once its quota is full again, or after
+/// the table: only a request being decided does, for that instant); the tokens it owes the
+/// quota are kept by the group and charged by a later ask. A key back in the table after its
+/// eviction is a new key: it draws on the local share that every key Redis never answered for
+/// shares, not on one of its own. In Redis, each key's two entries expire once its quota is full again, or after
 /// `presence`.
 pub struct QuotaGroup<K, C = SystemClock> {
     config: QuotaConfig,
@@ -70,7 +73,16 @@ struct Shared<C> {
     health: Health,
     metrics: QuotaMetrics,
     events: Transitions,
+    /// Every ask's permit: at most `max_in_flight` Redis calls at once.
     in_flight: Arc<Semaphore>,
+    /// The asks of leases Redis never answered for (new keys) take one of these too: half of
+    /// `max_in_flight` (at least one), so that a flood of new keys leaves the other half to
+    /// the keys that hold leases.
+    cold_in_flight: Arc<Semaphore>,
+    /// The local share of the leases Redis never answered for, one for all of them.
+    cold: Cold,
+    /// Debts of leases dropped before an ask charged them.
+    debts: Arc<Debts>,
     min_backoff: Duration,
     max_backoff: Duration,
     redis_timeout: Duration,
@@ -85,7 +97,7 @@ struct Health {
     failures: AtomicU32,
     /// While down, no call before this instant (nanoseconds).
     next_try: AtomicU64,
-    /// The most processes Redis counted for any key.
+    /// The processes Redis counted for the key of its last answer.
     processes: AtomicU64,
 }
 
@@ -123,6 +135,9 @@ impl<K, C: Clock> QuotaGroup<K, C> {
             metrics: QuotaMetrics::new(&config.name),
             events: Transitions::new(&config.name),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+            cold_in_flight: Arc::new(Semaphore::new((config.max_in_flight / 2).max(1))),
+            cold: Cold::default(),
+            debts: Arc::new(Debts::new(KeyedGroup::<K, Lease>::DEFAULT_MAX_KEYS)),
             min_backoff: config.min_backoff,
             max_backoff: config.max_backoff,
             redis_timeout: config.redis_timeout,
@@ -189,8 +204,8 @@ impl<K, C> QuotaGroup<K, C> {
         self.shared.health.down.is_on()
     }
 
-    /// The most processes Redis counted sharing any of the group's keys (1 before it
-    /// answered): the divisor of the local share of a key Redis never answered for.
+    /// The processes Redis counted sharing the key of its last answer (1 before it answered):
+    /// the divisor of the local share of the keys Redis never answered for.
     pub fn processes(&self) -> u64 {
         self.shared.health.processes.load(Ordering::Relaxed)
     }
@@ -219,11 +234,14 @@ where
     #[inline]
     pub fn check_at(&self, key: &K, now: Duration) -> Result<(), QuotaExceeded> {
         let lease = self.members.get_or_insert_with(key, now, |key| {
-            Arc::new(Lease::new(self.shared.store.redis_key(key)))
+            Arc::new(Lease::new(
+                self.shared.store.redis_key(key),
+                Arc::downgrade(&self.shared.debts),
+            ))
         });
         let now = saturating_nanos(now);
         let shared = &*self.shared;
-        let decision = lease.take_at(now, &shared.params, shared.health.view(now));
+        let decision = lease.take_at(now, &shared.params, shared.health.view(now), &shared.cold);
         if decision.ask {
             Shared::spawn_ask(&self.shared, &lease, now);
         }
@@ -265,13 +283,27 @@ impl<C: Clock> Shared<C> {
     fn spawn_ask(this: &Arc<Self>, lease: &Arc<Lease>, now: u64) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             // No runtime to ask on: as good as no Redis.
-            let retry_at = this.failed(now, &Failure::Timeout);
+            let retry_at = this.failed(now, &Failure::NoRuntime);
             lease.failed(retry_at);
             return;
         };
+        let held_back = now.saturating_add(saturating_nanos(this.min_backoff));
+        let cold = if lease.is_warm() {
+            None
+        } else {
+            let Ok(permit) = Arc::clone(&this.cold_in_flight).try_acquire_owned() else {
+                lease.failed(held_back);
+                return;
+            };
+            Some(permit)
+        };
         let Ok(permit) = Arc::clone(&this.in_flight).try_acquire_owned() else {
-            lease.failed(now.saturating_add(saturating_nanos(this.min_backoff)));
+            lease.failed(held_back);
             return;
+        };
+        let permit = Permits {
+            _any: permit,
+            _cold: cold,
         };
         // The ask holds its lease only while it reads or fills it, never while Redis answers:
         // a lease whose ask is under way is not in use, and the group may evict it (its grant
@@ -279,8 +311,10 @@ impl<C: Clock> Shared<C> {
         runtime.spawn(Arc::clone(this).ask(Arc::downgrade(lease), permit));
     }
 
-    async fn ask(self: Arc<Self>, lease: Weak<Lease>, _permit: OwnedSemaphorePermit) {
+    async fn ask(self: Arc<Self>, lease: Weak<Lease>, permit: Permits) {
         let Some(held) = lease.upgrade() else {
+            // Evicted before the ask ran (its debt, if any, is with the group's).
+            drop(permit);
             return;
         };
         let now = saturating_nanos(self.clock.now());
@@ -289,9 +323,11 @@ impl<C: Clock> Shared<C> {
             return;
         }
         let processes = self.health.processes.load(Ordering::Relaxed);
-        let ask = held.ask_at(now, &self.params, processes);
+        let mut ask = held.ask_at(now, &self.params, processes);
         let key = String::from(held.redis_key());
         drop(held);
+        // What an earlier lease of this key spent and could not charge before it was evicted.
+        ask.debt = ask.debt.saturating_add(self.debts.take(&key));
         let result = self.store.lease(&key, ask).await;
         let now = saturating_nanos(self.clock.now());
         let lease = lease.upgrade();
@@ -304,11 +340,18 @@ impl<C: Clock> Shared<C> {
                 self.metrics.lease(grant.granted);
                 self.health
                     .processes
-                    .fetch_max(grant.processes.max(1), Ordering::Relaxed);
+                    .store(grant.processes.max(1), Ordering::Relaxed);
                 self.health.failures.store(0, Ordering::Relaxed);
                 if self.health.down.turn_off() {
                     self.metrics.fallback_active(false);
                     self.events.fallback_ended();
+                }
+                // Redis answers: charge the oldest debt of an evicted lease, one per ask.
+                if let Some((owed, debt)) = self.debts.pop() {
+                    let charge = Ask { want: 0, debt };
+                    if let Err(failure) = self.store.lease(&owed, charge).await {
+                        self.failed(saturating_nanos(self.clock.now()), &failure);
+                    }
                 }
             }
             Err(failure) => {
@@ -322,8 +365,12 @@ impl<C: Clock> Shared<C> {
 
     /// A Redis call failed at `now`: counts it, backs off, and returns when to try again.
     fn failed(&self, now: u64, failure: &Failure) -> u64 {
-        self.metrics
-            .redis_error(matches!(failure, Failure::Timeout));
+        match failure {
+            Failure::Timeout => self.metrics.redis_error(true),
+            Failure::Error(_) => self.metrics.redis_error(false),
+            // Not Redis's failure: nothing was sent.
+            Failure::NoRuntime => {}
+        }
         let failures = self.health.failures.fetch_add(1, Ordering::Relaxed);
         let backoff = self
             .min_backoff
@@ -337,6 +384,13 @@ impl<C: Clock> Shared<C> {
         }
         retry_at
     }
+}
+
+/// What an ask holds while it runs: a permit of `max_in_flight`, and one of the cold half for
+/// a lease Redis never answered for.
+struct Permits {
+    _any: OwnedSemaphorePermit,
+    _cold: Option<OwnedSemaphorePermit>,
 }
 
 impl Health {

@@ -61,7 +61,12 @@
 //! are refused until the refill arrives (one round trip). A key with no live lease (new, or
 //! idle past `lease_ttl`) is served from the process's local share of the quota (below) until
 //! Redis answers, and the tokens so spent are charged to the quota by the first ask: the
-//! fleet's total stays exact over time.
+//! fleet's total stays exact over time. The keys Redis never answered for share **one** local
+//! share between them (the cold budget), so that a key evicted from the table and back, by a
+//! flood of other keys or by more keys in use than the table holds, comes back with no fresh
+//! share: its requests draw on the same budget as every other new key's. A lease evicted with
+//! tokens still owed hands its debt to the group (up to 1 024 keys), and the key's next ask, or
+//! failing that a later ask of any key, charges it.
 //!
 //! # Fairness: leases shrink as the quota runs short
 //!
@@ -104,8 +109,9 @@
 //! the TAT once the quota is full again, the process set after `presence`. In the process, the
 //! leases live in a [`KeyedGroup`](rampart_core::KeyedGroup), bounded (`max_keys`, 1 024 by
 //! default) and evicting idle keys first (an ask under way does not keep its key in the table);
-//! a flood of new keys makes at most `max_in_flight` Redis calls at a time. No metric carries a
-//! key.
+//! a flood of new keys makes at most half of `max_in_flight` Redis calls at a time, leaving the
+//! other half to the keys that hold leases, and draws on the one cold budget: evicting a key
+//! gives it no tokens back. No metric carries a key.
 //!
 //! # Figures
 //!

@@ -22,6 +22,8 @@ pub(crate) enum Failure {
     Timeout,
     /// Redis (or the connection to it) answered with an error.
     Error(redis::RedisError),
+    /// No tokio runtime to ask on: nothing was sent.
+    NoRuntime,
 }
 
 impl fmt::Display for Failure {
@@ -29,6 +31,7 @@ impl fmt::Display for Failure {
         match self {
             Self::Timeout => f.write_str("no answer in time"),
             Self::Error(err) => err.fmt(f),
+            Self::NoRuntime => f.write_str("no tokio runtime to ask Redis on"),
         }
     }
 }

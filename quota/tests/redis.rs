@@ -172,3 +172,63 @@ async fn a_redis_that_stops_answering_is_a_fallback_within_the_timeout_and_a_pro
     })
     .await;
 }
+
+/// Key `K`'s admissions while 32 new keys come between each two of its requests, in a group
+/// that holds 8 leases: `K`'s lease is evicted after each request, and comes back new.
+fn churn<C: rampart_core::Clock>(group: &QuotaGroup<String, C>, round: u64) -> bool {
+    let admitted = group.check(&"K".to_owned()).is_ok();
+    for n in 0..32 {
+        let _ = group.check(&format!("other-{round}-{n}"));
+    }
+    admitted
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_churn_does_not_bypass_the_quota_while_redis_answers() {
+    let redis = RedisServer::start();
+    // 10 a second, a burst of 10.
+    let config = QuotaConfig::per_second(10.0)
+        .with_redis_url(redis.url())
+        .with_name("churn");
+    let group: QuotaGroup<String> = QuotaGroup::new(config)
+        .expect("valid")
+        .with_max_keys(8)
+        .expect("valid");
+    // K at 1 000 requests a second for 2 s.
+    let start = Instant::now();
+    let mut admitted = 0_u32;
+    let mut round = 0;
+    while start.elapsed() < Duration::from_secs(2) {
+        admitted += u32::from(churn(&group, round));
+        round += 1;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // The quota's most over the run: its burst, and its rate over the time that passed.
+    let quota = 10.0 + 10.0 * start.elapsed().as_secs_f64();
+    println!("K admitted {admitted} in {round} rounds (its quota: {quota:.0})");
+    assert!(
+        f64::from(admitted) <= quota,
+        "{admitted} admitted, quota {quota:.1}"
+    );
+}
+
+#[test]
+fn key_churn_does_not_bypass_the_local_share_while_redis_is_away() {
+    // Nothing listens on port 1, and no runtime to ask on: the fallback serves every key.
+    let clock = rampart_core::ManualClock::new();
+    let config = QuotaConfig::per_second(10.0)
+        .with_redis_url("redis://127.0.0.1:1")
+        .with_name("churn");
+    let group: QuotaGroup<String, _> = QuotaGroup::new_with(config, clock.clone())
+        .expect("valid")
+        .with_max_keys(8)
+        .expect("valid");
+    let mut admitted = 0_u32;
+    for round in 0..2_000 {
+        admitted += u32::from(churn(&group, round));
+        clock.advance(Duration::from_millis(1));
+    }
+    assert!(group.fallback_active());
+    // Its local share (this process alone: the whole quota) over 2 s: a burst of 10 and 20.
+    assert!(admitted <= 30, "{admitted} admitted");
+}
