@@ -131,12 +131,18 @@
 //! vary by a few percent with the jittered asks, and the 10 s totals stay within ±1.2 %.
 //!
 //! Redis killed at 3 s and started again (empty) at 6 s, the same four processes at 500/s each
-//! (`redis_stopped_mid_run_the_fleet_keeps_to_the_local_share_then_to_the_quota`): every
-//! request was decided at once, with no error but the quota's; from 3.5 s to 6 s each process admitted 759–813 (its local
+//! (`redis_stopped_mid_run_the_fleet_keeps_to_the_local_share_then_to_the_quota`): no request
+//! failed but by the quota's refusal; from 3.5 s to 6 s each process admitted 752–813 (its local
 //! share allows 625 over 2.5 s plus its burst of 250: at most 875); every process was on leases
-//! again 0.89 s after the restart (both runs; the test asserts 2 s), and the fleet admitted
-//! 2 036–2 056 over 8–10 s (the quota's 2 000, and what remained of the restarted Redis's fresh
-//! burst).
+//! again 0.88–0.99 s after the restart (the test asserts 2 s), and the fleet admitted 1 977–2 068
+//! over 8–10 s. The test asserts that this is exact: at least 97 % of the rate, and no more than
+//! the tokens the processes held at 8 s, what the restarted quota still held then (the tail of
+//! its fresh burst) and what it earned in the 2 s.
+//!
+//! No request waits on Redis: with Redis paused (connections open, no answers), the longest
+//! `check` took 0.19 ms against a `redis_timeout` of 200 ms
+//! (`a_redis_that_stops_answering_is_a_fallback_no_request_waits_on_it_and_a_probe_ends_it`
+//! in `tests/redis.rs` asserts under 50 ms).
 //!
 //! # Cost
 //!
