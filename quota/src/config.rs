@@ -80,8 +80,8 @@ pub struct QuotaConfig {
     /// How long leased tokens stay usable: tokens unspent that long are dropped, so a process
     /// cannot spend after a quiet spell what it was granted long before.
     pub lease_ttl: Duration,
-    /// How long a process counts as sharing a key after its last ask (the divisor of the
-    /// fair share and of the local share).
+    /// How long a process counts as sharing a key after its last ask (its want among those the
+    /// fair share is water-filled over, and the divisor of the local share).
     pub presence: Duration,
     /// The most a Redis call may take before it counts as failed. No request waits on Redis:
     /// leases are asked for in the background, ahead of need.

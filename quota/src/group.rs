@@ -57,7 +57,7 @@ use crate::store::{Failure, Store};
 /// the table: only a request being decided does, for that instant); the tokens it owes the
 /// quota are kept by the group and charged by a later ask. A key back in the table after its
 /// eviction is a new key: it draws on the local share that every key Redis never answered for
-/// shares, not on one of its own. In Redis, each key's two entries expire once its quota is full again, or after
+/// shares, not on one of its own. In Redis, each key's three entries expire once its quota is full again, or after
 /// `presence`.
 pub struct QuotaGroup<K, C = SystemClock> {
     config: QuotaConfig,

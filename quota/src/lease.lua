@@ -2,6 +2,7 @@
 --
 -- KEYS[1]  the quota's key: its theoretical arrival time (TAT), in microseconds
 -- KEYS[2]  the processes that asked for this quota lately: a sorted set, scored by last ask
+-- KEYS[3]  what each of those processes wanted at its last ask: a sorted set, scored by want
 -- ARGV[1]  the emission interval T (microseconds per token; may be fractional)
 -- ARGV[2]  the burst: tokens the quota may grant at once after a quiet spell
 -- ARGV[3]  the tokens this process wants
@@ -28,9 +29,15 @@ else
 end
 
 redis.call('ZADD', KEYS[2], now, ARGV[5])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - presence)
+redis.call('ZADD', KEYS[3], want, ARGV[5])
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - presence)
+for i = 1, #gone do
+  redis.call('ZREM', KEYS[2], gone[i])
+  redis.call('ZREM', KEYS[3], gone[i])
+end
 local processes = redis.call('ZCARD', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], math.ceil(presence / 1000))
+redis.call('PEXPIRE', KEYS[3], math.ceil(presence / 1000))
 
 local tau = burst * interval
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -40,14 +47,32 @@ end
 -- Tokens spent before the quota answered are owed whatever is left.
 tat = tat + debt * interval
 
--- Tokens available now, and this process's cap: an equal share of what the quota earns over
--- a cadence, or an equal share of what is available if that is more (at least one token).
+-- Tokens available now, and this process's cap: the max-min fair share, by water-filling, of
+-- what the quota earns over a cadence (or of what is available, if that is more) among the
+-- present processes' wants. A want covers a lease horizon, two cadences: a process takes half
+-- of it a cadence. Sorted by want, each process that wants less than an equal share of what
+-- is left gets all it wants; the level where the rest no longer fit is the cap (at least one
+-- token). When every want fits, the cap is the whole pool.
 local available = math.floor((now + tau - tat) / interval)
 if available < 0 then
   available = 0
 end
 local cadence = tonumber(ARGV[8])
-local share = math.max(1, math.floor(math.max(cadence / interval, available) / processes))
+local pool = math.max(cadence / interval, available)
+local wants = redis.call('ZRANGE', KEYS[3], 0, -1, 'WITHSCORES')
+local present = #wants / 2
+local level = pool
+local left = pool
+for i = 1, present do
+  local take = tonumber(wants[2 * i]) / 2
+  local rest = present - i + 1
+  if take * rest > left then
+    level = left / rest
+    break
+  end
+  left = left - take
+end
+local share = math.max(1, math.floor(level))
 local granted = math.min(want, available, share)
 tat = tat + granted * interval
 

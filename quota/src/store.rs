@@ -105,6 +105,7 @@ impl Store {
             let mut invocation = self.script.key(key);
             invocation
                 .key(format!("{key}:p"))
+                .key(format!("{key}:w"))
                 .arg(self.interval_us)
                 .arg(self.burst)
                 .arg(ask.want)
@@ -233,40 +234,45 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_short_quota_gives_each_present_process_an_equal_share() {
+    async fn a_short_quota_is_shared_max_min_among_the_wants_of_the_processes_present() {
         let redis = support::RedisServer::start();
-        // A cadence of 1 ms earns one token: the share is of what is available.
-        let mut stores: Vec<Store> = (0..4)
+        // A cadence of 1 ms earns one token: the pool is what is available.
+        let mut stores: Vec<Store> = (0..3)
             .map(|_| store(&redis, Duration::from_millis(1)))
             .collect();
-        for store in &stores {
-            assert_eq!(lease(store, 0, 0, T0).await.granted, 0);
-        }
-        let grant = lease(&stores[0], 100, 0, T0).await;
-        assert_eq!((grant.granted, grant.processes), (25, 4), "100 / 4");
-        assert_eq!(lease(&stores[1], 100, 0, T0).await.granted, 18, "75 / 4");
+        // Three processes present, the quota spent (a debt of its whole burst): they want 200,
+        // 200 and 10 tokens a lease (100, 100 and 5 a cadence).
+        assert_eq!(lease(&stores[0], 200, 100, T0).await.granted, 0);
+        assert_eq!(lease(&stores[1], 200, 0, T0).await.granted, 0);
+        assert_eq!(lease(&stores[2], 10, 0, T0).await.granted, 0);
+        // 100 ms later, 100 tokens: the light one's 5 fit, the level of the rest is 95 / 2.
+        let grant = lease(&stores[0], 200, 0, T0 + 100 * MS).await;
+        assert_eq!((grant.granted, grant.processes), (47, 3), "(100 - 5) / 2");
+        // The light one gets all it wants, below the level (48 / 2 of the 53 left).
+        assert_eq!(lease(&stores[2], 10, 0, T0 + 100 * MS).await.granted, 10);
         assert_eq!(
-            lease(&stores[2], 10, 0, T0).await.granted,
-            10,
-            "all it wants"
+            lease(&stores[1], 200, 0, T0 + 100 * MS).await.granted,
+            19,
+            "(43 - 5) / 2"
         );
-        // With a cadence of 250 ms (250 tokens earned), each may take 250 / 5 (the four and this
-        // one) while there are that many.
+        // With a cadence of 250 ms, the pool is the 250 tokens it earns (more than the 100
+        // available): 5 and this one's 50 fit, the level of the other two is 195 / 2.
         let wide = store(&redis, Duration::from_millis(250));
-        let grant = lease(&wide, 100, 0, T0 + 100 * MS).await;
-        assert_eq!(
-            (grant.granted, grant.processes),
-            (50, 5),
-            "of 147 available"
-        );
-        // The processes that stopped asking are forgotten after `presence`.
+        let grant = lease(&wide, 100, 0, T0 + 300 * MS).await;
+        assert_eq!((grant.granted, grant.processes), (97, 4));
+        // The processes that stopped asking are forgotten after `presence`, with their wants.
         stores.truncate(1);
-        let alone = lease(&stores[0], 1, 0, T0 + 550 * MS).await;
+        let alone = lease(&stores[0], 1, 0, T0 + 650 * MS).await;
         assert_eq!(alone.processes, 2, "this one and the last to ask");
+        let wants: u64 = redis::cmd("ZCARD")
+            .arg("k:w")
+            .query(&mut redis.connection())
+            .expect("ZCARD");
+        assert_eq!(wants, 2);
     }
 
     #[tokio::test]
-    async fn both_keys_expire() {
+    async fn every_key_expires() {
         let redis = support::RedisServer::start();
         // 1 000 tokens a second: a lease of 5 000 moves the TAT 5 s ahead; presence 10 s. Both
         // windows are seconds wide, in real time on Redis's clock.
@@ -300,7 +306,92 @@ mod tests {
             (3_000..=5_000).contains(&tat),
             "5 000 tokens: the TAT 5 s ahead ({tat})"
         );
-        let present = ttl(format!("{key}:p"), &mut connection);
-        assert!((8_000..=10_000).contains(&present), "{present}");
+        for set in ["p", "w"] {
+            let present = ttl(format!("{key}:{set}"), &mut connection);
+            assert!((8_000..=10_000).contains(&present), "{set}: {present}");
+        }
+    }
+
+    /// Processes of the given demands (requests a second) on one quota of 1 000 a second (the
+    /// default burst, horizon and presence), each a real [`Lease`](crate::lease::Lease) asking
+    /// the script, at instants 1 ms apart, every answer arriving 1 ms after its ask. Returns
+    /// what each admitted from 2 s to 12 s.
+    async fn simulate(redis: &support::RedisServer, demands: &[f64]) -> Vec<u64> {
+        use crate::lease::{Cold, Lease, Params, Redis, Take};
+        let config = QuotaConfig::per_second(1_000.0);
+        let params = Params::new(&config);
+        let stores: Vec<Store> = demands
+            .iter()
+            .map(|_| store_of(redis, config.clone()))
+            .collect();
+        let leases: Vec<Lease> = demands
+            .iter()
+            .map(|_| Lease::new("k".into(), std::sync::Weak::new()))
+            .collect();
+        let cold = Cold::default();
+        let up = Redis {
+            down: false,
+            processes: 1,
+            retry_in: Duration::ZERO,
+        };
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut answers: Vec<Option<(Ask, Grant)>> = vec![None; demands.len()];
+        let mut sent = vec![0_u64; demands.len()];
+        let mut admitted = vec![0_u64; demands.len()];
+        for ms in 0..12_000_u64 {
+            let now = ms * 1_000_000;
+            for (i, lease) in leases.iter().enumerate() {
+                if let Some((ask, grant)) = answers[i].take() {
+                    let jitter = 0.75 + rng.f64() / 2.0;
+                    lease.answered_at(now, &params, ask, grant, jitter);
+                }
+                let due = (demands[i] * ms as f64 / 1_000.0) as u64;
+                while sent[i] < due {
+                    sent[i] += 1;
+                    let decision = lease.take_at(now, &params, up, &cold);
+                    if ms >= 2_000 && matches!(decision.take, Take::Leased | Take::Local) {
+                        admitted[i] += 1;
+                    }
+                    if decision.ask {
+                        let ask = lease.ask_at(now, &params, 1);
+                        let grant = stores[i]
+                            .lease_at("k", ask, Some(T0 + ms * MS))
+                            .await
+                            .expect("an answer");
+                        answers[i] = Some((ask, grant));
+                    }
+                }
+            }
+        }
+        admitted
+    }
+
+    #[tokio::test]
+    async fn busy_processes_among_light_ones_share_what_the_light_ones_leave() {
+        // Max-min fair over 10 s of a quota of 1 000 a second: the light processes get their
+        // whole demand (97 %), the busy ones share the rest equally, and the fleet admits the
+        // quota (±3 %). (An equal share of the pool among all the processes present, light
+        // ones included, gave the one busy process 4 773 and the fleet 6 873; the two busy
+        // ones 1 972 and 1 992 and the fleet 4 864.)
+        for (busy, light, light_demand) in [(1, 7, 30.0), (2, 18, 5.0)] {
+            let redis = support::RedisServer::start();
+            let mut demands = vec![2_000.0; busy];
+            demands.extend(std::iter::repeat_n(light_demand, light));
+            let admitted = simulate(&redis, &demands).await;
+            let fleet: u64 = admitted.iter().sum();
+            println!("{busy} busy, {light} light: over 10 s {admitted:?}, the fleet {fleet}");
+            let light_whole = light_demand * 10.0;
+            for got in &admitted[busy..] {
+                assert!(*got as f64 >= light_whole * 0.97, "a light one got {got}");
+            }
+            let rest = (10_000.0 - light_whole * light as f64) / busy as f64;
+            for got in &admitted[..busy] {
+                assert!(*got as f64 >= rest * 0.95, "a busy one got {got} of {rest}");
+            }
+            assert!(
+                (9_700..=10_300).contains(&fleet),
+                "the fleet: {fleet} of 10 000"
+            );
+        }
     }
 }

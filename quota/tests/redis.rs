@@ -78,7 +78,7 @@ async fn hostile_keys_are_hashed_namespaced_and_expire_and_the_process_holds_a_b
         "\r\nFLUSHALL\r\n".to_owned(),
         "x".repeat(100_000),
     ];
-    // The hostile keys first, until Redis holds both entries of each (seen at some instant:
+    // The hostile keys first, until Redis holds the three entries of each (seen at some instant:
     // a TAT may expire again before the last one arrives), so that a flood cannot evict
     // their leases before their asks run.
     for key in &hostile {
@@ -91,7 +91,7 @@ async fn hostile_keys_are_hashed_namespaced_and_expire_and_the_process_holds_a_b
             .query(&mut redis.connection())
             .expect("KEYS");
         seen.extend(keys);
-        seen.len() >= 2 * hostile.len()
+        seen.len() >= 3 * hostile.len()
     })
     .await;
     // Then a flood of new keys: the process holds at most its bound (give or take a lease an
@@ -106,10 +106,14 @@ async fn hostile_keys_are_hashed_namespaced_and_expire_and_the_process_holds_a_b
         .query(&mut connection)
         .expect("KEYS");
     for key in seen.iter().chain(&keys) {
-        // `app:quota:{hostile:<40 hex>}` and its process set, `...:p`.
+        // `app:quota:{hostile:<40 hex>}`, its process set `...:p` and their wants `...:w`.
         let hash = key
             .strip_prefix("app:quota:{hostile:")
-            .and_then(|rest| rest.strip_suffix('}').or_else(|| rest.strip_suffix("}:p")))
+            .and_then(|rest| {
+                ["}", "}:p", "}:w"]
+                    .iter()
+                    .find_map(|suffix| rest.strip_suffix(suffix))
+            })
             .unwrap_or_else(|| panic!("{key:?} outside the namespace"));
         assert!(
             hash.len() == 40 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
