@@ -108,7 +108,8 @@ impl TwoChoices {
 
     /// The pick of the `nth` handle of a shared balancer configured by `config` (already
     /// validated): with a seed, its own stream of draws derived from it (the first handle's is
-    /// `P2c`'s), so that handles do not draw the same pairs in step; without, from entropy.
+    /// `P2c`'s), so that handles do not draw the same pairs in step; without, from this
+    /// thread's generator.
     pub(crate) fn for_handle(config: &P2cConfig, nth: u64) -> Self {
         Self {
             rng: config.seed.map_or_else(fastrand::Rng::new, |seed| {

@@ -226,7 +226,7 @@ where
 
 impl<K, Svc, C, S> SharedP2c<K, Svc, C, S> {
     fn from_shared(shared: Shared<K, Svc, C, S>) -> Self {
-        let choices = TwoChoices::for_handle(&shared.config, 0);
+        let choices = TwoChoices::for_handle(&shared.config, shared.next_handle());
         Self {
             shared: Arc::new(shared),
             classifier: DefaultClassifier,

@@ -183,22 +183,16 @@ impl<K, Svc, C, S, L> SharedP2c<K, Svc, C, S, L> {
     }
 }
 
-thread_local! {
-    /// Handles cloned on this thread so far.
-    static CLONES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
 impl<K, Svc, C, S, L: Clone> Clone for SharedP2c<K, Svc, C, S, L> {
     /// Another handle on the same endpoints, with no pick in progress and draws of its own.
     fn clone(&self) -> Self {
-        // Its own stream of draws, numbered on this thread: handles cloned on many threads
-        // at once write no shared counter (with a seed, a thread's sequence of clones draws
-        // the same streams in every run).
-        let nth = CLONES.with(|clones| {
-            let nth = clones.get().wrapping_add(1);
-            clones.set(nth);
-            nth
-        });
+        // Its own stream of draws: with a seed, the balancer's next one (reproducible in a
+        // test or a simulation, for a counter written by every clone); without, from this
+        // thread's generator (no shared counter to write).
+        let nth = match self.shared.config.seed {
+            Some(_) => self.shared.next_handle(),
+            None => 0,
+        };
         let choices = TwoChoices::for_handle(&self.shared.config, nth);
         Self {
             shared: Arc::clone(&self.shared),

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use parking_lot::Mutex;
@@ -37,7 +37,13 @@ pub(crate) struct Shared<K, Svc, C, S> {
     pub(crate) score: S,
     metrics: BalancerMetrics,
     pub(crate) label: Mutex<fn(&K) -> String>,
+    /// Handles made so far, with a seed: each one's stream of draws (on a line of its own).
+    handles: Padded<AtomicU64>,
 }
+
+/// A value alone on its cache lines.
+#[repr(align(128))]
+struct Padded<T>(T);
 
 impl<K, Svc, C, S> Shared<K, Svc, C, S> {
     /// The state of a new balancer; `config` must be valid.
@@ -58,7 +64,13 @@ impl<K, Svc, C, S> Shared<K, Svc, C, S> {
             clock,
             score,
             label: Mutex::new(|key| format!("{key:?}")),
+            handles: Padded(AtomicU64::new(0)),
         }
+    }
+
+    /// The number of a new handle of a balancer with a seed.
+    pub(crate) fn next_handle(&self) -> u64 {
+        self.handles.0.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Drops `member` (its `poll_ready` failed) until discovery inserts its key again.
