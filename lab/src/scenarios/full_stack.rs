@@ -5,14 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_balancer::{P2c, P2cConfig, PeakSuccess};
+use rampart_balancer::{P2cConfig, PeakSuccess, SharedP2c};
 use rampart_breaker::{BreakerConfig, BreakerLayer};
 use rampart_core::TokioClock;
 use rampart_fault::{Distribution, FaultConfig, FaultHandle, FaultLayer, SimBackend, SimConfig};
 use rampart_ratelimit::{BbrConfig, BbrLimitLayer, spawn_sampler};
 use rampart_retry::{RatioConfig, RetryConfig, RetryLayer};
 use tower::Layer;
-use tower::buffer::Buffer;
 use tower::discover::Change;
 
 use super::{Options, Scenario};
@@ -219,7 +218,7 @@ async fn run_stack(
                 let discover = tokio_stream::iter(servers.clone().into_iter().enumerate().map(
                     |(key, server)| Ok::<_, std::convert::Infallible>(Change::Insert(key, server)),
                 ));
-                let balancer = P2c::new_with(
+                let balancer = SharedP2c::new_with(
                     discover,
                     P2cConfig::default().with_seed(seed),
                     TokioClock::new(),
@@ -235,10 +234,7 @@ async fn run_stack(
                     .expect("a valid budget");
                 let retry = RetryLayer::new(RetryConfig::default().with_seed(seed), budget)
                     .expect("a valid retry layer");
-                retry.layer(
-                    BreakerLayer::from_breaker(Arc::new(breaker))
-                        .layer(Buffer::new(balancer, 1_024)),
-                )
+                retry.layer(BreakerLayer::from_breaker(Arc::new(breaker)).layer(balancer))
             })
             .collect();
         drive(
