@@ -88,6 +88,13 @@ impl Run<'_> {
         }
     }
 
+    /// The share of requests `ids` with a copy whose response a paused replica held back.
+    pub(super) fn stalled(&self, ids: Range<usize>) -> f64 {
+        let total = ids.len();
+        let stalled = self.sent[ids].iter().filter(|s| s.stalled > 0).count();
+        stalled as f64 / (total as f64).max(1.0)
+    }
+
     /// The share of requests `ids` answered successfully within their deadline.
     pub(super) fn served(&self, ids: Range<usize>) -> f64 {
         let total = ids.len();
@@ -109,7 +116,8 @@ impl Run<'_> {
     }
 
     /// The figures and series every scenario reports, over requests `ids`: p50, p99 and p99.9
-    /// of successes, the extra load, the share of copies sent elsewhere, and the share served;
+    /// of successes, the extra load, the share of copies sent elsewhere, the share of requests
+    /// stalled in a copy, and the share served;
     /// per second, the p99 and the p99.9 (of the requests sent in it) and the extra load (the
     /// copies sent in it).
     pub(super) fn summary(&self, name: &str, ids: Range<usize>, duration: Duration) -> StackReport {
@@ -120,6 +128,7 @@ impl Run<'_> {
             .figure("p999_ms", self.quantile_ms(ids.clone(), 0.999, all))
             .figure("extra_load", self.extra_load(ids.clone(), all))
             .figure("hedges_elsewhere", self.elsewhere())
+            .figure("stalled", self.stalled(ids.clone()))
             .figure("served", self.served(ids))
             .series(
                 "p99_ms",
@@ -155,7 +164,11 @@ mod tests {
             record(400, 20, Fate::Served),
             record(1_200, 7, Fate::TimedOut),
         ];
-        let sent = [Sent::test(1, 0), Sent::test(2, 1), Sent::test(3, 1)];
+        let sent = [
+            Sent::test(1, 0, 0),
+            Sent::test(2, 1, 1),
+            Sent::test(3, 1, 0),
+        ];
         let requests: Vec<Request> = (0..3).map(|id| Request { id, heavy: id == 1 }).collect();
         let hedged_at = [
             Duration::from_millis(30),
@@ -181,6 +194,8 @@ mod tests {
         assert!((run.elsewhere() - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(run.sent_in(Duration::ZERO..Duration::from_secs(1)), 0..2);
         assert!((run.served(0..3) - 2.0 / 3.0).abs() < 1e-12);
+        assert!((run.stalled(0..3) - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(run.stalled(0..1), 0.0);
         assert_eq!(run.quantile_ms(0..3, 0.999, |_| true), 20.0);
         assert_eq!(run.quantile_ms(0..3, 0.999, |r| !r.heavy), 5.0);
         assert_eq!(

@@ -1,15 +1,21 @@
 //! `hedge-heavy`: 5 % of requests cost 50× the others, wherever they go. They are the latency
 //! tail, so a hedge delay read from it sends them a copy, and the copy costs as much and ends no
 //! sooner: the heavy work is done twice while the stalled light requests wait as before.
-//! rampart's stack marks the heavy requests as not to be hedged (its filter); its delay is then
-//! read from the light requests' latencies alone, and their stalls are hedged. tower's policy
-//! copies every request, as a policy that tells only whether a request is safe to copy does.
+//!
+//! Both hedging stacks are told the same: a heavy request is never copied (tower's policy
+//! answers `can_retry` with false for it, rampart's layer is given the filter). Neither copies
+//! one; what differs is the delay. tower times every request, so its 97th percentile lies among
+//! the heavy requests' latencies and it hardly hedges the light ones: their stalls stay. rampart
+//! times only the requests it may hedge, and hedges the stalled light ones. A third stack,
+//! rampart's layer without the filter, shows what the budget alone does: 5 % of requests are
+//! heavy and the budget is 5 %, so it copies about half of them, and the light requests queue
+//! behind the copies.
 
 use std::time::Duration;
 
 use super::figures::{BIN, Run};
 use super::replicas::{self, Request};
-use super::stacks::{self, RAMPART, STACKS, Traffic, simulate_stack};
+use super::stacks::{self, HEAVY_STACKS, RAMPART, Traffic, simulate_stack};
 use super::{HEDGE_HEAVY, arrivals};
 use crate::report::{self, Chart, Check, ScenarioReport};
 use crate::scenarios::Options;
@@ -41,7 +47,7 @@ pub(super) fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Scenario
     };
     let (light, heavy) = (|r: &Request| !r.heavy, |r: &Request| r.heavy);
     let mut reports = Vec::new();
-    for (name, stack) in stacks::NAMES.iter().zip(STACKS) {
+    for (name, stack) in stacks::HEAVY_NAMES.iter().zip(HEAVY_STACKS.iter().copied()) {
         progress(name);
         let (records, fleet) = simulate_stack(stack, traffic, |_, _| {});
         let (sent, hedged_at) = (fleet.sent(), fleet.hedged_at());

@@ -1,12 +1,19 @@
-//! The fleet every hedging scenario runs against: ten replicas, each a simulated server whose
-//! responses stall now and then, and the log of which replicas each request's copies went to.
+//! The fleet every hedging scenario runs against: ten replicas, each a simulated server that
+//! pauses now and then, and the log of which replicas each request's copies went to.
 //!
 //! A request's cost is its own: its service time is drawn once, from the request's number and
 //! the seed, and every copy of it occupies a worker that long wherever it goes, in every stack
 //! (common random numbers: the stacks differ only by what they do, not by their luck). What a
-//! copy does not carry is the replica's state: whether the replica stalls this copy's response
-//! is drawn per copy. So a hedge helps a request delayed by a replica (a stall, a queue), and
-//! wastes a worker on a request that is slow because it is expensive.
+//! copy does not carry is the replica's state: a replica pauses (a collector's pause, a noisy
+//! neighbour) for [`PAUSE`] (20 ms) at a time, 1 % of its time in all, the pauses drawn from
+//! the seed and the replica's number alone; every response it finishes during a pause is held
+//! back [`STALL`] (200 ms), whichever request or copy it is. Sent requests evenly, a replica
+//! stalls 1 % of them; behind P2C somewhat fewer (the figure `stalled`: 0.6 % to 0.9 % of the
+//! unhedged stack's requests), as the balancer sends new requests away from a replica whose
+//! answers stopped. A hedge sent to the replica that holds the first copy while it is still
+//! paused stalls as well: only a copy sent elsewhere surely escapes. So a hedge helps a request
+//! delayed by a replica (a pause, a queue) when it goes to another one, and wastes a worker on
+//! a request that is slow because it is expensive.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +23,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use rampart_fault::{Distribution, SimBackend, SimConfig};
+use rampart_fault::{Distribution, SimBackend, SimConfig, poisson_gap};
 use tower::{BoxError, Service};
 
 /// Replicas in the fleet.
@@ -27,10 +34,17 @@ pub(super) const WORKERS: usize = 4;
 const MEDIAN: Duration = Duration::from_millis(5);
 /// ...and this 99th percentile.
 const P99: Duration = Duration::from_millis(15);
-/// How long a stalled response is held back.
+/// How long a response a replica finishes during one of its pauses is held back.
 pub(super) const STALL: Duration = Duration::from_millis(200);
-/// The share of copies whose response a replica stalls.
-pub(super) const STALL_RATE: f64 = 0.01;
+/// The share of its time a replica is paused.
+pub(super) const PAUSED_SHARE: f64 = 0.01;
+/// How long each pause lasts. Long enough that a copy sent to the paused replica after a
+/// hedge's delay (the 97th percentile, about 12 ms) often ends in the same pause; short enough
+/// that most of the responses ending in it belong to requests sent before it began, which the
+/// balancer could not steer away: from a paused replica no answer comes back, its in-flight
+/// count grows, and P2C soon sends new requests elsewhere (with 200 ms pauses, the unhedged
+/// stack had 0.05 % of its requests stalled, not 1 %).
+pub(super) const PAUSE: Duration = Duration::from_millis(20);
 /// A heavy request costs this many light ones.
 pub(super) const HEAVY_COST: u32 = 50;
 
@@ -66,16 +80,20 @@ pub(super) struct Sent {
     first: u8,
     /// Copies after the first sent to another replica than the first's.
     pub(super) elsewhere: u8,
+    /// Copies whose response a paused replica held back.
+    pub(super) stalled: u8,
 }
 
 #[cfg(test)]
 impl Sent {
-    /// `copies` copies, `elsewhere` of them on another replica than the first's.
-    pub(super) fn test(copies: u8, elsewhere: u8) -> Self {
+    /// `copies` copies, `elsewhere` of them on another replica than the first's, `stalled` of
+    /// them held back by a paused replica.
+    pub(super) fn test(copies: u8, elsewhere: u8, stalled: u8) -> Self {
         Self {
             copies,
             first: 0,
             elsewhere,
+            stalled,
         }
     }
 }
@@ -90,6 +108,8 @@ pub(super) struct Fleet {
 struct Shared {
     seed: u64,
     backends: Vec<SimBackend>,
+    /// Each replica's pauses, by replica index.
+    pauses: Vec<Mutex<Pauses>>,
     /// By request number.
     sent: Mutex<Vec<Sent>>,
     /// When each copy after a request's first was sent, since the fleet was built.
@@ -115,10 +135,14 @@ impl Fleet {
                 SimBackend::new(config).expect("a valid replica")
             })
             .collect();
+        let pauses = (0..REPLICAS)
+            .map(|index| Mutex::new(Pauses::new(seed, index)))
+            .collect();
         Self {
             shared: Arc::new(Shared {
                 seed,
                 backends,
+                pauses,
                 sent: Mutex::new(vec![Sent::default(); requests]),
                 hedged_at: Mutex::new(Vec::new()),
                 start: tokio::time::Instant::now(),
@@ -152,15 +176,13 @@ impl Fleet {
         self.shared.hedged_at.lock().clone()
     }
 
-    /// Notes that a copy of request `id` reached replica `index`; returns its number among the
-    /// request's copies (0 for the first).
-    fn note(&self, id: u32, index: u8) -> u8 {
+    /// Notes that a copy of request `id` reached replica `index`.
+    fn note(&self, id: u32, index: u8) {
         let mut sent = self.shared.sent.lock();
         let Some(entry) = sent.get_mut(id as usize) else {
-            return 0;
+            return;
         };
-        let copy = entry.copies;
-        if copy == 0 {
+        if entry.copies == 0 {
             entry.first = index;
         } else {
             if index != entry.first {
@@ -170,7 +192,13 @@ impl Fleet {
             self.shared.hedged_at.lock().push(at);
         }
         entry.copies = entry.copies.saturating_add(1);
-        copy
+    }
+
+    /// Notes that a paused replica held back the response to a copy of request `id`.
+    fn note_stall(&self, id: u32) {
+        if let Some(entry) = self.shared.sent.lock().get_mut(id as usize) {
+            entry.stalled = entry.stalled.saturating_add(1);
+        }
     }
 
     /// Request `request`'s service time: the same for each of its copies, in every stack.
@@ -184,10 +212,52 @@ impl Fleet {
         }
     }
 
-    /// Whether the replica stalls copy `copy` of request `id`.
-    fn stalls(&self, id: u32, copy: u8) -> bool {
-        let key = mix(self.shared.seed, u64::from(id), 1 + u64::from(copy));
-        fastrand::Rng::with_seed(key).f64() < STALL_RATE
+    /// Whether replica `index` is paused now: a response it finishes now is held back
+    /// [`STALL`]. Asked at times that never go back (the simulation's clock).
+    fn paused(&self, index: u8) -> bool {
+        let at = self.shared.start.elapsed();
+        self.shared.pauses[usize::from(index)].lock().at(at)
+    }
+}
+
+/// One replica's pauses: [`PAUSE`] long, apart by exponential gaps of mean
+/// `PAUSE × (1 − PAUSED_SHARE) / PAUSED_SHARE` (1.98 s), so that the replica is paused
+/// [`PAUSED_SHARE`] of its time; drawn lazily, as time goes by, from the seed and the replica's
+/// index alone (the same pauses in every stack).
+#[derive(Debug)]
+struct Pauses {
+    rng: fastrand::Rng,
+    /// The current or next pause, since the fleet was built.
+    start: Duration,
+    end: Duration,
+}
+
+impl Pauses {
+    fn new(seed: u64, index: usize) -> Self {
+        let mut pauses = Self {
+            rng: fastrand::Rng::with_seed(mix(seed, index as u64, u64::MAX)),
+            start: Duration::ZERO,
+            end: Duration::ZERO,
+        };
+        pauses.draw_next();
+        pauses
+    }
+
+    /// The next pause, after the current one's end.
+    fn draw_next(&mut self) {
+        let per_second = PAUSED_SHARE / ((1.0 - PAUSED_SHARE) * PAUSE.as_secs_f64());
+        self.start = self
+            .end
+            .saturating_add(poisson_gap(&mut self.rng, per_second));
+        self.end = self.start.saturating_add(PAUSE);
+    }
+
+    /// Whether the replica is paused at `at`; `at` must not go back from one call to the next.
+    fn at(&mut self, at: Duration) -> bool {
+        while at >= self.end {
+            self.draw_next();
+        }
+        at >= self.start
     }
 }
 
@@ -204,7 +274,8 @@ fn mix(seed: u64, id: u64, stream: u64) -> u64 {
 }
 
 /// One replica: its server does the request's work (queueing for a worker first), then the
-/// response takes the rest of its time: the slowdown, and a stall for some copies.
+/// response takes the rest of its time: the slowdown, and a stall if the replica is paused when
+/// the work ends.
 ///
 /// A copy whose caller gives up (a hedge's loser, dropped) still takes its worker for its whole
 /// service time, as on a server that does not notice the client has gone.
@@ -227,7 +298,7 @@ impl Service<Request> for Replica {
 
     fn call(&mut self, request: Request) -> BoxFuture {
         let fleet = &self.fleet;
-        let copy = fleet.note(request.id, self.index);
+        fleet.note(request.id, self.index);
         let service = fleet.cost(request);
         let backend = &fleet.shared.backends[usize::from(self.index)];
         // The simulation runs on one thread: the booking below draws this service time.
@@ -235,12 +306,17 @@ impl Service<Request> for Replica {
             .set_service_time(Distribution::Fixed(service))
             .map(|()| Service::<()>::call(&mut backend.clone(), ()));
         let slowdown = fleet.shared.slowdown.load(Ordering::Relaxed).max(1);
-        let mut after = service * (slowdown - 1);
-        if fleet.stalls(request.id, copy) {
-            after += STALL;
-        }
+        let slowed = service * (slowdown - 1);
+        let (fleet, index) = (fleet.clone(), self.index);
         Box::pin(async move {
             booked?.await?;
+            let stall = if fleet.paused(index) {
+                fleet.note_stall(request.id);
+                STALL
+            } else {
+                Duration::ZERO
+            };
+            let after = slowed + stall;
             if !after.is_zero() {
                 tokio::time::sleep(after).await;
             }
@@ -276,7 +352,7 @@ mod tests {
                 (3, 0, 1)
             );
             assert_eq!(sent[1].copies, 0);
-            // Neither copy stalled at this seed: both took the request's own service time.
+            // No replica is paused this early at this seed: both took the request's own time.
             assert!(first < STALL && again.elapsed() < 3 * STALL);
             let heavy = Request { id: 2, heavy: true };
             assert_eq!(fleet.cost(heavy), fleet.cost(request) * HEAVY_COST);
@@ -287,15 +363,71 @@ mod tests {
     }
 
     #[test]
-    fn about_one_copy_in_a_hundred_stalls() {
-        let fleet = simulate(async { Fleet::new(1, 0) });
-        let stalled = (0..100_000_u32).filter(|&id| fleet.stalls(id, 0)).count();
-        assert!((800..1_200).contains(&stalled), "{stalled}");
-        // A hedge's stall is drawn apart from its first copy's.
-        let both = (0..100_000_u32)
-            .filter(|&id| fleet.stalls(id, 0) && fleet.stalls(id, 1))
-            .count();
-        assert!(both < 30, "{both}");
+    fn each_replica_is_paused_about_one_percent_of_its_time_at_its_own_times() {
+        let mut replicas: Vec<Pauses> = (0..2).map(|index| Pauses::new(1, index)).collect();
+        // Every 10 ms for 20 000 s: about a thousand pauses each.
+        let step = Duration::from_millis(10);
+        let (mut paused, mut both) = ([0_u32; 2], 0_u32);
+        for n in 0..2_000_000_u32 {
+            let at = step * n;
+            let now = [replicas[0].at(at), replicas[1].at(at)];
+            for (count, now) in paused.iter_mut().zip(now) {
+                *count += u32::from(now);
+            }
+            both += u32::from(now[0] && now[1]);
+        }
+        for count in paused {
+            assert!((18_000..22_000).contains(&count), "{count}");
+        }
+        // Two replicas pause apart (by chance together about 1 % of the time one is paused).
+        assert!(both < 1_000, "{both}");
+        // The same seed, the same pauses.
+        let mut again = Pauses::new(1, 0);
+        let mut first = Pauses::new(1, 0);
+        assert_eq!((again.start, again.end), (first.start, first.end));
+        let later = first.end + Duration::from_secs(100);
+        assert_eq!(again.at(later), first.at(later));
+        assert_eq!((again.start, again.end), (first.start, first.end));
+    }
+
+    #[test]
+    fn a_paused_replica_stalls_every_response_it_finishes_a_hedge_elsewhere_does_not() {
+        simulate(async {
+            let fleet = Fleet::new(1, 4);
+            let replicas = fleet.replicas();
+            let pause = Pauses::new(1, 0);
+            // A request shorter than a quarter of a pause.
+            let request = (0..4)
+                .map(|id| Request { id, heavy: false })
+                .find(|&request| fleet.cost(request) < PAUSE / 4)
+                .expect("a short request");
+            let cost = fleet.cost(request);
+            // Into replica 0's first pause (replica 2 is not paused then at this seed).
+            tokio::time::sleep(pause.start + Duration::from_millis(1)).await;
+            let mut other = Pauses::new(1, 2);
+            assert!(!other.at(pause.start) && other.start > pause.end + STALL);
+            let timed = move |replica: Replica| async move {
+                let start = tokio::time::Instant::now();
+                replica.oneshot(request).await.expect("served");
+                start.elapsed()
+            };
+            // The first copy, and a hedge to the same replica a quarter of a pause later: both end
+            // in the pause, both held back.
+            let first = tokio::spawn(timed(replicas[0].clone()));
+            tokio::time::sleep(PAUSE / 4).await;
+            let same = tokio::spawn(timed(replicas[0].clone()));
+            let elsewhere = timed(replicas[2].clone()).await;
+            let (first, same) = (first.await.expect("ran"), same.await.expect("ran"));
+            assert!(first >= cost + STALL, "{first:?}");
+            assert!(same >= cost + STALL, "{same:?}");
+            // A copy on a replica that is not paused takes the request's own time.
+            assert!(elsewhere < cost + Duration::from_millis(2), "{elsewhere:?}");
+            let sent = fleet.sent()[request.id as usize];
+            assert_eq!((sent.copies, sent.elsewhere, sent.stalled), (3, 1, 2));
+            // After the pause, replica 0 answers in the request's own time again.
+            tokio::time::sleep_until(fleet.shared.start + pause.end + STALL).await;
+            assert!(timed(replicas[0].clone()).await < cost + Duration::from_millis(2));
+        });
     }
 
     #[test]
@@ -313,14 +445,10 @@ mod tests {
             replica.ready().await.expect("ready");
             replica.call(request).await.expect("served");
             let took = start.elapsed();
-            let stall = if fleet.stalls(0, 0) {
-                STALL
-            } else {
-                Duration::ZERO
-            };
-            // 4× the cost (whole milliseconds: the timer's), plus any stall.
-            assert!(took >= 4 * cost + stall, "{took:?} for {cost:?}");
-            assert!(took <= 4 * cost + stall + Duration::from_millis(2));
+            // 4× the cost (whole milliseconds: the timer's); replica 0 is not paused this early.
+            assert!(Pauses::new(1, 0).start > Duration::from_secs(1));
+            assert!(took >= 4 * cost, "{took:?} for {cost:?}");
+            assert!(took <= 4 * cost + Duration::from_millis(2));
             let work = fleet.shared.backends[0].work();
             assert_eq!(work.busy, cost);
         });

@@ -40,7 +40,7 @@ pub(super) fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Scenario
         deadline: DEADLINE,
     };
     let mut reports = Vec::new();
-    for (name, stack) in stacks::NAMES.iter().zip(STACKS) {
+    for (name, stack) in stacks::NAMES.iter().zip(STACKS.iter().copied()) {
         progress(name);
         let tick = |at: Duration, fleet: &replicas::Fleet| {
             let slow = at >= slow_from && at < slow_until;

@@ -1,5 +1,12 @@
 //! The stacks in front of the fleet: the same balancer under no hedging, tower's `Hedge`, and
-//! rampart's hedge layer; and how each request is sent through them.
+//! rampart's hedge layer with and without a filter; and how each request is sent through them.
+//!
+//! Both hedging stacks are told the same thing about requests: a heavy request is never copied
+//! (tower's policy through `can_retry`, rampart's layer through `only_hedging`). What differs
+//! is what each does with it: tower still times every request, heavy ones included, for its
+//! delay; rampart times only the requests it may hedge. `hedge-heavy` also runs rampart's layer
+//! without the filter, to show what the budget alone does. In `hedge-tail` and `hedge-shift`
+//! no request is heavy: the filter changes nothing there, and that stack is not run.
 
 use std::time::Duration;
 
@@ -31,18 +38,31 @@ const TOWER_MIN_POINTS: u64 = 100;
 pub(super) enum Stack {
     /// The balancer alone.
     None,
-    /// tower's `Hedge` over the balancer, every request clonable.
+    /// tower's `Hedge` over the balancer, heavy requests not hedged (`can_retry`).
     Tower,
     /// rampart's hedge layer over the balancer, within a budget, heavy requests not hedged.
     Rampart,
+    /// rampart's hedge layer over the balancer, within a budget, every request hedged.
+    RampartUnfiltered,
 }
 
-/// The stacks' names, in the order they run.
+/// The stacks' names.
 pub(super) const NONE: &str = "no hedging";
 pub(super) const TOWER: &str = "tower Hedge p97";
 pub(super) const RAMPART: &str = "rampart hedge p97, 5 % budget";
+pub(super) const RAMPART_UNFILTERED: &str = "rampart hedge p97, 5 % budget, no filter";
+/// The stacks of `hedge-tail` and `hedge-shift`, in the order they run (no heavy requests: the
+/// filter makes no difference).
 pub(super) const NAMES: &[&str] = &[NONE, TOWER, RAMPART];
-pub(super) const STACKS: [Stack; 3] = [Stack::None, Stack::Tower, Stack::Rampart];
+pub(super) const STACKS: &[Stack] = &[Stack::None, Stack::Tower, Stack::Rampart];
+/// The stacks of `hedge-heavy`, in the order they run.
+pub(super) const HEAVY_NAMES: &[&str] = &[NONE, TOWER, RAMPART, RAMPART_UNFILTERED];
+pub(super) const HEAVY_STACKS: &[Stack] = &[
+    Stack::None,
+    Stack::Tower,
+    Stack::Rampart,
+    Stack::RampartUnfiltered,
+];
 
 /// What a run is given beside its stack.
 #[derive(Debug, Clone, Copy)]
@@ -85,14 +105,14 @@ async fn run_stack(
         Stack::Tower => {
             let hedge = Hedge::new::<Request>(
                 balancer,
-                CloneAll,
+                LightOnly,
                 TOWER_MIN_POINTS,
                 QUANTILE as f32,
                 TOWER_PERIOD,
             );
             drive_through(hedge, traffic, &fleet, tick).await
         }
-        Stack::Rampart => {
+        Stack::Rampart | Stack::RampartUnfiltered => {
             let budget = RatioConfig {
                 ttl: BUDGET_TTL,
                 ratio: BUDGET,
@@ -100,15 +120,20 @@ async fn run_stack(
             }
             .build_with(TokioClock::new())
             .expect("a valid budget");
-            let hedge = HedgeLayer::new_with(
+            let layer = HedgeLayer::new_with(
                 HedgeConfig::default().with_quantile(QUANTILE),
                 budget,
                 TokioClock::new(),
             )
-            .expect("a valid hedge layer")
-            .only_hedging(|request: &Request| !request.heavy)
-            .layer(balancer);
-            drive_through(hedge, traffic, &fleet, tick).await
+            .expect("a valid hedge layer");
+            if stack == Stack::Rampart {
+                let hedge = layer
+                    .only_hedging(|request: &Request| !request.heavy)
+                    .layer(balancer);
+                drive_through(hedge, traffic, &fleet, tick).await
+            } else {
+                drive_through(layer.layer(balancer), traffic, &fleet, tick).await
+            }
         }
     };
     (records, fleet)
@@ -160,16 +185,17 @@ where
     .await
 }
 
-/// tower's hedge policy: every request may be copied, and every copy sent.
+/// tower's hedge policy: every request may be copied, and a copy is sent for a light one only
+/// (the filter rampart's layer is given).
 #[derive(Debug, Clone, Copy)]
-struct CloneAll;
+struct LightOnly;
 
-impl tower::hedge::Policy<Request> for CloneAll {
+impl tower::hedge::Policy<Request> for LightOnly {
     fn clone_request(&self, request: &Request) -> Option<Request> {
         Some(*request)
     }
 
-    fn can_retry(&self, _request: &Request) -> bool {
-        true
+    fn can_retry(&self, request: &Request) -> bool {
+        !request.heavy
     }
 }
