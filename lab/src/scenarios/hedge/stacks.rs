@@ -75,9 +75,9 @@ pub(super) struct Traffic<'a> {
 
 /// Simulates `stack` over a fresh fleet ([`run_stack`]) on a thread of its own.
 ///
-/// `SharedP2c` numbers the draw streams of its clones per thread, for the thread's lifetime: on
-/// a fresh thread a run draws the same streams whatever ran before it (other seeds, other
-/// scenarios), so that a seed gives the same figures alone and in the whole lab.
+/// A seeded `SharedP2c` numbers the draw streams of its clones per balancer, so a seed gives the
+/// same figures alone and in the whole lab; a thread of its own keeps a run apart from anything
+/// else a thread might hold for its lifetime all the same.
 pub(super) fn simulate_stack(
     stack: Stack,
     traffic: Traffic<'_>,
