@@ -342,8 +342,8 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     pub(crate) fn complete(&self, started: Duration, now: Duration) {
         // In whole nanoseconds (a u64 holds 584 years of them): no 128-bit division on the
         // request path.
-        let rt_ns = saturating_nanos(now.saturating_sub(started));
-        let rt_us = rt_ns.div_ceil(1_000).max(1);
+        let nanos = saturating_nanos(now.saturating_sub(started));
+        let rt_us = nanos.div_ceil(1_000).max(1);
         self.window.record_at(now, rt_us);
         self.leave();
     }
