@@ -206,6 +206,7 @@ impl RequestContext {
     /// Makes this context current until the guard is dropped (for a synchronous call such as a
     /// service's `call`). Guards nest; each restores the context it replaced, also when the
     /// code between unwinds.
+    #[inline]
     pub fn enter(self) -> Entered {
         Entered {
             previous: CURRENT.with(|current| current.replace(self)),
@@ -245,6 +246,7 @@ pub struct Entered {
 }
 
 impl Drop for Entered {
+    #[inline]
     fn drop(&mut self) {
         CURRENT.with(|current| current.set(self.previous));
     }

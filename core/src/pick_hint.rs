@@ -128,20 +128,12 @@ pub fn call_avoiding<R>(avoid: &[EndpointId], call: impl FnOnce() -> R) -> (R, O
     for endpoint in avoid.iter().take(MAX_AVOIDED) {
         hint.push(*endpoint);
     }
-    let outer = CURRENT.with(|current| {
-        let mut current = current.borrow_mut();
-        if let Some(outer) = current.as_ref() {
-            for endpoint in outer.avoided() {
-                if hint.len == MAX_AVOIDED {
-                    break;
-                }
-                if !hint.avoided().contains(endpoint) {
-                    hint.push(*endpoint);
-                }
-            }
-        }
-        current.replace(hint)
-    });
+    let outer = CURRENT.with(|current| current.replace(Some(hint)));
+    if let Some(outer) = &outer {
+        // Nested: the outer scope's endpoints too, after this one's.
+        hint.merge(outer);
+        CURRENT.with(|current| *current.borrow_mut() = Some(hint));
+    }
     let scope = Scope {
         outer,
         _not_send: PhantomData,
@@ -154,6 +146,18 @@ impl Hint {
     /// The endpoints this scope avoids.
     fn avoided(&self) -> &[EndpointId] {
         self.avoid.get(..self.len).unwrap_or_default()
+    }
+
+    /// Adds `outer`'s endpoints that are not in the list yet, while there is room.
+    fn merge(&mut self, outer: &Self) {
+        for endpoint in outer.avoided() {
+            if self.len == MAX_AVOIDED {
+                break;
+            }
+            if !self.avoided().contains(endpoint) {
+                self.push(*endpoint);
+            }
+        }
     }
 
     /// Adds `endpoint` to the list, if there is room.
@@ -173,6 +177,7 @@ struct Scope {
 
 impl Scope {
     /// Ends the scope: the endpoint recorded in it, recorded in the outer scope as well.
+    #[inline]
     fn close(mut self) -> Option<EndpointId> {
         let picked = CURRENT.with(|current| current.borrow().and_then(|hint| hint.picked));
         if let (Some(outer), Some(picked)) = (self.outer.as_mut(), picked) {
@@ -185,6 +190,7 @@ impl Scope {
 
 impl Drop for Scope {
     /// Restores the outer scope's hint (its pick updated if the scope closed normally).
+    #[inline]
     fn drop(&mut self) {
         let outer = self.outer.take();
         CURRENT.with(|current| *current.borrow_mut() = outer);

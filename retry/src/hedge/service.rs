@@ -139,9 +139,12 @@ where
             Some(_) if allowed => self.policy.clone_request(&request),
             _ => None,
         };
+        // The copies go marked charged to the budget: in the context made current here if
+        // this layer deposited (else the current context says so already).
+        let _charged = deposited.then(|| context.enter());
         let (Some(delay), Some(copy)) = (delay, copy) else {
             // A cold window, or a request that may not be hedged (counted if it proves slow).
-            let first = call_charged(&mut self.inner, request, context, deposited);
+            let first = self.inner.call(request);
             return HedgeFuture::single(
                 first,
                 plan,
@@ -154,9 +157,7 @@ where
         // clone here for the next request.
         let fresh = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, fresh);
-        let (first, picked) = pick_hint::call_avoiding(&[], || {
-            call_charged(&mut ready, request, context, deposited)
-        });
+        let (first, picked) = pick_hint::call_avoiding(&[], || ready.call(request));
         HedgeFuture::hedging(
             first,
             picked,
@@ -167,22 +168,5 @@ where
             self.policy.clone(),
             Arc::clone(&self.shared),
         )
-    }
-}
-
-/// Calls `service` with the request marked charged to the layer's budget: in `context` made
-/// current if this layer `deposited` (else the current context says so already).
-#[inline]
-fn call_charged<S: Service<Req>, Req>(
-    service: &mut S,
-    request: Req,
-    context: RequestContext,
-    deposited: bool,
-) -> S::Future {
-    if deposited {
-        let _charged = context.enter();
-        service.call(request)
-    } else {
-        service.call(request)
     }
 }
