@@ -119,6 +119,7 @@ thread_local! {
 /// [`MAX_AVOIDED`] in all, its own first), since the outer caller's copies are still under way
 /// too; the endpoint recorded in it is the outer scope's pick as well; and the outer scope's
 /// own list is back when it ends, also when `call` unwinds.
+#[inline]
 pub fn call_avoiding<R>(avoid: &[EndpointId], call: impl FnOnce() -> R) -> (R, Option<EndpointId>) {
     let mut hint = Hint {
         avoid: [EndpointId(0); MAX_AVOIDED],
