@@ -43,10 +43,10 @@ mod sealed {
 /// rampart's layers as `ServiceBuilder` methods.
 ///
 /// Layers run in the order they are added: the first added sees a request first. A client
-/// stack puts the retry outside the hedge (a request deposits into their shared budget once),
-/// both outside the breaker (each attempt and each copy is one call the breaker judges), and
-/// all of them outside the balancer (which sends a hedge to another endpoint than the copies
-/// under way).
+/// stack puts the retry and the hedge outside the breaker (each attempt and each copy is one
+/// call the breaker judges), and all of them outside the balancer (which sends a hedge to
+/// another endpoint than the copies under way). A retry and a hedge sharing one budget charge a
+/// request to it once, in either order.
 pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
     /// Adds the SRE adaptive-throttling breaker built from `config`.
     ///
@@ -107,8 +107,10 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
     ) -> Extended<RetryLayer<B, P>, L>;
 
     /// Adds hedged requests, as `config` says (the delay's quantile, the copies), within
-    /// `budget`, with the default [`Policy`](rampart_retry::Policy): share one budget with
-    /// [`budgeted_retry`](Self::budgeted_retry) by giving both an `Arc` of it.
+    /// `budget`, with the default [`Policy`](rampart_retry::Policy) (a request is copied with
+    /// `Clone`): share one budget with [`budgeted_retry`](Self::budgeted_retry) by giving both an
+    /// `Arc` of it. To hedge only what a retry policy would copy, add
+    /// [`RetryLayer::hedge_layer`](rampart_retry::RetryLayer::hedge_layer) with `layer`.
     ///
     /// ```
     /// # fn main() -> Result<(), tower::BoxError> {
