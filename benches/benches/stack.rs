@@ -5,25 +5,26 @@
 //! tower's `Balance` and rampart's `P2c` are not `Clone` and retries need a clonable inner
 //! service, so those stacks put a `Buffer` in front of the balancer, as applications do;
 //! rampart's `SharedP2c` is a `Clone` handle and needs none (`rampart/retry_breaker_shared_p2c`).
-//! Each iteration sends one request that succeeds at once and waits for its answer on a
-//! current-thread runtime; the `floor/buffer_one_endpoint` row is that loop around a `Buffer`
-//! over a single endpoint, the cost a stack with a `Buffer` cannot avoid, and
-//! `floor/bare_one_endpoint` the loop around the endpoint alone: the runtime's `block_on`, which
-//! every row pays. The targets: the shared stack at most 0.3× tower's and 0.5× the
+//! Each request succeeds at once. Every row sends its requests in a loop inside a task of the
+//! runtime, a clone of the stack per request as a handler that owns no client does, and times
+//! the loop: what a `block_on` per request would add (entering the runtime, a waker) is no
+//! part of a server's handlers. `floor/buffer_one_endpoint` is a `Buffer` over a single
+//! endpoint, the cost a stack with a `Buffer` cannot avoid; `floor/bare_one_endpoint` the
+//! endpoint alone. The targets: the shared stack at most 0.3× tower's and 0.5× the
 //! `Buffer` floor.
 //!
-//! The `stack_tasks` group shares one stack between tasks of a two-thread runtime: each of
-//! `1_task` and `2_tasks` sends `iters` requests per task in a loop, and the row's throughput
-//! counts the requests of all its tasks. With no `Buffer`, two tasks should come close to
-//! twice one task's throughput (the target: 1.7×); a `Buffer` sends every request through
-//! its one worker task. Beside the stacks: the `Buffer` floor, and the shared balancer alone
-//! (`rampart/shared_p2c`, a clone per request; `rampart/shared_p2c_kept`, one clone per task
-//! for all its requests), which tells the balancer's own scaling from the layers'. With no
-//! `block_on` per request, these rows are closer to a server's handlers than the `stack`
-//! group's.
+//! The `stack` group runs on a current-thread runtime. The `stack_tasks` group shares one
+//! stack between the tasks of a two-worker runtime, one task per worker: each of `1_task` and
+//! `2_tasks` sends `iters` requests per task, and the row's throughput counts the requests of
+//! all its tasks. With no `Buffer`, two tasks should come close to twice one task's
+//! throughput (the target: 1.7×); a `Buffer` sends every request through its one worker task.
+//! Beside the stacks: the bare endpoint (what two workers give when they share nothing), the
+//! `Buffer` floor, and the shared balancer alone (`rampart/shared_p2c`, a clone per request;
+//! `rampart/shared_p2c_kept`, one clone per task for all its requests), which tells the
+//! balancer's own scaling from the layers'.
 
 use std::hint::black_box;
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -39,15 +40,6 @@ use tower::{BoxError, Layer, Service, ServiceExt};
 
 const ENDPOINTS: usize = 10;
 const BUFFER: usize = 1_024;
-
-/// Sends `request` through a clone of `service` and waits for the answer.
-fn send<S>(runtime: &tokio::runtime::Runtime, service: &S, request: u32) -> bool
-where
-    S: Service<u32, Response = u32> + Clone,
-    S::Error: Into<BoxError>,
-{
-    runtime.block_on(service.clone().oneshot(request)).is_ok()
-}
 
 /// tower's stack: retry → `Buffer` → `Balance` over `PeakEwma`. Builds its `Buffer`'s worker
 /// on the runtime entered.
@@ -103,95 +95,77 @@ fn stacks(c: &mut Criterion) {
     let _entered = runtime.enter();
     let mut group = c.benchmark_group("stack");
     group.throughput(Throughput::Elements(1));
+    let mut row = |name: &str, stack: &dyn Fn(u64) -> Duration| {
+        group.bench_function(name, |b| b.iter_custom(stack));
+    };
 
     let floor = Buffer::new(endpoints(1).remove(0), BUFFER);
-    group.bench_function("floor/buffer_one_endpoint", |b| {
-        b.iter(|| send(&runtime, &floor, black_box(1)));
+    row("floor/buffer_one_endpoint", &|iters| {
+        run_tasks(&runtime, &floor, 1, iters, false)
     });
-
     let bare = endpoints(1).remove(0);
-    group.bench_function("floor/bare_one_endpoint", |b| {
-        b.iter(|| send(&runtime, &bare, black_box(1)));
+    row("floor/bare_one_endpoint", &|iters| {
+        run_tasks(&runtime, &bare, 1, iters, false)
     });
-
     let tower_stack = tower_stack();
-    group.bench_function("tower/retry_tps_balance_peak_ewma", |b| {
-        b.iter(|| send(&runtime, &tower_stack, black_box(1)));
+    row("tower/retry_tps_balance_peak_ewma", &|iters| {
+        run_tasks(&runtime, &tower_stack, 1, iters, false)
     });
-
     let rampart_stack = buffered_stack();
-    group.bench_function("rampart/retry_breaker_p2c", |b| {
-        b.iter(|| send(&runtime, &rampart_stack, black_box(1)));
+    row("rampart/retry_breaker_p2c", &|iters| {
+        run_tasks(&runtime, &rampart_stack, 1, iters, false)
     });
-
     let shared = shared_stack();
-    group.bench_function("rampart/retry_breaker_shared_p2c", |b| {
-        b.iter(|| send(&runtime, &shared, black_box(1)));
+    row("rampart/retry_breaker_shared_p2c", &|iters| {
+        run_tasks(&runtime, &shared, 1, iters, false)
     });
     group.finish();
 }
 
-/// The time `tasks` tasks of `runtime` take to send `iters` requests each through clones of
-/// `stack`, started together.
-fn run_tasks<S>(runtime: &tokio::runtime::Runtime, stack: &S, tasks: u64, iters: u64) -> Duration
-where
-    S: Service<u32, Response = u32, Future: Send> + Clone + Send + 'static,
-    S::Error: Into<BoxError>,
-{
-    runtime.block_on(async {
-        let start = Arc::new(tokio::sync::Barrier::new(tasks as usize + 1));
-        let handles: Vec<_> = (0..tasks)
-            .map(|_| {
-                let (stack, start) = (stack.clone(), Arc::clone(&start));
-                tokio::spawn(async move {
-                    start.wait().await;
-                    for _ in 0..iters {
-                        black_box(stack.clone().oneshot(black_box(1)).await.is_ok());
-                    }
-                })
-            })
-            .collect();
-        start.wait().await;
-        let began = Instant::now();
-        for handle in handles {
-            handle.await.expect("no panic");
-        }
-        began.elapsed()
-    })
-}
-
-/// [`run_tasks`] with each task keeping one clone of `service` for all its requests
-/// (`ready`, then `call`), instead of a clone per request.
-fn run_tasks_kept<S>(
+/// The time `tasks` tasks of `runtime` take to send `iters` requests each through `stack`,
+/// started together. The tasks are spawned from outside the runtime and wait for each other
+/// on a blocking barrier, so that on a runtime with as many workers as tasks each runs on its
+/// own worker (a task woken by another worker would wait in that worker's next-task slot,
+/// which no other worker steals, and the loops, which never yield, would run one after the
+/// other). With `kept`, each task keeps one clone for all its requests (`ready`, then
+/// `call`); otherwise it clones the stack per request, as a handler that owns no client does.
+fn run_tasks<S>(
     runtime: &tokio::runtime::Runtime,
-    service: &S,
-    tasks: u64,
+    stack: &S,
+    tasks: usize,
     iters: u64,
+    kept: bool,
 ) -> Duration
 where
     S: Service<u32, Response = u32, Future: Send> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
 {
-    runtime.block_on(async {
-        let start = Arc::new(tokio::sync::Barrier::new(tasks as usize + 1));
-        let handles: Vec<_> = (0..tasks)
-            .map(|_| {
-                let (mut service, start) = (service.clone(), Arc::clone(&start));
-                tokio::spawn(async move {
-                    start.wait().await;
-                    for _ in 0..iters {
+    let start = Arc::new(Barrier::new(tasks));
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let (mut service, start) = (stack.clone(), Arc::clone(&start));
+            runtime.spawn(async move {
+                start.wait();
+                let began = Instant::now();
+                for _ in 0..iters {
+                    let answered = if kept {
                         let ready = service.ready().await.ok().expect("always ready");
-                        black_box(ready.call(black_box(1)).await.is_ok());
-                    }
-                })
+                        ready.call(black_box(1)).await.is_ok()
+                    } else {
+                        service.clone().oneshot(black_box(1)).await.is_ok()
+                    };
+                    black_box(answered);
+                }
+                began.elapsed()
             })
-            .collect();
-        start.wait().await;
-        let began = Instant::now();
+        })
+        .collect();
+    runtime.block_on(async {
+        let mut slowest = Duration::ZERO;
         for handle in handles {
-            handle.await.expect("no panic");
+            slowest = slowest.max(handle.await.expect("no panic"));
         }
-        began.elapsed()
+        slowest
     })
 }
 
@@ -203,32 +177,43 @@ fn shared_between_tasks(c: &mut Criterion) {
         .expect("a runtime");
     let _entered = runtime.enter();
     let mut group = c.benchmark_group("stack_tasks");
+    let bare = endpoints(1).remove(0);
     let floor = Buffer::new(endpoints(1).remove(0), BUFFER);
     let balancer =
         SharedP2c::from_services(endpoints(ENDPOINTS), P2cConfig::default()).expect("valid");
     let tower_stack = tower_stack();
     let buffered = buffered_stack();
     let shared = shared_stack();
-    for tasks in [1_u64, 2] {
-        group.throughput(Throughput::Elements(tasks));
-        let label = if tasks == 1 { "1_task" } else { "2_tasks" };
-        group.bench_function(format!("floor/buffer_one_endpoint/{label}"), |b| {
-            b.iter_custom(|iters| run_tasks(&runtime, &floor, tasks, iters));
+    for threads in [1_usize, 2] {
+        group.throughput(Throughput::Elements(threads as u64));
+        let label = if threads == 1 { "1_task" } else { "2_tasks" };
+        let mut row = |name: &str, kept: bool, stack: &dyn Fn(u64, bool) -> Duration| {
+            group.bench_function(format!("{name}/{label}"), |b| {
+                b.iter_custom(|iters| stack(iters, kept));
+            });
+        };
+        row("floor/bare_one_endpoint", false, &|iters, kept| {
+            run_tasks(&runtime, &bare, threads, iters, kept)
         });
-        group.bench_function(format!("rampart/shared_p2c/{label}"), |b| {
-            b.iter_custom(|iters| run_tasks(&runtime, &balancer, tasks, iters));
+        row("floor/buffer_one_endpoint", false, &|iters, kept| {
+            run_tasks(&runtime, &floor, threads, iters, kept)
         });
-        group.bench_function(format!("rampart/shared_p2c_kept/{label}"), |b| {
-            b.iter_custom(|iters| run_tasks_kept(&runtime, &balancer, tasks, iters));
+        row("rampart/shared_p2c", false, &|iters, kept| {
+            run_tasks(&runtime, &balancer, threads, iters, kept)
         });
-        group.bench_function(format!("tower/retry_tps_balance_peak_ewma/{label}"), |b| {
-            b.iter_custom(|iters| run_tasks(&runtime, &tower_stack, tasks, iters));
+        row("rampart/shared_p2c_kept", true, &|iters, kept| {
+            run_tasks(&runtime, &balancer, threads, iters, kept)
         });
-        group.bench_function(format!("rampart/retry_breaker_p2c/{label}"), |b| {
-            b.iter_custom(|iters| run_tasks(&runtime, &buffered, tasks, iters));
+        row(
+            "tower/retry_tps_balance_peak_ewma",
+            false,
+            &|iters, kept| run_tasks(&runtime, &tower_stack, threads, iters, kept),
+        );
+        row("rampart/retry_breaker_p2c", false, &|iters, kept| {
+            run_tasks(&runtime, &buffered, threads, iters, kept)
         });
-        group.bench_function(format!("rampart/retry_breaker_shared_p2c/{label}"), |b| {
-            b.iter_custom(|iters| run_tasks(&runtime, &shared, tasks, iters));
+        row("rampart/retry_breaker_shared_p2c", false, &|iters, kept| {
+            run_tasks(&runtime, &shared, threads, iters, kept)
         });
     }
     group.finish();

@@ -35,8 +35,9 @@ struct Member<V> {
 ///
 /// The group holds at most `max_keys` values. Adding one more first evicts the values unused
 /// for `idle_timeout`, and if none is that idle, the least recently used one. A value in use
-/// (an `Arc` to it held outside the group: a request in flight holds its limiter or breaker)
-/// is never evicted, since its work would then be counted in a value the group has forgotten;
+/// (an `Arc` to it held outside the group, as a request in flight holds its breaker; or, in a
+/// group built [`with_busy`](Self::with_busy), work in flight by the value's own count, as a
+/// limiter's) is never evicted, since its work would then be counted in a value the group has forgotten;
 /// a full shard whose every value is in use grows past its share until one is free. Keys are spread
 /// over up to 8 shards, each with its own lock and an equal share of `max_keys`, so a group
 /// may evict before it holds `max_keys` values when the keys hash unevenly.
@@ -74,6 +75,8 @@ pub struct KeyedGroup<K, V> {
     per_shard: usize,
     idle_timeout: Duration,
     hasher: RandomState,
+    /// Whether a value has work in flight that holds a part of it rather than the value.
+    busy: fn(&V) -> bool,
 }
 
 /// # Construction
@@ -107,7 +110,30 @@ impl<K, V> KeyedGroup<K, V> {
             per_shard: max_keys / shards,
             idle_timeout,
             hasher: RandomState::new(),
+            busy: |_| false,
         }
+    }
+
+    /// The same group, counting a value as in use also while `busy` says so: for values whose
+    /// work in flight holds a part of them rather than an `Arc` to the whole (a limiter's
+    /// permits hold only its window).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::time::Duration;
+    /// use rampart_core::KeyedGroup;
+    ///
+    /// let group = KeyedGroup::<u32, AtomicU64>::new(1, Duration::from_secs(1))?
+    ///     .with_busy(|inflight| inflight.load(Ordering::Relaxed) > 0);
+    /// group.get_or_insert_with(&1, Duration::ZERO, |_| AtomicU64::new(1).into());
+    /// assert_eq!(group.evict_idle(Duration::from_secs(5)), 0, "busy: kept");
+    /// group.get_or_insert_with(&1, Duration::ZERO, |_| unreachable!()).store(0, Ordering::Relaxed);
+    /// assert_eq!(group.evict_idle(Duration::from_secs(5)), 1, "idle and not busy: evicted");
+    /// # Ok::<(), rampart_core::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn with_busy(self, busy: fn(&V) -> bool) -> Self {
+        Self { busy, ..self }
     }
 }
 
@@ -161,7 +187,7 @@ impl<K, V> KeyedGroup<K, V> {
             .map(|shard| {
                 let mut members = shard.write();
                 let before = members.len();
-                members.retain(|_, member| member.in_use() || !member.idle(now, idle));
+                members.retain(|_, member| member.in_use(self.busy) || !member.idle(now, idle));
                 before - members.len()
             })
             .sum()
@@ -213,11 +239,11 @@ impl<K: Hash + Eq + Clone, V> KeyedGroup<K, V> {
     /// Evicts the idle members of a full shard, or else its least recently used one.
     fn make_room(&self, members: &mut HashMap<K, Member<V>>, now: u64) {
         let idle = saturating_nanos(self.idle_timeout);
-        members.retain(|_, member| member.in_use() || !member.idle(now, idle));
+        members.retain(|_, member| member.in_use(self.busy) || !member.idle(now, idle));
         if members.len() >= self.per_shard {
             let oldest = members
                 .iter()
-                .filter(|(_, member)| !member.in_use())
+                .filter(|(_, member)| !member.in_use(self.busy))
                 .min_by_key(|(_, member)| member.last_used())
                 .map(|(key, _)| key.clone());
             if let Some(key) = oldest {
@@ -237,11 +263,11 @@ impl<V> Member<V> {
         now.saturating_sub(self.last_used()) >= idle
     }
 
-    /// Whether an `Arc` to the value is held outside the group. (Read under the shard's write
-    /// lock, so no new handle can be taken meanwhile; one dropped meanwhile only makes the
-    /// answer cautious.)
-    fn in_use(&self) -> bool {
-        Arc::strong_count(&self.value) > 1
+    /// Whether an `Arc` to the value is held outside the group, or `busy` says the value has
+    /// work in flight. (Read under the shard's write lock, so no new handle can be taken
+    /// meanwhile; one dropped meanwhile only makes the answer cautious.)
+    fn in_use(&self, busy: fn(&V) -> bool) -> bool {
+        Arc::strong_count(&self.value) > 1 || busy(&self.value)
     }
 
     /// Refreshes the last use, at most once per [`LAST_USE_RESOLUTION`].

@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use rampart_core::saturating_nanos;
 use rampart_core::{
-    Clock, ConfigError, Criticality, OncePerBucket, PerBucketCache, RollingWindow, SystemClock,
-    ValidWindowConfig, View,
+    Clock, ConfigError, Criticality, OncePerBucket, PerBucketCache, SystemClock, ValidWindowConfig,
+    View,
 };
 
 use crate::cpu::CpuUsage;
 use crate::events::Transitions;
+use crate::ledger::Ledger;
 use crate::metrics::LimiterMetrics;
 use crate::priority::Priorities;
 use crate::{BbrConfig, Gate, Overloaded, SchedulingDelay, SystemCpu};
@@ -119,9 +120,12 @@ pub struct BbrSnapshot {
 ///
 /// # Cost
 ///
-/// While the service is cool an admission is three atomic loads and an increment; the
-/// window's statistics are computed at most once per bucket, into a cache read without a
-/// lock. A completion is one window record and a decrement.
+/// While the service is cool an admission is a few atomic loads and one increment: the
+/// permit's reference to the limiter's window, which is also what counts it in flight (and,
+/// only while requests of several criticality bands arrive, a second for its band's
+/// arrivals). The window's statistics are computed at most once per bucket, into a cache read
+/// without a lock. A completion is one window record (two increments) and the reference's
+/// decrement.
 ///
 /// # Clock
 ///
@@ -132,10 +136,9 @@ pub struct BbrSnapshot {
 /// [`Permit::complete_at`]: crate::Permit::complete_at
 pub struct BbrLimiter<C = SystemClock, U = SystemCpu> {
     config: BbrConfig,
-    /// Per bucket: the sum of response times in µs, and the number of completions.
-    window: RollingWindow<C>,
+    /// The window of completions; its references beyond this one are the requests in flight.
+    ledger: Arc<Ledger<C>>,
     stats: PerBucketCache<5>,
-    inflight: AtomicU64,
     /// Each criticality band's share of the capacity and its cap, for shedding the least
     /// important first.
     priorities: Priorities,
@@ -173,12 +176,12 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     ) -> Self {
         let window = window.build_with(clock);
         let buckets_per_second = 1.0 / window.bucket_duration().as_secs_f64();
+        let metrics = LimiterMetrics::new(&config.name, key);
         Self {
-            metrics: LimiterMetrics::new(&config.name, key),
+            ledger: Ledger::new(window, metrics.inflight_gauge()),
+            metrics,
             events: Transitions::new(&config.name, key),
-            window,
             stats: PerBucketCache::new(),
-            inflight: AtomicU64::new(0),
             priorities: Priorities::new(),
             last_drop: AtomicU64::new(0),
             published: OncePerBucket::new(),
@@ -210,17 +213,18 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
 /// # Deciding
 impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     /// Decides for a request of `criticality` (`None`: it said none, and counts as the
-    /// default); on admission counts the request in flight.
+    /// default); on admission returns the reference to the ledger that counts the request in
+    /// flight until it is dropped.
     #[inline]
     pub(crate) fn admit(
         &self,
         now: Duration,
         criticality: Option<Criticality>,
-    ) -> Result<(), Overloaded> {
+    ) -> Result<Arc<Ledger<C>>, Overloaded> {
         let counted = criticality.unwrap_or_default();
         let band = counted.band();
-        let inflight = self.inflight.load(Ordering::Relaxed);
-        let bucket = self.window.bucket_at(now);
+        let inflight = Ledger::inflight(&self.ledger);
+        let bucket = self.ledger.window.bucket_at(now);
         // Read from the per-bucket cache at most once per decision, and only if needed.
         let stats = OnceCell::new();
         let stats = || *stats.get_or_init(|| self.stats_in(bucket, now));
@@ -233,9 +237,8 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
                 return Err(Overloaded::shedding(criticality));
             }
         }
-        self.inflight.fetch_add(1, Ordering::Relaxed);
         self.metrics.admitted(counted.class());
-        Ok(())
+        Ok(Arc::clone(&self.ledger))
     }
 
     /// Whether a request arriving at `now` with `inflight` requests in flight is shed.
@@ -336,30 +339,6 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
             self.last_drop.fetch_max(now, Ordering::Relaxed);
         }
     }
-
-    /// Records a completion: the response time in µs (at least 1) and one pass, and takes the
-    /// request out of flight.
-    pub(crate) fn complete(&self, started: Duration, now: Duration) {
-        // In whole nanoseconds (a u64 holds 584 years of them): no 128-bit division on the
-        // request path.
-        let nanos = saturating_nanos(now.saturating_sub(started));
-        let rt_us = nanos.div_ceil(1_000).max(1);
-        self.window.record_at(now, rt_us);
-        self.leave();
-    }
-}
-
-impl<C, U> BbrLimiter<C, U> {
-    /// Takes a request out of flight: a completion, or a request that never completed
-    /// (cancelled, or unwinding from a panic), which records nothing: only real completions
-    /// count as throughput.
-    pub(crate) fn leave(&self) {
-        if self.inflight.fetch_sub(1, Ordering::Relaxed) == 1 {
-            // The gauge is otherwise published by arrivals, once per bucket: without this, a
-            // server whose traffic stopped would show the last sample's requests in flight.
-            self.metrics.no_inflight();
-        }
-    }
 }
 
 /// # Statistics
@@ -370,12 +349,22 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         Stats::unpack(self.stats.get_or_refresh(bucket, || {
             // Rotated first, so that a completion at an earlier instant recorded after this
             // read lands in the newest bucket, never in one these statistics have summed.
-            self.window.advance_to(now);
+            self.ledger.window.advance_to(now);
             let (stats, held) = self.compute_stats(now);
             self.held_min_rt_us.store(held.to_bits(), Ordering::Relaxed);
-            let moved = self
-                .priorities
-                .refresh(bucket, stats.max_pass as f64, stats.max_inflight);
+            let last_pass = || {
+                let completed = self.ledger.window.view_at(now, View::Completed);
+                completed
+                    .into_iter()
+                    .last()
+                    .map_or(0, |newest| newest.count)
+            };
+            let moved = self.priorities.refresh(
+                bucket,
+                stats.max_pass as f64,
+                stats.max_inflight,
+                last_pass,
+            );
             if let Some((from, to)) = moved {
                 self.events
                     .threshold_moved(from, to, || self.cooling_down(now));
@@ -396,7 +385,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     /// the service really has slowed down, the held limit keeps it below capacity, the
     /// gate cools, shedding stops and the minimum is re-learned.)
     fn compute_stats(&self, now: Duration) -> (Stats, f64) {
-        let completed = self.window.view_at(now, View::Completed);
+        let completed = self.ledger.window.view_at(now, View::Completed);
         let (mut max_pass, mut window_min_rt_us, mut last_rt_us) = (1, f64::INFINITY, 0.0);
         for bucket in &completed {
             max_pass = max_pass.max(bucket.count);
@@ -473,7 +462,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
 impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     /// What the limiter sees and decides, now.
     pub fn snapshot(&self) -> BbrSnapshot {
-        self.snapshot_at(self.window.clock().now())
+        self.snapshot_at(self.ledger.window.clock().now())
     }
 
     /// What the limiter sees and decides, at `now`.
@@ -485,7 +474,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
             } else {
                 0.0
             },
-            inflight: self.inflight.load(Ordering::Relaxed),
+            inflight: self.inflight(),
             max_inflight: stats.max_inflight,
             max_pass: stats.max_pass,
             min_rt: Duration::from_secs_f64(stats.min_rt_us / 1e6),
@@ -494,7 +483,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
                 .delay
                 .as_ref()
                 .map_or(Duration::ZERO, |delay| delay.delay(now)),
-            overloaded: self.overloaded(&|| self.stats_in(self.window.bucket_at(now), now)),
+            overloaded: self.overloaded(&|| self.stats_in(self.ledger.window.bucket_at(now), now)),
             cooling_down: self.cooling_down(now),
         }
     }
@@ -508,7 +497,7 @@ impl<C, U> BbrLimiter<C, U> {
 
     /// The limiter's clock: instants passed to `acquire_at` and `complete_at` must come from it.
     pub fn clock(&self) -> &C {
-        self.window.clock()
+        self.ledger.window.clock()
     }
 
     /// The limiter's CPU signal.
@@ -518,7 +507,7 @@ impl<C, U> BbrLimiter<C, U> {
 
     /// The number of the window's bucket `now` falls in.
     pub(crate) fn window_bucket_at(&self, now: Duration) -> u64 {
-        self.window.bucket_at(now)
+        self.ledger.window.bucket_at(now)
     }
 
     /// How many of the window's buckets make a second.
@@ -528,7 +517,13 @@ impl<C, U> BbrLimiter<C, U> {
 
     /// Requests admitted and not yet completed.
     pub(crate) fn inflight(&self) -> u64 {
-        self.inflight.load(Ordering::Relaxed)
+        Ledger::inflight(&self.ledger)
+    }
+
+    /// Whether a request is in flight: a keyed group keeps such a limiter, whose permits hold
+    /// only its ledger.
+    pub(crate) fn has_inflight(&self) -> bool {
+        self.inflight() > 0
     }
 
     pub(crate) fn metrics(&self) -> &LimiterMetrics {
@@ -540,7 +535,7 @@ impl<C: fmt::Debug, U: fmt::Debug> fmt::Debug for BbrLimiter<C, U> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BbrLimiter")
             .field("config", &self.config)
-            .field("inflight", &self.inflight.load(Ordering::Relaxed))
+            .field("inflight", &self.inflight())
             .field("cpu", &self.cpu)
             .field("reads_delay", &self.delay.is_some())
             .finish_non_exhaustive()

@@ -75,7 +75,7 @@ impl<K: fmt::Debug, C: Clock + Clone, U: CpuUsage + Clone> BbrGroup<K, C, U> {
             clock,
             cpu,
             delay: None,
-            members: KeyedGroup::default(),
+            members: KeyedGroup::default().with_busy(BbrLimiter::has_inflight),
             key_label: KeyLabel::default(),
         })
     }
@@ -93,7 +93,7 @@ impl<K, C, U> BbrGroup<K, C, U> {
         max_keys: usize,
         idle_timeout: Duration,
     ) -> Result<Self, ConfigError> {
-        self.members = KeyedGroup::new(max_keys, idle_timeout)?;
+        self.members = KeyedGroup::new(max_keys, idle_timeout)?.with_busy(BbrLimiter::has_inflight);
         Ok(self)
     }
 

@@ -10,7 +10,7 @@ use tower::{BoxError, Layer, Service};
 
 use crate::cpu::CpuUsage;
 use crate::future::ResponseFuture;
-use crate::{BbrGroup, Permit, SystemCpu};
+use crate::{BbrGroup, SystemCpu};
 
 /// Wraps services in a [`KeyedBbrLimit`]: each request is limited by the limiter of its key,
 /// as `key_of(&request)` names it.
@@ -164,7 +164,7 @@ where
         {
             return ResponseFuture::refused(refusal.into_boxed());
         }
-        match Permit::acquire_as(limiter, now, context.criticality()) {
+        match limiter.acquire_as(now, context.criticality()) {
             Ok(permit) => ResponseFuture::admitted(self.inner.call(request), permit),
             Err(shed) => ResponseFuture::refused(shed),
         }

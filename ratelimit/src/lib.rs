@@ -238,6 +238,7 @@ mod future;
 mod group;
 mod group_layer;
 mod layer;
+mod ledger;
 mod metrics;
 mod permit;
 mod priority;

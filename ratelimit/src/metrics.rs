@@ -118,10 +118,10 @@ impl LimiterMetrics {
         }
     }
 
-    /// The last request in flight has left.
-    #[inline]
-    pub(crate) fn no_inflight(&self) {
-        self.inflight.set(0.0);
+    /// A handle to `rampart_ratelimit_inflight`, for the ledger to set to 0 when the last
+    /// request in flight ends.
+    pub(crate) fn inflight_gauge(&self) -> Gauge {
+        self.inflight.clone()
     }
 }
 

@@ -2,12 +2,14 @@
 //! [`BbrLimiter`] methods that hand one out.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_core::{Clock, Criticality, RequestContext, SystemClock};
 
+use crate::ledger::Ledger;
 use crate::{BbrLimiter, CpuUsage, Overloaded, SystemCpu};
 
 /// # Admission
@@ -30,11 +32,11 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     /// [`Overloaded`] when the request is shed (never with `enforce = false`).
     #[inline]
     pub fn acquire_at(&self, now: Duration) -> Result<Permit<&Self>, Overloaded> {
-        Permit::acquire(self, now)
+        self.acquire_as(now, RequestContext::current().criticality())
     }
 
-    /// As [`acquire`](Self::acquire), with a permit that owns a handle to the limiter (for a
-    /// response future that must be `'static`).
+    /// As [`acquire`](Self::acquire), with a permit that borrows nothing (for a response
+    /// future that must be `'static`).
     ///
     /// # Errors
     ///
@@ -44,7 +46,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         self.acquire_owned_at(self.clock().now())
     }
 
-    /// As [`acquire_at`](Self::acquire_at), with a permit that owns a handle to the limiter.
+    /// As [`acquire_at`](Self::acquire_at), with a permit that borrows nothing.
     ///
     /// # Errors
     ///
@@ -54,7 +56,26 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         self: &Arc<Self>,
         now: Duration,
     ) -> Result<OwnedPermit<C, U>, Overloaded> {
-        Permit::acquire(Arc::clone(self), now)
+        self.acquire_as(now, RequestContext::current().criticality())
+    }
+
+    /// Admits a request of `criticality` (`None`: it said none) at `now`, or sheds it; `L` is
+    /// the permit's kind of handle.
+    #[inline]
+    pub(crate) fn acquire_as<L>(
+        &self,
+        now: Duration,
+        criticality: Option<Criticality>,
+    ) -> Result<Permit<L>, Overloaded>
+    where
+        L: BbrLimiterRef<Clock = C, Cpu = U>,
+    {
+        let ledger = self.admit(now, criticality)?;
+        Ok(Permit {
+            ledger,
+            started: now,
+            handle: PhantomData,
+        })
     }
 }
 
@@ -111,51 +132,31 @@ where
 /// ```
 #[must_use = "a permit counts the request in flight until it completes or is dropped"]
 pub struct Permit<L: BbrLimiterRef> {
-    limiter: L,
+    /// The limiter's ledger: this reference counts the request in flight until it is dropped.
+    ledger: Arc<Ledger<L::Clock>>,
     started: Duration,
-    done: bool,
+    /// The kind of handle the permit was taken through (a borrow of the limiter, or an owned
+    /// one), which it needs no more than the ledger.
+    handle: PhantomData<L>,
 }
 
-/// A [`Permit`] that owns a handle to its limiter, for `'static` response futures.
+/// A [`Permit`] that borrows nothing, for `'static` response futures: it holds what it needs
+/// of the limiter, and may outlive it.
 pub type OwnedPermit<C = SystemClock, U = SystemCpu> = Permit<Arc<BbrLimiter<C, U>>>;
 
 impl<L: BbrLimiterRef> Permit<L>
 where
     L::Clock: Clock,
-    L::Cpu: CpuUsage,
 {
-    /// Admits a request through `limiter` at `now`, or sheds it. (A keyed group hands in its
-    /// own handle to the member.)
-    #[inline]
-    pub(crate) fn acquire(limiter: L, now: Duration) -> Result<Self, Overloaded> {
-        Self::acquire_as(limiter, now, RequestContext::current().criticality())
-    }
-
-    /// As [`acquire`](Self::acquire), for a request of `criticality` (`None`: it said none).
-    #[inline]
-    pub(crate) fn acquire_as(
-        limiter: L,
-        now: Duration,
-        criticality: Option<Criticality>,
-    ) -> Result<Self, Overloaded> {
-        limiter.limiter().admit(now, criticality)?;
-        Ok(Self {
-            limiter,
-            started: now,
-            done: false,
-        })
-    }
-
     /// Records the completion now: one clock read.
     pub fn complete(self) {
-        let now = self.limiter.limiter().clock().now();
+        let now = self.ledger.window.clock().now();
         self.complete_at(now);
     }
 
     /// Records the completion at `now` (read from the limiter's clock).
-    pub fn complete_at(mut self, now: Duration) {
-        self.done = true;
-        self.limiter.limiter().complete(self.started, now);
+    pub fn complete_at(self, now: Duration) {
+        self.ledger.record(self.started, now);
     }
 }
 
@@ -168,9 +169,7 @@ impl<L: BbrLimiterRef> Permit<L> {
 
 impl<L: BbrLimiterRef> Drop for Permit<L> {
     fn drop(&mut self) {
-        if !self.done {
-            self.limiter.limiter().leave();
-        }
+        Ledger::leaving(&self.ledger);
     }
 }
 

@@ -27,13 +27,23 @@
 //! are places above the limit, taken only by their own bursts, and the threshold band fills
 //! everything below it. With every request in one band (no criticality anywhere) the ladder is
 //! that band alone, at the limit: the limiter decides exactly as without.
+//!
+//! So the arrivals of the default band (requests that say no criticality, or the default) are
+//! counted only while another band arrives too: a service whose requests carry no criticality
+//! pays no counter for it. When another band first arrives, the default band's rate starts
+//! from the window's best bucket of completions (until then every completion was of the
+//! default band), then follows its counts; once the other bands' shares have fallen to
+//! nothing, its counting stops again.
 
 use std::array;
 
 use rampart_core::{ArrivalRates, Criticality, CriticalityClass};
-use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
 
 const BANDS: usize = Criticality::BANDS;
+
+/// The band of requests that say no criticality (`Criticality::default()`, critical).
+const DEFAULT_BAND: usize = Criticality::CRITICAL.band();
 
 /// How rarely an excursion of the traffic above a rung may climb past it: 3 in 10 000.
 ///
@@ -51,6 +61,14 @@ const NEGLIGIBLE: f64 = 0.001;
 #[derive(Debug)]
 pub(crate) struct Priorities {
     arrivals: ArrivalRates,
+    /// Whether a band other than the default one asks: only then are the default band's
+    /// arrivals counted.
+    mixed: AtomicBool,
+    /// Whether arrivals of the default band went uncounted since the last refresh.
+    skipped: AtomicBool,
+    /// Set when `mixed` is, if arrivals of the default band went uncounted in the bucket: the
+    /// next refresh estimates the band's rate from the newest bucket's completions.
+    uncounted: AtomicBool,
     /// Each band's share of the capacity (`f64` bits), set once per bucket.
     share: [AtomicU64; BANDS],
     /// Each band's cap, less the limit: its rung on the ladder, set once per bucket.
@@ -68,23 +86,55 @@ impl Priorities {
     pub(crate) fn new() -> Self {
         Self {
             arrivals: ArrivalRates::new(),
+            mixed: AtomicBool::new(false),
+            skipped: AtomicBool::new(false),
+            uncounted: AtomicBool::new(false),
             share: array::from_fn(|_| AtomicU64::new(0.0_f64.to_bits())),
             rung: array::from_fn(|_| AtomicI64::new(0)),
             threshold: AtomicU8::new(u8::MAX),
         }
     }
 
-    /// Counts an arrival in `criticality`'s band, admitted or not.
+    /// Counts an arrival in `criticality`'s band, admitted or not (the default band's only
+    /// while another band asks).
     #[inline]
     pub(crate) fn arrived(&self, criticality: Criticality) {
-        self.arrivals.record(criticality);
+        if criticality.band() != DEFAULT_BAND {
+            if !self.mixed.load(Ordering::Relaxed)
+                && !self.mixed.swap(true, Ordering::Relaxed)
+                && self.skipped.load(Ordering::Relaxed)
+            {
+                self.uncounted.store(true, Ordering::Relaxed);
+            }
+            self.arrivals.record(criticality);
+        } else if self.mixed.load(Ordering::Relaxed) {
+            self.arrivals.record(criticality);
+        } else if !self.skipped.load(Ordering::Relaxed) {
+            self.skipped.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Once per `bucket`: folds the arrivals into the rates and sets each band's share of a
     /// capacity of `capacity` requests per bucket, and the ladder of caps; returns the
-    /// threshold's move when it changed class.
-    pub(crate) fn refresh(&self, bucket: u64, capacity: f64, limit: u64) -> Option<ThresholdMove> {
-        self.arrivals.fold(bucket)?;
+    /// threshold's move when it changed class. `last_pass` gives the newest completed
+    /// bucket's completions, read only when another band has just begun to arrive.
+    pub(crate) fn refresh(
+        &self,
+        bucket: u64,
+        capacity: f64,
+        limit: u64,
+        last_pass: impl FnOnce() -> u64,
+    ) -> Option<ThresholdMove> {
+        let counts = self.arrivals.fold(bucket)?;
+        self.skipped.store(false, Ordering::Relaxed);
+        if self.uncounted.load(Ordering::Relaxed) && self.uncounted.swap(false, Ordering::Relaxed) {
+            // Another band has just begun to arrive, after arrivals of the default band that
+            // were not counted. Until the change every completion was of the default band: the
+            // newest bucket's completions estimate its arrivals (at most the other band's few
+            // completions too, which errs towards the default band). Later buckets count them.
+            let estimate = last_pass().max(counts[DEFAULT_BAND]);
+            self.arrivals.seed(DEFAULT_BAND, estimate as f64);
+        }
         let rates = self.arrivals.rates();
         let shares: [f64; BANDS] = array::from_fn(|band| {
             let share = rates[band] / capacity.max(1.0);
@@ -92,6 +142,13 @@ impl Priorities {
             // of the capacity it asks for nothing.
             if share < NEGLIGIBLE { 0.0 } else { share }
         });
+        let others_quiet = shares
+            .iter()
+            .enumerate()
+            .all(|(band, &share)| band == DEFAULT_BAND || share == 0.0);
+        if others_quiet {
+            self.mixed.store(false, Ordering::Relaxed);
+        }
         for (band, share) in shares.iter().enumerate() {
             self.share[band].store(share.to_bits(), Ordering::Relaxed);
         }
@@ -295,6 +352,69 @@ mod tests {
     }
 
     #[test]
+    fn the_default_band_alone_is_not_counted_and_its_rate_starts_from_the_completions_when_another_arrives()
+     {
+        assert_eq!(Criticality::default().band(), DEFAULT_BAND);
+        let priorities = Priorities::new();
+        for _ in 0..500 {
+            priorities.arrived(Criticality::CRITICAL);
+        }
+        let last_pass = std::cell::Cell::new(false);
+        priorities.refresh(0, 100.0, LIMIT, || {
+            last_pass.set(true);
+            0
+        });
+        assert!(!last_pass.get(), "one band: nothing to estimate");
+        assert_eq!(priorities.arrivals.rates(), [0.0; BANDS], "nothing counted");
+        assert_eq!(
+            priorities.cap(DEFAULT_BAND, LIMIT),
+            LIMIT,
+            "alone, at the limit"
+        );
+
+        // Mid-bucket, sheddable traffic begins: the critical arrivals before it went uncounted.
+        for _ in 0..30 {
+            priorities.arrived(Criticality::CRITICAL);
+        }
+        for _ in 0..300 {
+            priorities.arrived(Criticality::SHEDDABLE);
+        }
+        for _ in 0..20 {
+            priorities.arrived(Criticality::CRITICAL);
+        }
+        priorities.refresh(1, 100.0, LIMIT, || 90);
+        let rates = priorities.arrivals.rates();
+        assert_eq!(rates[DEFAULT_BAND], 90.0, "the newest bucket's completions");
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        assert!(close(rates[Criticality::SHEDDABLE.band()], 300.0 * 0.3));
+        assert!(priorities.demand_above(Criticality::SHEDDABLE.band()));
+
+        // From then on every arrival of the default band counts.
+        for _ in 0..50 {
+            priorities.arrived(Criticality::CRITICAL);
+        }
+        priorities.refresh(2, 100.0, LIMIT, || unreachable!("counted now"));
+        assert!(close(
+            priorities.arrivals.rates()[DEFAULT_BAND],
+            90.0 * 0.7 + 50.0 * 0.3
+        ));
+
+        // The sheddable traffic stops; once its share has decayed to nothing, the default band
+        // goes uncounted again.
+        priorities.refresh(40, 100.0, LIMIT, || 0);
+        assert!(!priorities.mixed.load(Ordering::Relaxed));
+        for _ in 0..50 {
+            priorities.arrived(Criticality::CRITICAL);
+        }
+        let before = priorities.arrivals.rates()[DEFAULT_BAND];
+        priorities.refresh(41, 100.0, LIMIT, || 0);
+        assert!(
+            close(priorities.arrivals.rates()[DEFAULT_BAND], before * 0.7),
+            "uncounted"
+        );
+    }
+
+    #[test]
     fn refresh_turns_arrivals_into_shares_and_reports_the_threshold_moving() {
         let priorities = Priorities::new();
         let arrive = |criticality, count| {
@@ -305,7 +425,7 @@ mod tests {
         arrive(Criticality::SHEDDABLE, 300);
         arrive(Criticality::CRITICAL, 50);
         // 100 completions per bucket at best: sheddable asks 3 times that.
-        let moved = priorities.refresh(0, 100.0, LIMIT);
+        let moved = priorities.refresh(0, 100.0, LIMIT, || 0);
         assert_eq!(moved, Some((None, Some(CriticalityClass::Sheddable))));
         assert_eq!(priorities.cap(Criticality::SHEDDABLE.band(), LIMIT), LIMIT);
         // Critical asks for half the capacity: 8 places.
@@ -317,7 +437,7 @@ mod tests {
         assert!(!priorities.demand_above(Criticality::CRITICAL.band()));
 
         arrive(Criticality::CRITICAL, 300);
-        let moved = priorities.refresh(1, 100.0, LIMIT);
+        let moved = priorities.refresh(1, 100.0, LIMIT, || 0);
         // 0.7 × 0.5 + 0.3 × 3: critical's share is 1.25.
         assert_eq!(
             moved,
@@ -326,10 +446,14 @@ mod tests {
                 Some(CriticalityClass::Critical)
             ))
         );
-        assert_eq!(priorities.refresh(1, 100.0, LIMIT), None, "once per bucket");
+        assert_eq!(
+            priorities.refresh(1, 100.0, LIMIT, || 0),
+            None,
+            "once per bucket"
+        );
 
         arrive(Criticality::CRITICAL, 6_000);
-        let moved = priorities.refresh(30, 100.0, LIMIT);
+        let moved = priorities.refresh(30, 100.0, LIMIT, || 0);
         // Long after the sheddable traffic stopped (its rate decayed below a thousandth of the
         // capacity), critical alone is over the capacity: one band, no threshold to report.
         assert_eq!(moved, Some((Some(CriticalityClass::Critical), None)));

@@ -6,7 +6,7 @@ use tower::{BoxError, Service};
 
 use crate::cpu::CpuUsage;
 use crate::future::ResponseFuture;
-use crate::{BbrConfig, BbrLimitLayer, BbrLimiter, Permit, SystemCpu};
+use crate::{BbrConfig, BbrLimitLayer, BbrLimiter, SystemCpu};
 
 /// A service that sheds requests to `S` while the server is overloaded, with a [`BbrLimiter`].
 ///
@@ -102,7 +102,7 @@ where
         {
             return ResponseFuture::refused(refusal.into_boxed());
         }
-        match Permit::acquire_as(Arc::clone(&self.limiter), now, context.criticality()) {
+        match self.limiter.acquire_as(now, context.criticality()) {
             // The permit exists before the inner call: if `call` panics, it is released.
             Ok(permit) => ResponseFuture::admitted(self.inner.call(request), permit),
             Err(shed) => ResponseFuture::refused(shed),

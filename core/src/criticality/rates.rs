@@ -104,6 +104,26 @@ impl ArrivalRates {
         Some(counts)
     }
 
+    /// Sets `band`'s rate to `rate` arrivals per bucket (a band past the last is ignored): for
+    /// a caller that begins counting a band late and knows its rate until then otherwise.
+    /// Later folds smooth from it.
+    ///
+    /// ```
+    /// use rampart_core::{ArrivalRates, Criticality};
+    ///
+    /// let rates = ArrivalRates::new();
+    /// rates.fold(1);
+    /// let band = Criticality::CRITICAL.band();
+    /// rates.seed(band, 40.0);
+    /// rates.fold(2); // an empty bucket
+    /// assert_eq!(rates.rates()[band], 40.0 * 0.7);
+    /// ```
+    pub fn seed(&self, band: usize, rate: f64) {
+        if let Some(slot) = self.rates.get(band) {
+            slot.store(rate.to_bits(), Ordering::Relaxed);
+        }
+    }
+
     /// The smoothed arrivals per bucket of each band, as of the last fold.
     pub fn rates(&self) -> [f64; BANDS] {
         array::from_fn(|band| f64::from_bits(self.rates[band].load(Ordering::Relaxed)))
