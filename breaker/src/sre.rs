@@ -132,6 +132,12 @@ pub struct BreakerSnapshot {
 /// instant from a caller that has already read the same clock (see [`clock`](Self::clock)).
 /// The [`Breaker`](crate::Breaker) layer reads it once per event: when it admits a call and
 /// when the call's outcome arrives, so that the outcome counts in the bucket of its arrival.
+///
+/// # Layout
+///
+/// Aligned to two cache lines: the reference count of the `Arc` a layer shares it in,
+/// written by every admitted call, then shares no line with the fields every call reads.
+#[repr(align(128))]
 pub struct SreBreaker<C = SystemClock> {
     config: BreakerConfig,
     window: RollingWindow<C>,

@@ -11,6 +11,12 @@ use crate::{Budget, Policy, Retrier, RetryPolicy};
 
 /// What every service of a retry layer shares: the retry rules and budget, the metrics, and
 /// the clock that requests' deadlines are instants of (read only for requests with one).
+///
+/// Aligned to two cache lines: the reference count in front of it, written by every clone of
+/// the layer's services (one per request, for its retries), then shares no line with the
+/// fields every request reads, which would otherwise bounce between the cores of a stack
+/// shared by several threads.
+#[repr(align(128))]
 pub(crate) struct Shared<B> {
     pub(crate) retrier: Retrier<B>,
     pub(crate) metrics: RetryMetrics,
