@@ -103,7 +103,7 @@ impl EndpointStats {
             if let Some(outcome) = outcome {
                 let sample = nanos_f64(now.saturating_sub(ticket.started));
                 let weight = match ewma.stamp {
-                    Some(stamp) => (-nanos_f64(now.saturating_sub(stamp)) / self.tau_ns).exp(),
+                    Some(stamp) => decay(nanos_f64(now.saturating_sub(stamp)) / self.tau_ns),
                     None => 0.0,
                 };
                 ewma.stamp = Some(now.max(ewma.stamp.unwrap_or_default()));
@@ -187,6 +187,19 @@ impl EndpointStats {
     /// Whether any completion has been recorded.
     pub(crate) fn is_warm(&self) -> bool {
         self.ewma.lock().stamp.is_some()
+    }
+}
+
+/// `e^(-x)` for `x ≥ 0`: the weight an average keeps after `x` time constants. Below
+/// 2⁻¹⁰ (a busy endpoint's completions come well within a thousandth of the 600 ms time
+/// constant) it is `1 - x + x²/2`, within `x³/6 < 2·10⁻¹⁰` of it and a fraction of `exp`'s
+/// cost, which is the largest single cost of a completion otherwise.
+#[inline]
+fn decay(x: f64) -> f64 {
+    if x < 1.0 / 1024.0 {
+        1.0 - x * (1.0 - 0.5 * x)
+    } else {
+        (-x).exp()
     }
 }
 
@@ -306,6 +319,28 @@ mod tests {
             stats.end(ticket, 130 * MS, None);
         }
         assert_eq!(stats.inflight(), 0);
+    }
+
+    #[test]
+    fn the_decay_weight_is_within_two_parts_in_ten_billion_of_exp() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        let edges = [
+            0.0,
+            1e-12,
+            1e-6,
+            1.0 / 1024.0 - 1e-12,
+            1.0 / 1024.0,
+            0.5,
+            1.0,
+            40.0,
+        ];
+        let samples = (0..10_000).map(|_| rng.f64() * 2.0_f64.powi(-rng.i32(0..40)));
+        for x in edges.into_iter().chain(samples) {
+            let error = (decay(x) - (-x).exp()).abs();
+            assert!(error < 2e-10, "{x}: {error}");
+        }
+        assert_eq!(decay(0.0), 1.0);
+        assert!(decay(f64::INFINITY) == 0.0);
     }
 
     #[test]

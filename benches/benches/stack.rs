@@ -124,11 +124,12 @@ fn stacks(c: &mut Criterion) {
 
 /// The time `tasks` tasks of `runtime` take to send `iters` requests each through `stack`,
 /// started together. The tasks are spawned from outside the runtime and wait for each other
-/// on a blocking barrier, so that on a runtime with as many workers as tasks each runs on its
-/// own worker (a task woken by another worker would wait in that worker's next-task slot,
-/// which no other worker steals, and the loops, which never yield, would run one after the
-/// other). With `kept`, each task keeps one clone for all its requests (`ready`, then
-/// `call`); otherwise it clones the stack per request, as a handler that owns no client does.
+/// at a blocking barrier, so that on a runtime with as many workers as tasks each runs on its
+/// own worker (tasks started by an asynchronous barrier are woken by whichever task arrives
+/// last, into its worker's next-task slot, which no other worker steals: the loops, which
+/// never yield, would run one after the other). With `kept`, each task keeps one clone for
+/// all its requests (`ready`, then `call`); otherwise it clones the stack per request, as a
+/// handler that owns no client does.
 fn run_tasks<S>(
     runtime: &tokio::runtime::Runtime,
     stack: &S,
@@ -145,7 +146,12 @@ where
         .map(|_| {
             let (mut service, start) = (stack.clone(), Arc::clone(&start));
             runtime.spawn(async move {
-                start.wait();
+                if tasks > 1 {
+                    // Blocking in place hands the worker's queued tasks (perhaps another of
+                    // these) to another thread, so the barrier cannot wait for a task queued
+                    // behind it.
+                    tokio::task::block_in_place(|| start.wait());
+                }
                 let began = Instant::now();
                 for _ in 0..iters {
                     let answered = if kept {
