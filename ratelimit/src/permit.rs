@@ -106,9 +106,11 @@ where
     }
 }
 
-/// An admitted request, counted in flight until it completes or is dropped; `L` is its handle
-/// to the limiter, a reference ([`acquire`](BbrLimiter::acquire)) or an `Arc`
-/// ([`OwnedPermit`], from [`acquire_owned`](BbrLimiter::acquire_owned)).
+/// An admitted request, counted in flight until it completes or is dropped; `L` is the kind of
+/// handle it was taken through: a reference ([`acquire`](BbrLimiter::acquire)), whose borrow
+/// it keeps, or an `Arc` ([`OwnedPermit`], from [`acquire_owned`](BbrLimiter::acquire_owned)),
+/// which borrows nothing. Either way it holds its own reference to the limiter's window, and
+/// that reference is what counts it in flight.
 ///
 /// [`complete`](Self::complete) (or [`complete_at`](Self::complete_at)) records the request's
 /// response time and its pass: call it when the request has been served, whether the answer

@@ -31,9 +31,9 @@
 //! So the arrivals of the default band (requests that say no criticality, or the default) are
 //! counted only while another band arrives too: a service whose requests carry no criticality
 //! pays no counter for it. When another band first arrives, the default band's rate starts
-//! from the window's best bucket of completions (until then every completion was of the
-//! default band), then follows its counts; once the other bands' shares have fallen to
-//! nothing, its counting stops again.
+//! from the newest bucket's completions (until then every completion was of the default
+//! band), then follows its counts; once the other bands' shares have fallen to nothing, its
+//! counting stops again.
 
 use std::array;
 
