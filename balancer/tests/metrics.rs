@@ -1,5 +1,7 @@
 //! The balancer's metrics, read from a `metrics-util` debugging recorder.
 
+mod support;
+
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -8,7 +10,7 @@ use rampart_balancer::{P2c, P2cConfig, PeakSuccess};
 use rampart_core::ManualClock;
 use rampart_testkit::recorded;
 use tower::discover::ServiceList;
-use tower::{BoxError, Service, ServiceExt, service_fn};
+use tower::{Service, ServiceExt, service_fn};
 
 #[tokio::test]
 async fn endpoints_picks_and_scores_are_reported_per_endpoint() {
@@ -70,15 +72,7 @@ async fn an_avoided_endpoint_shows_the_cost_it_is_avoided_for() {
     let snapshotter = recorder.snapshotter();
     let clock = ManualClock::new();
     // Endpoint "2" fails every call; the other two answer.
-    let services = (0..3).map(|at| {
-        service_fn(move |n: u32| async move {
-            if at == 2 {
-                Err::<u32, BoxError>("refused".into())
-            } else {
-                Ok(n)
-            }
-        })
-    });
+    let services = support::two_answer_and_the_third_fails();
     let mut balancer = metrics::with_local_recorder(&recorder, || {
         P2c::new_with(
             ServiceList::new::<u32>(services.collect::<Vec<_>>()),
@@ -96,31 +90,5 @@ async fn an_avoided_endpoint_shows_the_cost_it_is_avoided_for() {
         let _ = balancer.ready().await.expect("ready").call(n).await;
         clock.advance(Duration::from_millis(10));
     }
-    let metrics = recorded::take(&snapshotter);
-    let gauge =
-        |name: &str, endpoint: &str| recorded::value(&metrics, name, &[("endpoint", endpoint)]);
-    let picks = |endpoint| match gauge("rampart_balancer_picks_total", endpoint) {
-        Some(DebugValue::Counter(n)) => *n,
-        other => panic!("picks of {endpoint}: {other:?}"),
-    };
-    let score = |endpoint| match gauge("rampart_balancer_endpoint_score", endpoint) {
-        Some(DebugValue::Gauge(cost)) => cost.into_inner(),
-        other => panic!("score of {endpoint}: {other:?}"),
-    };
-    // Picked rarely, after its first failures ...
-    assert!(
-        picks("2") < 10,
-        "the failing endpoint was picked {}",
-        picks("2")
-    );
-    // ... yet its gauge follows it: the failing endpoint shows the highest cost, far above
-    // both healthy ones (not the cost it had when first, and last, picked).
-    for healthy in ["0", "1"] {
-        assert!(
-            score("2") > 10.0 * score(healthy),
-            "endpoint 2 costs {} against endpoint {healthy}'s {}",
-            score("2"),
-            score(healthy)
-        );
-    }
+    support::assert_the_failing_endpoint_is_shunned_and_scored_highest(&snapshotter);
 }

@@ -1,6 +1,8 @@
 //! `SharedP2c`'s metrics, read from a `metrics-util` debugging recorder: the same names and
 //! labels as `P2c`'s, reported once for all the handles.
 
+mod support;
+
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -8,7 +10,7 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use rampart_balancer::{P2cConfig, PeakSuccess, SharedP2c};
 use rampart_core::ManualClock;
 use rampart_testkit::recorded;
-use tower::{BoxError, ServiceExt, service_fn};
+use tower::{ServiceExt, service_fn};
 
 #[tokio::test]
 async fn endpoints_picks_and_scores_are_reported_once_for_every_handle() {
@@ -61,15 +63,7 @@ async fn an_avoided_endpoint_shows_the_cost_it_is_avoided_for() {
     let snapshotter = recorder.snapshotter();
     let clock = ManualClock::new();
     // Endpoint "2" fails every call; the other two answer.
-    let services = (0..3).map(|at| {
-        service_fn(move |n: u32| async move {
-            if at == 2 {
-                Err::<u32, BoxError>("refused".into())
-            } else {
-                Ok(n)
-            }
-        })
-    });
+    let services = support::two_answer_and_the_third_fails();
     let balancer = metrics::with_local_recorder(&recorder, || {
         let balancer = SharedP2c::empty_with(
             P2cConfig::default().with_name("users").with_seed(7),
@@ -86,28 +80,5 @@ async fn an_avoided_endpoint_shows_the_cost_it_is_avoided_for() {
         let _ = balancer.clone().oneshot(n).await;
         clock.advance(Duration::from_millis(10));
     }
-    let metrics = recorded::take(&snapshotter);
-    let gauge =
-        |name: &str, endpoint: &str| recorded::value(&metrics, name, &[("endpoint", endpoint)]);
-    let picks = |endpoint| match gauge("rampart_balancer_picks_total", endpoint) {
-        Some(DebugValue::Counter(n)) => *n,
-        other => panic!("picks of {endpoint}: {other:?}"),
-    };
-    let score = |endpoint| match gauge("rampart_balancer_endpoint_score", endpoint) {
-        Some(DebugValue::Gauge(cost)) => cost.into_inner(),
-        other => panic!("score of {endpoint}: {other:?}"),
-    };
-    assert!(
-        picks("2") < 10,
-        "the failing endpoint was picked {}",
-        picks("2")
-    );
-    for healthy in ["0", "1"] {
-        assert!(
-            score("2") > 10.0 * score(healthy),
-            "endpoint 2 costs {} against endpoint {healthy}'s {}",
-            score("2"),
-            score(healthy)
-        );
-    }
+    support::assert_the_failing_endpoint_is_shunned_and_scored_highest(&snapshotter);
 }

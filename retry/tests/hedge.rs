@@ -2,6 +2,8 @@
 //! wins, that the losers are dropped, and that nothing leaks when a request is dropped or a
 //! copy fails or panics.
 
+mod endpoints;
+
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -11,7 +13,6 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use rampart_core::pick_hint::{self, EndpointId};
 use rampart_core::{Clock, Deadline, Outcome, RequestContext, TokioClock};
 use rampart_retry::pushback::Pushback;
 use rampart_retry::{
@@ -21,6 +22,8 @@ use rampart_retry::{
 use rampart_testkit::recorded;
 use tokio::time::Instant;
 use tower::{BoxError, Layer, Service, ServiceExt};
+
+use crate::endpoints::InOrder;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -550,31 +553,9 @@ async fn under_a_retry_layer_hedges_and_retries_share_one_budget_and_one_deposit
     );
 }
 
-/// Two endpoints, the first preferred; honours pick hints and records its pick.
-#[derive(Clone)]
-struct TwoEndpoints {
-    endpoints: [Backend; 2],
-}
-
-impl Service<u32> for TwoEndpoints {
-    type Response = u32;
-    type Error = BoxError;
-    type Future = Reply;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: u32) -> Reply {
-        let pick = usize::from(pick_hint::is_avoided(EndpointId::new(0)));
-        pick_hint::record_pick(EndpointId::new(pick as u64));
-        self.endpoints[pick].call(request)
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn the_hedge_goes_to_another_endpoint_than_the_first_copy() {
-    let balancer = TwoEndpoints {
+    let balancer = InOrder {
         endpoints: [Backend::default(), Backend::default()],
     };
     let layer = HedgeLayer::new_with(config(), Unlimited, TokioClock::new()).expect("valid");
@@ -594,33 +575,9 @@ async fn the_hedge_goes_to_another_endpoint_than_the_first_copy() {
     assert_eq!(balancer.endpoints[1].log.counts(), (1, 0, 0));
 }
 
-/// Three endpoints, preferred in order: the first not avoided is picked.
-#[derive(Clone)]
-struct ThreeEndpoints {
-    endpoints: [Backend; 3],
-}
-
-impl Service<u32> for ThreeEndpoints {
-    type Response = u32;
-    type Error = BoxError;
-    type Future = Reply;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: u32) -> Reply {
-        let pick = (0..3)
-            .find(|&id| !pick_hint::is_avoided(EndpointId::new(id)))
-            .unwrap_or(0);
-        pick_hint::record_pick(EndpointId::new(pick));
-        self.endpoints[usize::try_from(pick).expect("small")].call(request)
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn each_hedge_avoids_every_endpoint_still_working_on_the_request() {
-    let balancer = ThreeEndpoints {
+    let balancer = InOrder {
         endpoints: [Backend::default(), Backend::default(), Backend::default()],
     };
     let layer = HedgeLayer::new_with(config().with_max_hedges(2), Unlimited, TokioClock::new())
@@ -829,7 +786,7 @@ async fn the_layer_and_its_hedges_wait_for_readiness_and_a_readiness_error_sends
 
 #[tokio::test(start_paused = true)]
 async fn a_buffer_between_the_layer_and_the_balancer_loses_the_hint() {
-    let balancer = TwoEndpoints {
+    let balancer = InOrder {
         endpoints: [Backend::default(), Backend::default()],
     };
     let layer = HedgeLayer::new_with(config(), Unlimited, TokioClock::new()).expect("valid");

@@ -4,6 +4,8 @@
 //! neither for it nor for its copies. Layers with budgets of their own each deposit into
 //! theirs. Under tokio's paused time.
 
+mod endpoints;
+
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -12,12 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rampart_core::pick_hint::{self, EndpointId};
 use rampart_core::{Outcome, RequestContext, TokioClock};
 use rampart_retry::{
     Backoff, Budget, BudgetSnapshot, HedgeConfig, HedgeLayer, Policy, RetryConfig, RetryLayer,
 };
 use tower::{BoxError, Layer, Service, ServiceExt};
+
+use crate::endpoints::InOrder;
 
 type Reply = Pin<Box<dyn Future<Output = Result<u32, BoxError>> + Send>>;
 
@@ -280,33 +283,9 @@ async fn each_attempt_is_marked_charged_to_the_layers_budget_and_only_inside_it(
     assert_eq!(budget.counts(), (1, 1));
 }
 
-/// Three endpoints, the first preferred; honours pick hints and records its pick.
-#[derive(Clone)]
-struct ThreeEndpoints {
-    endpoints: [Backend; 3],
-}
-
-impl Service<u32> for ThreeEndpoints {
-    type Response = u32;
-    type Error = BoxError;
-    type Future = Reply;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: u32) -> Reply {
-        let pick = (0..3)
-            .find(|&id| !pick_hint::is_avoided(EndpointId::new(id)))
-            .unwrap_or(0);
-        pick_hint::record_pick(EndpointId::new(pick));
-        self.endpoints[pick as usize].call(request)
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn nested_hedge_layers_send_the_outer_hedge_to_another_endpoint() {
-    let balancer = ThreeEndpoints {
+    let balancer: InOrder<Backend, 3> = InOrder {
         endpoints: Default::default(),
     };
     let budget = Counting::new();
