@@ -14,7 +14,7 @@ use tower::BoxError;
 
 use crate::NoEndpoints;
 use crate::endpoint::{EndpointStats, Ticket};
-use crate::shared::Record;
+use crate::shared::Lane;
 
 /// Records a request's end on its endpoint, through a [`Completion`]: its outcome and latency
 /// when the response completes, a failure when the endpoint panics (as the panic leaves it),
@@ -27,13 +27,13 @@ pub(crate) struct Sent<C> {
     clock: C,
 }
 
-/// Whose statistics a request ends on: a [`P2c`](crate::P2c) endpoint's, or a
-/// [`SharedP2c`](crate::SharedP2c) endpoint's record, which holds them (one reference per
-/// request either way).
+/// Whose statistics a request ends on: a [`P2c`](crate::P2c) endpoint's, or the lane of a
+/// [`SharedP2c`](crate::SharedP2c) endpoint that the request was picked on, which holds them
+/// (one reference per request either way).
 #[derive(Debug)]
 pub(crate) enum Stats {
     Owned(Arc<EndpointStats>),
-    Shared(Arc<Record>),
+    Shared(Arc<Lane>),
 }
 
 impl Stats {
@@ -41,7 +41,7 @@ impl Stats {
     fn get(&self) -> &EndpointStats {
         match self {
             Self::Owned(stats) => stats,
-            Self::Shared(record) => &record.stats,
+            Self::Shared(lane) => &lane.stats,
         }
     }
 }

@@ -66,8 +66,10 @@
 //! share puts it behind a `tower::buffer::Buffer`, whose one worker task then carries every
 //! request of the process (a channel hop and a wake-up per call, one core's worth of
 //! balancing). [`SharedP2c`] is the same balancer as a `Clone + Send + Sync` handle: each
-//! clone picks and sends on the task that calls it, over one shared set of endpoints and
-//! statistics read without a lock; discovery updates never hold up a pick. Its endpoint
+//! clone picks and sends on the task that calls it, over one shared set of endpoints read
+//! without a lock, each endpoint's statistics kept per thread so that the requests of two
+//! cores write no common cache line (see its "Sharing"); discovery updates never hold up a
+//! pick. Its endpoint
 //! services must be `Clone` (each request goes to a clone polled ready by its own task), as
 //! tonic's `Channel`, hyper's client or a `Buffer` are. Use `P2c` where one task owns the
 //! balancer, `SharedP2c` where many send through it.

@@ -244,3 +244,74 @@ async fn many_tasks_pick_while_endpoints_come_and_go_and_every_count_adds_up() {
 async fn many_tasks_pick_while_endpoints_come_go_and_turn_busy_and_none_waits_for_ever() {
     run(true).await;
 }
+
+/// Each thread picks and records on its own lane of an endpoint's statistics; a request picked
+/// on one thread and completed or dropped on another ends on the lane it was picked on: the
+/// snapshot counts every pick and nothing stays in flight.
+#[test]
+fn requests_picked_on_one_thread_and_ended_on_another_leave_nothing_in_flight() {
+    const PER_THREAD: u32 = 100;
+    type Answer = std::pin::Pin<Box<dyn Future<Output = Result<u32, BoxError>> + Send>>;
+    // Odd requests never answer (they are dropped), even ones answer at once.
+    let endpoint = tower::service_fn(|n: u32| -> Answer {
+        if n % 2 == 1 {
+            Box::pin(std::future::pending())
+        } else {
+            Box::pin(async move { Ok(n) })
+        }
+    });
+    let balancer =
+        SharedP2c::from_services([endpoint; 2], P2cConfig::default().with_seed(1)).expect("valid");
+    let pickers: Vec<_> = (0..4)
+        .map(|_| {
+            let balancer = balancer.clone();
+            std::thread::spawn(move || {
+                let mut sent = Vec::new();
+                for n in 0..PER_THREAD {
+                    let mut handle = balancer.clone();
+                    let ready = block_on(handle.ready()).expect("ready");
+                    sent.push((n, ready.call(n)));
+                }
+                sent
+            })
+        })
+        .collect();
+    let sent: Vec<_> = pickers
+        .into_iter()
+        .flat_map(|picker| picker.join().expect("no panic"))
+        .collect();
+    let in_flight: u64 = balancer.snapshot().iter().map(|e| e.inflight).sum();
+    assert_eq!(
+        in_flight,
+        u64::from(4 * PER_THREAD),
+        "all sent, none ended yet"
+    );
+    // Another thread completes the even requests and drops the odd ones.
+    std::thread::spawn(move || {
+        for (n, future) in sent {
+            if n % 2 == 0 {
+                assert_eq!(block_on(future).expect("answered"), n);
+            }
+        }
+    })
+    .join()
+    .expect("no panic");
+    let snapshot = balancer.snapshot();
+    assert_eq!(
+        snapshot.iter().map(|e| e.inflight).sum::<u64>(),
+        0,
+        "{snapshot:?}"
+    );
+    assert_eq!(
+        snapshot.iter().map(|e| e.picks).sum::<u64>(),
+        u64::from(4 * PER_THREAD)
+    );
+}
+
+/// Runs `future` to its end on a runtime of the calling thread.
+fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime")
+        .block_on(future)
+}

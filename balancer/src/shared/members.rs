@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use metrics::Counter;
 use parking_lot::Mutex;
 use rampart_core::pick_hint::EndpointId;
 use rampart_core::saturating_nanos;
@@ -21,12 +22,47 @@ use rampart_core::saturating_nanos;
 use crate::endpoint::{EndpointStats, saturating_duration};
 use crate::metrics::EndpointMetrics;
 
-/// What an endpoint keeps across a re-insertion of its key: statistics, counts, metrics.
+/// One stripe of threads' view of an endpoint: the statistics of the requests those threads
+/// sent to it (in flight, latency and success EWMAs), when they last picked it, and its
+/// pick counter.
+///
+/// Each thread picks and records on its own lane of every endpoint, so that the requests of
+/// two cores never write one cache line: aligned to 128 bytes and reached through an `Arc` of
+/// its own, whose counts (written by each request sent through the lane) then sit on lines of
+/// their own too.
+#[derive(Debug)]
+#[repr(align(128))]
+pub(crate) struct Lane {
+    pub(crate) stats: EndpointStats,
+    /// When the lane's threads last picked the endpoint (or it was added), in nanoseconds.
+    last_pick: AtomicU64,
+    picks: Counter,
+}
+
+impl Lane {
+    /// When the lane's threads last picked the endpoint (or it was added: the force-pick
+    /// clock starts then).
+    #[inline]
+    pub(crate) fn last_pick(&self) -> Duration {
+        Duration::from_nanos(self.last_pick.load(Ordering::Relaxed))
+    }
+
+    /// Counts a request sent to the endpoint at `now` (the count itself is the statistics'
+    /// requests begun).
+    #[inline]
+    pub(crate) fn picked(&self, now: Duration) {
+        self.last_pick
+            .store(saturating_nanos(now), Ordering::Relaxed);
+        self.picks.increment(1);
+    }
+}
+
+/// What an endpoint keeps across a re-insertion of its key: its lanes, its static weight,
+/// its metrics.
 #[derive(Debug)]
 pub(crate) struct Record {
-    pub(crate) stats: EndpointStats,
-    /// When it was last picked (or added), in nanoseconds.
-    last_pick: AtomicU64,
+    /// One per stripe of threads (see [`Stripes::thread_stripe`](rampart_core::Stripes::thread_stripe)); never empty.
+    lanes: Box<[Arc<Lane>]>,
     pub(crate) metrics: EndpointMetrics,
     /// Whether its cost has crossed into avoidance (reported with feature `tracing`).
     #[cfg(feature = "tracing")]
@@ -38,19 +74,49 @@ pub(crate) struct Record {
     pub(crate) label: String,
 }
 
+/// An endpoint's statistics over all its lanes, for observation and for a new peer's prior.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Merged {
+    /// The mean of the warm lanes' latency EWMAs (the prior when no lane is warm), in
+    /// nanoseconds.
+    pub(crate) lag_ns: f64,
+    /// The same mean of the lanes' effective latencies (see
+    /// [`EndpointStats::effective_lag_ns`]).
+    pub(crate) effective_lag_ns: f64,
+    /// The mean of the warm lanes' success EWMAs (1 when no lane is warm).
+    pub(crate) success: f64,
+    /// Requests in flight, over all lanes.
+    pub(crate) inflight: u64,
+    /// Requests begun, over all lanes.
+    pub(crate) begun: u64,
+    pub(crate) weight: f64,
+    /// Whether any lane has recorded a completion.
+    pub(crate) warm: bool,
+}
+
 impl Record {
-    /// A new endpoint's record, as if just picked at `now` (the force-pick clock starts).
+    /// A new endpoint's record with `lanes` lanes starting from `prior` latency, as if just
+    /// picked at `now` (the force-pick clock starts).
     pub(crate) fn new(
-        stats: EndpointStats,
+        (prior, tau): (Duration, Duration),
+        lanes: usize,
         metrics: EndpointMetrics,
         now: Duration,
         (name, label): (&str, String),
     ) -> Self {
         #[cfg(not(feature = "tracing"))]
         let _ = (name, label);
+        let lanes = (0..lanes.max(1))
+            .map(|_| {
+                Arc::new(Lane {
+                    stats: EndpointStats::new(prior, tau),
+                    last_pick: AtomicU64::new(saturating_nanos(now)),
+                    picks: metrics.picks.clone(),
+                })
+            })
+            .collect();
         Self {
-            stats,
-            last_pick: AtomicU64::new(saturating_nanos(now)),
+            lanes,
             metrics,
             #[cfg(feature = "tracing")]
             avoided: AtomicBool::new(false),
@@ -61,19 +127,65 @@ impl Record {
         }
     }
 
-    /// When it was last picked (or added: the force-pick clock starts then).
+    /// The lane of stripe `stripe` (the first if there is no such stripe).
     #[inline]
-    pub(crate) fn last_pick(&self) -> Duration {
-        Duration::from_nanos(self.last_pick.load(Ordering::Relaxed))
+    pub(crate) fn lane(&self, stripe: usize) -> &Arc<Lane> {
+        self.lanes.get(stripe).unwrap_or(&self.lanes[0])
     }
 
-    /// Counts a request sent to it at `now` (the count itself is the statistics' requests
-    /// begun).
-    #[inline]
-    pub(crate) fn picked(&self, now: Duration) {
-        self.last_pick
-            .store(saturating_nanos(now), Ordering::Relaxed);
-        self.metrics.picks.increment(1);
+    /// Sets the static weight on every lane.
+    pub(crate) fn set_weight(&self, weight: f64) {
+        for lane in &self.lanes {
+            lane.stats.set_weight(weight);
+        }
+    }
+
+    /// The mean of the warm lanes' latency EWMAs, in nanoseconds; `None` if no lane is warm.
+    pub(crate) fn warm_lag_ns(&self) -> Option<f64> {
+        let (mut total, mut warm) = (0.0, 0_u32);
+        for lane in self.lanes.iter().filter(|lane| lane.stats.is_warm()) {
+            total += lane.stats.lag_ns();
+            warm += 1;
+        }
+        (warm > 0).then(|| total / f64::from(warm))
+    }
+
+    /// The endpoint's statistics over all lanes at `now`.
+    pub(crate) fn merged(&self, now: Duration) -> Merged {
+        let first = &self.lanes[0].stats;
+        let mut merged = Merged {
+            lag_ns: 0.0,
+            effective_lag_ns: 0.0,
+            success: 0.0,
+            inflight: 0,
+            begun: 0,
+            weight: first.weight(),
+            warm: false,
+        };
+        let mut warm = 0_u32;
+        for lane in &self.lanes {
+            let stats = &lane.stats;
+            merged.inflight += stats.inflight();
+            merged.begun += stats.begun();
+            if stats.is_warm() {
+                warm += 1;
+                merged.lag_ns += stats.lag_ns();
+                merged.effective_lag_ns += stats.effective_lag_ns(now);
+                merged.success += stats.success();
+            }
+        }
+        if warm == 0 {
+            merged.lag_ns = first.lag_ns();
+            merged.effective_lag_ns = first.effective_lag_ns(now);
+            merged.success = first.success();
+        } else {
+            let warm = f64::from(warm);
+            merged.lag_ns /= warm;
+            merged.effective_lag_ns /= warm;
+            merged.success /= warm;
+            merged.warm = true;
+        }
+        merged
     }
 }
 
@@ -200,14 +312,71 @@ impl<K: Hash + Eq, Svc> Members<K, Svc> {
 
 /// The median EWMA latency of the members that have completed requests; zero if none.
 fn median_warm_lag<K, Svc>(list: &[Arc<Member<K, Svc>>]) -> Duration {
-    let mut lags: Vec<f64> = list
-        .iter()
-        .filter(|m| m.record.stats.is_warm())
-        .map(|m| m.record.stats.lag_ns())
-        .collect();
+    let mut lags: Vec<f64> = list.iter().filter_map(|m| m.record.warm_lag_ns()).collect();
     if lags.is_empty() {
         return Duration::ZERO;
     }
     lags.sort_by(f64::total_cmp);
     saturating_duration(lags[lags.len() / 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use rampart_core::Outcome;
+
+    use super::*;
+    use crate::metrics::BalancerMetrics;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn record(lanes: usize) -> Record {
+        let metrics = BalancerMetrics::new("lanes").endpoint("e".to_owned());
+        Record::new(
+            (5 * MS, 600 * MS),
+            lanes,
+            metrics,
+            Duration::ZERO,
+            ("lanes", "e".to_owned()),
+        )
+    }
+
+    fn complete(lane: &Lane, at: Duration, latency: Duration, outcome: Outcome) {
+        let ticket = lane.stats.begin(at.saturating_sub(latency));
+        lane.stats.end(&ticket, at, Some(outcome));
+    }
+
+    #[test]
+    fn the_merged_view_adds_up_requests_and_averages_the_warm_lanes() {
+        let record = record(2);
+        let cold = record.merged(Duration::ZERO);
+        assert_eq!((cold.lag_ns, cold.success, cold.warm), (5e6, 1.0, false));
+        assert_eq!(record.warm_lag_ns(), None);
+
+        complete(record.lane(0), 100 * MS, 10 * MS, Outcome::Success);
+        let one = record.merged(100 * MS);
+        assert_eq!(
+            (one.lag_ns, one.success, one.begun),
+            (10e6, 1.0, 1),
+            "lane 1 is cold"
+        );
+        complete(record.lane(1), 100 * MS, 20 * MS, Outcome::Failure);
+        let _in_flight = [
+            record.lane(0).stats.begin(100 * MS),
+            record.lane(1).stats.begin(100 * MS),
+        ];
+        let both = record.merged(100 * MS);
+        assert_eq!((both.lag_ns, both.success), (15e6, 0.5));
+        assert_eq!((both.inflight, both.begun, both.warm), (2, 4, true));
+        assert_eq!(record.warm_lag_ns(), Some(15e6));
+    }
+
+    #[test]
+    fn a_stripe_beyond_the_lanes_reads_the_first_and_weights_reach_every_lane() {
+        let record = record(2);
+        assert!(Arc::ptr_eq(record.lane(7), record.lane(0)));
+        assert!(!Arc::ptr_eq(record.lane(1), record.lane(0)));
+        record.set_weight(2.0);
+        assert_eq!([0, 1].map(|at| record.lane(at).stats.weight()), [2.0, 2.0]);
+        assert_eq!(record.merged(Duration::ZERO).weight, 2.0);
+    }
 }

@@ -18,11 +18,12 @@ use tokio::time::Sleep;
 use tower::BoxError;
 use tower::discover::{Change, Discover};
 
+use crate::endpoint::saturating_duration;
 use crate::p2c::TwoChoices;
 use crate::score::PeakSuccess;
-pub(crate) use crate::shared::members::Record;
+pub(crate) use crate::shared::members::Lane;
 use crate::shared::state::Shared;
-use crate::{EndpointSnapshot, P2cConfig, Score};
+use crate::{EndpointSnapshot, Load, P2cConfig, Score};
 
 /// Power-of-two-choices load balancing as a `Clone + Send + Sync` handle: every clone picks
 /// and sends on the task that calls it, over one shared set of endpoints and statistics.
@@ -59,7 +60,23 @@ use crate::{EndpointSnapshot, P2cConfig, Score};
 ///
 /// Clones share the endpoints, their statistics, the discovery stream and the metrics; each
 /// clone has its own pick in progress (a clone starts unready, as tower's services do) and
-/// its own random draws. The endpoint list is read without a lock: it is published as a whole
+/// its own random draws.
+///
+/// Each endpoint's statistics are kept in lanes, one per stripe of threads (one per CPU up
+/// to 8, as a [`RollingWindow`](rampart_core::RollingWindow)'s stripes; threads take them in
+/// turn, see [`Stripes::thread_stripe`](rampart_core::Stripes::thread_stripe)): a pick on a
+/// thread weighs the requests in flight, the latency and success EWMAs and the force-pick
+/// clock of its own lane, and the request records its end there. A request thus writes no
+/// cache line that another core's requests write or read, which is what lets a handle shared
+/// by the worker threads of a server scale with them (a balancer with one set of statistics
+/// for all threads ran two threads slower than one, each request moving the endpoint's lines
+/// from core to core). The price is that each thread learns from its own requests: it does not
+/// see the other threads' requests in flight, and an endpoint turning slow is seen by each
+/// thread at its own next request to it. P2C over each thread's share of the traffic still
+/// balances the whole, as a proxy's per-worker balancers do. The readiness of endpoints, their
+/// weights and the score gauges are shared. [`snapshot`](Self::snapshot) adds up the lanes'
+/// requests and averages the latency and success of the lanes that have seen a completion;
+/// a task driven on one thread sees exactly what [`P2c`](crate::P2c) would. The endpoint list is read without a lock: it is published as a whole
 /// through an [`arc_swap::ArcSwap`] and replaced, never edited, by discovery updates, which
 /// take a writer lock that picks never touch. A pick never waits on an endpoint's lock either
 /// (when another thread is recording a request on it, its stall estimate is skipped).
@@ -125,8 +142,8 @@ pub struct SharedP2c<K, Svc, C = SystemClock, S = PeakSuccess, L = DefaultClassi
 
 /// An endpoint chosen for the next request, with a clone of its service polled ready.
 struct Chosen<Svc> {
-    /// Its record: the request's statistics end there.
-    record: Arc<Record>,
+    /// Its lane for the picking thread: the request's statistics end there.
+    lane: Arc<Lane>,
     /// Its name in pick hints.
     id: rampart_core::pick_hint::EndpointId,
     service: Svc,
@@ -298,21 +315,28 @@ where
         self.shared.remove(key)
     }
 
-    /// What the balancer sees of each endpoint, now.
+    /// What the balancer sees of each endpoint, now, over all its lanes (see "Sharing"
+    /// above): requests in flight and picks added up, latency and success averaged over the
+    /// lanes that have seen a completion.
     pub fn snapshot(&self) -> Vec<EndpointSnapshot<K>> {
         let now = self.shared.clock.now();
         let list = self.shared.members.load();
         list.iter()
             .map(|member| {
-                let stats = &member.record.stats;
+                let merged = member.record.merged(now);
                 EndpointSnapshot {
                     key: member.key.clone(),
-                    score: crate::state::cost_of(&self.shared.score, stats, now),
-                    lag: stats.lag(),
-                    success: stats.success(),
-                    inflight: stats.inflight(),
-                    picks: stats.begun(),
-                    weight: stats.weight(),
+                    score: self.shared.score.cost(&Load {
+                        lag_ms: merged.effective_lag_ns / 1e6,
+                        inflight: merged.inflight,
+                        success: merged.success,
+                        weight: merged.weight,
+                    }),
+                    lag: saturating_duration(merged.lag_ns),
+                    success: merged.success,
+                    inflight: merged.inflight,
+                    picks: merged.begun,
+                    weight: merged.weight,
                     ready: member.is_ready(),
                 }
             })
@@ -332,7 +356,7 @@ where
         Ok(list
             .iter()
             .find(|member| member.key == *key)
-            .map(|member| member.record.stats.set_weight(weight))
+            .map(|member| member.record.set_weight(weight))
             .is_some())
     }
 }

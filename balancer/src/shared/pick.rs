@@ -28,46 +28,50 @@ fn cost_now<S: Score>(score: &S, stats: &EndpointStats, now: Duration) -> f64 {
     })
 }
 
-/// The member to use at `now` among the ready ones of `list` (`None` if none is ready), with
-/// the score gauges of the candidates refreshed when due.
+/// The member to use at `now` among the ready ones of `list` (`None` if none is ready), as
+/// their lanes of stripe `stripe` see them, with the score gauges of the candidates refreshed
+/// when due.
 pub(crate) fn pick<'a, K, Svc, S: Score>(
     choices: &mut TwoChoices,
     score: &S,
     list: &'a [Arc<Member<K, Svc>>],
-    now: Duration,
+    (now, stripe): (Duration, usize),
 ) -> Option<&'a Arc<Member<K, Svc>>> {
     if list.len() >= 2 {
         for _ in 0..DRAWS {
             let [a, b] = choices.draw(list.len())?;
             let (a, b) = (&list[a], &list[b]);
             if a.is_ready() && b.is_ready() {
-                return Some(better(choices, score, [a, b], now));
+                return Some(better(choices, score, [a, b], (now, stripe)));
             }
         }
     }
     let ready: Vec<&Arc<Member<K, Svc>>> = list.iter().filter(|m| m.is_ready()).collect();
     if let Some([a, b]) = choices.draw(ready.len()) {
-        return Some(better(choices, score, [ready[a], ready[b]], now));
+        return Some(better(choices, score, [ready[a], ready[b]], (now, stripe)));
     }
     let only = *ready.first()?;
     let metrics = &only.record.metrics;
     if metrics.score_due(now) {
-        metrics.publish_score(cost_now(score, &only.record.stats, now), now);
+        metrics.publish_score(cost_now(score, &only.record.lane(stripe).stats, now), now);
     }
     Some(only)
 }
 
-/// The better of two drawn members at `now` (by [`TwoChoices`]' rule), both their score
-/// gauges refreshed when due.
+/// The better of two drawn members at `now` as their lanes of stripe `stripe` see them (by
+/// [`TwoChoices`]' rule), both their score gauges refreshed when due.
 fn better<'a, K, Svc, S: Score>(
     choices: &TwoChoices,
     score: &S,
     drawn: [&'a Arc<Member<K, Svc>>; 2],
-    now: Duration,
+    (now, stripe): (Duration, usize),
 ) -> &'a Arc<Member<K, Svc>> {
-    let candidates = drawn.map(|member| Candidate {
-        cost: cost_now(score, &member.record.stats, now),
-        last_pick: member.record.last_pick(),
+    let candidates = drawn.map(|member| {
+        let lane = member.record.lane(stripe);
+        Candidate {
+            cost: cost_now(score, &lane.stats, now),
+            last_pick: lane.last_pick(),
+        }
     });
     for (member, candidate) in drawn.iter().zip(&candidates) {
         let metrics = &member.record.metrics;

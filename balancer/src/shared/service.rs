@@ -69,15 +69,15 @@ where
             pick_hint::record_pick(chosen.id);
         }
         let Chosen {
-            record,
+            lane,
             mut service,
             now,
             ..
         } = chosen;
-        record.picked(now);
+        lane.picked(now);
         // Tracked before the call: if the endpoint's `call` panics, the guard ends it.
-        let ticket = record.stats.begin(now);
-        let sent = Sent::new(Stats::Shared(record), ticket, self.shared.clock.clone());
+        let ticket = lane.stats.begin(now);
+        let sent = Sent::new(Stats::Shared(lane), ticket, self.shared.clock.clone());
         let completion = Completion::new(sent, self.classifier.clone());
         ResponseFuture::sent(service.call(request), completion)
     }
@@ -97,15 +97,16 @@ where
 {
     let list = shared.members.load();
     let now = shared.clock.now();
+    let stripe = shared.thread_stripe();
     let mut cx = Context::from_waker(&shared.probe_waker);
     // Each miss takes an endpoint out of the candidates: at most one try per endpoint.
     for _ in 0..list.len() {
-        let member = pick::pick(choices, &shared.score, &list, now)?;
+        let member = pick::pick(choices, &shared.score, &list, (now, stripe))?;
         let mut service = member.service.clone();
         match Service::<Req>::poll_ready(&mut service, &mut cx) {
             Poll::Ready(Ok(())) => {
                 return Some(Chosen {
-                    record: Arc::clone(&member.record),
+                    lane: Arc::clone(member.record.lane(stripe)),
                     id: member.id,
                     service,
                     now,
@@ -138,15 +139,16 @@ where
         .cloned()
         .collect();
     drop(list);
+    let stripe = shared.thread_stripe();
     let mut cx = Context::from_waker(&shared.probe_waker);
     while !others.is_empty() {
-        let member = Arc::clone(pick::pick(choices, &shared.score, &others, now)?);
+        let member = Arc::clone(pick::pick(choices, &shared.score, &others, (now, stripe))?);
         others.retain(|other| !Arc::ptr_eq(other, &member));
         let mut service = member.service.clone();
         match Service::<Req>::poll_ready(&mut service, &mut cx) {
             Poll::Ready(Ok(())) => {
                 return Some(Chosen {
-                    record: Arc::clone(&member.record),
+                    lane: Arc::clone(member.record.lane(stripe)),
                     id: member.id,
                     service,
                     now,

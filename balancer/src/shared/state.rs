@@ -9,12 +9,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use parking_lot::Mutex;
-use rampart_core::Clock;
+use rampart_core::{Clock, Stripes};
 use tower::discover::Change;
 use tower::{BoxError, Service};
 
 use crate::P2cConfig;
-use crate::endpoint::EndpointStats;
 use crate::metrics::BalancerMetrics;
 use crate::shared::discovery::{self, Stream};
 use crate::shared::members::{Member, Members, Record};
@@ -39,6 +38,8 @@ pub(crate) struct Shared<K, Svc, C, S> {
     pub(crate) label: Mutex<fn(&K) -> String>,
     /// Handles made so far, with a seed: each one's stream of draws (on a line of its own).
     handles: Padded<AtomicU64>,
+    /// Lanes per endpoint: one per stripe of threads.
+    lanes: usize,
 }
 
 /// A value alone on its cache lines.
@@ -65,7 +66,14 @@ impl<K, Svc, C, S> Shared<K, Svc, C, S> {
             score,
             label: Mutex::new(|key| format!("{key:?}")),
             handles: Padded(AtomicU64::new(0)),
+            lanes: Stripes::Auto.count(),
         }
+    }
+
+    /// The calling thread's stripe: the lane of each endpoint it picks and records on.
+    #[inline]
+    pub(crate) fn thread_stripe(&self) -> usize {
+        Stripes::thread_stripe(self.lanes)
     }
 
     /// The number of a new handle of a balancer with a seed.
@@ -106,7 +114,8 @@ where
         let tau = self.config.tau;
         let len = self.members.insert(key, service, |prior| {
             Record::new(
-                EndpointStats::new(prior, tau),
+                (prior, tau),
+                self.lanes,
                 self.metrics.endpoint(label.clone()),
                 now,
                 (&self.config.name, label),

@@ -36,6 +36,29 @@ impl Stripes {
             Self::Exactly(stripes) => stripes,
         }
     }
+
+    /// The stripe the calling thread uses among `stripes` (as [`count`](Self::count) gives;
+    /// zero when `stripes` is 0 or 1): threads are numbered in the order they first ask, here
+    /// or in a window, and take the stripes in turn. For state kept per thread beside a
+    /// window's, such as the shared balancer's per-thread statistics.
+    ///
+    /// ```
+    /// use rampart_core::Stripes;
+    ///
+    /// let stripes = Stripes::Auto.count();
+    /// let here = Stripes::thread_stripe(stripes);
+    /// assert!(here < stripes);
+    /// assert_eq!(Stripes::thread_stripe(stripes), here, "a thread keeps its stripe");
+    /// assert_eq!(Stripes::thread_stripe(1), 0);
+    /// ```
+    #[inline]
+    pub fn thread_stripe(stripes: usize) -> usize {
+        match stripes {
+            0 | 1 => 0,
+            _ if stripes.is_power_of_two() => crate::sync::thread_stripe_hint() & (stripes - 1),
+            _ => crate::sync::thread_stripe_hint() % stripes,
+        }
+    }
 }
 
 /// Most stripes a window accepts.
