@@ -21,7 +21,9 @@
 //! Beside the stacks: the bare endpoint (what two workers give when they share nothing), the
 //! `Buffer` floor, and the shared balancer alone (`rampart/shared_p2c`, a clone per request;
 //! `rampart/shared_p2c_kept`, one clone per task for all its requests), which tells the
-//! balancer's own scaling from the layers'.
+//! balancer's own scaling from the layers', and the shared stack kept by each task
+//! (`rampart/retry_breaker_shared_p2c_kept`), which tells what the clones' reference counts
+//! cost.
 
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
@@ -221,6 +223,11 @@ fn shared_between_tasks(c: &mut Criterion) {
         row("rampart/retry_breaker_shared_p2c", false, &|iters, kept| {
             run_tasks(&runtime, &shared, threads, iters, kept)
         });
+        row(
+            "rampart/retry_breaker_shared_p2c_kept",
+            true,
+            &|iters, kept| run_tasks(&runtime, &shared, threads, iters, kept),
+        );
     }
     group.finish();
 }
