@@ -74,9 +74,9 @@
 //! tonic's `Channel`, hyper's client or a `Buffer` are. Use `P2c` where one task owns the
 //! balancer, `SharedP2c` where many send through it.
 //!
-//! Cost, medians on our 2-vCPU benchmark machine (the stack's of two runs): one request through a handle
-//! costs 140–153 ns at 2, 10 or 100 endpoints, 0.33× to 0.36× tower's `Balance` with
-//! `PeakEwma` and 27 to 40 ns above `P2c` (`benches/benches/balancer.rs`,
+//! Cost, medians on our 2-vCPU benchmark machine (the stack's of two runs): one request
+//! through a handle costs 140–153 ns at 2, 10 or 100 endpoints, 0.33× to 0.36× tower's
+//! `Balance` with `PeakEwma` and 27 to 40 ns above `P2c` (`benches/benches/balancer.rs`,
 //! `rampart/shared_p2c_peak_success`); retry → breaker → `SharedP2c` with no `Buffer`, in a
 //! task's loop, costs 0.42× tower's retry → `Buffer` → `Balance` (`benches/benches/stack.rs`,
 //! group `stack`). Two threads sharing one handle send 1.09× to 1.19× the requests of one
