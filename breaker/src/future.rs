@@ -8,7 +8,8 @@ use std::task::{Context, Poll, ready};
 
 use pin_project::pin_project;
 use rampart_core::{
-    Classify, Clock, Completion, Criticality, DefaultClassifier, Outcome, Recorder, SystemClock,
+    Classify, Clock, Completion, Criticality, DefaultClassifier, Outcome, Recorder, StripedArc,
+    SystemClock,
 };
 use tower::BoxError;
 
@@ -24,7 +25,28 @@ use crate::{Rejected, SreBreaker};
 /// than the window must count in the window when it fails, and the admission instant's bucket
 /// has expired by then.
 #[derive(Debug)]
-pub(crate) struct Admitted<C>(pub(crate) Arc<SreBreaker<C>>, pub(crate) Criticality);
+pub(crate) struct Admitted<C>(pub(crate) Holder<C>, pub(crate) Criticality);
+
+/// How an admitted call holds its breaker: a [`Breaker`](crate::Breaker)'s calls through the
+/// handle its services share (counted per stripe of threads), a keyed group's through the
+/// key's own `Arc`.
+#[derive(Debug)]
+pub(crate) enum Holder<C> {
+    Striped(StripedArc<Arc<SreBreaker<C>>>),
+    Keyed(Arc<SreBreaker<C>>),
+}
+
+impl<C> std::ops::Deref for Holder<C> {
+    type Target = SreBreaker<C>;
+
+    #[inline]
+    fn deref(&self) -> &SreBreaker<C> {
+        match self {
+            Self::Striped(breaker) => breaker,
+            Self::Keyed(breaker) => breaker,
+        }
+    }
+}
 
 impl<C: Clock> Recorder for Admitted<C> {
     fn record(&mut self, outcome: Outcome) {

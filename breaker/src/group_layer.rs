@@ -9,7 +9,7 @@ use rampart_core::{Classify, Clock, Completion, DefaultClassifier, RequestContex
 use tower::{BoxError, Layer, Service};
 
 use crate::BreakerGroup;
-use crate::future::{Admitted, ResponseFuture};
+use crate::future::{Admitted, Holder, ResponseFuture};
 
 /// Wraps services in a [`KeyedBreaker`]: each request is throttled by the breaker of its key,
 /// as `key_of(&request)` names it (a route, an RPC method, a tenant).
@@ -178,7 +178,7 @@ where
         if let Err(rejected) = breaker.admit_at(now, said, None) {
             return ResponseFuture::rejected(rejected);
         }
-        let admitted = Admitted(breaker, said.unwrap_or_default());
+        let admitted = Admitted(Holder::Keyed(breaker), said.unwrap_or_default());
         let completion = Completion::new(admitted, self.classifier.clone());
         ResponseFuture::admitted(self.inner.call(request), completion)
     }

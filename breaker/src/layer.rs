@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use rampart_core::{Clock, ConfigError, DefaultClassifier, SystemClock};
+use rampart_core::{Clock, ConfigError, DefaultClassifier, StripedArc, SystemClock};
 use tower::Layer;
 
 use crate::{Breaker, BreakerConfig, SreBreaker};
@@ -29,14 +29,14 @@ use crate::{Breaker, BreakerConfig, SreBreaker};
 /// ```
 #[derive(Debug)]
 pub struct BreakerLayer<C = SystemClock, L = DefaultClassifier> {
-    breaker: Arc<SreBreaker<C>>,
+    breaker: StripedArc<Arc<SreBreaker<C>>>,
     classifier: L,
 }
 
 impl<C, L: Clone> Clone for BreakerLayer<C, L> {
     fn clone(&self) -> Self {
         Self {
-            breaker: Arc::clone(&self.breaker),
+            breaker: self.breaker.clone(),
             classifier: self.classifier.clone(),
         }
     }
@@ -60,7 +60,7 @@ impl<C: Clock> BreakerLayer<C> {
     pub fn from_breaker(breaker: Arc<SreBreaker<C>>) -> Self {
         breaker.keep_gauges_current();
         Self {
-            breaker,
+            breaker: StripedArc::new(breaker),
             classifier: DefaultClassifier,
         }
     }
@@ -86,6 +86,6 @@ impl<S, C, L: Clone> Layer<S> for BreakerLayer<C, L> {
     type Service = Breaker<S, C, L>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Breaker::from_parts(inner, Arc::clone(&self.breaker), self.classifier.clone())
+        Breaker::from_parts(inner, self.breaker.clone(), self.classifier.clone())
     }
 }

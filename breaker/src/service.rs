@@ -4,11 +4,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use rampart_core::{
-    Classify, Clock, Completion, ConfigError, DefaultClassifier, RequestContext, SystemClock,
+    Classify, Clock, Completion, ConfigError, DefaultClassifier, RequestContext, StripedArc,
+    SystemClock,
 };
 use tower::{BoxError, Service};
 
-use crate::future::{Admitted, ResponseFuture};
+use crate::future::{Admitted, Holder, ResponseFuture};
 use crate::{BreakerConfig, BreakerLayer, SreBreaker};
 
 /// A service that throttles calls to `S` with an [`SreBreaker`].
@@ -31,7 +32,8 @@ use crate::{BreakerConfig, BreakerLayer, SreBreaker};
 #[derive(Debug)]
 pub struct Breaker<S, C = SystemClock, L = DefaultClassifier> {
     inner: S,
-    shared: Arc<SreBreaker<C>>,
+    /// Cloned with each service and each admitted call: counted per stripe of threads.
+    shared: StripedArc<Arc<SreBreaker<C>>>,
     classifier: L,
 }
 
@@ -39,7 +41,7 @@ impl<S: Clone, C, L: Clone> Clone for Breaker<S, C, L> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            shared: Arc::clone(&self.shared),
+            shared: self.shared.clone(),
             classifier: self.classifier.clone(),
         }
     }
@@ -66,7 +68,11 @@ impl<S> Breaker<S> {
 }
 
 impl<S, C, L> Breaker<S, C, L> {
-    pub(crate) fn from_parts(inner: S, breaker: Arc<SreBreaker<C>>, classifier: L) -> Self {
+    pub(crate) fn from_parts(
+        inner: S,
+        breaker: StripedArc<Arc<SreBreaker<C>>>,
+        classifier: L,
+    ) -> Self {
         Self {
             inner,
             shared: breaker,
@@ -117,7 +123,10 @@ where
             return ResponseFuture::rejected(rejected);
         }
         // Armed before the inner call: if `call` itself panics, the guard records a failure.
-        let admitted = Admitted(Arc::clone(&self.shared), said.unwrap_or_default());
+        let admitted = Admitted(
+            Holder::Striped(self.shared.clone()),
+            said.unwrap_or_default(),
+        );
         let completion = Completion::new(admitted, self.classifier.clone());
         ResponseFuture::admitted(self.inner.call(request), completion)
     }

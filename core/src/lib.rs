@@ -76,7 +76,7 @@
 //! - `grpc`: `GrpcClassifier` and `GrpcBody`: a gRPC call's outcome from the headers of a
 //!   trailers-only answer, or from the trailers at the end of its body ([`Deferred`]).
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
@@ -89,8 +89,10 @@ mod deadline;
 mod error;
 pub mod gauges;
 mod group;
+mod per_stripe;
 pub mod pick_hint;
 mod rejected;
+mod striped_arc;
 mod switch;
 mod sync;
 mod window;
@@ -112,7 +114,9 @@ pub use crate::deadline::grpc_timeout;
 pub use crate::deadline::{Deadline, DeadlineExceeded};
 pub use crate::error::{ConfigError, check};
 pub use crate::group::{KeyLabel, KeyedGroup};
+pub use crate::per_stripe::PerStripe;
 pub use crate::rejected::Rejected;
+pub use crate::striped_arc::StripedArc;
 pub use crate::switch::Switch;
 pub use crate::window::{
     BucketStats, Buckets, OncePerBucket, PerBucketCache, RollingWindow, Stripes, ValidWindowConfig,

@@ -6,6 +6,12 @@ pub(crate) use loom::sync::atomic::{AtomicU64, Ordering, fence};
 #[cfg(not(rampart_loom))]
 pub(crate) use std::sync::atomic::{AtomicU64, Ordering, fence};
 
+/// A value alone on its cache lines (128 bytes: two, the unit adjacent-line prefetchers
+/// pull in), so that what other threads write beside it never moves it between cores.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
 /// A mutex guarding no data, serialising a rare slow path: rotating a window, refreshing a
 /// cache.
 #[derive(Debug, Default)]
@@ -41,9 +47,20 @@ impl SlowPathLock {
     }
 }
 
-/// A small number, distinct for each of the first threads that ask, in the order they first
-/// ask: it picks the thread's stripe of a window.
-#[cfg(not(rampart_loom))]
+/// The number that picks the calling thread's stripe: on Linux, the CPU it runs on (one
+/// `sched_getcpu` through the vDSO, about 3 ns), so that threads running at the same time on
+/// different CPUs use different stripes however many threads there are (a pool's worker and
+/// its blocking threads alike); elsewhere a number given to each thread in the order it first
+/// asks. Either may differ from one call to the next (a thread moved to another CPU): what is
+/// written to a stripe is always read back from all of them, or from the stripe recorded.
+#[cfg(all(not(rampart_loom), target_os = "linux"))]
+#[inline]
+pub(crate) fn thread_stripe_hint() -> usize {
+    rustix::thread::sched_getcpu()
+}
+
+/// See the Linux version: a number given to each thread in the order it first asks.
+#[cfg(all(not(rampart_loom), not(target_os = "linux")))]
 #[inline]
 pub(crate) fn thread_stripe_hint() -> usize {
     use std::cell::Cell;

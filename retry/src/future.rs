@@ -1,11 +1,10 @@
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project::pin_project;
-use rampart_core::{Clock, Deadline, DeadlineExceeded, Outcome, RequestContext};
+use rampart_core::{Clock, Deadline, DeadlineExceeded, Outcome, RequestContext, StripedArc};
 use tokio::time::Sleep;
 use tower::{BoxError, Service};
 
@@ -39,7 +38,7 @@ where
     /// A copy of the request for the next attempt, if there can be one.
     next: Option<Req>,
     policy: P,
-    shared: Arc<Shared<B>>,
+    shared: StripedArc<Shared<B>>,
     /// The request's attempts so far.
     attempts: Attempts,
     /// For a request with a deadline, when the attempt in flight started.
@@ -93,7 +92,7 @@ where
         now: Option<Duration>,
         next: Option<Req>,
         policy: P,
-        shared: Arc<Shared<B>>,
+        shared: StripedArc<Shared<B>>,
     ) -> Self {
         let (timeout, cut) = timeout(&shared, &attempts, now);
         Self {
@@ -113,7 +112,7 @@ where
 
     /// A request whose deadline had passed when the layer was called: it ends with
     /// [`DeadlineExceeded`] when first polled, no attempt made.
-    pub(crate) fn expired(service: S, policy: P, shared: Arc<Shared<B>>) -> Self {
+    pub(crate) fn expired(service: S, policy: P, shared: StripedArc<Shared<B>>) -> Self {
         Self {
             state: State::Expired,
             service,

@@ -1,6 +1,4 @@
-use std::sync::Arc;
-
-use rampart_core::{Clock, ConfigError, SystemClock};
+use rampart_core::{Clock, ConfigError, StripedArc, SystemClock};
 use tower::Layer;
 
 use crate::metrics::RetryMetrics;
@@ -29,14 +27,14 @@ use crate::{Budget, HedgeConfig, HedgeLayer, Policy, Retrier, Retry, RetryConfig
 /// between layers too.
 #[derive(Debug)]
 pub struct RetryLayer<B, P = Policy> {
-    shared: Arc<Shared<B>>,
+    shared: StripedArc<Shared<B>>,
     policy: P,
 }
 
 impl<B, P: Clone> Clone for RetryLayer<B, P> {
     fn clone(&self) -> Self {
         Self {
-            shared: Arc::clone(&self.shared),
+            shared: self.shared.clone(),
             policy: self.policy.clone(),
         }
     }
@@ -70,7 +68,7 @@ impl<B: Budget> RetryLayer<B> {
     ) -> Result<Self, ConfigError> {
         let retrier = Retrier::new(config, budget)?;
         Ok(Self {
-            shared: Arc::new(Shared {
+            shared: StripedArc::new(Shared {
                 metrics: RetryMetrics::new(&retrier.config().name),
                 retrier,
                 clock: Box::new(clock),
@@ -156,6 +154,6 @@ impl<S, B, P: Clone> Layer<S> for RetryLayer<B, P> {
     type Service = Retry<S, B, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Retry::from_parts(inner, Arc::clone(&self.shared), self.policy.clone())
+        Retry::from_parts(inner, self.shared.clone(), self.policy.clone())
     }
 }

@@ -1,10 +1,9 @@
 //! [`RetryPolicy`]: which attempts to retry, and how to copy a request for another attempt.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_core::{Classify, DeadlineExceeded, DefaultClassifier, Outcome, Rejected};
+use rampart_core::{Classify, DeadlineExceeded, DefaultClassifier, Outcome, Rejected, StripedArc};
 
 use crate::GaveUp;
 use crate::pushback::{NoPushback, Pushback, ReadPushback};
@@ -91,7 +90,11 @@ where
 }
 
 /// Says an error must never be retried.
-type NeverRetry = Arc<[fn(&(dyn std::error::Error + 'static)) -> bool]>;
+type NeverRetryCheck = fn(&(dyn std::error::Error + 'static)) -> bool;
+
+/// The checks of a policy, shared by its clones (one per request): counted per stripe of
+/// threads, so that requests on two cores write no common count.
+type NeverRetry = StripedArc<Box<[NeverRetryCheck]>>;
 
 /// The default policy: retry what the classifier calls a failure, never an error that says
 /// retrying is pointless.
@@ -127,7 +130,7 @@ impl Default for Policy {
         Self {
             classifier: DefaultClassifier,
             cloner: ByClone,
-            never_retry: Arc::new([]),
+            never_retry: StripedArc::new(Box::new([])),
             pushback: NoPushback,
         }
     }
@@ -193,7 +196,8 @@ impl<L, K, R> Policy<L, K, R> {
     /// `check` is true.
     #[must_use]
     pub fn never_retry(mut self, check: fn(&(dyn std::error::Error + 'static)) -> bool) -> Self {
-        self.never_retry = self.never_retry.iter().copied().chain([check]).collect();
+        self.never_retry =
+            StripedArc::new(self.never_retry.iter().copied().chain([check]).collect());
         self
     }
 

@@ -1,8 +1,7 @@
 use std::fmt;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use rampart_core::{Clock, RequestContext};
+use rampart_core::{Clock, RequestContext, StripedArc};
 use tower::{BoxError, Service};
 
 use crate::future::ResponseFuture;
@@ -12,11 +11,8 @@ use crate::{Budget, Policy, Retrier, RetryPolicy};
 /// What every service of a retry layer shares: the retry rules and budget, the metrics, and
 /// the clock that requests' deadlines are instants of (read only for requests with one).
 ///
-/// Aligned to two cache lines: the reference count in front of it, written by every clone of
-/// the layer's services (one per request, for its retries), then shares no line with the
-/// fields every request reads, which would otherwise bounce between the cores of a stack
-/// shared by several threads.
-#[repr(align(128))]
+/// Held in a [`StripedArc`]: the layer's services are cloned once per request (for its
+/// retries), and a clone on one core writes no count that a clone on another core writes.
 pub(crate) struct Shared<B> {
     pub(crate) retrier: Retrier<B>,
     pub(crate) metrics: RetryMetrics,
@@ -56,7 +52,7 @@ impl<B: fmt::Debug> fmt::Debug for Shared<B> {
 #[derive(Debug)]
 pub struct Retry<S, B, P = Policy> {
     inner: S,
-    shared: Arc<Shared<B>>,
+    shared: StripedArc<Shared<B>>,
     policy: P,
 }
 
@@ -64,14 +60,14 @@ impl<S: Clone, B, P: Clone> Clone for Retry<S, B, P> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            shared: Arc::clone(&self.shared),
+            shared: self.shared.clone(),
             policy: self.policy.clone(),
         }
     }
 }
 
 impl<S, B, P> Retry<S, B, P> {
-    pub(crate) fn from_parts(inner: S, shared: Arc<Shared<B>>, policy: P) -> Self {
+    pub(crate) fn from_parts(inner: S, shared: StripedArc<Shared<B>>, policy: P) -> Self {
         Self {
             inner,
             shared,
@@ -131,7 +127,7 @@ where
                     return ResponseFuture::expired(
                         self.inner.clone(),
                         self.policy.clone(),
-                        Arc::clone(&self.shared),
+                        self.shared.clone(),
                     );
                 }
                 Some(now)
@@ -165,7 +161,7 @@ where
             now,
             copy,
             self.policy.clone(),
-            Arc::clone(&self.shared),
+            self.shared.clone(),
         )
     }
 }

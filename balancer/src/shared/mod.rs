@@ -13,7 +13,7 @@ use std::hash::Hash;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use rampart_core::{Clock, ConfigError, DefaultClassifier, SystemClock};
+use rampart_core::{Clock, ConfigError, DefaultClassifier, StripedArc, SystemClock};
 use tokio::time::Sleep;
 use tower::BoxError;
 use tower::discover::{Change, Discover};
@@ -129,7 +129,7 @@ use crate::{EndpointSnapshot, Load, P2cConfig, Score};
 ///
 /// One clock read when a request is placed (in `poll_ready`) and one when it completes.
 pub struct SharedP2c<K, Svc, C = SystemClock, S = PeakSuccess, L = DefaultClassifier> {
-    shared: Arc<Shared<K, Svc, C, S>>,
+    shared: StripedArc<Shared<K, Svc, C, S>>,
     classifier: L,
     /// This handle's draws.
     choices: TwoChoices,
@@ -245,7 +245,7 @@ impl<K, Svc, C, S> SharedP2c<K, Svc, C, S> {
     fn from_shared(shared: Shared<K, Svc, C, S>) -> Self {
         let choices = TwoChoices::for_handle(&shared.config, shared.next_handle());
         Self {
-            shared: Arc::new(shared),
+            shared: StripedArc::new(shared),
             classifier: DefaultClassifier,
             choices,
             chosen: None,

@@ -197,7 +197,7 @@ impl<K, Svc, C, S, L: Clone> Clone for SharedP2c<K, Svc, C, S, L> {
         };
         let choices = TwoChoices::for_handle(&self.shared.config, nth);
         Self {
-            shared: Arc::clone(&self.shared),
+            shared: self.shared.clone(),
             classifier: self.classifier.clone(),
             choices,
             chosen: None,

@@ -19,11 +19,8 @@ use crate::shared::discovery::{self, Stream};
 use crate::shared::members::{Member, Members, Record};
 use crate::shared::signal::Signals;
 
-/// The state all handles of one shared balancer hold an `Arc` of.
-///
-/// Aligned to 128 bytes, so that the `Arc`'s counts, written by every clone and drop of a
-/// handle, share no cache line with the fields every pick reads.
-#[repr(align(128))]
+/// The state all handles of one shared balancer hold a [`StripedArc`](rampart_core::StripedArc)
+/// of: a handle cloned on one core and one cloned on another write different counts.
 pub(crate) struct Shared<K, Svc, C, S> {
     pub(crate) members: Members<K, Svc>,
     discovery: Mutex<Stream<K, Svc>>,

@@ -4,6 +4,7 @@ use std::array;
 
 use crate::Criticality;
 use crate::sync::{AtomicU64, Ordering};
+use crate::{PerStripe, Stripes};
 
 const BANDS: usize = Criticality::BANDS;
 
@@ -11,8 +12,10 @@ const BANDS: usize = Criticality::BANDS;
 /// window, smoothed: what a layer that sheds by criticality reads to know what each band asks
 /// for, with no per-class numbers in its configuration.
 ///
-/// Arrivals are counted as they come ([`record`](Self::record): one relaxed increment). Once
-/// per bucket, [`fold`](Self::fold) takes the counts and moves each band's rate towards them by
+/// Arrivals are counted as they come ([`record`](Self::record): one relaxed increment, on the
+/// calling thread's [stripe](crate::Stripes::thread_stripe) of the counts, so that two cores
+/// counting at once write different cache lines). Once per bucket, [`fold`](Self::fold) takes
+/// the counts of every stripe and moves each band's rate towards them by
 /// [`SMOOTHING`](Self::SMOOTHING) per bucket elapsed, so a step in demand shows within a few
 /// buckets and one noisy bucket moves the rate by less than a third of its noise. Every arrival
 /// recorded is taken by exactly one fold, whatever the concurrency.
@@ -35,8 +38,8 @@ const BANDS: usize = Criticality::BANDS;
 /// ```
 #[derive(Debug)]
 pub struct ArrivalRates {
-    /// Arrivals since the last fold, per band.
-    counts: [AtomicU64; BANDS],
+    /// Arrivals since the last fold, per band, per stripe (one per CPU, up to 8).
+    counts: PerStripe<[AtomicU64; BANDS]>,
     /// Smoothed arrivals per bucket, per band (`f64` bits); written by folds only.
     rates: [AtomicU64; BANDS],
     /// One more than the bucket of the last fold; 0 before any.
@@ -57,7 +60,7 @@ impl ArrivalRates {
     /// No arrivals yet.
     pub fn new() -> Self {
         Self {
-            counts: array::from_fn(|_| AtomicU64::new(0)),
+            counts: PerStripe::new(Stripes::Auto, || array::from_fn(|_| AtomicU64::new(0))),
             rates: array::from_fn(|_| AtomicU64::new(0.0_f64.to_bits())),
             folded: AtomicU64::new(0),
         }
@@ -66,7 +69,9 @@ impl ArrivalRates {
     /// Counts an arrival of `criticality`.
     #[inline]
     pub fn record(&self, criticality: Criticality) {
-        self.counts[criticality.band()].fetch_add(1, Ordering::Relaxed);
+        if let Some(count) = self.counts.here().get(criticality.band()) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Folds the arrivals counted since the last fold into the rates, once per `bucket` (the
@@ -87,8 +92,12 @@ impl ArrivalRates {
         {
             return None;
         }
-        let counts: [u64; BANDS] =
-            array::from_fn(|band| self.counts[band].swap(0, Ordering::Relaxed));
+        let counts: [u64; BANDS] = array::from_fn(|band| {
+            self.counts
+                .iter()
+                .map(|stripe| stripe[band].swap(0, Ordering::Relaxed))
+                .sum()
+        });
         let steps = if last == 0 { None } else { Some(next - last) };
         for (band, &count) in counts.iter().enumerate() {
             let rate = match steps {

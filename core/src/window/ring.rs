@@ -213,6 +213,29 @@ mod tests {
         assert_eq!(single.stride, 3, "one stripe needs no padding");
     }
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_threads_hint_is_the_cpu_it_runs_on() {
+        use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
+
+        let allowed = sched_getaffinity(None).expect("this thread's CPUs");
+        let cpus: Vec<usize> = (0..CpuSet::MAX_CPU)
+            .filter(|cpu| allowed.is_set(*cpu))
+            .collect();
+        for cpu in cpus {
+            let hint = std::thread::spawn(move || {
+                let mut only = CpuSet::new();
+                only.set(cpu);
+                sched_setaffinity(None, &only).expect("pinned to one CPU it may use");
+                thread_stripe_hint()
+            })
+            .join()
+            .expect("no panic");
+            assert_eq!(hint, cpu);
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
     #[test]
     fn threads_get_distinct_hints_in_the_order_they_first_ask() {
         let here = thread_stripe_hint();

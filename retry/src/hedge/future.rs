@@ -1,12 +1,11 @@
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project::pin_project;
 use rampart_core::pick_hint::{self, EndpointId, MAX_AVOIDED};
-use rampart_core::{Outcome, RequestContext};
+use rampart_core::{Outcome, RequestContext, StripedArc};
 use tokio::time::Sleep;
 use tower::{BoxError, Service};
 
@@ -60,7 +59,7 @@ where
     /// For a request slower than the delay that may not be hedged: the delay, to count it.
     unhedged_after: Option<Duration>,
     policy: P,
-    shared: Arc<Shared<B>>,
+    shared: StripedArc<Shared<B>>,
 }
 
 /// What a request's copies share.
@@ -109,7 +108,7 @@ where
         plan: Plan,
         unhedged_after: Option<Duration>,
         policy: P,
-        shared: Arc<Shared<B>>,
+        shared: StripedArc<Shared<B>>,
     ) -> Self {
         Self {
             first: Some(first),
@@ -134,7 +133,7 @@ where
         service: S,
         template: Req,
         policy: P,
-        shared: Arc<Shared<B>>,
+        shared: StripedArc<Shared<B>>,
     ) -> Self {
         let left = shared.hedger.config().max_hedges;
         Self {

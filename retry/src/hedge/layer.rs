@@ -1,7 +1,6 @@
-use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_core::{Clock, ConfigError, SystemClock};
+use rampart_core::{Clock, ConfigError, StripedArc, SystemClock};
 use tower::Layer;
 
 use super::metrics::HedgeMetrics;
@@ -36,7 +35,7 @@ use crate::{Budget, Policy};
 /// (cannot copy) is not hedged either.
 #[derive(Debug)]
 pub struct HedgeLayer<B, P = Policy, F = AnyRequest> {
-    shared: Arc<Shared<B>>,
+    shared: StripedArc<Shared<B>>,
     policy: P,
     filter: F,
 }
@@ -44,7 +43,7 @@ pub struct HedgeLayer<B, P = Policy, F = AnyRequest> {
 impl<B, P: Clone, F: Clone> Clone for HedgeLayer<B, P, F> {
     fn clone(&self) -> Self {
         Self {
-            shared: Arc::clone(&self.shared),
+            shared: self.shared.clone(),
             policy: self.policy.clone(),
             filter: self.filter.clone(),
         }
@@ -81,7 +80,7 @@ impl<B: Budget> HedgeLayer<B> {
     ) -> Result<Self, ConfigError> {
         let hedger = Hedger::new(config, budget)?;
         Ok(Self {
-            shared: Arc::new(Shared {
+            shared: StripedArc::new(Shared {
                 metrics: HedgeMetrics::new(&hedger.config().name),
                 hedger,
                 clock: Box::new(clock),
@@ -142,7 +141,7 @@ impl<S, B, P: Clone, F: Clone> Layer<S> for HedgeLayer<B, P, F> {
     fn layer(&self, inner: S) -> Self::Service {
         Hedge::from_parts(
             inner,
-            Arc::clone(&self.shared),
+            self.shared.clone(),
             self.policy.clone(),
             self.filter.clone(),
         )

@@ -1,8 +1,7 @@
 use std::fmt;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use rampart_core::{Clock, RequestContext, pick_hint};
+use rampart_core::{Clock, RequestContext, StripedArc, pick_hint};
 use tower::{BoxError, Service};
 
 use super::future::HedgeFuture;
@@ -48,7 +47,7 @@ impl<B: fmt::Debug> fmt::Debug for Shared<B> {
 #[derive(Debug)]
 pub struct Hedge<S, B, P = Policy, F = AnyRequest> {
     inner: S,
-    shared: Arc<Shared<B>>,
+    shared: StripedArc<Shared<B>>,
     policy: P,
     filter: F,
 }
@@ -57,7 +56,7 @@ impl<S: Clone, B, P: Clone, F: Clone> Clone for Hedge<S, B, P, F> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            shared: Arc::clone(&self.shared),
+            shared: self.shared.clone(),
             policy: self.policy.clone(),
             filter: self.filter.clone(),
         }
@@ -65,7 +64,12 @@ impl<S: Clone, B, P: Clone, F: Clone> Clone for Hedge<S, B, P, F> {
 }
 
 impl<S, B, P, F> Hedge<S, B, P, F> {
-    pub(crate) fn from_parts(inner: S, shared: Arc<Shared<B>>, policy: P, filter: F) -> Self {
+    pub(crate) fn from_parts(
+        inner: S,
+        shared: StripedArc<Shared<B>>,
+        policy: P,
+        filter: F,
+    ) -> Self {
         Self {
             inner,
             shared,
@@ -150,7 +154,7 @@ where
                 plan,
                 delay,
                 self.policy.clone(),
-                Arc::clone(&self.shared),
+                self.shared.clone(),
             );
         };
         // Call the instance `poll_ready` made ready; keep it for the hedges and leave a fresh
@@ -166,7 +170,7 @@ where
             ready,
             copy,
             self.policy.clone(),
-            Arc::clone(&self.shared),
+            self.shared.clone(),
         )
     }
 }
