@@ -15,8 +15,7 @@ use crate::{PerStripe, Stripes};
 
 /// The allocation every clone points to.
 struct Inner<T> {
-    /// Stripes whose count is above zero (each holds one unit for as long as it is), plus
-    /// units a clone took for a stripe before finding another clone had taken one first.
+    /// Stripes whose count is above zero: each holds one unit for as long as it is.
     holders: Padded<AtomicU64>,
     /// Handles counted in each stripe.
     counts: PerStripe<AtomicU64>,
@@ -48,11 +47,14 @@ struct Inner<T> {
 /// # How the count stays exact
 ///
 /// Each stripe's count is on its own cache line. A shared `holders` count says how many
-/// stripes have handles: a clone that finds its stripe's count at zero adds one to `holders`
-/// *before* making the count nonzero (and takes it back if another clone made it nonzero
-/// first); a drop that takes a count to zero then takes one from `holders`. So `holders` is
-/// above zero while any handle exists, and the drop that takes it to zero, which happens once,
-/// frees the value. Only a stripe's first handle and its last touch `holders`.
+/// stripes have handles: a clone that takes its stripe's count from zero then adds one to
+/// `holders`, and a drop that takes a count to zero then takes one from `holders`. While the
+/// clone has not added its unit yet, the handle it clones from, counted in another stripe,
+/// keeps that stripe's unit; and a stripe's count returns to zero only after the handle that
+/// took it from zero, made after its unit was added, is dropped. So `holders` is above zero
+/// while any handle exists, and the drop that takes it to zero, which happens once, frees the
+/// value. A clone or a drop costs what an `Arc`'s does, plus finding the CPU's stripe; only a
+/// stripe's first handle and its last touch `holders`.
 ///
 /// The price is memory: one 128-byte line per stripe (by default one per CPU, up to 8, as a
 /// window's [`Stripes`]), and no weak references.
@@ -121,25 +123,13 @@ impl<T> Clone for StripedArc<T> {
         let inner = self.inner();
         let stripe = inner.counts.stripe();
         let count = inner.counts.get(stripe);
-        let mut seen = count.load(Ordering::Relaxed);
-        loop {
-            if seen == 0 {
-                // The stripe has no handle: it takes a unit of `holders` before its count
-                // turns nonzero. Relaxed, as an `Arc`'s increment: `self` keeps the value
-                // alive meanwhile.
-                inner.holders.0.fetch_add(1, Ordering::Relaxed);
-                if count.fetch_add(1, Ordering::Relaxed) != 0 {
-                    // Another clone turned it nonzero first, with its own unit.
-                    inner.holders.0.fetch_sub(1, Ordering::Relaxed);
-                }
-                break;
-            }
-            // Only a count seen nonzero is raised here: its stripe's unit is held.
-            match count.compare_exchange_weak(seen, seen + 1, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => break,
-                Err(now) => seen = now,
-            }
+        // Relaxed, as an `Arc`'s increment: `self` keeps the value alive meanwhile.
+        if count.fetch_add(1, Ordering::Relaxed) == 0 {
+            // The stripe's first handle: the stripe now holds a unit of `holders`. No drop can
+            // free the value before it is added: `self`, counted in another stripe (this one
+            // was empty), holds that stripe's unit until after this clone returns, and this
+            // stripe's count cannot return to zero before the handle made here is dropped.
+            inner.holders.0.fetch_add(1, Ordering::Relaxed);
         }
         Self {
             inner: self.inner,
