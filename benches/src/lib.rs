@@ -17,13 +17,14 @@ use std::time::Instant;
 
 use criterion::BenchmarkGroup;
 use criterion::measurement::WallTime;
-use rampart_core::{Clock, CoarseClock, SystemClock, TokioClock};
+use rampart_core::{Clock, CoarseClock, Stripes, SystemClock, TokioClock};
 use tower::Layer;
 use tower::limit::ConcurrencyLimitLayer;
 use tower::retry::budget::{Budget, TpsBudget};
 
-/// Adds the floor rows to `group`: one relaxed `fetch_add`, one `parking_lot::Mutex` add, and
-/// one read of every clock source.
+/// Adds the floor rows to `group`: one relaxed `fetch_add`, one `parking_lot::Mutex` add, one
+/// read of every clock source, and the lookup of the calling thread's stripe (which every
+/// window record and every per-stripe count makes).
 pub fn floors(group: &mut BenchmarkGroup<'_, WallTime>) {
     let counter = AtomicU64::new(0);
     group.bench_function("floor/atomic_fetch_add", |b| {
@@ -34,6 +35,9 @@ pub fn floors(group: &mut BenchmarkGroup<'_, WallTime>) {
         b.iter(|| *locked.lock() += black_box(1));
     });
     clocks(group, "floor/clock");
+    group.bench_function("floor/thread_stripe", |b| {
+        b.iter(|| Stripes::thread_stripe(black_box(8)));
+    });
 }
 
 /// A service that answers each request at once with the request itself: the inner service of

@@ -47,17 +47,41 @@ impl SlowPathLock {
     }
 }
 
-/// The number that picks the calling thread's stripe: on Linux, the CPU it runs on (one
-/// `sched_getcpu` through the vDSO, about 3 ns), so that threads running at the same time on
-/// different CPUs use different stripes however many threads there are (a pool's worker and
-/// its blocking threads alike); elsewhere a number given to each thread in the order it first
-/// asks. Either may differ from one call to the next (a thread moved to another CPU): what is
-/// written to a stripe is always read back from all of them, or from the stripe recorded.
+/// The number that picks the calling thread's stripe: on Linux, the CPU it runs on, so that
+/// threads running at the same time on different CPUs use different stripes however many
+/// threads there are (a pool's workers and its blocking threads alike); elsewhere a number
+/// given to each thread in the order it first asks. The CPU is asked of the kernel
+/// (`sched_getcpu`, through the vDSO) once per [`CPU_REUSES`] uses by a thread: the lookup
+/// then costs about a thread-local read (`benches/benches/window.rs`, row
+/// `record/floor/thread_stripe`). Either number may differ from one call to the next (a thread
+/// moved to another CPU): what is written to a stripe is always read back from all of them,
+/// or from the stripe recorded, so a stale number costs speed, never a count.
 #[cfg(all(not(rampart_loom), target_os = "linux"))]
 #[inline]
 pub(crate) fn thread_stripe_hint() -> usize {
-    rustix::thread::sched_getcpu()
+    use std::cell::Cell;
+
+    std::thread_local! {
+        /// The CPU last asked for, and the uses left before asking again.
+        static CPU: Cell<(usize, u32)> = const { Cell::new((0, 0)) };
+    }
+    CPU.with(|cpu| match cpu.get() {
+        (_, 0) => {
+            let number = rustix::thread::sched_getcpu();
+            cpu.set((number, CPU_REUSES));
+            number
+        }
+        (number, left) => {
+            cpu.set((number, left - 1));
+            number
+        }
+    })
 }
+
+/// Uses of a thread's CPU number before the kernel is asked again: a thread moved to another
+/// CPU writes its former CPU's stripes for at most this many more records.
+#[cfg(all(not(rampart_loom), target_os = "linux"))]
+const CPU_REUSES: u32 = 63;
 
 /// See the Linux version: a number given to each thread in the order it first asks.
 #[cfg(all(not(rampart_loom), not(target_os = "linux")))]
