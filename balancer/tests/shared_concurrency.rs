@@ -10,7 +10,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use rampart_balancer::{P2cConfig, SharedP2c, WhenEmpty};
+use rampart_balancer::{P2cConfig, PeakSuccess, SharedP2c, WhenEmpty};
+use rampart_core::ManualClock;
 use tower::{BoxError, Service, ServiceExt};
 
 const TASKS: u64 = 8;
@@ -260,8 +261,8 @@ fn requests_picked_on_one_thread_and_ended_on_another_leave_nothing_in_flight() 
             Box::pin(async move { Ok(n) })
         }
     });
-    let balancer =
-        SharedP2c::from_services([endpoint; 2], P2cConfig::default().with_seed(1)).expect("valid");
+    // No seed: each CPU has its lane (a seeded balancer keeps one).
+    let balancer = SharedP2c::from_services([endpoint; 2], P2cConfig::default()).expect("valid");
     let pickers: Vec<_> = (0..4)
         .map(|_| {
             let balancer = balancer.clone();
@@ -314,4 +315,53 @@ fn block_on<F: Future>(future: F) -> F::Output {
         .build()
         .expect("a runtime")
         .block_on(future)
+}
+
+/// A seeded balancer picks the same endpoints whichever threads (on whichever CPUs) send its
+/// requests: requests sent each from a new thread go where the same requests sent from one
+/// thread go, every request seeing those in flight before it.
+#[test]
+fn a_seeded_balancer_picks_the_same_from_any_thread() {
+    type Answer = std::pin::Pin<Box<dyn Future<Output = Result<u32, BoxError>> + Send>>;
+    const REQUESTS: u32 = 60;
+    let picks = |threads: bool| {
+        // Requests never answer: those in flight steer the picks.
+        let never = tower::service_fn(|_: u32| -> Answer { Box::pin(std::future::pending()) });
+        // A clock that stands still: the picks depend on the requests alone, not on when the
+        // threads run.
+        let config = P2cConfig::default().with_seed(7);
+        let balancer =
+            SharedP2c::empty_with(config, ManualClock::new(), PeakSuccess).expect("valid");
+        for key in 0..4 {
+            balancer.insert(key, never);
+        }
+        let send = move |mut handle: SharedP2c<usize, _, ManualClock>| {
+            let ready = block_on(handle.ready()).expect("ready");
+            ready.call(0)
+        };
+        let in_flight: Vec<_> = (0..REQUESTS)
+            .map(|_| {
+                let handle = balancer.clone();
+                if threads {
+                    std::thread::spawn(move || send(handle))
+                        .join()
+                        .expect("no panic")
+                } else {
+                    send(handle)
+                }
+            })
+            .collect();
+        let snapshot = balancer.snapshot();
+        drop(in_flight);
+        snapshot
+            .iter()
+            .map(|e| (e.picks, e.inflight))
+            .collect::<Vec<_>>()
+    };
+    let alone = picks(false);
+    assert_eq!(
+        alone.iter().map(|(picks, _)| picks).sum::<u64>(),
+        u64::from(REQUESTS)
+    );
+    assert_eq!(picks(true), alone);
 }

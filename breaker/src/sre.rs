@@ -127,14 +127,13 @@ pub struct BreakerSnapshot {
 /// once per bucket), never the whole window; a record is one lock-free window write, on the
 /// calling CPU's stripe of the window.
 ///
-/// The current bucket is read afresh at most once per [`FRESH`](Self::FRESH) on each CPU (on each stripe of
-/// threads), and decisions on that CPU within the next [`FRESH`](Self::FRESH) reuse what it read: every
-/// stripe of the bucket sits on a cache line of its own, written by the calls of its CPU, so
-/// that reading them all at every call would move those lines between the cores at every
-/// call of a breaker they share. An outcome thus weighs in decisions at most [`FRESH`](Self::FRESH) after
-/// it is recorded, at once in a decision at a later bucket or at the instant of the read
-/// (a decision at the same instant as the last read, as on a clock moved by hand, reads
-/// afresh).
+/// The current bucket is read afresh at most once per [`FRESH`](Self::FRESH) on each CPU (on
+/// each stripe of the window), and the CPU's decisions of the same period reuse what it read:
+/// each stripe of the bucket sits on a cache line of its own, written by the calls of its CPU,
+/// and reading them all at every call would move those lines between the cores at every call
+/// of a breaker they share. An outcome thus weighs in decisions at most `FRESH` after it is
+/// recorded; at once in a decision of a later period or bucket, or at the instant of the last
+/// read (a clock moved by hand reads afresh at each decision of the instant it stands at).
 ///
 /// # Clock
 ///
@@ -170,8 +169,7 @@ pub struct SreBreaker<C = SystemClock> {
 
 impl<C> SreBreaker<C> {
     /// How long a CPU's read of the current bucket serves its decisions (see "Cost" above):
-    /// 10 µs, about thirty decisions of a core deciding nothing else, and a thousandth of a
-    /// percent of the default 3 s window.
+    /// 10 µs, a three-hundred-thousandth of the default 3 s window.
     pub const FRESH: Duration = Duration::from_micros(10);
 }
 
@@ -445,10 +443,11 @@ impl<C: Clock> SreBreaker<C> {
         (bucket, evidence)
     }
 
-    /// The bucket of `now` and what it holds so far: as this CPU read it in the [`FRESH`](Self::FRESH)
-    /// period of `now` at an earlier instant of the same bucket, or read afresh (moving the
-    /// window to `now`, so that an outcome a caller records later at this same instant lands
-    /// in the newest bucket rather than in one that has since expired).
+    /// The bucket of `now` and what it holds so far: as this CPU read it in the
+    /// [`FRESH`](Self::FRESH) period of `now` at an earlier instant of the same bucket, or
+    /// read afresh (moving the window to `now`, so that an outcome a caller records later at
+    /// this same instant lands in the newest bucket rather than in one that has since
+    /// expired).
     #[inline]
     fn current_at(&self, now: Duration) -> (u64, BucketStats) {
         let nanos = saturating_nanos(now);

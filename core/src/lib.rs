@@ -41,6 +41,11 @@
 //!   in metrics.
 //! - [`Switch`]: an atomic on/off state each change of which one caller sees, for reporting
 //!   a transition once.
+//! - [`StripedArc`] and [`PerStripe`]: what a shared stack's requests write, kept per stripe of
+//!   threads (per CPU on Linux, see [`Stripes::thread_stripe`]) so that requests on two cores
+//!   write no common cache line: an `Arc` whose count is per stripe, for the handles every
+//!   request clones, and one value per stripe, each on lines of its own. `StripedArc` is the
+//!   one module of the workspace with `unsafe` code; loom models check its counting.
 //! - [`gauges`]: one shared background refresher that keeps the layers' gauges current when
 //!   traffic stops, so that a scrape of an idle process is never its last busy second.
 //!

@@ -61,7 +61,9 @@ impl Lane {
 /// its metrics.
 #[derive(Debug)]
 pub(crate) struct Record {
-    /// One per stripe of threads (see [`Stripes::thread_stripe`](rampart_core::Stripes::thread_stripe)); never empty.
+    /// One per stripe of threads (see
+    /// [`Stripes::thread_stripe`](rampart_core::Stripes::thread_stripe)), or one for a
+    /// balancer with a seed; never empty.
     lanes: Box<[Arc<Lane>]>,
     pub(crate) metrics: EndpointMetrics,
     /// Whether its cost has crossed into avoidance (reported with feature `tracing`).

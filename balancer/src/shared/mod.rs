@@ -63,20 +63,28 @@ use crate::{EndpointSnapshot, Load, P2cConfig, Score};
 /// its own random draws.
 ///
 /// Each endpoint's statistics are kept in lanes, one per stripe of threads (one per CPU up
-/// to 8, as a [`RollingWindow`](rampart_core::RollingWindow)'s stripes; threads take them in
-/// turn, see [`Stripes::thread_stripe`](rampart_core::Stripes::thread_stripe)): a pick on a
-/// thread weighs the requests in flight, the latency and success EWMAs and the force-pick
-/// clock of its own lane, and the request records its end there. A request thus writes no
-/// cache line that another core's requests write or read, which is what lets a handle shared
-/// by the worker threads of a server scale with them (a balancer with one set of statistics
-/// for all threads ran two threads slower than one, each request moving the endpoint's lines
-/// from core to core). The price is that each thread learns from its own requests: it does not
-/// see the other threads' requests in flight, and an endpoint turning slow is seen by each
-/// thread at its own next request to it. P2C over each thread's share of the traffic still
-/// balances the whole, as a proxy's per-worker balancers do. The readiness of endpoints, their
-/// weights and the score gauges are shared. [`snapshot`](Self::snapshot) adds up the lanes'
-/// requests and averages the latency and success of the lanes that have seen a completion;
-/// a task driven on one thread sees exactly what [`P2c`](crate::P2c) would. The endpoint list is read without a lock: it is published as a whole
+/// to 8, as a [`RollingWindow`](rampart_core::RollingWindow)'s stripes; on Linux a thread
+/// uses the lane of the CPU it runs on, see
+/// [`Stripes::thread_stripe`](rampart_core::Stripes::thread_stripe)): a pick weighs the
+/// requests in flight, the latency and success EWMAs and the force-pick clock of its CPU's
+/// lane, and the request records its end on the lane it was picked on. A request thus writes
+/// no cache line that another core's requests write or read, which is what lets a handle
+/// shared by the worker threads of a server scale with them (a balancer with one set of
+/// statistics for all threads ran two threads slower than one, each request moving the
+/// endpoint's lines from core to core). The price is that each CPU learns from its own
+/// requests: it does not see the other CPUs' requests in flight, and an endpoint turning slow
+/// is seen on each CPU at its own next request to it. P2C over each CPU's share of the
+/// traffic still balances the whole, as a proxy's per-worker balancers do. The readiness of
+/// endpoints, their weights and the score gauges are shared.
+/// [`snapshot`](Self::snapshot) adds up the lanes' requests and averages the latency and
+/// success of the lanes that have seen a completion.
+///
+/// A balancer with a [seed](P2cConfig::with_seed) keeps one lane per endpoint: its picks then
+/// depend on its seed and its traffic alone, not on the CPUs its threads happen to run on, as a
+/// test or a simulation needs (and one lane is what every request writes, as a seeded
+/// balancer's clones already number their draws on one shared counter).
+///
+/// The endpoint list is read without a lock: it is published as a whole
 /// through an [`arc_swap::ArcSwap`] and replaced, never edited, by discovery updates, which
 /// take a writer lock that picks never touch. A pick never waits on an endpoint's lock either
 /// (when another thread is recording a request on it, its stall estimate is skipped).

@@ -35,7 +35,7 @@ pub(crate) struct Shared<K, Svc, C, S> {
     pub(crate) label: Mutex<fn(&K) -> String>,
     /// Handles made so far, with a seed: each one's stream of draws (on a line of its own).
     handles: Padded<AtomicU64>,
-    /// Lanes per endpoint: one per stripe of threads.
+    /// Lanes per endpoint: one per stripe of threads, or one with a seed.
     lanes: usize,
 }
 
@@ -49,6 +49,12 @@ impl<K, Svc, C, S> Shared<K, Svc, C, S> {
     where
         K: fmt::Debug,
     {
+        // A seed asks for reproducible picks: one lane, whatever CPUs the threads run on.
+        let lanes = if config.seed.is_some() {
+            1
+        } else {
+            Stripes::Auto.count()
+        };
         let signals = Signals::new();
         let (discovery_waker, probe_waker) = signals.wakers();
         Self {
@@ -63,7 +69,7 @@ impl<K, Svc, C, S> Shared<K, Svc, C, S> {
             score,
             label: Mutex::new(|key| format!("{key:?}")),
             handles: Padded(AtomicU64::new(0)),
-            lanes: Stripes::Auto.count(),
+            lanes,
         }
     }
 
