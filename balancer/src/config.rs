@@ -44,7 +44,10 @@ pub struct P2cConfig {
     pub force_pick_after: Duration,
     /// What to do when no endpoint is ready.
     pub when_empty: WhenEmpty,
-    /// Seed of the candidate draws, for reproducible tests.
+    /// Seed of the candidate draws, for reproducible tests. A [`SharedP2c`](crate::SharedP2c)
+    /// with a seed also keeps one set of statistics per endpoint for all threads (see its
+    /// "Sharing"), so that its picks do not depend on the CPUs its threads run on: leave it
+    /// unset in production.
     pub seed: Option<u64>,
     /// The `name` label of the balancer's metrics.
     pub name: Cow<'static, str>,
