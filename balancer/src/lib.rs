@@ -74,14 +74,14 @@
 //! tonic's `Channel`, hyper's client or a `Buffer` are. Use `P2c` where one task owns the
 //! balancer, `SharedP2c` where many send through it.
 //!
-//! Cost, medians on our 2-vCPU benchmark machine (the stack's of two runs): one request
-//! through a handle costs 141–150 ns at 2, 10 or 100 endpoints, 0.34× to 0.35× tower's
-//! `Balance` with `PeakEwma` and 32 to 40 ns above `P2c` (`benches/benches/balancer.rs`,
+//! Cost, medians of two runs on our 2-vCPU benchmark machine: one request through a handle
+//! costs 141–153 ns at 2, 10 or 100 endpoints, 0.34× to 0.36× tower's `Balance` with
+//! `PeakEwma` and 26 to 40 ns above `P2c` (`benches/benches/balancer.rs`,
 //! `rampart/shared_p2c_peak_success`); retry → breaker → `SharedP2c` with no `Buffer`, in a
 //! task's loop, costs 0.46× to 0.47× tower's retry → `Buffer` → `Balance`
-//! (`benches/benches/stack.rs`, group `stack`). Two threads sharing that stack send 1.78× to
-//! 1.80× the requests of one (the handle alone 1.74× to 1.86×), where a `Buffer` sends 0.85×
-//! to 0.90× (group `stack_tasks`).
+//! (`benches/benches/stack.rs`, group `stack`). Two threads sharing that stack send 1.72× to
+//! 1.94× the requests of one (the handle alone 1.82× to 1.88×), where a `Buffer` sends 0.86×
+//! to 0.87× (group `stack_tasks`).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
