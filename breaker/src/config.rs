@@ -95,7 +95,10 @@ pub struct BreakerConfig {
     /// How a call whose response future was dropped before completing counts. `Ignore` by
     /// default: a client that gave up says nothing about the backend.
     pub on_cancel: Outcome,
-    /// Seed of the rejection draws, for reproducible tests; `None` seeds from entropy.
+    /// Seed of the rejection draws, for reproducible tests; `None` seeds from entropy. A seeded
+    /// breaker also reads its window's current bucket afresh at every decision (see
+    /// [`SreBreaker`](crate::SreBreaker)'s "Cost"): exact and reproducible, but slower when
+    /// the cores of a server share it, so leave it unset in production.
     pub seed: Option<u64>,
     /// The `name` label of this breaker's metrics.
     pub name: Cow<'static, str>,

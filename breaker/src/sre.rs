@@ -133,7 +133,9 @@ pub struct BreakerSnapshot {
 /// and reading them all at every call would move those lines between the cores at every call
 /// of a breaker they share. An outcome thus weighs in decisions at most `FRESH` after it is
 /// recorded; at once in a decision of a later period or bucket, or at the instant of the last
-/// read (a clock moved by hand reads afresh at each decision of the instant it stands at).
+/// read (a clock moved by hand reads afresh at each decision of the instant it stands at). A
+/// breaker with a [seed](BreakerConfig::seed) reads afresh at every decision, so that its
+/// decisions depend on its seed and its calls alone, not on which CPU decided when.
 ///
 /// # Clock
 ///
@@ -155,8 +157,9 @@ pub struct SreBreaker<C = SystemClock> {
     /// bucket, for the bucket they were computed in.
     completed: PerBucketCache<4>,
     /// Per stripe of the window, `[instant read (ns), bucket, sum, count]` of the current
-    /// bucket as last read afresh, for the [`FRESH`](Self::FRESH) period of that instant.
-    current: PerStripe<PerBucketCache<4>>,
+    /// bucket as last read afresh, for the [`FRESH`](Self::FRESH) period of that instant;
+    /// `None` with a seed (every decision reads afresh).
+    current: Option<PerStripe<PerBucketCache<4>>>,
     /// `Adaptive` only: claimed by the first would-be rejection of each bucket, the probe.
     probed: OncePerBucket,
     /// The calls that reached a decision, per criticality band, folded once per bucket.
@@ -196,7 +199,11 @@ impl<C: Clock> SreBreaker<C> {
             metrics: BreakerMetrics::new(&config.name, key),
             transitions: Transitions::new(&config.name, key),
             completed: PerBucketCache::new(),
-            current: PerStripe::new(window.config().stripes, PerBucketCache::new),
+            // A seed asks for reproducible decisions: no read that depends on which CPU made it.
+            current: config
+                .seed
+                .is_none()
+                .then(|| PerStripe::new(window.config().stripes, PerBucketCache::new)),
             window: window.build_with(clock),
             config,
         }
@@ -450,10 +457,13 @@ impl<C: Clock> SreBreaker<C> {
     /// expired).
     #[inline]
     fn current_at(&self, now: Duration) -> (u64, BucketStats) {
+        let Some(current) = &self.current else {
+            return self.window.advance_and_read(now);
+        };
         let nanos = saturating_nanos(now);
         let mut read = None;
         let [read_at, bucket, sum, count] =
-            self.current
+            current
                 .here()
                 .get_or_refresh(nanos / saturating_nanos(Self::FRESH), || {
                     let (bucket, current) = self.window.advance_and_read(now);
@@ -673,9 +683,12 @@ mod tests {
     use super::*;
 
     /// A breaker on `clock` whose window has one stripe, so that every decision of the test's
-    /// thread, on whatever CPU, shares one read of the current bucket.
-    fn one_stripe(clock: &ManualClock) -> SreBreaker<ManualClock> {
-        let config = BreakerConfig::default();
+    /// thread, on whatever CPU, shares one read of the current bucket (unless `seed`).
+    fn one_stripe(clock: &ManualClock, seed: Option<u64>) -> SreBreaker<ManualClock> {
+        let config = BreakerConfig {
+            seed,
+            ..BreakerConfig::default()
+        };
         let window = WindowConfig::spanning(config.window, config.buckets)
             .with_stripes(Stripes::Exactly(1))
             .validated()
@@ -686,7 +699,7 @@ mod tests {
     #[test]
     fn a_read_of_the_current_bucket_serves_later_decisions_for_fresh() {
         let clock = ManualClock::new();
-        let breaker = one_stripe(&clock);
+        let breaker = one_stripe(&clock, None);
         // At the start of a period of FRESH, inside the window's first bucket.
         clock.advance(SreBreaker::<ManualClock>::FRESH * 3);
         let read = clock.now();
@@ -706,9 +719,22 @@ mod tests {
     }
 
     #[test]
+    fn a_seeded_breaker_reads_afresh_at_every_decision() {
+        let clock = ManualClock::new();
+        let breaker = one_stripe(&clock, Some(1));
+        clock.advance(SreBreaker::<ManualClock>::FRESH * 3);
+        let read = clock.now();
+        assert_eq!(breaker.drop_probability_at(read), 0.0);
+        for _ in 0..100 {
+            breaker.record_at(read + Duration::from_micros(1), Outcome::Failure);
+        }
+        assert!(breaker.drop_probability_at(read + Duration::from_micros(9)) > 0.9);
+    }
+
+    #[test]
     fn a_decision_at_the_instant_of_the_last_read_reads_afresh() {
         let clock = ManualClock::new();
-        let breaker = one_stripe(&clock);
+        let breaker = one_stripe(&clock, None);
         clock.advance(Duration::from_secs(1));
         let now = clock.now();
         assert_eq!(breaker.drop_probability_at(now), 0.0);
