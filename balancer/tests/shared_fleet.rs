@@ -19,7 +19,9 @@ use tower::discover::Change;
 use tower::{Service, ServiceExt};
 
 use crate::support::{
-    Backend, Counts, END, SECOND, Sent, drive, fleet, healthy, misbehaving_endpoint, p99, share,
+    Backend, Counts, END, SECOND, Sent, assert_a_failing_endpoint_is_avoided_and_regains_traffic,
+    assert_the_new_endpoint_ramps_up, assert_the_old_endpoints_kept_their_statistics, drive, fleet,
+    healthy, misbehaving_endpoint, p99, share,
 };
 
 type Balancer = SharedP2c<usize, Backend, TokioClock>;
@@ -140,38 +142,8 @@ async fn an_endpoint_failing_fast_is_avoided() {
 
 #[tokio::test(start_paused = true)]
 async fn an_endpoint_failing_every_call_is_avoided_and_regains_traffic_after_recovery() {
-    let (endpoints, handles) = fleet(5);
-    let counts = Counts::default();
-    let (script_counts, script_handles) = (counts.clone(), handles.clone());
-    let failing = healthy().with_error_rate(1.0);
-    drive(shared(endpoints, 3), 40 * SECOND, move |at| {
-        if at == 5 * SECOND {
-            script_handles[4].set(failing.clone()).expect("valid");
-        }
-        if at == 25 * SECOND {
-            script_handles[4].set(healthy()).expect("valid");
-        }
-        if at.subsec_millis() == 0 {
-            script_counts.take(at, &script_handles);
-        }
-    })
-    .await;
-    let second = |s: u32| {
-        let (a, b) = (counts.at(s * SECOND)[4], counts.at((s + 1) * SECOND)[4]);
-        share(a, b, 1_000)
-    };
-    let failing_share = share(counts.at(10 * SECOND)[4], counts.at(25 * SECOND)[4], 15_000);
-    assert!(
-        failing_share <= 0.02,
-        "failing: {:.2} %",
-        failing_share * 100.0
-    );
-    let regained = (25..30).any(|s| second(s) >= 0.10);
-    assert!(
-        regained,
-        "no second within 5 s of recovery reached half its fair share: {:?}",
-        (25..31).map(second).collect::<Vec<_>>()
-    );
+    assert_a_failing_endpoint_is_avoided_and_regains_traffic(|endpoints| shared(endpoints, 3))
+        .await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -222,40 +194,14 @@ async fn a_new_endpoint_keeps_the_others_statistics_and_reaches_its_share_within
         let mut handle = balancer.clone();
         calls.push(tokio::spawn(handle.ready().await.expect("ready").call(n)));
         if at == 10 * SECOND {
-            let after = balancer.snapshot();
-            let mut placed = 0;
-            for old in before.as_ref().expect("taken") {
-                let kept = after
-                    .iter()
-                    .find(|e| e.key == old.key)
-                    .expect("still there");
-                assert_eq!(
-                    (kept.lag, kept.success),
-                    (old.lag, old.success),
-                    "{:?}",
-                    kept.key
-                );
-                placed += kept.picks - old.picks;
-            }
-            assert_eq!(after.len(), 5);
-            assert_eq!(
-                placed + after.iter().find(|e| e.key == 4).expect("new").picks,
-                1
-            );
+            let before = before.as_ref().expect("taken");
+            assert_the_old_endpoints_kept_their_statistics(before, &balancer.snapshot());
         }
     }
     for call in calls {
         call.await.expect("no panic").expect("ok");
     }
-    let seconds: Vec<u64> = per_second.windows(2).map(|w| w[1] - w[0]).collect();
-    eprintln!(
-        "new endpoint, requests per second after joining: {:?}",
-        &seconds[..6]
-    );
-    assert!(
-        seconds[..5].iter().any(|&n| n >= 150),
-        "the new endpoint's first seconds: {seconds:?}"
-    );
+    assert_the_new_endpoint_ramps_up(&per_second);
 }
 
 #[tokio::test(start_paused = true)]

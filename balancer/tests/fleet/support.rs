@@ -158,3 +158,93 @@ where
         sent,
     )
 }
+
+/// Checks the snapshots taken before and after an endpoint (key 4) joined four others and one
+/// request was placed: the four keep their latency and success (Kratos rebuilds every node on
+/// a membership change), and the one request went to exactly one endpoint.
+pub(crate) fn assert_the_old_endpoints_kept_their_statistics(
+    before: &[rampart_balancer::EndpointSnapshot<usize>],
+    after: &[rampart_balancer::EndpointSnapshot<usize>],
+) {
+    let mut placed = 0;
+    for old in before {
+        let kept = after
+            .iter()
+            .find(|e| e.key == old.key)
+            .expect("still there");
+        assert_eq!(
+            (kept.lag, kept.success),
+            (old.lag, old.success),
+            "{:?}",
+            kept.key
+        );
+        placed += kept.picks - old.picks;
+    }
+    assert_eq!(after.len(), 5);
+    assert_eq!(
+        placed + after.iter().find(|e| e.key == 4).expect("new").picks,
+        1
+    );
+}
+
+/// Checks that an endpoint joining a loaded fleet takes its share within five seconds, from
+/// its request counts taken once a second after it joined.
+pub(crate) fn assert_the_new_endpoint_ramps_up(per_second: &[u64]) {
+    let seconds: Vec<u64> = per_second.windows(2).map(|w| w[1] - w[0]).collect();
+    eprintln!(
+        "new endpoint, requests per second after joining: {:?}",
+        &seconds[..6]
+    );
+    assert!(
+        seconds[..5].iter().any(|&n| n >= 150),
+        "the new endpoint's first seconds: {seconds:?}"
+    );
+}
+
+/// Runs five endpoints through `balancer` for 40 s, the fifth failing every call from 5 s to
+/// 25 s, and checks that it gets at most 2 % of the requests while it fails and, within 5 s
+/// of its recovery, a second with at least half its fair share.
+pub(crate) async fn assert_a_failing_endpoint_is_avoided_and_regains_traffic<B>(
+    balancer: impl FnOnce(Vec<(usize, Backend)>) -> B,
+) where
+    B: Service<u32, Response = u32, Error = BoxError>,
+    B::Future: Send + 'static,
+{
+    let (endpoints, handles) = fleet(5);
+    let counts = Counts::default();
+    let (script_counts, script_handles) = (counts.clone(), handles.clone());
+    let failing = healthy().with_error_rate(1.0);
+    drive(balancer(endpoints), 40 * SECOND, move |at| {
+        if at == 5 * SECOND {
+            script_handles[4].set(failing.clone()).expect("valid");
+        }
+        if at == 25 * SECOND {
+            script_handles[4].set(healthy()).expect("valid");
+        }
+        if at.subsec_millis() == 0 {
+            script_counts.take(at, &script_handles);
+        }
+    })
+    .await;
+    let second = |s: u32| {
+        let (a, b) = (counts.at(s * SECOND)[4], counts.at((s + 1) * SECOND)[4]);
+        share(a, b, 1_000)
+    };
+    let failing_share = share(counts.at(10 * SECOND)[4], counts.at(25 * SECOND)[4], 15_000);
+    assert!(
+        failing_share <= 0.02,
+        "failing: {:.2} %",
+        failing_share * 100.0
+    );
+    let regained = (25..30).any(|s| second(s) >= 0.10);
+    assert!(
+        regained,
+        "no second within 5 s of recovery reached half its fair share: {:?}",
+        (25..31).map(second).collect::<Vec<_>>()
+    );
+    eprintln!(
+        "failing 100 %: {:.2} %; after recovery: {:?}",
+        failing_share * 100.0,
+        (25..31).map(second).collect::<Vec<_>>()
+    );
+}
