@@ -211,8 +211,17 @@ fn nanos_f64(duration: Duration) -> f64 {
     let nanos = duration.as_nanos();
     match u64::try_from(nanos) {
         Ok(nanos) => nanos as f64,
-        Err(_) => nanos as f64,
+        Err(_) => wide_nanos_f64(nanos),
     }
+}
+
+/// The `u128` conversion, out of line: inlined, the optimiser sees that both of
+/// [`nanos_f64`]'s branches give the same value and keeps this one alone, a library call at
+/// every completion.
+#[cold]
+#[inline(never)]
+fn wide_nanos_f64(nanos: u128) -> f64 {
+    nanos as f64
 }
 
 /// `lag`, or the mean age at `now` of the in-flight requests older than it when they are the

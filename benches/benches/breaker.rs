@@ -12,12 +12,12 @@
 //! criticality issue's claim).
 //!
 //! `rampart/breaker_layer` is the layer as `BreakerLayer::new` builds it, on its default clock
-//! (`SystemClock`, the TSC); the `breaker_layer/{clock}` rows are the same layer built the
-//! same way on each clock: `SystemClock` again, beside the candidates for a cheaper one (the
-//! kernel's coarse clock, `KernelCoarseClock`: a vDSO call, no thread; `CoarseClock`: a
-//! memory load a thread refreshes every millisecond) and a `ManualClock` that does not move
-//! (the layer without the cost of time). The clock issue's target: the default row at most
-//! 1.0× `tower/concurrency_limit`.
+//! (`SystemClock`, read for its recent time: the kernel's coarse clock, a vDSO call, no
+//! thread); the `breaker_layer/{clock}` rows are the same layer built the same way on other
+//! clocks: `PreciseClock` (the system clock read precisely every time, the time-stamp counter:
+//! the default before), `CoarseClock` (a memory load a thread refreshes every millisecond) and
+//! a `ManualClock` that does not move (the layer without the cost of time). The clock issue's
+//! target: the default row at most 1.0× `tower/concurrency_limit`.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -26,11 +26,9 @@ use std::time::Duration;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use failsafe::futures::CircuitBreaker as _;
-use rampart_benches::{KernelCoarseClock, backend, call_ready, layer_floors};
+use rampart_benches::{PreciseClock, backend, call_ready, layer_floors};
 use rampart_breaker::{BreakerConfig, BreakerLayer};
-use rampart_core::{
-    Clock, CoarseClock, Criticality, ManualClock, Outcome, RequestContext, SystemClock,
-};
+use rampart_core::{Clock, CoarseClock, Criticality, ManualClock, Outcome, RequestContext};
 use tower::{Layer, service_fn};
 
 /// The row `rampart/breaker_layer/{name}`: the default breaker layer reading `clock`.
@@ -61,8 +59,7 @@ fn breaker(c: &mut Criterion) {
     });
 
     // The same layer on the candidates for a cheaper clock, and on a clock that does not move.
-    layer_on(&mut group, "system_clock", SystemClock::new());
-    layer_on(&mut group, "kernel_coarse_clock", KernelCoarseClock::new());
+    layer_on(&mut group, "precise_clock", PreciseClock::new());
     layer_on(&mut group, "coarse_clock", CoarseClock::new());
     layer_on(&mut group, "manual_clock", ManualClock::new());
 

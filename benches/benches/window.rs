@@ -6,11 +6,12 @@
 //! a 10-bucket sum within 25 ns and a 100-bucket sum within 150 ns, and `system_clock` at most
 //! half of `std_instant_now`.
 //!
-//! The `clock` group also measures the candidates for a cheaper default clock beside
-//! `Instant::now()` and the time-stamp counter: the kernel's coarse monotonic clock
-//! (`KernelCoarseClock`, `CLOCK_MONOTONIC_COARSE` through rustix), quanta's raw counter read,
-//! and quanta's "recent" time with and without its upkeep thread. A read alone is not a read
-//! inside a layer: the breaker benchmark's `breaker_layer/*` rows measure each clock there.
+//! The `clock` group also measures the cheaper readings beside `Instant::now()` and the
+//! time-stamp counter: `SystemClock::recent` (the kernel's coarse monotonic clock,
+//! `CLOCK_MONOTONIC_COARSE`, through rustix's vDSO call: what the layers that place events in
+//! buckets read), quanta's raw counter read, and quanta's "recent" time with and without its
+//! upkeep thread. A read alone is not a read inside a layer: the breaker benchmark's
+//! `breaker_layer/*` rows measure each clock there.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -18,9 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rampart_benches::{KernelCoarseClock, clocks, contended, floors};
+use rampart_benches::{clocks, contended, floors};
 use rampart_core::{
-    Clock, CoarseClock, ManualClock, RollingWindow, Stripes, SystemClock, View, WindowConfig,
+    BucketClock, Clock, CoarseClock, ManualClock, RollingWindow, Stripes, SystemClock, View,
+    WindowConfig,
 };
 
 fn window_with<C: Clock>(buckets: usize, clock: C) -> RollingWindow<C> {
@@ -57,9 +59,13 @@ fn record(c: &mut Criterion) {
     group.bench_function("record/coarse_clock", |b| {
         b.iter(|| coarse.record(black_box(1)));
     });
-    let kernel_coarse = window_with(10, KernelCoarseClock::new());
-    group.bench_function("record/kernel_coarse_clock", |b| {
-        b.iter(|| kernel_coarse.record(black_box(1)));
+    // The system clock's recent time, as a breaker's window reads it (buckets of 100 ms).
+    let bucket = window_with(
+        10,
+        BucketClock::new(SystemClock::new(), Duration::from_millis(100)),
+    );
+    group.bench_function("record/bucket_clock", |b| {
+        b.iter(|| bucket.record(black_box(1)));
     });
     group.finish();
 }
@@ -136,12 +142,6 @@ fn clock(c: &mut Criterion) {
     let mut group = c.benchmark_group("clock");
     clocks(&mut group, "now");
 
-    // The candidates for a cheaper default: the kernel's coarse clock, read through rustix's
-    // vDSO call, with no thread.
-    let kernel_coarse = KernelCoarseClock::new();
-    group.bench_function("now/kernel_coarse_clock", |b| {
-        b.iter(|| kernel_coarse.now());
-    });
     // The time-stamp counter alone, unscaled: what every precise read pays.
     let tsc = quanta::Clock::new();
     group.bench_function("now/quanta_raw", |b| b.iter(|| tsc.raw()));

@@ -122,60 +122,23 @@ pub fn layer_floors(group: &mut BenchmarkGroup<'_, WallTime>) {
     });
 }
 
-/// The kernel's coarse monotonic clock (`CLOCK_MONOTONIC_COARSE`, read through rustix's
-/// vDSO call): the time of the kernel's latest timer tick, with no thread to keep it, since
-/// this clock's creation. The thread-free coarse candidate the clock benchmarks measure beside
-/// rampart's clocks; [`SystemClock`] where there is no such clock.
-#[derive(Debug, Clone, Copy)]
-pub struct KernelCoarseClock {
-    /// The coarse clock's reading at creation, in nanoseconds.
-    #[cfg(target_os = "linux")]
-    origin: u64,
-}
+/// [`SystemClock`] with no recent time of its own: every read, [`recent`](Clock::recent)
+/// included, is a time-stamp counter read. What the layers that place events in buckets read
+/// before they read the recent time: the baseline of the default clock's rows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PreciseClock(SystemClock);
 
-#[cfg(target_os = "linux")]
-impl KernelCoarseClock {
-    /// A clock at zero now.
+impl PreciseClock {
+    /// The process's system clock, read precisely.
     pub fn new() -> Self {
-        Self {
-            origin: Self::nanos(),
-        }
-    }
-
-    #[inline]
-    fn nanos() -> u64 {
-        let time = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
-        (time.tv_sec as u64)
-            .saturating_mul(1_000_000_000)
-            .saturating_add(time.tv_nsec as u64)
+        Self(SystemClock::new())
     }
 }
 
-#[cfg(not(target_os = "linux"))]
-impl KernelCoarseClock {
-    /// [`SystemClock`]: there is no coarse clock here.
-    pub fn new() -> Self {
-        Self {}
-    }
-}
-
-impl Default for KernelCoarseClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for KernelCoarseClock {
-    #[cfg(target_os = "linux")]
+impl Clock for PreciseClock {
     #[inline]
     fn now(&self) -> std::time::Duration {
-        std::time::Duration::from_nanos(Self::nanos().saturating_sub(self.origin))
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    #[inline]
-    fn now(&self) -> std::time::Duration {
-        SystemClock::new().now()
+        self.0.now()
     }
 }
 
@@ -189,6 +152,9 @@ pub fn clocks(group: &mut BenchmarkGroup<'_, WallTime>, prefix: &str) {
     let system = SystemClock::new();
     group.bench_function(format!("{prefix}/system_clock"), |b| {
         b.iter(|| system.now());
+    });
+    group.bench_function(format!("{prefix}/system_clock_recent"), |b| {
+        b.iter(|| system.recent());
     });
     let coarse = CoarseClock::new();
     group.bench_function(format!("{prefix}/coarse_clock"), |b| {

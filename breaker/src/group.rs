@@ -5,7 +5,9 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_core::{Clock, ConfigError, KeyLabel, KeyedGroup, SystemClock, ValidWindowConfig};
+use rampart_core::{
+    BucketClock, Clock, ConfigError, KeyLabel, KeyedGroup, SystemClock, ValidWindowConfig,
+};
 
 use crate::{BreakerConfig, SreBreaker};
 
@@ -46,7 +48,8 @@ pub struct BreakerGroup<K, C = SystemClock> {
     config: BreakerConfig,
     /// The shape of every member's window, validated with `config`.
     window: ValidWindowConfig,
-    clock: C,
+    /// The members' clock, read as they read it.
+    clock: BucketClock<C>,
     members: KeyedGroup<K, SreBreaker<C>>,
     key_label: KeyLabel<K>,
 }
@@ -72,9 +75,9 @@ impl<K: fmt::Debug, C: Clock + Clone> BreakerGroup<K, C> {
     pub fn new_with(config: BreakerConfig, clock: C) -> Result<Self, ConfigError> {
         let window = config.validated_window()?;
         Ok(Self {
+            clock: BucketClock::new(clock, window.config().bucket_duration),
             config,
             window,
-            clock,
             members: KeyedGroup::default(),
             key_label: KeyLabel::default(),
         })
@@ -118,7 +121,7 @@ impl<K, C> BreakerGroup<K, C> {
 
     /// The clock every member reads.
     pub fn clock(&self) -> &C {
-        &self.clock
+        self.clock.inner()
     }
 
     /// The most breakers the group holds.
@@ -143,12 +146,19 @@ where
     K: Hash + Eq + Clone,
     C: Clock + Clone,
 {
+    /// The group's reading of its clock, as each member reads it (see [`SreBreaker::now`]):
+    /// the instant `get_at` and the members' `allow_at` and `record_at` take.
+    #[inline]
+    pub fn now(&self) -> Duration {
+        self.clock.now()
+    }
+
     /// The breaker of `key`, created if the group has none.
     pub fn get(&self, key: &K) -> Arc<SreBreaker<C>> {
         self.get_at(key, self.clock.now())
     }
 
-    /// The breaker of `key` at instant `now` (read from the group's clock), created if the
+    /// The breaker of `key` at instant `now` (the group's [`now`](Self::now)), created if the
     /// group has none.
     pub fn get_at(&self, key: &K, now: Duration) -> Arc<SreBreaker<C>> {
         self.members
@@ -169,7 +179,7 @@ where
         Arc::new(SreBreaker::from_valid(
             config,
             self.window,
-            self.clock.clone(),
+            self.clock.inner().clone(),
             Some(&label),
         ))
     }

@@ -172,7 +172,7 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let key = (self.key_of)(&request);
-        let now = self.group.clock().now();
+        let now = self.group.now();
         let breaker = self.group.get_at(&key, now);
         let said = RequestContext::current().criticality();
         if let Err(rejected) = breaker.admit_at(now, said, None) {

@@ -137,30 +137,28 @@
 //!
 //! # Cost
 //!
-//! On our 2-vCPU benchmark machine (`benches/benches/breaker.rs`, medians): a decision and
-//! a record take 17 ns given the instant; the layer adds 43 ns to a call, two TSC clock reads
-//! included, about what tower's `ConcurrencyLimit` adds (37 ns). The `failsafe` crate's
-//! breaker adds 100 ns, `tower-resilience`'s 257 ns. The layer reads the clock twice per
-//! request, when it admits the call and when the outcome arrives: an outcome counts in the
-//! bucket of its arrival, even after a quiet spell longer than the window (recording at the
-//! admission instant lost such outcomes).
+//! On our 2-vCPU benchmark machine (`benches/benches/breaker.rs`, medians of two runs): a
+//! decision and a record take 19.0 ns given the instant. The layer adds 41.3 and 38.3 ns to a
+//! call on its default clock, against tower's `ConcurrencyLimit`'s 36.9 and 37.2 ns in the
+//! same runs (1.12× and 1.03×). The layer reads the clock twice per request, when it admits
+//! the call and when the outcome arrives: an outcome counts in the bucket of its arrival, even
+//! after a quiet spell longer than the window (recording at the admission instant lost such
+//! outcomes).
 //!
-//! The breaker only asks which bucket an instant falls in, so a coarse clock would do; it
-//! reads [`SystemClock`](rampart_core::SystemClock) by default because, inside the layer, no
-//! coarse clock without a thread is cheaper. In four later runs with short samples on a loaded
-//! machine, the layer took 36.6–38.2 ns on its default clock against tower's
-//! `ConcurrencyLimit`'s 37.9–39.2 ns in the same runs (0.97–0.98×); on the kernel's coarse
-//! clock (`CLOCK_MONOTONIC_COARSE`, 2.7–2.8 ns alone against the TSC's 9.7–10.1 ns)
-//! 36.2–40.5 ns, on [`CoarseClock`](rampart_core::CoarseClock) (a load a thread refreshes
-//! every millisecond) 32.5–35.7 ns, and on a clock that does not move 32.0–37.3 ns (the
-//! `breaker_layer/*` rows; `rampart_core::Clock`'s docs say why).
+//! The breaker only asks which bucket an instant falls in, so it reads its clock's recent
+//! time (`rampart_core::BucketClock`): on [`SystemClock`](rampart_core::SystemClock) the
+//! kernel's coarse clock (3.2–3.5 ns alone). On this machine's processor the time-stamp
+//! counter does not overlap the work around it: the same layer read precisely
+//! (`breaker_layer/precise_clock`, the default before) took 77.8 and 71.0 ns. On
+//! [`CoarseClock`](rampart_core::CoarseClock) (a load a thread refreshes every millisecond)
+//! it took 33.8 and 34.5 ns, and on a clock that does not move 33.0 and 34.2 ns: what is
+//! left above `ConcurrencyLimit` is the coarse clock's vDSO calls. The `failsafe` crate's
+//! breaker added 100 ns and `tower-resilience`'s 257 ns on the machine before.
 //!
-//! Counting each call in its criticality band (one relaxed increment) adds about 5 ns to a
-//! decision: `rampart/allow_record/given_instant` 20.4 ns in two runs, against 15–16 ns before
-//! criticalities on the same machine and load; the layer row 36 ns against 30–32 ns. A call in
-//! a context that carries a criticality costs what one without does: the `/sheddable` twins of
-//! those rows took 20.5 and 22.0 ns (the layer 37.5 and 38.9 ns) in the same runs, within the
-//! issue's 1.25×.
+//! A call of the default criticality pays no count of its band while no other band arrives
+//! (`ArrivalRates`); one in a context that carries another criticality is counted (one relaxed
+//! increment): the `/sheddable` twins took 22.1 and 22.8 ns given the instant, the layer 54.9
+//! and 42.8 ns, in the same runs.
 //!
 //! # Feature flags
 //!

@@ -117,7 +117,7 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let now = self.shared.clock().now();
+        let now = self.shared.now();
         let said = RequestContext::current().criticality();
         if let Err(rejected) = self.shared.admit_at(now, said, None) {
             return ResponseFuture::rejected(rejected);

@@ -4,9 +4,9 @@ use std::fmt;
 use std::time::Duration;
 
 use rampart_core::{
-    ArrivalRates, BucketStats, Clock, ConfigError, Criticality, OncePerBucket, Outcome,
-    PerBucketCache, PerStripe, RequestContext, RollingWindow, SystemClock, ValidWindowConfig, View,
-    current_criticality, saturating_nanos,
+    ArrivalRates, BucketClock, BucketStats, Clock, ConfigError, Criticality, OncePerBucket,
+    Outcome, PerBucketCache, PerStripe, RequestContext, RollingWindow, SystemClock,
+    ValidWindowConfig, View, current_criticality, saturating_nanos,
 };
 
 use crate::draw::Draws;
@@ -131,18 +131,24 @@ pub struct BreakerSnapshot {
 /// each stripe of the window), and the CPU's decisions of the same period reuse what it read:
 /// each stripe of the bucket sits on a cache line of its own, written by the calls of its CPU,
 /// and reading them all at every call would move those lines between the cores at every call
-/// of a breaker they share. An outcome thus weighs in decisions at most `FRESH` after it is
-/// recorded; at once in a decision of a later period or bucket, or at the instant of the last
-/// read (a clock moved by hand reads afresh at each decision of the instant it stands at). A
-/// breaker with a [seed](BreakerConfig::seed) reads afresh at every decision, so that its
-/// decisions depend on its seed and its calls alone, not on which CPU decided when.
+/// of a breaker they share. A success thus weighs in decisions at most `FRESH` after it is
+/// recorded (or a tick of the clock's [recent](Clock::recent) time, which stands still
+/// between its ticks); at once in a decision of a later period or bucket, or at the instant of
+/// the last read on a clock moved by hand (which reads afresh at each decision of the instant
+/// it stands at). A failure weighs in at once on its own CPU, whose next decision reads
+/// afresh, and as a success does on the others. A breaker with a
+/// [seed](BreakerConfig::seed) reads afresh at every decision, so that its decisions depend
+/// on its seed and its calls alone, not on which CPU decided when.
 ///
 /// # Clock
 ///
-/// `allow` and `record` read the clock once each; `allow_at` and `record_at` take the
-/// instant from a caller that has already read the same clock (see [`clock`](Self::clock)).
-/// The [`Breaker`](crate::Breaker) layer reads it once per event: when it admits a call and
-/// when the call's outcome arrives, so that the outcome counts in the bucket of its arrival.
+/// The breaker only places events in buckets (of 300 ms by default), so it reads its clock's
+/// [`recent`](Clock::recent) time (a [`BucketClock`]): on [`SystemClock`] the kernel's
+/// coarse clock, a few nanoseconds with no time-stamp counter read. `allow` and `record` read
+/// it once each; `allow_at` and `record_at` take the instant from a caller that has already
+/// read it (see [`now`](Self::now)). The [`Breaker`](crate::Breaker) layer reads it once per
+/// event: when it admits a call and when the call's outcome arrives, so that the outcome
+/// counts in the bucket of its arrival.
 ///
 /// # Layout
 ///
@@ -152,7 +158,8 @@ pub struct BreakerSnapshot {
 #[repr(align(128))]
 pub struct SreBreaker<C = SystemClock> {
     config: BreakerConfig,
-    window: RollingWindow<C>,
+    /// Read through a [`BucketClock`]: the breaker only places events in buckets.
+    window: RollingWindow<BucketClock<C>>,
     /// `[sum, count]` of the completed buckets and `[sum, count]` of the newest completed
     /// bucket, for the bucket they were computed in.
     completed: PerBucketCache<4>,
@@ -204,7 +211,7 @@ impl<C: Clock> SreBreaker<C> {
                 .seed
                 .is_none()
                 .then(|| PerStripe::new(window.config().stripes, PerBucketCache::new)),
-            window: window.build_with(clock),
+            window: window.build_with(BucketClock::new(clock, window.config().bucket_duration)),
             config,
         }
     }
@@ -223,10 +230,10 @@ impl<C: Clock> SreBreaker<C> {
     /// scope's criticality if it has one.
     #[inline]
     pub fn allow(&self) -> Result<(), Rejected> {
-        self.allow_at(self.window.clock().now())
+        self.allow_at(self.now())
     }
 
-    /// Decides whether a call may go ahead at instant `now` (read from [`clock`](Self::clock)),
+    /// Decides whether a call may go ahead at instant `now` (the breaker's [`now`](Self::now)),
     /// its criticality the current [`RequestContext`]'s, as [`allow`](Self::allow).
     ///
     /// # Errors
@@ -245,11 +252,11 @@ impl<C: Clock> SreBreaker<C> {
     /// `enforce = false`).
     #[inline]
     pub fn allow_for(&self, criticality: Criticality) -> Result<(), Rejected> {
-        self.allow_for_at(self.window.clock().now(), criticality)
+        self.allow_for_at(self.now(), criticality)
     }
 
-    /// Decides whether a call of `criticality` may go ahead at instant `now` (read from
-    /// [`clock`](Self::clock)).
+    /// Decides whether a call of `criticality` may go ahead at instant `now` (the breaker's
+    /// [`now`](Self::now)).
     ///
     /// ```
     /// use std::time::Duration;
@@ -360,6 +367,10 @@ impl<C: Clock> SreBreaker<C> {
     /// share of the calls.
     #[inline]
     fn share_for(&self, total: f64, criticality: Criticality) -> f64 {
+        if !self.arrivals.mixed() {
+            // Every call is of the default band: it takes the whole probability.
+            return total;
+        }
         let rates = self.arrivals.rates();
         let all: f64 = rates.iter().sum();
         if all <= 0.0 {
@@ -369,6 +380,18 @@ impl<C: Clock> SreBreaker<C> {
         let band = criticality.band();
         let below: f64 = rates[..band].iter().sum();
         allocate(total, below / all, rates[band] / all)
+    }
+
+    /// Whether the bands other than the default one have gone quiet: each below a thousandth
+    /// of the calls.
+    fn others_quiet(&self) -> bool {
+        let rates = self.arrivals.rates();
+        let all: f64 = rates.iter().sum();
+        let default = Criticality::default().band();
+        rates
+            .iter()
+            .enumerate()
+            .all(|(band, &rate)| band == default || rate < all * 0.001)
     }
 
     /// The probability that a call of `criticality` at `now` is rejected: the drop
@@ -386,13 +409,13 @@ impl<C: Clock> SreBreaker<C> {
     /// [`RequestContext`]'s criticality (for the metrics' `criticality` label).
     #[inline]
     pub fn record(&self, outcome: Outcome) {
-        self.record_at(self.window.clock().now(), outcome);
+        self.record_at(self.now(), outcome);
     }
 
     /// Records the outcome of an admitted call of `criticality` now.
     #[inline]
     pub fn record_for(&self, criticality: Criticality, outcome: Outcome) {
-        self.record_for_at(self.window.clock().now(), criticality, outcome);
+        self.record_for_at(self.now(), criticality, outcome);
     }
 
     /// `Adaptive` only: whether this would-be rejection is the bucket's probe, let through
@@ -429,12 +452,17 @@ impl<C: Clock> SreBreaker<C> {
     fn evidence_at(&self, now: Duration) -> (u64, Evidence) {
         let (bucket, current) = self.current_at(now);
         let [sum, count, last_sum, last_count] = self.completed.get_or_refresh(bucket, || {
-            // Once per bucket, as the totals: the calls counted per band since the last fold
-            // become the bands' rates (a fold of a bucket already folded does nothing).
-            self.arrivals.fold(bucket);
             let completed = self.window.view_at(now, View::Completed);
             let totals = completed.totals();
             let last = completed.iter().last().unwrap_or_default();
+            // Once per bucket, as the totals: the calls counted per band since the last fold
+            // become the bands' rates (a fold of a bucket already folded does nothing); when
+            // another band has just begun to arrive, the default band's rate starts from the
+            // newest bucket's calls, all of the default band until then.
+            self.arrivals.fold(bucket, || last.count);
+            if self.arrivals.mixed() && self.others_quiet() {
+                self.arrivals.unmix();
+            }
             [totals.sum, totals.count, last.sum, last.count]
         });
         let evidence = Evidence {
@@ -473,7 +501,11 @@ impl<C: Clock> SreBreaker<C> {
         if let Some(read) = read {
             return read;
         }
-        if read_at < nanos && bucket == self.window.bucket_at(now) {
+        // A read at this very instant serves only a clock whose recent time stands still
+        // between its ticks: a clock that stands still by hand (a test's) reads afresh, so
+        // that an outcome recorded at the instant of a decision weighs in the next one.
+        let served = read_at < nanos || !self.window.clock().recent_resolution().is_zero();
+        if served && bucket == self.window.bucket_at(now) {
             return (bucket, BucketStats { sum, count });
         }
         self.window.advance_and_read(now)
@@ -570,9 +602,17 @@ fn probability(requests: f64, accepted: f64) -> f64 {
 
 /// # Observing
 impl<C: Clock> SreBreaker<C> {
+    /// The breaker's reading of its clock, the instant `allow_at` and `record_at` take: its
+    /// [`recent`](Clock::recent) time when that stands still for at most a tenth of a bucket
+    /// (a [`BucketClock`]), its precise time otherwise.
+    #[inline]
+    pub fn now(&self) -> Duration {
+        self.window.clock().now()
+    }
+
     /// The window's counts and the decision they lead to, now.
     pub fn snapshot(&self) -> BreakerSnapshot {
-        self.snapshot_at(self.window.clock().now())
+        self.snapshot_at(self.now())
     }
 
     /// The window's counts and the decision they lead to, at `now`.
@@ -603,13 +643,13 @@ impl<C: Clock> SreBreaker<C> {
 
     /// Whether the breaker is rejecting calls now.
     pub fn state(&self) -> BreakerState {
-        state_of(self.drop_probability_at(self.window.clock().now()))
+        state_of(self.drop_probability_at(self.now()))
     }
 }
 
 impl<C> SreBreaker<C> {
-    /// Records the outcome of an admitted call at instant `now` (read from
-    /// [`clock`](Self::clock)). [`Outcome::Ignore`] records nothing.
+    /// Records the outcome of an admitted call at instant `now` (the breaker's
+    /// [`now`](Self::now)). [`Outcome::Ignore`] records nothing.
     ///
     /// `now` should be the instant the outcome arrived. An instant older than the window's
     /// newest bucket (the clock stepped back) counts in the newest bucket; but an outcome
@@ -636,6 +676,12 @@ impl<C> SreBreaker<C> {
             }
             Outcome::Failure => {
                 self.window.record_at(now, 0);
+                // This CPU's next decision reads the current bucket afresh: a failure weighs
+                // in at once where it was seen, and within `FRESH` (or the clock's tick)
+                // elsewhere.
+                if let Some(current) = &self.current {
+                    current.here().invalidate();
+                }
                 self.metrics.failure(class);
             }
             Outcome::Ignore => {}
@@ -647,9 +693,9 @@ impl<C> SreBreaker<C> {
         &self.config
     }
 
-    /// The breaker's clock: instants passed to `allow_at` and `record_at` must come from it.
+    /// The breaker's clock.
     pub fn clock(&self) -> &C {
-        self.window.clock()
+        self.window.clock().inner()
     }
 }
 
@@ -684,7 +730,7 @@ mod tests {
 
     /// A breaker on `clock` whose window has one stripe, so that every decision of the test's
     /// thread, on whatever CPU, shares one read of the current bucket (unless `seed`).
-    fn one_stripe(clock: &ManualClock, seed: Option<u64>) -> SreBreaker<ManualClock> {
+    fn one_stripe<C: Clock + Clone>(clock: &C, seed: Option<u64>) -> SreBreaker<C> {
         let config = BreakerConfig {
             seed,
             ..BreakerConfig::default()
@@ -696,32 +742,50 @@ mod tests {
         SreBreaker::from_valid(config, window, clock.clone(), None)
     }
 
-    #[test]
-    fn a_read_of_the_current_bucket_serves_later_decisions_for_fresh() {
-        let clock = ManualClock::new();
-        let breaker = one_stripe(&clock, None);
-        // At the start of a period of FRESH, inside the window's first bucket.
-        clock.advance(SreBreaker::<ManualClock>::FRESH * 3);
+    /// A breaker as [`one_stripe`] builds it, throttling hard once `advance` has moved the
+    /// clock (100 failures recorded there), and that instant.
+    fn throttling<C: Clock + Clone>(
+        clock: &C,
+        seed: Option<u64>,
+        advance: impl FnOnce(),
+    ) -> (SreBreaker<C>, Duration) {
+        let breaker = one_stripe(clock, seed);
+        advance();
         let read = clock.now();
-        assert_eq!(breaker.drop_probability_at(read), 0.0);
-        let failed = read + Duration::from_micros(1);
         for _ in 0..100 {
-            breaker.record_at(failed, Outcome::Failure);
+            breaker.record_at(read, Outcome::Failure);
         }
-        let within = read + Duration::from_micros(9);
-        assert_eq!(
-            breaker.drop_probability_at(within),
-            0.0,
-            "the read at {read:?} still serves"
-        );
-        let after = read + SreBreaker::<ManualClock>::FRESH;
-        assert!(breaker.drop_probability_at(after) > 0.9, "read afresh");
+        assert!(breaker.drop_probability_at(read) > 0.9);
+        (breaker, read)
+    }
+
+    /// Successes enough to end the throttling, once a decision sees them.
+    fn recover<C: Clock>(breaker: &SreBreaker<C>, at: Duration) {
+        for _ in 0..1_000 {
+            breaker.record_at(at, Outcome::Success);
+        }
     }
 
     #[test]
-    fn a_seeded_breaker_reads_afresh_at_every_decision() {
+    fn a_read_of_the_current_bucket_serves_later_decisions_for_fresh() {
         let clock = ManualClock::new();
-        let breaker = one_stripe(&clock, Some(1));
+        let (breaker, read) = throttling(&clock, None, || {
+            clock.advance(SreBreaker::<ManualClock>::FRESH * 3);
+        });
+        recover(&breaker, read + Duration::from_micros(1));
+        let within = read + Duration::from_micros(9);
+        assert!(
+            breaker.drop_probability_at(within) > 0.9,
+            "the read at {read:?} still serves"
+        );
+        let after = read + SreBreaker::<ManualClock>::FRESH;
+        assert_eq!(breaker.drop_probability_at(after), 0.0, "read afresh");
+    }
+
+    #[test]
+    fn a_failure_makes_its_cpus_next_decision_read_afresh() {
+        let clock = ManualClock::new();
+        let breaker = one_stripe(&clock, None);
         clock.advance(SreBreaker::<ManualClock>::FRESH * 3);
         let read = clock.now();
         assert_eq!(breaker.drop_probability_at(read), 0.0);
@@ -732,16 +796,48 @@ mod tests {
     }
 
     #[test]
-    fn a_decision_at_the_instant_of_the_last_read_reads_afresh() {
+    fn a_seeded_breaker_reads_afresh_at_every_decision() {
         let clock = ManualClock::new();
-        let breaker = one_stripe(&clock, None);
-        clock.advance(Duration::from_secs(1));
-        let now = clock.now();
-        assert_eq!(breaker.drop_probability_at(now), 0.0);
-        for _ in 0..100 {
-            breaker.record_at(now, Outcome::Failure);
+        let (breaker, read) = throttling(&clock, Some(1), || {
+            clock.advance(SreBreaker::<ManualClock>::FRESH * 3);
+        });
+        recover(&breaker, read + Duration::from_micros(1));
+        assert_eq!(
+            breaker.drop_probability_at(read + Duration::from_micros(9)),
+            0.0
+        );
+    }
+
+    #[test]
+    fn a_decision_at_the_instant_of_the_last_read_reads_afresh_on_a_clock_moved_by_hand() {
+        let clock = ManualClock::new();
+        let (breaker, read) = throttling(&clock, None, || clock.advance(Duration::from_secs(1)));
+        recover(&breaker, read);
+        assert_eq!(breaker.drop_probability_at(read), 0.0);
+    }
+
+    /// A test's clock whose recent time stands still between ticks of a millisecond.
+    #[derive(Clone)]
+    struct Ticking(ManualClock);
+
+    impl Clock for Ticking {
+        fn now(&self) -> Duration {
+            self.0.now()
         }
-        assert!(breaker.drop_probability_at(now) > 0.9);
+
+        fn recent_resolution(&self) -> Duration {
+            Duration::from_millis(1)
+        }
+    }
+
+    #[test]
+    fn a_read_serves_the_instant_it_was_made_at_on_a_clock_that_ticks() {
+        let clock = Ticking(ManualClock::new());
+        let (breaker, read) = throttling(&clock, None, || clock.0.advance(Duration::from_secs(1)));
+        recover(&breaker, read);
+        assert!(breaker.drop_probability_at(read) > 0.9, "served");
+        let after = read + SreBreaker::<ManualClock>::FRESH;
+        assert_eq!(breaker.drop_probability_at(after), 0.0, "read afresh");
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! each of those once:
 //!
 //! - [`Clock`]: monotonic time since an origin, as a [`Duration`](std::time::Duration).
-//!   [`SystemClock`] (the default; a calibrated TSC read, ~2.5× cheaper than
-//!   `Instant::now()` on a VM), [`CoarseClock`] (a memory load, millisecond-grade),
+//!   [`SystemClock`] (the default; a calibrated TSC read, ~2× cheaper than
+//!   `Instant::now()` on a VM, and for bucket placement the kernel's coarse clock as its
+//!   [`recent`](Clock::recent) time), [`CoarseClock`] (a memory load, millisecond-grade),
 //!   [`ManualClock`] for tests, and `TokioClock` (feature `tokio`) for simulations under
-//!   `tokio::time::pause()`. [`saturating_nanos`] converts an instant to the `u64` of
+//!   `tokio::time::pause()`; [`BucketClock`] reads a clock's recent time for windows whose
+//!   buckets are wide enough. [`saturating_nanos`] converts an instant to the `u64` of
 //!   nanoseconds that fits an atomic.
 //! - [`RollingWindow`]: a lock-free ring of `sum`/`count` buckets with exact counts under
 //!   concurrency, two read views ([`WindowView`]) and per-bucket iteration, and
@@ -109,7 +111,9 @@ pub use crate::classify::{Classify, DefaultClassifier, Deferred, Outcome};
 pub use crate::classify::{GrpcBody, GrpcClassifier, grpc_code_outcome};
 #[cfg(feature = "tokio")]
 pub use crate::clock::TokioClock;
-pub use crate::clock::{Clock, CoarseClock, ManualClock, SystemClock, saturating_nanos};
+pub use crate::clock::{
+    BucketClock, Clock, CoarseClock, ManualClock, SystemClock, saturating_nanos,
+};
 pub use crate::completion::{Completion, Recorder};
 pub use crate::context::{
     BudgetId, Entered, RequestContext, Scoped, current_criticality, current_deadline,

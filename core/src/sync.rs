@@ -2,9 +2,9 @@
 //! crate is built with `--cfg rampart_loom` (see `tests/loom_window.rs`).
 
 #[cfg(rampart_loom)]
-pub(crate) use loom::sync::atomic::{AtomicU64, Ordering, fence};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 #[cfg(not(rampart_loom))]
-pub(crate) use std::sync::atomic::{AtomicU64, Ordering, fence};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 
 /// A value alone on its cache lines (128 bytes: two, the unit adjacent-line prefetchers
 /// pull in), so that what other threads write beside it never moves it between cores.

@@ -29,16 +29,16 @@
 //! that band alone, at the limit: the limiter decides exactly as without.
 //!
 //! So the arrivals of the default band (requests that say no criticality, or the default) are
-//! counted only while another band arrives too: a service whose requests carry no criticality
-//! pays no counter for it. When another band first arrives, the default band's rate starts
-//! from the newest bucket's completions (until then every completion was of the default
-//! band), then follows its counts; once the other bands' shares have fallen to nothing, its
-//! counting stops again.
+//! counted only while another band arrives too (`ArrivalRates` keeps that rule): a service
+//! whose requests carry no criticality pays no counter for it. When another band first
+//! arrives, the default band's rate starts from the newest bucket's completions (until then
+//! every completion was of the default band), then follows its counts; once the other bands'
+//! shares have fallen to nothing, its counting stops again.
 
 use std::array;
 
 use rampart_core::{ArrivalRates, Criticality, CriticalityClass};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 
 const BANDS: usize = Criticality::BANDS;
 
@@ -61,14 +61,6 @@ const NEGLIGIBLE: f64 = 0.001;
 #[derive(Debug)]
 pub(crate) struct Priorities {
     arrivals: ArrivalRates,
-    /// Whether a band other than the default one asks: only then are the default band's
-    /// arrivals counted.
-    mixed: AtomicBool,
-    /// Whether arrivals of the default band went uncounted since the last refresh.
-    skipped: AtomicBool,
-    /// Set when `mixed` is, if arrivals of the default band went uncounted in the bucket: the
-    /// next refresh estimates the band's rate from the newest bucket's completions.
-    uncounted: AtomicBool,
     /// Each band's share of the capacity (`f64` bits), set once per bucket.
     share: [AtomicU64; BANDS],
     /// Each band's cap, less the limit: its rung on the ladder, set once per bucket.
@@ -86,9 +78,6 @@ impl Priorities {
     pub(crate) fn new() -> Self {
         Self {
             arrivals: ArrivalRates::new(),
-            mixed: AtomicBool::new(false),
-            skipped: AtomicBool::new(false),
-            uncounted: AtomicBool::new(false),
             share: array::from_fn(|_| AtomicU64::new(0.0_f64.to_bits())),
             rung: array::from_fn(|_| AtomicI64::new(0)),
             threshold: AtomicU8::new(u8::MAX),
@@ -99,19 +88,7 @@ impl Priorities {
     /// while another band asks).
     #[inline]
     pub(crate) fn arrived(&self, criticality: Criticality) {
-        if criticality.band() != DEFAULT_BAND {
-            if !self.mixed.load(Ordering::Relaxed)
-                && !self.mixed.swap(true, Ordering::Relaxed)
-                && self.skipped.load(Ordering::Relaxed)
-            {
-                self.uncounted.store(true, Ordering::Relaxed);
-            }
-            self.arrivals.record(criticality);
-        } else if self.mixed.load(Ordering::Relaxed) {
-            self.arrivals.record(criticality);
-        } else if !self.skipped.load(Ordering::Relaxed) {
-            self.skipped.store(true, Ordering::Relaxed);
-        }
+        self.arrivals.record(criticality);
     }
 
     /// Once per `bucket`: folds the arrivals into the rates and sets each band's share of a
@@ -125,16 +102,11 @@ impl Priorities {
         limit: u64,
         last_pass: impl FnOnce() -> u64,
     ) -> Option<ThresholdMove> {
-        let counts = self.arrivals.fold(bucket)?;
-        self.skipped.store(false, Ordering::Relaxed);
-        if self.uncounted.load(Ordering::Relaxed) && self.uncounted.swap(false, Ordering::Relaxed) {
-            // Another band has just begun to arrive, after arrivals of the default band that
-            // were not counted. Until the change every completion was of the default band: the
-            // newest bucket's completions estimate its arrivals (at most the other band's few
-            // completions too, which errs towards the default band). Later buckets count them.
-            let estimate = last_pass().max(counts[DEFAULT_BAND]);
-            self.arrivals.seed(DEFAULT_BAND, estimate as f64);
-        }
+        // Once another band has just begun to arrive, after arrivals of the default band that
+        // were not counted, the newest bucket's completions estimate them: until the change
+        // every completion was of the default band (at most the other band's few completions
+        // too, which errs towards the default band). Later buckets count them.
+        self.arrivals.fold(bucket, last_pass)?;
         let rates = self.arrivals.rates();
         let shares: [f64; BANDS] = array::from_fn(|band| {
             let share = rates[band] / capacity.max(1.0);
@@ -147,7 +119,7 @@ impl Priorities {
             .enumerate()
             .all(|(band, &share)| band == DEFAULT_BAND || share == 0.0);
         if others_quiet {
-            self.mixed.store(false, Ordering::Relaxed);
+            self.arrivals.unmix();
         }
         for (band, share) in shares.iter().enumerate() {
             self.share[band].store(share.to_bits(), Ordering::Relaxed);
@@ -402,7 +374,7 @@ mod tests {
         // The sheddable traffic stops; once its share has decayed to nothing, the default band
         // goes uncounted again.
         priorities.refresh(40, 100.0, LIMIT, || 0);
-        assert!(!priorities.mixed.load(Ordering::Relaxed));
+        assert!(!priorities.arrivals.mixed());
         for _ in 0..50 {
             priorities.arrived(Criticality::CRITICAL);
         }

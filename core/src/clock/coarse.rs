@@ -99,6 +99,12 @@ impl Clock for CoarseClock {
             nanos => Duration::from_nanos(nanos),
         }
     }
+
+    /// A tick: its readings stand still between them.
+    #[inline]
+    fn recent_resolution(&self) -> Duration {
+        TICK
+    }
 }
 
 #[cfg(test)]

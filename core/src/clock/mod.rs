@@ -2,6 +2,7 @@
 //! [`saturating_nanos`], the form instants take in atomics. The trait's documentation
 //! compares the clocks.
 
+mod bucket;
 mod coarse;
 mod manual;
 mod system;
@@ -11,6 +12,7 @@ mod tokio;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use self::bucket::BucketClock;
 pub use self::coarse::CoarseClock;
 pub use self::manual::ManualClock;
 pub use self::system::SystemClock;
@@ -26,25 +28,34 @@ pub use self::tokio::TokioClock;
 ///
 /// | clock | source | cost here | use it for |
 /// | --- | --- | --- | --- |
-/// | [`SystemClock`] (default) | the CPU's invariant TSC, calibrated against the OS monotonic clock; the OS clock where no such TSC exists | ~10 ns | everything in production |
-/// | [`CoarseClock`] | a value a background thread refreshes every millisecond | ~1 ns | windows whose buckets are far wider than 1 ms |
+/// | [`SystemClock`] (default) | `now`: the CPU's invariant TSC, calibrated against the OS monotonic clock (the OS clock where no such TSC exists); `recent`: the kernel's coarse clock | `now` ~10 ns, `recent` ~3 ns | everything in production |
+/// | [`CoarseClock`] | a value a background thread refreshes every millisecond | ~1 ns | windows whose buckets are far wider than 1 ms, where a thread is welcome |
 /// | [`ManualClock`] | a shared counter moved by hand | ~1 ns | deterministic unit tests |
 /// | `TokioClock` (feature `tokio`) | `tokio::time::Instant`, so it follows `tokio::time::pause()` | ~25 ns | simulations under paused time |
+///
+/// # Two readings: `now` and `recent`
+///
+/// Some readings must be precise: a response time, which feeds the limiter and the balancer,
+/// needs microseconds. Others only place an event in a bucket of a window (a breaker's 300 ms
+/// buckets, a retry budget's second-long ones): a reading a few milliseconds old does as
+/// well. [`now`](Self::now) is the first kind; [`recent`](Self::recent) the second, and
+/// [`BucketClock`] reads a clock's recent time for buckets ten times its
+/// [`recent_resolution`](Self::recent_resolution) or wider, its precise time otherwise. A
+/// clock without a cheaper source answers `recent` with `now`.
 ///
 /// # Cost in a layer
 ///
 /// A read alone is not a read inside a layer. Alone (`benches/benches/window.rs`, group
-/// `clock`, four runs on our 2-vCPU benchmark machine) [`SystemClock`] takes 9.7–10.1 ns, and
-/// the kernel's coarse clock (`CLOCK_MONOTONIC_COARSE`, a vDSO call, no thread) 2.7–2.8 ns.
-/// Inside the breaker's layer, which reads its clock twice per request
-/// (`benches/benches/breaker.rs`, rows `breaker_layer/*`, the same four runs), the layer took
-/// 36.4–38.6 ns on `SystemClock`, 36.2–40.5 ns on the coarse clock and 32.0–37.3 ns on a
-/// clock that does not move: the time-stamp counter is one instruction the processor overlaps
-/// with the work around it, the vDSO a call that nothing overlaps, so the coarse clock saves
-/// nothing there. [`CoarseClock`] saved 2–4 ns a request, for a thread that wakes 1 000 times
-/// a second. `SystemClock` is therefore every layer's default: the cheapest clock in a layer
-/// that needs no thread, and precise enough for the response times the limiter and the
-/// balancer measure.
+/// `clock`) [`SystemClock::now`](Clock::now) takes 9–10 ns on our 2-vCPU benchmark machines,
+/// its `recent` (`CLOCK_MONOTONIC_COARSE`, a vDSO call, no thread) 2.7–2.9 ns. Inside a
+/// layer the difference depends on the processor: on one machine the time-stamp counter read
+/// overlapped the work around it and the breaker's layer cost the same on either; on the
+/// current one (a newer Xeon) it does not, and the layer, which reads its clock twice per
+/// request, took 66 ns on the TSC against 38 ns on the coarse clock and 34 ns on a clock that
+/// does not move (`benches/benches/breaker.rs`, rows `breaker_layer/*`). So the layers that
+/// only place events in buckets read `recent` (the breaker, the ratio retry budget), and those
+/// that measure response times read `now`. [`CoarseClock`] saves 2–3 ns more per read, for a
+/// thread that wakes 1 000 times a second: offered, not the default.
 ///
 /// # Monotonicity
 ///
@@ -79,6 +90,26 @@ pub use self::tokio::TokioClock;
 pub trait Clock: Send + Sync + 'static {
     /// The time elapsed since this clock's origin.
     fn now(&self) -> Duration;
+
+    /// A recent reading, at most [`recent_resolution`](Self::recent_resolution) old, for
+    /// what only places events in buckets far wider than that (a breaker's window, a retry
+    /// budget's): cheaper than [`now`](Self::now) where the clock has a cheaper coarse source.
+    ///
+    /// Readings never go backwards, but they come from a source of their own: a consumer
+    /// takes every instant of one quantity (a window's, a response time's two ends) from
+    /// `recent` or from `now`, never from both. By default it is `now`.
+    #[inline]
+    fn recent(&self) -> Duration {
+        self.now()
+    }
+
+    /// How long [`recent`](Self::recent) may stand still while time passes: zero (the
+    /// default) for a clock whose `recent` moves whenever time does, or only by hand (a test's
+    /// clock, which a consumer then reads afresh at each event of the instant it stands at).
+    #[inline]
+    fn recent_resolution(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for Arc<C> {
@@ -86,12 +117,32 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn now(&self) -> Duration {
         (**self).now()
     }
+
+    #[inline]
+    fn recent(&self) -> Duration {
+        (**self).recent()
+    }
+
+    #[inline]
+    fn recent_resolution(&self) -> Duration {
+        (**self).recent_resolution()
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for Box<C> {
     #[inline]
     fn now(&self) -> Duration {
         (**self).now()
+    }
+
+    #[inline]
+    fn recent(&self) -> Duration {
+        (**self).recent()
+    }
+
+    #[inline]
+    fn recent_resolution(&self) -> Duration {
+        (**self).recent_resolution()
     }
 }
 

@@ -19,6 +19,15 @@ use super::Clock;
 /// ~10 ns: see the `window` benchmark's `clock` group). A clock read is the most expensive step of
 /// a request's fast path, so the cheaper correct source wins.
 ///
+/// # Recent time
+///
+/// [`recent`](Clock::recent) reads the kernel's coarse monotonic clock on Linux
+/// (`CLOCK_MONOTONIC_COARSE`: the time of the kernel's latest tick, one vDSO call, no
+/// time-stamp counter read, ~3 ns), at most a tick old ([`recent_resolution`](Clock::recent_resolution):
+/// 1–10 ms, 4 ms on most distributions' kernels); elsewhere it is `now`. Its origin is the
+/// same moment as `now`'s, but it is a source of its own: compare recent readings with recent
+/// readings only.
+///
 /// # Origin
 ///
 /// All `SystemClock`s of a process share one origin (the first clock built), so instants
@@ -40,6 +49,10 @@ pub struct SystemClock {
 struct Base {
     clock: quanta::Clock,
     origin: quanta::Instant,
+    /// The kernel's coarse clock at the origin, in nanoseconds, and its resolution; `None`
+    /// where the kernel does not answer for it (then `recent` is `now`).
+    #[cfg(target_os = "linux")]
+    coarse: Option<(u64, Duration)>,
 }
 
 static BASE: OnceLock<Base> = OnceLock::new();
@@ -49,8 +62,41 @@ fn base() -> &'static Base {
     BASE.get_or_init(|| {
         let clock = quanta::Clock::new();
         let origin = clock.now();
-        Base { clock, origin }
+        Base {
+            clock,
+            origin,
+            #[cfg(target_os = "linux")]
+            coarse: kernel_coarse_origin(),
+        }
     })
+}
+
+/// `CLOCK_MONOTONIC_COARSE`: the time the kernel keeps at each of its ticks, read from the
+/// vDSO without a system call or a time-stamp counter read.
+#[cfg(target_os = "linux")]
+#[inline]
+fn kernel_coarse_nanos() -> u64 {
+    use rustix::time::{ClockId, clock_gettime};
+    let time = clock_gettime(ClockId::MonotonicCoarse);
+    // A monotonic clock's fields are never negative.
+    (time.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(time.tv_nsec as u64)
+}
+
+/// The kernel's coarse clock now and its resolution (the kernel's tick, 1–10 ms), if the
+/// kernel answers for it: asked once through the fallible call, so that the reads after it,
+/// through the infallible one, cannot fail.
+#[cfg(target_os = "linux")]
+fn kernel_coarse_origin() -> Option<(u64, Duration)> {
+    use rustix::time::{ClockId, DynamicClockId, clock_getres, clock_gettime_dynamic};
+    clock_gettime_dynamic(DynamicClockId::Known(ClockId::MonotonicCoarse)).ok()?;
+    let res = clock_getres(ClockId::MonotonicCoarse);
+    let resolution = Duration::new(
+        u64::try_from(res.tv_sec).ok()?,
+        u32::try_from(res.tv_nsec).ok()?,
+    );
+    Some((kernel_coarse_nanos(), resolution))
 }
 
 impl SystemClock {
@@ -73,6 +119,26 @@ impl Clock for SystemClock {
         let base = base();
         base.clock.now().saturating_duration_since(base.origin)
     }
+
+    /// On Linux the kernel's coarse clock (`CLOCK_MONOTONIC_COARSE`, one vDSO call: no
+    /// time-stamp counter read), at most a kernel tick (1–10 ms) old; elsewhere `now`.
+    #[cfg(target_os = "linux")]
+    #[inline]
+    fn recent(&self) -> Duration {
+        match base().coarse {
+            Some((origin, _)) => Duration::from_nanos(kernel_coarse_nanos().saturating_sub(origin)),
+            None => self.now(),
+        }
+    }
+
+    /// On Linux the kernel's tick; elsewhere zero (`recent` is `now`).
+    #[cfg(target_os = "linux")]
+    #[inline]
+    fn recent_resolution(&self) -> Duration {
+        base()
+            .coarse
+            .map_or(Duration::ZERO, |(_, resolution)| resolution)
+    }
 }
 
 #[cfg(test)]
@@ -88,6 +154,23 @@ mod tests {
             assert!(now >= previous, "{now:?} < {previous:?}");
             previous = now;
         }
+    }
+
+    #[test]
+    fn recent_readings_never_decrease_and_follow_time() {
+        let clock = SystemClock::new();
+        let start = clock.recent();
+        let mut previous = start;
+        let deadline = clock.now() + Duration::from_secs(10);
+        // Wait on the clock itself: the loop ends once the recent reading has moved by more
+        // than its resolution, and the assertion is that it does so at all.
+        while clock.recent() <= start + clock.recent_resolution() && clock.now() < deadline {
+            let recent = clock.recent();
+            assert!(recent >= previous, "{recent:?} < {previous:?}");
+            previous = recent;
+            std::hint::spin_loop();
+        }
+        assert!(clock.recent() > start + clock.recent_resolution());
     }
 
     fn busy_wait(for_at_least: Duration) {

@@ -3,10 +3,13 @@
 use std::array;
 
 use crate::Criticality;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, Ordering};
 use crate::{PerStripe, Stripes};
 
 const BANDS: usize = Criticality::BANDS;
+
+/// The band of requests that say no criticality (`Criticality::default()`, critical).
+const DEFAULT_BAND: usize = Criticality::CRITICAL.band();
 
 /// The arrival rate of each criticality [band](Criticality::band), per bucket of a layer's
 /// window, smoothed: what a layer that sheds by criticality reads to know what each band asks
@@ -18,22 +21,33 @@ const BANDS: usize = Criticality::BANDS;
 /// the counts of every stripe and moves each band's rate towards them by
 /// [`SMOOTHING`](Self::SMOOTHING) per bucket elapsed, so a step in demand shows within a few
 /// buckets and one noisy bucket moves the rate by less than a third of its noise. Every arrival
-/// recorded is taken by exactly one fold, whatever the concurrency.
+/// counted is taken by exactly one fold, whatever the concurrency.
+///
+/// # The default band, counted only while another arrives
+///
+/// What a layer needs to know of the default band (requests that say no criticality, or the
+/// default one) is its share of the traffic beside the other bands', so its arrivals are
+/// counted only while another band arrives too ([`mixed`](Self::mixed)): a service whose
+/// requests carry no criticality pays no counter for them. When another band first arrives,
+/// the next fold starts the default band's rate from an estimate its caller gives (the newest
+/// bucket's requests: until then all were of the default band), then follows its counts;
+/// once the other bands have gone quiet, the caller [ends](Self::unmix) the counting again.
 ///
 /// ```
 /// use rampart_core::{ArrivalRates, Criticality};
 ///
 /// let rates = ArrivalRates::new();
+/// rates.record(Criticality::CRITICAL); // the default band, alone: not counted
 /// for _ in 0..30 {
 ///     rates.record(Criticality::SHEDDABLE);
 /// }
-/// rates.record(Criticality::CRITICAL);
-/// rates.fold(1); // the first bucket sets the rates
+/// rates.record(Criticality::CRITICAL); // counted now that another band arrives
+/// rates.fold(1, || 12); // the first bucket sets the rates; 12 default arrivals before
 /// let now = rates.rates();
 /// assert_eq!(now[Criticality::SHEDDABLE.band()], 30.0);
-/// assert_eq!(now[Criticality::CRITICAL.band()], 1.0);
+/// assert_eq!(now[Criticality::CRITICAL.band()], 12.0);
 ///
-/// rates.fold(2); // an empty bucket
+/// rates.fold(2, || 0); // an empty bucket
 /// assert_eq!(rates.rates()[Criticality::SHEDDABLE.band()], 30.0 * 0.7);
 /// ```
 #[derive(Debug)]
@@ -44,6 +58,14 @@ pub struct ArrivalRates {
     rates: [AtomicU64; BANDS],
     /// One more than the bucket of the last fold; 0 before any.
     folded: AtomicU64,
+    /// Whether a band other than the default one arrives: only then is the default band's
+    /// counted.
+    mixed: AtomicBool,
+    /// Whether arrivals of the default band ever went uncounted.
+    skipped: AtomicBool,
+    /// Set when `mixed` is, if arrivals of the default band went uncounted: the next fold
+    /// starts the band's rate from its caller's estimate.
+    uncounted: AtomicBool,
 }
 
 impl Default for ArrivalRates {
@@ -63,15 +85,48 @@ impl ArrivalRates {
             counts: PerStripe::new(Stripes::Auto, || array::from_fn(|_| AtomicU64::new(0))),
             rates: array::from_fn(|_| AtomicU64::new(0.0_f64.to_bits())),
             folded: AtomicU64::new(0),
+            mixed: AtomicBool::new(false),
+            skipped: AtomicBool::new(false),
+            uncounted: AtomicBool::new(false),
         }
     }
 
-    /// Counts an arrival of `criticality`.
+    /// Counts an arrival of `criticality` (of the default band, only while another band
+    /// arrives: see the type's docs).
     #[inline]
     pub fn record(&self, criticality: Criticality) {
-        if let Some(count) = self.counts.here().get(criticality.band()) {
+        let band = criticality.band();
+        if band != DEFAULT_BAND {
+            if !self.mixed.load(Ordering::Relaxed)
+                && !self.mixed.swap(true, Ordering::Relaxed)
+                && self.skipped.load(Ordering::Relaxed)
+            {
+                self.uncounted.store(true, Ordering::Relaxed);
+            }
+        } else if !self.mixed.load(Ordering::Relaxed) {
+            if !self.skipped.load(Ordering::Relaxed) {
+                self.skipped.store(true, Ordering::Relaxed);
+            }
+            return;
+        }
+        if let Some(count) = self.counts.here().get(band) {
             count.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Whether a band other than the default one arrives, so that the default band is
+    /// counted; while not, the rates say nothing of the default band, and a layer treats its
+    /// traffic as of one band.
+    #[inline]
+    pub fn mixed(&self) -> bool {
+        self.mixed.load(Ordering::Relaxed)
+    }
+
+    /// Stops counting the default band, once the caller finds the other bands quiet (their
+    /// rates a negligible part of what it serves): the next arrival of another band starts
+    /// it again.
+    pub fn unmix(&self) {
+        self.mixed.store(false, Ordering::Relaxed);
     }
 
     /// Folds the arrivals counted since the last fold into the rates, once per `bucket` (the
@@ -80,8 +135,15 @@ impl ArrivalRates {
     ///
     /// The counts folded at bucket `b` arrived since the fold before, at bucket `f`: they are
     /// spread over the `b - f` buckets between, each a smoothing step. The first fold sets the
-    /// rates to its counts.
-    pub fn fold(&self, bucket: u64) -> Option<[u64; BANDS]> {
+    /// rates to its counts. When another band has just begun to arrive after uncounted
+    /// arrivals of the default band, that band's rate starts from `default_arrivals()` (read
+    /// only then: the requests of the newest bucket, all of the default band until the
+    /// change), or its count if larger.
+    pub fn fold(
+        &self,
+        bucket: u64,
+        default_arrivals: impl FnOnce() -> u64,
+    ) -> Option<[u64; BANDS]> {
         let next = bucket.saturating_add(1);
         let last = self.folded.load(Ordering::Relaxed);
         if next <= last
@@ -110,6 +172,10 @@ impl ArrivalRates {
             };
             self.rates[band].store(rate.to_bits(), Ordering::Relaxed);
         }
+        if self.uncounted.load(Ordering::Relaxed) && self.uncounted.swap(false, Ordering::Relaxed) {
+            let estimate = default_arrivals().max(counts[DEFAULT_BAND]);
+            self.seed(DEFAULT_BAND, estimate as f64);
+        }
         Some(counts)
     }
 
@@ -121,10 +187,10 @@ impl ArrivalRates {
     /// use rampart_core::{ArrivalRates, Criticality};
     ///
     /// let rates = ArrivalRates::new();
-    /// rates.fold(1);
+    /// rates.fold(1, || 0);
     /// let band = Criticality::CRITICAL.band();
     /// rates.seed(band, 40.0);
-    /// rates.fold(2); // an empty bucket
+    /// rates.fold(2, || 0); // an empty bucket
     /// assert_eq!(rates.rates()[band], 40.0 * 0.7);
     /// ```
     pub fn seed(&self, band: usize, rate: f64) {
@@ -155,7 +221,7 @@ mod tests {
             for _ in 0..arrivals {
                 rates.record(Criticality::SHEDDABLE_PLUS);
             }
-            rates.fold(bucket);
+            rates.fold(bucket, || 0);
         }
         let rate = rates.rates()[band];
         assert!((97.0..=100.0).contains(&rate), "{rate}");
@@ -165,31 +231,86 @@ mod tests {
     fn a_fold_after_a_gap_spreads_its_counts_over_the_gap() {
         let rates = ArrivalRates::new();
         for _ in 0..10 {
-            rates.record(Criticality::CRITICAL);
+            rates.record(Criticality::SHEDDABLE);
         }
-        rates.fold(0);
+        rates.fold(0, || 0);
         for _ in 0..40 {
-            rates.record(Criticality::CRITICAL);
+            rates.record(Criticality::SHEDDABLE);
         }
-        rates.fold(4); // 40 arrivals over 4 buckets: 10 per bucket, the rate unchanged
-        assert!((rates.rates()[Criticality::CRITICAL.band()] - 10.0).abs() < 1e-9);
+        rates.fold(4, || 0); // 40 arrivals over 4 buckets: 10 per bucket, the rate unchanged
+        assert!((rates.rates()[Criticality::SHEDDABLE.band()] - 10.0).abs() < 1e-9);
     }
 
     #[test]
     fn each_bucket_folds_once_and_an_older_bucket_never() {
         let rates = ArrivalRates::new();
-        rates.record(Criticality::CRITICAL);
+        rates.record(Criticality::SHEDDABLE);
         assert_eq!(
-            rates.fold(5).map(|counts| counts.iter().sum::<u64>()),
+            rates.fold(5, || 0).map(|counts| counts.iter().sum::<u64>()),
             Some(1)
         );
-        rates.record(Criticality::CRITICAL);
-        assert_eq!(rates.fold(5), None);
-        assert_eq!(rates.fold(4), None);
+        rates.record(Criticality::SHEDDABLE);
+        assert_eq!(rates.fold(5, || 0), None);
+        assert_eq!(rates.fold(4, || 0), None);
         assert_eq!(
-            rates.fold(6).map(|counts| counts.iter().sum::<u64>()),
+            rates.fold(6, || 0).map(|counts| counts.iter().sum::<u64>()),
             Some(1)
         );
+    }
+
+    #[test]
+    fn the_default_band_alone_is_not_counted() {
+        let rates = ArrivalRates::new();
+        for _ in 0..100 {
+            rates.record(Criticality::default());
+        }
+        assert!(!rates.mixed());
+        assert_eq!(
+            rates.fold(1, || unreachable!("no other band arrived")),
+            Some([0; BANDS])
+        );
+        assert_eq!(rates.rates(), [0.0; BANDS]);
+    }
+
+    #[test]
+    fn another_band_starts_the_default_band_from_the_estimate_then_from_its_counts() {
+        let rates = ArrivalRates::new();
+        let band = DEFAULT_BAND;
+        for _ in 0..50 {
+            rates.record(Criticality::default());
+        }
+        rates.fold(1, || unreachable!("no other band arrived"));
+        rates.record(Criticality::SHEDDABLE);
+        assert!(rates.mixed());
+        for _ in 0..10 {
+            rates.record(Criticality::default());
+        }
+        // The 50 uncounted arrivals of the bucket before are estimated as 40 (the caller's
+        // figure); the 10 counted since are fewer, so the estimate stands.
+        rates.fold(2, || 40);
+        assert_eq!(rates.rates()[band], 40.0);
+        for _ in 0..20 {
+            rates.record(Criticality::default());
+        }
+        rates.fold(3, || unreachable!("estimated once"));
+        assert!((rates.rates()[band] - (40.0 * 0.7 + 20.0 * 0.3)).abs() < 1e-9);
+
+        // Unmixed, the default band goes uncounted again until another band arrives.
+        rates.unmix();
+        rates.record(Criticality::default());
+        assert_eq!(rates.fold(4, || 0).map(|counts| counts[band]), Some(0));
+    }
+
+    #[test]
+    fn a_default_arrival_counted_while_mixed_wins_over_a_smaller_estimate() {
+        let rates = ArrivalRates::new();
+        rates.record(Criticality::default());
+        rates.record(Criticality::SHEDDABLE);
+        for _ in 0..30 {
+            rates.record(Criticality::default());
+        }
+        rates.fold(1, || 5);
+        assert_eq!(rates.rates()[DEFAULT_BAND], 30.0);
     }
 
     #[test]
@@ -197,6 +318,8 @@ mod tests {
         const THREADS: usize = 4;
         const EACH: u64 = 50_000;
         let rates = Arc::new(ArrivalRates::new());
+        // Another band first, so that every arrival of the default band is counted too.
+        rates.record(Criticality::SHEDDABLE);
         let folded = Arc::new(AtomicU64::new(0));
         let workers: Vec<_> = (0..THREADS)
             .map(|thread| {
@@ -207,7 +330,7 @@ mod tests {
                         rates.record(Criticality::with_level(class, (i % 128) as u8));
                         if i % 1_000 == 0 {
                             // Every thread races to fold the same buckets.
-                            if let Some(counts) = rates.fold(i / 1_000) {
+                            if let Some(counts) = rates.fold(i / 1_000, || 0) {
                                 folded.fetch_add(counts.iter().sum(), Ordering::Relaxed);
                             }
                         }
@@ -218,8 +341,10 @@ mod tests {
         for worker in workers {
             worker.join().expect("no panic");
         }
-        let last = rates.fold(u64::MAX - 1).expect("a newer bucket folds");
+        let last = rates
+            .fold(u64::MAX - 1, || 0)
+            .expect("a newer bucket folds");
         let total = folded.load(Ordering::Relaxed) + last.iter().sum::<u64>();
-        assert_eq!(total, THREADS as u64 * EACH);
+        assert_eq!(total, THREADS as u64 * EACH + 1);
     }
 }

@@ -72,6 +72,20 @@ impl<const N: usize> PerBucketCache<N> {
         self.refresh(bucket, compute)
     }
 
+    /// Forgets the cached values: the next [`get_or_refresh`](Self::get_or_refresh)
+    /// computes them afresh, whatever its bucket. For a caller that has just changed what
+    /// they are computed from, and must see the change at once.
+    pub fn invalidate(&self) {
+        let _refreshing = self.refresh.lock();
+        let sequence = self.sequence.load(Ordering::Relaxed);
+        self.sequence
+            .store(sequence.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.bucket.store(0, Ordering::Relaxed);
+        self.sequence
+            .store(sequence.wrapping_add(2), Ordering::Release);
+    }
+
     /// The cached values if they belong to `bucket` and no refresh is under way.
     #[inline]
     fn read(&self, bucket: u64) -> Option<[u64; N]> {
@@ -162,6 +176,15 @@ mod tests {
         // A late thread still on bucket 4 gets its own answer but does not publish it.
         assert_eq!(cache.get_or_refresh(4, || [40]), [40]);
         assert_eq!(cache.get_or_refresh(5, || [0]), [50]);
+    }
+
+    #[test]
+    fn an_invalidated_cache_computes_afresh_for_its_bucket() {
+        let cache = PerBucketCache::<1>::new();
+        cache.get_or_refresh(5, || [50]);
+        cache.invalidate();
+        assert_eq!(cache.get_or_refresh(5, || [51]), [51], "computed afresh");
+        assert_eq!(cache.get_or_refresh(5, || [0]), [51], "and cached again");
     }
 
     #[test]

@@ -2,8 +2,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rampart_core::{
-    BucketStats, Clock, ConfigError, Criticality, CriticalityClass, PerBucketCache, RollingWindow,
-    SystemClock, View, WindowConfig, check,
+    BucketClock, BucketStats, Clock, ConfigError, Criticality, CriticalityClass, PerBucketCache,
+    RollingWindow, SystemClock, View, WindowConfig, check,
 };
 
 use super::{Budget, BudgetSnapshot, floor};
@@ -111,8 +111,9 @@ impl RatioConfig {
 #[derive(Debug)]
 pub struct RatioBudget<C = SystemClock> {
     config: RatioConfig,
-    /// Per bucket: deposits in the low 32 bits of the sum, withdrawals above them.
-    window: RollingWindow<C>,
+    /// Per bucket: deposits in the low 32 bits of the sum, withdrawals above them; read
+    /// through a [`BucketClock`] (its clock's recent time, for buckets that wide).
+    window: RollingWindow<BucketClock<C>>,
     /// `[sum, count]` of the completed buckets, for the bucket they were computed in.
     completed: PerBucketCache<2>,
     deposit_units: u128,
@@ -131,7 +132,8 @@ struct OwnLine<T>(T);
 impl<C: Clock> RatioBudget<C> {
     fn new(config: RatioConfig, clock: C) -> Result<Self, ConfigError> {
         config.validate()?;
-        let window = WindowConfig::spanning(config.ttl, BUCKETS).build_with(clock)?;
+        let shape = WindowConfig::spanning(config.ttl, BUCKETS);
+        let window = shape.build_with(BucketClock::new(clock, shape.bucket_duration))?;
         Ok(Self {
             deposit_units: (config.ratio * UNIT as f64).round() as u128,
             reserve_units: (f64::from(config.min_per_sec) * config.ttl.as_secs_f64() * UNIT as f64)
@@ -205,7 +207,7 @@ impl<C: Clock> RatioBudget<C> {
         self.fleet
     }
 
-    /// Records a deposit at `now` (read from [`clock`](Self::clock)).
+    /// Records a deposit at `now` (the budget's [`now`](Self::now)).
     #[inline]
     pub fn deposit_at(&self, now: Duration) {
         self.window.record_at(now, 1);
@@ -294,26 +296,34 @@ impl<C: Clock> RatioBudget<C> {
 
     /// The budget's clock.
     pub fn clock(&self) -> &C {
-        self.window.clock()
+        self.window.clock().inner()
+    }
+
+    /// The budget's reading of its clock, the instant the `*_at` methods take: its
+    /// [`recent`](Clock::recent) time when that stands still for at most a tenth of a bucket
+    /// (a [`BucketClock`]), its precise time otherwise.
+    #[inline]
+    pub fn now(&self) -> Duration {
+        self.window.clock().now()
     }
 }
 
 impl<C: Clock> Budget for RatioBudget<C> {
     #[inline]
     fn deposit(&self) {
-        self.deposit_at(self.window.clock().now());
+        self.deposit_at(self.now());
     }
 
     fn withdraw(&self) -> bool {
-        self.withdraw_at(self.window.clock().now())
+        self.withdraw_at(self.now())
     }
 
     fn withdraw_for(&self, criticality: Criticality) -> bool {
-        self.withdraw_for_at(self.window.clock().now(), criticality)
+        self.withdraw_for_at(self.now(), criticality)
     }
 
     fn snapshot(&self) -> BudgetSnapshot {
-        let balance = self.balance_at(self.window.clock().now());
+        let balance = self.balance_at(self.now());
         BudgetSnapshot {
             remaining: (balance / UNIT) as f64,
         }

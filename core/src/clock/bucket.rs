@@ -1,0 +1,116 @@
+use std::time::Duration;
+
+use super::Clock;
+
+/// A clock read for events placed in buckets of one width: its [`recent`](Clock::recent)
+/// time where that stands still for at most a tenth of a bucket, its precise time otherwise.
+///
+/// A breaker's or a retry budget's window only needs to know which bucket an event falls in,
+/// so on [`SystemClock`](super::SystemClock) it reads the kernel's coarse clock (a few
+/// nanoseconds) rather than the time-stamp counter (10–15 ns), as long as the kernel's tick
+/// is a tenth of a bucket or less; with narrower buckets it reads the precise time. The choice
+/// is made once, when it is built, so every reading comes from one source.
+///
+/// ```
+/// use std::time::Duration;
+/// use rampart_core::{BucketClock, Clock, ManualClock, SystemClock};
+///
+/// // A test's clock has no coarser reading: the bucket clock reads it as it is.
+/// let manual = ManualClock::new();
+/// let clock = BucketClock::new(manual.clone(), Duration::from_millis(100));
+/// manual.advance(Duration::from_micros(7));
+/// assert_eq!(clock.now(), Duration::from_micros(7));
+///
+/// // The system clock's recent time serves buckets of 300 ms.
+/// let clock = BucketClock::new(SystemClock::new(), Duration::from_millis(300));
+/// assert!(clock.recent_resolution() <= Duration::from_millis(30));
+/// ```
+#[derive(Debug, Clone)]
+pub struct BucketClock<C> {
+    clock: C,
+    recent: bool,
+}
+
+impl<C: Clock> BucketClock<C> {
+    /// Reads `clock` for buckets of `bucket`.
+    pub fn new(clock: C, bucket: Duration) -> Self {
+        let recent = clock.recent_resolution().saturating_mul(10) <= bucket;
+        Self { clock, recent }
+    }
+}
+
+impl<C> BucketClock<C> {
+    /// The clock it reads.
+    pub fn inner(&self) -> &C {
+        &self.clock
+    }
+}
+
+impl<C: Clock> Clock for BucketClock<C> {
+    #[inline]
+    fn now(&self) -> Duration {
+        if self.recent {
+            self.clock.recent()
+        } else {
+            self.clock.now()
+        }
+    }
+
+    #[inline]
+    fn recent(&self) -> Duration {
+        self.now()
+    }
+
+    #[inline]
+    fn recent_resolution(&self) -> Duration {
+        if self.recent {
+            self.clock.recent_resolution()
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CoarseClock, ManualClock};
+
+    /// A clock whose recent time is a fixed reading, behind its precise time.
+    struct Split(ManualClock);
+
+    impl Clock for Split {
+        fn now(&self) -> Duration {
+            self.0.now() + Duration::from_secs(1)
+        }
+
+        fn recent(&self) -> Duration {
+            self.0.now()
+        }
+
+        fn recent_resolution(&self) -> Duration {
+            Duration::from_millis(4)
+        }
+    }
+
+    #[test]
+    fn buckets_of_ten_ticks_or_more_read_the_recent_time() {
+        let clock = BucketClock::new(Split(ManualClock::new()), Duration::from_millis(40));
+        assert_eq!(clock.now(), Duration::ZERO);
+        assert_eq!(clock.recent_resolution(), Duration::from_millis(4));
+    }
+
+    #[test]
+    fn narrower_buckets_read_the_precise_time() {
+        let clock = BucketClock::new(Split(ManualClock::new()), Duration::from_millis(39));
+        assert_eq!(clock.now(), Duration::from_secs(1));
+        assert_eq!(clock.recent(), Duration::from_secs(1));
+        assert_eq!(clock.recent_resolution(), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_coarse_clock_keeps_its_resolution() {
+        let clock = BucketClock::new(CoarseClock::new(), Duration::from_millis(100));
+        assert_eq!(clock.recent_resolution(), CoarseClock::resolution());
+    }
+}
