@@ -30,8 +30,8 @@ struct Ewma {
 /// One endpoint's statistics, shared by the balancer (which reads them to choose) and the
 /// response futures of the requests sent to it (which record their completions).
 ///
-/// Readers never lock: the latency and success are published as atomics after each update,
-/// and the in-flight count is an atomic. The lock is taken to start tracking a request, to
+/// Readers never lock: the latency, the success and the in-flight count are published as
+/// atomics after each update. The lock is taken to start tracking a request, to
 /// record its completion, and to predict the latency from old in-flight requests.
 #[derive(Debug)]
 pub(crate) struct EndpointStats {
@@ -78,15 +78,16 @@ impl EndpointStats {
         let slot = {
             let mut ewma = self.ewma.lock();
             ewma.begun += 1;
-            if let Some(slot) = ewma.free.pop() {
+            let slot = if let Some(slot) = ewma.free.pop() {
                 ewma.starts[slot] = start;
                 slot
             } else {
                 ewma.starts.push(start);
                 ewma.starts.len() - 1
-            }
+            };
+            self.publish_inflight(&ewma);
+            slot
         };
-        self.inflight.fetch_add(1, Ordering::Relaxed);
         Ticket { slot, started: now }
     }
 
@@ -99,6 +100,7 @@ impl EndpointStats {
             if let Some(start) = ewma.starts.get_mut(ticket.slot) {
                 *start = FREE;
                 ewma.free.push(ticket.slot);
+                self.publish_inflight(&ewma);
             }
             if let Some(outcome) = outcome {
                 let sample = nanos_f64(now.saturating_sub(ticket.started));
@@ -126,7 +128,15 @@ impl EndpointStats {
                     .store(ewma.success.to_bits(), Ordering::Relaxed);
             }
         }
-        self.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Publishes the in-flight count for readers that take no lock: the table's used slots,
+    /// stored (not added to) under the lock that changes them, so that the count is exact
+    /// and costs no atomic read-modify-write of its own.
+    #[inline]
+    fn publish_inflight(&self, ewma: &Ewma) {
+        let inflight = ewma.starts.len() - ewma.free.len();
+        self.inflight.store(inflight as u64, Ordering::Relaxed);
     }
 
     /// The latency to expect at `now`: the EWMA, or the mean age of the in-flight requests
