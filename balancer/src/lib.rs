@@ -75,13 +75,13 @@
 //! balancer, `SharedP2c` where many send through it.
 //!
 //! Cost, medians of two runs on our 2-vCPU benchmark machine: one request through a handle
-//! costs 141–153 ns at 2, 10 or 100 endpoints, 0.34× to 0.36× tower's `Balance` with
-//! `PeakEwma` and 26 to 40 ns above `P2c` (`benches/benches/balancer.rs`,
+//! costs 138–160 ns at 2, 10 or 100 endpoints, 0.30× to 0.33× tower's `Balance` with
+//! `PeakEwma` and 22 to 38 ns above `P2c` (`benches/benches/balancer.rs`,
 //! `rampart/shared_p2c_peak_success`); retry → breaker → `SharedP2c` with no `Buffer`, in a
-//! task's loop, costs 0.46× to 0.47× tower's retry → `Buffer` → `Balance`
-//! (`benches/benches/stack.rs`, group `stack`). Two threads sharing that stack send 1.72× to
-//! 1.94× the requests of one (the handle alone 1.82× to 1.88×), where a `Buffer` sends 0.86×
-//! to 0.87× (group `stack_tasks`).
+//! task's loop, costs 0.38× to 0.40× tower's retry → `Buffer` → `Balance`, and 0.99× to 1.06×
+//! the `Buffer` alone (`benches/benches/stack.rs`, group `stack`). Two threads sharing that
+//! stack send 1.68× to 1.78× the requests of one (the handle alone 1.76× to 1.84×), where a
+//! `Buffer` sends 0.89× to 0.91× and tower's stack 0.92× to 0.93× (group `stack_tasks`).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
