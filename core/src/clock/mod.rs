@@ -112,39 +112,29 @@ pub trait Clock: Send + Sync + 'static {
     }
 }
 
-impl<C: Clock + ?Sized> Clock for Arc<C> {
-    #[inline]
-    fn now(&self) -> Duration {
-        (**self).now()
-    }
+/// A clock behind a pointer reads the clock it points to, in each of its readings.
+macro_rules! forward_clock {
+    ($($pointer:ident),*) => {$(
+        impl<C: Clock + ?Sized> Clock for $pointer<C> {
+            #[inline]
+            fn now(&self) -> Duration {
+                (**self).now()
+            }
 
-    #[inline]
-    fn recent(&self) -> Duration {
-        (**self).recent()
-    }
+            #[inline]
+            fn recent(&self) -> Duration {
+                (**self).recent()
+            }
 
-    #[inline]
-    fn recent_resolution(&self) -> Duration {
-        (**self).recent_resolution()
-    }
+            #[inline]
+            fn recent_resolution(&self) -> Duration {
+                (**self).recent_resolution()
+            }
+        }
+    )*};
 }
 
-impl<C: Clock + ?Sized> Clock for Box<C> {
-    #[inline]
-    fn now(&self) -> Duration {
-        (**self).now()
-    }
-
-    #[inline]
-    fn recent(&self) -> Duration {
-        (**self).recent()
-    }
-
-    #[inline]
-    fn recent_resolution(&self) -> Duration {
-        (**self).recent_resolution()
-    }
-}
+forward_clock!(Arc, Box);
 
 /// Converts a duration to whole nanoseconds, saturating at `u64::MAX` (about 584 years): the
 /// form instants and durations take in atomics.
@@ -206,5 +196,8 @@ mod tests {
         clock.advance(Duration::from_secs(3));
         assert_eq!(shared.now(), Duration::from_secs(3));
         assert_eq!(boxed.now(), Duration::from_secs(3));
+        assert_eq!(shared.recent(), Duration::from_secs(3));
+        let coarse: Box<dyn Clock> = Box::new(CoarseClock::new());
+        assert_eq!(coarse.recent_resolution(), CoarseClock::resolution());
     }
 }
