@@ -189,9 +189,20 @@ fn config() -> HedgeConfig {
     HedgeConfig::default().with_min_samples(10)
 }
 
+/// A hedge layer of `config` drawing on `budget`, on tokio's paused clock.
+fn hedging<B: Budget>(config: HedgeConfig, budget: B) -> HedgeLayer<B> {
+    HedgeLayer::new_with(config, budget, TokioClock::new()).expect("valid")
+}
+
 /// Ten 10 ms requests, then the window's first bucket ends: the delay is 10.239 ms.
 async fn warm<S: Service<u32, Response = u32, Error = BoxError>>(client: &mut S) {
-    for n in 0..10 {
+    answered(client, 10).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// Sends requests `0..count` one after the other, each answered.
+async fn answered<S: Service<u32, Response = u32, Error = BoxError>>(client: &mut S, count: u32) {
+    for n in 0..count {
         client
             .ready()
             .await
@@ -200,7 +211,6 @@ async fn warm<S: Service<u32, Response = u32, Error = BoxError>>(client: &mut S)
             .await
             .expect("answered");
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// Sends `request` and returns its result and how long it took.
@@ -223,7 +233,7 @@ fn stats(sent: u64, won: u64) -> HedgeStats {
 #[tokio::test(start_paused = true)]
 async fn a_slow_first_copy_is_hedged_and_dropped_when_the_hedge_answers() {
     let backend = Backend::default();
-    let layer = HedgeLayer::new_with(config(), Unlimited, TokioClock::new()).expect("valid");
+    let layer = hedging(config(), Unlimited);
     let mut client = layer.layer(backend.clone());
     warm(&mut client).await;
     assert_eq!(layer.delay(), Some(Duration::from_micros(10_239)));
@@ -250,7 +260,7 @@ async fn a_slow_first_copy_is_hedged_and_dropped_when_the_hedge_answers() {
 #[tokio::test(start_paused = true)]
 async fn an_answer_before_the_delay_sends_no_hedge() {
     let backend = Backend::default();
-    let layer = HedgeLayer::new_with(config(), Unlimited, TokioClock::new()).expect("valid");
+    let layer = hedging(config(), Unlimited);
     let mut client = layer.layer(backend.clone());
     warm(&mut client).await;
 
@@ -264,18 +274,10 @@ async fn an_answer_before_the_delay_sends_no_hedge() {
 #[tokio::test(start_paused = true)]
 async fn a_cold_window_sends_no_hedge() {
     let backend = Backend::default();
-    let layer = HedgeLayer::new_with(config(), Unlimited, TokioClock::new()).expect("valid");
+    let layer = hedging(config(), Unlimited);
     let mut client = layer.layer(backend.clone());
     // Nine samples, one short of the floor.
-    for n in 0..9 {
-        client
-            .ready()
-            .await
-            .expect("ready")
-            .call(n)
-            .await
-            .expect("answered");
-    }
+    answered(&mut client, 9).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(layer.delay(), None);
 
@@ -289,8 +291,7 @@ async fn a_cold_window_sends_no_hedge() {
 #[tokio::test(start_paused = true)]
 async fn up_to_max_hedges_copies_go_a_delay_apart() {
     let backend = Backend::default();
-    let layer = HedgeLayer::new_with(config().with_max_hedges(2), Unlimited, TokioClock::new())
-        .expect("valid");
+    let layer = hedging(config().with_max_hedges(2), Unlimited);
     let mut client = layer.layer(backend.clone());
     warm(&mut client).await;
 
@@ -307,8 +308,7 @@ async fn up_to_max_hedges_copies_go_a_delay_apart() {
 async fn dropping_the_request_drops_every_copy_and_spends_only_what_was_sent() {
     let backend = Backend::default();
     let budget = Counting::new();
-    let layer =
-        HedgeLayer::new_with(config(), Arc::clone(&budget), TokioClock::new()).expect("valid");
+    let layer = hedging(config(), Arc::clone(&budget));
     let mut client = layer.layer(backend.clone());
     warm(&mut client).await;
     assert_eq!(budget.counts(), (10, 0));
@@ -338,7 +338,7 @@ async fn dropping_the_request_drops_every_copy_and_spends_only_what_was_sent() {
 #[tokio::test(start_paused = true)]
 async fn a_failure_is_returned_only_when_no_other_copy_is_under_way() {
     let backend = Backend::default();
-    let layer = HedgeLayer::new_with(config(), Unlimited, TokioClock::new()).expect("valid");
+    let layer = hedging(config(), Unlimited);
     let mut client = layer.layer(backend.clone());
     warm(&mut client).await;
 
@@ -375,8 +375,7 @@ async fn a_failure_is_returned_only_when_no_other_copy_is_under_way() {
 async fn a_copy_that_panics_leaves_nothing_behind() {
     let backend = Backend::default();
     let budget = Counting::new();
-    let layer =
-        HedgeLayer::new_with(config(), Arc::clone(&budget), TokioClock::new()).expect("valid");
+    let layer = hedging(config(), Arc::clone(&budget));
     let mut client = layer.layer(backend.clone());
     warm(&mut client).await;
 
@@ -393,8 +392,7 @@ async fn a_copy_that_panics_leaves_nothing_behind() {
 async fn an_empty_budget_sends_no_hedge() {
     let backend = Backend::default();
     let budget = Counting::new();
-    let layer =
-        HedgeLayer::new_with(config(), Arc::clone(&budget), TokioClock::new()).expect("valid");
+    let layer = hedging(config(), Arc::clone(&budget));
     let mut client = layer.layer(backend.clone());
     warm(&mut client).await;
 
@@ -419,7 +417,7 @@ async fn a_ratio_budget_bounds_hedges_to_its_share_of_requests() {
     }
     .build_with(TokioClock::new())
     .expect("valid");
-    let layer = HedgeLayer::new_with(config(), budget, TokioClock::new()).expect("valid");
+    let layer = hedging(config(), budget);
     let mut client = layer.layer(backend.clone());
     warm(&mut client).await; // 10 requests: one hedge earned
 
@@ -471,9 +469,7 @@ async fn a_deadline_shorter_than_the_median_refuses_the_hedge() {
 #[tokio::test(start_paused = true)]
 async fn requests_the_filter_or_the_policy_refuse_are_sent_once() {
     let backend = Backend::default();
-    let layer = HedgeLayer::new_with(config(), Unlimited, TokioClock::new())
-        .expect("valid")
-        .only_hedging(|n: &u32| *n < 100);
+    let layer = hedging(config(), Unlimited).only_hedging(|n: &u32| *n < 100);
     let mut client = layer.layer(backend.clone());
     warm(&mut client).await;
 
@@ -491,9 +487,7 @@ async fn requests_the_filter_or_the_policy_refuse_are_sent_once() {
     );
 
     // A policy that cannot copy requests (a streamed body): no hedge either.
-    let layer = HedgeLayer::new_with(config(), Unlimited, TokioClock::new())
-        .expect("valid")
-        .with_policy(Policy::new().with_cloner(|_: &u32| None));
+    let layer = hedging(config(), Unlimited).with_policy(Policy::new().with_cloner(|_: &u32| None));
     let mut client = layer.layer(backend.clone());
     warm(&mut client).await;
     backend.script([Step::Ok(100, 1)]);
@@ -505,9 +499,7 @@ async fn requests_the_filter_or_the_policy_refuse_are_sent_once() {
 #[tokio::test(start_paused = true)]
 async fn requests_the_filter_refuses_stay_out_of_the_window() {
     let backend = Backend::default();
-    let layer = HedgeLayer::new_with(config(), Unlimited, TokioClock::new())
-        .expect("valid")
-        .only_hedging(|n: &u32| *n < 100);
+    let layer = hedging(config(), Unlimited).only_hedging(|n: &u32| *n < 100);
     let mut client = layer.layer(backend.clone());
     // Ten 10 ms requests that may be hedged, twenty 400 ms ones that may not.
     backend.script((0..20).map(|_| Step::Ok(400, 0)));
@@ -532,8 +524,7 @@ async fn under_a_retry_layer_hedges_and_retries_share_one_budget_and_one_deposit
         TokioClock::new(),
     )
     .expect("valid");
-    let hedge =
-        HedgeLayer::new_with(config(), Arc::clone(&budget), TokioClock::new()).expect("valid");
+    let hedge = hedging(config(), Arc::clone(&budget));
     let mut client = retry.layer(hedge.layer(backend.clone()));
     warm(&mut client).await;
     assert_eq!(
@@ -558,7 +549,7 @@ async fn the_hedge_goes_to_another_endpoint_than_the_first_copy() {
     let balancer = InOrder {
         endpoints: [Backend::default(), Backend::default()],
     };
-    let layer = HedgeLayer::new_with(config(), Unlimited, TokioClock::new()).expect("valid");
+    let layer = hedging(config(), Unlimited);
     let mut client = layer.layer(balancer.clone());
     warm(&mut client).await;
     assert_eq!(
@@ -580,8 +571,7 @@ async fn each_hedge_avoids_every_endpoint_still_working_on_the_request() {
     let balancer = InOrder {
         endpoints: [Backend::default(), Backend::default(), Backend::default()],
     };
-    let layer = HedgeLayer::new_with(config().with_max_hedges(2), Unlimited, TokioClock::new())
-        .expect("valid");
+    let layer = hedging(config().with_max_hedges(2), Unlimited);
     let mut client = layer.layer(balancer.clone());
     warm(&mut client).await;
 
@@ -613,12 +603,7 @@ async fn hedges_are_counted_by_outcome() {
     let snapshotter = recorder.snapshotter();
     let budget = Counting::new();
     let layer = metrics::with_local_recorder(&recorder, || {
-        HedgeLayer::new_with(
-            config().with_name("search"),
-            Arc::clone(&budget),
-            TokioClock::new(),
-        )
-        .expect("valid")
+        hedging(config().with_name("search"), Arc::clone(&budget))
     });
     let backend = Backend::default();
     let mut client = layer.layer(backend.clone());
@@ -656,8 +641,7 @@ async fn hedges_are_counted_by_outcome() {
 async fn a_hedge_whose_call_panics_is_counted_as_sent_with_its_withdrawal() {
     let backend = Backend::default();
     let budget = Counting::new();
-    let layer =
-        HedgeLayer::new_with(config(), Arc::clone(&budget), TokioClock::new()).expect("valid");
+    let layer = hedging(config(), Arc::clone(&budget));
     let mut client = layer.layer(backend.clone());
     warm(&mut client).await;
 
@@ -735,7 +719,7 @@ impl Service<u32> for Gated {
 #[tokio::test(start_paused = true)]
 async fn the_layer_and_its_hedges_wait_for_readiness_and_a_readiness_error_sends_no_hedge() {
     let gated = Gated::new();
-    let layer = HedgeLayer::new_with(config(), Unlimited, TokioClock::new()).expect("valid");
+    let layer = hedging(config(), Unlimited);
     let mut client = layer.layer(gated.clone());
     warm(&mut client).await;
 
@@ -789,7 +773,7 @@ async fn a_buffer_between_the_layer_and_the_balancer_loses_the_hint() {
     let balancer = InOrder {
         endpoints: [Backend::default(), Backend::default()],
     };
-    let layer = HedgeLayer::new_with(config(), Unlimited, TokioClock::new()).expect("valid");
+    let layer = hedging(config(), Unlimited);
     let mut client = layer.layer(tower::buffer::Buffer::new(balancer.clone(), 8));
     warm(&mut client).await;
 
@@ -816,13 +800,8 @@ fn read_busy(result: Result<&u32, &BoxError>) -> Option<Pushback> {
 async fn a_pushback_ends_its_request_s_hedging_and_holds_the_layer_s_hedges_for_its_wait() {
     let backend = Backend::default();
     let budget = Counting::new();
-    let layer = HedgeLayer::new_with(
-        config().with_max_hedges(2),
-        Arc::clone(&budget),
-        TokioClock::new(),
-    )
-    .expect("valid")
-    .with_policy(Policy::new().with_pushback(read_busy));
+    let layer = hedging(config().with_max_hedges(2), Arc::clone(&budget))
+        .with_policy(Policy::new().with_pushback(read_busy));
     let mut client = layer.layer(backend.clone());
     warm(&mut client).await;
 
@@ -860,9 +839,7 @@ async fn a_pushback_ends_its_request_s_hedging_and_holds_the_layer_s_hedges_for_
 async fn dont_retry_and_a_pushback_past_the_maximum_end_only_their_request_s_hedging() {
     let backend = Backend::default();
     let config = config().with_max_hedges(2).with_max_pushback(50 * MS);
-    let layer = HedgeLayer::new_with(config, Unlimited, TokioClock::new())
-        .expect("valid")
-        .with_policy(Policy::new().with_pushback(read_busy));
+    let layer = hedging(config, Unlimited).with_policy(Policy::new().with_pushback(read_busy));
     let mut client = layer.layer(backend.clone());
     warm(&mut client).await;
 
