@@ -16,13 +16,21 @@ use crate::{BreakerConfig, Rejected, Rejections};
 
 /// The part of a bucket's `sum` that counts rejected calls: the low 32 bits count accepts.
 ///
-/// One window holds all three counts: a success adds 1, a failure 0 and a local rejection
-/// 2³² to the sum, and each adds 1 to the count. So `accepts = sum mod 2³²`,
-/// `rejected = sum / 2³²` and `admitted = count − rejected`, and one write per event and one
-/// read per decision serve all three. (A window would need four billion accepts to carry into
-/// the rejected half.)
+/// One window holds all three counts: a success adds 1 and a local rejection 2³² to the sum,
+/// a failure 1 to the count. So `accepts = sum mod 2³²`, `rejected = sum / 2³²` and
+/// `admitted = accepts + count`, and one atomic write per event (`RollingWindow::add_at`)
+/// and one read per decision serve all three. (A window would need four billion accepts to
+/// carry into the rejected half.)
 const REJECTED: u64 = 1 << 32;
 const ACCEPTS_MASK: u64 = REJECTED - 1;
+
+/// What each event adds to the window (see [`REJECTED`]).
+const SUCCESS: BucketStats = BucketStats { sum: 1, count: 0 };
+const FAILURE: BucketStats = BucketStats { sum: 0, count: 1 };
+const REJECTION: BucketStats = BucketStats {
+    sum: REJECTED,
+    count: 0,
+};
 
 /// The counts of a span of buckets, unpacked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,12 +42,17 @@ struct Counts {
 
 impl Counts {
     fn unpack(stats: BucketStats) -> Self {
-        let rejected = stats.sum >> 32;
+        let accepts = stats.sum & ACCEPTS_MASK;
         Self {
-            admitted: stats.count.saturating_sub(rejected),
-            accepts: stats.sum & ACCEPTS_MASK,
-            rejected,
+            admitted: accepts.saturating_add(stats.count),
+            accepts,
+            rejected: stats.sum >> 32,
         }
+    }
+
+    /// Every call that reached a decision: admitted or rejected.
+    fn calls(self) -> u64 {
+        self.admitted.saturating_add(self.rejected)
     }
 }
 
@@ -355,7 +368,7 @@ impl<C: Clock> SreBreaker<C> {
         }
         self.metrics.rejected(criticality.class());
         if self.config.enforce {
-            self.window.record_at(now, REJECTED);
+            self.window.add_at(now, REJECTION);
             Err(said.map_or(Rejected::new(), Rejected::of))
         } else {
             Ok(())
@@ -459,7 +472,7 @@ impl<C: Clock> SreBreaker<C> {
             // become the bands' rates (a fold of a bucket already folded does nothing); when
             // another band has just begun to arrive, the default band's rate starts from the
             // newest bucket's calls, all of the default band until then.
-            self.arrivals.fold(bucket, || last.count);
+            self.arrivals.fold(bucket, || Counts::unpack(last).calls());
             if self.arrivals.mixed() && self.others_quiet() {
                 self.arrivals.unmix();
             }
@@ -671,11 +684,11 @@ impl<C> SreBreaker<C> {
         let class = criticality.class();
         match outcome {
             Outcome::Success => {
-                self.window.record_at(now, 1);
+                self.window.add_at(now, SUCCESS);
                 self.metrics.success(class);
             }
             Outcome::Failure => {
-                self.window.record_at(now, 0);
+                self.window.add_at(now, FAILURE);
                 // This CPU's next decision reads the current bucket afresh: a failure weighs
                 // in at once where it was seen, and within `FRESH` (or the clock's tick)
                 // elsewhere.
@@ -844,7 +857,7 @@ mod tests {
     fn the_packing_keeps_three_counts_apart() {
         let stats = BucketStats {
             sum: 3 * REJECTED + 7,
-            count: 3 + 10,
+            count: 3,
         };
         assert_eq!(
             Counts::unpack(stats),

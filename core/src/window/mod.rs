@@ -214,6 +214,32 @@ impl<C> RollingWindow<C> {
     /// Sums wrap around at 2⁶⁴.
     #[inline]
     pub fn record_at(&self, now: Duration, value: u64) {
+        self.add_at(
+            now,
+            BucketStats {
+                sum: value,
+                count: 1,
+            },
+        );
+    }
+
+    /// Adds `stats` to the bucket of instant `now`, as [`record_at`](Self::record_at) adds
+    /// one value: its sum to the bucket's sum and its count to its count. A zero part writes
+    /// nothing, so a caller that packs its own counts into the sum (or keeps one in the
+    /// count alone) pays one atomic write per event instead of two.
+    ///
+    /// ```
+    /// use rampart_core::{BucketStats, Clock, ManualClock, WindowConfig};
+    ///
+    /// let clock = ManualClock::new();
+    /// let window = WindowConfig::default().build_with(clock.clone())?;
+    /// window.add_at(clock.now(), BucketStats { sum: 5, count: 0 });
+    /// window.add_at(clock.now(), BucketStats { sum: 0, count: 2 });
+    /// assert_eq!((window.sum(), window.count()), (5, 2));
+    /// # Ok::<(), rampart_core::ConfigError>(())
+    /// ```
+    #[inline]
+    pub fn add_at(&self, now: Duration, stats: BucketStats) {
         let elapsed = saturating_nanos(now).saturating_sub(self.origin_nanos);
         let cursor = self.cursor.load(Ordering::Acquire);
         let index = if elapsed < self.end_of_slot(slot_of(cursor)) {
@@ -221,7 +247,7 @@ impl<C> RollingWindow<C> {
         } else {
             index_of(self.rotate(elapsed))
         };
-        self.ring.add(index, value);
+        self.ring.add(index, stats.sum, stats.count);
     }
 
     /// Moves the ring forward to the bucket of `now`, as a record at `now` would, without

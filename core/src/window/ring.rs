@@ -78,24 +78,30 @@ impl StripedRing {
         self.stripe_mask + 1
     }
 
-    /// Adds one value to bucket `index` of the calling thread's stripe.
+    /// Adds `sum` and `count` to bucket `index` of the calling thread's stripe.
     #[inline]
-    pub(super) fn add(&self, index: usize, value: u64) {
+    pub(super) fn add(&self, index: usize, sum: u64, count: u64) {
         let stripe = if self.stripe_mask == 0 {
             0
         } else {
             thread_stripe_hint()
         };
-        self.add_to_stripe(stripe, index, value);
+        self.add_to_stripe(stripe, index, sum, count);
     }
 
-    /// Adds one value to bucket `index` of stripe `stripe` (modulo the stripe count).
+    /// Adds `sum` and `count` to bucket `index` of stripe `stripe` (modulo the stripe count):
+    /// a zero part writes nothing, so that an event that only counts, or only sums, pays one
+    /// atomic write.
     #[inline]
-    fn add_to_stripe(&self, stripe: usize, index: usize, value: u64) {
+    fn add_to_stripe(&self, stripe: usize, index: usize, sum: u64, count: u64) {
         let stripe = stripe & self.stripe_mask;
         if let Some(bucket) = self.buckets.get(stripe * self.stride + index) {
-            bucket.sum.fetch_add(value, Ordering::Relaxed);
-            bucket.count.fetch_add(1, Ordering::Relaxed);
+            if sum != 0 {
+                bucket.sum.fetch_add(sum, Ordering::Relaxed);
+            }
+            if count != 0 {
+                bucket.count.fetch_add(count, Ordering::Relaxed);
+            }
         }
     }
 
@@ -155,7 +161,7 @@ mod tests {
         let ring = StripedRing::new(3, 4);
         for stripe in 0..4 {
             for index in 0..3 {
-                ring.add_to_stripe(stripe, index, 10 * stripe as u64 + index as u64);
+                ring.add_to_stripe(stripe, index, 10 * stripe as u64 + index as u64, 1);
             }
         }
         ring

@@ -11,6 +11,7 @@ use super::{Budget, BudgetSnapshot, floor};
 /// Fixed-point units per retry: ratios are exact to the millionth.
 const UNIT: u128 = 1_000_000;
 /// A withdrawal adds this to a bucket's sum; a deposit adds 1. Sums below 2³² are deposits.
+/// Neither adds to the bucket's count (one atomic write per event: `RollingWindow::add_at`).
 const WITHDRAWAL: u64 = 1 << 32;
 const DEPOSITS: u64 = WITHDRAWAL - 1;
 /// Buckets of the budget's window, as in Finagle and tower.
@@ -114,8 +115,8 @@ pub struct RatioBudget<C = SystemClock> {
     /// Per bucket: deposits in the low 32 bits of the sum, withdrawals above them; read
     /// through a [`BucketClock`] (its clock's recent time, for buckets that wide).
     window: RollingWindow<BucketClock<C>>,
-    /// `[sum, count]` of the completed buckets, for the bucket they were computed in.
-    completed: PerBucketCache<2>,
+    /// The sum of the completed buckets, for the bucket it was computed in.
+    completed: PerBucketCache<1>,
     deposit_units: u128,
     reserve_units: u128,
     /// `(per_sec, clients)` of a fleet floor replacing `min_per_sec`, if set.
@@ -210,7 +211,7 @@ impl<C: Clock> RatioBudget<C> {
     /// Records a deposit at `now` (the budget's [`now`](Self::now)).
     #[inline]
     pub fn deposit_at(&self, now: Duration) {
-        self.window.record_at(now, 1);
+        self.window.add_at(now, BucketStats { sum: 1, count: 0 });
     }
 
     /// Asks for one retry at `now`; `true` spends it.
@@ -239,7 +240,13 @@ impl<C: Clock> RatioBudget<C> {
         if !self.grants(self.counts_of(now, bucket, current), class) {
             return false;
         }
-        self.window.record_at(now, WITHDRAWAL);
+        self.window.add_at(
+            now,
+            BucketStats {
+                sum: WITHDRAWAL,
+                count: 0,
+            },
+        );
         true
     }
 
@@ -266,16 +273,15 @@ impl<C: Clock> RatioBudget<C> {
 
     /// `(deposits, withdrawals)` at `now`, given the current bucket's number and contents.
     fn counts_of(&self, now: Duration, bucket: u64, current: BucketStats) -> (u64, u64) {
-        let [sum, count] = self.completed.get_or_refresh(bucket, || {
+        let [completed] = self.completed.get_or_refresh(bucket, || {
             // Rotated first, so that a deposit or withdrawal at an earlier instant arriving
             // after this read lands in the newest bucket (read live above), never in a bucket
             // these cached totals have already summed.
             self.window.advance_to(now);
-            let totals = self.window.view_at(now, View::Completed).totals();
-            [totals.sum, totals.count]
+            [self.window.view_at(now, View::Completed).sum()]
         });
-        let total = current + BucketStats { sum, count };
-        (total.sum & DEPOSITS, total.sum >> 32)
+        let total = current.sum.wrapping_add(completed);
+        (total & DEPOSITS, total >> 32)
     }
 
     /// The balance in millionths of a retry (negative never: withdrawals need a whole unit).
