@@ -78,10 +78,10 @@
 //! costs 138–160 ns at 2, 10 or 100 endpoints, 0.30× to 0.33× tower's `Balance` with
 //! `PeakEwma` and 22 to 38 ns above `P2c` (`benches/benches/balancer.rs`,
 //! `rampart/shared_p2c_peak_success`); retry → breaker → `SharedP2c` with no `Buffer`, in a
-//! task's loop, costs 0.38× to 0.40× tower's retry → `Buffer` → `Balance`, and 0.99× to 1.06×
+//! task's loop, costs 0.38× to 0.43× tower's retry → `Buffer` → `Balance`, and 0.98× to 1.14×
 //! the `Buffer` alone (`benches/benches/stack.rs`, group `stack`). Two threads sharing that
-//! stack send 1.68× to 1.78× the requests of one (the handle alone 1.76× to 1.84×), where a
-//! `Buffer` sends 0.89× to 0.91× and tower's stack 0.92× to 0.93× (group `stack_tasks`).
+//! stack send 1.78× to 1.87× the requests of one (the handle alone 1.91× to 1.92×), where a
+//! `Buffer` sends 0.83× to 1.02× and tower's stack 0.90× to 0.91× (group `stack_tasks`).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

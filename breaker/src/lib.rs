@@ -138,28 +138,28 @@
 //! # Cost
 //!
 //! On our 2-vCPU benchmark machine (`benches/benches/breaker.rs`, medians of two runs): a
-//! decision and a record take 19.0 ns given the instant. The layer adds 39.7 and 37.4 ns to a
-//! call on its default clock, against tower's `ConcurrencyLimit`'s 38.9 and 38.3 ns in the
-//! same runs (1.02× and 0.98×). The layer reads the clock twice per request, when it admits
-//! the call and when the outcome arrives: an outcome counts in the bucket of its arrival, even
-//! after a quiet spell longer than the window (recording at the admission instant lost such
-//! outcomes).
+//! decision and a record take 15.8 and 15.3 ns given the instant. The layer adds 32.1 and
+//! 33.3 ns to a call on its default clock, against tower's `ConcurrencyLimit`'s 35.3 and
+//! 36.9 ns in the same runs (0.91× and 0.90×). The layer reads the clock twice per request,
+//! when it admits the call and when the outcome arrives: an outcome counts in the bucket of
+//! its arrival, even after a quiet spell longer than the window (recording at the admission
+//! instant lost such outcomes). Each event is one atomic write to the window (a success and a
+//! rejection add to the bucket's sum, a failure to its count).
 //!
 //! The breaker only asks which bucket an instant falls in, so it reads its clock's recent
 //! time (`rampart_core::BucketClock`): on [`SystemClock`](rampart_core::SystemClock) the
 //! kernel's coarse clock (3.2–3.5 ns alone). On this machine's processor the time-stamp
 //! counter does not overlap the work around it: the same layer read precisely
-//! (`breaker_layer/precise_clock`, the default before) took 69.6 and 64.3 ns. On
+//! (`breaker_layer/precise_clock`, the default before) took 62.9 and 63.2 ns. On
 //! [`CoarseClock`](rampart_core::CoarseClock) (a load a thread refreshes every millisecond)
-//! it took 34.7 and 33.3 ns, and on a clock that does not move 33.1 and 32.2 ns: what is
+//! it took 27.8 and 28.8 ns, and on a clock that does not move 28.5 and 28.1 ns: what is
 //! left above those is the coarse clock's two vDSO calls. The `failsafe` crate's breaker
 //! added 100 ns and `tower-resilience`'s 257 ns on the machine before.
 //!
 //! A call of the default criticality pays no count of its band while no other band arrives
 //! (`ArrivalRates`); one in a context that carries another criticality is counted (one relaxed
-//! increment): the layer's `/sheddable` twin took 44.4 and 42.2 ns in the same runs (1.12×
-//! and 1.13× the row without), and 22.1–22.8 ns given the instant against 19.0 ns in two
-//! earlier runs.
+//! increment): the `/sheddable` twins took 19.4 and 19.2 ns given the instant, the layer 37.0
+//! and 37.4 ns, in the same runs (1.23× and 1.13× the rows without, 1.15× and 1.12×).
 //!
 //! # Feature flags
 //!

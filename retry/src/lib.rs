@@ -311,14 +311,15 @@
 //!
 //! # Cost
 //!
-//! Medians on our 2-vCPU benchmark machine (`benches/benches/retry.rs`): a deposit and a
-//! withdrawal take 24.0–25.7 ns on `RatioBudget` in three runs (its window reads the clock's
-//! recent time, on `SystemClock` the kernel's coarse clock; 57.0 ns reading the time-stamp
-//! counter, as it did before, in the last of them; 20.0–22.0 ns on `CoarseClock`),
-//! 18.7–20.1 ns on `TokenBudget`, 81.3–84.9 ns on tower's `TpsBudget`. The layer's success
-//! path costs 69.1–85.0 ns against tower's `Retry`'s 50.1–51.7 ns (85.6 ns with the budget
-//! reading the time-stamp counter): the budget's deposit, and the clones of the inner
-//! service it keeps for a retry. (31 ns against tower's 32 ns on the machine before.)
+//! Medians on our 2-vCPU benchmark machine (`benches/benches/retry.rs`, two runs): a deposit
+//! and a withdrawal take 22.0 and 23.0 ns on `RatioBudget` (its window reads the clock's
+//! recent time, on `SystemClock` the kernel's coarse clock, and each event is one atomic
+//! write; 57.0 ns in an earlier run reading the time-stamp counter and writing twice; 17.9
+//! and 18.0 ns on `CoarseClock`), 18.9 and 18.2 ns on `TokenBudget`, 80.2 and 83.0 ns on
+//! tower's `TpsBudget`. The layer's success path costs 63.0 and 62.5 ns against tower's
+//! `Retry`'s 46.7 and 48.0 ns (85.6 ns in that earlier run): the budget's deposit, and the
+//! clones of the inner service it keeps for a retry. (31 ns against tower's 32 ns on the
+//! machine before.)
 //! A request in a context that carries a criticality costs what one without does (two runs on
 //! a busier machine: `rampart/retry_ratio_budget/sheddable` 45.9 and 49.2 ns against 46.6 and
 //! 51.5 ns without), and so does a withdrawal asked as sheddable (`retry_budget/withdraw_for`:

@@ -97,7 +97,8 @@ const MAX_SLOT: u64 = (1 << (64 - INDEX_BITS)) - 1;
 /// # Concurrency
 ///
 /// Recording is lock-free on its fast path: one atomic load of the ring's cursor and two
-/// relaxed `fetch_add`s on the calling thread's copy of the bucket. Each bucket has one copy
+/// relaxed `fetch_add`s on the calling thread's copy of the bucket (one for an
+/// [`add_at`](Self::add_at) whose sum or count is zero). Each bucket has one copy
 /// per [stripe](Stripes) (by default one per CPU, up to 8), each on its own cache line, so
 /// threads recording at the same time do not slow each other down; reads add the copies up.
 /// Rotating, once per bucket, takes a mutex; it empties buckets *before*
