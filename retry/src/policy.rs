@@ -93,8 +93,9 @@ where
 type NeverRetryCheck = fn(&(dyn std::error::Error + 'static)) -> bool;
 
 /// The checks of a policy, shared by its clones (one per request): counted per stripe of
-/// threads, so that requests on two cores write no common count.
-type NeverRetry = StripedArc<Box<[NeverRetryCheck]>>;
+/// threads, so that requests on two cores write no common count; none at all (nothing to
+/// count, nothing to clone) until a check is added.
+type NeverRetry = Option<StripedArc<Box<[NeverRetryCheck]>>>;
 
 /// The default policy: retry what the classifier calls a failure, never an error that says
 /// retrying is pointless.
@@ -130,7 +131,7 @@ impl Default for Policy {
         Self {
             classifier: DefaultClassifier,
             cloner: ByClone,
-            never_retry: StripedArc::new(Box::new([])),
+            never_retry: None,
             pushback: NoPushback,
         }
     }
@@ -196,8 +197,8 @@ impl<L, K, R> Policy<L, K, R> {
     /// `check` is true.
     #[must_use]
     pub fn never_retry(mut self, check: fn(&(dyn std::error::Error + 'static)) -> bool) -> Self {
-        self.never_retry =
-            StripedArc::new(self.never_retry.iter().copied().chain([check]).collect());
+        let checks = self.checks().iter().copied().chain([check]).collect();
+        self.never_retry = Some(StripedArc::new(checks));
         self
     }
 
@@ -207,6 +208,11 @@ impl<L, K, R> Policy<L, K, R> {
         self.never_retry(<dyn std::error::Error + 'static>::is::<E>)
     }
 
+    /// The [`never_retry`](Self::never_retry) checks.
+    fn checks(&self) -> &[NeverRetryCheck] {
+        self.never_retry.as_deref().map_or(&[], |checks| checks)
+    }
+
     fn is_final(&self, error: &BoxError) -> bool {
         let error: &(dyn std::error::Error + 'static) = error.as_ref();
         if Rejected::is_in(error) || DeadlineExceeded::is_in(error) {
@@ -214,7 +220,7 @@ impl<L, K, R> Policy<L, K, R> {
         }
         let mut current = Some(error);
         while let Some(error) = current {
-            if self.never_retry.iter().any(|check| check(error)) {
+            if self.checks().iter().any(|check| check(error)) {
                 return true;
             }
             current = error.source();
@@ -278,7 +284,7 @@ impl<L: fmt::Debug, K: fmt::Debug, R> fmt::Debug for Policy<L, K, R> {
         f.debug_struct("Policy")
             .field("classifier", &self.classifier)
             .field("cloner", &self.cloner)
-            .field("never_retry", &self.never_retry.len())
+            .field("never_retry", &self.checks().len())
             .field("pushback", &std::any::type_name::<R>())
             .finish()
     }
