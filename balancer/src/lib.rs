@@ -78,10 +78,11 @@
 //! costs 138–160 ns at 2, 10 or 100 endpoints, 0.30× to 0.33× tower's `Balance` with
 //! `PeakEwma` and 22 to 38 ns above `P2c` (`benches/benches/balancer.rs`,
 //! `rampart/shared_p2c_peak_success`); retry → breaker → `SharedP2c` with no `Buffer`, in a
-//! task's loop, costs 0.38× to 0.43× tower's retry → `Buffer` → `Balance`, and 0.98× to 1.14×
+//! task's loop, costs 0.36× to 0.37× tower's retry → `Buffer` → `Balance`, and 0.97× to 1.03×
 //! the `Buffer` alone (`benches/benches/stack.rs`, group `stack`). Two threads sharing that
-//! stack send 1.78× to 1.87× the requests of one (the handle alone 1.91× to 1.92×), where a
-//! `Buffer` sends 0.83× to 1.02× and tower's stack 0.90× to 0.91× (group `stack_tasks`).
+//! stack send 1.80× the requests of one in both runs (the handle alone 1.71× and 1.77×),
+//! where a `Buffer` sends 0.89× and 0.90× and tower's stack 0.91× and 0.92× (group
+//! `stack_tasks`).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
