@@ -29,13 +29,22 @@ use super::Clock;
 pub struct BucketClock<C> {
     clock: C,
     recent: bool,
+    /// How long its readings may stand still: the clock's recent resolution when it reads
+    /// the recent time, zero otherwise. Asked of the clock once, here, not at every read.
+    resolution: Duration,
 }
 
 impl<C: Clock> BucketClock<C> {
     /// Reads `clock` for buckets of `bucket`.
     pub fn new(clock: C, bucket: Duration) -> Self {
-        let recent = clock.recent_resolution().saturating_mul(10) <= bucket;
-        Self { clock, recent }
+        let tick = clock.recent_resolution();
+        let recent = tick.saturating_mul(10) <= bucket;
+        let resolution = if recent { tick } else { Duration::ZERO };
+        Self {
+            clock,
+            recent,
+            resolution,
+        }
     }
 }
 
@@ -63,11 +72,7 @@ impl<C: Clock> Clock for BucketClock<C> {
 
     #[inline]
     fn recent_resolution(&self) -> Duration {
-        if self.recent {
-            self.clock.recent_resolution()
-        } else {
-            Duration::ZERO
-        }
+        self.resolution
     }
 }
 
