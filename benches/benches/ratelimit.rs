@@ -10,11 +10,13 @@
 //! `/sheddable` twin beside it: the same admission for a request whose context carries a
 //! criticality (within 1.25× of the row without, the criticality issue's claim); under a hot
 //! CPU it computes its band's cap. `bbr_limit_layer/low_cpu/deadline` is the layer's row for a
-//! request carrying a deadline (within 1.25× of the row without, the deadlines issue's claim).
+//! request carrying a deadline (the deadlines issue claimed it within 1.25× of the row
+//! without, when both read the TSC at admission; now that the row without reads the kernel's
+//! coarse clock, the request with a deadline pays one TSC read more than it, to measure the
+//! time it has left, and the check). The layer's target: at most tower's `ConcurrencyLimit`.
 //! `bbr_limit_layer/low_cpu/{coarse_clock,manual_clock}` are the same layer on `CoarseClock`
-//! (a read that is a memory load; too coarse for response times, which stay on the TSC,
-//! `SystemClock`, the default) and on a `ManualClock` that does not move: the breakdown of
-//! what time costs the layer.
+//! (a read that is a memory load) and on a `ManualClock` that does not move and has no recent
+//! time, so that every request is timed: the breakdown of what time costs the layer.
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -16,9 +16,10 @@ use rampart_core::{
 
 use crate::cpu::CpuUsage;
 use crate::events::Transitions;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, mean_rt_us, passes};
 use crate::metrics::LimiterMetrics;
 use crate::priority::Priorities;
+use crate::timing::Arrival;
 use crate::{BbrConfig, Gate, Overloaded, SchedulingDelay, SystemCpu};
 
 /// Drops are remembered at this resolution: finer would make every shed request write to a
@@ -124,14 +125,20 @@ pub struct BbrSnapshot {
 /// permit's reference to the limiter's window, which is also what counts it in flight (and,
 /// only while requests of several criticality bands arrive, a second for its band's
 /// arrivals). The window's statistics are computed at most once per bucket, into a cache read
-/// without a lock. A completion is one window record (two increments) and the reference's
-/// decrement.
+/// without a lock. A completion is one window record (one increment; two for a timed
+/// request) and the reference's decrement.
 ///
 /// # Clock
 ///
-/// `acquire` and a permit's completion read the clock once each (the response time needs
-/// both ends); `acquire_at` and [`Permit::complete_at`] take instants from a caller that has
-/// read the same clock.
+/// On a clock whose recent time ticks at least ten times per bucket (the default
+/// [`SystemClock`]'s kernel coarse clock, 1–4 ms), `acquire`, the layer and a permit's
+/// completion place the request at that time, and time a sample of requests (the first of
+/// each tick, one in 16 of the rest) by reading the precise `now` at both ends: every
+/// completion is counted, and a bucket's mean response time is its timed requests' mean. A
+/// request with a deadline reads `now` besides, to measure the time it has left. On any
+/// other clock every request reads `now` once at each end and is timed. `acquire_at` and
+/// [`Permit::complete_at`] take instants from a caller that has read the clock's `now`; such
+/// a request is always timed.
 ///
 /// [`Permit::complete_at`]: crate::Permit::complete_at
 pub struct BbrLimiter<C = SystemClock, U = SystemCpu> {
@@ -212,6 +219,18 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
 
 /// # Deciding
 impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
+    /// The arrival of a request now: the instant it is placed at (the clock's recent time when
+    /// that is fine enough for the window) and, if it is timed, its precise start.
+    #[inline]
+    pub(crate) fn arrival(&self) -> Arrival {
+        self.ledger.arrival()
+    }
+
+    /// The instant the limiter places events at now, for a reading outside any request.
+    pub(crate) fn instant(&self) -> Duration {
+        self.ledger.timing.instant(self.ledger.window.clock())
+    }
+
     /// Decides for a request of `criticality` (`None`: it said none, and counts as the
     /// default); on admission returns the reference to the ledger that counts the request in
     /// flight until it is dropped.
@@ -357,7 +376,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
                 completed
                     .into_iter()
                     .last()
-                    .map_or(0, |newest| newest.count)
+                    .map_or(0, |newest| passes(&newest))
             };
             let moved = self.priorities.refresh(
                 bucket,
@@ -388,11 +407,12 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         let completed = self.ledger.window.view_at(now, View::Completed);
         let (mut max_pass, mut window_min_rt_us, mut last_rt_us) = (1, f64::INFINITY, 0.0);
         for bucket in &completed {
-            max_pass = max_pass.max(bucket.count);
-            if let Some(mean) = bucket.mean() {
+            max_pass = max_pass.max(passes(&bucket));
+            let mean = mean_rt_us(&bucket);
+            if let Some(mean) = mean {
                 window_min_rt_us = window_min_rt_us.min(mean);
             }
-            last_rt_us = bucket.mean().unwrap_or(0.0);
+            last_rt_us = mean.unwrap_or(0.0);
         }
         let held = f64::from_bits(self.held_min_rt_us.load(Ordering::Relaxed));
         let min_rt_us = if self.cooling_down(now) {
@@ -462,7 +482,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
 impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     /// What the limiter sees and decides, now.
     pub fn snapshot(&self) -> BbrSnapshot {
-        self.snapshot_at(self.ledger.window.clock().now())
+        self.snapshot_at(self.instant())
     }
 
     /// What the limiter sees and decides, at `now`.

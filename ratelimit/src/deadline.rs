@@ -62,15 +62,21 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         now: Duration,
         deadline: Deadline,
     ) -> Result<(), DeadlineRefusal> {
-        self.check_deadline_as(now, deadline, RequestContext::current().criticality())
+        self.check_deadline_as(
+            (now, now),
+            deadline,
+            RequestContext::current().criticality(),
+        )
     }
 
     /// As [`check_deadline_at`](Self::check_deadline_at), for a request of `criticality`
-    /// (`None`: it said none), counted under its class.
+    /// (`None`: it said none), counted under its class: `now` read from the clock's `now`
+    /// measures the time left, `at` (the request's arrival, perhaps the recent time) reads
+    /// the statistics.
     #[inline]
     pub(crate) fn check_deadline_as(
         &self,
-        now: Duration,
+        (now, at): (Duration, Duration),
         deadline: Deadline,
         criticality: Option<Criticality>,
     ) -> Result<(), DeadlineRefusal> {
@@ -81,7 +87,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
             self.metrics().expired(class);
             return Err(DeadlineRefusal::Expired(DeadlineExceeded::new()));
         }
-        let stats = self.stats_in(self.window_bucket_at(now), now);
+        let stats = self.stats_in(self.window_bucket_at(at), at);
         match predict_secs(&stats, self.inflight(), self.buckets_per_second()) {
             Some(predicted) if predicted > remaining.as_secs_f64() => {
                 self.metrics().would_miss(class);

@@ -156,15 +156,19 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let key = (self.key_of)(&request);
-        let now = self.group.clock().now();
-        let limiter = self.group.get_at(&key, now);
+        let limiter = self.group.get_at(&key, self.group.clock().recent());
+        let arrival = limiter.arrival();
         let context = RequestContext::current();
         if let Some(deadline) = context.deadline()
-            && let Err(refusal) = limiter.check_deadline_as(now, deadline, context.criticality())
+            && let Err(refusal) = limiter.check_deadline_as(
+                (arrival.precise(limiter.clock()), arrival.at),
+                deadline,
+                context.criticality(),
+            )
         {
             return ResponseFuture::refused(refusal.into_boxed());
         }
-        match limiter.acquire_as(now, context.criticality()) {
+        match limiter.acquire_as(arrival, context.criticality()) {
             Ok(permit) => ResponseFuture::admitted(self.inner.call(request), permit),
             Err(shed) => ResponseFuture::refused(shed),
         }

@@ -158,7 +158,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn publish_gauges(&self) {
-        let now = self.clock().now();
+        let now = self.instant();
         let max_inflight = self.max_inflight_at(now);
         self.report(now, self.inflight(), || max_inflight);
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use rampart_core::{Clock, Criticality, RequestContext, SystemClock};
 
 use crate::ledger::Ledger;
+use crate::timing::Arrival;
 use crate::{BbrLimiter, CpuUsage, Overloaded, SystemCpu};
 
 /// # Admission
@@ -17,22 +18,27 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     /// Admits a request now, or sheds it. The request's criticality is the current
     /// [`RequestContext`]'s (the default, `critical`, outside any).
     ///
+    /// On a clock with a recent time fine enough for the window (the default
+    /// [`SystemClock`]'s), the request is placed at that time and its response time measured
+    /// on a sample, as the layer does (see [`BbrLimiter`]'s "Clock").
+    ///
     /// # Errors
     ///
     /// [`Overloaded`] when the request is shed (never with `enforce = false`).
     #[inline]
     pub fn acquire(&self) -> Result<Permit<&Self>, Overloaded> {
-        self.acquire_at(self.clock().now())
+        self.acquire_as(self.arrival(), RequestContext::current().criticality())
     }
 
-    /// Admits a request at instant `now` (read from [`clock`](Self::clock)), or sheds it.
+    /// Admits a request at instant `now` (read from [`clock`](Self::clock)), or sheds it; its
+    /// response time is measured from `now`.
     ///
     /// # Errors
     ///
     /// [`Overloaded`] when the request is shed (never with `enforce = false`).
     #[inline]
     pub fn acquire_at(&self, now: Duration) -> Result<Permit<&Self>, Overloaded> {
-        self.acquire_as(now, RequestContext::current().criticality())
+        self.acquire_as(Arrival::given(now), RequestContext::current().criticality())
     }
 
     /// As [`acquire`](Self::acquire), with a permit that borrows nothing (for a response
@@ -43,7 +49,7 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
     /// [`Overloaded`] when the request is shed (never with `enforce = false`).
     #[inline]
     pub fn acquire_owned(self: &Arc<Self>) -> Result<OwnedPermit<C, U>, Overloaded> {
-        self.acquire_owned_at(self.clock().now())
+        self.acquire_as(self.arrival(), RequestContext::current().criticality())
     }
 
     /// As [`acquire_at`](Self::acquire_at), with a permit that borrows nothing.
@@ -56,24 +62,25 @@ impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {
         self: &Arc<Self>,
         now: Duration,
     ) -> Result<OwnedPermit<C, U>, Overloaded> {
-        self.acquire_as(now, RequestContext::current().criticality())
+        self.acquire_as(Arrival::given(now), RequestContext::current().criticality())
     }
 
-    /// Admits a request of `criticality` (`None`: it said none) at `now`, or sheds it; `L` is
-    /// the permit's kind of handle.
+    /// Admits a request of `criticality` (`None`: it said none) arriving as `arrival`, or
+    /// sheds it; `L` is the permit's kind of handle.
     #[inline]
     pub(crate) fn acquire_as<L>(
         &self,
-        now: Duration,
+        arrival: Arrival,
         criticality: Option<Criticality>,
     ) -> Result<Permit<L>, Overloaded>
     where
         L: BbrLimiterRef<Clock = C, Cpu = U>,
     {
-        let ledger = self.admit(now, criticality)?;
+        let ledger = self.admit(arrival.at, criticality)?;
         Ok(Permit {
             ledger,
-            started: now,
+            started: arrival.at,
+            timed_from: arrival.timed_from,
             handle: PhantomData,
         })
     }
@@ -137,6 +144,8 @@ pub struct Permit<L: BbrLimiterRef> {
     /// The limiter's ledger: this reference counts the request in flight until it is dropped.
     ledger: Arc<Ledger<L::Clock>>,
     started: Duration,
+    /// For a timed request, the precise instant its response time runs from.
+    timed_from: Option<Duration>,
     /// The kind of handle the permit was taken through (a borrow of the limiter, or an owned
     /// one), which it needs no more than the ledger.
     handle: PhantomData<L>,
@@ -150,22 +159,31 @@ impl<L: BbrLimiterRef> Permit<L>
 where
     L::Clock: Clock,
 {
-    /// Records the completion now: one clock read.
+    /// Records the completion now: one read of the clock's recent time, or of its `now`
+    /// (both for a timed request on a clock that has a recent time).
     pub fn complete(self) {
-        let now = self.ledger.window.clock().now();
-        self.complete_at(now);
+        self.ledger.complete(self.timed_from);
     }
 
-    /// Records the completion at `now` (read from the limiter's clock).
+    /// Records the completion at `now` (read from the limiter's clock), with the response time
+    /// since the admission if the request is timed (one admitted at a given instant always
+    /// is).
     pub fn complete_at(self, now: Duration) {
-        self.ledger.record(self.started, now);
+        let response_time = self.timed_from.map(|start| now.saturating_sub(start));
+        self.ledger.record(now, response_time);
     }
 }
 
 impl<L: BbrLimiterRef> Permit<L> {
-    /// The instant the request was admitted.
+    /// The instant the request was admitted at (on a clock with a recent time, that time,
+    /// which may be earlier than its `now` by up to the recent time's resolution).
     pub fn started(&self) -> Duration {
         self.started
+    }
+
+    /// Whether the request's response time is measured at its completion.
+    pub fn is_timed(&self) -> bool {
+        self.timed_from.is_some()
     }
 }
 
@@ -179,6 +197,7 @@ impl<L: BbrLimiterRef> fmt::Debug for Permit<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
             .field("started", &self.started)
+            .field("timed_from", &self.timed_from)
             .finish_non_exhaustive()
     }
 }

@@ -93,16 +93,19 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let now = self.limiter.clock().now();
+        let limiter = &*self.limiter;
+        let arrival = limiter.arrival();
         let context = RequestContext::current();
         if let Some(deadline) = context.deadline()
-            && let Err(refusal) =
-                self.limiter
-                    .check_deadline_as(now, deadline, context.criticality())
+            && let Err(refusal) = limiter.check_deadline_as(
+                (arrival.precise(limiter.clock()), arrival.at),
+                deadline,
+                context.criticality(),
+            )
         {
             return ResponseFuture::refused(refusal.into_boxed());
         }
-        match self.limiter.acquire_as(now, context.criticality()) {
+        match limiter.acquire_as(arrival, context.criticality()) {
             // The permit exists before the inner call: if `call` panics, it is released.
             Ok(permit) => ResponseFuture::admitted(self.inner.call(request), permit),
             Err(shed) => ResponseFuture::refused(shed),
