@@ -829,24 +829,11 @@ mod tests {
         assert_eq!(breaker.drop_probability_at(read), 0.0);
     }
 
-    /// A test's clock whose recent time stands still between ticks of a millisecond.
-    #[derive(Clone)]
-    struct Ticking(ManualClock);
-
-    impl Clock for Ticking {
-        fn now(&self) -> Duration {
-            self.0.now()
-        }
-
-        fn recent_resolution(&self) -> Duration {
-            Duration::from_millis(1)
-        }
-    }
-
+    /// On a clock whose recent time stands still between ticks of a millisecond.
     #[test]
     fn a_read_serves_the_instant_it_was_made_at_on_a_clock_that_ticks() {
-        let clock = Ticking(ManualClock::new());
-        let (breaker, read) = throttling(&clock, None, || clock.0.advance(Duration::from_secs(1)));
+        let clock = ManualClock::new().with_recent_resolution(Duration::from_millis(1));
+        let (breaker, read) = throttling(&clock, None, || clock.advance(Duration::from_secs(1)));
         recover(&breaker, read);
         assert!(breaker.drop_probability_at(read) > 0.9, "served");
         let after = read + SreBreaker::<ManualClock>::FRESH;

@@ -145,22 +145,10 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
     const BUCKET: Duration = Duration::from_millis(100);
 
-    /// A clock whose recent time is its manual time and whose `now` is a second later, with
-    /// a 4 ms tick: which reading placed an event shows in its value.
-    struct Split(ManualClock);
-
-    impl Clock for Split {
-        fn now(&self) -> Duration {
-            self.0.now() + Duration::from_secs(1)
-        }
-
-        fn recent(&self) -> Duration {
-            self.0.now()
-        }
-
-        fn recent_resolution(&self) -> Duration {
-            4 * MS
-        }
+    /// A clock at 7 ms on a 4 ms tick: its recent time reads 4 ms, and which reading placed
+    /// an event shows in its value.
+    fn ticking() -> ManualClock {
+        ManualClock::starting_at(7 * MS).with_recent_resolution(4 * MS)
     }
 
     #[test]
@@ -179,7 +167,7 @@ mod tests {
 
     #[test]
     fn a_tick_too_coarse_for_the_buckets_times_every_request_on_now() {
-        let clock = Split(ManualClock::new());
+        let clock = ticking();
         let timing = Timing::new(&clock, 39 * MS);
         for _ in 0..100 {
             assert_eq!(timing.arrival(&clock), Arrival::given(clock.now()));
@@ -188,19 +176,19 @@ mod tests {
 
     #[test]
     fn the_first_request_of_each_tick_is_timed_and_placed_at_the_recent_time() {
-        let clock = Split(ManualClock::new());
+        let clock = ticking();
         let timing = Timing::new(&clock, BUCKET);
         for tick in 0..50 {
             let arrival = timing.arrival(&clock);
             assert_eq!(arrival.at, clock.recent(), "tick {tick}");
             assert_eq!(arrival.timed_from, Some(clock.now()), "tick {tick}");
-            clock.0.advance(4 * MS);
+            clock.advance(4 * MS);
         }
     }
 
     #[test]
     fn within_a_tick_one_request_in_sixteen_is_timed() {
-        let clock = Split(ManualClock::new());
+        let clock = ticking();
         let timing = Timing::new(&clock, BUCKET);
         assert!(
             timing.arrival(&clock).timed_from.is_some(),
@@ -221,10 +209,10 @@ mod tests {
 
     #[test]
     fn a_completion_reads_the_recent_time_and_only_a_timed_one_reads_now() {
-        let clock = Split(ManualClock::new());
+        let clock = ticking();
         let timing = Timing::new(&clock, BUCKET);
         let start = clock.now();
-        clock.0.advance(30 * MS);
+        clock.advance(30 * MS);
         assert_eq!(
             timing.completion(&clock, None),
             (clock.recent(), None),
@@ -238,7 +226,7 @@ mod tests {
 
     #[test]
     fn the_precise_instant_of_an_arrival_is_its_start_or_a_reading_that_leaves_it_untimed() {
-        let clock = Split(ManualClock::new());
+        let clock = ticking();
         let untimed = Arrival {
             at: clock.recent(),
             timed_from: None,
@@ -247,7 +235,7 @@ mod tests {
         assert_eq!(untimed.timed_from, None);
         let start = clock.now();
         let timed = Arrival::given(start);
-        clock.0.advance(MS);
+        clock.advance(MS);
         assert_eq!(timed.precise(&clock), start, "its start, not a reading");
     }
 }

@@ -14,26 +14,10 @@ use tower::{Layer, ServiceExt, service_fn};
 const MS: Duration = Duration::from_millis(1);
 const TICK: Duration = Duration::from_millis(4);
 
-/// A clock whose recent time is its manual time rounded down to 4 ms ticks, as the kernel's
-/// coarse clock lags the precise one.
-#[derive(Debug, Clone, Default)]
-struct Ticking(ManualClock);
-
-impl Clock for Ticking {
-    fn now(&self) -> Duration {
-        self.0.now()
-    }
-
-    fn recent(&self) -> Duration {
-        let now = self.0.now();
-        now.saturating_sub(Duration::from_nanos(
-            (now.as_nanos() % TICK.as_nanos()) as u64,
-        ))
-    }
-
-    fn recent_resolution(&self) -> Duration {
-        TICK
-    }
+/// A clock whose recent time is its time rounded down to 4 ms ticks, as the kernel's coarse
+/// clock lags the precise one.
+fn ticking() -> ManualClock {
+    ManualClock::new().with_recent_resolution(TICK)
 }
 
 /// Two seconds of steady traffic: a request every 250 µs (400 per 100 ms bucket), each
@@ -59,7 +43,7 @@ fn steady<C: Clock>(limiter: &BbrLimiter<C, ManualCpu>, advance: impl Fn(Duratio
 #[test]
 fn a_sampled_limiter_learns_the_limit_a_fully_timed_one_does() {
     let config = BbrConfig::default();
-    let ticking = Ticking::default();
+    let ticking = ticking();
     let sampled = config
         .clone()
         .build_with(ticking.clone(), ManualCpu::new(0.1))
@@ -69,7 +53,7 @@ fn a_sampled_limiter_learns_the_limit_a_fully_timed_one_does() {
         .build_with(manual.clone(), ManualCpu::new(0.1))
         .expect("valid");
 
-    let timed = steady(&sampled, |step| ticking.0.advance(step));
+    let timed = steady(&sampled, |step| ticking.advance(step));
     let all = steady(&every, |step| manual.advance(step));
 
     // 8 000 requests over 500 ticks: a timed one per tick, and a sixteenth of the rest (469
@@ -91,11 +75,11 @@ fn a_sampled_limiter_learns_the_limit_a_fully_timed_one_does() {
 
 #[test]
 fn requests_are_placed_at_the_recent_time() {
-    let clock = Ticking::default();
+    let clock = ticking();
     let limiter = BbrConfig::default()
         .build_with(clock.clone(), ManualCpu::new(0.1))
         .expect("valid");
-    clock.0.advance(7 * MS);
+    clock.advance(7 * MS);
     let permit = limiter.acquire().expect("cool");
     assert_eq!(permit.started(), 4 * MS, "the tick's start, not 7 ms");
     assert!(permit.is_timed(), "the first request of its tick");
@@ -106,13 +90,13 @@ fn requests_are_placed_at_the_recent_time() {
 
 #[tokio::test]
 async fn the_layer_measures_a_deadline_on_the_precise_time() {
-    let clock = Ticking::default();
+    let clock = ticking();
     let limiter = Arc::new(
         BbrConfig::default()
             .build_with(clock.clone(), ManualCpu::new(0.1))
             .expect("valid"),
     );
-    clock.0.advance(7 * MS);
+    clock.advance(7 * MS);
     let service = BbrLimitLayer::from_limiter(Arc::clone(&limiter))
         .layer(service_fn(|()| async { Ok::<_, tower::BoxError>(()) }));
     // Passed 1 ms ago: the recent time (4 ms) would still see 2 ms left.

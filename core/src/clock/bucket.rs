@@ -81,35 +81,25 @@ mod tests {
     use super::*;
     use crate::{CoarseClock, ManualClock};
 
-    /// A clock whose recent time is a fixed reading, behind its precise time.
-    struct Split(ManualClock);
+    const MS: Duration = Duration::from_millis(1);
 
-    impl Clock for Split {
-        fn now(&self) -> Duration {
-            self.0.now() + Duration::from_secs(1)
-        }
-
-        fn recent(&self) -> Duration {
-            self.0.now()
-        }
-
-        fn recent_resolution(&self) -> Duration {
-            Duration::from_millis(4)
-        }
+    /// At 7 ms on a 4 ms tick: its recent time reads 4 ms.
+    fn ticking() -> ManualClock {
+        ManualClock::starting_at(7 * MS).with_recent_resolution(4 * MS)
     }
 
     #[test]
     fn buckets_of_ten_ticks_or_more_read_the_recent_time() {
-        let clock = BucketClock::new(Split(ManualClock::new()), Duration::from_millis(40));
-        assert_eq!(clock.now(), Duration::ZERO);
-        assert_eq!(clock.recent_resolution(), Duration::from_millis(4));
+        let clock = BucketClock::new(ticking(), 40 * MS);
+        assert_eq!(clock.now(), 4 * MS);
+        assert_eq!(clock.recent_resolution(), 4 * MS);
     }
 
     #[test]
     fn narrower_buckets_read_the_precise_time() {
-        let clock = BucketClock::new(Split(ManualClock::new()), Duration::from_millis(39));
-        assert_eq!(clock.now(), Duration::from_secs(1));
-        assert_eq!(clock.recent(), Duration::from_secs(1));
+        let clock = BucketClock::new(ticking(), 39 * MS);
+        assert_eq!(clock.now(), 7 * MS);
+        assert_eq!(clock.recent(), 7 * MS);
         assert_eq!(clock.recent_resolution(), Duration::ZERO);
     }
 

@@ -21,9 +21,16 @@ use super::{Clock, saturating_nanos};
 ///
 /// [`set`](Self::set) may move the clock backwards; rampart's components read that as zero
 /// elapsed time.
+///
+/// Its [`recent`](Clock::recent) time is its time, unless it is given a recent resolution
+/// ([`with_recent_resolution`](Self::with_recent_resolution)): then it lags as the kernel's
+/// coarse clock does behind [`SystemClock`](super::SystemClock)'s precise one, for tests of
+/// what reads each.
 #[derive(Debug, Clone, Default)]
 pub struct ManualClock {
     nanos: Arc<AtomicU64>,
+    /// The recent time's resolution in nanoseconds (0: the recent time is the time).
+    tick_nanos: u64,
 }
 
 impl ManualClock {
@@ -50,6 +57,29 @@ impl ManualClock {
             });
     }
 
+    /// This clock (sharing its time with its clones), whose recent time is its time rounded
+    /// down to a multiple of `resolution`: the time of the last tick of a clock that ticks
+    /// every `resolution`, as the kernel's coarse clock keeps it. A zero `resolution` makes
+    /// the recent time the time.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rampart_core::{Clock, ManualClock};
+    ///
+    /// let ms = Duration::from_millis(1);
+    /// let clock = ManualClock::new().with_recent_resolution(4 * ms);
+    /// clock.advance(7 * ms);
+    /// assert_eq!((clock.now(), clock.recent()), (7 * ms, 4 * ms));
+    /// assert_eq!(clock.recent_resolution(), 4 * ms);
+    /// ```
+    #[must_use]
+    pub fn with_recent_resolution(self, resolution: Duration) -> Self {
+        Self {
+            tick_nanos: saturating_nanos(resolution),
+            ..self
+        }
+    }
+
     /// Sets the clock (and all its clones) to `to`, which may be earlier than now.
     pub fn set(&self, to: Duration) {
         self.nanos.store(saturating_nanos(to), Ordering::Release);
@@ -60,6 +90,20 @@ impl Clock for ManualClock {
     #[inline]
     fn now(&self) -> Duration {
         Duration::from_nanos(self.nanos.load(Ordering::Acquire))
+    }
+
+    #[inline]
+    fn recent(&self) -> Duration {
+        let nanos = self.nanos.load(Ordering::Acquire);
+        Duration::from_nanos(match self.tick_nanos {
+            0 => nanos,
+            tick => nanos - nanos % tick,
+        })
+    }
+
+    #[inline]
+    fn recent_resolution(&self) -> Duration {
+        Duration::from_nanos(self.tick_nanos)
     }
 }
 
@@ -84,6 +128,22 @@ mod tests {
         assert_eq!(a.now(), Duration::from_secs(11));
         a.set(Duration::from_secs(2));
         assert_eq!(b.now(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn its_recent_time_is_its_time_unless_it_has_a_resolution() {
+        let ms = Duration::from_millis(1);
+        let plain = ManualClock::starting_at(7 * ms);
+        assert_eq!(
+            (plain.recent(), plain.recent_resolution()),
+            (7 * ms, Duration::ZERO)
+        );
+        let ticking = plain.clone().with_recent_resolution(4 * ms);
+        assert_eq!((ticking.now(), ticking.recent()), (7 * ms, 4 * ms));
+        plain.advance(ms);
+        assert_eq!(ticking.recent(), 8 * ms, "a clone: one time, read on ticks");
+        plain.set(Duration::from_nanos(u64::MAX));
+        assert!(ticking.recent() <= ticking.now());
     }
 
     #[test]
