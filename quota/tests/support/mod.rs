@@ -4,10 +4,11 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A `redis-server` child process.
 pub(crate) struct RedisServer {
@@ -49,36 +50,45 @@ impl RedisServer {
         }
     }
 
-    /// Starts it again on the same port (empty: nothing is saved).
+    /// Starts it again on the same port (empty: nothing is saved), and returns once it has
+    /// said it accepts connections and answers PING.
     pub(crate) fn restart(&mut self) {
         self.stop();
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (`.ci/run` installs it)");
-        self.child = Some(child);
-        // Up when this child answers PING: the port accepting connections is not enough (another
-        // process may have taken it meanwhile, and this child may have exited at once).
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // Its log says when it is up: read it, blocking, up to that line (no polling). The end
+        // of the log before it means the child exited at start (the port taken meanwhile).
+        let mut log = BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
         loop {
-            let child = self.child.as_mut().expect("just started");
-            if let Ok(Some(status)) = child.try_wait() {
+            line.clear();
+            let read = log.read_line(&mut line).expect("redis-server's log");
+            if read == 0 {
+                let status = child.wait().expect("the exited child");
                 panic!(
                     "redis-server exited at start ({status}) on port {}",
                     self.port
                 );
             }
-            if self.answers_ping() {
-                return;
+            if line.contains("Ready to accept connections") {
+                break;
             }
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(5));
         }
+        // The rest of its log is drained, so that the server never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+        self.child = Some(child);
+        assert!(
+            self.answers_ping(),
+            "redis-server on port {} answers PING",
+            self.port
+        );
     }
 
     fn answers_ping(&self) -> bool {
