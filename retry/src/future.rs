@@ -8,7 +8,7 @@ use rampart_core::{Clock, Deadline, DeadlineExceeded, Outcome, RequestContext, S
 use tokio::time::Sleep;
 use tower::{BoxError, Service};
 
-use crate::service::Shared;
+use crate::service::{Shared, Wrapped};
 use crate::{
     AttemptTimedOut, Attempts, Budget, Decision, GaveUp, GaveUpMark, Next, RetryPolicy, StopReason,
 };
@@ -33,12 +33,12 @@ where
 {
     #[pin]
     state: State<S::Future, Req, S::Response>,
-    /// The service instance the retries are called on.
-    service: S,
+    /// The service instance the retries are called on: made at the first retry.
+    service: Option<S>,
     /// A copy of the request for the next attempt, if there can be one.
     next: Option<Req>,
     policy: P,
-    shared: StripedArc<Shared<B>>,
+    shared: StripedArc<Wrapped<S, B>>,
     /// The request's attempts so far.
     attempts: Attempts,
     /// For a request with a deadline, when the attempt in flight started.
@@ -87,21 +87,20 @@ where
     /// a request with a deadline).
     pub(crate) fn new(
         first: S::Future,
-        service: S,
         attempts: Attempts,
         now: Option<Duration>,
         next: Option<Req>,
         policy: P,
-        shared: StripedArc<Shared<B>>,
+        shared: StripedArc<Wrapped<S, B>>,
     ) -> Self {
-        let (timeout, cut) = timeout(&shared, &attempts, now);
+        let (timeout, cut) = timeout(&shared.layer, &attempts, now);
         Self {
             state: State::Attempt {
                 future: first,
                 timeout,
                 cut,
             },
-            service,
+            service: None,
             next,
             policy,
             shared,
@@ -112,10 +111,10 @@ where
 
     /// A request whose deadline had passed when the layer was called: it ends with
     /// [`DeadlineExceeded`] when first polled, no attempt made.
-    pub(crate) fn expired(service: S, policy: P, shared: StripedArc<Shared<B>>) -> Self {
+    pub(crate) fn expired(policy: P, shared: StripedArc<Wrapped<S, B>>) -> Self {
         Self {
             state: State::Expired,
-            service,
+            service: None,
             next: None,
             policy,
             attempts: Attempts::none(),
@@ -127,7 +126,7 @@ where
 
 impl<S, Req, B, P> Future for ResponseFuture<S, Req, B, P>
 where
-    S: Service<Req>,
+    S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
     B: Budget,
     P: RetryPolicy<Req, S::Response>,
@@ -143,7 +142,7 @@ where
                     timeout,
                     cut,
                 } => {
-                    let shared = &**this.shared;
+                    let shared = &*this.shared.layer;
                     let (result, answered, ended_at) =
                         ready!(poll_attempt(future, timeout, *cut, &*shared.clock, cx));
                     let outcome = this.policy.classify(result.as_ref());
@@ -179,7 +178,8 @@ where
                     }
                 }
                 StateProj::Ready { .. } => {
-                    if let Err(error) = ready!(this.service.poll_ready(cx)) {
+                    let service = this.service.get_or_insert_with(|| this.shared.instance());
+                    if let Err(error) = ready!(service.poll_ready(cx)) {
                         this.state.set(State::Done);
                         return Poll::Ready(Err(error.into()));
                     }
@@ -188,7 +188,7 @@ where
                     else {
                         continue;
                     };
-                    let shared = &**this.shared;
+                    let shared = &*this.shared.layer;
                     if let Some(held) = held(last, this.attempts, shared, this.policy) {
                         return Poll::Ready(held);
                     }
@@ -220,7 +220,7 @@ where
                             .with_attempt(previous)
                             .with_charged(charged)
                             .enter();
-                        this.service.call(request)
+                        service.call(request)
                     };
                     this.state.set(State::Attempt {
                         future,

@@ -150,7 +150,7 @@ impl<B: Budget + Clone, P: Clone> RetryLayer<B, P> {
     }
 }
 
-impl<S, B, P: Clone> Layer<S> for RetryLayer<B, P> {
+impl<S: Clone, B, P: Clone> Layer<S> for RetryLayer<B, P> {
     type Service = Retry<S, B, P>;
 
     fn layer(&self, inner: S) -> Self::Service {

@@ -1,6 +1,7 @@
 use std::fmt;
 use std::task::{Context, Poll};
 
+use parking_lot::Mutex;
 use rampart_core::{Clock, RequestContext, StripedArc};
 use tower::{BoxError, Service};
 
@@ -28,6 +29,32 @@ impl<B: fmt::Debug> fmt::Debug for Shared<B> {
     }
 }
 
+/// What every clone of one service of a retry layer shares: the layer's state, and the
+/// service the layer wrapped, which a request's first retry clones for the attempts after its
+/// first. A request that is never retried clones no service: the first attempt goes to the
+/// calling handle's own instance.
+pub(crate) struct Wrapped<S, B> {
+    pub(crate) layer: StripedArc<Shared<B>>,
+    /// Locked only to clone it (once per retried request), so that a service that is `Send`
+    /// but not `Sync` keeps the retry service `Send`.
+    service: Mutex<S>,
+}
+
+impl<S: Clone, B> Wrapped<S, B> {
+    /// A new instance of the wrapped service, for a request's retries.
+    pub(crate) fn instance(&self) -> S {
+        self.service.lock().clone()
+    }
+}
+
+impl<S, B: fmt::Debug> fmt::Debug for Wrapped<S, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wrapped")
+            .field("layer", &self.layer)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A service that retries failed attempts at `S`, within a shared [`Budget`].
 ///
 /// Each request deposits once into the budget: not when a layer outside sharing the budget (a
@@ -46,14 +73,29 @@ impl<B: fmt::Debug> fmt::Debug for Shared<B> {
 /// (see the crate docs' "Deadlines"): none at all if it has passed when `call` is made, no
 /// retry with less than the predicted latency left, and each attempt cut at the deadline.
 ///
-/// Readiness is the inner service's; retries wait for it too. Errors come back as the inner
+/// The first attempt goes to this service's instance of `S`, made ready by `poll_ready`.
+/// Retries go to an instance of the request's own: a clone of the service the layer wrapped
+/// (shared by this service's clones), made at the request's first retry, so that a request
+/// answered at once clones no service (tower's `Retry` clones its inner service at every
+/// call).
+///
+/// Readiness is the inner service's; retries wait for their instance's. Errors come back as the inner
 /// service's (boxed), [`AttemptTimedOut`](crate::AttemptTimedOut), or
 /// [`DeadlineExceeded`](rampart_core::DeadlineExceeded).
-#[derive(Debug)]
 pub struct Retry<S, B, P = Policy> {
     inner: S,
-    shared: StripedArc<Shared<B>>,
+    shared: StripedArc<Wrapped<S, B>>,
     policy: P,
+}
+
+impl<S: fmt::Debug, B: fmt::Debug, P: fmt::Debug> fmt::Debug for Retry<S, B, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retry")
+            .field("inner", &self.inner)
+            .field("shared", &self.shared.layer)
+            .field("policy", &self.policy)
+            .finish()
+    }
 }
 
 impl<S: Clone, B, P: Clone> Clone for Retry<S, B, P> {
@@ -66,18 +108,21 @@ impl<S: Clone, B, P: Clone> Clone for Retry<S, B, P> {
     }
 }
 
-impl<S, B, P> Retry<S, B, P> {
-    pub(crate) fn from_parts(inner: S, shared: StripedArc<Shared<B>>, policy: P) -> Self {
+impl<S: Clone, B, P> Retry<S, B, P> {
+    pub(crate) fn from_parts(inner: S, layer: StripedArc<Shared<B>>, policy: P) -> Self {
+        let service = Mutex::new(inner.clone());
         Self {
             inner,
-            shared,
+            shared: StripedArc::new(Wrapped { layer, service }),
             policy,
         }
     }
+}
 
+impl<S, B, P> Retry<S, B, P> {
     /// The budget this service shares with its clones.
     pub fn budget(&self) -> &B {
-        self.shared.retrier.budget()
+        self.shared.layer.retrier.budget()
     }
 
     /// The inner service.
@@ -85,7 +130,8 @@ impl<S, B, P> Retry<S, B, P> {
         &self.inner
     }
 
-    /// The inner service, mutably.
+    /// The inner service, mutably: this handle's instance, which its first attempts go to
+    /// (retries go to clones of the service the layer wrapped).
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
@@ -116,47 +162,39 @@ where
         // its attempts; the clock only for a request with a deadline.
         let context = RequestContext::current();
         let criticality = context.criticality().unwrap_or_default();
-        let budget = self.shared.retrier.budget().id();
+        let layer = &*self.shared.layer;
+        let budget = layer.retrier.budget().id();
         let now = match context.deadline() {
             None => None,
             Some(deadline) => {
-                let now = self.shared.clock.now();
+                let now = layer.clock.now();
                 if deadline.is_expired(now) {
                     // No time at all: no attempt, no deposit; the service stays ready.
-                    self.shared.metrics.first_skipped(criticality.class());
-                    return ResponseFuture::expired(
-                        self.inner.clone(),
-                        self.policy.clone(),
-                        self.shared.clone(),
-                    );
+                    layer.metrics.first_skipped(criticality.class());
+                    return ResponseFuture::expired(self.policy.clone(), self.shared.clone());
                 }
                 Some(now)
             }
         };
-        let attempts = self
-            .shared
+        let attempts = layer
             .retrier
             .start_charging(criticality, !context.is_charged_to(budget))
             .with_deadline(context.deadline());
-        self.shared.metrics.first(criticality.class());
+        layer.metrics.first(criticality.class());
         // A copy only if a retry can follow this first attempt.
-        let copy = if self.shared.retrier.allows_another(&attempts) {
+        let copy = if layer.retrier.allows_another(&attempts) {
             self.policy.clone_request(&request)
         } else {
             None
         };
-        // Call the instance that `poll_ready` made ready; keep it for the retries and leave
-        // a fresh clone here for the next request (tower's `Retry` does the same).
-        let fresh = self.inner.clone();
-        let mut ready = std::mem::replace(&mut self.inner, fresh);
+        // The instance that `poll_ready` made ready; the retries get one of their own.
         let first = {
             // The first attempt: none before it; the request charged to this layer's budget.
             let _attempt = context.with_attempt(0).with_charged(budget).enter();
-            ready.call(request)
+            self.inner.call(request)
         };
         ResponseFuture::new(
             first,
-            ready,
             attempts,
             now,
             copy,

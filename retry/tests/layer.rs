@@ -13,7 +13,7 @@ use rampart_retry::{
     TokenConfig, Unlimited,
 };
 use tokio::time::Instant;
-use tower::{BoxError, Layer, ServiceExt, service_fn};
+use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
 
 /// A backend (answering at once) behind a fault layer failing `error_rate` of calls; the
 /// fault layer's request count is the backend's traffic.
@@ -270,6 +270,99 @@ async fn clones_share_one_budget() {
         budget.counts_at(rampart_core::Clock::now(budget.clock())),
         (10, 0)
     );
+}
+
+/// A service that counts its clones and its calls, fails the calls it is told to, and is
+/// `Send` but not `Sync` (as tower's `BoxCloneService` is).
+struct Counted {
+    clones: Arc<AtomicU64>,
+    calls: Arc<AtomicU64>,
+    /// Calls numbered below this fail.
+    failing_below: u64,
+    not_sync: std::marker::PhantomData<std::cell::Cell<()>>,
+}
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        self.clones.fetch_add(1, Ordering::Relaxed);
+        Self {
+            clones: Arc::clone(&self.clones),
+            calls: Arc::clone(&self.calls),
+            failing_below: self.failing_below,
+            not_sync: std::marker::PhantomData,
+        }
+    }
+}
+
+impl tower::Service<u32> for Counted {
+    type Response = u32;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<u32, BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, n: u32) -> Self::Future {
+        let call = self.calls.fetch_add(1, Ordering::Relaxed);
+        std::future::ready(if call < self.failing_below {
+            Err("failing".into())
+        } else {
+            Ok(n)
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_a_retried_request_clones_the_service_once_for_all_its_retries() {
+    let (clones, calls) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let service = Counted {
+        clones: Arc::clone(&clones),
+        calls: Arc::clone(&calls),
+        failing_below: 2,
+        not_sync: std::marker::PhantomData,
+    };
+    let config = CONFIG()
+        .with_max_attempts(3)
+        .with_backoff(Backoff::Constant(Duration::from_millis(1)));
+    let mut retry = RetryLayer::new(config, Unlimited)
+        .expect("valid")
+        .layer(service);
+    fn is_send<T: Send>(_: &T) {}
+    is_send(&retry);
+    let made = clones.load(Ordering::Relaxed);
+    // Calls 0 and 1 fail: the first request is answered at its third attempt, its two retries
+    // on one clone.
+    assert_eq!(
+        retry
+            .ready()
+            .await
+            .expect("ready")
+            .call(1)
+            .await
+            .expect("ok"),
+        1
+    );
+    assert_eq!(calls.load(Ordering::Relaxed), 3);
+    assert_eq!(clones.load(Ordering::Relaxed), made + 1);
+    // Answered at once: no clone.
+    for n in 0..5 {
+        assert_eq!(
+            retry
+                .ready()
+                .await
+                .expect("ready")
+                .call(n)
+                .await
+                .expect("ok"),
+            n
+        );
+    }
+    assert_eq!(calls.load(Ordering::Relaxed), 8);
+    assert_eq!(clones.load(Ordering::Relaxed), made + 1);
 }
 
 #[test]
