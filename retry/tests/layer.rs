@@ -316,6 +316,9 @@ impl tower::Service<u32> for Counted {
     }
 }
 
+/// Compiles only for a value that is `Send`.
+fn is_send<T: Send>(_: &T) {}
+
 #[tokio::test(start_paused = true)]
 async fn only_a_retried_request_clones_the_service_once_for_all_its_retries() {
     let (clones, calls) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -331,7 +334,6 @@ async fn only_a_retried_request_clones_the_service_once_for_all_its_retries() {
     let mut retry = RetryLayer::new(config, Unlimited)
         .expect("valid")
         .layer(service);
-    fn is_send<T: Send>(_: &T) {}
     is_send(&retry);
     let made = clones.load(Ordering::Relaxed);
     // Calls 0 and 1 fail: the first request is answered at its third attempt, its two retries
