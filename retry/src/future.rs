@@ -33,8 +33,9 @@ where
 {
     #[pin]
     state: State<S::Future, Req, S::Response>,
-    /// The service instance the retries are called on: made at the first retry.
-    service: Option<S>,
+    /// The service instance the retries are called on: made at the first retry, and boxed
+    /// with it, so that the future of a request that is not retried stays small.
+    service: Option<Box<S>>,
     /// A copy of the request for the next attempt, if there can be one.
     next: Option<Req>,
     policy: P,
@@ -53,9 +54,10 @@ enum State<F, Req, Res> {
         #[pin]
         future: F,
         /// The timer of the timeout. For a cut at the deadline it is armed at the attempt's
-        /// first pending poll: an attempt that answers at once registers no timer.
-        #[pin]
-        timeout: Option<Sleep>,
+        /// first pending poll: an attempt that answers at once registers no timer. Boxed, as
+        /// the backoff's timer is, so that the future of a request that needs no timer stays
+        /// small: it is moved on its way to the caller's task.
+        timeout: Option<Pin<Box<Sleep>>>,
         /// The request's deadline, when the attempt is cut at it.
         cut: Option<Deadline>,
     },
@@ -63,8 +65,7 @@ enum State<F, Req, Res> {
     /// the layer's retries, the answer being retried is kept in `last`, to be returned if a
     /// newer pushback holds the retry when the wait is over.
     Waiting {
-        #[pin]
-        sleep: Sleep,
+        sleep: Pin<Box<Sleep>>,
         request: Req,
         last: Option<Result<Res, BoxError>>,
     },
@@ -164,13 +165,13 @@ where
                     };
                     let last = shared.retrier.ever_held().then_some(result);
                     this.state.set(State::Waiting {
-                        sleep: tokio::time::sleep(wait),
+                        sleep: Box::pin(tokio::time::sleep(wait)),
                         request,
                         last,
                     });
                 }
                 StateProj::Waiting { sleep, .. } => {
-                    ready!(sleep.poll(cx));
+                    ready!(sleep.as_mut().poll(cx));
                     if let StateOwned::Waiting { request, last, .. } =
                         this.state.as_mut().project_replace(State::Done)
                     {
@@ -178,7 +179,9 @@ where
                     }
                 }
                 StateProj::Ready { .. } => {
-                    let service = this.service.get_or_insert_with(|| this.shared.instance());
+                    let service = this
+                        .service
+                        .get_or_insert_with(|| Box::new(this.shared.instance()));
                     if let Err(error) = ready!(service.poll_ready(cx)) {
                         this.state.set(State::Done);
                         return Poll::Ready(Err(error.into()));
@@ -332,14 +335,17 @@ fn timeout<B>(
     shared: &Shared<B>,
     attempts: &Attempts,
     now: Option<Duration>,
-) -> (Option<Sleep>, Option<Deadline>) {
+) -> (Option<Pin<Box<Sleep>>>, Option<Deadline>) {
     let configured = shared.retrier.config().attempt_timeout;
     match (configured, attempts.deadline().zip(now)) {
         (Some(configured), Some((deadline, now))) if configured < deadline.remaining(now) => {
-            (Some(tokio::time::sleep(configured)), None)
+            (Some(Box::pin(tokio::time::sleep(configured))), None)
         }
         (_, Some((deadline, _))) => (None, Some(deadline)),
-        (configured, None) => (configured.map(tokio::time::sleep), None),
+        (configured, None) => (
+            configured.map(|configured| Box::pin(tokio::time::sleep(configured))),
+            None,
+        ),
     }
 }
 
@@ -350,7 +356,7 @@ fn timeout<B>(
 /// that poll is pending.
 fn poll_attempt<F, T, E>(
     future: Pin<&mut F>,
-    mut timeout: Pin<&mut Option<Sleep>>,
+    timeout: &mut Option<Pin<Box<Sleep>>>,
     cut: Option<Deadline>,
     clock: &dyn Clock,
     cx: &mut Context<'_>,
@@ -359,12 +365,12 @@ where
     F: Future<Output = Result<T, E>>,
     E: Into<BoxError>,
 {
-    let fired = |timeout: Pin<&mut Option<Sleep>>, cx: &mut Context<'_>| {
+    let fired = |timeout: &mut Option<Pin<Box<Sleep>>>, cx: &mut Context<'_>| {
         timeout
-            .as_pin_mut()
-            .is_some_and(|timeout| timeout.poll(cx).is_ready())
+            .as_mut()
+            .is_some_and(|timeout| timeout.as_mut().poll(cx).is_ready())
     };
-    if fired(timeout.as_mut(), cx) {
+    if fired(timeout, cx) {
         return Poll::Ready((Err(timed_out(cut.is_some())), false, None));
     }
     let deadline = match cut {
@@ -383,7 +389,7 @@ where
     if let Poll::Ready(result) = future.poll(cx) {
         return Poll::Ready((result.map_err(Into::into), true, Some(now)));
     }
-    timeout.set(Some(tokio::time::sleep(deadline.remaining(now))));
+    *timeout = Some(Box::pin(tokio::time::sleep(deadline.remaining(now))));
     if fired(timeout, cx) {
         return Poll::Ready((Err(timed_out(true)), false, None));
     }
