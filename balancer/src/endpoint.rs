@@ -1,54 +1,63 @@
 //! The statistics of one endpoint: EWMA latency and success, and its in-flight requests.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use rampart_core::Outcome;
 use rampart_core::saturating_nanos;
 
-/// Marks a free slot of the in-flight table.
-const FREE: u64 = u64::MAX;
+/// In-flight requests whose start each endpoint keeps, for [`stalled_lag_ns`]: the bits of
+/// one word. Requests beyond them are counted in flight and taken for young.
+const TRACKED: usize = 64;
 
-/// The EWMA state, updated under the endpoint's lock.
-#[derive(Debug)]
-struct Ewma {
-    /// Latency in nanoseconds (0: nothing known).
-    lag_ns: f64,
-    /// Outcomes: 1 succeeding, 0 failing.
-    success: f64,
-    /// The previous completion; `None` until the first, whose sample sets the value.
-    stamp: Option<Duration>,
-    /// Start instants (ns) of the requests in flight, `FREE` for unused slots.
-    starts: Vec<u64>,
-    /// Unused slots of `starts`.
-    free: Vec<usize>,
-    /// Requests begun: a shared balancer's pick count, kept under the lock it takes anyway.
-    begun: u64,
-}
+/// No completion yet, in [`EndpointStats`]' `stamp`.
+const NEVER: u64 = u64::MAX;
 
 /// One endpoint's statistics, shared by the balancer (which reads them to choose) and the
 /// response futures of the requests sent to it (which record their completions).
 ///
-/// Readers never lock: the latency, the success and the in-flight count are published as
-/// atomics after each update. The lock is taken to start tracking a request, to
-/// record its completion, and to predict the latency from old in-flight requests.
+/// Every field is an atomic: readers never wait. A request's beginning and its end each
+/// take the `writing` flag (one atomic swap; it is let go with a plain store), so that the
+/// updates of one endpoint are made one at a time and every count stays exact; a
+/// `parking_lot` mutex cost two read-modify-writes per update, and this is the balancer's
+/// request path. An update is a few loads, stores and floating-point operations, and never
+/// panics; a thread that finds the flag taken spins briefly, then yields.
 #[derive(Debug)]
 pub(crate) struct EndpointStats {
-    ewma: Mutex<Ewma>,
-    lag_ns: AtomicU64,
-    success: AtomicU64,
+    /// Taken while a request begins or ends: the one writer of every field below.
+    writing: AtomicBool,
+    /// Bit `i` set: `starts[i]` is the start (ns) of a request in flight.
+    used: AtomicU64,
+    starts: Box<[AtomicU64; TRACKED]>,
     inflight: AtomicU64,
+    /// Requests begun: a shared balancer's pick count.
+    begun: AtomicU64,
+    /// The latency EWMA in nanoseconds (`f64` bits; 0: nothing known).
+    lag_ns: AtomicU64,
+    /// The outcome EWMA, 1 succeeding, 0 failing (`f64` bits).
+    success: AtomicU64,
+    /// The latest completion (ns), `NEVER` before the first, whose sample sets the EWMAs.
+    stamp: AtomicU64,
     weight: AtomicU64,
     /// The decay time constant, in nanoseconds.
     tau_ns: f64,
 }
 
-/// A request in flight on an endpoint: its slot in the in-flight table.
+/// A request in flight on an endpoint: its slot among the tracked starts (`TRACKED`: none).
 #[derive(Debug)]
 pub(crate) struct Ticket {
     slot: usize,
     started: Duration,
+}
+
+/// The `writing` flag of an [`EndpointStats`], held: let go when dropped.
+struct Writing<'a>(&'a AtomicBool);
+
+impl Drop for Writing<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl EndpointStats {
@@ -56,38 +65,61 @@ impl EndpointStats {
     pub(crate) fn new(prior_lag: Duration, tau: Duration) -> Self {
         let lag_ns = prior_lag.as_nanos() as f64;
         Self {
-            ewma: Mutex::new(Ewma {
-                lag_ns,
-                success: 1.0,
-                stamp: None,
-                starts: Vec::new(),
-                free: Vec::new(),
-                begun: 0,
-            }),
+            writing: AtomicBool::new(false),
+            used: AtomicU64::new(0),
+            starts: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
+            inflight: AtomicU64::new(0),
+            begun: AtomicU64::new(0),
             lag_ns: AtomicU64::new(lag_ns.to_bits()),
             success: AtomicU64::new(1.0_f64.to_bits()),
-            inflight: AtomicU64::new(0),
+            stamp: AtomicU64::new(NEVER),
             weight: AtomicU64::new(1.0_f64.to_bits()),
             tau_ns: tau.as_nanos() as f64,
         }
     }
 
+    /// Takes the `writing` flag, waiting for the thread that holds it (one that is beginning
+    /// or ending a request on this endpoint) to let it go.
+    #[inline]
+    fn write(&self) -> Writing<'_> {
+        if self.writing.swap(true, Ordering::Acquire) {
+            self.write_contended();
+        }
+        Writing(&self.writing)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn write_contended(&self) {
+        let mut spins = 0_u32;
+        loop {
+            while self.writing.load(Ordering::Relaxed) {
+                if spins < 100 {
+                    std::hint::spin_loop();
+                    spins += 1;
+                } else {
+                    // The holder may have been preempted: let it run.
+                    std::thread::yield_now();
+                }
+            }
+            if !self.writing.swap(true, Ordering::Acquire) {
+                return;
+            }
+        }
+    }
+
     /// Starts tracking a request sent at `now`.
     pub(crate) fn begin(&self, now: Duration) -> Ticket {
-        let start = saturating_nanos(now).min(FREE - 1);
-        let slot = {
-            let mut ewma = self.ewma.lock();
-            ewma.begun += 1;
-            let slot = if let Some(slot) = ewma.free.pop() {
-                ewma.starts[slot] = start;
-                slot
-            } else {
-                ewma.starts.push(start);
-                ewma.starts.len() - 1
-            };
-            self.publish_inflight(&ewma);
-            slot
-        };
+        let _writing = self.write();
+        let used = self.used.load(Ordering::Relaxed);
+        let slot = (!used).trailing_zeros() as usize;
+        if let Some(start) = self.starts.get(slot) {
+            start.store(saturating_nanos(now), Ordering::Relaxed);
+            // Released: a reader that sees the bit sees the start.
+            self.used.store(used | (1 << slot), Ordering::Release);
+        }
+        increment(&self.inflight);
+        increment(&self.begun);
         Ticket { slot, started: now }
     }
 
@@ -95,73 +127,61 @@ impl EndpointStats {
     /// updates the latency only), `None` when it was cancelled (nothing but the in-flight
     /// count changes: a client giving up says nothing about the endpoint).
     pub(crate) fn end(&self, ticket: &Ticket, now: Duration, outcome: Option<Outcome>) {
-        {
-            let mut ewma = self.ewma.lock();
-            if let Some(start) = ewma.starts.get_mut(ticket.slot) {
-                *start = FREE;
-                ewma.free.push(ticket.slot);
-                self.publish_inflight(&ewma);
-            }
-            if let Some(outcome) = outcome {
-                let sample = nanos_f64(now.saturating_sub(ticket.started));
-                let weight = match ewma.stamp {
-                    Some(stamp) => decay(nanos_f64(now.saturating_sub(stamp)) / self.tau_ns),
-                    None => 0.0,
-                };
-                ewma.stamp = Some(now.max(ewma.stamp.unwrap_or_default()));
-                // Peak-sensitive: a slower sample replaces the estimate at once.
-                ewma.lag_ns = if sample > ewma.lag_ns {
-                    sample
-                } else {
-                    ewma.lag_ns * weight + sample * (1.0 - weight)
-                };
-                let success = match outcome {
-                    Outcome::Success => Some(1.0),
-                    Outcome::Failure => Some(0.0),
-                    Outcome::Ignore => None,
-                };
-                if let Some(success) = success {
-                    ewma.success = ewma.success * weight + success * (1.0 - weight);
-                }
-                self.lag_ns.store(ewma.lag_ns.to_bits(), Ordering::Relaxed);
-                self.success
-                    .store(ewma.success.to_bits(), Ordering::Relaxed);
-            }
+        let _writing = self.write();
+        if ticket.slot < TRACKED {
+            let used = self.used.load(Ordering::Relaxed);
+            self.used
+                .store(used & !(1 << ticket.slot), Ordering::Release);
         }
-    }
-
-    /// Publishes the in-flight count for readers that take no lock: the table's used slots,
-    /// stored (not added to) under the lock that changes them, so that the count is exact
-    /// and costs no atomic read-modify-write of its own.
-    #[inline]
-    fn publish_inflight(&self, ewma: &Ewma) {
-        let inflight = ewma.starts.len() - ewma.free.len();
-        self.inflight.store(inflight as u64, Ordering::Relaxed);
+        let inflight = self.inflight.load(Ordering::Relaxed);
+        self.inflight
+            .store(inflight.saturating_sub(1), Ordering::Relaxed);
+        let Some(outcome) = outcome else {
+            return;
+        };
+        let sample = nanos_f64(now.saturating_sub(ticket.started));
+        let now_ns = saturating_nanos(now);
+        let stamp = self.stamp.load(Ordering::Relaxed);
+        let weight = if stamp == NEVER {
+            0.0
+        } else {
+            decay(now_ns.saturating_sub(stamp) as f64 / self.tau_ns)
+        };
+        // The latest completion: a clock stepping back is no time passing.
+        if stamp == NEVER || now_ns > stamp {
+            self.stamp.store(now_ns.min(NEVER - 1), Ordering::Relaxed);
+        }
+        let lag = self.lag_ns();
+        // Peak-sensitive: a slower sample replaces the estimate at once.
+        let lag = if sample > lag {
+            sample
+        } else {
+            lag * weight + sample * (1.0 - weight)
+        };
+        self.lag_ns.store(lag.to_bits(), Ordering::Relaxed);
+        let success = match outcome {
+            Outcome::Success => 1.0,
+            Outcome::Failure => 0.0,
+            Outcome::Ignore => return,
+        };
+        let success = self.success() * weight + success * (1.0 - weight);
+        self.success.store(success.to_bits(), Ordering::Relaxed);
     }
 
     /// The latency to expect at `now`: the EWMA, or the mean age of the in-flight requests
     /// older than it when they are the majority (a stalled endpoint looks slow before any of
-    /// its requests completes).
+    /// its requests completes). Reads without waiting.
     pub(crate) fn effective_lag_ns(&self, now: Duration) -> f64 {
         let lag = self.lag_ns();
-        if self.inflight() == 0 {
+        let inflight = self.inflight();
+        if inflight == 0 {
             return lag;
         }
-        stalled_lag_ns(&self.ewma.lock(), lag, now)
-    }
-
-    /// [`effective_lag_ns`](Self::effective_lag_ns) without waiting: when another thread
-    /// holds the endpoint's lock (starting or ending a request on it), the EWMA alone. The
-    /// shared balancer's pick never waits on an endpoint.
-    pub(crate) fn effective_lag_ns_now(&self, now: Duration) -> f64 {
-        let lag = self.lag_ns();
-        if self.inflight() == 0 {
-            return lag;
-        }
-        match self.ewma.try_lock() {
-            Some(ewma) => stalled_lag_ns(&ewma, lag, now),
-            None => lag,
-        }
+        let used = self.used.load(Ordering::Acquire);
+        let starts = (0..TRACKED)
+            .filter(|slot| used & (1 << slot) != 0)
+            .map(|slot| self.starts[slot].load(Ordering::Relaxed));
+        stalled_lag_ns(starts, inflight, lag, now)
     }
 
     pub(crate) fn lag_ns(&self) -> f64 {
@@ -191,13 +211,20 @@ impl EndpointStats {
 
     /// The requests begun on it.
     pub(crate) fn begun(&self) -> u64 {
-        self.ewma.lock().begun
+        self.begun.load(Ordering::Relaxed)
     }
 
     /// Whether any completion has been recorded.
     pub(crate) fn is_warm(&self) -> bool {
-        self.ewma.lock().stamp.is_some()
+        self.stamp.load(Ordering::Relaxed) != NEVER
     }
+}
+
+/// Adds one to a count only the holder of the `writing` flag writes: a load and a store.
+#[inline]
+fn increment(count: &AtomicU64) {
+    let value = count.load(Ordering::Relaxed);
+    count.store(value.saturating_add(1), Ordering::Relaxed);
 }
 
 /// `e^(-x)` for `x ≥ 0`: the weight an average keeps after `x` time constants. Below
@@ -235,19 +262,24 @@ fn wide_nanos_f64(nanos: u128) -> f64 {
 }
 
 /// `lag`, or the mean age at `now` of the in-flight requests older than it when they are the
-/// majority.
-fn stalled_lag_ns(ewma: &Ewma, lag: f64, now: Duration) -> f64 {
+/// majority of the `inflight` (those whose start is not kept, beyond the tracked ones, count
+/// as young): `starts` are the kept starts, in nanoseconds.
+fn stalled_lag_ns(
+    starts: impl Iterator<Item = u64>,
+    inflight: u64,
+    lag: f64,
+    now: Duration,
+) -> f64 {
     let now = saturating_nanos(now);
-    let (mut total, mut slow, mut slow_age) = (0_u64, 0_u64, 0.0);
-    for &start in ewma.starts.iter().filter(|start| **start != FREE) {
-        total += 1;
+    let (mut slow, mut slow_age) = (0_u64, 0.0);
+    for start in starts {
         let age = now.saturating_sub(start) as f64;
         if age > lag {
             slow += 1;
             slow_age += age;
         }
     }
-    if slow > total / 2 {
+    if slow > inflight / 2 {
         lag.max(slow_age / slow as f64)
     } else {
         lag
@@ -397,13 +429,89 @@ mod tests {
     }
 
     #[test]
+    fn requests_beyond_the_tracked_ones_are_counted_and_taken_for_young() {
+        let stats = EndpointStats::new(Duration::ZERO, TAU);
+        complete(&stats, 10 * MS, 10 * MS, Outcome::Success); // lag 10 ms
+        // 64 old requests hold every tracked slot; 64 young ones beyond them are not kept.
+        let old: Vec<Ticket> = (0..TRACKED).map(|_| stats.begin(20 * MS)).collect();
+        let young: Vec<Ticket> = (0..TRACKED).map(|_| stats.begin(119 * MS)).collect();
+        assert_eq!(stats.inflight(), 128);
+        assert!(young.iter().all(|ticket| ticket.slot == TRACKED));
+        assert_eq!(
+            stats.effective_lag_ns(120 * MS),
+            10e6,
+            "64 old of 128: not a majority"
+        );
+        let one_more_old = stats.begin(20 * MS);
+        for ticket in &young[..2] {
+            stats.end(ticket, 120 * MS, None);
+        }
+        assert_eq!(
+            (stats.inflight(), one_more_old.slot),
+            (127, TRACKED),
+            "the slots were all taken"
+        );
+        stats.end(&old[0], 120 * MS, None);
+        let reused = stats.begin(20 * MS);
+        assert_eq!(reused.slot, old[0].slot, "a freed slot is taken again");
+        // 64 kept old requests of 127: a majority; their mean age is 100 ms.
+        assert_eq!(stats.effective_lag_ns(120 * MS), 100e6);
+        for ticket in old[1..]
+            .iter()
+            .chain(&young[2..])
+            .chain([&one_more_old, &reused])
+        {
+            stats.end(ticket, 130 * MS, None);
+        }
+        assert_eq!(
+            (stats.inflight(), stats.used.load(Ordering::Relaxed)),
+            (0, 0)
+        );
+    }
+
+    #[test]
+    fn concurrent_beginnings_and_ends_keep_every_count_exact() {
+        let stats = EndpointStats::new(Duration::ZERO, TAU);
+        let (threads, rounds) = (4_u64, 20_000_u64);
+        std::thread::scope(|scope| {
+            for thread in 0..threads {
+                let stats = &stats;
+                scope.spawn(move || {
+                    let mut held = Vec::new();
+                    for round in 0..rounds {
+                        let now = Duration::from_micros(round);
+                        held.push(stats.begin(now));
+                        // Up to 40 per thread in flight: beyond the tracked slots in all.
+                        if held.len() > 40 || round % 3 == thread % 3 {
+                            let ticket = held.swap_remove(0);
+                            let outcome = (round % 2 == 0).then_some(Outcome::Success);
+                            stats.end(&ticket, now + MS, outcome);
+                        }
+                        assert!(stats.inflight() <= threads * 41);
+                    }
+                    for ticket in held {
+                        stats.end(&ticket, MS, None);
+                    }
+                });
+            }
+        });
+        assert_eq!(stats.inflight(), 0);
+        assert_eq!(stats.used.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.begun(), threads * rounds);
+        assert!(!stats.writing.load(Ordering::Relaxed));
+        assert!(stats.lag_ns() > 0.0 && stats.success() == 1.0);
+    }
+
+    #[test]
     fn slots_are_reused() {
         let stats = EndpointStats::new(Duration::ZERO, TAU);
         for _ in 0..100 {
             let ticket = stats.begin(MS);
+            assert_eq!(ticket.slot, 0);
             stats.end(&ticket, 2 * MS, Some(Outcome::Success));
         }
-        assert_eq!(stats.ewma.lock().starts.len(), 1);
+        assert_eq!(stats.used.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.begun(), 100);
     }
 }
 

@@ -86,8 +86,10 @@ use crate::{EndpointSnapshot, Load, P2cConfig, Score};
 ///
 /// The endpoint list is read without a lock: it is published as a whole
 /// through an [`arc_swap::ArcSwap`] and replaced, never edited, by discovery updates, which
-/// take a writer lock that picks never touch. A pick never waits on an endpoint's lock either
-/// (when another thread is recording a request on it, its stall estimate is skipped).
+/// take a writer lock that picks never touch. A pick never waits on an endpoint either: its
+/// statistics are atomics, read while other threads record requests on it (the beginnings
+/// and ends of one lane's requests are written one at a time, behind a flag taken with one
+/// atomic swap and let go with a store).
 ///
 /// Why `ArcSwap`: a `RwLock` read writes the lock's shared counter, so every pick of every
 /// thread would bounce one cache line between cores; a copy of the list kept by each handle

@@ -18,10 +18,10 @@ use crate::shared::members::Member;
 /// Draws of the whole list before the pick falls back to listing the ready members.
 const DRAWS: usize = 4;
 
-/// The cost `score` gives an endpoint with `stats` at `now`, never waiting on its lock.
+/// The cost `score` gives an endpoint with `stats` at `now` (read without waiting).
 fn cost_now<S: Score>(score: &S, stats: &EndpointStats, now: Duration) -> f64 {
     score.cost(&Load {
-        lag_ms: stats.effective_lag_ns_now(now) / 1e6,
+        lag_ms: stats.effective_lag_ns(now) / 1e6,
         inflight: stats.inflight(),
         success: stats.success(),
         weight: stats.weight(),
