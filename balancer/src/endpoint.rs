@@ -7,7 +7,9 @@ use rampart_core::Outcome;
 use rampart_core::saturating_nanos;
 
 /// In-flight requests whose start each endpoint keeps, for [`stalled_lag_ns`]: the bits of
-/// one word. Requests beyond them are counted in flight and taken for young.
+/// one word. Beyond them, requests are counted in flight and their starts not kept: the stall
+/// estimate is then made on a sample, the 64 kept (a slot freed is taken by the next request
+/// to begin, so the sample renews itself).
 const TRACKED: usize = 64;
 
 /// No completion yet, in [`EndpointStats`]' `stamp`.
@@ -181,7 +183,7 @@ impl EndpointStats {
         let starts = (0..TRACKED)
             .filter(|slot| used & (1 << slot) != 0)
             .map(|slot| self.starts[slot].load(Ordering::Relaxed));
-        stalled_lag_ns(starts, inflight, lag, now)
+        stalled_lag_ns(starts, lag, now)
     }
 
     pub(crate) fn lag_ns(&self) -> f64 {
@@ -262,24 +264,19 @@ fn wide_nanos_f64(nanos: u128) -> f64 {
 }
 
 /// `lag`, or the mean age at `now` of the in-flight requests older than it when they are the
-/// majority of the `inflight` (those whose start is not kept, beyond the tracked ones, count
-/// as young): `starts` are the kept starts, in nanoseconds.
-fn stalled_lag_ns(
-    starts: impl Iterator<Item = u64>,
-    inflight: u64,
-    lag: f64,
-    now: Duration,
-) -> f64 {
+/// majority: `starts` are the kept starts of requests in flight, in nanoseconds.
+fn stalled_lag_ns(starts: impl Iterator<Item = u64>, lag: f64, now: Duration) -> f64 {
     let now = saturating_nanos(now);
-    let (mut slow, mut slow_age) = (0_u64, 0.0);
+    let (mut total, mut slow, mut slow_age) = (0_u64, 0_u64, 0.0);
     for start in starts {
+        total += 1;
         let age = now.saturating_sub(start) as f64;
         if age > lag {
             slow += 1;
             slow_age += age;
         }
     }
-    if slow > inflight / 2 {
+    if slow > total / 2 {
         lag.max(slow_age / slow as f64)
     } else {
         lag
@@ -429,37 +426,33 @@ mod tests {
     }
 
     #[test]
-    fn requests_beyond_the_tracked_ones_are_counted_and_taken_for_young() {
+    fn beyond_the_kept_starts_requests_are_counted_and_the_kept_ones_judge_a_stall() {
         let stats = EndpointStats::new(Duration::ZERO, TAU);
         complete(&stats, 10 * MS, 10 * MS, Outcome::Success); // lag 10 ms
-        // 64 old requests hold every tracked slot; 64 young ones beyond them are not kept.
-        let old: Vec<Ticket> = (0..TRACKED).map(|_| stats.begin(20 * MS)).collect();
-        let young: Vec<Ticket> = (0..TRACKED).map(|_| stats.begin(119 * MS)).collect();
+        // 32 young requests and 32 old ones hold every kept slot; 64 old ones beyond them
+        // are counted, their starts not kept.
+        let young: Vec<Ticket> = (0..TRACKED / 2).map(|_| stats.begin(119 * MS)).collect();
+        let old: Vec<Ticket> = (0..TRACKED / 2).map(|_| stats.begin(20 * MS)).collect();
+        let beyond: Vec<Ticket> = (0..TRACKED).map(|_| stats.begin(20 * MS)).collect();
         assert_eq!(stats.inflight(), 128);
-        assert!(young.iter().all(|ticket| ticket.slot == TRACKED));
+        assert!(beyond.iter().all(|ticket| ticket.slot == TRACKED));
         assert_eq!(
             stats.effective_lag_ns(120 * MS),
             10e6,
-            "64 old of 128: not a majority"
+            "32 old of the 64 kept: not a majority"
         );
-        let one_more_old = stats.begin(20 * MS);
-        for ticket in &young[..2] {
-            stats.end(ticket, 120 * MS, None);
-        }
-        assert_eq!(
-            (stats.inflight(), one_more_old.slot),
-            (127, TRACKED),
-            "the slots were all taken"
-        );
-        stats.end(&old[0], 120 * MS, None);
+        // A young request ends; the next to begin, an old one, takes its slot.
+        stats.end(&young[0], 120 * MS, None);
         let reused = stats.begin(20 * MS);
-        assert_eq!(reused.slot, old[0].slot, "a freed slot is taken again");
-        // 64 kept old requests of 127: a majority; their mean age is 100 ms.
+        assert_eq!(reused.slot, young[0].slot, "a freed slot is taken again");
+        assert_eq!(stats.inflight(), 128);
+        // 33 old of the 64 kept: a majority; their mean age is 100 ms.
         assert_eq!(stats.effective_lag_ns(120 * MS), 100e6);
-        for ticket in old[1..]
+        for ticket in young[1..]
             .iter()
-            .chain(&young[2..])
-            .chain([&one_more_old, &reused])
+            .chain(&old)
+            .chain(&beyond)
+            .chain([&reused])
         {
             stats.end(ticket, 130 * MS, None);
         }

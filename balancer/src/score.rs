@@ -6,7 +6,8 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Load {
     /// The effective latency, in milliseconds: the EWMA, or the age of the in-flight requests
-    /// when most of them are older than it. Zero when nothing is known.
+    /// when most of them are older than it (judged on 64 of them when there are more). Zero
+    /// when nothing is known.
     pub lag_ms: f64,
     /// Requests in flight on the endpoint.
     pub inflight: u64,
