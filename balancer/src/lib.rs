@@ -75,13 +75,13 @@
 //! balancer, `SharedP2c` where many send through it.
 //!
 //! Cost, medians of two runs on our 2-vCPU benchmark machine: one request through a handle
-//! costs 138–160 ns at 2, 10 or 100 endpoints, 0.30× to 0.33× tower's `Balance` with
-//! `PeakEwma` and 22 to 38 ns above `P2c` (`benches/benches/balancer.rs`,
+//! costs 119–126 ns at 2, 10 or 100 endpoints, 0.29× to 0.30× tower's `Balance` with
+//! `PeakEwma` and 27 to 34 ns above `P2c` (`benches/benches/balancer.rs`,
 //! `rampart/shared_p2c_peak_success`); retry → breaker → `SharedP2c` with no `Buffer`, in a
-//! task's loop, costs 0.36× to 0.37× tower's retry → `Buffer` → `Balance`, and 0.97× to 1.03×
-//! the `Buffer` alone (`benches/benches/stack.rs`, group `stack`). Two threads sharing that
-//! stack send 1.80× the requests of one in both runs (the handle alone 1.71× and 1.77×),
-//! where a `Buffer` sends 0.89× and 0.90× and tower's stack 0.91× and 0.92× (group
+//! task's loop, costs 0.30× tower's retry → `Buffer` → `Balance` (0.301× and 0.304×), and
+//! 0.81× the `Buffer` alone (`benches/benches/stack.rs`, group `stack`). Two threads sharing
+//! that stack send 1.89× and 1.71× the requests of one (the handle alone 1.91× and 1.85×),
+//! where a `Buffer` sends 0.91× and 0.89× and tower's stack 0.86× and 0.88× (group
 //! `stack_tasks`).
 //!
 //! ```
@@ -125,9 +125,10 @@
 //!   (Kratos's integer ratchet decays it to 0.399 in 1 000 s).
 //! - A cancelled request counts as neither success nor failure (Kratos issue #3834).
 //! - Failures count ([`PeakEwma`], tower's cost, is blind to them).
-//! - No ready cache moving endpoints between sets on every call: one request costs 90 ns at 2,
-//!   10 or 100 endpoints, against 490 ns for tower's `Balance` with `PeakEwma` and 185 ns with
-//!   `PendingRequests` (`benches/benches/balancer.rs`, medians on our 2-vCPU machine).
+//! - No ready cache moving endpoints between sets on every call: one request costs 92 ns at 2,
+//!   10 or 100 endpoints, against 409–418 ns for tower's `Balance` with `PeakEwma` and
+//!   164–171 ns with `PendingRequests` (`benches/benches/balancer.rs`, medians of two runs on
+//!   our 2-vCPU machine).
 //! - When no endpoint is ready it waits at most a second, then fails the request with
 //!   [`NoEndpoints`] ([`WhenEmpty`]); tower waits for ever.
 //!
