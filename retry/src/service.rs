@@ -79,8 +79,8 @@ impl<S, B: fmt::Debug> fmt::Debug for Wrapped<S, B> {
 /// answered at once clones no service (tower's `Retry` clones its inner service at every
 /// call).
 ///
-/// Readiness is the inner service's; retries wait for their instance's. Errors come back as the inner
-/// service's (boxed), [`AttemptTimedOut`](crate::AttemptTimedOut), or
+/// Readiness is the inner service's; retries wait for their instance's. Errors come back as
+/// the inner service's (boxed), [`AttemptTimedOut`](crate::AttemptTimedOut), or
 /// [`DeadlineExceeded`](rampart_core::DeadlineExceeded).
 pub struct Retry<S, B, P = Policy> {
     inner: S,
