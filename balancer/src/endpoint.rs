@@ -183,10 +183,14 @@ impl EndpointStats {
         if inflight == 0 {
             return lag;
         }
-        let used = self.used.load(Ordering::Acquire);
-        let starts = (0..TRACKED)
-            .filter(|slot| used & (1 << slot) != 0)
-            .map(|slot| self.starts[slot].load(Ordering::Relaxed));
+        // The set bits alone, lowest first: as many steps as requests kept, not 64.
+        let mut used = self.used.load(Ordering::Acquire);
+        let starts = std::iter::from_fn(|| {
+            let slot = used.trailing_zeros() as usize;
+            let start = self.starts.get(slot)?;
+            used &= used - 1;
+            Some(start.load(Ordering::Relaxed))
+        });
         stalled_lag_ns(starts, lag, now)
     }
 

@@ -27,9 +27,9 @@ struct Inner<T> {
 /// handle was counted in.
 ///
 /// An `Arc`'s one count is written by every clone and drop, so that the threads of a server
-/// cloning a shared service for each request (a retry layer clones its inner service for
-/// every call, a handler its client) move that count's cache line from core to core at each
-/// request, each move several times the cost of a write to a line that stays on one core. The
+/// cloning a shared service for each request (a handler clones its client stack, and each
+/// layer's response future takes a reference to what the layer shares) move that count's
+/// cache line from core to core at each request, each move several times the cost of a write to a line that stays on one core. The
 /// layers keep what their services share behind a `StripedArc`, so that a request on one core
 /// writes no count another core writes (`benches/benches/stack.rs`, group `stack_tasks`,
 /// times a stack shared by two threads).

@@ -1,4 +1,6 @@
-use rampart_core::{Clock, ConfigError, StripedArc, SystemClock};
+use std::sync::Arc;
+
+use rampart_core::{Clock, ConfigError, SystemClock};
 use tower::Layer;
 
 use crate::metrics::RetryMetrics;
@@ -27,7 +29,7 @@ use crate::{Budget, HedgeConfig, HedgeLayer, Policy, Retrier, Retry, RetryConfig
 /// between layers too.
 #[derive(Debug)]
 pub struct RetryLayer<B, P = Policy> {
-    shared: StripedArc<Shared<B>>,
+    shared: Arc<Shared<B>>,
     policy: P,
 }
 
@@ -68,7 +70,7 @@ impl<B: Budget> RetryLayer<B> {
     ) -> Result<Self, ConfigError> {
         let retrier = Retrier::new(config, budget)?;
         Ok(Self {
-            shared: StripedArc::new(Shared {
+            shared: Arc::new(Shared {
                 metrics: RetryMetrics::new(&retrier.config().name),
                 retrier,
                 clock: Box::new(clock),

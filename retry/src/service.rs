@@ -1,4 +1,5 @@
 use std::fmt;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
@@ -12,8 +13,8 @@ use crate::{Budget, Policy, Retrier, RetryPolicy};
 /// What every service of a retry layer shares: the retry rules and budget, the metrics, and
 /// the clock that requests' deadlines are instants of (read only for requests with one).
 ///
-/// Held in a [`StripedArc`]: the layer's services are cloned once per request (for its
-/// retries), and a clone on one core writes no count that a clone on another core writes.
+/// Held in an `Arc` by the layer, and by each service it builds (in its [`Wrapped`]): cloned
+/// only when a service is built, never per request.
 pub(crate) struct Shared<B> {
     pub(crate) retrier: Retrier<B>,
     pub(crate) metrics: RetryMetrics,
@@ -33,8 +34,11 @@ impl<B: fmt::Debug> fmt::Debug for Shared<B> {
 /// service the layer wrapped, which a request's first retry clones for the attempts after its
 /// first. A request that is never retried clones no service: the first attempt goes to the
 /// calling handle's own instance.
+///
+/// Held in a [`StripedArc`]: each request's response future takes a reference, and a
+/// reference taken on one core writes no count that one on another core writes.
 pub(crate) struct Wrapped<S, B> {
-    pub(crate) layer: StripedArc<Shared<B>>,
+    pub(crate) layer: Arc<Shared<B>>,
     /// Locked only to clone it (once per retried request), so that a service that is `Send`
     /// but not `Sync` keeps the retry service `Send`.
     service: Mutex<S>,
@@ -109,7 +113,7 @@ impl<S: Clone, B, P: Clone> Clone for Retry<S, B, P> {
 }
 
 impl<S: Clone, B, P> Retry<S, B, P> {
-    pub(crate) fn from_parts(inner: S, layer: StripedArc<Shared<B>>, policy: P) -> Self {
+    pub(crate) fn from_parts(inner: S, layer: Arc<Shared<B>>, policy: P) -> Self {
         let service = Mutex::new(inner.clone());
         Self {
             inner,
