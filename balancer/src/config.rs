@@ -1,7 +1,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use rampart_core::{ConfigError, check};
+use rampart_core::{Clock, ConfigError, Timing, check};
 
 /// What the balancer does when no endpoint is ready (none discovered yet, or all busy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +36,9 @@ impl Default for WhenEmpty {
 /// | `name` | `"default"` | not empty |
 #[derive(Debug, Clone, PartialEq)]
 pub struct P2cConfig {
-    /// The time constant of the latency and success EWMAs: a completion Δt after the previous
-    /// one keeps `e^(−Δt/τ)` of the old estimate.
+    /// The time constant of the latency and success EWMAs: a sample Δt after the previous
+    /// one keeps `e^(−Δt/τ)` of the old estimate (the completions of one instant, a tick of
+    /// the clock's recent time where requests are placed on it, make one sample of success).
     pub tau: Duration,
     /// An endpoint that loses every draw for this long is picked once anyway, so that its
     /// statistics cannot go stale.
@@ -100,5 +101,12 @@ impl P2cConfig {
         check::positive("force_pick_after", self.force_pick_after)?;
         check::not_empty("name", &self.name)?;
         Ok(())
+    }
+
+    /// How a balancer of this configuration reads the time of its requests on `clock`: its
+    /// averages and force-pick clock need no finer instants than a tenth of the shorter of
+    /// `tau` and `force_pick_after` (see [`Timing`]).
+    pub(crate) fn timing<C: Clock>(&self, clock: &C) -> Timing {
+        Timing::new(clock, self.tau.min(self.force_pick_after))
     }
 }

@@ -3,8 +3,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use rampart_core::Outcome;
 use rampart_core::saturating_nanos;
+use rampart_core::{Arrival, Finish, Outcome};
 
 /// In-flight requests whose start each endpoint keeps, for [`stalled_lag_ns`]: the bits of
 /// one word. Beyond them, requests are counted in flight and their starts not kept: the stall
@@ -12,7 +12,7 @@ use rampart_core::saturating_nanos;
 /// to begin, so the sample renews itself).
 const TRACKED: usize = 64;
 
-/// No completion yet, in [`EndpointStats`]' `stamp`.
+/// Nothing yet, in [`EndpointStats`]' instants.
 const NEVER: u64 = u64::MAX;
 
 /// One endpoint's statistics, shared by the balancer (which reads them to choose) and the
@@ -24,6 +24,12 @@ const NEVER: u64 = u64::MAX;
 /// `parking_lot` mutex cost two read-modify-writes per update, and this is the balancer's
 /// request path. An update is a few loads, stores and floating-point operations, and never
 /// panics; a thread that finds the flag taken spins briefly, then yields.
+///
+/// Requests arrive and end on the balancer's [`Timing`](rampart_core::Timing): placed at the
+/// clock's recent time and timed on a sample where it has a cheap one. The latency EWMA
+/// learns from the timed requests, on the precise clock; the success EWMA from every
+/// completion, the completions placed at one instant (a tick of the recent time) averaged as
+/// one sample, so that a tick's hundreds of completions weigh what they would spread over it.
 #[derive(Debug)]
 pub(crate) struct EndpointStats {
     /// Taken while a request begins or ends: the one writer of every field below.
@@ -40,20 +46,38 @@ pub(crate) struct EndpointStats {
     begun: AtomicU64,
     /// The latency EWMA in nanoseconds (`f64` bits; 0: nothing known).
     lag_ns: AtomicU64,
-    /// The outcome EWMA, 1 succeeding, 0 failing (`f64` bits).
+    /// The precise end (ns) of the latest timed completion, `NEVER` before the first, whose
+    /// sample sets the latency EWMA.
+    lag_stamp: AtomicU64,
+    /// The outcome EWMA, 1 succeeding, 0 failing (`f64` bits): `settled` and the current
+    /// batch's mean, weighed by `batch_weight`.
     success: AtomicU64,
-    /// The latest completion (ns), `NEVER` before the first, whose sample sets the EWMAs.
-    stamp: AtomicU64,
+    /// The outcome EWMA before the current batch (`f64` bits).
+    settled: AtomicU64,
+    /// The instant (ns) of the batch folded into `settled`, `NEVER` before the first.
+    settled_at: AtomicU64,
+    /// The instant (ns) the current batch's completions are placed at, `NEVER` before the
+    /// first.
+    batch_at: AtomicU64,
+    /// The current batch's successes (high 32 bits) and completions (low 32 bits).
+    batch_counts: AtomicU64,
+    /// The weight `settled` keeps against the current batch (`f64` bits).
+    batch_weight: AtomicU64,
     weight: AtomicU64,
     /// The decay time constant, in nanoseconds.
     tau_ns: f64,
+    /// How much older than the latency EWMA an in-flight request must look to count as slow:
+    /// one tick of the recent time its start and the pick's instant are read on (none on the
+    /// precise clock).
+    slack_ns: f64,
 }
 
-/// A request in flight on an endpoint: its slot among the tracked starts (`TRACKED`: none).
+/// A request in flight on an endpoint: its slot among the tracked starts (`TRACKED`: none)
+/// and its arrival.
 #[derive(Debug)]
 pub(crate) struct Ticket {
     slot: usize,
-    started: Duration,
+    pub(crate) arrival: Arrival,
 }
 
 /// The `writing` flag of an [`EndpointStats`], held: let go when dropped.
@@ -67,8 +91,10 @@ impl Drop for Writing<'_> {
 }
 
 impl EndpointStats {
-    /// Statistics starting from `prior_lag` (the median of warm peers, or zero).
-    pub(crate) fn new(prior_lag: Duration, tau: Duration) -> Self {
+    /// Statistics starting from `prior_lag` (the median of warm peers, or zero), decaying
+    /// with time constant `tau`, whose requests arrive on a timing whose instants tick every
+    /// `tick` (zero on the precise clock).
+    pub(crate) fn new(prior_lag: Duration, tau: Duration, tick: Duration) -> Self {
         let lag_ns = prior_lag.as_nanos() as f64;
         Self {
             writing: AtomicBool::new(false),
@@ -77,10 +103,16 @@ impl EndpointStats {
             inflight: AtomicU64::new(0),
             begun: AtomicU64::new(0),
             lag_ns: AtomicU64::new(lag_ns.to_bits()),
+            lag_stamp: AtomicU64::new(NEVER),
             success: AtomicU64::new(1.0_f64.to_bits()),
-            stamp: AtomicU64::new(NEVER),
+            settled: AtomicU64::new(1.0_f64.to_bits()),
+            settled_at: AtomicU64::new(NEVER),
+            batch_at: AtomicU64::new(NEVER),
+            batch_counts: AtomicU64::new(0),
+            batch_weight: AtomicU64::new(0.0_f64.to_bits()),
             weight: AtomicU64::new(1.0_f64.to_bits()),
             tau_ns: tau.as_nanos() as f64,
+            slack_ns: tick.as_nanos() as f64,
         }
     }
 
@@ -114,25 +146,27 @@ impl EndpointStats {
         }
     }
 
-    /// Starts tracking a request sent at `now`.
-    pub(crate) fn begin(&self, now: Duration) -> Ticket {
+    /// Starts tracking a request arriving at `arrival`.
+    #[inline]
+    pub(crate) fn begin(&self, arrival: Arrival) -> Ticket {
         let _writing = self.write();
         let used = self.used.load(Ordering::Relaxed);
         let slot = (!used).trailing_zeros() as usize;
         if let Some(start) = self.starts.get(slot) {
-            start.store(saturating_nanos(now), Ordering::Relaxed);
+            start.store(saturating_nanos(arrival.at), Ordering::Relaxed);
             // Released: a reader that sees the bit sees the start.
             self.used.store(used | (1 << slot), Ordering::Release);
         }
         increment(&self.inflight);
         increment(&self.begun);
-        Ticket { slot, started: now }
+        Ticket { slot, arrival }
     }
 
-    /// Records the end of a request at `now`: `Some(outcome)` when it completed (`Ignore`
-    /// updates the latency only), `None` when it was cancelled (nothing but the in-flight
-    /// count changes: a client giving up says nothing about the endpoint).
-    pub(crate) fn end(&self, ticket: &Ticket, now: Duration, outcome: Option<Outcome>) {
+    /// Records the end of a request: `Some((outcome, finish))` when it completed, at `finish`
+    /// (`Ignore` updates the latency only; only a timed request teaches the latency), `None`
+    /// when it was cancelled (nothing but the in-flight count changes: a client giving up
+    /// says nothing about the endpoint).
+    pub(crate) fn end(&self, ticket: &Ticket, completed: Option<(Outcome, Finish)>) {
         let _writing = self.write();
         if ticket.slot < TRACKED {
             let used = self.used.load(Ordering::Relaxed);
@@ -142,20 +176,30 @@ impl EndpointStats {
         let inflight = self.inflight.load(Ordering::Relaxed);
         self.inflight
             .store(inflight.saturating_sub(1), Ordering::Relaxed);
-        let Some(outcome) = outcome else {
+        let Some((outcome, finish)) = completed else {
             return;
         };
-        let sample = nanos_f64(now.saturating_sub(ticket.started));
-        let now_ns = saturating_nanos(now);
-        let stamp = self.stamp.load(Ordering::Relaxed);
-        let weight = if stamp == NEVER {
-            0.0
-        } else {
-            decay(now_ns.saturating_sub(stamp) as f64 / self.tau_ns)
+        if let Some(timed) = finish.timed {
+            self.learn_latency(nanos_f64(timed.elapsed()), saturating_nanos(timed.end));
+        }
+        let success = match outcome {
+            Outcome::Success => true,
+            Outcome::Failure => false,
+            Outcome::Ignore => return,
         };
+        self.learn_outcome(success, saturating_nanos(finish.at));
+    }
+
+    /// Folds a latency `sample` ending at precise instant `end_ns` into the EWMA. Held under
+    /// the `writing` flag.
+    #[inline]
+    fn learn_latency(&self, sample: f64, end_ns: u64) {
+        let stamp = self.lag_stamp.load(Ordering::Relaxed);
+        let weight = self.weight_since(stamp, end_ns);
         // The latest completion: a clock stepping back is no time passing.
-        if stamp == NEVER || now_ns > stamp {
-            self.stamp.store(now_ns.min(NEVER - 1), Ordering::Relaxed);
+        if stamp == NEVER || end_ns > stamp {
+            self.lag_stamp
+                .store(end_ns.min(NEVER - 1), Ordering::Relaxed);
         }
         let lag = self.lag_ns();
         // Peak-sensitive: a slower sample replaces the estimate at once.
@@ -165,18 +209,59 @@ impl EndpointStats {
             lag * weight + sample * (1.0 - weight)
         };
         self.lag_ns.store(lag.to_bits(), Ordering::Relaxed);
-        let success = match outcome {
-            Outcome::Success => 1.0,
-            Outcome::Failure => 0.0,
-            Outcome::Ignore => return,
-        };
-        let success = self.success() * weight + success * (1.0 - weight);
-        self.success.store(success.to_bits(), Ordering::Relaxed);
     }
 
-    /// The latency to expect at `now`: the EWMA, or the mean age of the in-flight requests
-    /// older than it when they are the majority (a stalled endpoint looks slow before any of
-    /// its requests completes). Reads without waiting.
+    /// Adds an outcome placed at instant `at_ns` to the success EWMA. The completions of one
+    /// instant form a batch, averaged into one sample; a later instant folds the batch into
+    /// the settled average and starts the next (an earlier one, a clock stepping back, joins
+    /// the current batch). Held under the `writing` flag.
+    #[inline]
+    fn learn_outcome(&self, success: bool, at_ns: u64) {
+        let batch_at = self.batch_at.load(Ordering::Relaxed);
+        let (mut weight, mut counts) = (
+            f64::from_bits(self.batch_weight.load(Ordering::Relaxed)),
+            self.batch_counts.load(Ordering::Relaxed),
+        );
+        let mut settled = f64::from_bits(self.settled.load(Ordering::Relaxed));
+        if batch_at == NEVER || at_ns > batch_at {
+            let mut settled_at = self.settled_at.load(Ordering::Relaxed);
+            if batch_at != NEVER {
+                // The published average is the finished batch folded in.
+                settled = self.success();
+                settled_at = batch_at;
+                self.settled.store(settled.to_bits(), Ordering::Relaxed);
+                self.settled_at.store(settled_at, Ordering::Relaxed);
+            }
+            weight = self.weight_since(settled_at, at_ns);
+            counts = 0;
+            self.batch_at.store(at_ns.min(NEVER - 1), Ordering::Relaxed);
+            self.batch_weight.store(weight.to_bits(), Ordering::Relaxed);
+        }
+        // Successes above, completions below: each saturates on its own half.
+        let (good, all) = (counts >> 32, counts & u64::from(u32::MAX));
+        let all = (all + 1).min(u64::from(u32::MAX));
+        let good = (good + u64::from(success)).min(all);
+        self.batch_counts.store(good << 32 | all, Ordering::Relaxed);
+        let mean = good as f64 / all as f64;
+        let average = settled * weight + mean * (1.0 - weight);
+        self.success.store(average.to_bits(), Ordering::Relaxed);
+    }
+
+    /// The weight an average last moved at `stamp` (ns; `NEVER`: never) keeps at `now_ns`.
+    #[inline]
+    fn weight_since(&self, stamp: u64, now_ns: u64) -> f64 {
+        if stamp == NEVER {
+            0.0
+        } else {
+            decay(now_ns.saturating_sub(stamp) as f64 / self.tau_ns)
+        }
+    }
+
+    /// The latency to expect at `now` (an instant of the arrivals' source): the EWMA, or the
+    /// mean age of the in-flight requests older than it (by more than a tick of that source)
+    /// when they are the majority: a stalled endpoint looks slow before any of its requests
+    /// completes. Reads without waiting.
+    #[inline]
     pub(crate) fn effective_lag_ns(&self, now: Duration) -> f64 {
         let lag = self.lag_ns();
         let inflight = self.inflight();
@@ -191,9 +276,10 @@ impl EndpointStats {
             used &= used - 1;
             Some(start.load(Ordering::Relaxed))
         });
-        stalled_lag_ns(starts, lag, now)
+        stalled_lag_ns(starts, lag, self.slack_ns, now)
     }
 
+    #[inline]
     pub(crate) fn lag_ns(&self) -> f64 {
         f64::from_bits(self.lag_ns.load(Ordering::Relaxed))
     }
@@ -203,14 +289,17 @@ impl EndpointStats {
         saturating_duration(self.lag_ns())
     }
 
+    #[inline]
     pub(crate) fn success(&self) -> f64 {
         f64::from_bits(self.success.load(Ordering::Relaxed))
     }
 
+    #[inline]
     pub(crate) fn inflight(&self) -> u64 {
         self.inflight.load(Ordering::Relaxed)
     }
 
+    #[inline]
     pub(crate) fn weight(&self) -> f64 {
         f64::from_bits(self.weight.load(Ordering::Relaxed))
     }
@@ -224,9 +313,9 @@ impl EndpointStats {
         self.begun.load(Ordering::Relaxed)
     }
 
-    /// Whether any completion has been recorded.
+    /// Whether a latency has been measured.
     pub(crate) fn is_warm(&self) -> bool {
-        self.stamp.load(Ordering::Relaxed) != NEVER
+        self.lag_stamp.load(Ordering::Relaxed) != NEVER
     }
 }
 
@@ -271,15 +360,18 @@ fn wide_nanos_f64(nanos: u128) -> f64 {
     nanos as f64
 }
 
-/// `lag`, or the mean age at `now` of the in-flight requests older than it when they are the
-/// majority: `starts` are the kept starts of requests in flight, in nanoseconds.
-fn stalled_lag_ns(starts: impl Iterator<Item = u64>, lag: f64, now: Duration) -> f64 {
+/// `lag`, or the mean age at `now` of the in-flight requests older than it by more than
+/// `slack` when they are the majority: `starts` are the kept starts of requests in flight, all
+/// in nanoseconds. On instants a tick apart (`slack`), a request begun in the previous tick
+/// looks a tick old however young it is: without the slack, at each tick every request in
+/// flight would look slow on an endpoint faster than a tick.
+fn stalled_lag_ns(starts: impl Iterator<Item = u64>, lag: f64, slack: f64, now: Duration) -> f64 {
     let now = saturating_nanos(now);
     let (mut total, mut slow, mut slow_age) = (0_u64, 0_u64, 0.0);
     for start in starts {
         total += 1;
         let age = now.saturating_sub(start) as f64;
-        if age > lag {
+        if age > lag + slack {
             slow += 1;
             slow_age += age;
         }
@@ -302,21 +394,41 @@ pub(crate) fn saturating_duration(nanos: f64) -> Duration {
     })
 }
 
+/// Arrivals and ends on the precise clock, for the tests of this crate.
+#[cfg(test)]
+impl EndpointStats {
+    /// [`begin`](Self::begin) for a request arriving, timed, at `now`.
+    pub(crate) fn begin_now(&self, now: Duration) -> Ticket {
+        self.begin(Arrival::given(now))
+    }
+
+    /// [`end`](Self::end) at `now` of a request begun by [`begin_now`](Self::begin_now).
+    pub(crate) fn end_now(&self, ticket: &Ticket, now: Duration, outcome: Option<Outcome>) {
+        let clock = rampart_core::ManualClock::starting_at(now);
+        self.end(
+            ticket,
+            outcome.map(|outcome| (outcome, ticket.arrival.finish(&clock))),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use rampart_core::{Clock, ManualClock};
+
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
     const TAU: Duration = Duration::from_millis(600);
 
     fn complete(stats: &EndpointStats, at: Duration, latency: Duration, outcome: Outcome) {
-        let ticket = stats.begin(at.saturating_sub(latency));
-        stats.end(&ticket, at, Some(outcome));
+        let ticket = stats.begin_now(at.saturating_sub(latency));
+        stats.end_now(&ticket, at, Some(outcome));
     }
 
     #[test]
     fn the_first_sample_sets_the_value_and_later_ones_decay_in_with_time() {
-        let stats = EndpointStats::new(Duration::ZERO, TAU);
+        let stats = EndpointStats::new(Duration::ZERO, TAU, Duration::ZERO);
         complete(&stats, 100 * MS, 10 * MS, Outcome::Success);
         assert_eq!(stats.lag_ns(), 10e6);
         // 600 ms later (one τ) a 4 ms sample: w = e⁻¹.
@@ -334,7 +446,7 @@ mod tests {
 
     #[test]
     fn success_decays_with_the_same_weight_and_ignored_outcomes_leave_it() {
-        let stats = EndpointStats::new(Duration::ZERO, TAU);
+        let stats = EndpointStats::new(Duration::ZERO, TAU, Duration::ZERO);
         complete(&stats, 10 * MS, MS, Outcome::Failure);
         assert_eq!(stats.success(), 0.0, "the first sample sets it");
         complete(&stats, 610 * MS, MS, Outcome::Success);
@@ -345,12 +457,77 @@ mod tests {
     }
 
     #[test]
-    fn a_cancelled_request_changes_nothing_but_the_in_flight_count() {
-        let stats = EndpointStats::new(Duration::ZERO, TAU);
+    fn the_completions_of_one_instant_are_averaged_into_one_sample() {
+        let stats = EndpointStats::new(Duration::ZERO, TAU, Duration::ZERO);
+        for outcome in [Outcome::Success, Outcome::Failure, Outcome::Success] {
+            complete(&stats, 10 * MS, MS, outcome);
+        }
         complete(&stats, 10 * MS, MS, Outcome::Success);
-        let ticket = stats.begin(20 * MS);
+        assert_eq!(stats.success(), 0.75, "the first batch sets it: 3 of 4");
+        // One τ later a batch of two failures and two successes: w = e⁻¹ of 0.75 kept.
+        let w = (-1.0_f64).exp();
+        for outcome in [Outcome::Failure, Outcome::Failure, Outcome::Success] {
+            complete(&stats, 610 * MS, MS, outcome);
+        }
+        // A clock stepping back joins the batch under way.
+        complete(&stats, 600 * MS, MS, Outcome::Success);
+        assert!((stats.success() - (0.75 * w + 0.5 * (1.0 - w))).abs() < 1e-12);
+        // The next instant folds that batch in: its first completion weighs what a whole
+        // batch would.
+        let settled = stats.success();
+        complete(&stats, 1_210 * MS, MS, Outcome::Failure);
+        assert!((stats.success() - settled * w).abs() < 1e-12);
+    }
+
+    #[test]
+    fn untimed_completions_teach_the_success_alone_and_only_a_timed_one_warms() {
+        let stats = EndpointStats::new(Duration::ZERO, TAU, 4 * MS);
+        let clock = ManualClock::starting_at(7 * MS).with_recent_resolution(4 * MS);
+        let timing = rampart_core::Timing::new(&clock, TAU);
+        // The first of the tick is timed; of the rest, one in sixteen.
+        let untimed = std::iter::repeat_with(|| timing.arrival(&clock))
+            .find(|arrival| arrival.timed_from.is_none())
+            .expect("an untimed arrival");
+        assert_eq!(untimed.at, 4 * MS);
+        let ticket = stats.begin(untimed);
+        clock.advance(40 * MS);
+        let finish = ticket.arrival.finish(&clock);
+        assert_eq!(finish.timed, None);
+        stats.end(&ticket, Some((Outcome::Failure, finish)));
+        assert_eq!((stats.success(), stats.lag_ns()), (0.0, 0.0));
+        assert!(!stats.is_warm(), "no latency measured yet");
+        let ticket = stats.begin_now(clock.now());
+        clock.advance(3 * MS);
+        stats.end_now(&ticket, clock.now(), Some(Outcome::Success));
+        assert_eq!(stats.lag_ns(), 3e6);
+        assert!(stats.is_warm());
+    }
+
+    #[test]
+    fn on_ticking_instants_a_request_must_look_a_tick_older_than_the_latency_to_be_slow() {
+        let stats = EndpointStats::new(Duration::ZERO, TAU, 4 * MS);
+        complete(&stats, 8 * MS, MS, Outcome::Success); // lag 1 ms
+        // Begun in the previous tick: 4 ms old on ticking instants, however young.
+        let held = [stats.begin_now(8 * MS), stats.begin_now(8 * MS)];
+        assert_eq!(
+            stats.effective_lag_ns(12 * MS),
+            1e6,
+            "within a tick: not slow"
+        );
+        // Three ticks later they are slow: their age is the estimate.
+        assert_eq!(stats.effective_lag_ns(20 * MS), 12e6);
+        for ticket in &held {
+            stats.end_now(ticket, 20 * MS, None);
+        }
+    }
+
+    #[test]
+    fn a_cancelled_request_changes_nothing_but_the_in_flight_count() {
+        let stats = EndpointStats::new(Duration::ZERO, TAU, Duration::ZERO);
+        complete(&stats, 10 * MS, MS, Outcome::Success);
+        let ticket = stats.begin_now(20 * MS);
         assert_eq!(stats.inflight(), 1);
-        stats.end(&ticket, 900 * MS, None);
+        stats.end_now(&ticket, 900 * MS, None);
         assert_eq!(
             (stats.inflight(), stats.success(), stats.lag_ns()),
             (0, 1.0, 1e6)
@@ -359,20 +536,20 @@ mod tests {
 
     #[test]
     fn old_in_flight_requests_raise_the_effective_latency_when_they_are_the_majority() {
-        let stats = EndpointStats::new(Duration::ZERO, TAU);
+        let stats = EndpointStats::new(Duration::ZERO, TAU, Duration::ZERO);
         complete(&stats, 10 * MS, 10 * MS, Outcome::Success); // lag 10 ms
-        let old = [stats.begin(20 * MS), stats.begin(20 * MS)];
-        let young = stats.begin(115 * MS);
+        let old = [stats.begin_now(20 * MS), stats.begin_now(20 * MS)];
+        let young = stats.begin_now(115 * MS);
         // At 120 ms: two requests aged 100 ms (older than 10 ms), one aged 5 ms.
         assert_eq!(stats.effective_lag_ns(120 * MS), 100e6);
-        let more_young = [stats.begin(119 * MS), stats.begin(119 * MS)];
+        let more_young = [stats.begin_now(119 * MS), stats.begin_now(119 * MS)];
         assert_eq!(
             stats.effective_lag_ns(120 * MS),
             10e6,
             "2 of 5 old: no longer a majority"
         );
         for ticket in old.iter().chain(&more_young).chain([&young]) {
-            stats.end(ticket, 130 * MS, None);
+            stats.end_now(ticket, 130 * MS, None);
         }
         assert_eq!(stats.inflight(), 0);
     }
@@ -435,13 +612,15 @@ mod tests {
 
     #[test]
     fn beyond_the_kept_starts_requests_are_counted_and_the_kept_ones_judge_a_stall() {
-        let stats = EndpointStats::new(Duration::ZERO, TAU);
+        let stats = EndpointStats::new(Duration::ZERO, TAU, Duration::ZERO);
         complete(&stats, 10 * MS, 10 * MS, Outcome::Success); // lag 10 ms
         // 32 young requests and 32 old ones hold every kept slot; 64 old ones beyond them
         // are counted, their starts not kept.
-        let young: Vec<Ticket> = (0..TRACKED / 2).map(|_| stats.begin(119 * MS)).collect();
-        let old: Vec<Ticket> = (0..TRACKED / 2).map(|_| stats.begin(20 * MS)).collect();
-        let beyond: Vec<Ticket> = (0..TRACKED).map(|_| stats.begin(20 * MS)).collect();
+        let young: Vec<Ticket> = (0..TRACKED / 2)
+            .map(|_| stats.begin_now(119 * MS))
+            .collect();
+        let old: Vec<Ticket> = (0..TRACKED / 2).map(|_| stats.begin_now(20 * MS)).collect();
+        let beyond: Vec<Ticket> = (0..TRACKED).map(|_| stats.begin_now(20 * MS)).collect();
         assert_eq!(stats.inflight(), 128);
         assert!(beyond.iter().all(|ticket| ticket.slot == TRACKED));
         assert_eq!(
@@ -450,8 +629,8 @@ mod tests {
             "32 old of the 64 kept: not a majority"
         );
         // A young request ends; the next to begin, an old one, takes its slot.
-        stats.end(&young[0], 120 * MS, None);
-        let reused = stats.begin(20 * MS);
+        stats.end_now(&young[0], 120 * MS, None);
+        let reused = stats.begin_now(20 * MS);
         assert_eq!(reused.slot, young[0].slot, "a freed slot is taken again");
         assert_eq!(stats.inflight(), 128);
         // 33 old of the 64 kept: a majority; their mean age is 100 ms.
@@ -462,7 +641,7 @@ mod tests {
             .chain(&beyond)
             .chain([&reused])
         {
-            stats.end(ticket, 130 * MS, None);
+            stats.end_now(ticket, 130 * MS, None);
         }
         assert_eq!(
             (stats.inflight(), stats.used.load(Ordering::Relaxed)),
@@ -472,7 +651,7 @@ mod tests {
 
     #[test]
     fn concurrent_beginnings_and_ends_keep_every_count_exact() {
-        let stats = EndpointStats::new(Duration::ZERO, TAU);
+        let stats = EndpointStats::new(Duration::ZERO, TAU, Duration::ZERO);
         let (threads, rounds) = (4_u64, 20_000_u64);
         std::thread::scope(|scope| {
             for thread in 0..threads {
@@ -481,17 +660,17 @@ mod tests {
                     let mut held = Vec::new();
                     for round in 0..rounds {
                         let now = Duration::from_micros(round);
-                        held.push(stats.begin(now));
+                        held.push(stats.begin_now(now));
                         // Up to 40 per thread in flight: beyond the tracked slots in all.
                         if held.len() > 40 || round % 3 == thread % 3 {
                             let ticket = held.swap_remove(0);
                             let outcome = (round % 2 == 0).then_some(Outcome::Success);
-                            stats.end(&ticket, now + MS, outcome);
+                            stats.end_now(&ticket, now + MS, outcome);
                         }
                         assert!(stats.inflight() <= threads * 41);
                     }
                     for ticket in held {
-                        stats.end(&ticket, MS, None);
+                        stats.end_now(&ticket, MS, None);
                     }
                 });
             }
@@ -505,11 +684,11 @@ mod tests {
 
     #[test]
     fn slots_are_reused() {
-        let stats = EndpointStats::new(Duration::ZERO, TAU);
+        let stats = EndpointStats::new(Duration::ZERO, TAU, Duration::ZERO);
         for _ in 0..100 {
-            let ticket = stats.begin(MS);
+            let ticket = stats.begin_now(MS);
             assert_eq!(ticket.slot, 0);
-            stats.end(&ticket, 2 * MS, Some(Outcome::Success));
+            stats.end_now(&ticket, 2 * MS, Some(Outcome::Success));
         }
         assert_eq!(stats.used.load(Ordering::Relaxed), 0);
         assert_eq!(stats.begun(), 100);
@@ -524,17 +703,17 @@ mod ratchet {
     fn rare_errors_do_not_ratchet_success_down() {
         // Kratos's integer success EWMA, at 1 000 completions per second with 0.1 % errors,
         // decays to 0.399 in 1 000 s; the true average is 0.999.
-        let stats = EndpointStats::new(Duration::ZERO, Duration::from_millis(600));
+        let stats = EndpointStats::new(Duration::ZERO, Duration::from_millis(600), Duration::ZERO);
         let mut lowest = 1.0_f64;
         for n in 1..=1_000_000_u64 {
             let now = Duration::from_millis(n);
-            let ticket = stats.begin(now.saturating_sub(Duration::from_micros(500)));
+            let ticket = stats.begin_now(now.saturating_sub(Duration::from_micros(500)));
             let outcome = if n % 1_000 == 0 {
                 Outcome::Failure
             } else {
                 Outcome::Success
             };
-            stats.end(&ticket, now, Some(outcome));
+            stats.end_now(&ticket, now, Some(outcome));
             lowest = lowest.min(stats.success());
         }
         // The last completion was one of the errors: a dip of 1 − e^(−1/600) ≈ 0.0017.

@@ -59,13 +59,13 @@ impl<C> Sent<C> {
 
 impl<C: Clock> Recorder for Sent<C> {
     fn record(&mut self, outcome: Outcome) {
-        self.stats
-            .get()
-            .end(&self.ticket, self.clock.now(), Some(outcome));
+        let finish = self.ticket.arrival.finish(&self.clock);
+        self.stats.get().end(&self.ticket, Some((outcome, finish)));
     }
 
     fn record_cancel(&mut self) {
-        self.stats.get().end(&self.ticket, self.clock.now(), None);
+        // A cancellation reads no clock: only the in-flight count changes.
+        self.stats.get().end(&self.ticket, None);
     }
 }
 

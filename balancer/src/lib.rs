@@ -75,14 +75,16 @@
 //! balancer, `SharedP2c` where many send through it.
 //!
 //! Cost, medians of two runs on our 2-vCPU benchmark machine: one request through a handle
-//! costs 119–126 ns at 2, 10 or 100 endpoints, 0.29× to 0.30× tower's `Balance` with
-//! `PeakEwma` and 27 to 34 ns above `P2c` (`benches/benches/balancer.rs`,
+//! costs 85–93 ns at 2, 10 or 100 endpoints, 0.21× to 0.22× tower's `Balance` with
+//! `PeakEwma` and 24 to 33 ns above `P2c` (`benches/benches/balancer.rs`,
 //! `rampart/shared_p2c_peak_success`); retry → breaker → `SharedP2c` with no `Buffer`, in a
-//! task's loop, costs 0.30× tower's retry → `Buffer` → `Balance` (0.301× and 0.304×), and
-//! 0.81× the `Buffer` alone (`benches/benches/stack.rs`, group `stack`). Two threads sharing
-//! that stack send 1.89× and 1.71× the requests of one (the handle alone 1.91× and 1.85×),
-//! where a `Buffer` sends 0.91× and 0.89× and tower's stack 0.86× and 0.88× (group
-//! `stack_tasks`).
+//! task's loop, costs 0.28× and 0.29× tower's retry → `Buffer` → `Balance`, and 0.69× and
+//! 0.71× the `Buffer` alone (`benches/benches/stack.rs`, group `stack`). Two threads sharing
+//! that stack send 1.88× and 1.69× the requests of one (the handle alone 1.87× and 1.88×),
+//! where a `Buffer` sends 0.94× and 0.92× and tower's stack 0.88× and 0.89× (group
+//! `stack_tasks`). Both balancers read the kernel's coarse clock for most requests and the
+//! precise one for a sample (see [`P2c`]'s "Clock"); timing every request, the handle cost
+//! 112–118 ns (one run).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -125,10 +127,14 @@
 //!   (Kratos's integer ratchet decays it to 0.399 in 1 000 s).
 //! - A cancelled request counts as neither success nor failure (Kratos issue #3834).
 //! - Failures count ([`PeakEwma`], tower's cost, is blind to them).
-//! - No ready cache moving endpoints between sets on every call: one request costs 92 ns at 2,
-//!   10 or 100 endpoints, against 409–418 ns for tower's `Balance` with `PeakEwma` and
-//!   164–171 ns with `PendingRequests` (`benches/benches/balancer.rs`, medians of two runs on
+//! - No ready cache moving endpoints between sets on every call: one request costs 60–61 ns
+//!   at 2, 10 or 100 endpoints, against 407–419 ns for tower's `Balance` with `PeakEwma` and
+//!   163–172 ns with `PendingRequests` (`benches/benches/balancer.rs`, medians of two runs on
 //!   our 2-vCPU machine).
+//! - Latency from a sample of requests where the clock has a cheap recent time (tower's
+//!   `PeakEwma` reads the precise clock twice per request): the first request of each tick
+//!   of the kernel's coarse clock and one in 16 of the rest; every completion counts towards
+//!   success.
 //! - When no endpoint is ready it waits at most a second, then fails the request with
 //!   [`NoEndpoints`] ([`WhenEmpty`]); tower waits for ever.
 //!

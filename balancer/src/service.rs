@@ -91,7 +91,15 @@ pub struct EndpointSnapshot<K> {
 ///
 /// # Clock
 ///
-/// One clock read when a request is placed (in `poll_ready`) and one when it completes.
+/// On a clock whose recent time ticks at least ten times within the shorter of `tau` and
+/// `force_pick_after` (the default [`SystemClock`]'s kernel coarse clock, 1–4 ms, against
+/// 600 ms), a request is placed at that time when it is picked (in `poll_ready`) and when it
+/// completes, and a sample of requests (the first of each tick, one in 16 of the rest: see
+/// [`Timing`](rampart_core::Timing)) is timed by reading the precise `now` at both ends
+/// besides. Every completion teaches the success average, the completions of one tick
+/// averaged into one sample; the timed ones teach the latency average; a request in flight
+/// counts as stalled once it looks a tick older than that average. On any other clock every
+/// request reads `now` once at each end and is timed.
 pub struct P2c<D, Req, C = SystemClock, S = PeakSuccess, L = DefaultClassifier>
 where
     D: Discover,
@@ -147,12 +155,10 @@ where
     /// # Errors
     ///
     /// If `config` is invalid (see [`P2cConfig::validate`]).
-    pub fn new_with(
-        discover: D,
-        config: P2cConfig,
-        clock: C,
-        score: S,
-    ) -> Result<Self, ConfigError> {
+    pub fn new_with(discover: D, config: P2cConfig, clock: C, score: S) -> Result<Self, ConfigError>
+    where
+        C: Clock,
+    {
         config.validate()?;
         Ok(Self {
             state: P2cState::new(discover, config, clock, score),
@@ -207,7 +213,7 @@ where
 {
     /// What the balancer sees of each endpoint, now.
     pub fn snapshot(&self) -> Vec<EndpointSnapshot<D::Key>> {
-        let now = self.state.clock.now();
+        let now = self.state.timing.instant(&self.state.clock);
         self.state
             .set
             .iter()
@@ -278,23 +284,23 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let state = &mut self.state;
-        let Some((mut at, now)) = state.chosen.take() else {
+        let Some((mut at, arrival)) = state.chosen.take() else {
             // Nothing was ready (or `poll_ready` was not called): fail this request.
             state.fail_next = false;
             return ResponseFuture::no_endpoint();
         };
         if pick_hint::is_listening() {
-            at = state.honour_hint::<Req>(at, now);
+            at = state.honour_hint::<Req>(at, arrival.at);
             pick_hint::record_pick(EndpointId::of(&state.set.get(at).key));
         }
         let endpoint = state.set.get_mut(at);
         // Tracked before the call: if the endpoint's `call` panics, the guard ends it.
-        let ticket = endpoint.stats.begin(now);
+        let ticket = endpoint.stats.begin(arrival);
         let recorded = Stats::Owned(Arc::clone(&endpoint.stats));
         let sent = Sent::new(recorded, ticket, state.clock.clone());
         let completion = Completion::new(sent, self.classifier.clone());
         endpoint.picks += 1;
-        endpoint.last_pick = now;
+        endpoint.last_pick = arrival.at;
         endpoint.metrics.picks.increment(1);
         ResponseFuture::sent(endpoint.service.call(request), completion)
     }

@@ -268,7 +268,11 @@ mod tests {
 
     fn endpoint(key: u32) -> Endpoint<u32, ()> {
         let metrics = BalancerMetrics::new("test").endpoint(key.to_string());
-        let stats = Arc::new(EndpointStats::new(Duration::ZERO, Duration::from_secs(1)));
+        let stats = Arc::new(EndpointStats::new(
+            Duration::ZERO,
+            Duration::from_secs(1),
+            Duration::ZERO,
+        ));
         Endpoint::new(key, (), stats, metrics, Duration::ZERO)
     }
 
@@ -347,9 +351,9 @@ mod tests {
         for (key, lag_ms) in [(0, 30), (1, 10), (2, 20)] {
             let at = set.add(endpoint(key));
             let stats = &set.get(at).stats;
-            let ticket = stats.begin(Duration::ZERO);
+            let ticket = stats.begin_now(Duration::ZERO);
             let outcome = Some(rampart_core::Outcome::Success);
-            stats.end(&ticket, Duration::from_millis(lag_ms), outcome);
+            stats.end_now(&ticket, Duration::from_millis(lag_ms), outcome);
         }
         set.add(endpoint(3));
         assert_eq!(set.median_warm_lag(), Duration::from_millis(20));

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rampart_core::Clock;
 use rampart_core::pick_hint::{self, EndpointId};
+use rampart_core::{Arrival, Clock, Timing};
 use tokio::time::Sleep;
 use tower::discover::{Change, Discover};
 use tower::{BoxError, Service};
@@ -27,14 +27,16 @@ pub(crate) struct P2cState<D: Discover, C, S> {
     discover: Pin<Box<D>>,
     discovery_ended: bool,
     pub(crate) set: EndpointSet<D::Key, D::Service>,
-    /// The endpoint `poll_ready` chose for the next `call`, and when.
-    pub(crate) chosen: Option<(usize, Duration)>,
+    /// The endpoint `poll_ready` chose for the next `call`, and the request's arrival.
+    pub(crate) chosen: Option<(usize, Arrival)>,
     /// The next `call` fails: nothing was ready.
     pub(crate) fail_next: bool,
     empty_timer: Option<Pin<Box<Sleep>>>,
     choices: TwoChoices,
     pub(crate) config: P2cConfig,
     pub(crate) clock: C,
+    /// How requests are placed in time and which are timed.
+    pub(crate) timing: Timing,
     pub(crate) score: S,
     metrics: BalancerMetrics,
     pub(crate) label: fn(&D::Key) -> String,
@@ -45,6 +47,7 @@ impl<D: Discover, C, S> P2cState<D, C, S> {
     pub(crate) fn new(discover: D, config: P2cConfig, clock: C, score: S) -> Self
     where
         D::Key: fmt::Debug,
+        C: Clock,
     {
         Self {
             discover: Box::pin(discover),
@@ -55,6 +58,7 @@ impl<D: Discover, C, S> P2cState<D, C, S> {
             empty_timer: None,
             choices: TwoChoices::from_valid(&config),
             metrics: BalancerMetrics::new(&config.name),
+            timing: config.timing(&clock),
             config,
             clock,
             score,
@@ -114,11 +118,13 @@ where
         self.promote_pending::<Req>(cx);
         while !self.set.ready().is_empty() {
             self.empty_timer = None;
-            let now = self.clock.now();
-            let Some(at) = self.pick(now) else { break };
+            let arrival = self.timing.arrival(&self.clock);
+            let Some(at) = self.pick(arrival.at) else {
+                break;
+            };
             match Service::<Req>::poll_ready(&mut self.set.get_mut(at).service, cx) {
                 Poll::Ready(Ok(())) => {
-                    self.chosen = Some((at, now));
+                    self.chosen = Some((at, arrival));
                     return Poll::Ready(Ok(()));
                 }
                 Poll::Pending => self.set.make_pending(at),
@@ -153,10 +159,11 @@ where
             self.set.make_pending(at);
             return;
         }
-        let now = self.clock.now();
+        let now = self.timing.instant(&self.clock);
         let stats = Arc::new(EndpointStats::new(
             self.set.median_warm_lag(),
             self.config.tau,
+            self.timing.tick(),
         ));
         let metrics = self.metrics.endpoint((self.label)(&key));
         self.set

@@ -1,7 +1,9 @@
 //! The fleet scenarios of `tests/fleet.rs` with `SharedP2c` in place of `P2c`: the same
 //! endpoints, rates and thresholds, on paused time. The slow-endpoint scenario also runs with
 //! each request on its own task and its own clone of the handle, as the handlers of a server
-//! would share it.
+//! would share it. The slow, failing-fast and failing scenarios run again on a clock whose
+//! recent time ticks every 4 ms, as `SystemClock`'s does: requests placed on its ticks, a
+//! sample of them timed.
 
 #[path = "fleet/support.rs"]
 mod support;
@@ -12,7 +14,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rampart_balancer::{NoEndpoints, P2cConfig, PeakSuccess, SharedP2c};
-use rampart_core::TokioClock;
+use rampart_core::{Clock, TokioClock};
 use rampart_fault::{Distribution, FaultConfig};
 use tokio::time::Instant;
 use tower::discover::Change;
@@ -24,15 +26,43 @@ use crate::support::{
     healthy, misbehaving_endpoint, p99, share,
 };
 
-type Balancer = SharedP2c<usize, Backend, TokioClock>;
+type Balancer<C = TokioClock> = SharedP2c<usize, Backend, C>;
+
+/// Tokio's paused time, its recent time on ticks of 4 ms (the kernel's coarse clock on most
+/// distributions): a balancer on it places its requests on the ticks and times a sample.
+#[derive(Debug, Clone, Default)]
+struct Ticking(TokioClock);
+
+const TICK: Duration = Duration::from_millis(4);
+
+impl Clock for Ticking {
+    fn now(&self) -> Duration {
+        self.0.now()
+    }
+
+    fn recent(&self) -> Duration {
+        let now = self.0.now();
+        now.saturating_sub(Duration::from_nanos(
+            (now.as_nanos() % TICK.as_nanos()) as u64,
+        ))
+    }
+
+    fn recent_resolution(&self) -> Duration {
+        TICK
+    }
+}
 
 fn shared(endpoints: Vec<(usize, Backend)>, seed: u64) -> Balancer {
-    let balancer = SharedP2c::empty_with(
-        P2cConfig::default().with_seed(seed),
-        TokioClock::new(),
-        PeakSuccess,
-    )
-    .expect("valid");
+    shared_on(endpoints, seed, TokioClock::new())
+}
+
+fn shared_on<C: Clock + Clone>(
+    endpoints: Vec<(usize, Backend)>,
+    seed: u64,
+    clock: C,
+) -> Balancer<C> {
+    let balancer = SharedP2c::empty_with(P2cConfig::default().with_seed(seed), clock, PeakSuccess)
+        .expect("valid");
     for (key, service) in endpoints {
         balancer.insert(key, service);
     }
@@ -40,8 +70,8 @@ fn shared(endpoints: Vec<(usize, Backend)>, seed: u64) -> Balancer {
 }
 
 /// `drive` with each request on its own task, sent through its own clone of `balancer`.
-async fn drive_clones(
-    balancer: &Balancer,
+async fn drive_clones<C: Clock + Clone>(
+    balancer: &Balancer<C>,
     duration: Duration,
     mut script: impl FnMut(Duration),
 ) -> Vec<Sent> {
@@ -71,14 +101,15 @@ async fn drive_clones(
 }
 
 /// The slow-endpoint scenario: endpoint 4 ten times slower from 10 s; its share from 12 s on
-/// and the p99 beside a healthy run's, each request on its own clone when `clones`.
-async fn ten_times_slower(clones: bool) -> (f64, Duration, Duration) {
+/// and the p99 beside a healthy run's, each request on its own clone when `clones`, the
+/// balancers reading `clock`.
+async fn ten_times_slower<C: Clock + Clone>(clones: bool, clock: C) -> (f64, Duration, Duration) {
     let slow = healthy().with_latency(Distribution::log_normal_p99(
         Duration::from_millis(100),
         Duration::from_millis(200),
     ));
     let (endpoints, _) = fleet(5);
-    let healthy_run = shared(endpoints, 1);
+    let healthy_run = shared_on(endpoints, 1, clock.clone());
     let baseline = if clones {
         drive_clones(&healthy_run, 30 * SECOND, |_| {}).await
     } else {
@@ -95,7 +126,7 @@ async fn ten_times_slower(clones: bool) -> (f64, Duration, Duration) {
             script_counts.take(at, &script_handles);
         }
     };
-    let balancer = shared(endpoints, 1);
+    let balancer = shared_on(endpoints, 1, clock);
     let sent = if clones {
         drive_clones(&balancer, 30 * SECOND, script).await
     } else {
@@ -112,7 +143,7 @@ async fn ten_times_slower(clones: bool) -> (f64, Duration, Duration) {
 #[tokio::test(start_paused = true)]
 async fn a_10x_slower_endpoint_gets_under_1_percent_and_p99_stays_within_20_percent() {
     for clones in [false, true] {
-        let (slow_share, healthy_p99, p99) = ten_times_slower(clones).await;
+        let (slow_share, healthy_p99, p99) = ten_times_slower(clones, TokioClock::new()).await;
         assert!(
             slow_share <= 0.01,
             "clones {clones}: the slow endpoint got {:.2} %",
@@ -127,6 +158,59 @@ async fn a_10x_slower_endpoint_gets_under_1_percent_and_p99_stays_within_20_perc
             slow_share * 100.0
         );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_a_ticking_clock_a_10x_slower_endpoint_gets_under_1_percent_and_p99_stays_within_20_percent()
+ {
+    let (slow_share, healthy_p99, p99) = ten_times_slower(true, Ticking::default()).await;
+    assert!(
+        slow_share <= 0.01,
+        "the slow endpoint got {:.2} %",
+        slow_share * 100.0
+    );
+    assert!(
+        p99 <= healthy_p99.mul_f64(1.2),
+        "p99 {p99:?} against {healthy_p99:?} healthy"
+    );
+    eprintln!(
+        "10x slower, ticking clock: {:.2} %, p99 {p99:?} (healthy {healthy_p99:?})",
+        slow_share * 100.0
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_a_ticking_clock_every_request_is_counted_and_the_latency_learnt_from_a_sample() {
+    let (endpoints, _) = fleet(3);
+    let balancer = shared_on(endpoints, 6, Ticking::default());
+    drive_clones(&balancer, 4 * SECOND, |_| {}).await;
+    let snapshot = balancer.snapshot();
+    let picks: u64 = snapshot.iter().map(|e| e.picks).sum();
+    assert_eq!(picks, 4_000, "every request counted");
+    for endpoint in &snapshot {
+        assert_eq!(endpoint.inflight, 0);
+        assert!(endpoint.success == 1.0, "{endpoint:?}");
+        // The healthy endpoints' latency: log-normal, 10 ms median; learnt from a sample.
+        let lag_ms = endpoint.lag.as_secs_f64() * 1e3;
+        assert!((5.0..=30.0).contains(&lag_ms), "{endpoint:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_a_ticking_clock_an_endpoint_failing_fast_is_avoided() {
+    let black_hole = FaultConfig::default()
+        .with_delay(Duration::from_millis(1))
+        .with_error_rate(1.0);
+    let (ours, _) = misbehaving_endpoint(|e| shared_on(e, 2, Ticking::default()), black_hole).await;
+    assert!(ours <= 0.005, "PeakSuccess sent it {:.2} %", ours * 100.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_a_ticking_clock_a_failing_endpoint_is_avoided_and_regains_traffic_after_recovery() {
+    assert_a_failing_endpoint_is_avoided_and_regains_traffic(|endpoints| {
+        shared_on(endpoints, 3, Ticking::default())
+    })
+    .await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -112,7 +112,8 @@ pub use crate::classify::{GrpcBody, GrpcClassifier, grpc_code_outcome};
 #[cfg(feature = "tokio")]
 pub use crate::clock::TokioClock;
 pub use crate::clock::{
-    BucketClock, Clock, CoarseClock, ManualClock, SystemClock, saturating_nanos,
+    Arrival, BucketClock, Clock, CoarseClock, Finish, ManualClock, SystemClock, Timed, Timing,
+    saturating_nanos,
 };
 pub use crate::completion::{Completion, Recorder};
 pub use crate::context::{

@@ -19,8 +19,8 @@ use crate::events::Transitions;
 use crate::ledger::{Ledger, mean_rt_us, passes};
 use crate::metrics::LimiterMetrics;
 use crate::priority::Priorities;
-use crate::timing::Arrival;
 use crate::{BbrConfig, Gate, Overloaded, SchedulingDelay, SystemCpu};
+use rampart_core::Arrival;
 
 /// Drops are remembered at this resolution: finer would make every shed request write to a
 /// shared cache line.

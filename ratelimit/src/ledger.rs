@@ -14,7 +14,7 @@ use std::time::Duration;
 use metrics::Gauge;
 use rampart_core::{BucketStats, Clock, RollingWindow, saturating_nanos};
 
-use crate::timing::{Arrival, Timing};
+use rampart_core::{Arrival, Timing};
 
 /// Added to a bucket's count by a timed completion: the count's high half counts the timed
 /// completions, its low half all of them (a bucket would need 2³² completions to carry).
@@ -55,8 +55,8 @@ impl<C: Clock> Ledger<C> {
     /// Records the completion now of a request timed from `timed_from` (`None`: not timed).
     #[inline]
     pub(crate) fn complete(&self, timed_from: Option<Duration>) {
-        let (at, response_time) = self.timing.completion(self.window.clock(), timed_from);
-        self.record(at, response_time);
+        let finish = self.timing.completion(self.window.clock(), timed_from);
+        self.record(finish.at, finish.timed.map(|timed| timed.elapsed()));
     }
 }
 

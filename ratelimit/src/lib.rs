@@ -243,7 +243,6 @@ mod metrics;
 mod permit;
 mod priority;
 mod service;
-mod timing;
 
 pub use crate::bbr::{BbrLimiter, BbrSnapshot};
 pub use crate::config::{BbrConfig, Gate};

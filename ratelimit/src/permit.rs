@@ -10,8 +10,8 @@ use std::time::Duration;
 use rampart_core::{Clock, Criticality, RequestContext, SystemClock};
 
 use crate::ledger::Ledger;
-use crate::timing::Arrival;
 use crate::{BbrLimiter, CpuUsage, Overloaded, SystemCpu};
+use rampart_core::Arrival;
 
 /// # Admission
 impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {

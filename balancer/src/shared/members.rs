@@ -97,10 +97,11 @@ pub(crate) struct Merged {
 }
 
 impl Record {
-    /// A new endpoint's record with `lanes` lanes starting from `prior` latency, as if just
-    /// picked at `now` (the force-pick clock starts).
+    /// A new endpoint's record with `lanes` lanes starting from `prior` latency, decaying
+    /// with `tau`, its requests placed at instants `tick` apart, as if just picked at `now`
+    /// (the force-pick clock starts).
     pub(crate) fn new(
-        (prior, tau): (Duration, Duration),
+        (prior, tau, tick): (Duration, Duration, Duration),
         lanes: usize,
         metrics: EndpointMetrics,
         now: Duration,
@@ -111,7 +112,7 @@ impl Record {
         let lanes = (0..lanes.max(1))
             .map(|_| {
                 Arc::new(Lane {
-                    stats: EndpointStats::new(prior, tau),
+                    stats: EndpointStats::new(prior, tau, tick),
                     last_pick: AtomicU64::new(saturating_nanos(now)),
                     picks: metrics.picks.clone(),
                 })
@@ -334,7 +335,7 @@ mod tests {
     fn record(lanes: usize) -> Record {
         let metrics = BalancerMetrics::new("lanes").endpoint("e".to_owned());
         Record::new(
-            (5 * MS, 600 * MS),
+            (5 * MS, 600 * MS, Duration::ZERO),
             lanes,
             metrics,
             Duration::ZERO,
@@ -343,8 +344,8 @@ mod tests {
     }
 
     fn complete(lane: &Lane, at: Duration, latency: Duration, outcome: Outcome) {
-        let ticket = lane.stats.begin(at.saturating_sub(latency));
-        lane.stats.end(&ticket, at, Some(outcome));
+        let ticket = lane.stats.begin_now(at.saturating_sub(latency));
+        lane.stats.end_now(&ticket, at, Some(outcome));
     }
 
     #[test]
@@ -363,8 +364,8 @@ mod tests {
         );
         complete(record.lane(1), 100 * MS, 20 * MS, Outcome::Failure);
         let _in_flight = [
-            record.lane(0).stats.begin(100 * MS),
-            record.lane(1).stats.begin(100 * MS),
+            record.lane(0).stats.begin_now(100 * MS),
+            record.lane(1).stats.begin_now(100 * MS),
         ];
         let both = record.merged(100 * MS);
         assert_eq!((both.lag_ns, both.success), (15e6, 0.5));

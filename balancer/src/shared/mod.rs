@@ -137,7 +137,15 @@ use crate::{EndpointSnapshot, Load, P2cConfig, Score};
 ///
 /// # Clock
 ///
-/// One clock read when a request is placed (in `poll_ready`) and one when it completes.
+/// On a clock whose recent time ticks at least ten times within the shorter of `tau` and
+/// `force_pick_after` (the default [`SystemClock`]'s kernel coarse clock, 1–4 ms, against
+/// 600 ms), a request is placed at that time when it is picked (in `poll_ready`) and when it
+/// completes, and a sample of requests (the first of each tick, one in 16 of the rest: see
+/// [`Timing`](rampart_core::Timing)) is timed by reading the precise `now` at both ends
+/// besides. Every completion teaches the success average, the completions of one tick
+/// averaged into one sample; the timed ones teach the latency average; a request in flight
+/// counts as stalled once it looks a tick older than that average. On any other clock every
+/// request reads `now` once at each end and is timed.
 pub struct SharedP2c<K, Svc, C = SystemClock, S = PeakSuccess, L = DefaultClassifier> {
     shared: StripedArc<Shared<K, Svc, C, S>>,
     classifier: L,
@@ -157,8 +165,8 @@ struct Chosen<Svc> {
     /// Its name in pick hints.
     id: rampart_core::pick_hint::EndpointId,
     service: Svc,
-    /// When it was chosen: the request's start.
-    now: std::time::Duration,
+    /// The request's arrival, when it was chosen.
+    arrival: rampart_core::Arrival,
 }
 
 /// # Construction
@@ -329,7 +337,7 @@ where
     /// above): requests in flight and picks added up, latency and success averaged over the
     /// lanes that have seen a completion.
     pub fn snapshot(&self) -> Vec<EndpointSnapshot<K>> {
-        let now = self.shared.clock.now();
+        let now = self.shared.timing.instant(&self.shared.clock);
         let list = self.shared.members.load();
         list.iter()
             .map(|member| {

@@ -3,10 +3,9 @@
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use rampart_core::pick_hint;
-use rampart_core::{Classify, Clock, Completion};
+use rampart_core::{Arrival, Classify, Clock, Completion};
 use tower::{BoxError, Service};
 
 use crate::WhenEmpty;
@@ -61,8 +60,11 @@ where
         };
         if pick_hint::is_listening() {
             if pick_hint::is_avoided(chosen.id)
-                && let Some(other) =
-                    choose_avoiding::<Req, _, _, _, _>(&mut self.choices, &self.shared, chosen.now)
+                && let Some(other) = choose_avoiding::<Req, _, _, _, _>(
+                    &mut self.choices,
+                    &self.shared,
+                    chosen.arrival,
+                )
             {
                 chosen = other;
             }
@@ -71,12 +73,12 @@ where
         let Chosen {
             lane,
             mut service,
-            now,
+            arrival,
             ..
         } = chosen;
-        lane.picked(now);
+        lane.picked(arrival.at);
         // Tracked before the call: if the endpoint's `call` panics, the guard ends it.
-        let ticket = lane.stats.begin(now);
+        let ticket = lane.stats.begin(arrival);
         let sent = Sent::new(Stats::Shared(lane), ticket, self.shared.clock.clone());
         let completion = Completion::new(sent, self.classifier.clone());
         ResponseFuture::sent(service.call(request), completion)
@@ -96,7 +98,8 @@ where
     S: Score,
 {
     let list = shared.members.load();
-    let now = shared.clock.now();
+    let arrival = shared.timing.arrival(&shared.clock);
+    let now = arrival.at;
     let stripe = shared.thread_stripe();
     let mut cx = Context::from_waker(&shared.probe_waker);
     // Each miss takes an endpoint out of the candidates: at most one try per endpoint.
@@ -109,7 +112,7 @@ where
                     lane: Arc::clone(member.record.lane(stripe)),
                     id: member.id,
                     service,
-                    now,
+                    arrival,
                 });
             }
             Poll::Pending => shared.park(member, service),
@@ -119,14 +122,14 @@ where
     None
 }
 
-/// For a request whose pick hint avoids the endpoint chosen: the better of two drawn among
-/// the ready endpoints not avoided, a clone of it polled ready as in [`choose`]; `None` when
-/// none of them is ready (the request then goes where it was going: a hint is a preference,
-/// never a refusal).
+/// For a request arriving at `arrival` whose pick hint avoids the endpoint chosen: the
+/// better of two drawn among the ready endpoints not avoided, a clone of it polled ready as
+/// in [`choose`]; `None` when none of them is ready (the request then goes where it was
+/// going: a hint is a preference, never a refusal).
 fn choose_avoiding<Req, K, Svc, C, S>(
     choices: &mut TwoChoices,
     shared: &Shared<K, Svc, C, S>,
-    now: Duration,
+    arrival: Arrival,
 ) -> Option<Chosen<Svc>>
 where
     Svc: Service<Req> + Clone,
@@ -142,7 +145,12 @@ where
     let stripe = shared.thread_stripe();
     let mut cx = Context::from_waker(&shared.probe_waker);
     while !others.is_empty() {
-        let member = Arc::clone(pick::pick(choices, &shared.score, &others, (now, stripe))?);
+        let member = Arc::clone(pick::pick(
+            choices,
+            &shared.score,
+            &others,
+            (arrival.at, stripe),
+        )?);
         others.retain(|other| !Arc::ptr_eq(other, &member));
         let mut service = member.service.clone();
         match Service::<Req>::poll_ready(&mut service, &mut cx) {
@@ -151,7 +159,7 @@ where
                     lane: Arc::clone(member.record.lane(stripe)),
                     id: member.id,
                     service,
-                    now,
+                    arrival,
                 });
             }
             Poll::Pending => shared.park(&member, service),

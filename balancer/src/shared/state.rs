@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use parking_lot::Mutex;
-use rampart_core::{Clock, Stripes};
+use rampart_core::{Clock, Stripes, Timing};
 use tower::discover::Change;
 use tower::{BoxError, Service};
 
@@ -30,6 +30,8 @@ pub(crate) struct Shared<K, Svc, C, S> {
     pub(crate) probe_waker: Waker,
     pub(crate) config: P2cConfig,
     pub(crate) clock: C,
+    /// How requests are placed in time and which are timed.
+    pub(crate) timing: Timing,
     pub(crate) score: S,
     metrics: BalancerMetrics,
     pub(crate) label: Mutex<fn(&K) -> String>,
@@ -48,6 +50,7 @@ impl<K, Svc, C, S> Shared<K, Svc, C, S> {
     pub(crate) fn new(stream: Stream<K, Svc>, config: P2cConfig, clock: C, score: S) -> Self
     where
         K: fmt::Debug,
+        C: Clock,
     {
         // A seed asks for reproducible picks: one lane, whatever CPUs the threads run on.
         let lanes = if config.seed.is_some() {
@@ -64,6 +67,7 @@ impl<K, Svc, C, S> Shared<K, Svc, C, S> {
             discovery_waker,
             probe_waker,
             metrics: BalancerMetrics::new(&config.name),
+            timing: config.timing(&clock),
             config,
             clock,
             score,
@@ -112,12 +116,12 @@ where
     /// Adds `service` under `key` (or replaces the service of a known key, which keeps its
     /// statistics); it is polled ready at the next `poll_ready` of any handle.
     pub(crate) fn insert(&self, key: K, service: Svc) {
-        let now = self.clock.now();
+        let now = self.timing.instant(&self.clock);
         let label = (*self.label.lock())(&key);
-        let tau = self.config.tau;
+        let (tau, tick) = (self.config.tau, self.timing.tick());
         let len = self.members.insert(key, service, |prior| {
             Record::new(
-                (prior, tau),
+                (prior, tau, tick),
                 self.lanes,
                 self.metrics.endpoint(label.clone()),
                 now,

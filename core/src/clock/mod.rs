@@ -6,6 +6,7 @@ mod bucket;
 mod coarse;
 mod manual;
 mod system;
+mod timing;
 #[cfg(feature = "tokio")]
 mod tokio;
 
@@ -16,6 +17,7 @@ pub use self::bucket::BucketClock;
 pub use self::coarse::CoarseClock;
 pub use self::manual::ManualClock;
 pub use self::system::SystemClock;
+pub use self::timing::{Arrival, Finish, Timed, Timing};
 #[cfg(feature = "tokio")]
 pub use self::tokio::TokioClock;
 
