@@ -10,23 +10,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::endpoint::EndpointStats;
 use crate::p2c::{Candidate, TwoChoices};
-use crate::score::{Load, Score};
+use crate::score::Score;
 use crate::shared::members::Member;
+use crate::state::cost_of;
 
 /// Draws of the whole list before the pick falls back to listing the ready members.
 const DRAWS: usize = 4;
-
-/// The cost `score` gives an endpoint with `stats` at `now` (read without waiting).
-fn cost_now<S: Score>(score: &S, stats: &EndpointStats, now: Duration) -> f64 {
-    score.cost(&Load {
-        lag_ms: stats.effective_lag_ns(now) / 1e6,
-        inflight: stats.inflight(),
-        success: stats.success(),
-        weight: stats.weight(),
-    })
-}
 
 /// The member to use at `now` among the ready ones of `list` (`None` if none is ready), as
 /// their lanes of stripe `stripe` see them, with the score gauges of the candidates refreshed
@@ -53,7 +43,7 @@ pub(crate) fn pick<'a, K, Svc, S: Score>(
     let only = *ready.first()?;
     let metrics = &only.record.metrics;
     if metrics.score_due(now) {
-        metrics.publish_score(cost_now(score, &only.record.lane(stripe).stats, now), now);
+        metrics.publish_score(cost_of(score, &only.record.lane(stripe).stats, now), now);
     }
     Some(only)
 }
@@ -69,7 +59,7 @@ fn better<'a, K, Svc, S: Score>(
     let candidates = drawn.map(|member| {
         let lane = member.record.lane(stripe);
         Candidate {
-            cost: cost_now(score, &lane.stats, now),
+            cost: cost_of(score, &lane.stats, now),
             last_pick: lane.last_pick(),
         }
     });
