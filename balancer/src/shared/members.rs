@@ -92,7 +92,7 @@ pub(crate) struct Merged {
     /// Requests begun, over all lanes.
     pub(crate) begun: u64,
     pub(crate) weight: f64,
-    /// Whether any lane has recorded a completion.
+    /// Whether any lane has measured a latency.
     pub(crate) warm: bool,
 }
 

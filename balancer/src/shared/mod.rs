@@ -77,7 +77,7 @@ use crate::{EndpointSnapshot, Load, P2cConfig, Score};
 /// traffic still balances the whole, as a proxy's per-worker balancers do. The readiness of
 /// endpoints, their weights and the score gauges are shared.
 /// [`snapshot`](Self::snapshot) adds up the lanes' requests and averages the latency and
-/// success of the lanes that have seen a completion.
+/// success of the lanes that have measured a latency.
 ///
 /// A balancer with a [seed](P2cConfig::with_seed) keeps one lane per endpoint: its picks then
 /// depend on its seed and its traffic alone, not on the CPUs its threads happen to run on, as a
@@ -335,7 +335,7 @@ where
 
     /// What the balancer sees of each endpoint, now, over all its lanes (see "Sharing"
     /// above): requests in flight and picks added up, latency and success averaged over the
-    /// lanes that have seen a completion.
+    /// lanes that have measured a latency.
     pub fn snapshot(&self) -> Vec<EndpointSnapshot<K>> {
         let now = self.shared.timing.instant(&self.shared.clock);
         let list = self.shared.members.load();
