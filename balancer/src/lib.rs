@@ -80,8 +80,8 @@
 //! `rampart/shared_p2c_peak_success`); retry → breaker → `SharedP2c` with no `Buffer`, in a
 //! task's loop, costs 0.28× and 0.29× tower's retry → `Buffer` → `Balance`, and 0.69× and
 //! 0.71× the `Buffer` alone (`benches/benches/stack.rs`, group `stack`). Two threads sharing
-//! that stack send 1.88× and 1.69× the requests of one (the handle alone 1.87× and 1.88×),
-//! where a `Buffer` sends 0.94× and 0.92× and tower's stack 0.88× and 0.89× (group
+//! that stack send 1.69× to 1.90× the requests of one over four runs (the handle alone 1.86×
+//! to 1.96×), where a `Buffer` sends 0.86× to 0.94× and tower's stack 0.88× and 0.89× (group
 //! `stack_tasks`). Both balancers read the kernel's coarse clock for most requests and the
 //! precise one for a sample (see [`P2c`]'s "Clock"); timing every request, the handle cost
 //! 112–118 ns (one run).
