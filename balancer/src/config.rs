@@ -45,7 +45,8 @@ pub struct P2cConfig {
     pub force_pick_after: Duration,
     /// What to do when no endpoint is ready.
     pub when_empty: WhenEmpty,
-    /// Seed of the candidate draws, for reproducible tests. A [`SharedP2c`](crate::SharedP2c)
+    /// Seed of the candidate draws (and of the draws of the requests timed, on a clock with a
+    /// recent time), for reproducible tests. A [`SharedP2c`](crate::SharedP2c)
     /// with a seed also keeps one set of statistics per endpoint for all threads (see its
     /// "Sharing"), so that its picks do not depend on the CPUs its threads run on: leave it
     /// unset in production.
@@ -105,8 +106,13 @@ impl P2cConfig {
 
     /// How a balancer of this configuration reads the time of its requests on `clock`: its
     /// averages and force-pick clock need no finer instants than a tenth of the shorter of
-    /// `tau` and `force_pick_after` (see [`Timing`]).
+    /// `tau` and `force_pick_after` (see [`Timing`]). With a seed, the requests it times are
+    /// drawn from it too.
     pub(crate) fn timing<C: Clock>(&self, clock: &C) -> Timing {
-        Timing::new(clock, self.tau.min(self.force_pick_after))
+        let timing = Timing::new(clock, self.tau.min(self.force_pick_after));
+        match self.seed {
+            Some(seed) => timing.with_seed(seed),
+            None => timing,
+        }
     }
 }

@@ -317,6 +317,11 @@ impl EndpointStats {
     pub(crate) fn is_warm(&self) -> bool {
         self.lag_stamp.load(Ordering::Relaxed) != NEVER
     }
+
+    /// Whether an outcome (a success or a failure) has been learnt.
+    pub(crate) fn has_outcomes(&self) -> bool {
+        self.batch_at.load(Ordering::Relaxed) != NEVER
+    }
 }
 
 /// Adds one to a count only the holder of the `writing` flag writes: a load and a store.
@@ -327,9 +332,11 @@ fn increment(count: &AtomicU64) {
 }
 
 /// `e^(-x)` for `x ≥ 0`: the weight an average keeps after `x` time constants. Below
-/// 2⁻¹⁰ (a busy endpoint's completions come well within a thousandth of the 600 ms time
-/// constant) it is `1 - x + x²/2`, within `x³/6 < 2·10⁻¹⁰` of it and a fraction of `exp`'s
-/// cost, which is the largest single cost of a completion otherwise.
+/// 2⁻¹⁰ (on the precise clock, a busy endpoint's completions come well within a thousandth
+/// of the 600 ms time constant) it is `1 - x + x²/2`, within `x³/6 < 2·10⁻¹⁰` of it and a
+/// fraction of `exp`'s cost, which is the largest single cost of a completion otherwise. On
+/// a ticking clock the success average's batches are a tick apart (a 150th of τ on a 4 ms
+/// tick): `exp` then runs once per tick, at the batch's first completion.
 #[inline]
 fn decay(x: f64) -> f64 {
     if x < 1.0 / 1024.0 {
@@ -445,7 +452,7 @@ mod tests {
     }
 
     #[test]
-    fn success_decays_with_the_same_weight_and_ignored_outcomes_leave_it() {
+    fn success_decays_with_time_and_ignored_outcomes_leave_it() {
         let stats = EndpointStats::new(Duration::ZERO, TAU, Duration::ZERO);
         complete(&stats, 10 * MS, MS, Outcome::Failure);
         assert_eq!(stats.success(), 0.0, "the first sample sets it");

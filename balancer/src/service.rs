@@ -45,7 +45,8 @@ pub struct EndpointSnapshot<K> {
 /// the one with the lower [`Score`] (an endpoint that has lost every draw for 3 s is picked
 /// once anyway: [`TwoChoices`](crate::TwoChoices)). Each endpoint keeps, in floating point, an EWMA of its latency
 /// (peak-sensitive: a slower sample replaces it at once) and of its outcomes, both decaying
-/// with the time between completions (τ = 600 ms); its in-flight count; and the start times of
+/// with the time between their samples (τ = 600 ms; see "Clock" for which completions are
+/// samples of each); its in-flight count; and the start times of
 /// its in-flight requests, so that an endpoint whose requests have all stalled looks slow
 /// before any of them completes.
 ///
@@ -92,14 +93,15 @@ pub struct EndpointSnapshot<K> {
 /// # Clock
 ///
 /// On a clock whose recent time ticks at least ten times within the shorter of `tau` and
-/// `force_pick_after` (the default [`SystemClock`]'s kernel coarse clock, 1–4 ms, against
+/// `force_pick_after` (the default [`SystemClock`]'s kernel coarse clock, 1–10 ms, against
 /// 600 ms), a request is placed at that time when it is picked (in `poll_ready`) and when it
 /// completes, and a sample of requests (the first of each tick, one in 16 of the rest: see
 /// [`Timing`](rampart_core::Timing)) is timed by reading the precise `now` at both ends
 /// besides. Every completion teaches the success average, the completions of one tick
 /// averaged into one sample; the timed ones teach the latency average; a request in flight
-/// counts as stalled once it looks a tick older than that average. On any other clock every
-/// request reads `now` once at each end and is timed.
+/// counts as stalled once it looks more than a tick older than that average. On any other
+/// clock every request reads `now` once at each end and is timed. With a
+/// [`seed`](crate::P2cConfig::seed), the requests timed are drawn from it.
 pub struct P2c<D, Req, C = SystemClock, S = PeakSuccess, L = DefaultClassifier>
 where
     D: Discover,

@@ -132,7 +132,7 @@ impl<K, S> EndpointSet<K, S> {
         &mut self.endpoints[at]
     }
 
-    /// The median EWMA latency of the endpoints that have completed requests; zero if none.
+    /// The median EWMA latency of the endpoints that have measured a latency; zero if none.
     pub(crate) fn median_warm_lag(&self) -> Duration {
         let mut lags: Vec<f64> = self
             .endpoints

@@ -118,12 +118,12 @@ where
         self.promote_pending::<Req>(cx);
         while !self.set.ready().is_empty() {
             self.empty_timer = None;
-            let arrival = self.timing.arrival(&self.clock);
-            let Some(at) = self.pick(arrival.at) else {
-                break;
-            };
+            let now = self.timing.instant(&self.clock);
+            let Some(at) = self.pick(now) else { break };
             match Service::<Req>::poll_ready(&mut self.set.get_mut(at).service, cx) {
                 Poll::Ready(Ok(())) => {
+                    // Timed or not, drawn now that the request goes ahead.
+                    let arrival = self.timing.arrival_at(now, &self.clock);
                     self.chosen = Some((at, arrival));
                     return Poll::Ready(Ok(()));
                 }

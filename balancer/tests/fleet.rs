@@ -75,6 +75,10 @@ async fn a_10x_slower_endpoint_gets_under_1_percent_and_p99_stays_within_20_perc
         p99 <= healthy_p99.mul_f64(1.2),
         "p99 {p99:?} against {healthy_p99:?} healthy"
     );
+    eprintln!(
+        "10x slower: {:.2} %, p99 {p99:?} (healthy {healthy_p99:?})",
+        slow_share * 100.0
+    );
 }
 
 /// A seeded generator for tower's `Balance`.

@@ -12,8 +12,9 @@
 //!   [`recent`](Clock::recent) time), [`CoarseClock`] (a memory load, millisecond-grade),
 //!   [`ManualClock`] for tests, and `TokioClock` (feature `tokio`) for simulations under
 //!   `tokio::time::pause()`; [`BucketClock`] reads a clock's recent time for windows whose
-//!   buckets are wide enough. [`saturating_nanos`] converts an instant to the `u64` of
-//!   nanoseconds that fits an atomic.
+//!   buckets are wide enough; [`Timing`] places a layer's requests at that recent time and
+//!   times a sample of them ([`Arrival`], [`Finish`], [`Timed`]). [`saturating_nanos`]
+//!   converts an instant to the `u64` of nanoseconds that fits an atomic.
 //! - [`RollingWindow`]: a lock-free ring of `sum`/`count` buckets with exact counts under
 //!   concurrency, two read views ([`WindowView`]) and per-bucket iteration, and
 //!   [`PerBucketCache`] for statistics computed once per bucket. Its documentation states the

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use rampart_core::saturating_nanos;
 use rampart_core::{
-    Clock, ConfigError, Criticality, OncePerBucket, PerBucketCache, SystemClock, ValidWindowConfig,
-    View,
+    Arrival, Clock, ConfigError, Criticality, OncePerBucket, PerBucketCache, SystemClock,
+    ValidWindowConfig, View,
 };
 
 use crate::cpu::CpuUsage;
@@ -20,7 +20,6 @@ use crate::ledger::{Ledger, mean_rt_us, passes};
 use crate::metrics::LimiterMetrics;
 use crate::priority::Priorities;
 use crate::{BbrConfig, Gate, Overloaded, SchedulingDelay, SystemCpu};
-use rampart_core::Arrival;
 
 /// Drops are remembered at this resolution: finer would make every shed request write to a
 /// shared cache line.

@@ -12,9 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::Gauge;
-use rampart_core::{BucketStats, Clock, RollingWindow, saturating_nanos};
-
-use rampart_core::{Arrival, Timing};
+use rampart_core::{Arrival, BucketStats, Clock, RollingWindow, Timing, saturating_nanos};
 
 /// Added to a bucket's count by a timed completion: the count's high half counts the timed
 /// completions, its low half all of them (a bucket would need 2³² completions to carry).

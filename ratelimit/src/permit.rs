@@ -7,11 +7,10 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_core::{Clock, Criticality, RequestContext, SystemClock};
+use rampart_core::{Arrival, Clock, Criticality, RequestContext, SystemClock};
 
 use crate::ledger::Ledger;
 use crate::{BbrLimiter, CpuUsage, Overloaded, SystemCpu};
-use rampart_core::Arrival;
 
 /// # Admission
 impl<C: Clock, U: CpuUsage> BbrLimiter<C, U> {

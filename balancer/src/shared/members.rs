@@ -85,7 +85,8 @@ pub(crate) struct Merged {
     /// The same mean of the lanes' effective latencies (see
     /// [`EndpointStats::effective_lag_ns`]).
     pub(crate) effective_lag_ns: f64,
-    /// The mean of the warm lanes' success EWMAs (1 when no lane is warm).
+    /// The mean of the success EWMAs of the lanes that have learnt an outcome (1 when none
+    /// has).
     pub(crate) success: f64,
     /// Requests in flight, over all lanes.
     pub(crate) inflight: u64,
@@ -165,7 +166,9 @@ impl Record {
             weight: first.weight(),
             warm: false,
         };
-        let mut warm = 0_u32;
+        // Lanes that have measured a latency, and lanes that have learnt an outcome (on a
+        // clock with a recent time, a lane may have the second without the first).
+        let (mut warm, mut judged) = (0_u32, 0_u32);
         for lane in &self.lanes {
             let stats = &lane.stats;
             merged.inflight += stats.inflight();
@@ -174,20 +177,26 @@ impl Record {
                 warm += 1;
                 merged.lag_ns += stats.lag_ns();
                 merged.effective_lag_ns += stats.effective_lag_ns(now);
+            }
+            if stats.has_outcomes() {
+                judged += 1;
                 merged.success += stats.success();
             }
         }
         if warm == 0 {
             merged.lag_ns = first.lag_ns();
             merged.effective_lag_ns = first.effective_lag_ns(now);
-            merged.success = first.success();
         } else {
             let warm = f64::from(warm);
             merged.lag_ns /= warm;
             merged.effective_lag_ns /= warm;
-            merged.success /= warm;
             merged.warm = true;
         }
+        merged.success = if judged == 0 {
+            first.success()
+        } else {
+            merged.success / f64::from(judged)
+        };
         merged
     }
 }
@@ -313,7 +322,7 @@ impl<K: Hash + Eq, Svc> Members<K, Svc> {
     }
 }
 
-/// The median EWMA latency of the members that have completed requests; zero if none.
+/// The median EWMA latency of the members that have measured a latency; zero if none.
 fn median_warm_lag<K, Svc>(list: &[Arc<Member<K, Svc>>]) -> Duration {
     let mut lags: Vec<f64> = list.iter().filter_map(|m| m.record.warm_lag_ns()).collect();
     if lags.is_empty() {

@@ -76,8 +76,8 @@ use crate::{EndpointSnapshot, Load, P2cConfig, Score};
 /// is seen on each CPU at its own next request to it. P2C over each CPU's share of the
 /// traffic still balances the whole, as a proxy's per-worker balancers do. The readiness of
 /// endpoints, their weights and the score gauges are shared.
-/// [`snapshot`](Self::snapshot) adds up the lanes' requests and averages the latency and
-/// success of the lanes that have measured a latency.
+/// [`snapshot`](Self::snapshot) adds up the lanes' requests, averages the latency of the
+/// lanes that have measured one and the success of those that have learnt an outcome.
 ///
 /// A balancer with a [seed](P2cConfig::with_seed) keeps one lane per endpoint: its picks then
 /// depend on its seed and its traffic alone, not on the CPUs its threads happen to run on, as a
@@ -138,14 +138,15 @@ use crate::{EndpointSnapshot, Load, P2cConfig, Score};
 /// # Clock
 ///
 /// On a clock whose recent time ticks at least ten times within the shorter of `tau` and
-/// `force_pick_after` (the default [`SystemClock`]'s kernel coarse clock, 1–4 ms, against
+/// `force_pick_after` (the default [`SystemClock`]'s kernel coarse clock, 1–10 ms, against
 /// 600 ms), a request is placed at that time when it is picked (in `poll_ready`) and when it
 /// completes, and a sample of requests (the first of each tick, one in 16 of the rest: see
 /// [`Timing`](rampart_core::Timing)) is timed by reading the precise `now` at both ends
 /// besides. Every completion teaches the success average, the completions of one tick
 /// averaged into one sample; the timed ones teach the latency average; a request in flight
-/// counts as stalled once it looks a tick older than that average. On any other clock every
-/// request reads `now` once at each end and is timed.
+/// counts as stalled once it looks more than a tick older than that average. On any other
+/// clock every request reads `now` once at each end and is timed. With a
+/// [`seed`](crate::P2cConfig::seed), the requests timed are drawn from it.
 pub struct SharedP2c<K, Svc, C = SystemClock, S = PeakSuccess, L = DefaultClassifier> {
     shared: StripedArc<Shared<K, Svc, C, S>>,
     classifier: L,
@@ -334,8 +335,8 @@ where
     }
 
     /// What the balancer sees of each endpoint, now, over all its lanes (see "Sharing"
-    /// above): requests in flight and picks added up, latency and success averaged over the
-    /// lanes that have measured a latency.
+    /// above): requests in flight and picks added up, latency averaged over the lanes that
+    /// have measured one, success over those that have learnt an outcome.
     pub fn snapshot(&self) -> Vec<EndpointSnapshot<K>> {
         let now = self.shared.timing.instant(&self.shared.clock);
         let list = self.shared.members.load();

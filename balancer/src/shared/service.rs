@@ -98,8 +98,7 @@ where
     S: Score,
 {
     let list = shared.members.load();
-    let arrival = shared.timing.arrival(&shared.clock);
-    let now = arrival.at;
+    let now = shared.timing.instant(&shared.clock);
     let stripe = shared.thread_stripe();
     let mut cx = Context::from_waker(&shared.probe_waker);
     // Each miss takes an endpoint out of the candidates: at most one try per endpoint.
@@ -112,7 +111,8 @@ where
                     lane: Arc::clone(member.record.lane(stripe)),
                     id: member.id,
                     service,
-                    arrival,
+                    // Timed or not, drawn now that the request goes ahead.
+                    arrival: shared.timing.arrival_at(now, &shared.clock),
                 });
             }
             Poll::Pending => shared.park(member, service),

@@ -56,9 +56,9 @@ pub use self::tokio::TokioClock;
 /// request, took 66 ns on the TSC against 38 ns on the coarse clock and 34 ns on a clock that
 /// does not move (`benches/benches/breaker.rs`, rows `breaker_layer/*`). So the layers that
 /// only place events in buckets read `recent` (the breaker, the ratio retry budget); the
-/// limiter places its requests at `recent` and reads `now` besides for a sample of them,
-/// whose response times it measures; the balancer and hedging, which weigh every response
-/// time, read `now`. [`CoarseClock`] saves 2–3 ns more per read, for a thread that wakes
+/// limiter and the balancer place their requests at `recent` and read `now` besides for a
+/// sample of them, whose response times they measure ([`Timing`]); hedging, whose
+/// quantiles weigh every response time, reads `now`. [`CoarseClock`] saves 2–3 ns more per read, for a thread that wakes
 /// 1 000 times a second: offered, not the default.
 ///
 /// # Monotonicity

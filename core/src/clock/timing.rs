@@ -52,6 +52,9 @@ pub struct Timing {
     /// The recent instant (ns) from which the next request to arrive is timed whatever the
     /// draw: written once per tick at most, by the request it times.
     due: AtomicU64,
+    /// With a seed ([`with_seed`](Self::with_seed)), the state of the draws: one sequence
+    /// for all threads, so that a seeded simulation times the same requests on every run.
+    seeded: Option<AtomicU64>,
 }
 
 /// A request's arrival: the instant it is placed at, and the precise instant its response
@@ -134,6 +137,19 @@ impl Timing {
             sampled,
             tick_nanos: saturating_nanos(tick),
             due: AtomicU64::new(0),
+            seeded: None,
+        }
+    }
+
+    /// This timing with its draws taken from one sequence seeded by `seed`, shared by all
+    /// threads, in place of each thread's generator: for a seeded simulation or test, whose
+    /// runs must time the same requests. Each draw then writes a counter all threads share:
+    /// not for production.
+    #[must_use]
+    pub fn with_seed(self, seed: u64) -> Self {
+        Self {
+            seeded: Some(AtomicU64::new(seed)),
+            ..self
         }
     }
 
@@ -168,10 +184,18 @@ impl Timing {
     /// request is timed; one read of `now` when not sampling.
     #[inline]
     pub fn arrival<C: Clock>(&self, clock: &C) -> Arrival {
+        self.arrival_at(self.instant(clock), clock)
+    }
+
+    /// The arrival of a request placed at `at`, an [`instant`](Self::instant) of this timing
+    /// read just before: for a layer that reads the instant to decide (a balancer's pick)
+    /// and draws whether the request is timed only once it goes ahead, so that no draw is
+    /// spent on a decision that sends nothing. Reads `now` if the request is timed.
+    #[inline]
+    pub fn arrival_at<C: Clock>(&self, at: Duration, clock: &C) -> Arrival {
         if !self.sampled {
-            return Arrival::given(clock.now());
+            return Arrival::given(at);
         }
-        let at = clock.recent();
         Arrival {
             at,
             timed_from: self.draw(at).then(|| clock.now()),
@@ -189,7 +213,19 @@ impl Timing {
                 .store(nanos.saturating_add(self.tick_nanos), Ordering::Relaxed);
             return true;
         }
-        fastrand::u32(..Self::ONE_IN) == 0
+        match &self.seeded {
+            None => fastrand::u32(..Self::ONE_IN) == 0,
+            Some(state) => {
+                // SplitMix64: a Weyl sequence through a 64-bit mix.
+                let mut z = state
+                    .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+                    .wrapping_add(0x9E37_79B9_7F4A_7C15);
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                z ^= z >> 31;
+                z % u64::from(Self::ONE_IN) == 0
+            }
+        }
     }
 
     /// The end now of a request of this timing timed from `timed_from` (`None`: not timed),
@@ -292,6 +328,44 @@ mod tests {
         }
         // 10 000 expected, a standard deviation of 97: eight of them either side.
         assert!((9_225..=10_775).contains(&timed), "{timed}");
+    }
+
+    #[test]
+    fn with_a_seed_the_same_requests_are_timed_on_every_run_one_in_sixteen() {
+        let clock = ticking();
+        let pattern = |seed| {
+            let timing = Timing::new(&clock, BUCKET).with_seed(seed);
+            (0..16_000)
+                .map(|_| timing.arrival(&clock).timed_from.is_some())
+                .collect::<Vec<_>>()
+        };
+        let first = pattern(7);
+        assert_eq!(first, pattern(7), "the same seed times the same requests");
+        assert_ne!(first, pattern(8), "another seed, others");
+        // The tick's first, then 1 000 expected of the rest, a standard deviation of 31.
+        assert!(first[0]);
+        let timed = first[1..].iter().filter(|&&timed| timed).count();
+        assert!((750..=1_250).contains(&timed), "{timed}");
+    }
+
+    #[test]
+    fn an_arrival_at_an_instant_read_before_is_placed_there() {
+        let clock = ticking();
+        let timing = Timing::new(&clock, BUCKET);
+        let at = timing.instant(&clock);
+        clock.advance(5 * MS);
+        let arrival = timing.arrival_at(at, &clock);
+        assert_eq!(arrival.at, 4 * MS, "where the decision was made");
+        assert_eq!(
+            arrival.timed_from,
+            Some(12 * MS),
+            "the tick's first: timed now"
+        );
+        let precise = ManualClock::starting_at(3 * MS);
+        let timing = Timing::new(&precise, BUCKET);
+        let at = timing.instant(&precise);
+        precise.advance(MS);
+        assert_eq!(timing.arrival_at(at, &precise), Arrival::given(3 * MS));
     }
 
     #[test]
