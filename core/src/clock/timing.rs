@@ -143,8 +143,8 @@ impl Timing {
 
     /// This timing with its draws taken from one sequence seeded by `seed`, shared by all
     /// threads, in place of each thread's generator: for a seeded simulation or test, whose
-    /// runs must time the same requests. Each draw then writes a counter all threads share:
-    /// not for production.
+    /// runs must time the same requests when one thread drives them. Each draw then writes a
+    /// value all threads share: not for production.
     #[must_use]
     pub fn with_seed(self, seed: u64) -> Self {
         Self {
@@ -215,16 +215,7 @@ impl Timing {
         }
         match &self.seeded {
             None => fastrand::u32(..Self::ONE_IN) == 0,
-            Some(state) => {
-                // SplitMix64: a Weyl sequence through a 64-bit mix.
-                let mut z = state
-                    .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-                    .wrapping_add(0x9E37_79B9_7F4A_7C15);
-                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                z ^= z >> 31;
-                z % u64::from(Self::ONE_IN) == 0
-            }
+            Some(state) => seeded_draw(state),
         }
     }
 
@@ -234,6 +225,24 @@ impl Timing {
     pub fn completion<C: Clock>(&self, clock: &C, timed_from: Option<Duration>) -> Finish {
         finish(clock, self.sampled, timed_from)
     }
+}
+
+/// A seeded timing's draw: the next of the sequence of `state`, one in
+/// [`ONE_IN`](Timing::ONE_IN) true. A load and a store, not a read-modify-write: threads
+/// drawing at once may draw the same value, so a seeded run is reproducible when one thread
+/// drives it (as a simulation or a test on paused time does). Out of line: the request path
+/// of an unseeded timing keeps only the branch.
+#[inline(never)]
+fn seeded_draw(state: &AtomicU64) -> bool {
+    // SplitMix64: a Weyl sequence through a 64-bit mix.
+    let mut z = state
+        .load(Ordering::Relaxed)
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    state.store(z, Ordering::Relaxed);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    z % u64::from(Timing::ONE_IN) == 0
 }
 
 /// A request's end on `clock`, placed on the recent time when `sampled`.
