@@ -242,7 +242,7 @@ fn seeded_draw(state: &AtomicU64) -> bool {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
-    z % u64::from(Timing::ONE_IN) == 0
+    z.is_multiple_of(u64::from(Timing::ONE_IN))
 }
 
 /// A request's end on `clock`, placed on the recent time when `sampled`.
