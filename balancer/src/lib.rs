@@ -75,13 +75,13 @@
 //! balancer, `SharedP2c` where many send through it.
 //!
 //! Cost, medians of two runs on our 2-vCPU benchmark machine: one request through a handle
-//! costs 85–93 ns at 2, 10 or 100 endpoints, 0.21× to 0.22× tower's `Balance` with
-//! `PeakEwma` and 24 to 33 ns above `P2c` (`benches/benches/balancer.rs`,
+//! costs 82–93 ns at 2, 10 or 100 endpoints, 0.20× to 0.22× tower's `Balance` with
+//! `PeakEwma` and 19 to 29 ns above `P2c` (`benches/benches/balancer.rs`,
 //! `rampart/shared_p2c_peak_success`); retry → breaker → `SharedP2c` with no `Buffer`, in a
-//! task's loop, costs 0.28× and 0.29× tower's retry → `Buffer` → `Balance`, and 0.69× and
-//! 0.71× the `Buffer` alone (`benches/benches/stack.rs`, group `stack`). Two threads sharing
-//! that stack send 1.69× to 1.90× the requests of one over four runs (the handle alone 1.86×
-//! to 1.96×), where a `Buffer` sends 0.86× to 0.94× and tower's stack 0.88× and 0.89× (group
+//! task's loop, costs 0.29× tower's retry → `Buffer` → `Balance` (0.289× and 0.288×), and
+//! 0.74× the `Buffer` alone (`benches/benches/stack.rs`, group `stack`). Two threads sharing
+//! that stack send 1.96× and 1.82× the requests of one (the handle alone 1.78× and 1.77×),
+//! where a `Buffer` sends 0.90× and 0.92× and tower's stack 0.86× and 0.87× (group
 //! `stack_tasks`). Both balancers read the kernel's coarse clock for most requests and the
 //! precise one for a sample (see [`P2c`]'s "Clock"); timing every request, the handle cost
 //! 112–118 ns (one run).
@@ -127,9 +127,9 @@
 //!   (Kratos's integer ratchet decays it to 0.399 in 1 000 s).
 //! - A cancelled request counts as neither success nor failure (Kratos issue #3834).
 //! - Failures count ([`PeakEwma`], tower's cost, is blind to them).
-//! - No ready cache moving endpoints between sets on every call: one request costs 60–61 ns
-//!   at 2, 10 or 100 endpoints, against 407–419 ns for tower's `Balance` with `PeakEwma` and
-//!   163–172 ns with `PendingRequests` (`benches/benches/balancer.rs`, medians of two runs on
+//! - No ready cache moving endpoints between sets on every call: one request costs 63–64 ns
+//!   at 2, 10 or 100 endpoints, against 408–425 ns for tower's `Balance` with `PeakEwma` and
+//!   165–182 ns with `PendingRequests` (`benches/benches/balancer.rs`, medians of two runs on
 //!   our 2-vCPU machine).
 //! - Latency from a sample of requests where the clock has a cheap recent time (tower's
 //!   `PeakEwma` reads the precise clock twice per request): the first request of each tick
