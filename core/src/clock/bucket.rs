@@ -38,7 +38,7 @@ impl<C: Clock> BucketClock<C> {
     /// Reads `clock` for buckets of `bucket`.
     pub fn new(clock: C, bucket: Duration) -> Self {
         let tick = clock.recent_resolution();
-        let recent = tick.saturating_mul(10) <= bucket;
+        let recent = super::recent_is_fine_for(tick, bucket);
         let resolution = if recent { tick } else { Duration::ZERO };
         Self {
             clock,

@@ -116,6 +116,14 @@ pub trait Clock: Send + Sync + 'static {
     }
 }
 
+/// Whether a recent time that may stand still for `tick` is fine enough for instants of
+/// `granularity` (a window's bucket, an average's time constant): when it ticks at least ten
+/// times within it. [`BucketClock`] and [`Timing`] both ask.
+#[inline]
+pub(crate) fn recent_is_fine_for(tick: Duration, granularity: Duration) -> bool {
+    tick.saturating_mul(10) <= granularity
+}
+
 /// A clock behind a pointer reads the clock it points to, in each of its readings.
 macro_rules! forward_clock {
     ($($pointer:ident),*) => {$(

@@ -132,7 +132,7 @@ impl Timing {
     /// recent time ticks at least ten times within it.
     pub fn new<C: Clock>(clock: &C, granularity: Duration) -> Self {
         let tick = clock.recent_resolution();
-        let sampled = !tick.is_zero() && tick.saturating_mul(10) <= granularity;
+        let sampled = !tick.is_zero() && super::recent_is_fine_for(tick, granularity);
         Self {
             sampled,
             tick_nanos: saturating_nanos(tick),
