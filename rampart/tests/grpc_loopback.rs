@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rampart::HttpClassifier;
-use rampart::balancer::{P2c, P2cConfig};
+use rampart::balancer::{P2c, P2cConfig, PeakSuccess};
 use rampart::breaker::{BreakerConfig, BreakerLayer};
 use rampart::core::{GrpcBody, GrpcClassifier, ManualClock};
 use rampart::ratelimit::{BbrConfig, ManualCpu};
@@ -29,6 +29,7 @@ use support::grpc::{
     EchoService, GrpcEndpoint, Held, WholeBody, grpc_stack, hot_limiter, say, serve,
 };
 use tonic::Code;
+use tower::discover::ServiceList;
 use tower::util::BoxCloneService;
 use tower::{BoxError, Service, ServiceBuilder};
 
@@ -262,11 +263,17 @@ async fn the_breaker_and_the_balancer_count_trailers_only_errors_and_errors_afte
     );
 
     // The balancer, over the same server: its success rate stays whole through the answered
-    // call and drops at each failure.
+    // call and drops at each failure. Its clock is moved a millisecond after each call, so
+    // that each completion is a sample of its own (on the system clock, the completions of
+    // one tick of its coarse time are averaged into one sample, and a second failure within
+    // the tick of the first would leave the average where the first put it).
+    let clock = ManualClock::new();
     let balancer = Shared(Arc::new(Mutex::new(
-        P2c::from_services(
-            [endpoint()],
+        P2c::new_with(
+            ServiceList::new::<http::Request<http_body_util::Full<bytes::Bytes>>>(vec![endpoint()]),
             P2cConfig::default().with_name("grpc-trailers"),
+            clock.clone(),
+            PeakSuccess,
         )
         .expect("valid")
         .with_classifier(GrpcClassifier),
@@ -283,6 +290,7 @@ async fn the_breaker_and_the_balancer_count_trailers_only_errors_and_errors_afte
         move |_: &str| {
             let success = balancer.0.lock().expect("not poisoned").snapshot()[0].success;
             rates.lock().expect("not poisoned").push(success);
+            clock.advance(Duration::from_millis(1));
         }
     };
     calls(client, Box::new(record)).await;
