@@ -33,6 +33,9 @@ use tower::discover::ServiceList;
 use tower::util::BoxCloneService;
 use tower::{BoxError, Service, ServiceBuilder};
 
+/// A request as the gRPC client sends it to an endpoint.
+type GrpcRequest = http::Request<http_body_util::Full<bytes::Bytes>>;
+
 /// Calls of each kind in the breaker's test.
 const EACH: u64 = 10;
 
@@ -263,20 +266,17 @@ async fn the_breaker_and_the_balancer_count_trailers_only_errors_and_errors_afte
     );
 
     // The balancer, over the same server: its success rate stays whole through the answered
-    // call and drops at each failure. Its clock is moved a millisecond after each call, so
-    // that each completion is a sample of its own (on the system clock, the completions of
-    // one tick of its coarse time are averaged into one sample, and a second failure within
-    // the tick of the first would leave the average where the first put it).
-    let clock = ManualClock::new();
+    // call and drops at each failure: each a sample of its own on a clock moved after each
+    // call (the system clock's coarse tick would average two failures into one sample).
+    let (clock, config) = (
+        ManualClock::new(),
+        P2cConfig::default().with_name("grpc-trailers"),
+    );
+    let list = ServiceList::new::<GrpcRequest>(vec![endpoint()]);
     let balancer = Shared(Arc::new(Mutex::new(
-        P2c::new_with(
-            ServiceList::new::<http::Request<http_body_util::Full<bytes::Bytes>>>(vec![endpoint()]),
-            P2cConfig::default().with_name("grpc-trailers"),
-            clock.clone(),
-            PeakSuccess,
-        )
-        .expect("valid")
-        .with_classifier(GrpcClassifier),
+        P2c::new_with(list, config, clock.clone(), PeakSuccess)
+            .expect("valid")
+            .with_classifier(GrpcClassifier),
     )));
     let stack = ServiceBuilder::new()
         .map_response(tonic_body)
